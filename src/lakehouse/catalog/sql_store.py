@@ -1,0 +1,1104 @@
+"""The versioned catalog on a relational database: SQLite (embedded) or PostgreSQL.
+
+Tables (all prefixed ``lh_``):
+
+* ``lh_refs``    — one row per branch/tag: name, type, head hash.
+* ``lh_commits`` — immutable commits: parents, generation, root of the key tree,
+  metadata and the operations as committed.
+* ``lh_nodes``   — immutable, content-addressed nodes of the key trees
+  (:mod:`lakehouse.catalog.tree`).
+* ``lh_meta``    — schema version and repository settings.
+
+Writers serialize per database (SQLite ``BEGIN IMMEDIATE``) or per reference
+(PostgreSQL ``SELECT … FOR UPDATE`` on the ref row), so a commit is checked and
+applied against the head it will replace: nothing is lost or applied twice. Readers
+never lock: commits and nodes are immutable, so after resolving a head hash every
+read is of immutable rows, served from an in-process cache when warm.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from lakehouse.catalog.merge import common_ancestor, plan_merge
+from lakehouse.catalog.model import (
+    NO_ANCESTOR,
+    Branch,
+    CommitMeta,
+    CommitResult,
+    Conflict,
+    ConflictType,
+    Content,
+    ContentKey,
+    ContentType,
+    Delete,
+    DiffEntry,
+    Entry,
+    KeyMergeDetail,
+    LogEntry,
+    LogPage,
+    MergeBehavior,
+    MergeResult,
+    Namespace,
+    Operation,
+    Put,
+    Reference,
+    ReferenceType,
+    RefSpec,
+    Unchanged,
+    content_from_json,
+    operation_from_json,
+    operation_to_json,
+    validate_hash,
+    validate_ref_name,
+    with_id,
+)
+from lakehouse.catalog.store import RefLike, ResolvedRef, VersionStore
+from lakehouse.catalog.tree import EMPTY_DATA, EMPTY_TREE, Node, TreeReader, TreeWriter, Value
+from lakehouse.errors import (
+    CommitConflictError,
+    CommitStateUnknownError,
+    InvalidInputError,
+    MergeConflictError,
+    ReadOnlyReferenceError,
+    ReferenceAlreadyExistsError,
+    ReferenceConflictError,
+    ReferenceNotFoundError,
+    TransientCatalogError,
+)
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+metadata = sa.MetaData()
+meta_table = sa.Table(
+    "lh_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+refs_table = sa.Table(
+    "lh_refs",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("type", sa.String(8), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+commits_table = sa.Table(
+    "lh_commits",
+    metadata,
+    sa.Column("hash", sa.String(64), primary_key=True),
+    sa.Column("parent", sa.String(64), nullable=True),
+    sa.Column("merge_parent", sa.String(64), nullable=True),
+    sa.Column("generation", sa.BigInteger, nullable=False),
+    sa.Column("tree", sa.String(64), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("author", sa.Text, nullable=True),
+    sa.Column("committer", sa.Text, nullable=True),
+    sa.Column("authored_at", sa.BigInteger, nullable=False),
+    sa.Column("committed_at", sa.BigInteger, nullable=False),
+    sa.Column("properties", sa.Text, nullable=False),
+    sa.Column("operations", sa.Text, nullable=False),
+)
+nodes_table = sa.Table(
+    "lh_nodes",
+    metadata,
+    sa.Column("hash", sa.String(64), primary_key=True),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
+# Each migration brings the schema from version i to i + 1. Never edit a released one.
+_MIGRATIONS: list[Callable[[Connection], None]] = [
+    lambda conn: metadata.create_all(conn),
+]
+
+
+@dataclass(frozen=True)
+class _Commit:
+    hash: str
+    parent: str | None
+    merge_parent: str | None
+    generation: int
+    tree: str
+    message: str
+    author: str | None
+    committer: str | None
+    authored_at: int
+    committed_at: int
+    properties: str
+    operations: str
+
+    @property
+    def parents(self) -> tuple[str, ...]:
+        return tuple(p for p in (self.parent, self.merge_parent) if p is not None)
+
+    def meta(self) -> CommitMeta:
+        return CommitMeta(
+            message=self.message,
+            author=self.author,
+            committer=self.committer,
+            authored_time=_from_micros(self.authored_at),
+            commit_time=_from_micros(self.committed_at),
+            properties=json.loads(self.properties),
+            hash=self.hash,
+            parent_hashes=self.parents,
+        )
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _LRU(Generic[K, V]):
+    """A small thread-safe LRU map for immutable rows."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.data: OrderedDict[K, V] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self.lock:
+            value = self.data.get(key)
+            if value is not None:
+                self.data.move_to_end(key)
+            return value
+
+    def put(self, key: K, value: V) -> None:
+        with self.lock:
+            self.data[key] = value
+            self.data.move_to_end(key)
+            while len(self.data) > self.size:
+                self.data.popitem(last=False)
+
+
+def _micros(value: datetime) -> int:
+    return int(value.timestamp() * 1_000_000)
+
+
+def _from_micros(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1_000_000, tz=UTC)
+
+
+def _now_micros() -> int:
+    return time.time_ns() // 1000
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+class SqlStore(VersionStore):
+    """:class:`VersionStore` on SQLite or PostgreSQL, through SQLAlchemy Core.
+
+    ``url`` is a SQLAlchemy URL: ``sqlite:///path/catalog.db`` or
+    ``postgresql+psycopg://user:pass@host/db``. The schema is created or migrated on
+    first use; ``main`` exists from the start.
+    """
+
+    def __init__(self, url: str, *, default_branch: str = "main", engine: Engine | None = None):
+        self.url = url
+        self.default_branch = validate_ref_name(default_branch)
+        self.engine = engine or _create_engine(url)
+        self.dialect = self.engine.dialect.name
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise InvalidInputError(f"unsupported catalog database {self.dialect!r}")
+        self._nodes: _LRU[str, Node] = _LRU(100_000)
+        self._commits: _LRU[str, _Commit] = _LRU(50_000)
+        self._reader = TreeReader(self)
+        self._migrate()
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Dispose of the connection pool."""
+        self.engine.dispose()
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise TransientCatalogError(f"catalog database unavailable: {exc.orig}") from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction; the outcome of a failure while committing is unknown."""
+        try:
+            conn = self.engine.connect().execution_options(lakehouse_write=True)
+        except OperationalError as exc:
+            raise TransientCatalogError(f"catalog database unavailable: {exc.orig}") from exc
+        with conn:
+            try:
+                trans = conn.begin()
+            except OperationalError as exc:
+                raise TransientCatalogError(f"catalog database busy: {exc.orig}") from exc
+            try:
+                yield conn
+            except BaseException:
+                trans.rollback()
+                raise
+            try:
+                trans.commit()
+            except DBAPIError as exc:
+                raise CommitStateUnknownError(
+                    f"the catalog database failed while committing; the outcome is unknown: {exc.orig}"
+                ) from exc
+
+    def _migrate(self) -> None:
+        with self._write() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7420001)"))
+            version = 0
+            if sa.inspect(conn).has_table("lh_meta"):
+                row = conn.execute(
+                    sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
+                ).first()
+                version = int(row[0]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise InvalidInputError(
+                    f"catalog schema version {version} is newer than this Lakehouse supports "
+                    f"({SCHEMA_VERSION}); upgrade Lakehouse"
+                )
+            for step in _MIGRATIONS[version:]:
+                step(conn)
+            if version < SCHEMA_VERSION:
+                self._upsert_meta(conn, "schema_version", str(SCHEMA_VERSION))
+            if version == 0:
+                self._insert_ignore(conn, nodes_table, [{"hash": EMPTY_TREE, "data": EMPTY_DATA}])
+                self._insert_ignore(conn, commits_table, [_root_row()])
+                self._insert_ignore(
+                    conn,
+                    refs_table,
+                    [{"name": self.default_branch, "type": "BRANCH", "hash": NO_ANCESTOR,
+                      "updated_at": _now_micros()}],
+                )
+                self._upsert_meta(conn, "default_branch", self.default_branch)
+                self._upsert_meta(conn, "repository_id", str(uuid.uuid4()))
+
+    def _upsert_meta(self, conn: Connection, key: str, value: str) -> None:
+        updated = conn.execute(
+            meta_table.update().where(meta_table.c.key == key).values(value=value)
+        ).rowcount
+        if not updated:
+            conn.execute(meta_table.insert().values(key=key, value=value))
+
+    def _insert_ignore(self, conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            conn.execute(pg_insert(table).on_conflict_do_nothing(), rows)
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            conn.execute(sqlite_insert(table).on_conflict_do_nothing(), rows)
+
+    # -- immutable rows ---------------------------------------------------------------
+
+    def get_nodes(self, hashes: Sequence[str]) -> dict[str, Node]:
+        """Tree nodes by hash (the :class:`~lakehouse.catalog.tree.NodeSource` protocol)."""
+        out: dict[str, Node] = {}
+        missing: list[str] = []
+        for h in hashes:
+            node = self._nodes.get(h)
+            if node is None:
+                missing.append(h)
+            else:
+                out[h] = node
+        if missing:
+            with self._read() as conn:
+                for start in range(0, len(missing), 500):
+                    chunk = missing[start : start + 500]
+                    rows = conn.execute(
+                        sa.select(nodes_table.c.hash, nodes_table.c.data).where(
+                            nodes_table.c.hash.in_(chunk)
+                        )
+                    )
+                    for h, data in rows:
+                        node = Node.decode(bytes(data))
+                        self._nodes.put(h, node)
+                        out[h] = node
+            absent = [h for h in missing if h not in out]
+            if absent:
+                raise CommitStateUnknownError(f"catalog is missing tree nodes {absent[:3]}")
+        return out
+
+    def _commit_rows(
+        self, hashes: Sequence[str], conn: Connection | None = None
+    ) -> dict[str, _Commit]:
+        out: dict[str, _Commit] = {}
+        missing: list[str] = []
+        for h in hashes:
+            row = self._commits.get(h)
+            if row is None:
+                missing.append(h)
+            else:
+                out[h] = row
+        if missing:
+            with self._maybe(conn) as c:
+                for start in range(0, len(missing), 500):
+                    chunk = missing[start : start + 500]
+                    for r in c.execute(
+                        sa.select(commits_table).where(commits_table.c.hash.in_(chunk))
+                    ):
+                        row = _Commit(**r._mapping)
+                        self._commits.put(row.hash, row)
+                        out[row.hash] = row
+        return out
+
+    def _commit_row(self, h: str, conn: Connection | None = None) -> _Commit:
+        row = self._commit_rows([h], conn).get(h)
+        if row is None:
+            raise ReferenceNotFoundError("@" + h, f"commit '{h}' does not exist")
+        return row
+
+    @contextmanager
+    def _maybe(self, conn: Connection | None) -> Iterator[Connection]:
+        if conn is not None:
+            yield conn
+        else:
+            with self._read() as c:
+                yield c
+
+    def _expand_hash(self, value: str, conn: Connection | None = None) -> str:
+        h = validate_hash(value)
+        if len(h) == 64:
+            self._commit_row(h, conn)
+            return h
+        with self._maybe(conn) as c:
+            rows = c.execute(
+                sa.select(commits_table.c.hash).where(commits_table.c.hash.like(h + "%")).limit(2)
+            ).all()
+        if not rows:
+            raise ReferenceNotFoundError("@" + h, f"commit '{h}' does not exist")
+        if len(rows) > 1:
+            raise InvalidInputError(f"commit hash prefix '{h}' is ambiguous; give more digits")
+        return str(rows[0][0])
+
+    def _parents(self, hashes: Sequence[str]) -> dict[str, tuple[int, tuple[str, ...]]]:
+        rows = self._commit_rows(hashes)
+        return {h: (r.generation, r.parents) for h, r in rows.items()}
+
+    def _first_parent_chain(
+        self, start: str, limit: int, conn: Connection | None = None
+    ) -> list[_Commit]:
+        """Up to ``limit`` commits from ``start`` along first parents (``start`` first)."""
+        chain = sa.text(
+            """
+            WITH RECURSIVE chain(h, n) AS (
+                SELECT CAST(:start AS VARCHAR(64)), 0
+                UNION ALL
+                SELECT c.parent, chain.n + 1 FROM lh_commits c JOIN chain ON c.hash = chain.h
+                WHERE c.parent IS NOT NULL AND chain.n + 1 < :limit
+            )
+            SELECT h FROM chain ORDER BY n
+            """
+        )
+        with self._maybe(conn) as c:
+            hashes = [str(r[0]) for r in c.execute(chain, {"start": start, "limit": limit})]
+            rows = self._commit_rows(hashes, c)
+        return [rows[h] for h in hashes]
+
+    # -- references -------------------------------------------------------------------
+
+    def list_references(self) -> list[Reference]:
+        """Every branch and tag, sorted by name."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(refs_table.c.name, refs_table.c.type, refs_table.c.hash).order_by(
+                    refs_table.c.name
+                )
+            ).all()
+        return [Reference.of(t, n, h) for n, t, h in rows]
+
+    def _ref_row(
+        self, conn: Connection, name: str, *, for_update: bool = False
+    ) -> tuple[ReferenceType, str]:
+        query = sa.select(refs_table.c.type, refs_table.c.hash).where(refs_table.c.name == name)
+        if for_update and self.dialect == "postgresql":
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            raise ReferenceNotFoundError(name)
+        return ReferenceType(row[0]), str(row[1])
+
+    def get_reference(self, name: str) -> Reference:
+        """The branch or tag called ``name``."""
+        validate_ref_name(name)
+        with self._read() as conn:
+            kind, h = self._ref_row(conn, name)
+        return Reference.of(kind, name, h)
+
+    def create_reference(
+        self, name: str, type: ReferenceType, from_ref: RefLike | None = None
+    ) -> Reference:
+        """Create a branch or tag pointing at ``from_ref`` (default: the default branch)."""
+        validate_ref_name(name)
+        kind = ReferenceType(type)
+        target = self.resolve(from_ref).hash
+        try:
+            with self._write() as conn:
+                if conn.execute(
+                    sa.select(refs_table.c.name).where(refs_table.c.name == name)
+                ).first():
+                    raise ReferenceAlreadyExistsError(name)
+                conn.execute(
+                    refs_table.insert().values(
+                        name=name, type=kind.value, hash=target, updated_at=_now_micros()
+                    )
+                )
+        except IntegrityError as exc:
+            raise ReferenceAlreadyExistsError(name) from exc
+        return Reference.of(kind, name, target)
+
+    def assign_reference(
+        self, name: str, expected_hash: str, to: RefLike, type: ReferenceType | None = None
+    ) -> Reference:
+        """Point ``name`` at ``to``, only if it is still at ``expected_hash``."""
+        validate_ref_name(name)
+        target = self.resolve(to).hash
+        with self._write() as conn:
+            kind, current = self._ref_row(conn, name, for_update=True)
+            self._check_type(name, kind, type)
+            expected = self._expand_hash(expected_hash, conn)
+            if current != expected:
+                raise ReferenceConflictError(name, expected, current)
+            conn.execute(
+                refs_table.update()
+                .where(refs_table.c.name == name)
+                .values(hash=target, updated_at=_now_micros())
+            )
+        return Reference.of(kind, name, target)
+
+    def delete_reference(
+        self, name: str, expected_hash: str | None = None, type: ReferenceType | None = None
+    ) -> None:
+        """Delete a branch or tag; the default branch cannot be deleted."""
+        validate_ref_name(name)
+        if name == self.default_branch:
+            raise InvalidInputError(f"the default branch '{name}' cannot be deleted")
+        with self._write() as conn:
+            kind, current = self._ref_row(conn, name, for_update=True)
+            self._check_type(name, kind, type)
+            if expected_hash is not None:
+                expected = self._expand_hash(expected_hash, conn)
+                if current != expected:
+                    raise ReferenceConflictError(name, expected, current)
+            conn.execute(refs_table.delete().where(refs_table.c.name == name))
+
+    @staticmethod
+    def _check_type(name: str, actual: ReferenceType, wanted: ReferenceType | None) -> None:
+        if wanted is not None and ReferenceType(wanted) is not actual:
+            raise ReferenceNotFoundError(
+                name, f"'{name}' is a {actual.value.lower()}, not a {ReferenceType(wanted).value.lower()}"
+            )
+
+    def resolve(self, ref: RefLike | None = None) -> ResolvedRef:
+        """Resolve a reference spec to a commit."""
+        if ref is None:
+            ref = self.default_branch
+        if isinstance(ref, Reference):
+            ref = RefSpec(ref.name, ref.hash)
+        spec = RefSpec.parse(ref) if isinstance(ref, str) else ref
+        with self._read() as conn:
+            reference: Reference | None = None
+            if spec.name is not None:
+                kind, head = self._ref_row(conn, spec.name)
+                reference = Reference.of(kind, spec.name, head)
+                h = self._expand_hash(spec.hash, conn) if spec.hash else head
+            else:
+                assert spec.hash is not None
+                h = self._expand_hash(spec.hash, conn)
+            for op, arg in spec.relative:
+                h = self._relative(h, op, arg, conn)
+        return ResolvedRef(reference, h)
+
+    def _relative(self, h: str, op: str, arg: int | datetime, conn: Connection) -> str:
+        if op == "~":
+            assert isinstance(arg, int)
+            chain = self._first_parent_chain(h, arg + 1, conn)
+            if len(chain) <= arg:
+                raise ReferenceNotFoundError(f"{h}~{arg}", f"commit {h[:12]} has no ancestor {arg} back")
+            return chain[arg].hash
+        if op == "^":
+            assert isinstance(arg, int)
+            parents = self._commit_row(h, conn).parents
+            if not 1 <= arg <= len(parents):
+                raise ReferenceNotFoundError(f"{h}^{arg}", f"commit {h[:12]} has no parent {arg}")
+            return parents[arg - 1]
+        assert isinstance(arg, datetime)
+        limit = _micros(arg)
+        current = h
+        while True:
+            page = self._first_parent_chain(current, 500, conn)
+            for row in page:
+                if row.committed_at <= limit:
+                    return row.hash
+            last = page[-1]
+            if last.parent is None:
+                return NO_ANCESTOR
+            current = last.parent
+
+    # -- contents ---------------------------------------------------------------------
+
+    def _tree_at(self, ref: RefLike | None) -> tuple[ResolvedRef, str]:
+        resolved = self.resolve(ref)
+        return resolved, self._commit_row(resolved.hash).tree
+
+    def get_contents(
+        self, ref: RefLike | None, keys: Iterable[ContentKey]
+    ) -> dict[ContentKey, Content]:
+        """Contents of ``keys`` at ``ref`` (absent keys left out)."""
+        _, tree = self._tree_at(ref)
+        wanted = {k.to_path_string(): k for k in keys}
+        found = self._reader.lookup_many(tree, list(wanted))
+        return {wanted[p]: content_from_json(v) for p, v in found.items()}
+
+    def entries(
+        self,
+        ref: RefLike | None = None,
+        *,
+        prefix: ContentKey | None = None,
+        with_content: bool = False,
+    ) -> list[Entry]:
+        """Keys at ``ref``, optionally only those inside namespace ``prefix``."""
+        _, tree = self._tree_at(ref)
+        out: list[Entry] = []
+        for path, value in self._reader.items(tree):
+            key = ContentKey.parse(path)
+            if prefix is not None and not prefix.is_prefix_of(key):
+                continue
+            content = content_from_json(value) if with_content else None
+            out.append(Entry(key, ContentType(value["type"]), value.get("id"), content))
+        out.sort(key=lambda e: e.key)
+        return out
+
+    # -- commits ----------------------------------------------------------------------
+
+    def commit_meta(self, hash: str) -> CommitMeta:
+        """Metadata of one commit."""
+        return self._commit_row(self._expand_hash(hash)).meta()
+
+    def log(
+        self,
+        ref: RefLike | None = None,
+        *,
+        limit: int = 100,
+        page_token: str | None = None,
+        fetch_operations: bool = False,
+    ) -> LogPage:
+        """First-parent history, newest first."""
+        if limit < 1:
+            raise InvalidInputError("log limit must be at least 1")
+        start = self._expand_hash(page_token) if page_token else self.resolve(ref).hash
+        rows = [r for r in self._first_parent_chain(start, limit + 1) if r.hash != NO_ANCESTOR]
+        entries = tuple(
+            LogEntry(
+                r.meta(),
+                tuple(operation_from_json(o) for o in json.loads(r.operations))
+                if fetch_operations
+                else None,
+            )
+            for r in rows[:limit]
+        )
+        next_token = rows[limit].hash if len(rows) > limit else None
+        return LogPage(entries, next_token)
+
+    def diff(
+        self, from_ref: RefLike, to_ref: RefLike, *, prefix: ContentKey | None = None
+    ) -> list[DiffEntry]:
+        """Keys that differ between two points of history."""
+        _, a = self._tree_at(from_ref)
+        _, b = self._tree_at(to_ref)
+        out = []
+        for path, va, vb in self._reader.diff(a, b):
+            key = ContentKey.parse(path)
+            if prefix is not None and not prefix.is_prefix_of(key):
+                continue
+            out.append(
+                DiffEntry(
+                    key,
+                    content_from_json(va) if va is not None else None,
+                    content_from_json(vb) if vb is not None else None,
+                )
+            )
+        out.sort(key=lambda d: d.key)
+        return out
+
+    def commit(
+        self,
+        branch: str,
+        operations: Sequence[Operation],
+        meta: CommitMeta | str = "",
+        *,
+        expected_hash: str | None = None,
+    ) -> CommitResult:
+        """Commit ``operations`` on ``branch`` atomically, with optimistic concurrency."""
+        validate_ref_name(branch)
+        meta = CommitMeta(message=meta) if isinstance(meta, str) else meta
+        ops = list(operations)
+        if not ops:
+            raise InvalidInputError("a commit needs at least one operation")
+        seen: set[ContentKey] = set()
+        for op in ops:
+            if op.key in seen:
+                raise InvalidInputError(f"key '{op.key}' appears twice in one commit")
+            seen.add(op.key)
+        with self._write() as conn:
+            kind, head = self._ref_row(conn, branch, for_update=True)
+            if kind is not ReferenceType.BRANCH:
+                raise ReadOnlyReferenceError(branch)
+            conflicts: list[Conflict] = []
+            if expected_hash is not None:
+                expected = self._expand_hash(expected_hash, conn)
+                if expected != head:
+                    conflicts += self._changed_since(conn, branch, expected, head, seen)
+            head_row = self._commit_row(head, conn)
+            changes, recorded, added, more = self._check_operations(head_row.tree, ops)
+            conflicts += more
+            if conflicts:
+                raise CommitConflictError(conflicts)
+            new_hash = self._write_commit(
+                conn, branch, head_row, changes, recorded, meta, merge_parent=None
+            )
+        return CommitResult(Branch(branch, new_hash), added)
+
+    def _changed_since(
+        self, conn: Connection, branch: str, expected: str, head: str, keys: Iterable[ContentKey]
+    ) -> list[Conflict]:
+        """Conflicts for ``keys`` changed between ``expected`` and ``head`` of ``branch``."""
+        expected_row = self._commit_row(expected, conn)
+        if not self._is_first_parent_ancestor(conn, expected_row, head):
+            return [
+                Conflict(
+                    None,
+                    ConflictType.UNEXPECTED_HASH,
+                    f"expected hash {expected[:12]} is not in the history of '{branch}'",
+                )
+            ]
+        paths = [k.to_path_string() for k in keys]
+        old = self._reader.lookup_many(expected_row.tree, paths)
+        new = self._reader.lookup_many(self._commit_row(head, conn).tree, paths)
+        return [
+            Conflict(
+                ContentKey.parse(p),
+                ConflictType.VALUE_DIFFERS,
+                f"changed on '{branch}' since the expected hash {expected[:12]}",
+            )
+            for p in paths
+            if old.get(p) != new.get(p)
+        ]
+
+    def _is_first_parent_ancestor(self, conn: Connection, ancestor: _Commit, head: str) -> bool:
+        current = head
+        while True:
+            page = self._first_parent_chain(current, 200, conn)
+            for row in page:
+                if row.hash == ancestor.hash:
+                    return True
+                if row.generation < ancestor.generation:
+                    return False
+            if page[-1].parent is None:
+                return False
+            current = page[-1].parent
+
+    def _check_operations(
+        self, tree: str, ops: Sequence[Operation]
+    ) -> tuple[dict[str, Value | None], list[dict[str, Any]], dict[ContentKey, str], list[Conflict]]:
+        """Validate ``ops`` against ``tree``; return changes, ops to record, new ids, conflicts."""
+        paths = {op.key.to_path_string() for op in ops}
+        for op in ops:
+            if isinstance(op, Put) and op.key.namespace is not None:
+                paths.add(op.key.namespace.to_path_string())
+        current = self._reader.lookup_many(tree, list(paths))
+        deleted_ids = {
+            current[p].get("id")
+            for op in ops
+            if isinstance(op, Delete) and (p := op.key.to_path_string()) in current
+        }
+        changes: dict[str, Value | None] = {}
+        recorded: list[dict[str, Any]] = []
+        added: dict[ContentKey, str] = {}
+        conflicts: list[Conflict] = []
+        for op in ops:
+            path = op.key.to_path_string()
+            existing = current.get(path)
+            if isinstance(op, Unchanged):
+                continue
+            if isinstance(op, Delete):
+                if existing is None:
+                    conflicts.append(
+                        Conflict(op.key, ConflictType.KEY_DOES_NOT_EXIST, "key does not exist")
+                    )
+                    continue
+                changes[path] = None
+                recorded.append(operation_to_json(op))
+                continue
+            content = op.content
+            if isinstance(content, Namespace) and content.elements != op.key.elements:
+                raise InvalidInputError(
+                    f"namespace content {'.'.join(content.elements)!r} put at a different key '{op.key}'"
+                )
+            if existing is not None:
+                if content.id is None:
+                    conflicts.append(Conflict(op.key, ConflictType.KEY_EXISTS, "key already exists"))
+                    continue
+                if existing.get("id") != content.id or existing.get("type") != content.type:
+                    conflicts.append(
+                        Conflict(
+                            op.key,
+                            ConflictType.CONTENT_ID_DIFFERS,
+                            f"expected content id {content.id}, found {existing.get('id')}",
+                        )
+                    )
+                    continue
+            elif content.id is None:
+                content = with_id(content, str(uuid.uuid4()))
+                assert content.id is not None
+                added[op.key] = content.id
+            elif content.id not in deleted_ids:
+                raise InvalidInputError(
+                    f"new content at '{op.key}' must not carry a content id "
+                    "(only a rename, deleting the old key in the same commit, keeps an id)"
+                )
+            parent = op.key.namespace
+            if parent is not None:
+                p = parent.to_path_string()
+                ns = changes[p] if p in changes else current.get(p)
+                if ns is None:
+                    conflicts.append(
+                        Conflict(op.key, ConflictType.NAMESPACE_ABSENT, f"namespace '{parent}' does not exist")
+                    )
+                    continue
+                if ns.get("type") != ContentType.NAMESPACE:
+                    conflicts.append(
+                        Conflict(op.key, ConflictType.NOT_A_NAMESPACE, f"'{parent}' is not a namespace")
+                    )
+                    continue
+            value = content.to_json()
+            changes[path] = value
+            recorded.append({"type": "PUT", "key": op.key.to_json(), "content": value})
+        # a namespace may only be deleted when nothing remains inside it
+        for op in ops:
+            path = op.key.to_path_string()
+            existing = current.get(path)
+            if (
+                isinstance(op, Delete)
+                and existing is not None
+                and existing.get("type") == ContentType.NAMESPACE
+            ):
+                for child_path, _ in self._reader.items(tree):
+                    child = ContentKey.parse(child_path)
+                    if op.key.is_prefix_of(child) and changes.get(child_path, 0) is not None:
+                        conflicts.append(
+                            Conflict(
+                                op.key,
+                                ConflictType.NAMESPACE_NOT_EMPTY,
+                                f"namespace is not empty (contains '{child}')",
+                            )
+                        )
+                        break
+        return changes, recorded, added, conflicts
+
+    def _write_commit(
+        self,
+        conn: Connection,
+        branch: str,
+        head: _Commit,
+        changes: Mapping[str, Value | None],
+        recorded: list[dict[str, Any]],
+        meta: CommitMeta,
+        merge_parent: str | None,
+    ) -> str:
+        writer = TreeWriter(self)
+        tree = writer.apply(head.tree, changes)
+        now = _now_micros()
+        generation = head.generation + 1
+        if merge_parent is not None:
+            generation = max(generation, self._commit_row(merge_parent, conn).generation + 1)
+        row = {
+            "parent": head.hash,
+            "merge_parent": merge_parent,
+            "generation": generation,
+            "tree": tree,
+            "message": meta.message,
+            "author": meta.author,
+            "committer": meta.committer,
+            "authored_at": _micros(meta.authored_time) if meta.authored_time else now,
+            "committed_at": now,
+            "properties": _dumps(dict(meta.properties)),
+            "operations": _dumps(recorded),
+        }
+        row["hash"] = hashlib.sha256(_dumps(row).encode()).hexdigest()
+        self._insert_ignore(
+            conn, nodes_table, [{"hash": h, "data": d} for h, d in writer.new_nodes.items()]
+        )
+        conn.execute(commits_table.insert().values(**row))
+        updated = conn.execute(
+            refs_table.update()
+            .where(refs_table.c.name == branch, refs_table.c.hash == head.hash)
+            .values(hash=row["hash"], updated_at=now)
+        ).rowcount
+        if updated != 1:  # cannot happen while we hold the write lock; never commit blindly
+            raise ReferenceConflictError(branch, head.hash, "(moved)")
+        return str(row["hash"])
+
+    # -- merge and transplant -----------------------------------------------------------
+
+    def merge(
+        self,
+        source: RefLike,
+        into: str | None = None,
+        *,
+        expected_target_hash: str | None = None,
+        default_behavior: MergeBehavior = MergeBehavior.NORMAL,
+        key_behaviors: Mapping[ContentKey, MergeBehavior] | None = None,
+        dry_run: bool = False,
+        meta: CommitMeta | str | None = None,
+        raise_on_conflict: bool = True,
+    ) -> MergeResult:
+        """Merge ``source`` into ``into`` as one commit (see :class:`VersionStore`)."""
+        target = validate_ref_name(into or self.default_branch)
+        src = self.resolve(source)
+        with self._write() as conn:
+            kind, head = self._ref_row(conn, target, for_update=True)
+            if kind is not ReferenceType.BRANCH:
+                raise ReadOnlyReferenceError(target)
+            base = common_ancestor(src.hash, head, self._parents)
+            if base is None:
+                raise ReferenceConflictError(target, src.hash, head)
+            head_row = self._commit_row(head, conn)
+            src_tree = self._commit_row(src.hash, conn).tree
+            base_tree = self._commit_row(base, conn).tree
+            source_changes = {k: (a, b) for k, a, b in self._reader.diff(base_tree, src_tree)}
+            target_values = self._reader.lookup_many(head_row.tree, list(source_changes))
+            plan = plan_merge(
+                source_changes, target_values, default_behavior, dict(key_behaviors or {})
+            )
+            details = list(plan.details)
+            if expected_target_hash is not None and plan.changes:
+                expected = self._expand_hash(expected_target_hash, conn)
+                if expected != head:
+                    stale = self._changed_since(
+                        conn, target, expected, head, [ContentKey.parse(p) for p in plan.changes]
+                    )
+                    details += [KeyMergeDetail(c.key, default_behavior, c) for c in stale if c.key]
+                    if any(c.key is None for c in stale):
+                        raise ReferenceConflictError(target, expected, head)
+            details += self._namespace_conflicts(head_row.tree, plan.changes, default_behavior)
+            result = MergeResult(
+                was_applied=False,
+                was_successful=True,
+                target_branch=target,
+                source_hash=src.hash,
+                effective_target_hash=head,
+                resultant_target_hash=head,
+                common_ancestor=base,
+                details=tuple(details),
+            )
+            if result.conflicts:
+                result = _replace_result(result, was_successful=False)
+                if raise_on_conflict:
+                    raise MergeConflictError(result.conflicts)
+                return result
+            if dry_run or not plan.changes:
+                return result
+            if meta is None or isinstance(meta, str):
+                meta = CommitMeta(message=meta or f"Merge {src} into {target}")
+            recorded = [
+                {"type": "PUT", "key": ContentKey.parse(p).to_json(), "content": v}
+                if v is not None
+                else {"type": "DELETE", "key": ContentKey.parse(p).to_json()}
+                for p, v in sorted(plan.changes.items())
+            ]
+            new_hash = self._write_commit(
+                conn, target, head_row, plan.changes, recorded, meta, merge_parent=src.hash
+            )
+        return _replace_result(
+            result, was_applied=True, resultant_target_hash=new_hash, added_commits=(new_hash,)
+        )
+
+    def _namespace_conflicts(
+        self, tree: str, changes: Mapping[str, Value | None], behavior: MergeBehavior
+    ) -> list[KeyMergeDetail]:
+        """Puts whose namespace would not exist on the target after the merge."""
+        parents = {
+            p: ContentKey.parse(p).namespace
+            for p, v in changes.items()
+            if v is not None
+        }
+        wanted = [ns.to_path_string() for ns in parents.values() if ns is not None]
+        present = self._reader.lookup_many(tree, wanted)
+        out = []
+        for path, ns in parents.items():
+            if ns is None:
+                continue
+            nsp = ns.to_path_string()
+            value = changes[nsp] if nsp in changes else present.get(nsp)
+            if value is None:
+                key = ContentKey.parse(path)
+                out.append(
+                    KeyMergeDetail(
+                        key,
+                        behavior,
+                        Conflict(key, ConflictType.NAMESPACE_ABSENT, f"namespace '{ns}' does not exist on the target"),
+                    )
+                )
+        return out
+
+    def transplant(
+        self,
+        hashes: Sequence[str],
+        into: str | None = None,
+        *,
+        expected_target_hash: str | None = None,
+        default_behavior: MergeBehavior = MergeBehavior.NORMAL,
+        key_behaviors: Mapping[ContentKey, MergeBehavior] | None = None,
+        dry_run: bool = False,
+        raise_on_conflict: bool = True,
+    ) -> MergeResult:
+        """Apply the changes of each commit in ``hashes`` (oldest first) onto ``into``."""
+        target = validate_ref_name(into or self.default_branch)
+        if not hashes:
+            raise InvalidInputError("transplant needs at least one commit hash")
+        with self._write() as conn:
+            kind, head = self._ref_row(conn, target, for_update=True)
+            if kind is not ReferenceType.BRANCH:
+                raise ReadOnlyReferenceError(target)
+            if expected_target_hash is not None:
+                expected = self._expand_hash(expected_target_hash, conn)
+                if expected != head:
+                    raise ReferenceConflictError(target, expected, head)
+            picks = [self._commit_row(self._expand_hash(h, conn), conn) for h in hashes]
+            head_row = self._commit_row(head, conn)
+            tree = head_row.tree
+            writer = TreeWriter(self)
+            details: list[KeyMergeDetail] = []
+            steps: list[tuple[_Commit, dict[str, Value | None]]] = []
+            for pick in picks:
+                if pick.parent is None:
+                    raise InvalidInputError("the root commit cannot be transplanted")
+                parent_tree = self._commit_row(pick.parent, conn).tree
+                changes = {k: (a, b) for k, a, b in writer.diff(parent_tree, pick.tree)}
+                current = writer.lookup_many(tree, list(changes))
+                plan = plan_merge(changes, current, default_behavior, dict(key_behaviors or {}))
+                details += plan.details
+                steps.append((pick, plan.changes))
+                tree = writer.apply(tree, plan.changes)
+            result = MergeResult(
+                was_applied=False,
+                was_successful=True,
+                target_branch=target,
+                source_hash=picks[-1].hash,
+                effective_target_hash=head,
+                resultant_target_hash=head,
+                common_ancestor=None,
+                details=tuple(details),
+            )
+            if result.conflicts:
+                result = _replace_result(result, was_successful=False)
+                if raise_on_conflict:
+                    raise MergeConflictError(result.conflicts, action="transplant")
+                return result
+            if dry_run:
+                return result
+            added: list[str] = []
+            current_row = head_row
+            for pick, changes in steps:
+                if not changes:
+                    continue
+                recorded = [
+                    {"type": "PUT", "key": ContentKey.parse(p).to_json(), "content": v}
+                    if v is not None
+                    else {"type": "DELETE", "key": ContentKey.parse(p).to_json()}
+                    for p, v in sorted(changes.items())
+                ]
+                meta = pick.meta()
+                meta = CommitMeta(
+                    message=meta.message,
+                    author=meta.author,
+                    authored_time=meta.authored_time,
+                    properties={**meta.properties, "transplanted-from": pick.hash},
+                )
+                new_hash = self._write_commit(
+                    conn, target, current_row, changes, recorded, meta, merge_parent=None
+                )
+                added.append(new_hash)
+                current_row = self._commit_row(new_hash, conn)
+        if not added:
+            return result
+        return _replace_result(
+            result, was_applied=True, resultant_target_hash=added[-1], added_commits=tuple(added)
+        )
+
+
+def _replace_result(result: MergeResult, **changes: Any) -> MergeResult:
+    from dataclasses import replace
+
+    return replace(result, **changes)
+
+
+def _root_row() -> dict[str, Any]:
+    return {
+        "hash": NO_ANCESTOR,
+        "parent": None,
+        "merge_parent": None,
+        "generation": 0,
+        "tree": EMPTY_TREE,
+        "message": "",
+        "author": None,
+        "committer": None,
+        "authored_at": 0,
+        "committed_at": 0,
+        "properties": "{}",
+        "operations": "[]",
+    }
+
+
+def _create_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(
+            url,
+            connect_args={"timeout": 60, "check_same_thread": False},
+            pool_pre_ping=False,
+        )
+
+        @sa.event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=60000")
+            cursor.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            write = conn.get_execution_options().get("lakehouse_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+
+
+__all__ = ["SCHEMA_VERSION", "SqlStore"]

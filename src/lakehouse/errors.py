@@ -1,0 +1,152 @@
+"""Every error Lakehouse raises, rooted at :class:`LakehouseError`.
+
+The tree (retryable types are marked *transient*)::
+
+    LakehouseError
+    ├── ConfigError                      bad or missing settings
+    ├── CatalogError                     the versioned catalog
+    │   ├── InvalidInputError (ValueError)  malformed name, key, hash, ref spec
+    │   ├── NotFoundError (LookupError)
+    │   │   ├── ReferenceNotFoundError   no branch/tag/commit of that name/hash
+    │   │   └── ContentNotFoundError     no content at that key
+    │   ├── ReferenceAlreadyExistsError
+    │   ├── ReferenceConflictError       expected hash is stale (ref moved)
+    │   ├── CommitConflictError          per-key conflicts of a commit
+    │   │   └── MergeConflictError       per-key conflicts of a merge/transplant
+    │   ├── ReadOnlyReferenceError       a tag or a hash used as a write target
+    │   ├── CommitStateUnknownError      the outcome of a commit is unknown
+    │   └── TransientCatalogError        *transient*: the backend was busy/unreachable
+    └── StorageError                     files and buckets
+
+Context is kept on the exception as attributes (``ref``, ``key``, ``conflicts``)
+and repeated in the message, so a one-line ``Error: …`` is enough for a person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lakehouse.catalog.model import Conflict
+
+
+class LakehouseError(Exception):
+    """Root of every error raised by Lakehouse."""
+
+    #: Whether retrying the same call may succeed.
+    transient: bool = False
+
+
+class ConfigError(LakehouseError):
+    """Settings are missing or invalid."""
+
+
+class StorageError(LakehouseError):
+    """A file or bucket operation failed."""
+
+
+class CatalogError(LakehouseError):
+    """Base of versioned-catalog errors."""
+
+
+class InvalidInputError(CatalogError, ValueError):
+    """A name, key, hash or reference spec is malformed."""
+
+
+class NotFoundError(CatalogError, LookupError):
+    """Something that was asked for does not exist."""
+
+
+class ReferenceNotFoundError(NotFoundError):
+    """No branch, tag or commit matches the given name or hash."""
+
+    def __init__(self, ref: str, message: str | None = None) -> None:
+        self.ref = ref
+        super().__init__(message or f"reference '{ref}' does not exist")
+
+
+class ContentNotFoundError(NotFoundError):
+    """No content at a key on the given reference."""
+
+    def __init__(self, key: str, ref: str) -> None:
+        self.key = key
+        self.ref = ref
+        super().__init__(f"no content at key '{key}' on '{ref}'")
+
+
+class ReferenceAlreadyExistsError(CatalogError):
+    """A branch or tag of that name exists already."""
+
+    def __init__(self, ref: str) -> None:
+        self.ref = ref
+        super().__init__(f"reference '{ref}' already exists")
+
+
+class ReferenceConflictError(CatalogError):
+    """The reference is not at the expected hash (someone else moved it)."""
+
+    def __init__(self, ref: str, expected: str, actual: str) -> None:
+        self.ref = ref
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"reference '{ref}' is at {actual[:12]}, not at the expected {expected[:12]}"
+        )
+
+
+class CommitConflictError(CatalogError):
+    """A commit touched keys that conflict; nothing was committed."""
+
+    def __init__(self, conflicts: Sequence[Conflict], action: str = "commit") -> None:
+        self.conflicts = list(conflicts)
+        shown = "; ".join(str(c) for c in self.conflicts[:5])
+        more = f" (and {len(self.conflicts) - 5} more)" if len(self.conflicts) > 5 else ""
+        super().__init__(f"{action} failed with {len(self.conflicts)} conflict(s): {shown}{more}")
+
+
+class MergeConflictError(CommitConflictError):
+    """A merge or transplant found conflicting keys; the target is unchanged."""
+
+    def __init__(self, conflicts: Sequence[Conflict], action: str = "merge") -> None:
+        super().__init__(conflicts, action)
+
+
+class ReadOnlyReferenceError(CatalogError):
+    """Writes go to branches only; tags and detached hashes are read-only."""
+
+    def __init__(self, ref: str, kind: str = "tag") -> None:
+        self.ref = ref
+        super().__init__(f"cannot write to {kind} '{ref}': only branches accept commits")
+
+
+class CommitStateUnknownError(CatalogError):
+    """The commit may or may not have landed (timeout, 5xx after sending).
+
+    Never clean up files after this error: they may be referenced.
+    """
+
+
+class TransientCatalogError(CatalogError):
+    """The backend was busy or unreachable; retrying may succeed."""
+
+    transient = True
+
+
+__all__ = [
+    "CatalogError",
+    "CommitConflictError",
+    "CommitStateUnknownError",
+    "ConfigError",
+    "ContentNotFoundError",
+    "InvalidInputError",
+    "LakehouseError",
+    "MergeConflictError",
+    "NotFoundError",
+    "ReadOnlyReferenceError",
+    "ReferenceAlreadyExistsError",
+    "ReferenceConflictError",
+    "ReferenceNotFoundError",
+    "StorageError",
+    "TransientCatalogError",
+]

@@ -1,0 +1,494 @@
+"""The VersionStore contract (DESIGN §3), run against every backend.
+
+Each test reads as one rule of the contract.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from lakehouse.catalog.model import (
+    NO_ANCESTOR,
+    Branch,
+    CommitMeta,
+    ConflictType,
+    ContentKey,
+    Delete,
+    IcebergTable,
+    MergeBehavior,
+    Namespace,
+    Put,
+    ReferenceType,
+    Tag,
+    Unchanged,
+)
+from lakehouse.catalog.store import VersionStore
+from lakehouse.errors import (
+    CommitConflictError,
+    ContentNotFoundError,
+    InvalidInputError,
+    MergeConflictError,
+    ReadOnlyReferenceError,
+    ReferenceAlreadyExistsError,
+    ReferenceConflictError,
+    ReferenceNotFoundError,
+)
+
+NS = ContentKey.of("bronze")
+T1 = ContentKey.of("bronze", "orders")
+T2 = ContentKey.of("bronze", "customers")
+T3 = ContentKey.of("bronze", "nation")
+
+
+def table(n: int, content_id: str | None = None) -> IcebergTable:
+    return IcebergTable(f"file:///wh/iceberg-metadata/v{n}.metadata.json", snapshot_id=n, id=content_id)
+
+
+def with_namespace(store: VersionStore, branch: str = "main") -> str:
+    return store.commit(branch, [Put(NS, Namespace(NS.elements))], "create namespace").hash
+
+
+def put_table(store: VersionStore, key: ContentKey, n: int, branch: str = "main") -> str:
+    existing = store.get_contents(branch, [key]).get(key)
+    content = table(n, existing.id if existing else None)
+    return store.commit(branch, [Put(key, content)], f"put {key} v{n}").hash
+
+
+def head(store: VersionStore, name: str = "main") -> str:
+    return store.get_reference(name).hash
+
+
+def conflict_types(exc: pytest.ExceptionInfo[CommitConflictError]) -> dict[str, ConflictType]:
+    return {str(c.key): c.type for c in exc.value.conflicts}
+
+
+# -- references ------------------------------------------------------------------------
+
+
+def test_main_exists_from_the_start_at_the_empty_catalog(store: VersionStore) -> None:
+    assert store.list_references() == [Branch("main", NO_ANCESTOR)]
+    assert store.entries("main") == []
+
+
+def test_branches_and_tags_are_created_from_a_ref_or_a_hash(store: VersionStore) -> None:
+    h1 = with_namespace(store)
+    put_table(store, T1, 1)
+    dev = store.create_reference("dev", ReferenceType.BRANCH, "main")
+    old = store.create_reference("old", ReferenceType.BRANCH, f"main@{h1}")
+    tag = store.create_reference("v1", ReferenceType.TAG, "dev")
+    assert dev == Branch("dev", head(store))
+    assert old == Branch("old", h1)
+    assert tag == Tag("v1", head(store))
+    assert [r.name for r in store.list_references()] == ["dev", "main", "old", "v1"]
+
+
+def test_a_reference_name_can_only_be_used_once(store: VersionStore) -> None:
+    store.create_reference("dev", ReferenceType.BRANCH)
+    with pytest.raises(ReferenceAlreadyExistsError, match="dev"):
+        store.create_reference("dev", ReferenceType.TAG)
+
+
+@pytest.mark.parametrize("name", ["", "1dev", "-dev", "a..b", "has space", "dev/", "x;drop", "dév"])
+def test_invalid_reference_names_are_refused(store: VersionStore, name: str) -> None:
+    with pytest.raises(InvalidInputError, match="invalid reference name"):
+        store.create_reference(name, ReferenceType.BRANCH)
+    assert [r.name for r in store.list_references()] == ["main"]
+
+
+def test_feature_branch_names_with_slashes_are_valid(store: VersionStore) -> None:
+    assert store.create_reference("feature/foo", ReferenceType.BRANCH, "main").name == "feature/foo"
+
+
+def test_unknown_references_and_commits_are_not_found(store: VersionStore) -> None:
+    with pytest.raises(ReferenceNotFoundError, match="nope"):
+        store.get_reference("nope")
+    with pytest.raises(ReferenceNotFoundError):
+        store.resolve("@" + "ab" * 32)
+    with pytest.raises(InvalidInputError, match="hash"):
+        store.resolve("main@xyz")
+
+
+def test_assign_moves_a_reference_only_from_the_expected_hash(store: VersionStore) -> None:
+    h1 = with_namespace(store)
+    h2 = put_table(store, T1, 1)
+    store.create_reference("v1", ReferenceType.TAG, f"main@{h1}")
+    with pytest.raises(ReferenceConflictError):
+        store.assign_reference("v1", h2, "main")
+    assert store.get_reference("v1").hash == h1
+    assert store.assign_reference("v1", h1, "main") == Tag("v1", h2)
+
+
+def test_delete_needs_the_expected_hash_and_spares_the_default_branch(store: VersionStore) -> None:
+    with_namespace(store)
+    store.create_reference("dev", ReferenceType.BRANCH)
+    put_table(store, T1, 1, branch="dev")
+    with pytest.raises(ReferenceConflictError):
+        store.delete_reference("dev", NO_ANCESTOR)
+    store.delete_reference("dev", head(store, "dev"))
+    assert [r.name for r in store.list_references()] == ["main"]
+    with pytest.raises(InvalidInputError, match="default branch"):
+        store.delete_reference("main")
+
+
+def test_a_tag_is_not_a_write_target(store: VersionStore) -> None:
+    with_namespace(store)
+    store.create_reference("v1", ReferenceType.TAG)
+    with pytest.raises(ReadOnlyReferenceError, match="v1"):
+        store.commit("v1", [Put(T1, table(1))], "nope")
+    with pytest.raises(ReadOnlyReferenceError):
+        store.merge("main", "v1")
+    with pytest.raises(ReadOnlyReferenceError):
+        store.writable_branch(f"@{head(store)}")
+
+
+# -- commits ---------------------------------------------------------------------------
+
+
+def test_a_commit_assigns_content_ids_and_records_its_metadata(store: VersionStore) -> None:
+    with_namespace(store)
+    meta = CommitMeta(message="load orders", author="ana", properties={"job": "ingest"})
+    result = store.commit("main", [Put(T1, table(1))], meta)
+    content = store.get_content("main", T1)
+    assert content.id == result.added_contents[T1]
+    assert content == table(1, content.id)
+    logged = store.commit_meta(result.hash)
+    assert (logged.message, logged.author, dict(logged.properties)) == ("load orders", "ana", {"job": "ingest"})
+    assert logged.parent_hashes and logged.commit_time is not None
+
+
+def test_an_update_must_carry_the_existing_content_id(store: VersionStore) -> None:
+    with_namespace(store)
+    put_table(store, T1, 1)
+    with pytest.raises(CommitConflictError) as no_id:
+        store.commit("main", [Put(T1, table(2))], "no id")
+    assert conflict_types(no_id) == {"bronze.orders": ConflictType.KEY_EXISTS}
+    with pytest.raises(CommitConflictError) as wrong_id:
+        store.commit("main", [Put(T1, table(2, "some-other-id"))], "wrong id")
+    assert conflict_types(wrong_id) == {"bronze.orders": ConflictType.CONTENT_ID_DIFFERS}
+    assert store.get_content("main", T1).snapshot_id == 1  # type: ignore[union-attr]
+
+
+def test_new_content_must_not_carry_an_id_except_in_a_rename(store: VersionStore) -> None:
+    with_namespace(store)
+    with pytest.raises(InvalidInputError, match="must not carry a content id"):
+        store.commit("main", [Put(T1, table(1, "made-up"))], "bad")
+    put_table(store, T1, 1)
+    original = store.get_content("main", T1)
+    store.commit("main", [Delete(T1), Put(T2, original)], "rename orders to customers")
+    assert store.get_contents("main", [T1, T2]) == {T2: original}
+
+
+def test_deleting_a_missing_key_conflicts(store: VersionStore) -> None:
+    with pytest.raises(CommitConflictError) as exc:
+        store.commit("main", [Delete(T1)], "nope")
+    assert conflict_types(exc) == {"bronze.orders": ConflictType.KEY_DOES_NOT_EXIST}
+
+
+def test_content_needs_its_namespace(store: VersionStore) -> None:
+    with pytest.raises(CommitConflictError) as absent:
+        store.commit("main", [Put(T1, table(1))], "no namespace")
+    assert conflict_types(absent) == {"bronze.orders": ConflictType.NAMESPACE_ABSENT}
+    with_namespace(store)
+    put_table(store, T1, 1)
+    inside_table = ContentKey.of("bronze", "orders", "x")
+    with pytest.raises(CommitConflictError) as not_ns:
+        store.commit("main", [Put(inside_table, table(2))], "table in a table")
+    assert conflict_types(not_ns) == {"bronze.orders.x": ConflictType.NOT_A_NAMESPACE}
+    # a namespace and its content may arrive in one commit
+    silver = ContentKey.of("silver")
+    store.commit("main", [Put(silver, Namespace(("silver",))), Put(ContentKey.of("silver", "t"), table(3))], "both")
+
+
+def test_a_namespace_with_content_cannot_be_deleted(store: VersionStore) -> None:
+    with_namespace(store)
+    put_table(store, T1, 1)
+    with pytest.raises(CommitConflictError) as exc:
+        store.commit("main", [Delete(NS)], "drop namespace")
+    assert conflict_types(exc) == {"bronze": ConflictType.NAMESPACE_NOT_EMPTY}
+    store.commit("main", [Delete(T1), Delete(NS)], "drop both")
+    assert store.entries("main") == []
+
+
+def test_malformed_commits_are_refused_and_change_nothing(store: VersionStore) -> None:
+    h = with_namespace(store)
+    with pytest.raises(InvalidInputError, match="twice"):
+        store.commit("main", [Put(T1, table(1)), Delete(T1)], "dup")
+    with pytest.raises(InvalidInputError, match="at least one"):
+        store.commit("main", [], "empty")
+    with pytest.raises(InvalidInputError):
+        ContentKey.of("bronze", "")
+    with pytest.raises(ReferenceNotFoundError):
+        store.commit("nope", [Put(T1, table(1))], "unknown branch")
+    assert head(store) == h
+
+
+def test_a_stale_expected_hash_is_fine_when_other_keys_changed(store: VersionStore) -> None:
+    base = with_namespace(store)
+    put_table(store, T1, 1)
+    result = store.commit("main", [Put(T2, table(2))], "independent", expected_hash=base)
+    assert set(store.get_contents("main", [T1, T2])) == {T1, T2}
+    assert store.commit_meta(result.hash).parent_hashes[0] != base  # rebased on the new head
+
+
+def test_a_stale_expected_hash_conflicts_on_a_changed_key(store: VersionStore) -> None:
+    with_namespace(store)
+    before = put_table(store, T1, 1)
+    content_id = store.get_content("main", T1).id
+    put_table(store, T1, 2)
+    after = head(store)
+    with pytest.raises(CommitConflictError) as exc:
+        store.commit("main", [Put(T1, table(3, content_id))], "stale", expected_hash=before)
+    assert conflict_types(exc) == {"bronze.orders": ConflictType.VALUE_DIFFERS}
+    with pytest.raises(CommitConflictError) as unchanged:
+        store.commit("main", [Unchanged(T1), Put(T2, table(4))], "guarded", expected_hash=before)
+    assert conflict_types(unchanged) == {"bronze.orders": ConflictType.VALUE_DIFFERS}
+    assert head(store) == after
+
+
+def test_an_expected_hash_from_another_branch_is_unexpected(store: VersionStore) -> None:
+    with_namespace(store)
+    store.create_reference("dev", ReferenceType.BRANCH)
+    other = put_table(store, T1, 1, branch="dev")
+    with pytest.raises(CommitConflictError) as exc:
+        store.commit("main", [Put(T2, table(2))], "x", expected_hash=other)
+    assert [c.type for c in exc.value.conflicts] == [ConflictType.UNEXPECTED_HASH]
+
+
+# -- reading: contents, time travel, log, diff -----------------------------------------
+
+
+def test_contents_at_any_point_of_history(store: VersionStore) -> None:
+    with_namespace(store)
+    h1 = put_table(store, T1, 1)
+    time.sleep(0.01)
+    between = datetime.now(tz=UTC)
+    time.sleep(0.01)
+    h2 = put_table(store, T1, 2)
+    h3 = put_table(store, T1, 3)
+
+    def snap(ref: str) -> int:
+        return store.get_content(ref, T1).snapshot_id  # type: ignore[union-attr]
+
+    assert snap("main") == 3
+    assert snap(f"main@{h2}") == 2
+    assert snap(f"@{h1}") == 1
+    assert snap(f"@{h1[:12]}") == 1
+    assert snap("main~2") == 1
+    assert snap(f"@{h3}~1") == 2
+    assert snap(f"main*{between.isoformat()}") == 1
+    assert snap(f"main*{int(between.timestamp() * 1000)}") == 1
+    assert store.resolve("main*2000-01-01T00:00:00Z").hash == NO_ANCESTOR
+    with pytest.raises(ContentNotFoundError):
+        store.get_content("main~3", T1)
+    with pytest.raises(ReferenceNotFoundError):
+        store.resolve("main~10")
+
+
+def test_entries_list_keys_with_types_and_can_filter_by_namespace(store: VersionStore) -> None:
+    with_namespace(store)
+    put_table(store, T1, 1)
+    store.commit("main", [Put(ContentKey.of("silver"), Namespace(("silver",)))], "ns")
+    store.commit("main", [Put(ContentKey.of("silver", "x"), table(2))], "x")
+    keys = [str(e.key) for e in store.entries("main")]
+    assert keys == ["bronze", "bronze.orders", "silver", "silver.x"]
+    inside = store.entries("main", prefix=NS, with_content=True)
+    assert [str(e.key) for e in inside] == ["bronze.orders"]
+    assert inside[0].content is not None and inside[0].content.id == inside[0].content_id
+
+
+def test_log_pages_through_history_newest_first(store: VersionStore) -> None:
+    with_namespace(store)
+    for i in range(24):
+        put_table(store, T1, i)
+    pages = []
+    token = None
+    while True:
+        page = store.log("main", limit=10, page_token=token)
+        pages.append([e.meta.message for e in page.entries])
+        token = page.next_token
+        if token is None:
+            break
+    assert [len(p) for p in pages] == [10, 10, 5]
+    assert pages[0][0] == "put bronze.orders v23" and pages[-1][-1] == "create namespace"
+    full = list(store.iter_log("main", fetch_operations=True))
+    assert len(full) == 25
+    assert full[0].operations is not None and isinstance(full[0].operations[0], Put)
+
+
+def test_diff_shows_added_changed_and_removed_keys(store: VersionStore) -> None:
+    with_namespace(store)
+    put_table(store, T1, 1)
+    put_table(store, T2, 1)
+    store.create_reference("dev", ReferenceType.BRANCH)
+    put_table(store, T1, 2, branch="dev")
+    store.commit("dev", [Delete(T2)], "drop customers")
+    put_table(store, T3, 1, branch="dev")
+    diff = {str(d.key): (d.from_content, d.to_content) for d in store.diff("main", "dev")}
+    assert set(diff) == {"bronze.orders", "bronze.customers", "bronze.nation"}
+    assert diff["bronze.customers"][1] is None and diff["bronze.nation"][0] is None
+    assert store.diff("dev", "dev") == []
+
+
+# -- merge ------------------------------------------------------------------------------
+
+
+def test_merge_brings_source_changes_as_one_commit_with_two_parents(store: VersionStore) -> None:
+    with_namespace(store)
+    put_table(store, T1, 1)
+    store.create_reference("dev", ReferenceType.BRANCH)
+    put_table(store, T1, 2, branch="dev")
+    put_table(store, T2, 1, branch="dev")
+    before = head(store)
+    result = store.merge("dev", "main")
+    assert result.was_applied and result.was_successful
+    meta = store.commit_meta(head(store))
+    assert meta.parent_hashes == (before, head(store, "dev"))
+    assert store.diff("main", "dev") == []
+    assert store.resolve("main^2").hash == head(store, "dev")
+
+
+def test_nothing_to_merge_makes_no_commit(store: VersionStore) -> None:
+    with_namespace(store)
+    store.create_reference("dev", ReferenceType.BRANCH)
+    before = head(store)
+    result = store.merge("dev", "main")
+    assert not result.was_applied and result.was_successful
+    assert head(store) == before
+
+
+def test_a_key_changed_on_both_sides_is_a_conflict_and_nothing_lands(store: VersionStore) -> None:
+    with_namespace(store)
+    put_table(store, T1, 1)
+    store.create_reference("dev", ReferenceType.BRANCH)
+    put_table(store, T1, 2, branch="dev")
+    put_table(store, T2, 2, branch="dev")
+    put_table(store, T1, 3)
+    before = head(store)
+    with pytest.raises(MergeConflictError, match=r"bronze\.orders") as exc:
+        store.merge("dev", "main")
+    assert [(str(c.key), c.type) for c in exc.value.conflicts] == [("bronze.orders", ConflictType.VALUE_DIFFERS)]
+    assert head(store) == before
+    result = store.merge("dev", "main", raise_on_conflict=False)
+    assert not result.was_successful and not result.was_applied
+    assert [str(c.key) for c in result.conflicts] == ["bronze.orders"]
+
+
+def test_identical_changes_on_both_sides_do_not_conflict(store: VersionStore) -> None:
+    with_namespace(store)
+    put_table(store, T1, 1)
+    store.create_reference("dev", ReferenceType.BRANCH)
+    put_table(store, T1, 2, branch="dev")
+    put_table(store, T1, 2)
+    assert store.merge("dev", "main").was_successful
+
+
+def test_delete_versus_update_is_a_conflict(store: VersionStore) -> None:
+    with_namespace(store)
+    put_table(store, T1, 1)
+    store.create_reference("dev", ReferenceType.BRANCH)
+    store.commit("dev", [Delete(T1)], "drop on dev")
+    put_table(store, T1, 2)
+    with pytest.raises(MergeConflictError) as exc:
+        store.merge("dev", "main")
+    assert [str(c.key) for c in exc.value.conflicts] == ["bronze.orders"]
+    put_table(store, T2, 1)
+    store.create_reference("dev2", ReferenceType.BRANCH)
+    put_table(store, T2, 2, branch="dev2")
+    store.commit("main", [Delete(T2)], "drop on main")
+    with pytest.raises(MergeConflictError):
+        store.merge("dev2", "main")
+
+
+def test_merge_behaviours_force_and_drop_resolve_conflicts(store: VersionStore) -> None:
+    with_namespace(store)
+    put_table(store, T1, 1)
+    put_table(store, T2, 1)
+    store.create_reference("dev", ReferenceType.BRANCH)
+    put_table(store, T1, 2, branch="dev")
+    put_table(store, T2, 2, branch="dev")
+    put_table(store, T1, 3)
+    put_table(store, T2, 3)
+    dry = store.merge("dev", "main", default_behavior=MergeBehavior.FORCE, dry_run=True)
+    assert dry.was_successful and not dry.was_applied
+    store.merge(
+        "dev", "main", default_behavior=MergeBehavior.FORCE, key_behaviors={T2: MergeBehavior.DROP}
+    )
+    got = store.get_contents("main", [T1, T2])
+    assert (got[T1].snapshot_id, got[T2].snapshot_id) == (2, 3)  # type: ignore[union-attr]
+
+
+def test_a_dry_run_reports_conflicts_and_changes_nothing(store: VersionStore) -> None:
+    with_namespace(store)
+    put_table(store, T1, 1)
+    store.create_reference("dev", ReferenceType.BRANCH)
+    put_table(store, T1, 2, branch="dev")
+    before = head(store)
+    ok = store.merge("dev", "main", dry_run=True)
+    assert ok.was_successful and not ok.was_applied and head(store) == before
+    put_table(store, T1, 3)
+    bad = store.merge("dev", "main", dry_run=True, raise_on_conflict=False)
+    assert not bad.was_successful and [str(c.key) for c in bad.conflicts] == ["bronze.orders"]
+
+
+def test_repeated_merges_bring_only_new_commits(store: VersionStore) -> None:
+    with_namespace(store)
+    put_table(store, T1, 1)
+    store.create_reference("dev", ReferenceType.BRANCH)
+    put_table(store, T1, 2, branch="dev")
+    store.merge("dev", "main")
+    put_table(store, T1, 3)  # main moves on the key dev changed before
+    put_table(store, T2, 1, branch="dev")
+    result = store.merge("dev", "main")
+    assert [str(d.key) for d in result.details] == ["bronze.customers"]
+    assert store.get_content("main", T1).snapshot_id == 3  # type: ignore[union-attr]
+
+
+def test_merge_into_a_moved_target_with_an_expected_hash(store: VersionStore) -> None:
+    with_namespace(store)
+    store.create_reference("dev", ReferenceType.BRANCH)
+    expected = head(store)
+    put_table(store, T1, 1, branch="dev")
+    put_table(store, T2, 1)  # main moved, on another key
+    assert store.merge("dev", "main", expected_target_hash=expected).was_applied
+
+
+def test_a_merge_into_a_deleted_namespace_conflicts(store: VersionStore) -> None:
+    with_namespace(store)
+    store.create_reference("dev", ReferenceType.BRANCH)
+    put_table(store, T1, 1, branch="dev")
+    store.commit("main", [Delete(NS)], "drop namespace")
+    with pytest.raises(MergeConflictError) as exc:
+        store.merge("dev", "main")
+    assert ConflictType.NAMESPACE_ABSENT in [c.type for c in exc.value.conflicts]
+
+
+# -- transplant --------------------------------------------------------------------------
+
+
+def test_transplant_cherry_picks_commits_in_order(store: VersionStore) -> None:
+    with_namespace(store)
+    store.create_reference("dev", ReferenceType.BRANCH)
+    a = put_table(store, T1, 1, branch="dev")
+    put_table(store, T2, 1, branch="dev")
+    c = put_table(store, T1, 2, branch="dev")
+    result = store.transplant([a, c], "main")
+    assert result.was_applied and len(result.added_commits) == 2
+    assert set(store.get_contents("main", [T1, T2])) == {T1}
+    assert store.get_content("main", T1).snapshot_id == 2  # type: ignore[union-attr]
+    assert store.commit_meta(head(store)).properties["transplanted-from"] == c
+
+
+def test_transplant_conflicts_and_dry_run_change_nothing(store: VersionStore) -> None:
+    with_namespace(store)
+    put_table(store, T1, 1)
+    store.create_reference("dev", ReferenceType.BRANCH)
+    pick = put_table(store, T1, 2, branch="dev")
+    put_table(store, T1, 3)
+    before = head(store)
+    with pytest.raises(MergeConflictError):
+        store.transplant([pick], "main")
+    assert not store.transplant([pick], "main", dry_run=True, raise_on_conflict=False).was_successful
+    assert head(store) == before
