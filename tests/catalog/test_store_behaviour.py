@@ -44,7 +44,9 @@ T3 = ContentKey.of("bronze", "nation")
 
 
 def table(n: int, content_id: str | None = None) -> IcebergTable:
-    return IcebergTable(f"file:///wh/iceberg-metadata/v{n}.metadata.json", snapshot_id=n, id=content_id)
+    return IcebergTable(
+        f"file:///wh/iceberg-metadata/v{n}.metadata.json", snapshot_id=n, id=content_id
+    )
 
 
 def with_namespace(store: VersionStore, branch: str = "main") -> str:
@@ -155,7 +157,11 @@ def test_a_commit_assigns_content_ids_and_records_its_metadata(store: VersionSto
     assert content.id == result.added_contents[T1]
     assert content == table(1, content.id)
     logged = store.commit_meta(result.hash)
-    assert (logged.message, logged.author, dict(logged.properties)) == ("load orders", "ana", {"job": "ingest"})
+    assert (logged.message, logged.author, dict(logged.properties)) == (
+        "load orders",
+        "ana",
+        {"job": "ingest"},
+    )
     assert logged.parent_hashes and logged.commit_time is not None
 
 
@@ -199,7 +205,11 @@ def test_content_needs_its_namespace(store: VersionStore) -> None:
     assert conflict_types(not_ns) == {"bronze.orders.x": ConflictType.NOT_A_NAMESPACE}
     # a namespace and its content may arrive in one commit
     silver = ContentKey.of("silver")
-    store.commit("main", [Put(silver, Namespace(("silver",))), Put(ContentKey.of("silver", "t"), table(3))], "both")
+    store.commit(
+        "main",
+        [Put(silver, Namespace(("silver",))), Put(ContentKey.of("silver", "t"), table(3))],
+        "both",
+    )
 
 
 def test_a_namespace_with_content_cannot_be_deleted(store: VersionStore) -> None:
@@ -369,7 +379,9 @@ def test_a_key_changed_on_both_sides_is_a_conflict_and_nothing_lands(store: Vers
     before = head(store)
     with pytest.raises(MergeConflictError, match=r"bronze\.orders") as exc:
         store.merge("dev", "main")
-    assert [(str(c.key), c.type) for c in exc.value.conflicts] == [("bronze.orders", ConflictType.VALUE_DIFFERS)]
+    assert [(str(c.key), c.type) for c in exc.value.conflicts] == [
+        ("bronze.orders", ConflictType.VALUE_DIFFERS)
+    ]
     assert head(store) == before
     result = store.merge("dev", "main", raise_on_conflict=False)
     assert not result.was_successful and not result.was_applied
@@ -490,5 +502,7 @@ def test_transplant_conflicts_and_dry_run_change_nothing(store: VersionStore) ->
     before = head(store)
     with pytest.raises(MergeConflictError):
         store.transplant([pick], "main")
-    assert not store.transplant([pick], "main", dry_run=True, raise_on_conflict=False).was_successful
+    assert not store.transplant(
+        [pick], "main", dry_run=True, raise_on_conflict=False
+    ).was_successful
     assert head(store) == before

@@ -12,7 +12,13 @@ import heapq
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from lakehouse.catalog.model import Conflict, ConflictType, ContentKey, KeyMergeDetail, MergeBehavior
+from lakehouse.catalog.model import (
+    Conflict,
+    ConflictType,
+    ContentKey,
+    KeyMergeDetail,
+    MergeBehavior,
+)
 from lakehouse.catalog.tree import Value
 
 #: Returns, for each hash asked, (generation, parent hashes).
@@ -98,11 +104,19 @@ def _conflict(
     key: ContentKey, before: Value | None, after: Value | None, current: Value | None
 ) -> Conflict:
     if current is None:
-        return Conflict(key, ConflictType.KEY_DOES_NOT_EXIST, "deleted on the target, changed on the source")
+        return Conflict(
+            key, ConflictType.KEY_DOES_NOT_EXIST, "deleted on the target, changed on the source"
+        )
     if after is None:
-        return Conflict(key, ConflictType.VALUE_DIFFERS, "changed on the target, deleted on the source")
+        return Conflict(
+            key, ConflictType.VALUE_DIFFERS, "changed on the target, deleted on the source"
+        )
     if before is None:
         if current.get("id") != after.get("id"):
-            return Conflict(key, ConflictType.KEY_EXISTS, "created on both sides as different content")
-        return Conflict(key, ConflictType.VALUE_DIFFERS, "created on both sides with different values")
+            return Conflict(
+                key, ConflictType.KEY_EXISTS, "created on both sides as different content"
+            )
+        return Conflict(
+            key, ConflictType.VALUE_DIFFERS, "created on both sides with different values"
+        )
     return Conflict(key, ConflictType.VALUE_DIFFERS, "changed on both the source and the target")

@@ -160,7 +160,9 @@ def parse_timestamp(value: str) -> datetime:
             return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except (ValueError, OverflowError) as exc:
-        raise InvalidInputError(f"invalid timestamp {value!r}: use ISO-8601, e.g. 2026-01-01T00:00:00Z") from exc
+        raise InvalidInputError(
+            f"invalid timestamp {value!r}: use ISO-8601, e.g. 2026-01-01T00:00:00Z"
+        ) from exc
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -171,10 +173,11 @@ class ContentKey:
     elements: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        if not isinstance(self.elements, tuple):
-            object.__setattr__(self, "elements", tuple(self.elements))
+        object.__setattr__(self, "elements", tuple(self.elements))
         if not 1 <= len(self.elements) <= _MAX_KEY_ELEMENTS:
-            raise InvalidInputError(f"invalid key {self.elements!r}: 1 to {_MAX_KEY_ELEMENTS} elements")
+            raise InvalidInputError(
+                f"invalid key {self.elements!r}: 1 to {_MAX_KEY_ELEMENTS} elements"
+            )
         for element in self.elements:
             if (
                 not isinstance(element, str)
@@ -193,7 +196,7 @@ class ContentKey:
 
     @classmethod
     def parse(cls, text: str) -> ContentKey:
-        """Parse the dotted form (``bronze.orders``); ``\\u001d`` stands for a dot inside an element."""
+        """Parse the dotted form (``bronze.orders``); ``\\u001d`` stands for a dot in an element."""
         if not isinstance(text, str) or not text:
             raise InvalidInputError("empty content key")
         return cls(tuple(part.replace(KEY_DOT_ESCAPE, ".") for part in text.split(".")))
@@ -293,8 +296,7 @@ class Namespace:
     type: ClassVar[ContentType] = ContentType.NAMESPACE
 
     def __post_init__(self) -> None:
-        if not isinstance(self.elements, tuple):
-            object.__setattr__(self, "elements", tuple(self.elements))
+        object.__setattr__(self, "elements", tuple(self.elements))
         ContentKey(self.elements)  # validates
         object.__setattr__(self, "properties", dict(self.properties))
 

@@ -260,7 +260,8 @@ class SqlStore(VersionStore):
                 trans.commit()
             except DBAPIError as exc:
                 raise CommitStateUnknownError(
-                    f"the catalog database failed while committing; the outcome is unknown: {exc.orig}"
+                    "the catalog database failed while committing; "
+                    f"the outcome is unknown: {exc.orig}"
                 ) from exc
 
     def _migrate(self) -> None:
@@ -288,8 +289,14 @@ class SqlStore(VersionStore):
                 self._insert_ignore(
                     conn,
                     refs_table,
-                    [{"name": self.default_branch, "type": "BRANCH", "hash": NO_ANCESTOR,
-                      "updated_at": _now_micros()}],
+                    [
+                        {
+                            "name": self.default_branch,
+                            "type": "BRANCH",
+                            "hash": NO_ANCESTOR,
+                            "updated_at": _now_micros(),
+                        }
+                    ],
                 )
                 self._upsert_meta(conn, "default_branch", self.default_branch)
                 self._upsert_meta(conn, "repository_id", str(uuid.uuid4()))
@@ -510,7 +517,9 @@ class SqlStore(VersionStore):
     def _check_type(name: str, actual: ReferenceType, wanted: ReferenceType | None) -> None:
         if wanted is not None and ReferenceType(wanted) is not actual:
             raise ReferenceNotFoundError(
-                name, f"'{name}' is a {actual.value.lower()}, not a {ReferenceType(wanted).value.lower()}"
+                name,
+                f"'{name}' is a {actual.value.lower()}, "
+                f"not a {ReferenceType(wanted).value.lower()}",
             )
 
     def resolve(self, ref: RefLike | None = None) -> ResolvedRef:
@@ -538,7 +547,9 @@ class SqlStore(VersionStore):
             assert isinstance(arg, int)
             chain = self._first_parent_chain(h, arg + 1, conn)
             if len(chain) <= arg:
-                raise ReferenceNotFoundError(f"{h}~{arg}", f"commit {h[:12]} has no ancestor {arg} back")
+                raise ReferenceNotFoundError(
+                    f"{h}~{arg}", f"commit {h[:12]} has no ancestor {arg} back"
+                )
             return chain[arg].hash
         if op == "^":
             assert isinstance(arg, int)
@@ -724,7 +735,9 @@ class SqlStore(VersionStore):
 
     def _check_operations(
         self, tree: str, ops: Sequence[Operation]
-    ) -> tuple[dict[str, Value | None], list[dict[str, Any]], dict[ContentKey, str], list[Conflict]]:
+    ) -> tuple[
+        dict[str, Value | None], list[dict[str, Any]], dict[ContentKey, str], list[Conflict]
+    ]:
         """Validate ``ops`` against ``tree``; return changes, ops to record, new ids, conflicts."""
         paths = {op.key.to_path_string() for op in ops}
         for op in ops:
@@ -757,11 +770,14 @@ class SqlStore(VersionStore):
             content = op.content
             if isinstance(content, Namespace) and content.elements != op.key.elements:
                 raise InvalidInputError(
-                    f"namespace content {'.'.join(content.elements)!r} put at a different key '{op.key}'"
+                    f"namespace content {'.'.join(content.elements)!r} "
+                    f"put at a different key '{op.key}'"
                 )
             if existing is not None:
                 if content.id is None:
-                    conflicts.append(Conflict(op.key, ConflictType.KEY_EXISTS, "key already exists"))
+                    conflicts.append(
+                        Conflict(op.key, ConflictType.KEY_EXISTS, "key already exists")
+                    )
                     continue
                 if existing.get("id") != content.id or existing.get("type") != content.type:
                     conflicts.append(
@@ -787,12 +803,18 @@ class SqlStore(VersionStore):
                 ns = changes[p] if p in changes else current.get(p)
                 if ns is None:
                     conflicts.append(
-                        Conflict(op.key, ConflictType.NAMESPACE_ABSENT, f"namespace '{parent}' does not exist")
+                        Conflict(
+                            op.key,
+                            ConflictType.NAMESPACE_ABSENT,
+                            f"namespace '{parent}' does not exist",
+                        )
                     )
                     continue
                 if ns.get("type") != ContentType.NAMESPACE:
                     conflicts.append(
-                        Conflict(op.key, ConflictType.NOT_A_NAMESPACE, f"'{parent}' is not a namespace")
+                        Conflict(
+                            op.key, ConflictType.NOT_A_NAMESPACE, f"'{parent}' is not a namespace"
+                        )
                     )
                     continue
             value = content.to_json()
@@ -942,11 +964,7 @@ class SqlStore(VersionStore):
         self, tree: str, changes: Mapping[str, Value | None], behavior: MergeBehavior
     ) -> list[KeyMergeDetail]:
         """Puts whose namespace would not exist on the target after the merge."""
-        parents = {
-            p: ContentKey.parse(p).namespace
-            for p, v in changes.items()
-            if v is not None
-        }
+        parents = {p: ContentKey.parse(p).namespace for p, v in changes.items() if v is not None}
         wanted = [ns.to_path_string() for ns in parents.values() if ns is not None]
         present = self._reader.lookup_many(tree, wanted)
         out = []
@@ -961,7 +979,11 @@ class SqlStore(VersionStore):
                     KeyMergeDetail(
                         key,
                         behavior,
-                        Conflict(key, ConflictType.NAMESPACE_ABSENT, f"namespace '{ns}' does not exist on the target"),
+                        Conflict(
+                            key,
+                            ConflictType.NAMESPACE_ABSENT,
+                            f"namespace '{ns}' does not exist on the target",
+                        ),
                     )
                 )
         return out
@@ -999,9 +1021,9 @@ class SqlStore(VersionStore):
                 if pick.parent is None:
                     raise InvalidInputError("the root commit cannot be transplanted")
                 parent_tree = self._commit_row(pick.parent, conn).tree
-                changes = {k: (a, b) for k, a, b in writer.diff(parent_tree, pick.tree)}
-                current = writer.lookup_many(tree, list(changes))
-                plan = plan_merge(changes, current, default_behavior, dict(key_behaviors or {}))
+                picked = {k: (a, b) for k, a, b in writer.diff(parent_tree, pick.tree)}
+                current = writer.lookup_many(tree, list(picked))
+                plan = plan_merge(picked, current, default_behavior, dict(key_behaviors or {}))
                 details += plan.details
                 steps.append((pick, plan.changes))
                 tree = writer.apply(tree, plan.changes)

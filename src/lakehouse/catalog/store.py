@@ -46,7 +46,7 @@ from lakehouse.catalog.model import (
 )
 from lakehouse.errors import ContentNotFoundError, ReadOnlyReferenceError
 
-#: Anything that names a point in history: ``"main"``, ``"main@hash~1"``, a parsed spec, a reference.
+#: Anything naming a point in history: ``"main"``, ``"main@hash~1"``, a parsed spec, a reference.
 RefLike = str | RefSpec | Reference
 
 
@@ -238,6 +238,7 @@ class VersionStore(ABC):
 
     def close(self) -> None:
         """Release connections. The store is unusable afterwards."""
+        return None
 
     def __enter__(self) -> VersionStore:
         return self

@@ -44,7 +44,11 @@ class Node:
     ) -> None:
         self.entries = entries
         self.children = children
-        self.count = len(entries) if entries is not None else sum(c for _, c in children.values())  # type: ignore[union-attr]
+        if entries is not None:
+            self.count = len(entries)
+        else:
+            assert children is not None
+            self.count = sum(c for _, c in children.values())
 
     @property
     def is_leaf(self) -> bool:

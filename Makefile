@@ -1,0 +1,67 @@
+# Developer and CI entry points. `make help` lists the targets.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+# Interpreter used to create the venv: python3.11 if present, else python3.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+STAMP := $(VENV)/.installed
+SERVICES := $(sort $(wildcard scripts/services/*.sh))
+LINT_PATHS := $(wildcard src tests bench)
+COMPOSE := docker compose -f docker/docker-compose.yml
+
+.PHONY: help install test test-integration services-up services-down lint format demo bench \
+	clean up down
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## create .venv and install the package with the dev and postgres extras
+
+# Re-runs only when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev,postgres]"
+	touch $@
+
+test: install ## fast tests (no services needed)
+	$(VENV)/bin/pytest -m "not integration" -n 2 -q
+
+test-integration: install ## integration tests against real services (PostgreSQL from scripts/services/)
+	bash scripts/services/postgres.sh start
+	LAKEHOUSE_TEST_POSTGRES_URL="$$(bash scripts/services/postgres.sh url lakehouse_test)" \
+		$(VENV)/bin/pytest -m integration -q
+
+services-up: ## start every service in scripts/services/
+	for s in $(SERVICES); do bash "$$s" start; done
+
+services-down: ## stop every service in scripts/services/
+	for s in $(SERVICES); do bash "$$s" stop; done
+
+lint: install ## ruff check, ruff format --check, mypy --strict
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/mypy
+
+format: install ## apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix $(LINT_PATHS)
+	$(VENV)/bin/ruff format $(LINT_PATHS)
+
+demo: install ## run the demo (embedded profile)
+	$(PY) -m lakehouse.demo
+
+bench: install ## catalog benchmarks
+	$(PY) bench/catalog.py
+
+up: ## start the cluster profile with docker compose
+	$(COMPOSE) up -d
+
+down: ## stop the docker compose stack
+	$(COMPOSE) down
+
+clean: ## remove caches and build output (keeps .venv and .lakehouse/)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache dist build src/*.egg-info
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
