@@ -196,20 +196,31 @@ def test_deleting_a_missing_key_conflicts(store: VersionStore) -> None:
 def test_content_needs_its_namespace(store: VersionStore) -> None:
     with pytest.raises(CommitConflictError) as absent:
         store.commit("main", [Put(T1, table(1))], "no namespace")
-    assert conflict_types(absent) == {"bronze.orders": ConflictType.NAMESPACE_ABSENT}
+    assert conflict_types(absent) == {"bronze": ConflictType.NAMESPACE_ABSENT}
     with_namespace(store)
     put_table(store, T1, 1)
     inside_table = ContentKey.of("bronze", "orders", "x")
     with pytest.raises(CommitConflictError) as not_ns:
         store.commit("main", [Put(inside_table, table(2))], "table in a table")
-    assert conflict_types(not_ns) == {"bronze.orders.x": ConflictType.NOT_A_NAMESPACE}
-    # a namespace and its content may arrive in one commit
+    assert conflict_types(not_ns) == {"bronze.orders": ConflictType.NOT_A_NAMESPACE}
+    deep = ContentKey.of("a", "b", "t")
+    with pytest.raises(CommitConflictError) as ancestors:
+        store.commit("main", [Put(deep, table(2))], "two missing levels")
+    assert conflict_types(ancestors) == {
+        "a": ConflictType.NAMESPACE_ABSENT,
+        "a.b": ConflictType.NAMESPACE_ABSENT,
+    }
+    # a namespace and its content may arrive in one commit, in any order
     silver = ContentKey.of("silver")
     store.commit(
         "main",
-        [Put(silver, Namespace(("silver",))), Put(ContentKey.of("silver", "t"), table(3))],
+        [Put(ContentKey.of("silver", "t"), table(3)), Put(silver, Namespace(("silver",)))],
         "both",
     )
+    assert set(store.get_contents("main", [silver, ContentKey.of("silver", "t")])) == {
+        silver,
+        ContentKey.of("silver", "t"),
+    }
 
 
 def test_a_namespace_with_content_cannot_be_deleted(store: VersionStore) -> None:

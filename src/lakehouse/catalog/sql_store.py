@@ -18,6 +18,7 @@ read is of immutable rows, served from an in-process cache when warm.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -684,6 +685,8 @@ class SqlStore(VersionStore):
                 expected = self._expand_hash(expected_hash, conn)
                 if expected != head:
                     conflicts += self._changed_since(conn, branch, expected, head, seen)
+            if conflicts:  # keys moved under the caller: that is the answer, whatever else
+                raise CommitConflictError(conflicts)
             head_row = self._commit_row(head, conn)
             changes, recorded, added, more = self._check_operations(head_row.tree, ops)
             conflicts += more
@@ -741,8 +744,11 @@ class SqlStore(VersionStore):
         """Validate ``ops`` against ``tree``; return changes, ops to record, new ids, conflicts."""
         paths = {op.key.to_path_string() for op in ops}
         for op in ops:
-            if isinstance(op, Put) and op.key.namespace is not None:
-                paths.add(op.key.namespace.to_path_string())
+            if isinstance(op, Put):
+                paths.update(
+                    ContentKey(op.key.elements[:i]).to_path_string()
+                    for i in range(1, len(op.key.elements))
+                )
         current = self._reader.lookup_many(tree, list(paths))
         deleted_ids = {
             current[p].get("id")
@@ -797,29 +803,29 @@ class SqlStore(VersionStore):
                     f"new content at '{op.key}' must not carry a content id "
                     "(only a rename, deleting the old key in the same commit, keeps an id)"
                 )
-            parent = op.key.namespace
-            if parent is not None:
-                p = parent.to_path_string()
-                ns = changes[p] if p in changes else current.get(p)
-                if ns is None:
-                    conflicts.append(
-                        Conflict(
-                            op.key,
-                            ConflictType.NAMESPACE_ABSENT,
-                            f"namespace '{parent}' does not exist",
-                        )
-                    )
-                    continue
-                if ns.get("type") != ContentType.NAMESPACE:
-                    conflicts.append(
-                        Conflict(
-                            op.key, ConflictType.NOT_A_NAMESPACE, f"'{parent}' is not a namespace"
-                        )
-                    )
-                    continue
             value = content.to_json()
             changes[path] = value
             recorded.append({"type": "PUT", "key": op.key.to_json(), "content": value})
+        # every namespace enclosing new content must exist (after this commit), as Nessie checks
+        reported: set[str] = set()
+        for op in ops:
+            if not isinstance(op, Put) or changes.get(op.key.to_path_string()) is None:
+                continue
+            for i in range(1, len(op.key.elements)):
+                ns_key = ContentKey(op.key.elements[:i])
+                p = ns_key.to_path_string()
+                ns = changes[p] if p in changes else current.get(p)
+                if p in reported or (ns is not None and ns.get("type") == ContentType.NAMESPACE):
+                    continue
+                reported.add(p)
+                if ns is None:
+                    conflicts.append(
+                        Conflict(ns_key, ConflictType.NAMESPACE_ABSENT, "namespace does not exist")
+                    )
+                else:
+                    conflicts.append(
+                        Conflict(ns_key, ConflictType.NOT_A_NAMESPACE, "content is not a namespace")
+                    )
         # a namespace may only be deleted when nothing remains inside it
         for op in ops:
             path = op.key.to_path_string()
@@ -946,7 +952,9 @@ class SqlStore(VersionStore):
             if dry_run or not plan.changes:
                 return result
             if meta is None or isinstance(meta, str):
-                meta = CommitMeta(message=meta or f"Merge {src} into {target}")
+                meta = CommitMeta(message=meta or "")
+            if not meta.message:
+                meta = dataclasses.replace(meta, message=f"Merge {src} into {target}")
             recorded = [
                 {"type": "PUT", "key": ContentKey.parse(p).to_json(), "content": v}
                 if v is not None
@@ -1075,9 +1083,7 @@ class SqlStore(VersionStore):
 
 
 def _replace_result(result: MergeResult, **changes: Any) -> MergeResult:
-    from dataclasses import replace
-
-    return replace(result, **changes)
+    return dataclasses.replace(result, **changes)
 
 
 def _root_row() -> dict[str, Any]:

@@ -1,0 +1,1274 @@
+"""A PyIceberg catalog bound to one reference of the versioned catalog: tables live on branches.
+
+:class:`RefCatalog` is a :class:`pyiceberg.catalog.MetastoreCatalog` whose state is the
+content of one reference of a :class:`~lakehouse.catalog.store.VersionStore`:
+
+* namespaces are :class:`~lakehouse.catalog.model.Namespace` content, tables are
+  :class:`~lakehouse.catalog.model.IcebergTable` content (metadata location, snapshot,
+  schema, spec and sort-order ids, stable content id), views are
+  :class:`~lakehouse.catalog.model.IcebergView` content;
+* bound to a branch (``"dev"``) it reads that branch's head and every change is one
+  commit on it, made with the expected hash the table was read at; bound to a tag,
+  a ``name@hash``, ``@hash`` or a relative spec (``main~3``, ``main*2026-01-01``) it
+  reads that fixed point of history and every write raises
+  :class:`~lakehouse.errors.ReadOnlyReferenceError`.
+
+Files (DESIGN §3): data under the zone bucket of the table's namespace, metadata under
+the ``iceberg-metadata`` bucket (see :mod:`lakehouse.storage.zones`). Every table carries
+``gc.enabled=false`` and ``write.metadata.delete-after-commit.enabled=false``; commits that
+would turn either on are refused, and this catalog never deletes a file: another branch,
+a tag or an old commit may still point at it. Only the garbage collector, which marks
+what every reference can reach, deletes files. :meth:`RefCatalog.purge_table` therefore
+only drops the table from the branch.
+
+Commits (the PyIceberg ``commit_table`` hook) follow Iceberg's REST catalog semantics:
+read the branch head and the table's current metadata, validate the Iceberg
+requirements against that *current* metadata, apply the updates
+(:func:`pyiceberg.table.update.update_table_metadata`), write the new metadata file and
+commit it with the expected hash. When the store reports that the table changed in
+between, the loop re-reads and tries again (bounded, jittered backoff). When the
+requirements fail because another writer moved the table's branch, a pure fast append
+is rebased onto the new head (new manifests and manifest list with the right parent,
+sequence number and summary totals); anything else raises
+:class:`~pyiceberg.exceptions.CommitFailedException` naming the table and the branch.
+An unknown commit outcome raises :class:`~pyiceberg.exceptions.CommitStateUnknownException`
+and nothing is cleaned up.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from pyiceberg.avro.codecs import AvroCompressionCodec
+from pyiceberg.catalog import MetastoreCatalog, PropertiesUpdateSummary
+from pyiceberg.exceptions import (
+    CommitFailedException,
+    CommitStateUnknownException,
+    NamespaceAlreadyExistsError,
+    NamespaceNotEmptyError,
+    NoSuchNamespaceError,
+    NoSuchTableError,
+    NoSuchViewError,
+    TableAlreadyExistsError,
+    ValidationException,
+    ViewAlreadyExistsError,
+)
+from pyiceberg.io import FileIO
+from pyiceberg.manifest import (
+    ManifestContent,
+    ManifestEntry,
+    ManifestEntryStatus,
+    ManifestFile,
+    write_manifest,
+    write_manifest_list,
+)
+from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.serializers import FromInputFile
+from pyiceberg.table import CommitTableResponse, StagedTable, Table, TableProperties
+from pyiceberg.table.locations import load_location_provider
+from pyiceberg.table.metadata import TableMetadata, new_table_metadata
+from pyiceberg.table.refs import SnapshotRefType
+from pyiceberg.table.snapshots import Operation as SnapshotOperation
+from pyiceberg.table.snapshots import Snapshot, Summary, update_snapshot_summaries
+from pyiceberg.table.sorting import UNSORTED_SORT_ORDER, SortOrder
+from pyiceberg.table.update import (
+    AddSnapshotUpdate,
+    AssertCreate,
+    AssertRefSnapshotId,
+    RemovePropertiesUpdate,
+    SetPropertiesUpdate,
+    SetSnapshotRefUpdate,
+    TableRequirement,
+    TableUpdate,
+    update_table_metadata,
+)
+from pyiceberg.typedef import EMPTY_DICT, Identifier, Properties
+from pyiceberg.view import View
+from pyiceberg.view.metadata import ViewHistoryEntry, ViewMetadata, ViewVersion
+
+from lakehouse.catalog.model import (
+    CommitMeta,
+    CommitResult,
+    Conflict,
+    ConflictType,
+    Content,
+    ContentKey,
+    ContentType,
+    Delete,
+    IcebergTable,
+    IcebergView,
+    Namespace,
+    Operation,
+    Put,
+    RefSpec,
+)
+from lakehouse.catalog.store import VersionStore
+from lakehouse.errors import (
+    CommitConflictError,
+    CommitStateUnknownError,
+    InvalidInputError,
+    ReadOnlyReferenceError,
+    ReferenceConflictError,
+    TransientCatalogError,
+)
+from lakehouse.storage.zones import Warehouse
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Table properties every table of the versioned catalog carries (DESIGN §3).
+GC_ENABLED = "gc.enabled"
+METADATA_DELETE_AFTER_COMMIT = TableProperties.METADATA_DELETE_AFTER_COMMIT_ENABLED
+SAFETY_PROPERTIES: Mapping[str, str] = {GC_ENABLED: "false", METADATA_DELETE_AFTER_COMMIT: "false"}
+
+#: Catalog properties that tune the commit loop (values are strings, like every property).
+COMMIT_ATTEMPTS = "lakehouse.commit.attempts"
+COMMIT_MIN_WAIT_MS = "lakehouse.commit.min-wait-ms"
+COMMIT_MAX_WAIT_MS = "lakehouse.commit.max-wait-ms"
+#: Catalog property naming the author recorded on commits.
+AUTHOR = "author"
+
+_DEFAULT_ATTEMPTS = 25
+_DEFAULT_MIN_WAIT_MS = 5
+_DEFAULT_MAX_WAIT_MS = 1000
+
+#: Store conflicts that mean "someone changed this key in between": re-read and retry.
+_RETRYABLE_CONFLICTS = frozenset(
+    {
+        ConflictType.VALUE_DIFFERS,
+        ConflictType.PAYLOAD_DIFFERS,
+        ConflictType.CONTENT_ID_DIFFERS,
+        ConflictType.UNEXPECTED_HASH,
+        ConflictType.UNKNOWN,
+    }
+)
+
+#: What a commit without a new snapshot did, by Iceberg update action.
+_ACTION_OPERATIONS: Mapping[str, str] = {
+    "assign-uuid": "create",
+    "add-schema": "update-schema",
+    "set-current-schema": "update-schema",
+    "add-spec": "update-spec",
+    "set-default-spec": "update-spec",
+    "remove-partition-specs": "update-spec",
+    "add-sort-order": "replace-sort-order",
+    "set-default-sort-order": "replace-sort-order",
+    "set-properties": "update-properties",
+    "remove-properties": "update-properties",
+    "remove-snapshots": "expire-snapshots",
+    "set-snapshot-ref": "manage-snapshots",
+    "remove-snapshot-ref": "manage-snapshots",
+    "set-statistics": "update-statistics",
+    "remove-statistics": "update-statistics",
+    "upgrade-format-version": "upgrade-format-version",
+    "set-location": "set-location",
+}
+
+
+class _LostRaceError(Exception):
+    """Internal: the attempt lost a race; re-read and try again."""
+
+
+class RefCatalog(MetastoreCatalog):
+    """A PyIceberg catalog over the contents of one reference of a :class:`VersionStore`.
+
+    ``ref`` is a branch name (read-write), or a tag, ``name@hash``, ``@hash`` or a
+    relative spec (read-only). ``warehouse`` decides where new tables keep their files.
+    ``properties`` are PyIceberg catalog properties (FileIO settings such as
+    ``s3.endpoint``), plus ``author`` and the ``lakehouse.commit.*`` tuning keys.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        store: VersionStore,
+        ref: str,
+        warehouse: Warehouse,
+        **properties: str,
+    ) -> None:
+        super().__init__(name, **properties)
+        self.store = store
+        self.ref = ref
+        self.warehouse = warehouse
+        self._spec = RefSpec.parse(ref)
+        self._max_attempts = max(1, int(properties.get(COMMIT_ATTEMPTS, _DEFAULT_ATTEMPTS)))
+        self._min_wait_ms = max(0, int(properties.get(COMMIT_MIN_WAIT_MS, _DEFAULT_MIN_WAIT_MS)))
+        self._max_wait_ms = max(0, int(properties.get(COMMIT_MAX_WAIT_MS, _DEFAULT_MAX_WAIT_MS)))
+
+    def __repr__(self) -> str:
+        return f"RefCatalog(name={self.name!r}, ref={self.ref!r})"
+
+    def with_ref(self, ref: str) -> RefCatalog:
+        """The same catalog bound to another reference."""
+        return RefCatalog(self.name, self.store, ref, self.warehouse, **self.properties)
+
+    @property
+    def is_read_only(self) -> bool:
+        """True when bound to a fixed point of history (a hash or relative spec).
+
+        A catalog bound to a tag is also read-only; that is only known by asking the store.
+        """
+        return self._spec.hash is not None or bool(self._spec.relative) or self._spec.name is None
+
+    # -- reading ----------------------------------------------------------------------
+
+    def _read(self, keys: Iterable[ContentKey]) -> tuple[str, dict[ContentKey, Content]]:
+        """Resolve the bound reference once and read ``keys`` at that commit."""
+        resolved = self.store.resolve(self.ref)
+        return resolved.hash, self.store.get_contents(RefSpec(hash=resolved.hash), list(keys))
+
+    def _read_branch(
+        self, branch: str, keys: Iterable[ContentKey]
+    ) -> tuple[str, dict[ContentKey, Content]]:
+        """Head of ``branch`` and ``keys`` at that head (the expected hash of the next commit)."""
+        resolved = self.store.resolve(branch)
+        return resolved.hash, self.store.get_contents(RefSpec(hash=resolved.hash), list(keys))
+
+    def _writable_branch(self) -> str:
+        """The branch this catalog commits to, or :class:`ReadOnlyReferenceError`."""
+        if self._spec.name is None:
+            raise ReadOnlyReferenceError(self.ref, kind="detached commit")
+        if self._spec.hash is not None or self._spec.relative:
+            raise ReadOnlyReferenceError(self.ref, kind="commit")
+        return self.store.writable_branch(self._spec.name).name
+
+    def _table_from_content(self, key: ContentKey, content: IcebergTable) -> Table:
+        location = content.metadata_location
+        io = self._load_file_io(location=location)
+        metadata = FromInputFile.table_metadata(io.new_input(location))
+        return Table(
+            identifier=key.elements,
+            metadata=metadata,
+            metadata_location=location,
+            io=self._load_file_io(metadata.properties, location),
+            catalog=self,
+        )
+
+    # -- keys ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _table_key(
+        identifier: str | Identifier, err: type[Exception] = NoSuchTableError
+    ) -> ContentKey:
+        elements = MetastoreCatalog.identifier_to_tuple(identifier)
+        if len(elements) < 2:
+            raise err(
+                f"invalid table identifier {'.'.join(elements)!r}: "
+                "use <namespace>.<name>, tables live inside a namespace"
+            )
+        return ContentKey(tuple(elements))
+
+    @staticmethod
+    def _namespace_key(namespace: str | Identifier) -> ContentKey | None:
+        """Key of a namespace, ``None`` for the root (``()`` or ``""``)."""
+        elements = MetastoreCatalog.identifier_to_tuple(namespace)
+        if not elements or elements == ("",):
+            return None
+        return ContentKey(tuple(elements))
+
+    # -- commits ------------------------------------------------------------------------
+
+    def _meta(self, message: str, properties: Mapping[str, str]) -> CommitMeta:
+        return CommitMeta(
+            message=message,
+            author=self.properties.get(AUTHOR),
+            properties={"application": "lakehouse", **properties},
+        )
+
+    def _commit(
+        self,
+        branch: str,
+        operations: Sequence[Operation],
+        expected_hash: str,
+        meta: CommitMeta,
+        on_conflict: Callable[[Conflict], None],
+    ) -> CommitResult:
+        """Commit, mapping store errors.
+
+        ``on_conflict`` raises the PyIceberg error of a terminal conflict; conflicts it
+        lets through are retryable (raised as :class:`_LostRaceError`) unless unknown.
+        """
+        try:
+            return self.store.commit(branch, operations, meta, expected_hash=expected_hash)
+        except CommitStateUnknownError as exc:
+            raise CommitStateUnknownException(
+                f"{meta.message} on '{branch}': the outcome of the commit is unknown; "
+                f"check the log of '{branch}' before retrying ({exc})"
+            ) from exc
+        except CommitConflictError as exc:
+            for conflict in exc.conflicts:
+                on_conflict(conflict)
+            if all(c.type in _RETRYABLE_CONFLICTS for c in exc.conflicts):
+                raise _LostRaceError(str(exc)) from exc
+            raise CommitFailedException(f"{meta.message} on '{branch}' failed: {exc}") from exc
+        except (TransientCatalogError, ReferenceConflictError) as exc:
+            raise _LostRaceError(str(exc)) from exc
+        except InvalidInputError as exc:
+            # e.g. an update (a put carrying the content id) of a key that another commit
+            # deleted meanwhile: re-read, the next attempt reports what happened.
+            if self.store.resolve(branch).hash != expected_hash:
+                raise _LostRaceError(str(exc)) from exc
+            raise
+
+    def _retrying(self, what: str, attempt: Callable[[int], T]) -> T:
+        """Run ``attempt(n)`` until it does not lose a race, at most ``_max_attempts`` times."""
+        last: Exception | None = None
+        for n in range(self._max_attempts):
+            if n:
+                cap = min(self._max_wait_ms, self._min_wait_ms * (2 ** min(n - 1, 16)))
+                time.sleep(random.uniform(0.5, 1.0) * cap / 1000)
+            try:
+                return attempt(n)
+            except (_LostRaceError, TransientCatalogError) as exc:
+                last = exc
+                logger.debug("%s: lost a race (attempt %d), retrying: %s", what, n + 1, exc)
+        raise CommitFailedException(
+            f"{what}: gave up after {self._max_attempts} attempts because of concurrent "
+            f"commits ({last})"
+        )
+
+    def _conflict_mapper(
+        self,
+        branch: str,
+        *,
+        exists: Callable[[ContentKey], Exception] | None = None,
+        missing: Callable[[ContentKey], Exception] | None = None,
+        not_empty: Callable[[ContentKey], Exception] | None = None,
+    ) -> Callable[[Conflict], None]:
+        def on_conflict(conflict: Conflict) -> None:
+            key = conflict.key
+            if key is None:
+                return
+            kind = conflict.type
+            if kind is ConflictType.NAMESPACE_ABSENT:
+                parent = key.namespace or key
+                raise NoSuchNamespaceError(f"namespace '{parent}' does not exist on '{branch}'")
+            if kind is ConflictType.NOT_A_NAMESPACE:
+                parent = key.namespace or key
+                raise NoSuchNamespaceError(f"'{parent}' is not a namespace on '{branch}'")
+            if kind is ConflictType.KEY_EXISTS and exists is not None:
+                raise exists(key)
+            if kind is ConflictType.KEY_DOES_NOT_EXIST and missing is not None:
+                raise missing(key)
+            if kind is ConflictType.NAMESPACE_NOT_EMPTY and not_empty is not None:
+                raise not_empty(key)
+
+        return on_conflict
+
+    def _check_namespace(
+        self, branch: str, key: ContentKey, found: Mapping[ContentKey, Content]
+    ) -> None:
+        parent = key.namespace
+        if parent is None:
+            return
+        content = found.get(parent)
+        if content is None:
+            raise NoSuchNamespaceError(f"namespace '{parent}' does not exist on '{branch}'")
+        if not isinstance(content, Namespace):
+            raise NoSuchNamespaceError(f"'{parent}' is not a namespace on '{branch}'")
+
+    @staticmethod
+    def _with_parent(key: ContentKey) -> list[ContentKey]:
+        return [key] if key.namespace is None else [key, key.namespace]
+
+    # -- tables: create, register -------------------------------------------------------
+
+    def _forced_properties(self, data_path: str, metadata_path: str) -> dict[str, str]:
+        return {
+            **SAFETY_PROPERTIES,
+            TableProperties.WRITE_DATA_PATH: data_path,
+            TableProperties.WRITE_METADATA_PATH: metadata_path,
+        }
+
+    @staticmethod
+    def _check_safety(properties: Mapping[str, str], what: str) -> None:
+        for prop, required in SAFETY_PROPERTIES.items():
+            value = properties.get(prop)
+            if value is not None and value.strip().lower() != required:
+                raise ValueError(
+                    f"{what}: {prop}={value!r} is not allowed; it must stay {required!r} because "
+                    "other branches, tags and old commits may still use the table's files "
+                    "(only `lakehouse maintenance gc` deletes files)"
+                )
+
+    def _create_staged_table(
+        self,
+        identifier: str | Identifier,
+        schema: Schema | pa.Schema,
+        location: str | None = None,
+        partition_spec: PartitionSpec = UNPARTITIONED_PARTITION_SPEC,
+        sort_order: SortOrder = UNSORTED_SORT_ORDER,
+        properties: Properties = EMPTY_DICT,
+    ) -> StagedTable:
+        """New table metadata, with the warehouse's locations and the safety properties.
+
+        Data goes under the zone bucket (or ``location``/data when given), metadata under
+        the ``iceberg-metadata`` bucket; ``write.data.path``/``write.metadata.path`` given
+        in ``properties`` are replaced by the warehouse's.
+        """
+        key = self._table_key(identifier, ValueError)
+        self._check_safety(properties, f"create table '{key}'")
+        format_version = int(
+            properties.get(TableProperties.FORMAT_VERSION, TableProperties.DEFAULT_FORMAT_VERSION)
+        )
+        iceberg_schema = self._convert_schema_if_needed(schema, cast(Any, format_version))
+        paths = self.warehouse.table_locations(key.elements[:-1], key.name)
+        table_location = location.rstrip("/") if location else paths.root
+        data_path = f"{table_location}/data" if location else paths.data
+        table_properties = {**properties, **self._forced_properties(data_path, paths.metadata)}
+        metadata = new_table_metadata(
+            location=table_location,
+            schema=iceberg_schema,
+            partition_spec=partition_spec,
+            sort_order=sort_order,
+            properties=table_properties,
+        )
+        provider = load_location_provider(table_location, table_properties)
+        metadata_location = provider.new_table_metadata_file_location()
+        return StagedTable(
+            identifier=key.elements,
+            metadata=metadata,
+            metadata_location=metadata_location,
+            io=self._load_file_io(properties=table_properties, location=metadata_location),
+            catalog=self,
+        )
+
+    def create_table(
+        self,
+        identifier: str | Identifier,
+        schema: Schema | pa.Schema,
+        location: str | None = None,
+        partition_spec: PartitionSpec = UNPARTITIONED_PARTITION_SPEC,
+        sort_order: SortOrder = UNSORTED_SORT_ORDER,
+        properties: Properties = EMPTY_DICT,
+    ) -> Table:
+        """Create a table on the bound branch (one commit: "Create table <key>")."""
+        key = self._table_key(identifier, ValueError)
+        branch = self._writable_branch()
+        head, found = self._read_branch(branch, self._with_parent(key))
+        self._check_namespace(branch, key, found)
+        if key in found:
+            raise TableAlreadyExistsError(f"table '{key}' already exists on '{branch}'")
+        staged = self._create_staged_table(
+            identifier, schema, location, partition_spec, sort_order, properties
+        )
+        self._write_metadata(staged.metadata, staged.io, staged.metadata_location)
+        content = self._table_content(staged.metadata, staged.metadata_location, None)
+        self._put_new(
+            branch,
+            key,
+            content,
+            head,
+            self._meta(f"Create table {key}", {"iceberg.operation": "create"}),
+            exists=lambda k: TableAlreadyExistsError(f"table '{k}' already exists on '{branch}'"),
+        )
+        return Table(
+            identifier=key.elements,
+            metadata=staged.metadata,
+            metadata_location=staged.metadata_location,
+            io=staged.io,
+            catalog=self,
+        )
+
+    def _put_new(
+        self,
+        branch: str,
+        key: ContentKey,
+        content: Content,
+        head: str,
+        meta: CommitMeta,
+        *,
+        exists: Callable[[ContentKey], Exception],
+    ) -> CommitResult:
+        """Put new content at ``key`` (no id: the store assigns one), retrying lost races."""
+        on_conflict = self._conflict_mapper(branch, exists=exists)
+
+        def attempt(n: int) -> CommitResult:
+            expected = head
+            if n:
+                expected, found = self._read_branch(branch, self._with_parent(key))
+                self._check_namespace(branch, key, found)
+                if key in found:
+                    raise exists(key)
+            return self._commit(branch, [Put(key, content)], expected, meta, on_conflict)
+
+        return self._retrying(f"{meta.message} on '{branch}'", attempt)
+
+    def register_table(
+        self, identifier: str | Identifier, metadata_location: str, overwrite: bool = False
+    ) -> Table:
+        """Register existing table metadata at ``identifier`` on the bound branch.
+
+        Missing safety properties (``gc.enabled``, delete-after-commit) are added, and so
+        are a missing ``write.metadata.path`` (the warehouse's metadata folder) and a missing
+        ``write.data.path`` (``<table location>/data``), by writing a new metadata version;
+        the given file is never changed. With ``overwrite`` an existing table at the key is
+        replaced (its content id stays).
+        """
+        key = self._table_key(identifier, ValueError)
+        branch = self._writable_branch()
+        _, found = self._read_branch(branch, self._with_parent(key))
+        self._check_namespace(branch, key, found)
+        if key in found and not (overwrite and isinstance(found[key], IcebergTable)):
+            raise TableAlreadyExistsError(f"table '{key}' already exists on '{branch}'")
+        io = self._load_file_io(location=metadata_location)
+        metadata = FromInputFile.table_metadata(io.new_input(metadata_location))
+        needed = {k: v for k, v in SAFETY_PROPERTIES.items() if metadata.properties.get(k) != v}
+        if not metadata.properties.get(
+            TableProperties.WRITE_DATA_PATH
+        ) or not metadata.properties.get(TableProperties.WRITE_METADATA_PATH):
+            paths = self.warehouse.table_locations(key.elements[:-1], key.name)
+            if not metadata.properties.get(TableProperties.WRITE_DATA_PATH):
+                needed[TableProperties.WRITE_DATA_PATH] = f"{metadata.location.rstrip('/')}/data"
+            if not metadata.properties.get(TableProperties.WRITE_METADATA_PATH):
+                needed[TableProperties.WRITE_METADATA_PATH] = paths.metadata
+        if needed:
+            metadata = update_table_metadata(
+                metadata,
+                (SetPropertiesUpdate(updates=needed),),
+                metadata_location=metadata_location,
+            )
+            provider = load_location_provider(metadata.location, metadata.properties)
+            metadata_location = provider.new_table_metadata_file_location(
+                self._parse_metadata_version(metadata_location) + 1
+            )
+            io = self._load_file_io(metadata.properties, metadata_location)
+            self._write_metadata(metadata, io, metadata_location)
+
+        meta = self._meta(f"Register table {key}", {"iceberg.operation": "register"})
+        on_conflict = self._conflict_mapper(
+            branch,
+            exists=lambda k: TableAlreadyExistsError(f"table '{k}' already exists on '{branch}'"),
+        )
+        registered = metadata
+
+        def attempt(_: int) -> None:
+            head, found = self._read_branch(branch, self._with_parent(key))
+            self._check_namespace(branch, key, found)
+            existing = found.get(key)
+            content_id: str | None = None
+            if existing is not None:
+                if not overwrite or not isinstance(existing, IcebergTable):
+                    raise TableAlreadyExistsError(f"table '{key}' already exists on '{branch}'")
+                content_id = existing.id
+            content = self._table_content(registered, metadata_location, content_id)
+            self._commit(branch, [Put(key, content)], head, meta, on_conflict)
+
+        self._retrying(f"register table '{key}' on '{branch}'", attempt)
+        return Table(
+            identifier=key.elements,
+            metadata=registered,
+            metadata_location=metadata_location,
+            io=self._load_file_io(registered.properties, metadata_location),
+            catalog=self,
+        )
+
+    @staticmethod
+    def _table_content(
+        metadata: TableMetadata, metadata_location: str, content_id: str | None
+    ) -> IcebergTable:
+        snapshot_id = metadata.current_snapshot_id
+        return IcebergTable(
+            metadata_location=metadata_location,
+            snapshot_id=snapshot_id if snapshot_id is not None else -1,
+            schema_id=metadata.current_schema_id,
+            spec_id=metadata.default_spec_id,
+            sort_order_id=metadata.default_sort_order_id,
+            id=content_id,
+        )
+
+    # -- tables: load, exists, list ------------------------------------------------------
+
+    def load_table(self, identifier: str | Identifier) -> Table:
+        """The table at ``identifier`` on the bound reference."""
+        key = self._table_key(identifier)
+        _, found = self._read([key])
+        content = found.get(key)
+        if not isinstance(content, IcebergTable):
+            raise NoSuchTableError(f"table '{key}' does not exist on '{self.ref}'")
+        return self._table_from_content(key, content)
+
+    def table_exists(self, identifier: str | Identifier) -> bool:
+        """True if an Iceberg table is at ``identifier`` on the bound reference."""
+        key = self._table_key(identifier)
+        _, found = self._read([key])
+        return isinstance(found.get(key), IcebergTable)
+
+    def _list(self, namespace: str | Identifier, kind: ContentType) -> list[Identifier]:
+        ns_key = self._namespace_key(namespace)
+        resolved = self.store.resolve(self.ref)
+        at = RefSpec(hash=resolved.hash)
+        if ns_key is not None:
+            found = self.store.get_contents(at, [ns_key])
+            if not isinstance(found.get(ns_key), Namespace):
+                raise NoSuchNamespaceError(f"namespace '{ns_key}' does not exist on '{self.ref}'")
+        depth = 1 if ns_key is None else len(ns_key.elements) + 1
+        return [
+            entry.key.elements
+            for entry in self.store.entries(at, prefix=ns_key)
+            if entry.type is kind and len(entry.key.elements) == depth
+        ]
+
+    def list_tables(self, namespace: str | Identifier) -> list[Identifier]:
+        """Tables directly inside ``namespace`` on the bound reference."""
+        return self._list(namespace, ContentType.ICEBERG_TABLE)
+
+    # -- tables: commit -----------------------------------------------------------------
+
+    def commit_table(
+        self,
+        table: Table,
+        requirements: tuple[TableRequirement, ...],
+        updates: tuple[TableUpdate, ...],
+    ) -> CommitTableResponse:
+        """Apply ``updates`` to the table on the bound branch as one catalog commit."""
+        key = self._table_key(table.name())
+        branch = self._writable_branch()
+        creating = any(isinstance(r, AssertCreate) for r in requirements)
+        self._check_property_updates(key, updates)
+        message, props = self._describe(key, updates, creating)
+        meta = self._meta(message, props)
+        on_conflict = self._conflict_mapper(
+            branch,
+            exists=lambda k: TableAlreadyExistsError(f"table '{k}' already exists on '{branch}'"),
+            missing=lambda k: NoSuchTableError(f"table '{k}' does not exist on '{branch}'"),
+        )
+
+        def attempt(n: int) -> CommitTableResponse:
+            head, found = self._read_branch(branch, self._with_parent(key))
+            content = found.get(key)
+            current: Table | None = None
+            if content is not None:
+                if not isinstance(content, IcebergTable) or creating:
+                    if creating:
+                        raise TableAlreadyExistsError(f"table '{key}' already exists on '{branch}'")
+                    raise NoSuchTableError(f"table '{key}' does not exist on '{branch}'")
+                current = self._table_from_content(key, content)
+            elif creating:
+                self._check_namespace(branch, key, found)
+            else:
+                raise NoSuchTableError(f"table '{key}' does not exist on '{branch}'")
+
+            to_apply = self._validated_updates(key, branch, current, requirements, updates, n)
+            new_metadata = self._apply(key, branch, table, current, to_apply)
+            if current is not None and new_metadata == current.metadata:
+                return CommitTableResponse(
+                    metadata=current.metadata, metadata_location=current.metadata_location
+                )
+            version = (
+                self._parse_metadata_version(current.metadata_location) + 1
+                if current is not None
+                else 0
+            )
+            provider = load_location_provider(new_metadata.location, new_metadata.properties)
+            new_location = provider.new_table_metadata_file_location(version)
+            io = self._load_file_io(new_metadata.properties, new_location)
+            self._write_metadata(new_metadata, io, new_location)
+            new_content = self._table_content(
+                new_metadata, new_location, content.id if content is not None else None
+            )
+            self._commit(branch, [Put(key, new_content)], head, meta, on_conflict)
+            return CommitTableResponse(metadata=new_metadata, metadata_location=new_location)
+
+        return self._retrying(f"commit to table '{key}' on '{branch}'", attempt)
+
+    def _apply(
+        self,
+        key: ContentKey,
+        branch: str,
+        table: Table,
+        current: Table | None,
+        updates: tuple[TableUpdate, ...],
+    ) -> TableMetadata:
+        base = current.metadata if current is not None else self._empty_table_metadata()
+        location = current.metadata_location if current is not None else None
+        try:
+            new_metadata = update_table_metadata(
+                base, updates, enforce_validation=current is None, metadata_location=location
+            )
+            missing = {
+                k: v for k, v in SAFETY_PROPERTIES.items() if new_metadata.properties.get(k) != v
+            }
+            if missing:  # tables registered elsewhere: add the safety properties on the way
+                new_metadata = update_table_metadata(
+                    base,
+                    (*updates, SetPropertiesUpdate(updates=missing)),
+                    enforce_validation=current is None,
+                    metadata_location=location,
+                )
+        except ValueError as exc:
+            if current is not None and current.metadata_location != table.metadata_location:
+                raise CommitFailedException(
+                    f"cannot commit to table '{key}' on branch '{branch}': it changed "
+                    f"concurrently and the updates no longer apply ({exc}); reload and retry"
+                ) from exc
+            raise
+        return new_metadata
+
+    def _check_property_updates(self, key: ContentKey, updates: Sequence[TableUpdate]) -> None:
+        for update in updates:
+            if isinstance(update, SetPropertiesUpdate):
+                try:
+                    self._check_safety(update.updates, f"commit to table '{key}'")
+                except ValueError as exc:
+                    raise ValidationException(str(exc)) from exc
+            elif isinstance(update, RemovePropertiesUpdate):
+                removed = sorted(set(update.removals) & set(SAFETY_PROPERTIES))
+                if removed:
+                    raise ValidationException(
+                        f"commit to table '{key}': property {', '.join(removed)} cannot be "
+                        "removed; it must stay 'false' because other branches may still use "
+                        "the table's files"
+                    )
+
+    @staticmethod
+    def _describe(
+        key: ContentKey, updates: Sequence[TableUpdate], creating: bool
+    ) -> tuple[str, dict[str, str]]:
+        actions = list(dict.fromkeys(str(getattr(u, "action", type(u).__name__)) for u in updates))
+        props = {"iceberg.table": str(key), "iceberg.actions": ",".join(actions)}
+        snapshots = [u.snapshot for u in updates if isinstance(u, AddSnapshotUpdate)]
+        if creating:
+            operation = "create"
+        elif snapshots:
+            # one kind of snapshot keeps its name; a mix (delete + append = overwrite,
+            # upsert) is an overwrite
+            kinds = {s.summary.operation.value if s.summary else "append" for s in snapshots}
+            operation = kinds.pop() if len(kinds) == 1 else SnapshotOperation.OVERWRITE.value
+            props["iceberg.snapshot-id"] = str(snapshots[-1].snapshot_id)
+        else:
+            operation = next(
+                (_ACTION_OPERATIONS[a] for a in actions if a in _ACTION_OPERATIONS),
+                actions[0] if actions else "noop",
+            )
+        props["iceberg.operation"] = operation
+        verb = "Create" if creating else "Update"
+        return f"{verb} table {key}", props
+
+    # -- concurrency: requirements and fast-append rebase ------------------------------------
+
+    def _validated_updates(
+        self,
+        key: ContentKey,
+        branch: str,
+        current: Table | None,
+        requirements: Sequence[TableRequirement],
+        updates: tuple[TableUpdate, ...],
+        attempt: int,
+    ) -> tuple[TableUpdate, ...]:
+        """``updates`` if the requirements hold on the current metadata, else a rebase of them.
+
+        Raises :class:`CommitFailedException` when they cannot be rebased.
+        """
+        base = current.metadata if current is not None else None
+        failures: list[tuple[TableRequirement, CommitFailedException]] = []
+        for requirement in requirements:
+            try:
+                requirement.validate(base)
+            except CommitFailedException as exc:
+                failures.append((requirement, exc))
+        if not failures:
+            return updates
+        if any(isinstance(r, AssertCreate) for r, _ in failures):
+            raise TableAlreadyExistsError(f"table '{key}' already exists on '{branch}'")
+        if (
+            current is not None
+            and len(failures) == 1
+            and isinstance(failures[0][0], AssertRefSnapshotId)
+        ):
+            rebased = self._rebase_fast_append(current.metadata, updates, failures[0][0], attempt)
+            if rebased is not None:
+                logger.info(
+                    "rebased a fast append to table '%s' on '%s' onto the concurrent head",
+                    key,
+                    branch,
+                )
+                return rebased
+        reasons = "; ".join(str(exc) for _, exc in failures)
+        raise CommitFailedException(
+            f"cannot commit to table '{key}' on branch '{branch}': the table was changed "
+            f"concurrently and this change is not a fast append that can be rebased "
+            f"(Iceberg: {reasons}); reload the table and retry"
+        )
+
+    def _rebase_fast_append(
+        self,
+        current: TableMetadata,
+        updates: tuple[TableUpdate, ...],
+        failed: AssertRefSnapshotId,
+        attempt: int,
+    ) -> tuple[TableUpdate, ...] | None:
+        """Re-parent a pure fast append onto the current head of its Iceberg branch.
+
+        A pure fast append is only ``AddSnapshot`` (operation ``append``, one or a chain)
+        plus ``SetSnapshotRef`` of the branch the failed requirement names, whose snapshots
+        consist of the parent's manifests plus new manifests of ADDED data files only.
+        Each snapshot is rewritten with the same id: its new files go into new manifests
+        (new paths, so no cached manifest carries stale sequence numbers), the manifest
+        list holds them plus the current head's manifests, and the summary totals are
+        recomputed from the head's. Returns ``None`` when the updates do not qualify.
+        """
+        if current.format_version not in (1, 2):
+            return None
+        adds: list[Snapshot] = []
+        ref_updates: list[SetSnapshotRefUpdate] = []
+        for update in updates:
+            if isinstance(update, AddSnapshotUpdate):
+                adds.append(update.snapshot)
+            elif isinstance(update, SetSnapshotRefUpdate):
+                ref_updates.append(update)
+            else:
+                return None
+        ref = failed.ref
+        if not adds or not ref_updates:
+            return None
+        chain = [s.snapshot_id for s in adds]
+        if any(u.ref_name != ref or u.type != SnapshotRefType.BRANCH for u in ref_updates):
+            return None
+        if ref_updates[-1].snapshot_id != chain[-1] or any(
+            u.snapshot_id not in chain for u in ref_updates
+        ):
+            return None
+        for i, snapshot in enumerate(adds):
+            parent_id = failed.snapshot_id if i == 0 else chain[i - 1]
+            if (
+                snapshot.parent_snapshot_id != parent_id
+                or snapshot.summary is None
+                or snapshot.summary.operation != SnapshotOperation.APPEND
+                or current.snapshot_by_id(snapshot.snapshot_id) is not None
+            ):
+                return None
+        head = current.snapshot_by_name(ref)
+        if head is None:
+            return None
+
+        io = self._load_file_io(current.properties, current.location)
+        if failed.snapshot_id is None:
+            parent_manifests_before: list[ManifestFile] = []
+        else:
+            original_parent = current.snapshot_by_id(failed.snapshot_id)
+            if original_parent is None:  # expired meanwhile: cannot prove it is a fast append
+                return None
+            parent_manifests_before = list(original_parent.manifests(io))
+
+        provider = load_location_provider(current.location, current.properties)
+        compression = cast(
+            AvroCompressionCodec,
+            current.properties.get(
+                TableProperties.WRITE_AVRO_COMPRESSION,
+                TableProperties.WRITE_AVRO_COMPRESSION_DEFAULT,
+            ),
+        )
+        format_version = current.format_version
+        sequence_number = current.next_sequence_number()
+        parent = head
+        parent_manifests = _live_manifests(head.manifests(io))
+        rebased: dict[int, Snapshot] = {}
+        commit_uuid = uuid.uuid4()
+        counter = 0
+        for snapshot in adds:
+            manifests = list(snapshot.manifests(io))
+            own = [m for m in manifests if m.added_snapshot_id == snapshot.snapshot_id]
+            inherited = {
+                m.manifest_path for m in manifests if m.added_snapshot_id != snapshot.snapshot_id
+            }
+            # a fast append keeps every live manifest of its parent (it may drop the ones
+            # holding only deleted entries) and adds its own
+            live = {m.manifest_path for m in _live_manifests(parent_manifests_before)}
+            every = {m.manifest_path for m in parent_manifests_before}
+            if not own or not live <= inherited <= every:
+                return None
+            for manifest in own:
+                if (
+                    manifest.content != ManifestContent.DATA
+                    or (manifest.existing_files_count or 0) > 0
+                    or (manifest.deleted_files_count or 0) > 0
+                ):
+                    return None
+            new_manifests: list[ManifestFile] = []
+            for manifest in own:
+                output = io.new_output(
+                    provider.new_metadata_location(f"{commit_uuid}-m{counter}.avro")
+                )
+                counter += 1
+                spec = current.specs().get(manifest.partition_spec_id)
+                schema = (
+                    current.schema_by_id(snapshot.schema_id)
+                    if snapshot.schema_id is not None
+                    else None
+                ) or current.schema()
+                if spec is None:
+                    return None
+                with write_manifest(
+                    format_version=format_version,
+                    spec=spec,
+                    schema=schema,
+                    output_file=output,
+                    snapshot_id=snapshot.snapshot_id,
+                    avro_compression=compression,
+                ) as writer:
+                    for entry in manifest.fetch_manifest_entry(io, discard_deleted=True):
+                        writer.add_entry(
+                            ManifestEntry.from_args(
+                                status=ManifestEntryStatus.ADDED,
+                                snapshot_id=snapshot.snapshot_id,
+                                sequence_number=None,
+                                file_sequence_number=None,
+                                data_file=entry.data_file,
+                            )
+                        )
+                new_manifests.append(writer.to_manifest_file())
+            list_path = provider.new_metadata_location(
+                f"snap-{snapshot.snapshot_id}-{attempt + 1}-{commit_uuid}.avro"
+            )
+            with write_manifest_list(
+                format_version=format_version,
+                output_file=io.new_output(list_path),
+                snapshot_id=snapshot.snapshot_id,
+                parent_snapshot_id=parent.snapshot_id,
+                sequence_number=sequence_number,
+                avro_compression=compression,
+            ) as list_writer:
+                list_writer.add_manifests(new_manifests + parent_manifests)
+            assert snapshot.summary is not None
+            added = {
+                k: v
+                for k, v in snapshot.summary.additional_properties.items()
+                if not k.startswith("total-")
+            }
+            # Without a head summary the totals are unknown: leave them out rather than
+            # counting from zero.
+            previous: Mapping[str, str] = parent.summary or {"operation": "unknown"}
+            summary = update_snapshot_summaries(
+                Summary(SnapshotOperation.APPEND, **added), previous_summary=previous
+            )
+            new_snapshot = Snapshot(
+                snapshot_id=snapshot.snapshot_id,
+                parent_snapshot_id=parent.snapshot_id,
+                sequence_number=sequence_number,
+                timestamp_ms=max(int(time.time() * 1000), parent.timestamp_ms),
+                manifest_list=list_path,
+                summary=summary,
+                schema_id=snapshot.schema_id,
+            )
+            rebased[snapshot.snapshot_id] = new_snapshot
+            parent = new_snapshot
+            parent_manifests_before = manifests
+            parent_manifests = _live_manifests(new_snapshot.manifests(io))
+            if format_version > 1:
+                sequence_number += 1
+
+        out: list[TableUpdate] = []
+        for update in updates:
+            if isinstance(update, AddSnapshotUpdate):
+                out.append(AddSnapshotUpdate(snapshot=rebased[update.snapshot.snapshot_id]))
+            else:
+                out.append(update)
+        return tuple(out)
+
+    # -- tables: drop, rename -------------------------------------------------------------
+
+    def drop_table(self, identifier: str | Identifier) -> None:
+        """Remove the table from the bound branch; its files stay (see the module docstring)."""
+        key = self._table_key(identifier)
+        branch = self._writable_branch()
+        meta = self._meta(
+            f"Drop table {key}", {"iceberg.operation": "drop", "iceberg.table": str(key)}
+        )
+        on_conflict = self._conflict_mapper(
+            branch, missing=lambda k: NoSuchTableError(f"table '{k}' does not exist on '{branch}'")
+        )
+
+        def attempt(_: int) -> None:
+            head, found = self._read_branch(branch, [key])
+            if not isinstance(found.get(key), IcebergTable):
+                raise NoSuchTableError(f"table '{key}' does not exist on '{branch}'")
+            self._commit(branch, [Delete(key)], head, meta, on_conflict)
+
+        self._retrying(f"drop table '{key}' on '{branch}'", attempt)
+
+    def purge_table(self, identifier: str | Identifier) -> None:
+        """Same as :meth:`drop_table`: no file is deleted.
+
+        Other branches, tags and old commits may still use the table's files; the garbage
+        collector (``lakehouse maintenance gc``) deletes them once nothing reaches them.
+        """
+        self.drop_table(identifier)
+
+    def rename_table(
+        self, from_identifier: str | Identifier, to_identifier: str | Identifier
+    ) -> Table:
+        """Rename in one commit (delete the old key, put the new one with the same content id)."""
+        source = self._table_key(from_identifier)
+        target = self._table_key(to_identifier, ValueError)
+        branch = self._writable_branch()
+        meta = self._meta(
+            f"Rename table {source} to {target}",
+            {"iceberg.operation": "rename", "iceberg.table": str(target)},
+        )
+        on_conflict = self._conflict_mapper(
+            branch,
+            exists=lambda k: TableAlreadyExistsError(f"table '{k}' already exists on '{branch}'"),
+            missing=lambda k: NoSuchTableError(f"table '{k}' does not exist on '{branch}'"),
+        )
+
+        def attempt(_: int) -> None:
+            head, found = self._read_branch(branch, [source, *self._with_parent(target)])
+            content = found.get(source)
+            if not isinstance(content, IcebergTable):
+                raise NoSuchTableError(f"table '{source}' does not exist on '{branch}'")
+            if target in found:
+                raise TableAlreadyExistsError(f"table '{target}' already exists on '{branch}'")
+            self._check_namespace(branch, target, found)
+            self._commit(branch, [Delete(source), Put(target, content)], head, meta, on_conflict)
+
+        self._retrying(f"rename table '{source}' on '{branch}'", attempt)
+        return self.load_table(target.elements)
+
+    # -- namespaces -----------------------------------------------------------------------
+
+    def _ns_key_or_fail(self, namespace: str | Identifier) -> ContentKey:
+        key = self._namespace_key(namespace)
+        if key is None:
+            raise NoSuchNamespaceError("the root namespace cannot be used here; name a namespace")
+        return key
+
+    def create_namespace(
+        self, namespace: str | Identifier, properties: Properties = EMPTY_DICT
+    ) -> None:
+        """Create a namespace (its parent namespace must exist)."""
+        key = self._ns_key_or_fail(namespace)
+        branch = self._writable_branch()
+        meta = self._meta(f"Create namespace {key}", {"iceberg.operation": "create-namespace"})
+
+        def exists(k: ContentKey) -> Exception:
+            return NamespaceAlreadyExistsError(f"namespace '{k}' already exists on '{branch}'")
+
+        on_conflict = self._conflict_mapper(branch, exists=exists)
+        content = Namespace(key.elements, {str(k): str(v) for k, v in properties.items()})
+
+        def attempt(_: int) -> None:
+            head, found = self._read_branch(branch, self._with_parent(key))
+            if key in found:
+                raise exists(key)
+            self._check_namespace(branch, key, found)
+            self._commit(branch, [Put(key, content)], head, meta, on_conflict)
+
+        self._retrying(f"create namespace '{key}' on '{branch}'", attempt)
+
+    def drop_namespace(self, namespace: str | Identifier) -> None:
+        """Drop an empty namespace."""
+        key = self._ns_key_or_fail(namespace)
+        branch = self._writable_branch()
+        meta = self._meta(f"Drop namespace {key}", {"iceberg.operation": "drop-namespace"})
+        on_conflict = self._conflict_mapper(
+            branch,
+            missing=lambda k: NoSuchNamespaceError(f"namespace '{k}' does not exist on '{branch}'"),
+            not_empty=lambda k: NamespaceNotEmptyError(
+                f"namespace '{k}' on '{branch}' is not empty"
+            ),
+        )
+
+        def attempt(_: int) -> None:
+            head, found = self._read_branch(branch, [key])
+            if not isinstance(found.get(key), Namespace):
+                raise NoSuchNamespaceError(f"namespace '{key}' does not exist on '{branch}'")
+            self._commit(branch, [Delete(key)], head, meta, on_conflict)
+
+        self._retrying(f"drop namespace '{key}' on '{branch}'", attempt)
+
+    def list_namespaces(self, namespace: str | Identifier = ()) -> list[Identifier]:
+        """Namespaces directly inside ``namespace`` (top-level ones by default)."""
+        return self._list(namespace, ContentType.NAMESPACE)
+
+    def load_namespace_properties(self, namespace: str | Identifier) -> Properties:
+        """Properties of a namespace on the bound reference."""
+        key = self._ns_key_or_fail(namespace)
+        _, found = self._read([key])
+        content = found.get(key)
+        if not isinstance(content, Namespace):
+            raise NoSuchNamespaceError(f"namespace '{key}' does not exist on '{self.ref}'")
+        return dict(content.properties)
+
+    def namespace_exists(self, namespace: str | Identifier) -> bool:
+        """True if the namespace exists on the bound reference."""
+        key = self._namespace_key(namespace)
+        if key is None:
+            return True
+        _, found = self._read([key])
+        return isinstance(found.get(key), Namespace)
+
+    def update_namespace_properties(
+        self,
+        namespace: str | Identifier,
+        removals: set[str] | None = None,
+        updates: Properties = EMPTY_DICT,
+    ) -> PropertiesUpdateSummary:
+        """Change namespace properties (a Put keeping the namespace's content id)."""
+        key = self._ns_key_or_fail(namespace)
+        branch = self._writable_branch()
+        meta = self._meta(
+            f"Update namespace {key} properties", {"iceberg.operation": "update-namespace"}
+        )
+        on_conflict = self._conflict_mapper(
+            branch,
+            missing=lambda k: NoSuchNamespaceError(f"namespace '{k}' does not exist on '{branch}'"),
+        )
+
+        def attempt(_: int) -> PropertiesUpdateSummary:
+            head, found = self._read_branch(branch, [key])
+            current = found.get(key)
+            if not isinstance(current, Namespace):
+                raise NoSuchNamespaceError(f"namespace '{key}' does not exist on '{branch}'")
+            summary, new_properties = self._get_updated_props_and_update_summary(
+                current_properties=dict(current.properties), removals=removals, updates=updates
+            )
+            if dict(new_properties) != dict(current.properties):
+                content = Namespace(key.elements, dict(new_properties), id=current.id)
+                self._commit(branch, [Put(key, content)], head, meta, on_conflict)
+            return summary
+
+        return self._retrying(f"update namespace '{key}' on '{branch}'", attempt)
+
+    # -- views ------------------------------------------------------------------------------
+
+    def list_views(self, namespace: str | Identifier) -> list[Identifier]:
+        """Views directly inside ``namespace`` on the bound reference."""
+        return self._list(namespace, ContentType.ICEBERG_VIEW)
+
+    def view_exists(self, identifier: str | Identifier) -> bool:
+        """True if an Iceberg view is at ``identifier`` on the bound reference."""
+        key = self._table_key(identifier, NoSuchViewError)
+        _, found = self._read([key])
+        return isinstance(found.get(key), IcebergView)
+
+    def load_view(self, identifier: str | Identifier) -> View:
+        """The view at ``identifier`` on the bound reference."""
+        key = self._table_key(identifier, NoSuchViewError)
+        _, found = self._read([key])
+        content = found.get(key)
+        if not isinstance(content, IcebergView):
+            raise NoSuchViewError(f"view '{key}' does not exist on '{self.ref}'")
+        return View(key.elements, self._read_view_metadata(content.metadata_location))
+
+    def _read_view_metadata(self, location: str) -> ViewMetadata:
+        io = self._load_file_io(location=location)
+        with io.new_input(location).open() as stream:
+            return ViewMetadata.model_validate_json(stream.read())
+
+    def drop_view(self, identifier: str | Identifier) -> None:
+        """Remove the view from the bound branch (its files stay)."""
+        key = self._table_key(identifier, NoSuchViewError)
+        branch = self._writable_branch()
+        meta = self._meta(f"Drop view {key}", {"iceberg.operation": "drop-view"})
+
+        def missing(k: ContentKey) -> Exception:
+            return NoSuchViewError(f"view '{k}' does not exist on '{branch}'")
+
+        on_conflict = self._conflict_mapper(branch, missing=missing)
+
+        def attempt(_: int) -> None:
+            head, found = self._read_branch(branch, [key])
+            if not isinstance(found.get(key), IcebergView):
+                raise missing(key)
+            self._commit(branch, [Delete(key)], head, meta, on_conflict)
+
+        self._retrying(f"drop view '{key}' on '{branch}'", attempt)
+
+    def register_view(self, identifier: str | Identifier, metadata_location: str) -> View:
+        """Register existing view metadata at ``identifier`` on the bound branch."""
+        key = self._table_key(identifier, ValueError)
+        metadata = self._read_view_metadata(metadata_location)
+        self._put_view(key, metadata, metadata_location, "Register")
+        return View(key.elements, metadata)
+
+    def create_view(
+        self,
+        identifier: str | Identifier,
+        schema: Schema | pa.Schema,
+        view_version: ViewVersion,
+        location: str | None = None,
+        properties: Properties = EMPTY_DICT,
+    ) -> View:
+        """Create a view; its metadata goes under the ``iceberg-metadata`` bucket."""
+        key = self._table_key(identifier, ValueError)
+        branch = self._writable_branch()
+        _, found = self._read_branch(branch, self._with_parent(key))
+        self._check_namespace(branch, key, found)
+        if key in found:
+            raise ViewAlreadyExistsError(f"view '{key}' already exists on '{branch}'")
+        iceberg_schema = self._convert_schema_if_needed(schema)
+        version = view_version.model_copy(update={"schema_id": iceberg_schema.schema_id})
+        paths = self.warehouse.table_locations(key.elements[:-1], key.name)
+        metadata_folder = f"{location.rstrip('/')}/metadata" if location else paths.metadata
+        metadata = ViewMetadata(
+            view_uuid=str(uuid.uuid4()),
+            format_version=1,
+            location=metadata_folder.rsplit("/", 1)[0],
+            schemas=[iceberg_schema],
+            current_version_id=version.version_id,
+            versions=[version],
+            version_log=[
+                ViewHistoryEntry(timestamp_ms=version.timestamp_ms, version_id=version.version_id)
+            ],
+            properties={str(k): str(v) for k, v in properties.items()},
+        )
+        metadata_location = f"{metadata_folder}/00000-{uuid.uuid4()}.metadata.json"
+        io = self._load_file_io(location=metadata_location)
+        with io.new_output(metadata_location).create(overwrite=False) as stream:
+            stream.write(metadata.model_dump_json().encode("utf-8"))
+        self._put_view(key, metadata, metadata_location, "Create")
+        return View(key.elements, metadata)
+
+    def _put_view(
+        self, key: ContentKey, metadata: ViewMetadata, metadata_location: str, verb: str
+    ) -> None:
+        branch = self._writable_branch()
+        current = next(
+            (v for v in metadata.versions if v.version_id == metadata.current_version_id), None
+        )
+        content = IcebergView(
+            metadata_location=metadata_location,
+            version_id=metadata.current_version_id,
+            schema_id=current.schema_id if current is not None else 0,
+        )
+
+        def exists(k: ContentKey) -> Exception:
+            return ViewAlreadyExistsError(f"view '{k}' already exists on '{branch}'")
+
+        head, found = self._read_branch(branch, self._with_parent(key))
+        self._check_namespace(branch, key, found)
+        if key in found:
+            raise exists(key)
+        self._put_new(
+            branch,
+            key,
+            content,
+            head,
+            self._meta(f"{verb} view {key}", {"iceberg.operation": f"{verb.lower()}-view"}),
+            exists=exists,
+        )
+
+    # -- safety -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _delete_old_metadata(io: FileIO, base: TableMetadata, metadata: TableMetadata) -> None:
+        """Never delete old metadata files: other branches may still point at them."""
+
+
+def _live_manifests(manifests: Iterable[ManifestFile]) -> list[ManifestFile]:
+    """Manifests a fast append carries over: those with added or existing files."""
+    return [m for m in manifests if m.has_added_files() or m.has_existing_files()]
+
+
+__all__ = ["SAFETY_PROPERTIES", "RefCatalog"]

@@ -1,0 +1,5 @@
+"""``python -m lakehouse.cli``."""
+
+from lakehouse.cli.main import main
+
+main()

@@ -1,0 +1,244 @@
+"""The ``lakehouse`` command: a thin layer over :mod:`lakehouse.client`.
+
+::
+
+    lakehouse [--home PATH] [--output text|json] [--ref REF] [--debug] COMMAND
+      init                                   create home, warehouse buckets, catalog
+      status [--ref REF]                     settings and the state of a reference
+      branch create NAME [--from REF] | list | delete NAME
+      tag create NAME [--ref REF] | list | delete NAME
+      log [--ref REF] [-n N]
+      diff FROM TO
+      merge SOURCE [--into BRANCH] [--dry-run] [--force-key KEY]... [--drop-key KEY]...
+      table list [--ref REF] [--namespace NS] | show NAME [--ref REF] | history NAME [--ref REF]
+
+Every command accepts ``--output`` (and reading commands ``--ref``) after its name
+too. Errors print ``Error: <one line>`` on stderr and exit with 1; ``--debug`` adds
+the traceback. Options read ``LAKEHOUSE_HOME``, ``LAKEHOUSE_OUTPUT``,
+``LAKEHOUSE_DEBUG`` and ``NESSIE_REF`` from the environment.
+
+Only typer and the standard library are imported at module level: commands import
+what they need, so ``lakehouse --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lakehouse.cli import refs, tables
+from lakehouse.cli._common import (
+    LakehouseGroup,
+    Output,
+    OutputOpt,
+    RefOpt,
+    State,
+    console,
+    print_json,
+)
+
+app = typer.Typer(
+    name="lakehouse",
+    cls=LakehouseGroup,
+    help="Iceberg tables in a versioned catalog: branches, tags, commits and merges.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(refs.branch_app, name="branch")
+app.add_typer(refs.tag_app, name="tag")
+app.add_typer(tables.table_app, name="table")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from lakehouse import __version__
+
+        typer.echo(f"lakehouse {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            envvar="LAKEHOUSE_HOME",
+            help="Lakehouse home folder (catalog database and local warehouse).",
+            show_default="./.lakehouse",
+        ),
+    ] = None,
+    output: Annotated[
+        Output,
+        typer.Option(
+            "--output",
+            "-o",
+            envvar="LAKEHOUSE_OUTPUT",
+            case_sensitive=False,
+            help="Output format.",
+        ),
+    ] = Output.TEXT,
+    ref: Annotated[
+        str | None,
+        typer.Option(
+            "--ref",
+            "-r",
+            help="Reference for reads when a command gets none (default: NESSIE_REF, else main).",
+            show_default=False,
+        ),
+    ] = None,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", envvar="LAKEHOUSE_DEBUG", help="Show tracebacks and debug logs."),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Iceberg tables in a versioned catalog: branches, tags, commits and merges."""
+    state = State(home=home, output=output, debug=debug, ref=ref)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.command()
+def init(ctx: typer.Context, output: OutputOpt = None) -> None:
+    """Create the home folder, the warehouse buckets and the catalog (safe to re-run)."""
+    state = State.of(ctx)
+    lh = state.lakehouse(create=True)
+    info = {**lh.settings.summary(), "buckets": dict(lh.warehouse.buckets)}
+    if state.format(output) is Output.JSON:
+        print_json(info)
+        return
+    out = console()
+    out.print(f"Initialized lakehouse in {info['home']}")
+    out.print(f"  catalog:   {info['catalog']}  (default branch {info['default_branch']})")
+    out.print(f"  warehouse: {info['warehouse']}")
+
+
+@app.command()
+def status(ctx: typer.Context, ref: RefOpt = None, output: OutputOpt = None) -> None:
+    """Show the settings and the state of a reference."""
+    state = State.of(ctx)
+    data = state.lakehouse().status(ref).to_json()
+    if state.format(output) is Output.JSON:
+        print_json(data)
+        return
+    from lakehouse.cli.render import short
+
+    out = console()
+    for key in ("profile", "home", "catalog", "warehouse", "default_branch", "author"):
+        out.print(f"{key + ':':<16}{data[key] or '-'}")
+    out.print(f"{'ref:':<16}{data['ref']} at {short(data['hash'])}")
+    out.print(f"{'references:':<16}{data['branches']} branch(es), {data['tags']} tag(s)")
+    out.print(f"{'tables:':<16}{data['tables']}")
+    last = data["last_commit"]
+    if last:
+        out.print(f"{'last commit:':<16}{short(last.get('hash'))} {last.get('message', '')}")
+
+
+@app.command()
+def log(
+    ctx: typer.Context,
+    ref: RefOpt = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, help="Show at most N commits.")
+    ] = 20,
+    output: OutputOpt = None,
+) -> None:
+    """Show the commits of a reference, newest first."""
+    from lakehouse.cli import render
+
+    state = State.of(ctx)
+    entries = state.lakehouse().log(ref, limit)
+    if state.format(output) is Output.JSON:
+        print_json(render.log_json(entries))
+    else:
+        render.print_log(console(), entries)
+
+
+@app.command()
+def diff(
+    ctx: typer.Context,
+    from_ref: Annotated[str, typer.Argument(metavar="FROM", help="Reference to compare from.")],
+    to_ref: Annotated[str, typer.Argument(metavar="TO", help="Reference to compare to.")],
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", help="Only keys inside this namespace.")
+    ] = None,
+    output: OutputOpt = None,
+) -> None:
+    """Show the tables, views and namespaces that differ from FROM to TO."""
+    from lakehouse.cli import render
+
+    state = State.of(ctx)
+    entries = state.lakehouse().diff(from_ref, to_ref, namespace=namespace)
+    if state.format(output) is Output.JSON:
+        print_json(render.diff_json(entries))
+    else:
+        render.print_diff(console(), entries)
+
+
+@app.command()
+def merge(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="Branch, tag or hash to merge.")],
+    into: Annotated[
+        str | None,
+        typer.Option("--into", help="Target branch (default: main).", show_default=False),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what would change; commit nothing.")
+    ] = False,
+    force_keys: Annotated[
+        list[str] | None,
+        typer.Option("--force-key", metavar="KEY", help="On conflict, take the source's KEY."),
+    ] = None,
+    drop_keys: Annotated[
+        list[str] | None,
+        typer.Option("--drop-key", metavar="KEY", help="Keep the target's KEY; drop the source's."),
+    ] = None,
+    message: Annotated[str | None, typer.Option("--message", "-m", help="Commit message.")] = None,
+    output: OutputOpt = None,
+) -> None:
+    """Merge SOURCE into a branch as one commit; conflicting keys abort the merge."""
+    from lakehouse.cli import render
+    from lakehouse.errors import MergeConflictError
+
+    state = State.of(ctx)
+    result = state.lakehouse().merge(
+        source,
+        into,
+        dry_run=dry_run,
+        force_keys=force_keys or (),
+        drop_keys=drop_keys or (),
+        message=message,
+        raise_on_conflict=not dry_run,
+    )
+    data = render.merge_json(result, source=source, dry_run=dry_run)
+    if state.format(output) is Output.JSON:
+        print_json(data)
+    else:
+        render.print_merge(console(), data)
+    if result.conflicts:  # only reachable on a dry run
+        raise MergeConflictError(result.conflicts, action="dry-run merge")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="lakehouse")
+
+
+if __name__ == "__main__":
+    main()

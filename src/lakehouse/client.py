@@ -1,0 +1,514 @@
+"""The Python API: :func:`connect` returns a :class:`Lakehouse`.
+
+A :class:`Lakehouse` is a versioned catalog (a :class:`~lakehouse.catalog.store.VersionStore`)
+plus a warehouse (where table files live). Every method is a thin call into the store or
+into a :class:`~lakehouse.catalog.iceberg.RefCatalog`; the CLI calls the same methods::
+
+    import lakehouse
+
+    with lakehouse.connect() as lh:                     # settings from env / .env
+        lh.create_branch("dev")
+        orders = lh.branch("dev").table("bronze.orders")   # a PyIceberg Table on dev
+        orders.append(rows)
+        lh.branch("dev").merge_into("main")
+        lh.create_tag("release-1", ref="main")
+
+Git-like objects are nouns: :meth:`Lakehouse.branch`, :meth:`Lakehouse.tag` and
+:meth:`Lakehouse.ref` return small handles bound to a name; they do not touch the
+catalog until a method is called.
+
+Heavy modules (PyIceberg, SQLAlchemy, pydantic) are imported when first needed, so
+importing :mod:`lakehouse` stays fast.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+from lakehouse.catalog.model import (
+    Branch,
+    CommitMeta,
+    ContentKey,
+    ContentType,
+    DiffEntry,
+    Entry,
+    LogEntry,
+    MergeBehavior,
+    MergeResult,
+    Reference,
+    ReferenceType,
+    Tag,
+    validate_ref_name,
+)
+from lakehouse.catalog.store import RefLike, ResolvedRef, VersionStore
+from lakehouse.errors import ConfigError
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from pyiceberg.table import Table
+
+    from lakehouse.catalog.iceberg import RefCatalog
+    from lakehouse.config import Settings
+    from lakehouse.storage.zones import Warehouse
+
+logger = logging.getLogger(__name__)
+
+#: Name PyIceberg shows for our catalogs.
+CATALOG_NAME = "lakehouse"
+
+
+def connect(
+    uri_or_home: str | Path | None = None,
+    *,
+    create: bool = False,
+    settings: Settings | None = None,
+    **overrides: Any,
+) -> Lakehouse:
+    """Open a lakehouse.
+
+    ``uri_or_home`` is either a catalog URL (anything with ``://``: ``sqlite:///…``,
+    ``postgresql+psycopg://…``) or a home folder; ``None`` uses the settings
+    (``LAKEHOUSE_HOME``, ``.env``, default ``./.lakehouse``). ``overrides`` are
+    :class:`~lakehouse.config.Settings` fields (``warehouse=``, ``author=``,
+    ``catalog={"uri": …}`` …) and win over the environment. Alternatively pass a
+    ready ``settings`` object.
+
+    With ``create=True`` the home folder, the warehouse buckets and the catalog
+    database are created when missing (what ``lakehouse init`` does); otherwise a
+    missing embedded catalog raises :class:`~lakehouse.errors.ConfigError`.
+    """
+    if settings is None:
+        from lakehouse.config import load_settings
+
+        if uri_or_home is not None:
+            text = str(uri_or_home)
+            if "://" in text:
+                catalog = dict(overrides.pop("catalog", None) or {})
+                catalog["uri"] = text
+                overrides["catalog"] = catalog
+            else:
+                overrides["home"] = Path(text)
+        settings = load_settings(**overrides)
+    elif uri_or_home is not None or overrides:
+        raise TypeError("connect(): pass either settings or uri_or_home/overrides, not both")
+
+    warehouse = _open_warehouse(settings)
+    db_path = sqlite_path(settings.catalog_uri)
+    if create:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        if db_path is not None:
+            db_path.parent.mkdir(parents=True, exist_ok=True)
+        warehouse.ensure_local_dirs()
+    elif db_path is not None and not db_path.exists():
+        raise ConfigError(
+            f"no lakehouse catalog at {db_path}: run `lakehouse init` "
+            "(or point LAKEHOUSE_HOME / --home at an existing one)"
+        )
+
+    from lakehouse.catalog import open_store
+
+    store = open_store(settings.catalog_uri, default_branch=settings.default_branch)
+    return Lakehouse(store, warehouse, settings)
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:`` URL or plain path (``None`` for other URLs, in-memory)."""
+    if "://" not in uri:
+        return Path(uri).expanduser()
+    parts = urlsplit(uri)
+    if not parts.scheme.startswith("sqlite"):
+        return None
+    path = unquote(parts.path)
+    if path.startswith("/"):
+        path = path[1:]  # sqlite:///relative, sqlite:////absolute
+    if not path or path == ":memory:" or path.startswith("file:") or "mode=memory" in parts.query:
+        return None
+    return Path(path)
+
+
+def _open_warehouse(settings: Settings) -> Warehouse:
+    from lakehouse.storage.zones import Warehouse
+
+    return Warehouse.from_uri(settings.warehouse_location)
+
+
+@dataclass(frozen=True)
+class Status:
+    """Where a lakehouse is and what it holds (``lakehouse status``)."""
+
+    settings: dict[str, Any]
+    ref: str
+    hash: str
+    branches: int
+    tags: int
+    tables: int
+    last_commit: CommitMeta | None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            **self.settings,
+            "ref": self.ref,
+            "hash": self.hash,
+            "branches": self.branches,
+            "tags": self.tags,
+            "tables": self.tables,
+            "last_commit": self.last_commit.to_json() if self.last_commit else None,
+        }
+
+
+class Lakehouse:
+    """A versioned catalog of Iceberg tables plus the warehouse holding their files.
+
+    Get one from :func:`connect`; close it (or use ``with``) when done.
+    """
+
+    def __init__(self, store: VersionStore, warehouse: Warehouse, settings: Settings) -> None:
+        self._store = store
+        self._warehouse = warehouse
+        self._settings = settings
+
+    # -- parts ------------------------------------------------------------------------
+
+    @property
+    def store(self) -> VersionStore:
+        """The versioned catalog."""
+        return self._store
+
+    @property
+    def warehouse(self) -> Warehouse:
+        """Where table files live."""
+        return self._warehouse
+
+    @property
+    def settings(self) -> Settings:
+        """The settings this lakehouse was opened with."""
+        return self._settings
+
+    @property
+    def default_branch(self) -> str:
+        """The branch merges target by default (``main``)."""
+        return self._settings.default_branch
+
+    @property
+    def default_ref(self) -> str:
+        """The reference reads use when none is given (``NESSIE_REF``, else ``main``)."""
+        return self._settings.default_ref
+
+    # -- references -------------------------------------------------------------------
+
+    def references(self) -> list[Reference]:
+        """Every branch and tag, sorted by name."""
+        return self._store.list_references()
+
+    def branches(self) -> list[Branch]:
+        """Every branch, sorted by name."""
+        return [r for r in self._store.list_references() if isinstance(r, Branch)]
+
+    def tags(self) -> list[Tag]:
+        """Every tag, sorted by name."""
+        return [r for r in self._store.list_references() if isinstance(r, Tag)]
+
+    def resolve(self, ref: RefLike | None = None) -> ResolvedRef:
+        """Resolve a reference spec (``main``, ``dev@hash``, ``@hash``, ``main~2`` …)."""
+        return self._store.resolve(self._ref(ref))
+
+    def create_branch(self, name: str, from_ref: RefLike | None = None) -> Branch:
+        """Create branch ``name`` at ``from_ref`` (default: :attr:`default_ref`)."""
+        created = self._store.create_reference(name, ReferenceType.BRANCH, self._ref(from_ref))
+        assert isinstance(created, Branch)
+        return created
+
+    def create_tag(self, name: str, ref: RefLike | None = None) -> Tag:
+        """Create tag ``name`` at ``ref`` (default: :attr:`default_ref`)."""
+        created = self._store.create_reference(name, ReferenceType.TAG, self._ref(ref))
+        assert isinstance(created, Tag)
+        return created
+
+    def delete_branch(self, name: str, expected_hash: str | None = None) -> None:
+        """Delete branch ``name`` (only if still at ``expected_hash`` when given)."""
+        self._store.delete_reference(name, expected_hash, type=ReferenceType.BRANCH)
+
+    def delete_tag(self, name: str, expected_hash: str | None = None) -> None:
+        """Delete tag ``name`` (only if still at ``expected_hash`` when given)."""
+        self._store.delete_reference(name, expected_hash, type=ReferenceType.TAG)
+
+    def branch(self, name: str) -> BranchRef:
+        """A handle on branch ``name`` (which need not exist yet)."""
+        return BranchRef(self, name)
+
+    def tag(self, name: str) -> TagRef:
+        """A handle on tag ``name`` (which need not exist yet)."""
+        return TagRef(self, name)
+
+    def ref(self, spec: str | None = None) -> Ref:
+        """A read-only handle on any reference spec (default: :attr:`default_ref`)."""
+        return Ref(self, spec or self.default_ref)
+
+    # -- history ----------------------------------------------------------------------
+
+    def log(
+        self, ref: RefLike | None = None, limit: int | None = 100, *, operations: bool = False
+    ) -> list[LogEntry]:
+        """The newest ``limit`` commits of ``ref`` (all with ``None``), newest first."""
+        entries = self._store.iter_log(
+            self._ref(ref),
+            fetch_operations=operations,
+            page_size=max(1, min(limit or 200, 200)),
+        )
+        return list(itertools.islice(entries, limit))
+
+    def diff(
+        self, from_ref: RefLike, to_ref: RefLike, *, namespace: str | None = None
+    ) -> list[DiffEntry]:
+        """Keys whose content differs from ``from_ref`` to ``to_ref`` (inside ``namespace``)."""
+        prefix = ContentKey.parse(namespace) if namespace else None
+        return self._store.diff(from_ref, to_ref, prefix=prefix)
+
+    def merge(
+        self,
+        source: RefLike,
+        into: str | None = None,
+        *,
+        dry_run: bool = False,
+        force_keys: Iterable[str | ContentKey] = (),
+        drop_keys: Iterable[str | ContentKey] = (),
+        message: str | None = None,
+        expected_target_hash: str | None = None,
+        raise_on_conflict: bool = True,
+    ) -> MergeResult:
+        """Merge ``source`` into branch ``into`` (default: the default branch) as one commit.
+
+        Keys changed on both sides conflict (:class:`~lakehouse.errors.MergeConflictError`,
+        target unchanged) unless listed in ``force_keys`` (the source wins) or
+        ``drop_keys`` (the target's version stays). ``dry_run`` computes without committing.
+        """
+        target = into or self.default_branch
+        behaviors = _key_behaviors(force_keys, drop_keys)
+        meta = CommitMeta(
+            message=message or f"Merge {source} into {target}", author=self._settings.author
+        )
+        return self._store.merge(
+            source,
+            target,
+            expected_target_hash=expected_target_hash,
+            key_behaviors=behaviors or None,
+            dry_run=dry_run,
+            meta=meta,
+            raise_on_conflict=raise_on_conflict,
+        )
+
+    def transplant(
+        self,
+        hashes: Sequence[str],
+        into: str | None = None,
+        *,
+        dry_run: bool = False,
+        force_keys: Iterable[str | ContentKey] = (),
+        drop_keys: Iterable[str | ContentKey] = (),
+        raise_on_conflict: bool = True,
+    ) -> MergeResult:
+        """Cherry-pick commits ``hashes`` (oldest first) onto branch ``into``."""
+        behaviors = _key_behaviors(force_keys, drop_keys)
+        return self._store.transplant(
+            hashes,
+            into or self.default_branch,
+            key_behaviors=behaviors or None,
+            dry_run=dry_run,
+            raise_on_conflict=raise_on_conflict,
+        )
+
+    # -- tables -----------------------------------------------------------------------
+
+    def catalog(self, ref: str | None = None) -> RefCatalog:
+        """A PyIceberg catalog bound to ``ref`` (default: :attr:`default_ref`).
+
+        Writes through it commit to that branch; on a tag or hash it is read-only.
+        """
+        from lakehouse.catalog.iceberg import AUTHOR, RefCatalog
+
+        properties = self._settings.fileio_properties()
+        if self._settings.author:
+            properties[AUTHOR] = self._settings.author
+        return RefCatalog(
+            CATALOG_NAME, self._store, ref or self.default_ref, self._warehouse, **properties
+        )
+
+    def table(self, name: str, ref: str | None = None) -> Table:
+        """Load table ``name`` (``namespace.table``) as it is on ``ref``."""
+        return self.catalog(ref).load_table(name)
+
+    def tables(self, ref: RefLike | None = None, *, namespace: str | None = None) -> list[Entry]:
+        """Tables and views on ``ref`` (inside ``namespace`` when given), sorted by key."""
+        prefix = ContentKey.parse(namespace) if namespace else None
+        return [
+            e
+            for e in self._store.entries(self._ref(ref), prefix=prefix)
+            if e.type is not ContentType.NAMESPACE
+        ]
+
+    def namespaces(self, ref: RefLike | None = None) -> list[ContentKey]:
+        """Namespaces on ``ref``, sorted."""
+        return [
+            e.key for e in self._store.entries(self._ref(ref)) if e.type is ContentType.NAMESPACE
+        ]
+
+    # -- state ------------------------------------------------------------------------
+
+    def status(self, ref: RefLike | None = None) -> Status:
+        """Settings (secrets masked) and the state of ``ref``."""
+        resolved = self.resolve(ref)
+        refs = self.references()
+        at = "@" + resolved.hash
+        head = self.log(at, limit=1)
+        return Status(
+            settings=self._settings.summary(),
+            ref=str(resolved),
+            hash=resolved.hash,
+            branches=sum(1 for r in refs if isinstance(r, Branch)),
+            tags=sum(1 for r in refs if isinstance(r, Tag)),
+            tables=len(self.tables(at)),
+            last_commit=head[0].meta if head else None,
+        )
+
+    def close(self) -> None:
+        """Release the catalog's connections."""
+        self._store.close()
+
+    def __enter__(self) -> Lakehouse:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"Lakehouse(catalog={self._settings.summary()['catalog']!r}, "
+            f"warehouse={self._settings.summary()['warehouse']!r})"
+        )
+
+    def _ref(self, ref: RefLike | None) -> RefLike:
+        return self.default_ref if ref is None else ref
+
+
+def _key_behaviors(
+    force_keys: Iterable[str | ContentKey], drop_keys: Iterable[str | ContentKey]
+) -> dict[ContentKey, MergeBehavior]:
+    def key(k: str | ContentKey) -> ContentKey:
+        return k if isinstance(k, ContentKey) else ContentKey.parse(k)
+
+    behaviors = {key(k): MergeBehavior.FORCE for k in force_keys}
+    behaviors.update({key(k): MergeBehavior.DROP for k in drop_keys})
+    return behaviors
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A read-only handle on a reference spec: ``lh.ref("main~1").table("bronze.orders")``."""
+
+    lakehouse: Lakehouse = field(repr=False, compare=False)
+    name: str
+
+    def resolve(self) -> ResolvedRef:
+        """The commit this handle points at now."""
+        return self.lakehouse.resolve(self.name)
+
+    @property
+    def hash(self) -> str:
+        """The commit hash this handle points at now."""
+        return self.resolve().hash
+
+    def catalog(self) -> RefCatalog:
+        """A PyIceberg catalog bound to this reference."""
+        return self.lakehouse.catalog(self.name)
+
+    def table(self, name: str) -> Table:
+        """Load table ``name`` as it is on this reference."""
+        return self.lakehouse.table(name, self.name)
+
+    def tables(self, namespace: str | None = None) -> list[Entry]:
+        """Tables and views on this reference."""
+        return self.lakehouse.tables(self.name, namespace=namespace)
+
+    def log(self, limit: int | None = 100) -> list[LogEntry]:
+        """The newest ``limit`` commits, newest first."""
+        return self.lakehouse.log(self.name, limit)
+
+    def diff(self, other: RefLike) -> list[DiffEntry]:
+        """Keys whose content differs from this reference to ``other``."""
+        return self.lakehouse.diff(self.name, other)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class BranchRef(Ref):
+    """A handle on a branch: ``lh.branch("dev").table("silver.orders")``, ``.merge_into()``."""
+
+    def __post_init__(self) -> None:
+        validate_ref_name(self.name)
+
+    def create(self, from_ref: RefLike | None = None) -> BranchRef:
+        """Create this branch at ``from_ref`` (default: the lakehouse's default ref)."""
+        self.lakehouse.create_branch(self.name, from_ref)
+        return self
+
+    def delete(self) -> None:
+        """Delete this branch."""
+        self.lakehouse.delete_branch(self.name)
+
+    def head(self) -> Branch:
+        """The branch with its current hash (raises ReferenceNotFoundError)."""
+        return self.lakehouse.store.writable_branch(self.name)
+
+    def merge_into(
+        self,
+        target: str | None = None,
+        *,
+        dry_run: bool = False,
+        force_keys: Iterable[str | ContentKey] = (),
+        drop_keys: Iterable[str | ContentKey] = (),
+        message: str | None = None,
+    ) -> MergeResult:
+        """Merge this branch into ``target`` (default: the default branch)."""
+        return self.lakehouse.merge(
+            self.name,
+            target,
+            dry_run=dry_run,
+            force_keys=force_keys,
+            drop_keys=drop_keys,
+            message=message,
+        )
+
+
+@dataclass(frozen=True)
+class TagRef(Ref):
+    """A handle on a tag (read-only contents): ``lh.tag("release-1").table("gold.kpis")``."""
+
+    def __post_init__(self) -> None:
+        validate_ref_name(self.name)
+
+    def create(self, ref: RefLike | None = None) -> TagRef:
+        """Create this tag at ``ref`` (default: the lakehouse's default ref)."""
+        self.lakehouse.create_tag(self.name, ref)
+        return self
+
+    def delete(self) -> None:
+        """Delete this tag."""
+        self.lakehouse.delete_tag(self.name)
+
+
+__all__ = ["BranchRef", "Lakehouse", "Ref", "Status", "TagRef", "connect", "sqlite_path"]

@@ -1,0 +1,245 @@
+"""Settings of a Lakehouse installation, from arguments, the environment and a ``.env`` file.
+
+Precedence, highest first (written once, here):
+
+1. explicit arguments (``Settings(home=...)``, ``lakehouse --home``, ``connect(..., author=...)``);
+2. environment variables ``LAKEHOUSE_*``, ``__`` separating nested fields
+   (``LAKEHOUSE_CATALOG__URI``, ``LAKEHOUSE_S3__SECRET_ACCESS_KEY``);
+3. the ``.env`` file in the working directory (same names). Only ``LAKEHOUSE_*`` and
+   ``NESSIE_REF`` entries are read from it, so it can be shared with docker compose;
+   an unknown ``LAKEHOUSE_*`` entry is an error (``extra="forbid"``), not silently ignored;
+   an empty value (``LAKEHOUSE_CATALOG__URI=``) means "not set" here and in the environment;
+4. the defaults below.
+
+``NESSIE_REF`` (no prefix, as Spark jobs and the Nessie tools use it) selects the
+reference that reads and pipeline runs use when none is given: see
+:attr:`Settings.default_ref`. ``LAKEHOUSE_REF`` is accepted as well.
+
+Secrets are :class:`~pydantic.SecretStr`: they never appear in ``repr``, logs or errors.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lakehouse.catalog.model import RefSpec, validate_ref_name
+from lakehouse.errors import ConfigError
+
+ENV_PREFIX = "LAKEHOUSE_"
+#: File name of the catalog database inside the home folder (embedded profile).
+CATALOG_DB = "catalog.db"
+#: Folder name of the local warehouse inside the home folder (embedded profile).
+WAREHOUSE_DIR = "warehouse"
+
+Profile = Literal["embedded", "cluster"]
+#: Variables (no prefix) that select the default reference.
+_REF_VARIABLES = ("NESSIE_REF", "LAKEHOUSE_REF")
+
+
+class CatalogSettings(BaseModel):
+    """Where the versioned catalog lives."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: SQLAlchemy URL (``sqlite:///…``, ``postgresql+psycopg://…``) or a Nessie API URL.
+    #: Default: ``sqlite:///<home>/catalog.db``.
+    uri: str | None = None
+    #: The branch that exists from the start and that merges target by default.
+    default_branch: str = "main"
+    #: Bearer token for a remote catalog server.
+    token: SecretStr | None = None
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, (redact_url(value) if name == "uri" and value else value)
+
+    @field_validator("default_branch")
+    @classmethod
+    def _valid_branch(cls, value: str) -> str:
+        return validate_ref_name(value)
+
+
+class S3Settings(BaseModel):
+    """Credentials and endpoint of the S3 API (``cluster`` profile)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    endpoint: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    path_style_access: bool = True
+
+    def fileio_properties(self) -> dict[str, str]:
+        """The PyIceberg FileIO properties (``s3.*``) for these settings, secrets revealed."""
+        props: dict[str, str] = {}
+        if self.endpoint:
+            props["s3.endpoint"] = self.endpoint
+        if self.region:
+            props["s3.region"] = self.region
+        if self.access_key_id:
+            props["s3.access-key-id"] = self.access_key_id
+        if self.secret_access_key is not None:
+            props["s3.secret-access-key"] = self.secret_access_key.get_secret_value()
+        if self.endpoint:
+            props["s3.force-virtual-addressing"] = str(not self.path_style_access).lower()
+        return props
+
+
+class Settings(BaseSettings):
+    """Every setting of Lakehouse. Build with :func:`load_settings` to get :class:`ConfigError`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        dotenv_filtering="match_prefix",
+        env_ignore_empty=True,  # `LAKEHOUSE_CATALOG__URI=` means "use the default"
+        extra="forbid",
+        validate_by_name=True,
+        validate_by_alias=True,
+    )
+
+    #: ``embedded``: one machine, SQLite catalog, local folders. ``cluster``: real services.
+    profile: Profile = "embedded"
+    #: Folder holding the catalog database and the local warehouse (relative to the cwd).
+    home: Path = Path(".lakehouse")
+    catalog: CatalogSettings = Field(default_factory=CatalogSettings)
+    #: Root of the buckets: a local folder, ``s3://lake/prefix`` or ``s3://acme-{bucket}``
+    #: (see :meth:`lakehouse.storage.zones.Warehouse.from_uri`). Default: ``<home>/warehouse``.
+    warehouse: str | None = None
+    #: Author recorded on commits. Default: the ``USER`` environment variable.
+    author: str | None = None
+    s3: S3Settings = Field(default_factory=S3Settings)
+    #: Reference for reads and runs when none is given (``NESSIE_REF``).
+    ref: str | None = Field(default=None, validation_alias=AliasChoices(*_REF_VARIABLES))
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        value = value.expanduser()
+        return value if value.is_absolute() else Path.cwd() / value
+
+    @field_validator("ref")
+    @classmethod
+    def _valid_ref(cls, value: str | None) -> str | None:
+        if value:
+            RefSpec.parse(value)
+            return value
+        return None
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        if self.catalog.uri is None:
+            self.catalog = self.catalog.model_copy(
+                update={"uri": f"sqlite:///{self.home / CATALOG_DB}"}
+            )
+        if self.warehouse is None:
+            self.warehouse = str(self.home / WAREHOUSE_DIR)
+        elif "://" not in self.warehouse:
+            path = Path(self.warehouse).expanduser()
+            self.warehouse = str(path if path.is_absolute() else Path.cwd() / path)
+        if self.author is None:
+            self.author = os.environ.get("USER") or None
+        return self
+
+    @property
+    def catalog_uri(self) -> str:
+        """The catalog URL, defaults applied."""
+        assert self.catalog.uri is not None  # set by the validator
+        return self.catalog.uri
+
+    @property
+    def warehouse_location(self) -> str:
+        """The warehouse root (absolute folder or ``s3://…``), defaults applied."""
+        assert self.warehouse is not None  # set by the validator
+        return self.warehouse
+
+    @property
+    def default_branch(self) -> str:
+        """The catalog's default branch (``main``)."""
+        return self.catalog.default_branch
+
+    @property
+    def default_ref(self) -> str:
+        """The reference reads and runs use when none is given: ``NESSIE_REF`` or ``main``."""
+        return self.ref or self.catalog.default_branch
+
+    def fileio_properties(self) -> dict[str, str]:
+        """PyIceberg FileIO properties for the warehouse (empty for a local one)."""
+        return self.s3.fileio_properties() if self.warehouse_location.startswith("s3") else {}
+
+    def summary(self) -> dict[str, Any]:
+        """The settings for display: secrets and passwords in URLs masked."""
+        return {
+            "profile": self.profile,
+            "home": str(self.home),
+            "catalog": redact_url(self.catalog_uri),
+            "warehouse": redact_url(self.warehouse_location),
+            "default_branch": self.default_branch,
+            "default_ref": self.default_ref,
+            "author": self.author,
+        }
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build :class:`Settings` with ``overrides`` on top; raise :class:`ConfigError` if invalid.
+
+    ``None`` overrides are ignored, so optional CLI options can be passed straight through.
+    """
+    given = {name: value for name, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = [str(part) for part in error["loc"]]
+        if not loc:
+            name = "settings"
+        elif loc[0].upper() in _REF_VARIABLES:  # an alias: the variable's own name
+            name = "__".join(loc).upper()
+        else:
+            name = ENV_PREFIX + "__".join(loc).upper()
+        if error["type"] == "extra_forbidden":
+            parts.append(f"unknown setting {name}")
+        else:
+            message = str(error["msg"]).removeprefix("Value error, ")
+            parts.append(f"invalid setting {name}: {message}")
+    return "; ".join(parts) or "invalid settings"
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for display)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+__all__ = ["CatalogSettings", "S3Settings", "Settings", "load_settings"]

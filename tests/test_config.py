@@ -1,0 +1,170 @@
+"""Settings: defaults, precedence (arguments > env > .env), NESSIE_REF, secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lakehouse.config import Settings, load_settings
+from lakehouse.errors import ConfigError
+
+
+@pytest.fixture
+def no_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Drop the LAKEHOUSE_HOME the shared isolation fixture sets."""
+    monkeypatch.delenv("LAKEHOUSE_HOME")
+
+
+@pytest.mark.usefixtures("no_home")
+def test_defaults_live_under_dot_lakehouse_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("USER", "ada")
+    settings = load_settings()
+    assert settings.profile == "embedded"
+    assert settings.home == tmp_path / ".lakehouse"
+    assert settings.catalog_uri == f"sqlite:///{tmp_path}/.lakehouse/catalog.db"
+    assert settings.warehouse_location == str(tmp_path / ".lakehouse" / "warehouse")
+    assert settings.default_branch == "main"
+    assert settings.default_ref == "main"
+    assert settings.author == "ada"
+
+
+@pytest.mark.usefixtures("no_home")
+def test_home_moves_catalog_and_warehouse_defaults(tmp_path: Path) -> None:
+    settings = load_settings(home=Path("elsewhere"))
+    assert settings.home == tmp_path / "elsewhere"
+    assert settings.catalog_uri == f"sqlite:///{tmp_path}/elsewhere/catalog.db"
+    assert settings.warehouse_location == str(tmp_path / "elsewhere" / "warehouse")
+
+
+def test_relative_warehouse_is_made_absolute_and_urls_are_kept(tmp_path: Path) -> None:
+    assert load_settings(warehouse="wh").warehouse_location == str(tmp_path / "wh")
+    assert load_settings(warehouse="s3://lake/prefix").warehouse_location == "s3://lake/prefix"
+
+
+def test_precedence_arguments_then_env_then_dotenv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".env").write_text(
+        "LAKEHOUSE_PROFILE=cluster\n"
+        "LAKEHOUSE_AUTHOR=from-dotenv\n"
+        "LAKEHOUSE_CATALOG__DEFAULT_BRANCH=trunk\n"
+        "LAKEHOUSE_WAREHOUSE=s3://from-dotenv\n"
+    )
+    settings = load_settings()
+    assert settings.profile == "cluster"
+    assert settings.author == "from-dotenv"
+    assert settings.default_branch == "trunk"
+
+    monkeypatch.setenv("LAKEHOUSE_AUTHOR", "from-env")
+    monkeypatch.setenv("LAKEHOUSE_CATALOG__URI", "sqlite:///from-env.db")
+    settings = load_settings()
+    assert settings.author == "from-env"
+    assert settings.catalog_uri == "sqlite:///from-env.db"
+    assert settings.default_branch == "trunk"  # nested fields merge across sources
+
+    settings = load_settings(author="from-arg", catalog={"uri": "sqlite:///from-arg.db"})
+    assert settings.author == "from-arg"
+    assert settings.catalog_uri == "sqlite:///from-arg.db"
+    assert settings.warehouse_location == "s3://from-dotenv"
+
+
+def test_none_overrides_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAKEHOUSE_AUTHOR", "from-env")
+    assert load_settings(author=None).author == "from-env"
+
+
+def test_dotenv_ignores_other_tools_variables_but_rejects_unknown_lakehouse_ones(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / ".env").write_text("MINIO_ROOT_USER=minio\nLAKEHOUSE_AUTHOR=a\n")
+    assert load_settings().author == "a"
+
+    (tmp_path / ".env").write_text("LAKEHOUSE_AUTHR=typo\n")
+    with pytest.raises(ConfigError, match="unknown setting LAKEHOUSE_AUTHR"):
+        load_settings()
+
+    (tmp_path / ".env").write_text("LAKEHOUSE_S3__SECRET=typo\n")
+    with pytest.raises(ConfigError, match="LAKEHOUSE_S3__SECRET"):
+        load_settings()
+
+
+def test_invalid_values_raise_config_error_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LAKEHOUSE_PROFILE", "laptop")
+    with pytest.raises(ConfigError, match="LAKEHOUSE_PROFILE"):
+        load_settings()
+
+
+def test_invalid_default_branch_is_rejected() -> None:
+    with pytest.raises(ConfigError, match="LAKEHOUSE_CATALOG__DEFAULT_BRANCH"):
+        load_settings(catalog={"default_branch": "no..dots"})
+
+
+def test_nessie_ref_selects_the_default_ref(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NESSIE_REF", "dev")
+    assert load_settings().default_ref == "dev"
+    assert load_settings().default_branch == "main"
+    assert load_settings(ref="etl@1234abcd").default_ref == "etl@1234abcd"
+
+    monkeypatch.delenv("NESSIE_REF")
+    monkeypatch.setenv("LAKEHOUSE_REF", "staging")
+    assert load_settings().default_ref == "staging"
+
+    monkeypatch.delenv("LAKEHOUSE_REF")
+    (tmp_path / ".env").write_text("NESSIE_REF=from-dotenv\n")
+    assert load_settings().default_ref == "from-dotenv"
+
+
+def test_invalid_nessie_ref_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NESSIE_REF", "bad..ref")
+    with pytest.raises(ConfigError, match=r"^invalid setting NESSIE_REF: invalid reference name"):
+        load_settings()
+
+
+def test_secrets_never_show_in_repr_or_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAKEHOUSE_S3__SECRET_ACCESS_KEY", "s3-secret-value")
+    monkeypatch.setenv("LAKEHOUSE_CATALOG__TOKEN", "token-secret-value")
+    settings = load_settings(
+        catalog={"uri": "postgresql+psycopg://lh:db-secret-value@db.example/lakehouse"},
+        warehouse="s3://lake",
+        s3={"endpoint": "http://127.0.0.1:9000", "access_key_id": "minio"},
+    )
+    shown = repr(settings) + str(settings) + str(settings.summary())
+    for secret in ("s3-secret-value", "token-secret-value", "db-secret-value"):
+        assert secret not in shown
+    assert settings.summary()["catalog"] == "postgresql+psycopg://lh:***@db.example/lakehouse"
+    # ... but the real values are there for the code that needs them.
+    assert settings.catalog_uri.endswith("lh:db-secret-value@db.example/lakehouse")
+    props = settings.fileio_properties()
+    assert props["s3.secret-access-key"] == "s3-secret-value"
+    assert props["s3.access-key-id"] == "minio"
+    assert props["s3.endpoint"] == "http://127.0.0.1:9000"
+
+
+def test_local_warehouse_gets_no_s3_properties(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAKEHOUSE_S3__SECRET_ACCESS_KEY", "s3-secret-value")
+    assert load_settings().fileio_properties() == {}
+
+
+def test_settings_class_is_usable_directly(tmp_path: Path) -> None:
+    settings = Settings(home=Path("h"), author="x")
+    assert settings.home == tmp_path / "h"
+    assert settings.author == "x"
+
+
+def test_empty_values_mean_unset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in env/.env.example: `LAKEHOUSE_CATALOG__URI=` selects the default catalog."""
+    (tmp_path / ".env").write_text("LAKEHOUSE_CATALOG__URI=\nNESSIE_REF=\nLAKEHOUSE_WAREHOUSE=\n")
+    monkeypatch.setenv("LAKEHOUSE_AUTHOR", "")
+    monkeypatch.setenv("USER", "ada")
+    settings = load_settings()
+    assert settings.catalog_uri == f"sqlite:///{settings.home}/catalog.db"
+    assert settings.warehouse_location == str(settings.home / "warehouse")
+    assert settings.default_ref == "main"
+    assert settings.author == "ada"
