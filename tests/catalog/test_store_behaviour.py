@@ -93,7 +93,22 @@ def test_a_reference_name_can_only_be_used_once(store: VersionStore) -> None:
         store.create_reference("dev", ReferenceType.TAG)
 
 
-@pytest.mark.parametrize("name", ["", "1dev", "-dev", "a..b", "has space", "dev/", "x;drop", "dév"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "1dev",
+        "-dev",
+        "a..b",
+        "has space",
+        "dev/",
+        "x;drop",
+        "dév",
+        "HEAD",
+        "DETACHED",
+        "deadbeef",
+    ],
+)
 def test_invalid_reference_names_are_refused(store: VersionStore, name: str) -> None:
     with pytest.raises(InvalidInputError, match="invalid reference name"):
         store.create_reference(name, ReferenceType.BRANCH)

@@ -24,6 +24,8 @@ NO_ANCESTOR = "2e1cfa82b035c26cbbbdae632cea070514eb8b773f616aaeaf668e2f0be8f10d"
 
 _REF_NAME = re.compile(r"^[A-Za-z](?:[A-Za-z0-9_\-./]*[A-Za-z0-9_\-])?$")
 _HASH = re.compile(r"^[0-9a-fA-F]{8,64}$")
+#: Names that would be ambiguous in reference specs (Nessie refuses them too).
+_RESERVED_REF_NAMES = frozenset({"HEAD", "DETACHED"})
 _MAX_KEY_ELEMENTS = 20
 _MAX_ELEMENT_LENGTH = 256
 #: Separator used for dots inside an element in the single-string ("path") form of a key.
@@ -39,10 +41,12 @@ def validate_ref_name(name: str) -> str:
         or ".." in name
         or "//" in name
         or name.endswith(".lock")
+        or name in _RESERVED_REF_NAMES
+        or _HASH.match(name)
     ):
         raise InvalidInputError(
             f"invalid reference name {name!r}: use letters, digits and '_-./', "
-            "starting with a letter, without '..'"
+            "starting with a letter, without '..', not HEAD, DETACHED or a commit hash"
         )
     return name
 

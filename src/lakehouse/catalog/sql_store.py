@@ -517,8 +517,7 @@ class SqlStore(VersionStore):
     @staticmethod
     def _check_type(name: str, actual: ReferenceType, wanted: ReferenceType | None) -> None:
         if wanted is not None and ReferenceType(wanted) is not actual:
-            raise ReferenceNotFoundError(
-                name,
+            raise InvalidInputError(
                 f"'{name}' is a {actual.value.lower()}, "
                 f"not a {ReferenceType(wanted).value.lower()}",
             )

@@ -1,0 +1,771 @@
+"""Nessie REST API v2 (``/api/v2``) over a :class:`~lakehouse.catalog.store.VersionStore`.
+
+Handlers only translate: they parse Nessie's request syntax, call the store, and
+write Nessie's JSON (:mod:`lakehouse.server.wire`). Versioning rules (conflicts,
+content ids, merges) are the store's. Reads that return an ``effectiveReference``
+resolve the reference once and then read at that commit, so the data and the hash
+reported with it always agree.
+
+Listings (references, entries, diffs) are paged here: the store returns them sorted
+and whole, the page token is the hex of the next name or key. The commit log is paged
+by the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from lakehouse.catalog.model import (
+    NO_ANCESTOR,
+    Branch,
+    CommitMeta,
+    ContentKey,
+    Delete,
+    Entry,
+    LogEntry,
+    MergeBehavior,
+    Operation,
+    Put,
+    Reference,
+    ReferenceType,
+    RefSpec,
+    Unchanged,
+)
+from lakehouse.catalog.store import VersionStore
+from lakehouse.errors import ContentNotFoundError, InvalidInputError
+from lakehouse.server import cel, wire
+from lakehouse.server.metrics import ServerMetrics
+from lakehouse.server.schemas import (
+    CommitMetaBody,
+    GetMultipleContentsBody,
+    MergeBody,
+    MergeKeyBehaviorBody,
+    OperationBody,
+    OperationsBody,
+    ReferenceBody,
+    TransplantBody,
+)
+from lakehouse.server.settings import ServerSettings
+
+#: ``specVersion`` of Nessie's API that this server implements.
+SPEC_VERSION = "2.2.0"
+
+_REFERENCE_VARS = frozenset({"ref", "refType", "commit", "refMeta"})
+_ENTRY_VARS = frozenset({"entry"})
+_DIFF_VARS = frozenset({"key"})
+_LOG_VARS = frozenset({"commit", "operations"})
+
+_COMMIT_HEADER_PREFIX = "nessie-commit-property-"
+
+
+class NessieErrorModel(BaseModel):
+    """The body of every error response (Nessie's ``NessieError``)."""
+
+    status: int
+    reason: str
+    message: str
+    error_code: str = Field(alias="errorCode")
+    server_stack_trace: str | None = Field(default=None, alias="serverStackTrace")
+    error_details: dict[str, Any] | None = Field(default=None, alias="errorDetails")
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": NessieErrorModel, "description": description}
+
+
+_READ_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _error("Invalid reference, key, hash or parameter"),
+    401: _error("Missing or wrong bearer token (when auth is on)"),
+    404: _error("Reference, commit or content not found"),
+}
+_WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_READ_ERRORS,
+    409: _error("Conflict: the reference moved or keys conflict (see errorDetails)"),
+    413: _error("Request body too large"),
+    503: _error("Catalog unavailable, or the outcome of a write is unknown"),
+}
+
+
+def _json(data: Mapping[str, Any]) -> JSONResponse:
+    return JSONResponse(dict(data))
+
+
+def _fetch_all(value: str | None) -> bool:
+    if value is None or value.upper() == "MINIMAL":
+        return False
+    if value.upper() == "ALL":
+        return True
+    raise InvalidInputError(f"invalid fetch option {value!r}: use MINIMAL or ALL")
+
+
+def _reference_type(value: str | None) -> ReferenceType | None:
+    if value is None:
+        return None
+    try:
+        return ReferenceType(value.upper())
+    except ValueError:
+        raise InvalidInputError(
+            f"invalid reference type {value!r}: must be either 'branch' or 'tag'"
+        ) from None
+
+
+def _key_env(key: ContentKey) -> dict[str, Any]:
+    namespace = key.namespace
+    return {
+        "key": str(key),
+        "keyElements": list(key.elements),
+        "encodedKey": wire.key_to_path(key),
+        "name": key.name,
+        "namespace": wire.key_to_path(namespace) if namespace else "",
+        "namespaceElements": list(namespace.elements) if namespace else [],
+    }
+
+
+def _commit_env(meta: CommitMeta | None) -> dict[str, Any]:
+    if meta is None:
+        meta = CommitMeta()
+    return {
+        "hash": meta.hash or "",
+        "message": meta.message,
+        "author": meta.author or "",
+        "authors": [meta.author] if meta.author else [],
+        "committer": meta.committer or "",
+        "signedOffBy": "",
+        "allSignedOffBy": [],
+        "commitTime": meta.commit_time,
+        "authorTime": meta.authored_time,
+        "properties": dict(meta.properties),
+        "allProperties": {k: [v] for k, v in meta.properties.items()},
+        "parentCommitHashes": list(meta.parent_hashes),
+    }
+
+
+def _operation_env(op: Operation) -> dict[str, Any]:
+    env = _key_env(op.key)
+    if isinstance(op, Put):
+        env["type"] = "PUT"
+        env["content"] = {"type": op.content.type.value, "id": op.content.id or ""}
+    else:
+        env["type"] = "DELETE" if isinstance(op, Delete) else "UNCHANGED"
+        env["content"] = None
+    return env
+
+
+def _in_key_range(
+    key: ContentKey,
+    requested: set[ContentKey],
+    min_key: ContentKey | None,
+    max_key: ContentKey | None,
+    prefix_key: ContentKey | None,
+    start: ContentKey | None,
+) -> bool:
+    return (
+        (not requested or key in requested)
+        and (min_key is None or key >= min_key)
+        and (max_key is None or key <= max_key)
+        and (prefix_key is None or key == prefix_key or prefix_key.is_prefix_of(key))
+        and (start is None or key >= start)
+    )
+
+
+def _optional_key(text: str | None) -> ContentKey | None:
+    return wire.key_from_path(text) if text else None
+
+
+def _token_key(token: str | None) -> ContentKey | None:
+    return wire.key_from_path(wire.decode_token(token)) if token else None
+
+
+def build_router(
+    store: VersionStore, settings: ServerSettings, metrics: ServerMetrics
+) -> APIRouter:
+    """The ``/api/v2`` routes bound to ``store``."""
+    router = APIRouter(prefix="/api/v2", tags=["Nessie API v2"])
+
+    def page_size(max_records: int | None) -> int:
+        return min(max_records or settings.default_page_size, settings.max_page_size)
+
+    def path_ref(text: str) -> RefSpec:
+        return wire.parse_ref_path(text, store.default_branch)
+
+    def body_ref(body: ReferenceBody | None) -> RefSpec:
+        """The commit a Reference body names (default branch head when absent)."""
+        if body is None:
+            return RefSpec(store.default_branch)
+        kind = (body.type or "").upper()
+        if kind not in ("", "BRANCH", "TAG", wire.DETACHED):
+            raise InvalidInputError(
+                f"invalid reference type {body.type!r}: use BRANCH, TAG or DETACHED"
+            )
+        detached = kind == wire.DETACHED or (body.name is None and body.hash is not None)
+        name = wire.DETACHED if detached else body.name
+        return wire.ref_spec(name, body.hash, store.default_branch)
+
+    def expected_hash(spec: RefSpec, what: str = "Expected hash") -> str:
+        if spec.hash is None:
+            raise InvalidInputError(f"{what} must be provided: use 'name@hash' in the path")
+        if spec.relative:
+            return store.resolve(RefSpec(None, spec.hash, spec.relative)).hash
+        return spec.hash
+
+    def target_branch(text: str, what: str) -> Branch:
+        """The branch a write goes to, with the hash the client expects it at."""
+        spec = path_ref(text)
+        if spec.name is None:
+            raise InvalidInputError(f"{what} must be a branch, not a detached commit")
+        if spec.hash is None:
+            raise InvalidInputError("Expected hash must be provided: use 'branch@hash' in the path")
+        return store.writable_branch(spec)
+
+    def check_type(reference: Reference, kind: ReferenceType | None) -> None:
+        if kind is not None and reference.type is not kind:
+            raise InvalidInputError(
+                f"expected reference type {kind.value} does not match existing "
+                f"{reference.type.value.lower()} '{reference.name}'"
+            )
+
+    def head_meta(reference: Reference) -> CommitMeta | None:
+        return None if reference.hash == NO_ANCESTOR else store.commit_meta(reference.hash)
+
+    def commit_meta(body: CommitMetaBody | None, headers: Mapping[str, str]) -> CommitMeta:
+        """Client commit metadata plus Nessie's ``Nessie-Commit-*`` header overrides."""
+        if body is not None:
+            _refuse_server_fields(body)
+        message = body.message if body is not None else ""
+        authors = _authors(body)
+        properties = _properties(body)
+        for name, value in headers.items():
+            lower = name.lower()
+            if lower == "nessie-commit-message" and value.strip():
+                message = value.strip()
+            elif lower == "nessie-commit-authors":
+                authors += [a.strip() for a in value.split(",") if a.strip()]
+            elif lower.startswith(_COMMIT_HEADER_PREFIX) and value.strip():
+                properties[lower.removeprefix(_COMMIT_HEADER_PREFIX).strip()] = value.strip()
+        if len(authors) > 1:
+            raise InvalidInputError(
+                f"a commit has one author on this server, got {len(authors)}: "
+                "join them in one string"
+            )
+        authored = body.author_time if body is not None else None
+        if authored is not None and authored.tzinfo is None:
+            authored = authored.replace(tzinfo=UTC)  # an instant without zone is UTC
+        return CommitMeta(
+            message=message,
+            author=authors[0] if authors else None,
+            authored_time=authored,
+            properties=properties,
+        )
+
+    def operation(op: OperationBody) -> Operation:
+        key = ContentKey(tuple(op.key.elements))
+        kind = op.type.upper()
+        if kind == "PUT":
+            if op.content is None:
+                raise InvalidInputError(f"PUT operation on '{key}' needs a 'content'")
+            return Put(key, wire.content_from_wire(op.content))
+        if op.content is not None:
+            raise InvalidInputError(f"{kind} operation on '{key}' must not carry a 'content'")
+        if kind == "DELETE":
+            return Delete(key)
+        if kind == "UNCHANGED":
+            return Unchanged(key)
+        raise InvalidInputError(f"invalid operation type {op.type!r}: use PUT, DELETE or UNCHANGED")
+
+    def key_behaviors(
+        modes: Sequence[MergeKeyBehaviorBody] | None,
+    ) -> dict[ContentKey, MergeBehavior]:
+        out: dict[ContentKey, MergeBehavior] = {}
+        for mode in modes or ():
+            key = ContentKey(tuple(mode.key.elements))
+            if mode.expected_target_content is not None or mode.resolved_content is not None:
+                raise InvalidInputError(
+                    f"key merge mode for '{key}': expectedTargetContent/resolvedContent "
+                    "are not supported by this server"
+                )
+            out[key] = mode.merge_behavior
+        return out
+
+    def detached_hash(text: str) -> str:
+        """The full hash of a "hash with optional relative part" (absolute part required)."""
+        return store.resolve(wire.ref_spec(wire.DETACHED, text, store.default_branch)).hash
+
+    def contents_response(ref: str, keys: Iterable[ContentKey]) -> JSONResponse:
+        resolved = store.resolve(path_ref(ref))
+        wanted = list(dict.fromkeys(keys))
+        found = store.get_contents(RefSpec(None, resolved.hash), wanted) if wanted else {}
+        return _json(
+            {
+                "contents": [
+                    {"key": wire.key_json(k), "content": wire.content_json(found[k])}
+                    for k in wanted
+                    if k in found
+                ],
+                "effectiveReference": wire.effective_reference_json(resolved),
+            }
+        )
+
+    # -- config -----------------------------------------------------------------------
+
+    @router.get("/config", operation_id="getConfigV2", summary="Server configuration")
+    def get_config() -> JSONResponse:
+        return _json(
+            {
+                "defaultBranch": store.default_branch,
+                "minSupportedApiVersion": 1,
+                "maxSupportedApiVersion": 2,
+                "actualApiVersion": 2,
+                "specVersion": SPEC_VERSION,
+                "noAncestorHash": NO_ANCESTOR,
+            }
+        )
+
+    # -- references -------------------------------------------------------------------
+
+    @router.get(
+        "/trees",
+        operation_id="getAllReferencesV2",
+        summary="All branches and tags",
+        responses=_READ_ERRORS,
+    )
+    def get_all_references(
+        fetch: Annotated[str | None, Query(description="MINIMAL or ALL")] = None,
+        filter_: Annotated[str | None, Query(alias="filter", description="CEL expression")] = None,
+        max_records: Annotated[int | None, Query(alias="max-records", ge=1)] = None,
+        page_token: Annotated[str | None, Query(alias="page-token")] = None,
+    ) -> JSONResponse:
+        fetch_all = _fetch_all(fetch)
+        predicate = cel.compile_filter(filter_, _REFERENCE_VARS)
+        start = wire.decode_token(page_token) if page_token else None
+        limit = page_size(max_records)
+        page: list[dict[str, Any]] = []
+        token: str | None = None
+        for reference in sorted(store.list_references(), key=lambda r: r.name):
+            if start is not None and reference.name < start:
+                continue
+            meta = head_meta(reference) if fetch_all else None
+            metadata = wire.reference_metadata_json(meta) if fetch_all else None
+            if predicate is not None and not predicate(
+                {
+                    "ref": {**reference.to_json(), "metadata": metadata or {}},
+                    "refType": reference.type.value,
+                    "commit": _commit_env(meta),
+                    "refMeta": metadata or {},
+                }
+            ):
+                continue
+            if len(page) == limit:
+                token = wire.encode_token(reference.name)
+                break
+            page.append(wire.reference_json(reference, metadata))
+        return _json({"references": page, "hasMore": token is not None, "token": token})
+
+    @router.post(
+        "/trees",
+        operation_id="createReferenceV2",
+        summary="Create a branch or tag at the commit the body names",
+        responses=_WRITE_ERRORS,
+    )
+    def create_reference(
+        name: Annotated[str, Query(description="Name of the new branch or tag")],
+        type_: Annotated[str, Query(alias="type", description="branch or tag")],
+        body: Annotated[ReferenceBody | None, Body()] = None,
+    ) -> JSONResponse:
+        kind = _reference_type(type_)
+        assert kind is not None
+        wire.check_new_reference_name(name)
+        created = store.create_reference(name, kind, body_ref(body))
+        return _json({"reference": created.to_json()})
+
+    # -- contents ---------------------------------------------------------------------
+
+    @router.get(
+        "/trees/{ref:nessieref}/entries",
+        operation_id="getEntriesV2",
+        summary="Keys (and optionally contents) at a reference",
+        responses=_READ_ERRORS,
+    )
+    def get_entries(
+        ref: str,
+        content: Annotated[bool, Query(description="Include the content objects")] = False,
+        filter_: Annotated[
+            str | None, Query(alias="filter", description="CEL over 'entry'")
+        ] = None,
+        key: Annotated[list[str] | None, Query(description="Only these keys")] = None,
+        min_key: Annotated[str | None, Query(alias="min-key")] = None,
+        max_key: Annotated[str | None, Query(alias="max-key")] = None,
+        prefix_key: Annotated[str | None, Query(alias="prefix-key")] = None,
+        max_records: Annotated[int | None, Query(alias="max-records", ge=1)] = None,
+        page_token: Annotated[str | None, Query(alias="page-token")] = None,
+    ) -> JSONResponse:
+        predicate = cel.compile_filter(filter_, _ENTRY_VARS)
+        requested = {wire.key_from_path(k) for k in key or ()}
+        low, high, prefix = (
+            _optional_key(min_key),
+            _optional_key(max_key),
+            _optional_key(prefix_key),
+        )
+        start = _token_key(page_token)
+        resolved = store.resolve(path_ref(ref))
+        at = RefSpec(None, resolved.hash)
+        limit = page_size(max_records)
+        page: list[Entry] = []
+        token: str | None = None
+        for entry in sorted(store.entries(at), key=lambda e: e.key):
+            if not _in_key_range(entry.key, requested, low, high, prefix, start):
+                continue
+            if predicate is not None and not predicate(
+                {"entry": {**_key_env(entry.key), "contentType": entry.type.value}}
+            ):
+                continue
+            if len(page) == limit:
+                token = wire.encode_token(wire.key_to_path(entry.key))
+                break
+            page.append(entry)
+        contents = store.get_contents(at, [e.key for e in page]) if content and page else {}
+        return _json(
+            {
+                "entries": [wire.entry_json(e, contents.get(e.key)) for e in page],
+                "hasMore": token is not None,
+                "token": token,
+                "effectiveReference": wire.effective_reference_json(resolved),
+            }
+        )
+
+    @router.get(
+        "/trees/{ref:nessieref}/contents/{key:path}",
+        operation_id="getContentV2",
+        summary="The content at one key",
+        responses=_READ_ERRORS,
+    )
+    def get_content(ref: str, key: str) -> JSONResponse:
+        content_key = wire.key_from_path(key)
+        resolved = store.resolve(path_ref(ref))
+        found = store.get_contents(RefSpec(None, resolved.hash), [content_key])
+        if content_key not in found:
+            raise ContentNotFoundError(str(content_key), str(resolved))
+        return _json(
+            {
+                "content": wire.content_json(found[content_key]),
+                "effectiveReference": wire.effective_reference_json(resolved),
+            }
+        )
+
+    @router.get(
+        "/trees/{ref:nessieref}/contents",
+        operation_id="getSeveralContents",
+        summary="The contents at the keys given as 'key' parameters",
+        responses=_READ_ERRORS,
+    )
+    def get_several_contents(
+        ref: str, key: Annotated[list[str] | None, Query(description="Content keys")] = None
+    ) -> JSONResponse:
+        return contents_response(ref, [wire.key_from_path(k) for k in key or ()])
+
+    @router.post(
+        "/trees/{ref:nessieref}/contents",
+        operation_id="getMultipleContentsV2",
+        summary="The contents at the keys in the body",
+        responses=_READ_ERRORS,
+    )
+    def get_multiple_contents(ref: str, body: GetMultipleContentsBody) -> JSONResponse:
+        return contents_response(ref, [ContentKey(tuple(k.elements)) for k in body.requested_keys])
+
+    # -- history ----------------------------------------------------------------------
+
+    @router.get(
+        "/trees/{ref:nessieref}/history",
+        operation_id="getCommitLogV2",
+        summary="Commit log, newest first",
+        responses=_READ_ERRORS,
+    )
+    def get_commit_log(
+        ref: str,
+        fetch: Annotated[str | None, Query(description="MINIMAL or ALL")] = None,
+        filter_: Annotated[
+            str | None, Query(alias="filter", description="CEL over commit, operations")
+        ] = None,
+        limit_hash: Annotated[str | None, Query(alias="limit-hash")] = None,
+        max_records: Annotated[int | None, Query(alias="max-records", ge=1)] = None,
+        page_token: Annotated[str | None, Query(alias="page-token")] = None,
+    ) -> JSONResponse:
+        fetch_all = _fetch_all(fetch)
+        predicate = cel.compile_filter(filter_, _LOG_VARS)
+        with_operations = fetch_all or (predicate is not None and predicate.uses("operations"))
+        spec = path_ref(ref)
+        stop = detached_hash(limit_hash) if limit_hash else None
+        limit = page_size(max_records)
+        found: list[LogEntry] = []
+        token = page_token
+        while True:
+            log_page = store.log(
+                spec, limit=limit, page_token=token, fetch_operations=with_operations
+            )
+            token = log_page.next_token
+            for entry in log_page.entries:
+                if predicate is None or predicate(
+                    {
+                        "commit": _commit_env(entry.meta),
+                        "operations": [_operation_env(op) for op in entry.operations or ()],
+                    }
+                ):
+                    found.append(entry)
+                if entry.hash == stop:
+                    token = None
+                    break
+            if found or token is None:
+                break
+        return _json(
+            {
+                "logEntries": [wire.log_entry_json(e, fetch_all=fetch_all) for e in found],
+                "hasMore": token is not None,
+                "token": token,
+            }
+        )
+
+    @router.get(
+        "/trees/{from_ref:nessieref}/diff/{to_ref:nessieref}",
+        operation_id="getDiffV2",
+        summary="Keys whose content differs from one reference to another",
+        responses=_READ_ERRORS,
+    )
+    def get_diff(
+        from_ref: str,
+        to_ref: str,
+        filter_: Annotated[str | None, Query(alias="filter", description="CEL over 'key'")] = None,
+        key: Annotated[list[str] | None, Query(description="Only these keys")] = None,
+        min_key: Annotated[str | None, Query(alias="min-key")] = None,
+        max_key: Annotated[str | None, Query(alias="max-key")] = None,
+        prefix_key: Annotated[str | None, Query(alias="prefix-key")] = None,
+        max_records: Annotated[int | None, Query(alias="max-records", ge=1)] = None,
+        page_token: Annotated[str | None, Query(alias="page-token")] = None,
+    ) -> JSONResponse:
+        predicate = cel.compile_filter(filter_, _DIFF_VARS)
+        requested = {wire.key_from_path(k) for k in key or ()}
+        low, high, prefix = (
+            _optional_key(min_key),
+            _optional_key(max_key),
+            _optional_key(prefix_key),
+        )
+        start = _token_key(page_token)
+        from_resolved = store.resolve(path_ref(from_ref))
+        to_resolved = store.resolve(path_ref(to_ref))
+        diffs = store.diff(RefSpec(None, from_resolved.hash), RefSpec(None, to_resolved.hash))
+        limit = page_size(max_records)
+        page: list[dict[str, Any]] = []
+        token: str | None = None
+        for diff in sorted(diffs, key=lambda d: d.key):
+            if not _in_key_range(diff.key, requested, low, high, prefix, start):
+                continue
+            if predicate is not None and not predicate({"key": _key_env(diff.key)}):
+                continue
+            if len(page) == limit:
+                token = wire.encode_token(wire.key_to_path(diff.key))
+                break
+            page.append(wire.diff_entry_json(diff))
+        return _json(
+            {
+                "diffs": page,
+                "hasMore": token is not None,
+                "token": token,
+                "effectiveFromReference": wire.effective_reference_json(from_resolved),
+                "effectiveToReference": wire.effective_reference_json(to_resolved),
+            }
+        )
+
+    # -- writes -----------------------------------------------------------------------
+
+    @router.post(
+        "/trees/{branch:nessieref}/history/commit",
+        operation_id="commitV2",
+        summary="Commit operations to 'branch@expectedHash'",
+        responses=_WRITE_ERRORS,
+    )
+    def commit(branch: str, body: OperationsBody, request: Request) -> JSONResponse:
+        target = target_branch(branch, "reference to commit into")
+        meta = commit_meta(body.commit_meta, request.headers)
+        operations = [operation(op) for op in body.operations]
+        result = store.commit(target.name, operations, meta, expected_hash=target.hash)
+        metrics.commits.labels("commit").inc()
+        return _json(wire.commit_response_json(result))
+
+    @router.post(
+        "/trees/{branch:nessieref}/history/merge",
+        operation_id="mergeV2",
+        summary="Merge a reference into 'branch@expectedHash'",
+        responses=_WRITE_ERRORS,
+    )
+    def merge(branch: str, body: MergeBody, request: Request) -> JSONResponse:
+        target = target_branch(branch, "reference to merge into")
+        source = wire.ref_spec(body.from_ref_name, body.from_hash, store.default_branch)
+        meta: CommitMeta | None = None
+        if body.commit_meta is not None or body.message or _has_commit_headers(request.headers):
+            meta = commit_meta(body.commit_meta, request.headers)
+            if not meta.message and body.message:  # Nessie's deprecated 'message' field
+                meta = replace(meta, message=body.message)
+        result = store.merge(
+            source,
+            target.name,
+            expected_target_hash=target.hash,
+            default_behavior=body.default_key_merge_mode or MergeBehavior.NORMAL,
+            key_behaviors=key_behaviors(body.key_merge_modes),
+            dry_run=bool(body.dry_run),
+            meta=meta,
+            raise_on_conflict=not body.return_conflict_as_result,
+        )
+        _count(metrics, "merge", result.was_applied, len(result.added_commits), result.conflicts)
+        return _json(wire.merge_response_json(result, target.hash))
+
+    @router.post(
+        "/trees/{branch:nessieref}/history/transplant",
+        operation_id="transplantV2",
+        summary="Cherry-pick commits (oldest first) onto 'branch@expectedHash'",
+        responses=_WRITE_ERRORS,
+    )
+    def transplant(branch: str, body: TransplantBody) -> JSONResponse:
+        target = target_branch(branch, "reference to transplant into")
+        if body.from_ref_name != wire.DETACHED:
+            store.get_reference(body.from_ref_name)
+        hashes = [detached_hash(h) for h in body.hashes_to_transplant]
+        result = store.transplant(
+            hashes,
+            target.name,
+            expected_target_hash=target.hash,
+            default_behavior=body.default_key_merge_mode or MergeBehavior.NORMAL,
+            key_behaviors=key_behaviors(body.key_merge_modes),
+            dry_run=bool(body.dry_run),
+            raise_on_conflict=not body.return_conflict_as_result,
+        )
+        _count(
+            metrics, "transplant", result.was_applied, len(result.added_commits), result.conflicts
+        )
+        return _json(wire.merge_response_json(result, target.hash))
+
+    # Last: '/trees/{ref}' must not shadow the longer routes above, as a reference
+    # path element may contain '/' (Nessie picks the most specific template).
+
+    @router.get(
+        "/trees/{ref:nessieref}",
+        operation_id="getReferenceByNameV2",
+        summary="One branch or tag",
+        responses=_READ_ERRORS,
+    )
+    def get_reference(
+        ref: str, fetch: Annotated[str | None, Query(description="MINIMAL or ALL")] = None
+    ) -> JSONResponse:
+        spec = path_ref(ref)
+        if spec.name is None or spec.hash is not None or spec.relative:
+            raise InvalidInputError("hashes are not allowed when fetching a reference by name")
+        reference = store.get_reference(spec.name)
+        metadata = wire.reference_metadata_json(head_meta(reference)) if _fetch_all(fetch) else None
+        return _json({"reference": wire.reference_json(reference, metadata)})
+
+    @router.put(
+        "/trees/{ref:nessieref}",
+        operation_id="assignReferenceV2",
+        summary="Point 'name@expectedHash' at the commit the body names",
+        responses=_WRITE_ERRORS,
+    )
+    def assign_reference(
+        ref: str,
+        body: Annotated[ReferenceBody, Body()],
+        type_: Annotated[str | None, Query(alias="type", description="branch or tag")] = None,
+    ) -> JSONResponse:
+        kind = _reference_type(type_)
+        spec = path_ref(ref)
+        if spec.name is None:
+            raise InvalidInputError("assignment target must be a branch or a tag")
+        expected = expected_hash(spec)
+        if kind is not None:
+            check_type(store.get_reference(spec.name), kind)
+        updated = store.assign_reference(spec.name, expected, body_ref(body), kind)
+        return _json({"reference": updated.to_json()})
+
+    @router.delete(
+        "/trees/{ref:nessieref}",
+        operation_id="deleteReferenceV2",
+        summary="Delete 'name@expectedHash'",
+        responses=_WRITE_ERRORS,
+    )
+    def delete_reference(
+        ref: str,
+        type_: Annotated[str | None, Query(alias="type", description="branch or tag")] = None,
+    ) -> JSONResponse:
+        kind = _reference_type(type_)
+        spec = path_ref(ref)
+        if spec.name is None:
+            raise InvalidInputError("only a branch or a tag can be deleted")
+        expected = expected_hash(spec)
+        current = store.get_reference(spec.name)
+        check_type(current, kind)
+        store.delete_reference(spec.name, expected, kind)
+        deleted_at = current.hash if current.hash.startswith(expected.lower()) else expected
+        return _json({"reference": Reference.of(current.type, current.name, deleted_at).to_json()})
+
+    return router
+
+
+def _count(
+    metrics: ServerMetrics, operation: str, applied: bool, commits: int, conflicts: Sequence[Any]
+) -> None:
+    if applied and commits:
+        metrics.commits.labels(operation).inc(commits)
+    if conflicts:
+        metrics.conflicts.labels(operation).inc()
+
+
+def _has_commit_headers(headers: Mapping[str, str]) -> bool:
+    return any(name.lower().startswith("nessie-commit-") for name in headers)
+
+
+def _refuse_server_fields(body: CommitMetaBody) -> None:
+    """Nessie's rule: the server sets committer, commit time, hash and parents."""
+    for value, what in (
+        (body.committer, "committer"),
+        (body.commit_time, "commit time"),
+        (body.hash, "commit hash"),
+    ):
+        if value is not None:
+            raise InvalidInputError(
+                f"cannot set the {what} on the client side: it is set by the server"
+            )
+    if body.parent_commit_hashes:
+        raise InvalidInputError(
+            "cannot set the parent commit hashes on the client side: they are set by the server"
+        )
+    if body.signed_off_by or body.all_signed_off_by:
+        raise InvalidInputError("'signedOffBy' is not supported by this server")
+
+
+def _authors(body: CommitMetaBody | None) -> list[str]:
+    if body is None:
+        return []
+    if body.authors is not None:
+        return [a for a in body.authors if a]
+    return [body.author] if body.author else []
+
+
+def _properties(body: CommitMetaBody | None) -> dict[str, str]:
+    if body is None:
+        return {}
+    if body.all_properties is not None:
+        out: dict[str, str] = {}
+        for name, values in body.all_properties.items():
+            if len(values) != 1:
+                raise InvalidInputError(
+                    f"commit property {name!r} has {len(values)} values: "
+                    "this server stores exactly one value per property"
+                )
+            out[name] = values[0]
+        return out
+    return dict(body.properties or {})
+
+
+__all__ = ["SPEC_VERSION", "build_router"]

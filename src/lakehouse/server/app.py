@@ -1,0 +1,156 @@
+"""The ASGI application: Nessie API v2, health, readiness, metrics, OpenAPI.
+
+=====================  ==========================================================
+path                   what
+=====================  ==========================================================
+``/api/v2/…``          Nessie REST API v2 (:mod:`lakehouse.server.api_v2`)
+``/healthz``           the process is up (no store call)
+``/readyz``            the store answers (reads the default branch), else 503
+``/metrics``           Prometheus text format (:mod:`lakehouse.server.metrics`)
+``/openapi.json``      OpenAPI document; ``/docs`` renders it
+=====================  ==========================================================
+
+Middleware, outermost first: reference-path decoding, metrics, bearer auth (when a
+token is configured), request size and media-type limits.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.convertors import Convertor, register_url_convertor
+
+import lakehouse
+from lakehouse.catalog.store import VersionStore
+from lakehouse.server.api_v2 import build_router
+from lakehouse.server.errors import install_error_handlers
+from lakehouse.server.metrics import MetricsMiddleware, ServerMetrics, operation_of
+from lakehouse.server.middleware import (
+    BearerAuthMiddleware,
+    RefPathMiddleware,
+    RequestLimitMiddleware,
+)
+from lakehouse.server.settings import ServerSettings
+
+log = logging.getLogger(__name__)
+
+
+class NessieRefConvertor(Convertor[str]):
+    """A reference path element, as Nessie matches it: no ``/`` unless followed by ``@``.
+
+    ``main``, ``main@abc``, ``@abc``, ``main~2`` and ``feature/x@`` or
+    ``feature/x@abc`` (a name with a slash must end with ``@`` in a path).
+    """
+
+    regex = r"[^/]+|[^@]+@[^@/]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("nessieref", NessieRefConvertor())
+
+
+def create_app(store: VersionStore, *, settings: ServerSettings | None = None) -> FastAPI:
+    """The server app over ``store``. The caller keeps ownership of ``store``."""
+    settings = settings or ServerSettings()
+    metrics = ServerMetrics()
+    app = FastAPI(
+        title="Lakehouse catalog server",
+        version=lakehouse.__version__,
+        description=(
+            "Project Nessie's REST API v2 over the Lakehouse versioned catalog. "
+            "Errors are Nessie's `NessieError` JSON; send `Nessie-Client-Spec: 2` "
+            "to receive per-key conflict details. When the server runs with a token, "
+            "`/api/…` requires `Authorization: Bearer <token>`."
+        ),
+        redoc_url=None,
+    )
+    app.state.store = store
+    app.state.settings = settings
+    app.state.metrics = metrics
+
+    def count_conflict(request: Any) -> None:
+        metrics.conflicts.labels(operation_of(request.scope)).inc()
+
+    install_error_handlers(app, on_conflict=count_conflict)
+    app.include_router(build_router(store, settings, metrics))
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness: the process is up")
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "UP"})
+
+    @app.get("/readyz", tags=["operations"], summary="Readiness: the catalog store answers")
+    def readyz() -> JSONResponse:
+        try:
+            head = store.get_reference(store.default_branch)
+        except Exception as exc:  # any failure means "not ready"; the reason is logged
+            log.warning("readiness check failed: %s", exc)
+            return JSONResponse(
+                {"status": "DOWN", "checks": [{"name": "catalog", "status": "DOWN"}]},
+                status_code=503,
+            )
+        check = {"name": "catalog", "status": "UP", "data": {"defaultBranch": head.name}}
+        return JSONResponse({"status": "UP", "checks": [check]})
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    # add_middleware puts each new one outside the previous: innermost first here.
+    app.add_middleware(RequestLimitMiddleware, max_bytes=settings.max_request_bytes)
+    if settings.token is not None:
+        app.add_middleware(BearerAuthMiddleware, token=settings.token)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(RefPathMiddleware)
+    return app
+
+
+def make_server(
+    store: VersionStore,
+    host: str = "127.0.0.1",
+    port: int = 19120,
+    *,
+    settings: ServerSettings | None = None,
+    log_level: str = "info",
+) -> uvicorn.Server:
+    """A uvicorn server for ``store``, not started (``run()`` it, or ``should_exit`` it)."""
+    no_auth = settings is None or settings.token is None
+    if no_auth and host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning(
+            "serving the catalog on %s without authentication: anyone who can reach "
+            "the port can change the catalog; set a token",
+            host,
+        )
+    config = uvicorn.Config(
+        create_app(store, settings=settings),
+        host=host,
+        port=port,
+        log_level=log_level,
+        proxy_headers=False,
+        server_header=False,
+    )
+    return uvicorn.Server(config)
+
+
+def run(
+    store: VersionStore,
+    host: str = "127.0.0.1",
+    port: int = 19120,
+    *,
+    settings: ServerSettings | None = None,
+    log_level: str = "info",
+) -> None:
+    """Serve ``store`` with uvicorn until interrupted (``lakehouse serve``)."""
+    make_server(store, host, port, settings=settings, log_level=log_level).run()
+
+
+__all__ = ["NessieRefConvertor", "create_app", "make_server", "run"]

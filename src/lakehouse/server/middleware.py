@@ -1,0 +1,162 @@
+"""ASGI middleware of the server: reference paths, bearer auth, request limits.
+
+Each one answers with a ``NessieError`` body (:mod:`lakehouse.server.errors`) when it
+refuses a request, before the request reaches a handler.
+"""
+
+from __future__ import annotations
+
+import hmac
+from urllib.parse import unquote
+
+from pydantic import SecretStr
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lakehouse.server.errors import error_response
+
+TREES_PREFIX = "/api/v2/trees/"
+#: Paths served without a token when auth is on: probes, scraping, the API description.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"})
+_WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class RefPathMiddleware:
+    """Let a reference name with an URL-encoded slash (``feature%2Fx``) be routed.
+
+    Nessie matches reference path elements before decoding, so ``feature%2Fx`` is one
+    element there. After decoding it would be two, so an encoded-slash reference gets
+    the ``@`` that Nessie's syntax already allows after any name (``feature/x@``).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw = scope.get("raw_path") if scope["type"] == "http" else None
+        if (
+            isinstance(raw, bytes)
+            and scope["path"].startswith(TREES_PREFIX)
+            and b"%2f" in raw.lower()
+        ):
+            scope = dict(scope)
+            scope["path"] = _decode_tree_path(raw.split(b"?", 1)[0].decode("latin-1"))
+        await self.app(scope, receive, send)
+
+
+def _decode_tree_path(raw: str) -> str:
+    segments = raw.split("/")  # ['', 'api', 'v2', 'trees', <ref>, ...]
+    ref_positions = {4}
+    for j in range(5, len(segments) - 1):
+        if segments[j] in ("contents", "entries", "history"):
+            break
+        if segments[j] == "diff":
+            ref_positions.add(j + 1)
+            break
+    out: list[str] = []
+    for i, segment in enumerate(segments):
+        decoded = unquote(segment)
+        if i in ref_positions and "%2f" in segment.lower() and "@" not in decoded:
+            decoded += "@"
+        out.append(decoded)
+    return "/".join(out)
+
+
+class BearerAuthMiddleware:
+    """Require ``Authorization: Bearer <token>`` on everything but :data:`OPEN_PATHS`."""
+
+    def __init__(self, app: ASGIApp, token: SecretStr) -> None:
+        self.app = app
+        self._token = token.get_secret_value().encode("utf-8")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
+            headers = Headers(scope=scope)
+            scheme, _, credentials = headers.get("authorization", "").partition(" ")
+            given = credentials.strip().encode("utf-8")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given, self._token):
+                response = error_response(
+                    headers,
+                    401,
+                    "Unauthorized: send a valid 'Authorization: Bearer <token>' header",
+                    "UNKNOWN",
+                    headers={"WWW-Authenticate": 'Bearer realm="lakehouse"'},
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class RequestLimitMiddleware:
+    """Refuse bodies over ``max_bytes`` (413) and non-JSON bodies on the API (415).
+
+    A write to the API without a ``Content-Type`` is read as JSON.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        refusal = self._refusal(scope, headers)
+        if refusal is not None:
+            status, message = refusal
+            await error_response(headers, status, message)(scope, receive, send)
+            return
+        if _is_api_write(scope) and "content-type" not in headers:
+            scope = dict(scope)
+            scope["headers"] = [*scope["headers"], (b"content-type", b"application/json")]
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise HTTPException(413, self._too_large())
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    def _too_large(self) -> str:
+        return f"Request body too large: the limit is {self.max_bytes} bytes"
+
+    def _refusal(self, scope: Scope, headers: Headers) -> tuple[int, str] | None:
+        length_header = headers.get("content-length")
+        length: int | None = None
+        if length_header is not None:
+            try:
+                length = int(length_header)
+            except ValueError:
+                return 400, f"Invalid Content-Length {length_header[:40]!r}"
+            if length > self.max_bytes:
+                return 413, self._too_large()
+        content_type = headers.get("content-type")
+        if _is_api_write(scope) and content_type and length != 0 and not _is_json(content_type):
+            return 415, f"Unsupported media type {content_type[:80]!r}: send application/json"
+        return None
+
+
+def _is_api_write(scope: Scope) -> bool:
+    return scope.get("method") in _WRITE_METHODS and str(scope["path"]).startswith("/api/")
+
+
+def _is_json(content_type: str) -> bool:
+    mime = content_type.split(";", 1)[0].strip().lower()
+    return mime == "application/json" or (
+        mime.startswith("application/") and mime.endswith("+json")
+    )
+
+
+__all__ = [
+    "OPEN_PATHS",
+    "BearerAuthMiddleware",
+    "RefPathMiddleware",
+    "RequestLimitMiddleware",
+]

@@ -1,0 +1,120 @@
+"""Request bodies of the Nessie REST API v2, as pydantic models (validation + OpenAPI).
+
+Field names and aliases are Nessie's JSON names. Unknown fields are ignored, as
+Nessie's server (Jackson with ``FAIL_ON_UNKNOWN_PROPERTIES`` off) does; wrong types
+are a 400. Content objects stay plain JSON objects here and are parsed by
+:func:`lakehouse.server.wire.content_from_wire`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lakehouse.catalog.model import MergeBehavior
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+
+class ContentKeyBody(_Body):
+    """``{"elements": ["bronze", "orders"]}``."""
+
+    elements: list[str] = Field(min_length=1)
+
+
+class ReferenceBody(_Body):
+    """A branch, tag or detached commit (``type``: ``BRANCH``, ``TAG``, ``DETACHED``)."""
+
+    type: str | None = None
+    name: str | None = None
+    hash: str | None = None
+
+
+class CommitMetaBody(_Body):
+    """Commit metadata as a client sends it (hash, committer and times are the server's)."""
+
+    message: str
+    author: str | None = None
+    authors: list[str] | None = None
+    author_time: datetime | None = Field(default=None, alias="authorTime")
+    signed_off_by: str | None = Field(default=None, alias="signedOffBy")
+    all_signed_off_by: list[str] | None = Field(default=None, alias="allSignedOffBy")
+    properties: dict[str, str] | None = None
+    all_properties: dict[str, list[str]] | None = Field(default=None, alias="allProperties")
+    # Set by the server only; a client sending them gets a 400 (as from Nessie).
+    committer: str | None = None
+    commit_time: str | None = Field(default=None, alias="commitTime")
+    hash: str | None = None
+    parent_commit_hashes: list[str] | None = Field(default=None, alias="parentCommitHashes")
+
+
+class OperationBody(_Body):
+    """``PUT`` (with ``content``), ``DELETE`` or ``UNCHANGED`` on ``key``."""
+
+    type: str
+    key: ContentKeyBody
+    content: dict[str, Any] | None = None
+
+
+class OperationsBody(_Body):
+    """Body of ``POST /trees/{branch@hash}/history/commit``."""
+
+    commit_meta: CommitMetaBody = Field(alias="commitMeta")
+    operations: list[OperationBody]
+
+
+class GetMultipleContentsBody(_Body):
+    """Body of ``POST /trees/{ref}/contents``."""
+
+    requested_keys: list[ContentKeyBody] = Field(alias="requestedKeys")
+
+
+class MergeKeyBehaviorBody(_Body):
+    """How a merge/transplant treats one key."""
+
+    key: ContentKeyBody
+    merge_behavior: MergeBehavior = Field(alias="mergeBehavior")
+    expected_target_content: dict[str, Any] | None = Field(
+        default=None, alias="expectedTargetContent"
+    )
+    resolved_content: dict[str, Any] | None = Field(default=None, alias="resolvedContent")
+
+
+class _MergeTransplantBody(_Body):
+    from_ref_name: str = Field(alias="fromRefName")
+    message: str | None = None
+    key_merge_modes: list[MergeKeyBehaviorBody] | None = Field(default=None, alias="keyMergeModes")
+    default_key_merge_mode: MergeBehavior | None = Field(default=None, alias="defaultKeyMergeMode")
+    dry_run: bool | None = Field(default=None, alias="dryRun")
+    fetch_additional_info: bool | None = Field(default=None, alias="fetchAdditionalInfo")
+    return_conflict_as_result: bool | None = Field(default=None, alias="returnConflictAsResult")
+
+
+class MergeBody(_MergeTransplantBody):
+    """Body of ``POST /trees/{branch@hash}/history/merge``."""
+
+    from_hash: str | None = Field(default=None, alias="fromHash")
+    commit_meta: CommitMetaBody | None = Field(default=None, alias="commitMeta")
+
+
+class TransplantBody(_MergeTransplantBody):
+    """Body of ``POST /trees/{branch@hash}/history/transplant`` (hashes oldest first)."""
+
+    hashes_to_transplant: list[str] = Field(alias="hashesToTransplant", min_length=1)
+
+
+__all__ = [
+    "CommitMetaBody",
+    "ContentKeyBody",
+    "GetMultipleContentsBody",
+    "MergeBody",
+    "MergeKeyBehaviorBody",
+    "OperationBody",
+    "OperationsBody",
+    "ReferenceBody",
+    "TransplantBody",
+]

@@ -1,0 +1,33 @@
+"""Settings of the catalog server (``lakehouse serve``).
+
+A plain pydantic model so that :class:`lakehouse.config.Settings` can nest it (as
+``server``, read from ``LAKEHOUSE_SERVER__*``); the server itself never reads the
+environment.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+#: Default cap on a request body: Nessie's own default for a commit is far below this.
+DEFAULT_MAX_REQUEST_BYTES = 10 * 1024 * 1024
+
+
+class ServerSettings(BaseModel):
+    """How the server behaves. Every field has a safe default; auth is off by default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: When set, every ``/api/…`` request must carry ``Authorization: Bearer <token>``;
+    #: others get 401. ``/healthz``, ``/readyz``, ``/metrics`` and the OpenAPI document
+    #: stay open so that probes and scrapers work: restrict them at the network level.
+    token: SecretStr | None = None
+    #: Requests with a larger body are refused with 413 before the body is read.
+    max_request_bytes: int = Field(default=DEFAULT_MAX_REQUEST_BYTES, ge=1)
+    #: Page size when a client sends no ``max-records`` (Nessie: a hint, not a promise).
+    default_page_size: int = Field(default=250, ge=1)
+    #: Upper bound for ``max-records``; larger values are lowered to it.
+    max_page_size: int = Field(default=10_000, ge=1)
+
+
+__all__ = ["DEFAULT_MAX_REQUEST_BYTES", "ServerSettings"]
