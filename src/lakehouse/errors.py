@@ -16,7 +16,18 @@ The tree (retryable types are marked *transient*)::
     │   ├── ReadOnlyReferenceError       a tag or a hash used as a write target
     │   ├── CommitStateUnknownError      the outcome of a commit is unknown
     │   └── TransientCatalogError        *transient*: the backend was busy/unreachable
-    └── StorageError                     files and buckets
+    ├── StorageError                     files and buckets
+    │   └── LocationNotAllowedError (ValueError)  a location outside the warehouse
+    └── IngestError                      ingestion failed; nothing was committed
+        ├── SourceConfigError (ConfigError, ValueError)  a source definition is invalid
+        ├── SourceNotFoundError (LookupError)  folder, URL (404) or database table missing
+        ├── SourceUnavailableError       *transient*: server or database unreachable
+        ├── SourceChangedError           *transient*: a file changed while being ingested
+        ├── BadInputError (ValueError)   unreadable, empty, wrongly encoded or malformed input
+        └── BatchQuarantinedError        a batch was quarantined (incompatible schema)
+
+Domain subtrees live beside their code (``lakehouse.ingest.errors``) and all derive
+from :class:`LakehouseError`, so ``except LakehouseError`` catches every one of them.
 
 Context is kept on the exception as attributes (``ref``, ``key``, ``conflicts``)
 and repeated in the message, so a one-line ``Error: …`` is enough for a person.
@@ -44,6 +55,22 @@ class ConfigError(LakehouseError):
 
 class StorageError(LakehouseError):
     """A file or bucket operation failed."""
+
+
+class LocationNotAllowedError(StorageError, ValueError):
+    """A table, data or metadata location that is not inside the configured warehouse.
+
+    Raised for explicit table locations, metadata files to register and ``write.*.path``
+    properties (see :meth:`lakehouse.storage.zones.Warehouse.contains`).
+    """
+
+    def __init__(self, location: str, what: str = "location") -> None:
+        self.location = location
+        shown = location if len(location) <= 300 else location[:300] + "…"
+        super().__init__(
+            f"{what} {shown!r} is not allowed: locations must be normalized URIs (no '..') "
+            "inside the warehouse's buckets"
+        )
 
 
 class CatalogError(LakehouseError):
@@ -141,6 +168,7 @@ __all__ = [
     "ContentNotFoundError",
     "InvalidInputError",
     "LakehouseError",
+    "LocationNotAllowedError",
     "MergeConflictError",
     "NotFoundError",
     "ReadOnlyReferenceError",

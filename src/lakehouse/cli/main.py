@@ -39,6 +39,7 @@ from lakehouse.cli._common import (
     console,
     print_json,
 )
+from lakehouse.cli.ingest import ingest_app
 
 app = typer.Typer(
     name="lakehouse",
@@ -53,6 +54,7 @@ app = typer.Typer(
 app.add_typer(refs.branch_app, name="branch")
 app.add_typer(refs.tag_app, name="tag")
 app.add_typer(tables.table_app, name="table")
+app.add_typer(ingest_app, name="ingest")
 
 
 def _version(value: bool) -> None:

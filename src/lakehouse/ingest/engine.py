@@ -1,0 +1,405 @@
+"""Ingestion: a source's new files → landed in ``raw`` → appended to ``bronze``, once.
+
+:func:`ingest` runs one source against one branch:
+
+1. read what each bronze table already holds from its snapshot history on the branch
+   (:func:`lakehouse.ingest.bronze.read_state`);
+2. ask the source for its files (:meth:`Source.discover`); checksum each one and pass
+   over those the table already holds;
+3. read every new file with pyarrow. Unreadable, empty or wrongly encoded input raises
+   :class:`~lakehouse.ingest.errors.BadInputError` here, **before anything is landed or
+   committed, for every table of the source**;
+4. per table, fit the batch to the table (:func:`lakehouse.ingest.bronze.fit`). A batch
+   that does not fit is copied to ``raw/_rejected/<source>/<batch_id>/`` with
+   ``reason.json`` and the table is left alone;
+5. otherwise land the files in ``raw/<source>/<yyyy>/<mm>/<dd>/<batch_id>/`` with a
+   manifest, and append the batch with its ingestion columns and snapshot summary in
+   one catalog commit (schema evolution included).
+
+A source feeding several tables gives one batch, one commit and one
+:class:`~lakehouse.ingest.result.IngestResult` per table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lakehouse.ingest import bronze
+from lakehouse.ingest._fs import FileRef, hash_file, resolve
+from lakehouse.ingest.errors import BadInputError, IngestError, SourceChangedError
+from lakehouse.ingest.formats import encoding_checker, read_file
+from lakehouse.ingest.landing import Checked, Landing, new_batch_id
+from lakehouse.ingest.result import IngestResult, LandedFile, Quarantine, SkippedFile
+from lakehouse.ingest.sources.base import Cursor, Discovery, Source, TableState
+
+if TYPE_CHECKING:
+    from pyiceberg.table import Table
+
+    from lakehouse.catalog.iceberg import RefCatalog
+    from lakehouse.client import Lakehouse
+
+logger = logging.getLogger(__name__)
+
+#: ``progress(stage, item, done, total)``: stages ``check``, ``read``, ``land``, ``load``.
+ProgressCallback = Callable[[str, str, int, int], None]
+
+#: How often a commit that lost a race with another writer of the table is redone.
+COMMIT_ATTEMPTS = 5
+
+
+def _no_progress(stage: str, item: str, done: int, total: int) -> None:
+    return None
+
+
+@dataclass
+class _Batch:
+    """One table's share of a run, between reading and committing."""
+
+    table: str
+    state: TableState
+    existing: Table | None
+    skipped: list[SkippedFile] = field(default_factory=list)
+    files: list[Checked] = field(default_factory=list)
+    batch_id: str | None = None
+    folder: FileRef | None = None
+    data: pa.Table | None = None
+    rows: dict[str, int] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+    cursor: Cursor | None = None
+
+
+def ingest(
+    lakehouse: Lakehouse,
+    source: Source,
+    *,
+    branch: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> list[IngestResult]:
+    """Ingest what is new at ``source`` into its bronze table(s) on ``branch``.
+
+    ``branch`` defaults to the lakehouse's default reference (``NESSIE_REF``, else
+    ``main``) and must be a branch. Returns one :class:`IngestResult` per bronze table
+    the source feeds, in the source's order. Raises an
+    :class:`~lakehouse.ingest.errors.IngestError` subclass (nothing committed) when the
+    source is missing or down or a file cannot be read; a batch that does not fit its
+    table is not an error but a result with ``quarantined`` set.
+    """
+    report = progress or _no_progress
+    target = branch or lakehouse.default_ref
+    target = lakehouse.store.writable_branch(target).name
+    catalog = lakehouse.catalog(target)
+    raw = resolve(lakehouse.warehouse.bucket_uri("raw"), lakehouse.settings.fileio_properties())
+    landing = Landing(raw)
+    at = dt.datetime.now(dt.UTC)
+
+    tables = source.targets()
+    existing = {name: bronze.load_table(catalog, name) for name in tables}
+    states = {name: bronze.read_state(existing[name], name, source.name) for name in tables}
+    with tempfile.TemporaryDirectory(prefix="lakehouse-ingest-") as scratch:
+        discovery = source.discover(states, Path(scratch))
+        batches = [
+            _read_batch(source, name, states[name], existing[name], discovery, landing, at, report)
+            for name in tables
+        ]
+        return [
+            _load_batch(lakehouse, catalog, source, target, batch, landing, at, report)
+            for batch in batches
+        ]
+
+
+def _known(source: Source, state: TableState) -> Mapping[str, str]:
+    if source.skip_loaded_from == "last":
+        return {sha: batch for sha, batch in state.loaded.items() if sha in state.last_batch}
+    return state.loaded
+
+
+def _read_batch(
+    source: Source,
+    table: str,
+    state: TableState,
+    existing: Table | None,
+    discovery: Discovery,
+    landing: Landing,
+    at: dt.datetime,
+    report: ProgressCallback,
+) -> _Batch:
+    """Checksum, skip and read one table's files (raises on bad input)."""
+    batch = _Batch(table, state, existing, skipped=list(discovery.skipped.get(table, ())))
+    offered = [f for f in discovery.files if f.table == table]
+    known = _known(source, state)
+    seen: dict[str, str] = {}
+    for n, file in enumerate(offered):
+        report("check", file.name, n, len(offered))
+        checker = encoding_checker(file.format, file.options, file.name, source=source.name)
+        try:
+            size, sha256 = hash_file(file.ref, checker)
+        except OSError as exc:
+            raise BadInputError(
+                f"cannot read {file.origin}: {exc}", source=source.name, file=file.origin
+            ) from None
+        if sha256 in known:
+            batch.skipped.append(
+                SkippedFile(
+                    file.name, file.origin, "already loaded", sha256, batch_id=known[sha256]
+                )
+            )
+            continue
+        if sha256 in seen:
+            reason = f"same content as {seen[sha256]}"
+            batch.skipped.append(SkippedFile(file.name, file.origin, reason, sha256))
+            continue
+        if size == 0:
+            raise BadInputError(
+                f"cannot read {file.name} as {file.format}: the file is empty",
+                source=source.name,
+                file=file.origin,
+            )
+        seen[sha256] = file.name
+        batch.files.append(Checked(file, size, sha256))
+    report("check", "", len(offered), len(offered))
+    if not batch.files:
+        return batch
+
+    batch.batch_id = new_batch_id(at)
+    batch.folder = landing.batch_folder(source.name, batch.batch_id, at)
+    parts: list[pa.Table] = []
+    for n, checked in enumerate(batch.files):
+        file = checked.file
+        report("read", file.name, n, len(batch.files))
+        data = read_file(
+            file.ref,
+            file.format,
+            file.options,
+            name=file.name,
+            hints=state.columns,
+            source=source.name,
+        )
+        reserved = [c for c in data.column_names if c in bronze.INGESTION_COLUMNS]
+        if reserved:
+            raise BadInputError(
+                f"cannot read {file.name}: column(s) {', '.join(reserved)} are reserved for "
+                "ingestion metadata",
+                source=source.name,
+                file=file.origin,
+            )
+        batch.rows[checked.name] = data.num_rows
+        parts.append(
+            bronze.with_ingestion_columns(
+                data,
+                batch_id=batch.batch_id,
+                source_file=batch.folder.child(checked.name).uri,
+                ingested_at=at,
+            )
+        )
+        if file.cursor is not None:
+            batch.cursor = file.cursor
+    report("read", "", len(batch.files), len(batch.files))
+    try:
+        batch.data = pa.concat_tables(parts, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        batch.reasons.append(f"the files of the batch disagree on column types: {exc}")
+    return batch
+
+
+def _load_batch(
+    lakehouse: Lakehouse,
+    catalog: RefCatalog,
+    source: Source,
+    branch: str,
+    batch: _Batch,
+    landing: Landing,
+    at: dt.datetime,
+    report: ProgressCallback,
+) -> IngestResult:
+    """Quarantine, or land and commit, one table's batch."""
+    result = IngestResult(source.name, batch.table, branch, skipped=tuple(batch.skipped))
+    if batch.batch_id is None or batch.folder is None:
+        return result
+    batch_id = batch.batch_id
+    table = batch.existing
+    manifest: FileRef | None = None
+    landed: list[LandedFile] = []
+    for attempt in range(COMMIT_ATTEMPTS):
+        fitted = (
+            bronze.fit(table, batch.data)
+            if batch.data is not None and not batch.reasons
+            else batch.reasons
+        )
+        if isinstance(fitted, list):
+            if manifest is not None:
+                raise IngestError(
+                    f"{batch.table} on '{branch}' changed while batch {batch_id} was being "
+                    f"loaded and the batch no longer fits it ({'; '.join(fitted)}); run the "
+                    "ingestion again",
+                    source=source.name,
+                )
+            return _quarantine(source, branch, batch, fitted, landing, at, result)
+        if manifest is None:
+            manifest = _land(source, branch, batch, landing, at, report)
+            landed = [
+                LandedFile(
+                    c.name,
+                    c.file.origin,
+                    batch.folder.child(c.name).uri,
+                    c.size,
+                    c.sha256,
+                    batch.rows[c.name],
+                )
+                for c in batch.files
+            ]
+        report("load", batch.table, 0, 1)
+        summary = _summary(source, batch, manifest)
+        try:
+            committed = bronze.append(
+                catalog, batch.table, table, fitted, batch_id=batch_id, summary=summary
+            )
+        except Exception as exc:
+            if not _lost_race(exc) or attempt == COMMIT_ATTEMPTS - 1:
+                raise
+            logger.info("ingest into %s lost a race (%s); re-reading", batch.table, exc)
+            table = bronze.load_table(catalog, batch.table)
+            for checked in _drop_loaded_meanwhile(source, batch, table):
+                result = replace(
+                    result,
+                    skipped=(
+                        *result.skipped,
+                        SkippedFile(
+                            checked.name, checked.file.origin, "loaded concurrently", checked.sha256
+                        ),
+                    ),
+                )
+            if not batch.files:
+                return result
+            continue
+        report("load", batch.table, 1, 1)
+        snapshot = committed.current_snapshot()
+        assert snapshot is not None
+        commit_hash = bronze.find_commit(lakehouse.store, branch, batch.table, snapshot.snapshot_id)
+        loaded_names = {c.name for c in batch.files}
+        return replace(
+            result,
+            batch_id=batch_id,
+            landed=tuple(f for f in landed if f.name in loaded_names),
+            rows_loaded=batch.data.num_rows if batch.data is not None else 0,
+            snapshot_id=snapshot.snapshot_id,
+            commit_hash=commit_hash,
+            manifest=manifest.uri,
+            cursor=batch.cursor.to_json() if batch.cursor is not None else None,
+            added_columns=fitted.added if table is not None else (),
+        )
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _lost_race(exc: Exception) -> bool:
+    from pyiceberg.exceptions import CommitFailedException, TableAlreadyExistsError
+
+    return isinstance(exc, CommitFailedException | TableAlreadyExistsError)
+
+
+def _drop_loaded_meanwhile(source: Source, batch: _Batch, table: Table | None) -> list[Checked]:
+    """Drop (and return) the files another writer loaded since we read the table."""
+    state = bronze.read_state(table, batch.table, source.name)
+    if batch.cursor is not None and state.cursor != batch.state.cursor:
+        raise SourceChangedError(
+            f"another ingestion of source '{source.name}' into {batch.table} ran at the same "
+            "time; run the ingestion again",
+            source=source.name,
+        )
+    known = _known(source, state)
+    gone = [c for c in batch.files if c.sha256 in known]
+    batch.state = state
+    if not gone:
+        return []
+    assert batch.folder is not None and batch.data is not None
+    batch.files = [c for c in batch.files if c.sha256 not in known]
+    keep = pa.array([batch.folder.child(c.name).uri for c in batch.files], pa.string())
+    batch.data = batch.data.filter(pc.is_in(batch.data.column(bronze.SOURCE_FILE), keep))
+    return gone
+
+
+def _summary(source: Source, batch: _Batch, manifest: FileRef) -> dict[str, str]:
+    import json
+
+    assert batch.batch_id is not None
+    summary = {
+        bronze.SUMMARY_BATCH_ID: batch.batch_id,
+        bronze.SUMMARY_SOURCE: source.name,
+        bronze.SUMMARY_FILES: json.dumps(
+            [[c.name, c.sha256] for c in batch.files], separators=(",", ":")
+        ),
+        bronze.SUMMARY_MANIFEST: manifest.uri,
+    }
+    if batch.cursor is not None:
+        summary[bronze.SUMMARY_CURSOR] = batch.cursor.to_json()
+    return summary
+
+
+def _land(
+    source: Source,
+    branch: str,
+    batch: _Batch,
+    landing: Landing,
+    at: dt.datetime,
+    report: ProgressCallback,
+) -> FileRef:
+    assert batch.batch_id is not None and batch.folder is not None
+    for n, checked in enumerate(batch.files):
+        report("land", checked.name, n, len(batch.files))
+    manifest = landing.land(
+        batch.files,
+        batch.folder,
+        source=source.name,
+        source_type=source.type,
+        table=batch.table,
+        batch_id=batch.batch_id,
+        at=at,
+        branch=branch,
+        rows=batch.rows,
+        cursor=batch.cursor,
+    )
+    report("land", "", len(batch.files), len(batch.files))
+    return manifest
+
+
+def _quarantine(
+    source: Source,
+    branch: str,
+    batch: _Batch,
+    reasons: Sequence[str],
+    landing: Landing,
+    at: dt.datetime,
+    result: IngestResult,
+) -> IngestResult:
+    assert batch.batch_id is not None
+    folder = landing.quarantine(
+        batch.files,
+        source=source.name,
+        table=batch.table,
+        batch_id=batch.batch_id,
+        at=at,
+        branch=branch,
+        reasons=reasons,
+    )
+    logger.info(
+        "batch %s of source %s quarantined under %s: %s",
+        batch.batch_id,
+        source.name,
+        folder.uri,
+        "; ".join(reasons),
+    )
+    quarantine = Quarantine(
+        batch.batch_id, folder.uri, tuple(reasons), tuple(c.name for c in batch.files)
+    )
+    return replace(result, batch_id=batch.batch_id, quarantined=quarantine)
+
+
+__all__ = ["COMMIT_ATTEMPTS", "ProgressCallback", "ingest"]

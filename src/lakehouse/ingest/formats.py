@@ -1,0 +1,382 @@
+"""Reading landed files into Arrow: CSV, JSON Lines and Parquet, with pyarrow's readers.
+
+Nothing here parses by hand: :func:`read_file` calls :func:`pyarrow.csv.read_csv`,
+:func:`pyarrow.json.read_json` or :func:`pyarrow.parquet.read_table`, then
+:func:`normalize` maps the Arrow types to the ones an Iceberg table stores
+(microsecond timestamps in UTC, 32/64-bit integers, plain strings …).
+
+CSV columns that the bronze table already has are read with the table's types
+(``hints``), so a column of zip codes stays a string and a column that is empty in one
+file keeps its type. Type inference only decides the types of new columns.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from lakehouse.ingest._fs import FileRef
+from lakehouse.ingest.errors import BadInputError, SourceConfigError
+
+#: The file formats sources deliver.
+Format = Literal["csv", "jsonl", "parquet"]
+FORMATS: tuple[Format, ...] = ("csv", "jsonl", "parquet")
+
+_SUFFIXES: Mapping[str, Format] = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+_COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zst", ".lz4")
+
+_DECIMAL = re.compile(r"^decimal(?:128)?\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
+_NAMED_TYPES: Mapping[str, pa.DataType] = {
+    "timestamp": pa.timestamp("us"),
+    "timestamptz": pa.timestamp("us", tz="UTC"),
+    "date": pa.date32(),
+    "time": pa.time64("us"),
+    "integer": pa.int32(),
+    "int": pa.int32(),
+    "long": pa.int64(),
+    "float": pa.float32(),
+    "double": pa.float64(),
+    "boolean": pa.bool_(),
+    "bool": pa.bool_(),
+    "string": pa.string(),
+    "binary": pa.binary(),
+}
+
+
+def parse_type(text: str) -> pa.DataType:
+    """An Arrow type from a name: ``int64``, ``string``, ``decimal(12,2)``, ``timestamptz`` …"""
+    name = text.strip().lower()
+    if name in _NAMED_TYPES:
+        return _NAMED_TYPES[name]
+    match = _DECIMAL.match(name)
+    if match:
+        return pa.decimal128(int(match.group(1)), int(match.group(2)))
+    try:
+        return pa.type_for_alias(name)
+    except (ValueError, KeyError):
+        raise SourceConfigError(
+            f"unknown column type {text!r} (use e.g. int64, double, string, date, "
+            "timestamp, timestamptz, decimal(12,2))"
+        ) from None
+
+
+class FormatOptions(BaseModel):
+    """How to read the files of a source (``options:`` in ``pipeline.yaml``).
+
+    CSV uses every field; JSON Lines uses ``encoding``, ``column_types`` and
+    ``include_columns``; Parquet uses ``include_columns``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Field separator (CSV).
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    #: Whether the first row holds the column names (CSV).
+    header: bool = True
+    #: Column names when the file has no header, or to replace the header's (CSV).
+    column_names: tuple[str, ...] | None = None
+    #: Quote character, or ``None`` for no quoting (CSV).
+    quote_char: str | None = Field(default='"', min_length=1, max_length=1)
+    #: Escape character inside quoted values (CSV).
+    escape_char: str | None = Field(default=None, min_length=1, max_length=1)
+    #: Strings that mean NULL (CSV; default: pyarrow's, e.g. empty, ``NULL``, ``NaN``).
+    null_values: tuple[str, ...] | None = None
+    #: Rows to skip at the start of the file, before the header (CSV).
+    skip_rows: int = Field(default=0, ge=0)
+    #: Text encoding of CSV and JSON Lines files.
+    encoding: str = "utf-8"
+    #: Only keep these columns (CSV, JSON Lines, Parquet).
+    include_columns: tuple[str, ...] | None = None
+    #: Types of columns instead of inferring them: ``{o_orderkey: int64, o_orderdate: date}``.
+    column_types: dict[str, str] | None = None
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            return codecs.lookup(value).name
+        except LookupError:
+            raise ValueError(f"unknown encoding {value!r}") from None
+
+    @field_validator("column_types")
+    @classmethod
+    def _known_types(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for text in (value or {}).values():
+            parse_type(text)
+        return value
+
+    def arrow_column_types(self) -> dict[str, pa.DataType]:
+        """``column_types`` as Arrow types."""
+        return {name: parse_type(text) for name, text in (self.column_types or {}).items()}
+
+
+def infer_format(name: str) -> Format | None:
+    """The format a file name's suffix implies (``orders.csv.gz`` → ``csv``), else ``None``."""
+    lower = name.lower()
+    for suffix in _COMPRESSION_SUFFIXES:
+        if lower.endswith(suffix):
+            lower = lower[: -len(suffix)]
+            break
+    for suffix, fmt in _SUFFIXES.items():
+        if lower.endswith(suffix):
+            return fmt
+    return None
+
+
+def _is_compressed(name: str) -> bool:
+    return name.lower().endswith(_COMPRESSION_SUFFIXES)
+
+
+def encoding_checker(
+    fmt: Format, options: FormatOptions, name: str, *, source: str | None = None
+) -> Callable[[bytes], None] | None:
+    """A function that raises :class:`BadInputError` on the first chunk not in the encoding.
+
+    Feed it every chunk of an uncompressed text file, in order (``None`` for Parquet and
+    compressed files, whose bytes are not text).
+    """
+    if fmt == "parquet" or _is_compressed(name):
+        return None
+    decoder = codecs.getincrementaldecoder(options.encoding)(errors="strict")
+    offset = 0
+
+    def check(chunk: bytes) -> None:
+        nonlocal offset
+        try:
+            decoder.decode(chunk)
+        except UnicodeDecodeError as exc:
+            position = offset + exc.start
+            raise BadInputError(
+                f"cannot read {name}: not valid {options.encoding} text at byte {position} "
+                f"(set the source's encoding option if the file uses another encoding)",
+                source=source,
+                file=name,
+            ) from None
+        offset += len(chunk)
+
+    return check
+
+
+def read_file(
+    ref: FileRef,
+    fmt: Format,
+    options: FormatOptions,
+    *,
+    name: str,
+    hints: Mapping[str, pa.DataType] | None = None,
+    source: str | None = None,
+) -> pa.Table:
+    """Read one file into an Arrow table with normalized types (see :func:`normalize`).
+
+    ``hints`` are the types of columns the target table has already (used for CSV; a
+    value that does not fit its hinted type makes the file be read without hints, so
+    the type change is reported by the schema check, not as unreadable input).
+    Raises :class:`BadInputError` naming ``name`` when the file cannot be read, is
+    empty or has no rows.
+    """
+
+    def bad(reason: str) -> BadInputError:
+        return BadInputError(f"cannot read {name} as {fmt}: {reason}", source=source, file=name)
+
+    try:
+        if fmt == "csv":
+            try:
+                table = _read_csv(ref, options, hints or {})
+            except pa.ArrowInvalid:
+                if not hints:
+                    raise
+                table = _read_csv(ref, options, {})
+        elif fmt == "jsonl":
+            table = _read_jsonl(ref, options)
+        else:
+            table = _read_parquet(ref, options)
+    except BadInputError:
+        raise
+    except (pa.ArrowException, OSError, ValueError, TypeError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "Empty" in message and "file" in message:
+            raise bad("the file is empty") from None
+        raise bad(message) from None
+
+    if table.num_columns == 0:
+        raise bad("the file is empty")
+    if table.num_rows == 0:
+        raise bad("the file has no rows")
+    names = table.column_names
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise bad(f"duplicate column name(s) {', '.join(duplicates)}")
+    if fmt != "parquet":
+        for field in table.schema:
+            # pyarrow falls back to binary for text that is not valid UTF-8
+            if pa.types.is_binary(field.type) and field.name not in options.arrow_column_types():
+                raise bad(f"column {field.name!r} is not valid {options.encoding} text")
+    try:
+        return normalize(table)
+    except (pa.ArrowException, ValueError) as exc:
+        raise bad(str(exc).splitlines()[0]) from None
+
+
+def _read_csv(ref: FileRef, options: FormatOptions, hints: Mapping[str, pa.DataType]) -> pa.Table:
+    import pyarrow.csv as pacsv
+
+    names = list(options.column_names) if options.column_names else None
+    read = pacsv.ReadOptions(
+        encoding=options.encoding,
+        skip_rows=options.skip_rows,
+        column_names=names,
+        autogenerate_column_names=not options.header and names is None,
+        skip_rows_after_names=1 if options.header and names is not None else 0,
+    )
+    parse = pacsv.ParseOptions(
+        delimiter=options.delimiter,
+        quote_char=options.quote_char if options.quote_char is not None else False,
+        escape_char=options.escape_char if options.escape_char is not None else False,
+    )
+    types = {name: _hint_type(t) for name, t in hints.items()}
+    types.update(options.arrow_column_types())
+    convert_kwargs: dict[str, Any] = {"column_types": types}
+    if options.null_values is not None:
+        convert_kwargs["null_values"] = list(options.null_values)
+        convert_kwargs["strings_can_be_null"] = True
+    if options.include_columns is not None:
+        convert_kwargs["include_columns"] = list(options.include_columns)
+    convert = pacsv.ConvertOptions(**convert_kwargs)
+    with ref.fs.open_input_stream(ref.path, compression="detect") as stream:
+        return pacsv.read_csv(
+            stream, read_options=read, parse_options=parse, convert_options=convert
+        )
+
+
+def _read_jsonl(ref: FileRef, options: FormatOptions) -> pa.Table:
+    import pyarrow.json as pajson
+
+    with ref.fs.open_input_stream(ref.path, compression="detect") as stream:
+        if options.encoding in ("utf-8", "utf-8-sig"):
+            table = pajson.read_json(stream)
+        else:  # JSON Lines is UTF-8 by definition; transcode others first
+            text = bytes(stream.read()).decode(options.encoding)
+            table = pajson.read_json(pa.py_buffer(text.encode("utf-8")))
+    table.validate(full=True)  # pyarrow's JSON reader does not check UTF-8 in strings
+    table = table.select(options.include_columns) if options.include_columns else table
+    for name, type_ in options.arrow_column_types().items():
+        if name in table.column_names:
+            index = table.column_names.index(name)
+            table = table.set_column(index, name, table.column(name).cast(type_))
+    return table
+
+
+def _read_parquet(ref: FileRef, options: FormatOptions) -> pa.Table:
+    import pyarrow.parquet as pq
+
+    with ref.fs.open_input_file(ref.path) as stream:
+        columns = list(options.include_columns) if options.include_columns else None
+        return pq.read_table(stream, columns=columns)
+
+
+def _hint_type(type_: pa.DataType) -> pa.DataType:
+    """A table column's Arrow type as the CSV reader should produce it."""
+    if pa.types.is_large_string(type_):
+        return pa.string()
+    if pa.types.is_large_binary(type_):
+        return pa.binary()
+    return type_
+
+
+def normalize_type(type_: pa.DataType) -> pa.DataType:
+    """The Arrow type a column of ``type_`` is stored as in an Iceberg table.
+
+    Timestamps become microseconds (with time zone → UTC), small and unsigned integers
+    32/64-bit, half floats single, dates 32-bit, large/view strings plain strings,
+    dictionaries their values; lists, maps and structs are normalized inside. Raises
+    :class:`ValueError` for types Iceberg cannot store (durations, intervals, …).
+    """
+    t = pa.types
+    if t.is_dictionary(type_):
+        return normalize_type(type_.value_type)
+    if t.is_timestamp(type_):
+        return pa.timestamp("us", tz="UTC" if type_.tz is not None else None)
+    if t.is_time(type_):
+        return pa.time64("us")
+    if t.is_date(type_):
+        return pa.date32()
+    if t.is_int8(type_) or t.is_int16(type_) or t.is_uint8(type_) or t.is_uint16(type_):
+        return pa.int32()
+    if t.is_uint32(type_) or t.is_uint64(type_):
+        return pa.int64()
+    if t.is_float16(type_):
+        return pa.float32()
+    if t.is_large_string(type_) or t.is_string_view(type_):
+        return pa.string()
+    if t.is_large_binary(type_) or t.is_binary_view(type_):
+        return pa.binary()
+    if t.is_decimal(type_):
+        if type_.precision > 38:
+            raise ValueError(f"decimal precision {type_.precision} is more than 38")
+        return pa.decimal128(type_.precision, type_.scale)
+    if t.is_list(type_) or t.is_large_list(type_) or t.is_fixed_size_list(type_):
+        return pa.list_(type_.value_field.with_type(normalize_type(type_.value_type)))
+    if t.is_map(type_):
+        return pa.map_(
+            type_.key_field.with_type(normalize_type(type_.key_type)),
+            type_.item_field.with_type(normalize_type(type_.item_type)),
+        )
+    if t.is_struct(type_):
+        return pa.struct(
+            [
+                type_.field(i).with_type(normalize_type(type_.field(i).type))
+                for i in range(type_.num_fields)
+            ]
+        )
+    if t.is_duration(type_) or t.is_interval(type_) or t.is_union(type_):
+        raise ValueError(f"type {type_} cannot be stored in an Iceberg table")
+    return type_
+
+
+def _lossy_units(type_: pa.DataType) -> bool:
+    """True if casting to the normalized type may drop sub-microsecond digits."""
+    t = pa.types
+    if t.is_timestamp(type_) or t.is_time(type_):
+        return str(type_.unit) == "ns"
+    return False
+
+
+def normalize(table: pa.Table) -> pa.Table:
+    """``table`` with every column cast to :func:`normalize_type` (names and nulls kept)."""
+    columns = []
+    fields = []
+    for field, column in zip(table.schema, table.columns, strict=True):
+        target = normalize_type(field.type)
+        if target != field.type:
+            try:
+                column = column.cast(target, safe=not _lossy_units(field.type))
+            except pa.ArrowInvalid as exc:
+                raise ValueError(f"column {field.name!r}: {exc}") from None
+        columns.append(column)
+        fields.append(field.with_type(target))
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+
+
+__all__ = [
+    "FORMATS",
+    "Format",
+    "FormatOptions",
+    "encoding_checker",
+    "infer_format",
+    "normalize",
+    "normalize_type",
+    "parse_type",
+    "read_file",
+]
