@@ -30,9 +30,11 @@ $(STAMP): pyproject.toml
 test: install ## fast tests (no services needed)
 	$(VENV)/bin/pytest -m "not integration" -n 2 -q
 
-test-integration: install ## integration tests against real services (PostgreSQL from scripts/services/)
+test-integration: install ## integration tests against real services (PostgreSQL, Nessie from scripts/services/)
 	bash scripts/services/postgres.sh start
+	bash scripts/services/nessie.sh start
 	LAKEHOUSE_TEST_POSTGRES_URL="$$(bash scripts/services/postgres.sh url lakehouse_test)" \
+	LAKEHOUSE_TEST_NESSIE_URL="$$(bash scripts/services/nessie.sh url)" \
 		$(VENV)/bin/pytest -m integration -q
 
 services-up: ## start every service in scripts/services/

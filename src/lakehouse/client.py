@@ -52,10 +52,12 @@ from lakehouse.errors import ConfigError
 if TYPE_CHECKING:
     from types import TracebackType
 
+    import pyarrow as pa
     from pyiceberg.table import Table
 
     from lakehouse.catalog.iceberg import RefCatalog
     from lakehouse.config import Settings
+    from lakehouse.pipelines import RunResult
     from lakehouse.storage.zones import Warehouse
 
 logger = logging.getLogger(__name__)
@@ -359,6 +361,30 @@ class Lakehouse:
         return [
             e.key for e in self._store.entries(self._ref(ref)) if e.type is ContentType.NAMESPACE
         ]
+
+    # -- SQL and pipelines ------------------------------------------------------------
+
+    def sql(self, query: str, ref: str | None = None) -> pa.Table:
+        """Run ``query`` over the tables of ``ref`` (default: :attr:`default_ref`) with DuckDB.
+
+        Tables are visible as ``namespace.table``; see :mod:`lakehouse.query`.
+        """
+        from lakehouse.query import sql
+
+        return sql(self, query, ref)
+
+    def run(
+        self,
+        pipeline: str | Path,
+        *,
+        ref: str | None = None,
+        run_id: str | None = None,
+        pipelines_dir: str | Path | None = None,
+    ) -> RunResult:
+        """Run a pipeline with write-audit-publish; see :func:`lakehouse.pipelines.run_pipeline`."""
+        from lakehouse.pipelines import run_pipeline
+
+        return run_pipeline(self, pipeline, ref=ref, run_id=run_id, pipelines_dir=pipelines_dir)
 
     # -- state ------------------------------------------------------------------------
 

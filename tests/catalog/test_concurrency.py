@@ -110,6 +110,7 @@ def test_disjoint_keys_all_land_exactly_once_without_conflicts(url: str) -> None
     _assert_linear_history_holds_each_ack_once(store, acked)
     tables = [e for e in store.entries("main") if e.key != NS]
     assert len(tables) == WRITERS * COMMITS
+    store.close()
 
 
 def test_the_same_key_with_retries_loses_no_update(url: str) -> None:
@@ -123,3 +124,4 @@ def test_the_same_key_with_retries_loses_no_update(url: str) -> None:
     # every read-modify-write incremented the counter exactly once: no lost update
     assert final.snapshot_id == WRITERS * COMMITS
     assert conflicts > 0  # the writers really raced
+    store.close()

@@ -241,7 +241,7 @@ def test_merge(lh: Lakehouse) -> None:
     head = lh.resolve("main").hash
     assert merged["target_hash_after"] == head
     assert ok_json("diff", "main", "dev") == []
-    assert len(ok_json("log")[0]["parentHashes"]) == 2
+    assert len(ok_json("log")[0]["parentCommitHashes"]) == 2
     assert "Nothing to merge" in ok("merge", "dev").stdout
 
 

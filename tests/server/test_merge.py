@@ -204,3 +204,16 @@ def test_transplant_conflicts_dry_run_and_bad_input(client: ApiClient) -> None:
     error(transplant(client, [pick], fromRefName="nope"), 404, "REFERENCE_NOT_FOUND")
     commit(client, [delete("bronze", "orders")], message="drop")
     assert head(client) != before
+
+
+def test_nessie_client_flag_spellings_are_honoured(client: ApiClient) -> None:
+    """Nessie 0.99's Java clients send isDryRun/isReturnConflictAsResult (nessie#12130)."""
+    diverged(client)
+    before = head(client)
+    dry = ok(merge(client, isDryRun=True, defaultKeyMergeMode="FORCE"))
+    assert dry["wasApplied"] is False and head(client) == before
+    # when both spellings are present, a dry run is never turned into a real merge
+    both = ok(merge(client, dryRun=False, isDryRun=True, defaultKeyMergeMode="FORCE"))
+    assert both["wasApplied"] is False and head(client) == before
+    conflict = ok(merge(client, isReturnConflictAsResult=True))
+    assert conflict["wasSuccessful"] is False and head(client) == before

@@ -17,14 +17,18 @@ from lakehouse.catalog.store import VersionStore as VersionStore
 from lakehouse.errors import ConfigError
 
 
-def open_store(uri: str | Path, *, default_branch: str = "main") -> VersionStore:
-    """Open the versioned catalog at ``uri`` (see the module docstring for the forms)."""
+def open_store(
+    uri: str | Path, *, default_branch: str = "main", token: str | None = None
+) -> VersionStore:
+    """Open the versioned catalog at ``uri`` (see the module docstring for the forms).
+
+    ``token`` is a bearer token for a Nessie server (ignored by SQL stores).
+    """
     text = str(uri)
     if text.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"catalog URI {text!r}: the Nessie REST client is not part of this build yet; "
-            "use a sqlite:/// or postgresql+psycopg:// URI"
-        )
+        from lakehouse.catalog.nessie_store import NessieStore
+
+        return NessieStore(text, auth_token=token)
     if "://" not in text:
         path = Path(text).expanduser().resolve()
         path.parent.mkdir(parents=True, exist_ok=True)

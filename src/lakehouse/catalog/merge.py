@@ -37,6 +37,7 @@ def common_ancestor(a: str, b: str, lookup: ParentsLookup) -> str | None:
     info = dict(lookup([a, b]))
     flags: dict[str, int] = {a: 1, b: 2}
     heap: list[tuple[int, str]] = [(-info[a][0], a), (-info[b][0], b)]
+    heapq.heapify(heap)
     queued = {a, b}
     while heap:
         _, h = heapq.heappop(heap)
@@ -77,8 +78,9 @@ def plan_merge(
 
     ``source_changes`` maps each key the source changed to (value at the ancestor,
     value on the source). ``target_values`` holds the target's current value for those
-    keys. A key the target also changed is a conflict under NORMAL — unless both sides
-    made the identical change; FORCE takes the source's value, DROP keeps the target's.
+    keys. A key the target also changed since the ancestor is a conflict under NORMAL —
+    even when both sides made the identical change, as in Nessie (DESIGN §3: changed on
+    both sides means conflict); FORCE takes the source's value, DROP keeps the target's.
     """
     changes: dict[str, Value | None] = {}
     details: list[KeyMergeDetail] = []
@@ -91,7 +93,7 @@ def plan_merge(
             details.append(KeyMergeDetail(key, behavior))
             continue
         target_changed = current != before
-        if target_changed and current != after and behavior is MergeBehavior.NORMAL:
+        if target_changed and behavior is MergeBehavior.NORMAL:
             details.append(KeyMergeDetail(key, behavior, _conflict(key, before, after, current)))
             continue
         if current != after:

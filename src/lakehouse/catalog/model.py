@@ -430,16 +430,18 @@ class CommitMeta:
         return hash((self.hash, self.message))
 
     def to_json(self) -> dict[str, Any]:
-        """Nessie v2 JSON form."""
+        """Nessie v2 JSON form (``allProperties`` holds lists, as Nessie's does)."""
         out: dict[str, Any] = {
             "message": self.message,
             "authors": [self.author] if self.author else [],
+            "allSignedOffBy": [],
             "properties": dict(self.properties),
-            "parentHashes": list(self.parent_hashes),
+            "allProperties": {k: [v] for k, v in self.properties.items()},
+            "parentCommitHashes": list(self.parent_hashes),
         }
         if self.hash:
             out["hash"] = self.hash
-        if self.committer:
+        if self.committer is not None:
             out["committer"] = self.committer
         if self.authored_time:
             out["authorTime"] = _iso(self.authored_time)

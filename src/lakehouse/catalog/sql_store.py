@@ -55,7 +55,6 @@ from lakehouse.catalog.model import (
     LogPage,
     MergeBehavior,
     MergeResult,
-    Namespace,
     Operation,
     Put,
     Reference,
@@ -69,7 +68,13 @@ from lakehouse.catalog.model import (
     validate_ref_name,
     with_id,
 )
-from lakehouse.catalog.store import RefLike, ResolvedRef, VersionStore
+from lakehouse.catalog.store import (
+    RefLike,
+    ResolvedRef,
+    VersionStore,
+    check_reference_type,
+    validate_operations,
+)
 from lakehouse.catalog.tree import EMPTY_DATA, EMPTY_TREE, Node, TreeReader, TreeWriter, Value
 from lakehouse.errors import (
     CommitConflictError,
@@ -487,7 +492,7 @@ class SqlStore(VersionStore):
         target = self.resolve(to).hash
         with self._write() as conn:
             kind, current = self._ref_row(conn, name, for_update=True)
-            self._check_type(name, kind, type)
+            check_reference_type(name, kind, type)
             expected = self._expand_hash(expected_hash, conn)
             if current != expected:
                 raise ReferenceConflictError(name, expected, current)
@@ -507,20 +512,12 @@ class SqlStore(VersionStore):
             raise InvalidInputError(f"the default branch '{name}' cannot be deleted")
         with self._write() as conn:
             kind, current = self._ref_row(conn, name, for_update=True)
-            self._check_type(name, kind, type)
+            check_reference_type(name, kind, type)
             if expected_hash is not None:
                 expected = self._expand_hash(expected_hash, conn)
                 if current != expected:
                     raise ReferenceConflictError(name, expected, current)
             conn.execute(refs_table.delete().where(refs_table.c.name == name))
-
-    @staticmethod
-    def _check_type(name: str, actual: ReferenceType, wanted: ReferenceType | None) -> None:
-        if wanted is not None and ReferenceType(wanted) is not actual:
-            raise InvalidInputError(
-                f"'{name}' is a {actual.value.lower()}, "
-                f"not a {ReferenceType(wanted).value.lower()}",
-            )
 
     def resolve(self, ref: RefLike | None = None) -> ResolvedRef:
         """Resolve a reference spec to a commit."""
@@ -668,13 +665,8 @@ class SqlStore(VersionStore):
         validate_ref_name(branch)
         meta = CommitMeta(message=meta) if isinstance(meta, str) else meta
         ops = list(operations)
-        if not ops:
-            raise InvalidInputError("a commit needs at least one operation")
-        seen: set[ContentKey] = set()
-        for op in ops:
-            if op.key in seen:
-                raise InvalidInputError(f"key '{op.key}' appears twice in one commit")
-            seen.add(op.key)
+        validate_operations(ops)
+        seen = {op.key for op in ops}
         with self._write() as conn:
             kind, head = self._ref_row(conn, branch, for_update=True)
             if kind is not ReferenceType.BRANCH:
@@ -693,7 +685,7 @@ class SqlStore(VersionStore):
                 raise CommitConflictError(conflicts)
             new_hash = self._write_commit(
                 conn, branch, head_row, changes, recorded, meta, merge_parent=None
-            )
+            ).hash
         return CommitResult(Branch(branch, new_hash), added)
 
     def _changed_since(
@@ -760,7 +752,8 @@ class SqlStore(VersionStore):
         conflicts: list[Conflict] = []
         for op in ops:
             path = op.key.to_path_string()
-            existing = current.get(path)
+            # a key deleted earlier in this commit is absent for what follows
+            existing = changes[path] if path in changes else current.get(path)
             if isinstance(op, Unchanged):
                 continue
             if isinstance(op, Delete):
@@ -773,11 +766,6 @@ class SqlStore(VersionStore):
                 recorded.append(operation_to_json(op))
                 continue
             content = op.content
-            if isinstance(content, Namespace) and content.elements != op.key.elements:
-                raise InvalidInputError(
-                    f"namespace content {'.'.join(content.elements)!r} "
-                    f"put at a different key '{op.key}'"
-                )
             if existing is not None:
                 if content.id is None:
                     conflicts.append(
@@ -856,14 +844,20 @@ class SqlStore(VersionStore):
         recorded: list[dict[str, Any]],
         meta: CommitMeta,
         merge_parent: str | None,
-    ) -> str:
-        writer = TreeWriter(self)
+        writer: TreeWriter | None = None,
+    ) -> _Commit:
+        """Write one commit on top of ``head`` inside ``conn``'s transaction.
+
+        Pass the same ``writer`` for a chain of commits in one transaction: its overlay
+        sees the nodes of earlier links, which other connections cannot see yet.
+        """
+        writer = writer or TreeWriter(self)
         tree = writer.apply(head.tree, changes)
         now = _now_micros()
         generation = head.generation + 1
         if merge_parent is not None:
             generation = max(generation, self._commit_row(merge_parent, conn).generation + 1)
-        row = {
+        row: dict[str, Any] = {
             "parent": head.hash,
             "merge_parent": merge_parent,
             "generation": generation,
@@ -880,6 +874,7 @@ class SqlStore(VersionStore):
         self._insert_ignore(
             conn, nodes_table, [{"hash": h, "data": d} for h, d in writer.new_nodes.items()]
         )
+        writer.new_nodes.clear()  # stored; the overlay still serves them to later links
         conn.execute(commits_table.insert().values(**row))
         updated = conn.execute(
             refs_table.update()
@@ -888,7 +883,7 @@ class SqlStore(VersionStore):
         ).rowcount
         if updated != 1:  # cannot happen while we hold the write lock; never commit blindly
             raise ReferenceConflictError(branch, head.hash, "(moved)")
-        return str(row["hash"])
+        return _Commit(**row)
 
     # -- merge and transplant -----------------------------------------------------------
 
@@ -962,7 +957,7 @@ class SqlStore(VersionStore):
             ]
             new_hash = self._write_commit(
                 conn, target, head_row, plan.changes, recorded, meta, merge_parent=src.hash
-            )
+            ).hash
         return _replace_result(
             result, was_applied=True, resultant_target_hash=new_hash, added_commits=(new_hash,)
         )
@@ -1069,20 +1064,250 @@ class SqlStore(VersionStore):
                     authored_time=meta.authored_time,
                     properties={**meta.properties, "transplanted-from": pick.hash},
                 )
-                new_hash = self._write_commit(
-                    conn, target, current_row, changes, recorded, meta, merge_parent=None
+                current_row = self._write_commit(
+                    conn, target, current_row, changes, recorded, meta, None, writer
                 )
-                added.append(new_hash)
-                current_row = self._commit_row(new_hash, conn)
+                added.append(current_row.hash)
         if not added:
             return result
         return _replace_result(
             result, was_applied=True, resultant_target_hash=added[-1], added_commits=tuple(added)
         )
 
+    # ================================================================================
+    # Export and import (backups, lakehouse.ops): self-contained section, issue 7.
+    #
+    # Records are JSON-ready dicts with a ``kind``: ``meta`` (repository settings except
+    # the schema version), ``reference``, ``commit`` (every column of lh_commits) and
+    # ``node`` (hash and the encoded node). An export holds the references given (a
+    # pinned list) and everything reachable from them: commits along all parents and
+    # the nodes of their trees. Commits and nodes are immutable, so no transaction is
+    # needed once the references are pinned. An import re-computes every hash.
+    # ================================================================================
+
+    def export_rows(
+        self, references: Sequence[Reference] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every record needed to rebuild the catalog at ``references`` (default: all, now).
+
+        Order: meta, references, commits (oldest generation first), nodes.
+        """
+        refs = list(references) if references is not None else self.list_references()
+        with self._read() as conn:
+            meta_rows = conn.execute(sa.select(meta_table.c.key, meta_table.c.value)).all()
+        for key, value in sorted(meta_rows):
+            if key != "schema_version":
+                yield {"kind": "meta", "key": str(key), "value": str(value)}
+        for ref in refs:
+            yield {"kind": "reference", "name": ref.name, "type": ref.type.value, "hash": ref.hash}
+
+        commits: dict[str, _Commit] = {}
+        frontier = list(dict.fromkeys(r.hash for r in refs))
+        while frontier:
+            found: dict[str, _Commit] = {}
+            for start in range(0, len(frontier), 500):
+                found.update(self._commit_rows(frontier[start : start + 500]))
+            absent = [h for h in frontier if h not in found]
+            if absent:
+                raise InvalidInputError(
+                    f"cannot export: commit {absent[0]} is referenced but missing from the catalog"
+                )
+            commits.update(found)
+            frontier = list(
+                dict.fromkeys(p for row in found.values() for p in row.parents if p not in commits)
+            )
+        for row in sorted(commits.values(), key=lambda r: (r.generation, r.hash)):
+            yield {"kind": "commit", **dataclasses.asdict(row)}
+
+        seen: set[str] = set()
+        pending = list(dict.fromkeys(row.tree for row in commits.values()))
+        while pending:
+            chunk, pending = pending[:500], pending[500:]
+            chunk = [h for h in chunk if h not in seen]
+            if not chunk:
+                continue
+            with self._read() as conn:
+                rows = conn.execute(
+                    sa.select(nodes_table.c.hash, nodes_table.c.data).where(
+                        nodes_table.c.hash.in_(chunk)
+                    )
+                ).all()
+            got = {str(h): bytes(d) for h, d in rows}
+            absent = [h for h in chunk if h not in got]
+            if absent:
+                raise InvalidInputError(
+                    f"cannot export: tree node {absent[0]} is referenced but missing"
+                )
+            for h in chunk:
+                seen.add(h)
+                data = got[h]
+                yield {"kind": "node", "hash": h, "data": data.decode("utf-8")}
+                node = Node.decode(data)
+                if node.children is not None:
+                    pending.extend(c for c, _ in node.children.values() if c not in seen)
+
+    def import_rows(
+        self, rows: Iterable[Mapping[str, Any]], *, erase: bool = False
+    ) -> dict[str, int]:
+        """Load :meth:`export_rows` records into this empty catalog, all or nothing.
+
+        Every node hash (sha256 of its data) and commit hash (sha256 of its fields, as
+        :meth:`_write_commit` computes it) is re-computed, and the records must be closed:
+        every parent, tree, child node and reference target present. The catalog must
+        hold nothing but its empty default branch unless ``erase``, which first removes
+        every reference, commit and node. Raises :class:`InvalidInputError` naming the
+        first bad record.
+        """
+        counts = {"meta": 0, "reference": 0, "commit": 0, "node": 0}
+        commits: set[str] = {NO_ANCESTOR}
+        nodes: set[str] = {EMPTY_TREE}
+        wanted_commits: dict[str, str] = {}
+        wanted_nodes: dict[str, str] = {}
+        refs: dict[str, tuple[str, str]] = {}
+        meta: dict[str, str] = {}
+        commit_batch: list[dict[str, Any]] = []
+        node_batch: list[dict[str, Any]] = []
+
+        def flush(conn: Connection) -> None:
+            self._insert_ignore(conn, commits_table, commit_batch)
+            self._insert_ignore(conn, nodes_table, node_batch)
+            commit_batch.clear()
+            node_batch.clear()
+
+        with self._write() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(sa.text("LOCK TABLE lh_refs IN EXCLUSIVE MODE"))
+            existing = conn.execute(sa.select(refs_table.c.name, refs_table.c.hash)).all()
+            other = [n for n, h in existing if not (n == self.default_branch and h == NO_ANCESTOR)]
+            if other and not erase:
+                raise InvalidInputError(
+                    f"the target catalog is not empty (it has reference(s) "
+                    f"{', '.join(sorted(other)[:5])}); import only into an empty catalog"
+                )
+            if erase:
+                conn.execute(refs_table.delete())
+                conn.execute(commits_table.delete())
+                conn.execute(nodes_table.delete())
+                with self._commits.lock:
+                    self._commits.data.clear()
+                with self._nodes.lock:
+                    self._nodes.data.clear()
+                self._insert_ignore(conn, nodes_table, [{"hash": EMPTY_TREE, "data": EMPTY_DATA}])
+                self._insert_ignore(conn, commits_table, [_root_row()])
+            else:
+                conn.execute(refs_table.delete())
+            for n, record in enumerate(rows, 1):
+                kind = record.get("kind")
+                where = f"record {n} ({kind})"
+                if kind == "meta":
+                    meta[str(record["key"])] = str(record["value"])
+                elif kind == "reference":
+                    name = validate_ref_name(str(record["name"]))
+                    ref_type = ReferenceType(str(record["type"]))
+                    target = str(record["hash"])
+                    if name in refs:
+                        raise InvalidInputError(f"{where}: reference '{name}' appears twice")
+                    refs[name] = (ref_type.value, target)
+                    wanted_commits.setdefault(target, f"reference '{name}'")
+                elif kind == "commit":
+                    row = _verified_commit(record, where)
+                    commits.add(row["hash"])
+                    for parent in (row["parent"], row["merge_parent"]):
+                        if parent is not None:
+                            wanted_commits.setdefault(parent, f"commit {row['hash'][:12]}")
+                    wanted_nodes.setdefault(row["tree"], f"commit {row['hash'][:12]}")
+                    if row["hash"] != NO_ANCESTOR:
+                        commit_batch.append(row)
+                elif kind == "node":
+                    h = str(record["hash"])
+                    data = str(record["data"]).encode("utf-8")
+                    if hashlib.sha256(data).hexdigest() != h:
+                        raise InvalidInputError(f"{where}: tree node {h[:12]} fails its hash check")
+                    try:
+                        node = Node.decode(data)
+                    except (ValueError, KeyError, TypeError) as exc:
+                        raise InvalidInputError(
+                            f"{where}: tree node {h[:12]} is malformed"
+                        ) from exc
+                    if node.children is not None:
+                        for child, _ in node.children.values():
+                            wanted_nodes.setdefault(child, f"node {h[:12]}")
+                    nodes.add(h)
+                    node_batch.append({"hash": h, "data": data})
+                else:
+                    raise InvalidInputError(f"{where}: unknown record kind {kind!r}")
+                if kind in counts:
+                    counts[str(kind)] += 1
+                if len(commit_batch) + len(node_batch) >= 1000:
+                    flush(conn)
+            flush(conn)
+            for h, by in wanted_commits.items():
+                if h not in commits:
+                    raise InvalidInputError(
+                        f"commit {h[:12]} (needed by {by}) is not in the import"
+                    )
+            for h, by in wanted_nodes.items():
+                if h not in nodes:
+                    raise InvalidInputError(
+                        f"tree node {h[:12]} (needed by {by}) is not in the import"
+                    )
+            default = meta.get("default_branch", self.default_branch)
+            if default != self.default_branch:
+                raise InvalidInputError(
+                    f"the import's default branch is '{default}', this catalog's is "
+                    f"'{self.default_branch}'; set LAKEHOUSE_CATALOG__DEFAULT_BRANCH={default}"
+                )
+            if refs.get(default, ("",))[0] != ReferenceType.BRANCH.value:
+                raise InvalidInputError(f"the import has no default branch '{default}'")
+            now = _now_micros()
+            conn.execute(
+                refs_table.insert(),
+                [
+                    {"name": name, "type": t, "hash": h, "updated_at": now}
+                    for name, (t, h) in sorted(refs.items())
+                ],
+            )
+            for key, value in meta.items():
+                self._upsert_meta(conn, key, value)
+        return counts
+
+    # == end of export and import ====================================================
+
 
 def _replace_result(result: MergeResult, **changes: Any) -> MergeResult:
     return dataclasses.replace(result, **changes)
+
+
+#: Columns of lh_commits that the commit hash covers (everything but the hash).
+_COMMIT_FIELDS = (
+    "parent",
+    "merge_parent",
+    "generation",
+    "tree",
+    "message",
+    "author",
+    "committer",
+    "authored_at",
+    "committed_at",
+    "properties",
+    "operations",
+)
+
+
+def _verified_commit(record: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """An exported commit as a lh_commits row, after re-computing its hash (export/import)."""
+    try:
+        row = {name: record[name] for name in _COMMIT_FIELDS}
+        h = str(record["hash"])
+    except KeyError as exc:
+        raise InvalidInputError(f"{where}: commit lacks field {exc.args[0]!r}") from None
+    if h == NO_ANCESTOR:
+        if {**row, "hash": h} != _root_row():
+            raise InvalidInputError(f"{where}: the root commit has unexpected fields")
+        return {**row, "hash": h}
+    if hashlib.sha256(_dumps(row).encode()).hexdigest() != h:
+        raise InvalidInputError(f"{where}: commit {h[:12]} fails its hash check")
+    return {**row, "hash": h}
 
 
 def _root_row() -> dict[str, Any]:

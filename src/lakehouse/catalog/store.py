@@ -26,6 +26,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from lakehouse.catalog.model import (
     Branch,
@@ -33,21 +34,62 @@ from lakehouse.catalog.model import (
     CommitResult,
     Content,
     ContentKey,
+    Delete,
     DiffEntry,
     Entry,
     LogEntry,
     LogPage,
     MergeBehavior,
     MergeResult,
+    Namespace,
     Operation,
+    Put,
     Reference,
     ReferenceType,
     RefSpec,
 )
-from lakehouse.errors import ContentNotFoundError, ReadOnlyReferenceError
+from lakehouse.errors import (
+    ConfigError,
+    ContentNotFoundError,
+    InvalidInputError,
+    ReadOnlyReferenceError,
+)
 
 #: Anything naming a point in history: ``"main"``, ``"main@hash~1"``, a parsed spec, a reference.
 RefLike = str | RefSpec | Reference
+
+
+def validate_operations(operations: Sequence[Operation]) -> None:
+    """Refuse a malformed commit before it reaches any backend.
+
+    At least one operation; a key at most once — except the replacement Nessie allows,
+    a delete followed by a put of new content; a namespace put at its own key.
+    """
+    if not operations:
+        raise InvalidInputError("a commit needs at least one operation")
+    seen: dict[ContentKey, Operation] = {}
+    for op in operations:
+        earlier = seen.get(op.key)
+        if earlier is not None and not (isinstance(earlier, Delete) and isinstance(op, Put)):
+            raise InvalidInputError(f"key '{op.key}' appears twice in one commit")
+        seen[op.key] = op
+        if (
+            isinstance(op, Put)
+            and isinstance(op.content, Namespace)
+            and op.content.elements != op.key.elements
+        ):
+            raise InvalidInputError(
+                f"namespace content {'.'.join(op.content.elements)!r} "
+                f"put at a different key '{op.key}'"
+            )
+
+
+def check_reference_type(name: str, actual: ReferenceType, wanted: ReferenceType | None) -> None:
+    """Refuse an operation that names a branch as a tag or the reverse (Nessie: 400)."""
+    if wanted is not None and ReferenceType(wanted) is not actual:
+        raise InvalidInputError(
+            f"'{name}' is a {actual.value.lower()}, not a {ReferenceType(wanted).value.lower()}"
+        )
 
 
 @dataclass(frozen=True)
@@ -236,6 +278,34 @@ class VersionStore(ABC):
     ) -> MergeResult:
         """Cherry-pick commits (oldest first) onto branch ``into``, one commit each."""
 
+    # -- export and import (backups: lakehouse.ops) -------------------------------------
+
+    def export_rows(
+        self, references: Sequence[Reference] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every record needed to rebuild this catalog at ``references`` (default: all, now).
+
+        The records (JSON-ready dicts with a ``kind``) are the store's own; only the same
+        kind of store can import them. Stores that cannot export raise :class:`ConfigError`.
+        """
+        raise ConfigError(
+            f"catalog export is not supported by {type(self).__name__}: this is a remote "
+            "Nessie server; use Nessie's own export (nessie-server-admin-tool export)"
+        )
+
+    def import_rows(
+        self, rows: Iterable[Mapping[str, Any]], *, erase: bool = False
+    ) -> dict[str, int]:
+        """Load :meth:`export_rows` records into this (empty) catalog, verifying every hash.
+
+        Refuses a catalog that holds anything but the empty default branch unless
+        ``erase``. All or nothing. Returns counts per record kind.
+        """
+        raise ConfigError(
+            f"catalog import is not supported by {type(self).__name__}: this is a remote "
+            "Nessie server; use Nessie's own import (nessie-server-admin-tool import)"
+        )
+
     def close(self) -> None:
         """Release connections. The store is unusable afterwards."""
         return None
@@ -247,4 +317,10 @@ class VersionStore(ABC):
         self.close()
 
 
-__all__ = ["RefLike", "ResolvedRef", "VersionStore"]
+__all__ = [
+    "RefLike",
+    "ResolvedRef",
+    "VersionStore",
+    "check_reference_type",
+    "validate_operations",
+]

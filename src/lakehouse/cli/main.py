@@ -29,7 +29,7 @@ from typing import Annotated
 
 import typer
 
-from lakehouse.cli import refs, tables
+from lakehouse.cli import refs, run, sql, tables
 from lakehouse.cli._common import (
     LakehouseGroup,
     Output,
@@ -235,6 +235,10 @@ def merge(
         render.print_merge(console(), data)
     if result.conflicts:  # only reachable on a dry run
         raise MergeConflictError(result.conflicts, action="dry-run merge")
+
+
+app.command("run")(run.run_command)
+app.command("sql")(sql.sql_command)
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lakehouse.catalog.model import MergeBehavior
 
@@ -92,6 +92,30 @@ class _MergeTransplantBody(_Body):
     dry_run: bool | None = Field(default=None, alias="dryRun")
     fetch_additional_info: bool | None = Field(default=None, alias="fetchAdditionalInfo")
     return_conflict_as_result: bool | None = Field(default=None, alias="returnConflictAsResult")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_is_prefixed_flags(cls, data: Any) -> Any:
+        """Accept ``isDryRun`` & co. too: Nessie 0.99's own clients send those names.
+
+        Nessie's server reads only the ``is…`` spellings (projectnessie/nessie#12130),
+        so Java and Spark clients send them; if we ignored them, a dry-run merge from such
+        a client would be applied. When both spellings are present, a flag is on if either
+        says so — a dry run is never turned into a real merge.
+        """
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for name in ("dryRun", "returnConflictAsResult", "fetchAdditionalInfo"):
+            legacy = "is" + name[0].upper() + name[1:]
+            if legacy in data:
+                flag = data.pop(legacy)
+                current = data.get(name)
+                if isinstance(flag, bool) and (current is None or isinstance(current, bool)):
+                    data[name] = bool(current) or flag
+                else:
+                    data[name] = flag if current is None else current
+        return data
 
 
 class MergeBody(_MergeTransplantBody):

@@ -1,0 +1,320 @@
+#!/usr/bin/env bash
+# Project Nessie server (REST API v2) for the lakehouse integration tests.
+#
+#   scripts/services/nessie.sh [start] [--jdbc]   download if missing, start, wait until ready
+#   scripts/services/nessie.sh stop               stop the server (no-op when it is not running)
+#   scripts/services/nessie.sh status             exit 0 when running, 3 when not
+#   scripts/services/nessie.sh url                print the API v2 base URL
+#
+# The server is the Quarkus runner jar of org.projectnessie.nessie:nessie-quarkus
+# from Maven Central (version ${LAKEHOUSE_NESSIE_VERSION:-0.99.0}), checked against
+# the repository's SHA-1 and cached under ${LAKEHOUSE_CACHE:-$HOME/.cache/lakehouse}/nessie,
+# where the log (nessie.log) and the pid file live too. It runs on the newest
+# installed JDK of version 21 or later and listens on 127.0.0.1 only: the API on
+# port ${LAKEHOUSE_NESSIE_PORT:-19120}, health and metrics (/q/health/ready,
+# /q/metrics) on ${LAKEHOUSE_NESSIE_MGMT_PORT:-19121}.
+#
+# Version store: IN_MEMORY by default (lost on stop, fast, for tests). `--jdbc`
+# (or NESSIE_STORE=jdbc) uses JDBC2 on the PostgreSQL of scripts/services/postgres.sh,
+# database `nessie` (started and created when missing). Authentication is off.
+# `start` prints the API URL on its last line.
+set -euo pipefail
+
+VERSION="${LAKEHOUSE_NESSIE_VERSION:-0.99.0}"
+PORT="${LAKEHOUSE_NESSIE_PORT:-19120}"
+MGMT_PORT="${LAKEHOUSE_NESSIE_MGMT_PORT:-19121}"
+HEAP="${LAKEHOUSE_NESSIE_HEAP:-1g}"
+MAVEN_REPO="${LAKEHOUSE_MAVEN_REPO:-https://repo.maven.apache.org/maven2}"
+MIN_JAVA=21
+CACHE="${LAKEHOUSE_CACHE:-$HOME/.cache/lakehouse}"
+CACHE="$(realpath -m -- "$CACHE")"
+NDIR="$CACHE/nessie"
+JAR="$NDIR/nessie-quarkus-$VERSION-runner.jar"
+LOG="$NDIR/nessie.log"
+PIDFILE="$NDIR/nessie.pid"
+STATEFILE="$NDIR/nessie.state"
+HOST="127.0.0.1"
+WAIT_SECONDS=120
+SELF="scripts/services/nessie.sh"
+HERE="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
+PG_PORT="${LAKEHOUSE_PG_PORT:-55432}"
+PG_ROLE="lakehouse"
+PG_PASSWORD="lakehouse"
+PG_DB="nessie"
+
+die() {
+    echo "nessie.sh: error: $*" >&2
+    exit 1
+}
+
+say() {
+    echo "nessie.sh: $*"
+}
+
+url() {
+    echo "http://${HOST}:${PORT}/api/v2"
+}
+
+# -- download ------------------------------------------------------------------------
+
+artifact_url() {
+    echo "$MAVEN_REPO/org/projectnessie/nessie/nessie-quarkus/$VERSION/nessie-quarkus-$VERSION-runner.jar"
+}
+
+ensure_jar() {
+    mkdir -p "$NDIR"
+    [[ -f "$JAR" ]] && return 0
+    command -v curl >/dev/null || die "curl is needed to download Nessie (apt-get install -y curl)"
+    command -v sha1sum >/dev/null || die "sha1sum is needed to verify the download (coreutils)"
+    local src part expected actual
+    src="$(artifact_url)"
+    part="$JAR.part"
+    say "downloading Nessie $VERSION from $src"
+    curl -fsSL --retry 3 --connect-timeout 30 -o "$part" "$src" \
+        || { rm -f "$part"; die "download failed: $src (set LAKEHOUSE_NESSIE_VERSION or LAKEHOUSE_MAVEN_REPO)"; }
+    expected="$(curl -fsSL --retry 3 --connect-timeout 30 "$src.sha1" | tr -d '[:space:]' | cut -c1-40)" \
+        || { rm -f "$part"; die "could not fetch the checksum $src.sha1"; }
+    [[ "$expected" =~ ^[0-9a-f]{40}$ ]] || { rm -f "$part"; die "malformed checksum at $src.sha1: '$expected'"; }
+    actual="$(sha1sum "$part" | cut -d' ' -f1)"
+    if [[ "$actual" != "$expected" ]]; then
+        rm -f "$part"
+        die "checksum mismatch for $src: expected $expected, got $actual (download removed)"
+    fi
+    mv -f "$part" "$JAR"
+    say "verified (sha1 $actual) and cached as $JAR"
+}
+
+# -- java ----------------------------------------------------------------------------
+
+# Major version of a java binary (17, 21, 25, ...), or nothing.
+java_major() {
+    local v
+    v="$("$1" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java\.specification\.version = //p' | head -n 1)"
+    v="${v#1.}"
+    [[ "$v" =~ ^[0-9]+$ ]] && echo "$v"
+}
+
+# The newest java of version >= MIN_JAVA: LAKEHOUSE_NESSIE_JAVA, JAVA_HOME, JDKs under
+# /usr/lib/jvm and /opt, then `java` on the PATH.
+find_java() {
+    local candidates=() c best="" best_v=0 v
+    [[ -n "${LAKEHOUSE_NESSIE_JAVA:-}" ]] && candidates+=("$LAKEHOUSE_NESSIE_JAVA")
+    [[ -n "${JAVA_HOME:-}" ]] && candidates+=("$JAVA_HOME/bin/java")
+    for c in /usr/lib/jvm/*/bin/java /opt/*/bin/java /opt/*/*/bin/java; do
+        [[ -x "$c" ]] && candidates+=("$c")
+    done
+    c="$(command -v java 2>/dev/null || true)"
+    [[ -n "$c" ]] && candidates+=("$c")
+    if [[ -n "${LAKEHOUSE_NESSIE_JAVA:-}" ]]; then
+        v="$(java_major "$LAKEHOUSE_NESSIE_JAVA" || true)"
+        [[ -n "$v" && "$v" -ge "$MIN_JAVA" ]] \
+            || die "LAKEHOUSE_NESSIE_JAVA=$LAKEHOUSE_NESSIE_JAVA is not a Java $MIN_JAVA+ binary (found version '${v:-none}')"
+        echo "$LAKEHOUSE_NESSIE_JAVA $v"
+        return 0
+    fi
+    for c in "${candidates[@]}"; do
+        [[ -x "$c" ]] || continue
+        v="$(java_major "$c" || true)"
+        if [[ -n "$v" && "$v" -ge "$MIN_JAVA" && "$v" -gt "$best_v" ]]; then
+            best="$c"
+            best_v="$v"
+        fi
+    done
+    [[ -n "$best" ]] || die "no Java $MIN_JAVA+ found (looked at JAVA_HOME, /usr/lib/jvm/*, /opt/*, PATH); install a JDK $MIN_JAVA or newer (e.g. apt-get install -y openjdk-21-jre-headless) or set LAKEHOUSE_NESSIE_JAVA=/path/to/bin/java"
+    echo "$best $best_v"
+}
+
+# -- process -------------------------------------------------------------------------
+
+pid() {
+    cat "$PIDFILE" 2>/dev/null || true
+}
+
+running() {
+    local p
+    p="$(pid)"
+    [[ -n "$p" && -d "/proc/$p" ]] || return 1
+    tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q "nessie-quarkus-.*-runner.jar"
+}
+
+ready() {
+    curl -fsS -m 2 -o /dev/null "http://$HOST:$MGMT_PORT/q/health/ready" 2>/dev/null \
+        && curl -fsS -m 2 -o /dev/null "http://$HOST:$PORT/api/v2/config" 2>/dev/null
+}
+
+port_in_use() {
+    (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
+}
+
+show_log_tail() {
+    echo "---- last lines of $LOG ----" >&2
+    tail -n 40 "$LOG" >&2 || true
+    echo "----" >&2
+}
+
+wait_ready() {
+    local deadline=$((SECONDS + WAIT_SECONDS))
+    until ready; do
+        if ! running; then
+            show_log_tail
+            die "Nessie exited while starting (log: $LOG)"
+        fi
+        if ((SECONDS >= deadline)); then
+            show_log_tail
+            die "Nessie was not ready on $HOST:$PORT within ${WAIT_SECONDS}s (log: $LOG)"
+        fi
+        sleep 0.5
+    done
+}
+
+# -- JDBC mode: database `nessie` on the PostgreSQL of postgres.sh ----------------------
+
+ensure_postgres_db() {
+    bash "$HERE/postgres.sh" start >/dev/null
+    local psql
+    psql="$(command -v psql || find /usr/lib/postgresql -path '*/bin/psql' 2>/dev/null | sort -V | tail -n 1)"
+    [[ -n "$psql" ]] || die "psql not found although PostgreSQL is installed"
+    local q=(env PGPASSWORD="$PG_PASSWORD" "$psql" -X -q -v ON_ERROR_STOP=1 -h "$HOST" -p "$PG_PORT" -U "$PG_ROLE" -d lakehouse -tA)
+    if [[ -z "$("${q[@]}" -c "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'")" ]]; then
+        say "creating PostgreSQL database $PG_DB"
+        "${q[@]}" -c "CREATE DATABASE $PG_DB"
+    fi
+}
+
+# -- commands ------------------------------------------------------------------------
+
+cmd_start() {
+    local mode="${NESSIE_STORE:-in-memory}"
+    while [[ $# -gt 0 ]]; do
+        case "$1" in
+            --jdbc) mode="jdbc" ;;
+            --in-memory) mode="in-memory" ;;
+            *) die "unknown option '$1' for start (use --jdbc or --in-memory)" ;;
+        esac
+        shift
+    done
+    case "$mode" in
+        in-memory | IN_MEMORY | memory) mode="in-memory" ;;
+        jdbc | JDBC | JDBC2 | jdbc2) mode="jdbc" ;;
+        *) die "NESSIE_STORE must be 'in-memory' or 'jdbc', not '$mode'" ;;
+    esac
+    local state="$VERSION $mode $PORT $MGMT_PORT"
+
+    if running; then
+        local have
+        have="$(cat "$STATEFILE" 2>/dev/null || true)"
+        if [[ "$have" != "$state" ]]; then
+            die "Nessie is already running as '$have' (version mode port mgmt-port), not '$state'; run '$SELF stop' first"
+        fi
+        wait_ready
+        say "already running on $HOST:$PORT ($mode, pid $(pid)); stop with: $SELF stop"
+        url
+        return 0
+    fi
+    rm -f "$PIDFILE"
+
+    ensure_jar
+    local java_and_version java jv
+    java_and_version="$(find_java)"
+    java="${java_and_version% *}"
+    jv="${java_and_version##* }"
+    port_in_use "$PORT" && die "port $PORT on $HOST is used by another process; set LAKEHOUSE_NESSIE_PORT"
+    port_in_use "$MGMT_PORT" && die "port $MGMT_PORT on $HOST is used by another process; set LAKEHOUSE_NESSIE_MGMT_PORT"
+
+    local props=(
+        "-Dquarkus.http.host=$HOST"
+        "-Dquarkus.http.port=$PORT"
+        "-Dquarkus.management.host=$HOST"
+        "-Dquarkus.management.port=$MGMT_PORT"
+        "-Dquarkus.http.access-log.enabled=${LAKEHOUSE_NESSIE_ACCESS_LOG:-false}"
+        "-Dquarkus.log.file.enable=false"
+        "-Dnessie.server.authentication.enabled=false"
+    )
+    local env_extra=()
+    if [[ "$mode" == "jdbc" ]]; then
+        ensure_postgres_db
+        props+=(
+            "-Dnessie.version.store.type=JDBC2"
+            "-Dnessie.version.store.persist.jdbc.datasource=postgresql"
+            "-Dquarkus.datasource.postgresql.jdbc.url=jdbc:postgresql://$HOST:$PG_PORT/$PG_DB"
+            "-Dquarkus.datasource.postgresql.username=$PG_ROLE"
+        )
+        # the password goes through the environment, not the command line (visible in ps)
+        env_extra+=("QUARKUS_DATASOURCE_POSTGRESQL_PASSWORD=$PG_PASSWORD")
+    else
+        props+=("-Dnessie.version.store.type=IN_MEMORY")
+    fi
+    local jvm=("-Xms128m" "-Xmx$HEAP")
+    if [[ "$jv" -ge 22 ]]; then
+        jvm+=("--enable-native-access=ALL-UNNAMED")
+    fi
+
+    {
+        echo
+        echo "==== $(date -u +%Y-%m-%dT%H:%M:%SZ) starting Nessie $VERSION ($mode) with $java (Java $jv)"
+    } >>"$LOG"
+    say "starting Nessie $VERSION ($mode store) on $HOST:$PORT with Java $jv (log: $LOG)"
+    # setsid: the server outlives this shell; the inner sh writes its own pid, then execs java.
+    # shellcheck disable=SC2016  # $$ and "$@" are for the inner sh, not this shell
+    env "${env_extra[@]}" setsid sh -c 'echo $$ >"$1"; shift; exec "$@"' sh "$PIDFILE" \
+        "$java" "${jvm[@]}" "${props[@]}" -jar "$JAR" >>"$LOG" 2>&1 </dev/null &
+    local waited=0
+    until [[ -s "$PIDFILE" ]] || ((waited >= 50)); do
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    echo "$state" >"$STATEFILE"
+    wait_ready
+    say "ready (pid $(pid)); stop with: $SELF stop"
+    url
+}
+
+cmd_stop() {
+    if ! running; then
+        rm -f "$PIDFILE"
+        say "not running"
+        return 0
+    fi
+    local p
+    p="$(pid)"
+    say "stopping (pid $p)"
+    kill -TERM "$p" 2>/dev/null || true
+    local deadline=$((SECONDS + 30))
+    while [[ -d "/proc/$p" ]]; do
+        if ((SECONDS >= deadline)); then
+            say "still running after 30s; sending SIGKILL"
+            kill -KILL "$p" 2>/dev/null || true
+            sleep 0.5
+            break
+        fi
+        sleep 0.2
+    done
+    rm -f "$PIDFILE"
+    say "stopped"
+}
+
+cmd_status() {
+    if running; then
+        say "running as '$(cat "$STATEFILE" 2>/dev/null || echo unknown)' (version mode port mgmt-port), pid $(pid)"
+        url
+    else
+        say "not running"
+        return 3
+    fi
+}
+
+main() {
+    local cmd="${1:-start}"
+    [[ $# -gt 0 ]] && shift
+    case "$cmd" in
+        start) cmd_start "$@" ;;
+        --jdbc | --in-memory) cmd_start "$cmd" "$@" ;;
+        stop) cmd_stop ;;
+        status) cmd_status ;;
+        url) url ;;
+        -h | --help | help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' ;;
+        *) die "unknown command '$cmd' (use start, stop, status or url)" ;;
+    esac
+}
+
+main "$@"

@@ -1,0 +1,211 @@
+"""``lakehouse run PIPELINE [--ref REF] [--pipelines-dir DIR]``: a write-audit-publish run.
+
+Prints one line per step as it finishes (a spinner while it runs), then a summary:
+models written, checks, and for each failed or warning check its failing row count and
+sample rows. Exits with 1 when the run did not succeed (``main`` is then unchanged and
+the run branch kept).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from lakehouse.cli._common import Output, OutputOpt, RefOpt, State, console, print_json
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.status import Status
+
+    from lakehouse.pipelines.checks import CheckResult
+    from lakehouse.pipelines.runner import RunEvent, RunResult
+
+_LABELS = {
+    "ok": ("ok", "green"),
+    "fail": ("FAIL", "bold red"),
+    "warn": ("warn", "yellow"),
+    "error": ("ERROR", "bold red"),
+    "skip": ("skip", "dim"),
+}
+
+
+class Progress:
+    """Prints run events: a spinner while a step runs, a line when it ends."""
+
+    def __init__(self, out: Console) -> None:
+        self.out = out
+        self._status: Status | None = None
+
+    def __call__(self, event: RunEvent) -> None:
+        """Show ``event``."""
+        if event.phase == "start":
+            self._stop()
+            self._status = self.out.status(f"{event.step} {event.name} …")
+            self._status.start()
+            return
+        self._stop()
+        from rich.text import Text
+
+        label, style = _LABELS.get(event.status or "ok", (event.status or "", ""))
+        line = Text("  ")
+        line.append(f"{label:<5}", style=style)
+        line.append(f" {event.step:<7} {event.name}")
+        if event.detail:
+            line.append(f"  {event.detail}", style="dim" if event.status == "ok" else "")
+        if event.seconds:
+            line.append(f"  {event.seconds:.2f}s", style="dim")
+        self.out.print(line)
+
+    def _stop(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+    def close(self) -> None:
+        """Stop any spinner."""
+        self._stop()
+
+
+def run_command(
+    ctx: typer.Context,
+    pipeline: Annotated[
+        str,
+        typer.Argument(
+            metavar="PIPELINE",
+            help="Pipeline name (a folder of --pipelines-dir) or path to its folder.",
+        ),
+    ],
+    ref: RefOpt = None,
+    pipelines_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--pipelines-dir",
+            help="Folder holding the pipelines.",
+            show_default="./pipelines",
+        ),
+    ] = None,
+    run_id: Annotated[
+        str | None, typer.Option("--run-id", help="Run id (default: time and a random suffix).")
+    ] = None,
+    keep_branch: Annotated[
+        bool, typer.Option("--keep-branch", help="Keep the run branch after merging.")
+    ] = False,
+    output: OutputOpt = None,
+) -> None:
+    """Run a pipeline: branch, ingest, build silver and gold, check, merge into main if clean.
+
+    With --ref (or NESSIE_REF) the run works on that branch and does not merge.
+    Exit code 1 when a blocking check fails (main is unchanged, the run branch is kept).
+    """
+    from lakehouse.pipelines import run_pipeline
+
+    state = State.of(ctx)
+    as_json = state.format(output) is Output.JSON
+    lh = state.lakehouse()
+    out = console()
+    progress = None if as_json else Progress(out)
+    try:
+        result = run_pipeline(
+            lh,
+            pipeline,
+            ref=ref,
+            run_id=run_id,
+            pipelines_dir=pipelines_dir,
+            listener=progress,
+            keep_branch=keep_branch,
+        )
+    finally:
+        if progress is not None:
+            progress.close()
+    if as_json:
+        print_json(result.to_json())
+    else:
+        print_summary(out, result)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def print_summary(out: Console, result: RunResult) -> None:
+    """Models, checks, failing samples and the outcome of a run."""
+    from rich.table import Table as RichTable
+
+    if result.models:
+        models = RichTable(title="models", title_justify="left", box=None, header_style="bold")
+        for name in ("MODEL", "MATERIALIZED", "ROWS", "INSERTED", "UPDATED", "DELETED", "TIME"):
+            models.add_column(
+                name, justify="left" if name in ("MODEL", "MATERIALIZED") else "right"
+            )
+        for m in result.models:
+            w = m.write
+            models.add_row(
+                m.model,
+                w.materialized,
+                str(w.rows),
+                str(w.inserted),
+                str(w.updated),
+                str(w.deleted),
+                f"{m.seconds:.2f}s",
+            )
+        out.print()
+        out.print(models)
+    if result.checks:
+        passed = sum(1 for c in result.checks if c.passed)
+        out.print()
+        out.print(
+            f"checks: {passed} passed, {len(result.failed_checks)} failed (blocking), "
+            f"{len(result.warnings)} warning(s)"
+        )
+        for check in [*result.failed_checks, *result.warnings]:
+            print_check(out, check)
+    for batch in result.quarantined:
+        out.print(
+            f"[bold red]quarantined[/] batch {batch.batch_id} of {batch.source} -> {batch.table}: "
+            f"{batch.message}"
+        )
+    out.print()
+    if result.ok:
+        where = (
+            f"merged into {result.target} at {(result.merge_hash or '')[:12]}"
+            if result.merged
+            else f"on branch {result.branch} (not merged)"
+        )
+        out.print(f"[bold green]Run {result.run_id} succeeded[/]: {where}")
+        return
+    reason = result.error or f"{len(result.failed_checks)} blocking check(s) failed"
+    if result.quarantined and not result.failed_checks and not result.error:
+        reason = f"{len(result.quarantined)} batch(es) quarantined"
+    kept = f"; {result.target} unchanged" if result.target else ""
+    out.print(
+        f"[bold red]Run {result.run_id} {result.status.upper()}[/]: {reason}{kept}; "
+        f"branch {result.branch} kept"
+    )
+
+
+def print_check(out: Console, check: CheckResult) -> None:
+    """A failed or warning check: name, model, failing rows, sample rows."""
+    from rich.table import Table as RichTable
+
+    from lakehouse.query.output import text
+
+    label = "FAIL" if check.blocking else "warn"
+    style = "bold red" if check.blocking else "yellow"
+    model = f" on {check.model}" if check.model else ""
+    out.print()
+    out.print(
+        f"[{style}]{label}[/] {check.name}{model}: "
+        f"{check.message or f'{check.failing_rows} failing row(s)'}"
+    )
+    if not check.sample:
+        return
+    sample = RichTable(box=None, pad_edge=False, header_style="dim", padding=(0, 1))
+    columns: list[str] = list(check.sample[0])
+    for column in columns:
+        sample.add_column(column)
+    for row in check.sample:
+        values: list[Any] = [row.get(c) for c in columns]
+        sample.add_row(*("NULL" if v is None else text(v) for v in values))
+    out.print(sample)
+    if check.failing_rows > len(check.sample):
+        out.print(f"  … {check.failing_rows - len(check.sample)} more failing row(s)")

@@ -1,0 +1,302 @@
+"""The DuckDB engine: models run in-process over the Iceberg tables of the run's branch.
+
+Queries go through :mod:`lakehouse.query` (Iceberg scan planning, DuckDB reading the
+planned files); results are committed back as Iceberg commits through the branch's
+:class:`~lakehouse.catalog.iceberg.RefCatalog` (:mod:`lakehouse.pipelines.materialize`),
+one commit per model:
+
+* ``full_refresh`` — the table's rows become the result (its schema follows the result;
+  a column whose type changed incompatibly makes the table be dropped and created again,
+  the only case that takes two commits);
+* ``append`` — the result is appended;
+* ``merge`` — on ``unique_key``: result rows matching ``delete_condition`` delete their key
+  from the table; the other rows are upserted. Only rows that differ from the table's
+  current version are rewritten: the commit deletes the rows of the affected keys
+  (selected by the first key column, Iceberg's delete filter) and appends their new
+  versions plus the unaffected rows that shared a first-key value. Nothing changed, no
+  commit. The result must not hold a key twice nor a NULL key.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from lakehouse.pipelines.engines.base import Engine, WriteResult
+from lakehouse.pipelines.errors import PipelineError
+from lakehouse.pipelines.materialize import (
+    SchemaChangeError,
+    append_rows,
+    create_table,
+    delete_and_append,
+    iceberg_compatible,
+    replace_rows,
+)
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+    from pyiceberg.catalog import Catalog
+    from pyiceberg.expressions import BooleanExpression
+    from pyiceberg.table import Table
+
+    from lakehouse.pipelines.config import ModelConfig
+
+logger = logging.getLogger(__name__)
+
+_SOURCE = "__lakehouse_model_result"
+
+
+class MergeError(PipelineError, ValueError):
+    """The model's result cannot be merged (missing, NULL or duplicate keys; bad condition)."""
+
+
+def _q(name: str) -> str:
+    from lakehouse.query.execution import quote_identifier
+
+    return quote_identifier(name)
+
+
+def _table_sql(name: str) -> str:
+    namespace, _, table = name.rpartition(".")
+    return f"{_q(namespace)}.{_q(table)}"
+
+
+def _total_records(table: Table) -> int:
+    snapshot = table.current_snapshot()
+    if snapshot is None or snapshot.summary is None:
+        return 0
+    return int(snapshot.summary.get("total-records", "0") or 0)
+
+
+class DuckDBEngine(Engine):
+    """In-process DuckDB over the Iceberg tables of branch ``ref``."""
+
+    name = "duckdb"
+
+    def execute(self, sql: str) -> pa.Table:
+        """Run ``sql`` over the branch's current tables (each call sees the latest commit)."""
+        from lakehouse import query
+
+        return query.sql(self.lakehouse, sql, self.ref)
+
+    def read(self, table: str, *, columns: Sequence[str] | None = None) -> pa.Table:
+        """Read ``table`` of the branch (deletes applied), all or some ``columns``."""
+        selected = ", ".join(_q(c) for c in columns) if columns else "*"
+        return self.execute(f"SELECT {selected} FROM {_table_sql(table)}")
+
+    def write(
+        self,
+        table: str,
+        sql: str,
+        config: ModelConfig,
+        *,
+        properties: Mapping[str, str] | None = None,
+    ) -> WriteResult:
+        """Run ``sql`` and commit the result into ``table`` (see the module docstring)."""
+        result = iceberg_compatible(self.execute(sql))
+        catalog = self.lakehouse.catalog(self.ref)
+        props = dict(properties or {})
+        if config.materialized == "merge":
+            return self._merge(catalog, table, result, config, props)
+        rows = result.num_rows
+        if not catalog.table_exists(table):
+            created = create_table(catalog, table, result, props)
+            return WriteResult(
+                table, config.materialized, rows, inserted=rows, created=True,
+                snapshot_id=_snapshot_id(created),
+            )  # fmt: skip
+        current = catalog.load_table(table)
+        if config.materialized == "append":
+            if not rows:
+                return WriteResult(table, "append", 0)
+            written = append_rows(current, result, props)
+            return WriteResult(
+                table, "append", rows, inserted=rows, snapshot_id=_snapshot_id(written)
+            )
+        previous = _total_records(current)
+        try:
+            written = replace_rows(current, result, props)
+        except SchemaChangeError as exc:
+            logger.warning("%s: %s; dropping and creating the table again", table, exc)
+            catalog.drop_table(table)
+            written = create_table(catalog, table, result, props)
+        return WriteResult(
+            table, "full_refresh", rows, inserted=rows, deleted=previous,
+            snapshot_id=_snapshot_id(written),
+        )  # fmt: skip
+
+    # -- merge ----------------------------------------------------------------------------
+
+    def _merge(
+        self,
+        catalog: Catalog,
+        name: str,
+        result: pa.Table,
+        config: ModelConfig,
+        props: Mapping[str, str],
+    ) -> WriteResult:
+        from lakehouse.query.execution import connect_duckdb
+
+        keys = list(config.unique_key or ())
+        missing = [k for k in keys if k not in result.column_names]
+        if missing:
+            raise MergeError(
+                f"unique_key column(s) {', '.join(missing)} not in the result "
+                f"(columns: {', '.join(result.column_names)})"
+            )
+        con = connect_duckdb()
+        try:
+            con.register(_SOURCE, result)
+            upserts, deletes = self._split(con, keys, config.delete_condition)
+            if not catalog.table_exists(name):
+                rows = upserts.num_rows
+                created = create_table(catalog, name, iceberg_compatible(upserts), props)
+                return WriteResult(
+                    name, "merge", result.num_rows, inserted=rows, created=True,
+                    snapshot_id=_snapshot_id(created),
+                )  # fmt: skip
+            target = catalog.load_table(name)
+            return self._merge_into(con, target, name, result.num_rows, keys, deletes, props)
+        finally:
+            con.close()
+
+    def _split(
+        self, con: duckdb.DuckDBPyConnection, keys: list[str], condition: str | None
+    ) -> tuple[pa.Table, pa.Table]:
+        """(rows to upsert, distinct keys to delete) of the result; keys validated."""
+        import duckdb
+
+        key_list = ", ".join(_q(k) for k in keys)
+        flag = f"coalesce(({condition}), false)" if condition else "false"
+        try:
+            con.execute(
+                f"CREATE TEMP TABLE __flagged AS SELECT *, {flag} AS __lh_delete FROM {_SOURCE}"
+            )
+        except duckdb.Error as exc:
+            from lakehouse.query.analysis import first_line
+
+            raise MergeError(f"delete_condition {condition!r}: {first_line(str(exc))}") from exc
+        any_null = " OR ".join(f"{_q(k)} IS NULL" for k in keys)
+        nulls = con.sql(f"SELECT count(*) FROM __flagged WHERE NOT __lh_delete AND ({any_null})")
+        null_count = _scalar(nulls)
+        if null_count:
+            raise MergeError(
+                f"{null_count} row(s) of the result have a NULL unique_key ({key_list})"
+            )
+        duplicates = con.sql(
+            f"SELECT {key_list}, count(*) AS n FROM __flagged WHERE NOT __lh_delete "
+            f"GROUP BY ALL HAVING count(*) > 1 ORDER BY n DESC LIMIT 1"
+        ).fetchall()
+        if duplicates:
+            duplicate = duplicates[0]
+            shown = ", ".join(f"{k}={v!r}" for k, v in zip(keys, duplicate[:-1], strict=True))
+            raise MergeError(
+                f"unique_key ({key_list}) is not unique in the result: {shown} appears "
+                f"{duplicate[-1]} times"
+            )
+        upserts = con.sql("SELECT * EXCLUDE (__lh_delete) FROM __flagged WHERE NOT __lh_delete")
+        deletes = con.sql(
+            f"SELECT DISTINCT {key_list} FROM __flagged WHERE __lh_delete AND NOT ({any_null})"
+        )
+        return upserts.to_arrow_table(), deletes.to_arrow_table()
+
+    def _merge_into(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        target: Table,
+        name: str,
+        rows: int,
+        keys: list[str],
+        deletes: pa.Table,
+        props: Mapping[str, str],
+    ) -> WriteResult:
+        from pyiceberg.expressions import AlwaysTrue
+
+        from lakehouse.query.execution import register
+        from lakehouse.query.planning import plan_table
+
+        register(con, plan_table(target, name, AlwaysTrue()))
+        table_sql = _table_sql(name)
+        target_columns = [f.name for f in target.schema().fields]
+        missing_keys = [k for k in keys if k not in target_columns]
+        if missing_keys:
+            raise MergeError(
+                f"table {name} has no column(s) {', '.join(missing_keys)} of unique_key"
+            )
+        con.register("__lh_deletes", deletes)
+        upsert_columns = [c for c in con.sql("SELECT * FROM __flagged LIMIT 0").columns]
+        upsert_columns.remove("__lh_delete")
+        on_key = " AND ".join(f"t.{_q(k)} = u.{_q(k)}" for k in keys)
+        if all(c in target_columns for c in upsert_columns):
+            same = " AND ".join(f"t.{_q(c)} IS NOT DISTINCT FROM u.{_q(c)}" for c in upsert_columns)
+            changed_filter = f"NOT EXISTS (SELECT 1 FROM {table_sql} AS t WHERE {same})"
+        else:  # new columns: every row gets its new version
+            changed_filter = "true"
+        con.execute(
+            "CREATE TEMP TABLE __changed AS SELECT u.* EXCLUDE (__lh_delete), "
+            f"EXISTS (SELECT 1 FROM {table_sql} AS t WHERE {on_key}) AS __lh_existing "
+            f"FROM __flagged AS u WHERE NOT u.__lh_delete AND {changed_filter}"
+        )
+        key_list = ", ".join(_q(k) for k in keys)
+        on_delete = " AND ".join(f"t.{_q(k)} = d.{_q(k)}" for k in keys)
+        con.execute(
+            f"CREATE TEMP TABLE __affected AS "
+            f"SELECT {key_list} FROM __changed WHERE __lh_existing "
+            f"UNION SELECT {', '.join(f'd.{_q(k)}' for k in keys)} FROM __lh_deletes AS d "
+            f"WHERE EXISTS (SELECT 1 FROM {table_sql} AS t WHERE {on_delete})"
+        )
+        changed = _scalar(con.sql("SELECT count(*) FROM __changed"))
+        updated = _scalar(con.sql("SELECT count(*) FROM __changed WHERE __lh_existing"))
+        deleted = _scalar(
+            con.sql(
+                f"SELECT count(*) FROM {table_sql} AS t "
+                f"WHERE EXISTS (SELECT 1 FROM __lh_deletes AS d WHERE {on_delete})"
+            )
+        )
+        if not changed and not deleted:
+            return WriteResult(name, "merge", rows)
+        first = keys[0]
+        values = [
+            row[0] for row in con.sql(f"SELECT DISTINCT {_q(first)} FROM __affected").fetchall()
+        ]
+        on_affected = " AND ".join(f"a.{_q(k)} = t.{_q(k)}" for k in keys)
+        kept = (
+            f"SELECT t.* FROM {table_sql} AS t "
+            f"WHERE t.{_q(first)} IN (SELECT {_q(first)} FROM __affected) "
+            f"AND NOT EXISTS (SELECT 1 FROM __affected AS a WHERE {on_affected})"
+        )
+        new_rows = "SELECT * EXCLUDE (__lh_existing) FROM __changed"
+        append = con.sql(f"{new_rows} UNION ALL BY NAME {kept}").to_arrow_table()
+        append = iceberg_compatible(append)
+        written = delete_and_append(target, _in_filter(first, values), append, props)
+        return WriteResult(
+            name, "merge", rows, inserted=changed - updated, updated=updated, deleted=deleted,
+            snapshot_id=_snapshot_id(written),
+        )  # fmt: skip
+
+
+def _in_filter(column: str, values: list[Any]) -> BooleanExpression:
+    from pyiceberg.expressions import AlwaysFalse
+
+    from lakehouse.query.analysis import iceberg_expression
+
+    if not values:
+        return AlwaysFalse()
+    if len(values) == 1:
+        return iceberg_expression("EqualTo", column, values[0])
+    return iceberg_expression("In", column, values)
+
+
+def _scalar(relation: duckdb.DuckDBPyRelation) -> int:
+    rows = relation.fetchall()
+    return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
+
+def _snapshot_id(table: Table) -> int | None:
+    snapshot = table.current_snapshot()
+    return snapshot.snapshot_id if snapshot is not None else None
+
+
+__all__ = ["DuckDBEngine", "MergeError"]

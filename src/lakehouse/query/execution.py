@@ -1,0 +1,376 @@
+"""DuckDB over the Iceberg tables of one reference: plan with Iceberg, read with DuckDB.
+
+A :class:`QuerySession` is bound to a PyIceberg catalog (normally a
+:class:`~lakehouse.catalog.iceberg.RefCatalog`, i.e. one branch, tag or commit). For a
+query it
+
+1. checks that the text is one query (DuckDB's parser) and finds the ``namespace.table``
+   names it reads (sqlglot; :mod:`lakehouse.query.analysis`);
+2. loads those tables from the catalog — an unknown one is a
+   :class:`~lakehouse.query.errors.TableNotFoundError` naming the table and the reference;
+3. plans each table's scan with the predicates and columns pushed down from the query
+   (:mod:`lakehouse.query.planning`);
+4. registers each table in DuckDB as a view ``namespace.table`` over exactly the planned
+   files (or over an Arrow table read by PyIceberg), then runs the query.
+
+Only the tables a query reads are registered, and only for that query.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from lakehouse.query.analysis import (
+    TableName,
+    check_statement,
+    duckdb_type,
+    first_line,
+    parse,
+    pushdowns,
+    tables_read,
+)
+from lakehouse.query.errors import QueryError, QueryExecutionError, TableNotFoundError
+from lakehouse.query.planning import ROW_NUMBER_COLUMN, EqualityDelete, TableScanPlan, plan_table
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+    from pyiceberg.catalog import Catalog
+    from pyiceberg.expressions import BooleanExpression
+    from pyiceberg.schema import Schema
+    from pyiceberg.table import Table
+
+logger = logging.getLogger(__name__)
+
+_counter = itertools.count()
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """A checked query and the scan plan of every table it reads."""
+
+    sql: str
+    #: The reference the tables were read at, as given (``main``, ``dev``, ``v1``, ``main~2``).
+    ref: str
+    #: Plans by table name as the catalog spells it (``namespace.table``).
+    tables: Mapping[str, TableScanPlan] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        """JSON form: the query, the reference and each table's plan."""
+        return {
+            "sql": self.sql,
+            "ref": self.ref,
+            "tables": [t.to_json() for t in self.tables.values()],
+        }
+
+
+def connect_duckdb() -> duckdb.DuckDBPyConnection:
+    """A new in-memory DuckDB connection set up the way every query here expects.
+
+    Time zone UTC (timestamps with time zone read and compare in UTC), and no Python
+    replacement scans (a query never picks up a Python variable by name).
+    """
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET python_enable_replacements = false")
+    return con
+
+
+_local = threading.local()
+
+
+def shared_duckdb() -> duckdb.DuckDBPyConnection:
+    """This thread's DuckDB connection for queries (made by :func:`connect_duckdb` once).
+
+    Opening a DuckDB database costs ~0.1 s; queries reuse one per thread and remove what
+    they registered when they end.
+    """
+    con: duckdb.DuckDBPyConnection | None = getattr(_local, "connection", None)
+    if con is None:
+        con = connect_duckdb()
+        _local.connection = con
+    return con
+
+
+def quote_identifier(name: str) -> str:
+    """``name`` as a DuckDB identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_string(text: str) -> str:
+    """``text`` as a DuckDB string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+class QuerySession:
+    """Runs queries over the tables of the reference ``catalog`` is bound to.
+
+    ``ref`` is the reference's name for messages. Each :meth:`execute` uses a fresh
+    DuckDB connection unless ``connection`` is given (then the caller owns it and may
+    register more relations on it; registered table views are replaced per query).
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        ref: str,
+        connection: duckdb.DuckDBPyConnection | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.ref = ref
+        self._connection = connection
+
+    # -- planning -------------------------------------------------------------------------
+
+    def plan(self, sql: str) -> QueryPlan:
+        """Check ``sql``, load the tables it reads and plan their scans."""
+        check_statement(sql)
+        statement = parse(sql)
+        names = tables_read(sql, statement)
+        loaded: dict[TableName, Table] = {}
+        for name in names:
+            loaded[name] = self._load(name)
+        schemas: dict[TableName, Schema] = {name: t.schema() for name, t in loaded.items()}
+        pushed = pushdowns(statement, schemas)
+        plans: dict[str, TableScanPlan] = {}
+        for name, table in loaded.items():
+            key = ".".join(table.name())
+            if key in plans:  # the same table spelled two ways: read everything
+                plans[key] = plan_table(table, key, _always_true())
+                continue
+            push = pushed[name]
+            columns = sorted(push.columns) if push.columns is not None else None
+            plans[key] = plan_table(table, key, push.row_filter, columns, push.predicates)
+        return QueryPlan(sql, self.ref, plans)
+
+    def _load(self, name: TableName) -> Table:
+        from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+
+        try:
+            return self.catalog.load_table((name.namespace, name.name))
+        except NoSuchTableError:
+            pass
+        # DuckDB resolves names case-insensitively: so do we, when the spelling is unique
+        try:
+            found = [
+                ident
+                for ns in self.catalog.list_namespaces()
+                if ns[0].lower() == name.namespace.lower()
+                for ident in self.catalog.list_tables(ns)
+                if ident[-1].lower() == name.name.lower()
+            ]
+        except NoSuchNamespaceError:
+            found = []
+        if len(found) == 1:
+            return self.catalog.load_table(found[0])
+        raise TableNotFoundError(str(name), self.ref)
+
+    # -- execution ------------------------------------------------------------------------
+
+    def execute(self, sql: str) -> pa.Table:
+        """Run ``sql`` and return its result as an Arrow table."""
+        return self.run(self.plan(sql))
+
+    def run(self, plan: QueryPlan) -> pa.Table:
+        """Run a planned query."""
+        import duckdb
+
+        con = self._connection if self._connection is not None else shared_duckdb()
+        registered: list[Registration] = []
+        try:
+            for scan in plan.tables.values():
+                registered.append(register(con, scan))
+            try:
+                relation = con.sql(plan.sql)
+                if relation is None:
+                    raise QueryError("the statement returned no result")
+                return relation.to_arrow_table()
+            except duckdb.Error as exc:
+                raise QueryExecutionError(first_line(str(exc))) from exc
+        finally:
+            if self._connection is None:
+                unregister(con, registered)
+
+
+def _always_true() -> BooleanExpression:
+    from pyiceberg.expressions import AlwaysTrue
+
+    return AlwaysTrue()
+
+
+# -- registration ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What :func:`register` created in a DuckDB connection."""
+
+    schema: str
+    view: str
+    source: str | None = None
+
+
+def unregister(con: duckdb.DuckDBPyConnection, registered: Iterable[Registration]) -> None:
+    """Drop what :func:`register` created (views, Arrow sources, now-empty schemas)."""
+    import duckdb
+
+    schemas: dict[str, None] = {}
+    for item in registered:
+        try:
+            con.execute(f"DROP VIEW IF EXISTS {item.view}")
+            if item.source is not None:
+                con.unregister(item.source)
+        except duckdb.Error:  # pragma: no cover - best effort
+            logger.debug("could not drop %s", item.view, exc_info=True)
+        schemas.setdefault(item.schema)
+    for schema in schemas:
+        if schema.lower() in ("main", "temp"):
+            continue
+        try:
+            con.execute(f"DROP SCHEMA IF EXISTS {quote_identifier(schema)}")
+        except duckdb.Error:  # still holds something else
+            logger.debug("schema %s kept", schema, exc_info=True)
+
+
+def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registration:
+    """Create (or replace) the view ``namespace.table`` over the planned files of ``scan``."""
+    import duckdb
+
+    assert scan.table is not None, "plans made by plan_table carry their table"
+    namespace, _, name = scan.name.rpartition(".")
+    view = f"{quote_identifier(namespace)}.{quote_identifier(name)}"
+    source: str | None = None
+    try:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(namespace)}")
+        if scan.reader == "parquet":
+            body = parquet_sql(scan)
+        else:
+            source = f"__lakehouse_scan_{next(_counter)}"
+            con.register(source, read_arrow(scan))
+            body = f"SELECT * FROM {quote_identifier(source)}"
+        con.execute(f"CREATE OR REPLACE VIEW {view} AS {body}")
+    except duckdb.Error as exc:
+        message = f"cannot read table '{scan.name}': {first_line(str(exc))}"
+        raise QueryExecutionError(message) from exc
+    logger.debug(
+        "registered %s (%s reader, %d data file(s), filter %s)",
+        scan.name,
+        scan.reader,
+        len(scan.files),
+        scan.row_filter,
+    )
+    return Registration(namespace, view, source)
+
+
+def read_arrow(scan: TableScanPlan) -> pa.Table:
+    """Read a table through PyIceberg (``arrow`` reader) or as an empty table (``empty``)."""
+    assert scan.table is not None
+    table = scan.table
+    if scan.reader == "empty":
+        return table.schema().as_arrow().empty_table()
+    fields = tuple(scan.columns) if scan.columns is not None else ("*",)
+    return table.scan(row_filter=scan.row_filter, selected_fields=fields).to_arrow()
+
+
+def _schema_map(schema: Schema, field_ids: list[int] | None = None) -> str:
+    """DuckDB's ``read_parquet(schema=…)`` map: Iceberg field id → current name and type."""
+    fields = (
+        schema.fields
+        if field_ids is None
+        else [schema.find_field(field_id) for field_id in field_ids]
+    )
+    entries = []
+    for f in fields:
+        kind = duckdb_type(f.field_type)
+        assert kind is not None, "the parquet reader is only chosen for primitive columns"
+        entries.append(
+            f"{f.field_id}: {{name: {quote_string(f.name)}, type: {quote_string(kind)}, "
+            "default_value: NULL}"
+        )
+    return "MAP {" + ", ".join(entries) + "}"
+
+
+def _file_list(paths: list[str]) -> str:
+    return "[" + ", ".join(quote_string(p) for p in paths) + "]"
+
+
+def parquet_sql(scan: TableScanPlan) -> str:
+    """The ``SELECT`` DuckDB runs to read the planned files, deletes applied."""
+    assert scan.table is not None
+    schema = scan.table.schema()
+    columns = _schema_map(schema)
+    plain = [f.path for f in scan.files if not f.has_deletes]
+    parts: list[str] = []
+    if plain:
+        parts.append(f"SELECT * FROM read_parquet({_file_list(plain)}, schema={columns})")
+    by_equality: dict[tuple[EqualityDelete, ...], list[str]] = {}
+    for f in scan.files:
+        if f.has_deletes and not f.position_deletes:
+            by_equality.setdefault(f.equality_deletes, []).append(f.path)
+    for deletes, paths in by_equality.items():
+        conditions = [_equality_condition(schema, d, scan.name) for d in deletes]
+        parts.append(
+            f"SELECT * FROM read_parquet({_file_list(paths)}, schema={columns}) AS d "
+            f"WHERE {' AND '.join(conditions)}"
+        )
+    for f in scan.files:
+        if not f.position_deletes:
+            continue
+        conditions = [
+            "NOT EXISTS (SELECT 1 FROM read_parquet("
+            f"{_file_list(list(f.position_deletes))}) AS p "
+            f"WHERE p.file_path = {quote_string(f.path)} AND p.pos = d.{ROW_NUMBER_COLUMN})"
+        ]
+        conditions += [_equality_condition(schema, d, scan.name) for d in f.equality_deletes]
+        parts.append(
+            f"SELECT * EXCLUDE ({ROW_NUMBER_COLUMN}) FROM read_parquet("
+            f"{_file_list([f.path])}, schema={columns}, file_row_number = true) AS d "
+            f"WHERE {' AND '.join(conditions)}"
+        )
+    return "\nUNION ALL\n".join(parts)
+
+
+def _equality_condition(schema: Schema, delete: EqualityDelete, table: str) -> str:
+    from pyiceberg.exceptions import ValidationError
+
+    try:
+        names = [schema.find_field(i).name for i in delete.field_ids]
+    except ValueError as exc:
+        raise QueryError(
+            f"table '{table}': equality delete file {delete.path} matches on a column the "
+            "current schema no longer has"
+        ) from exc
+    except ValidationError as exc:  # pragma: no cover - same as above, other PyIceberg versions
+        raise QueryError(f"table '{table}': {exc}") from exc
+    if not names:
+        raise QueryError(f"table '{table}': equality delete file {delete.path} has no columns")
+    match = " AND ".join(
+        f"e.{quote_identifier(n)} IS NOT DISTINCT FROM d.{quote_identifier(n)}" for n in names
+    )
+    return (
+        f"NOT EXISTS (SELECT 1 FROM read_parquet({_file_list([delete.path])}, "
+        f"schema={_schema_map(schema, list(delete.field_ids))}) AS e WHERE {match})"
+    )
+
+
+__all__ = [
+    "QueryPlan",
+    "QuerySession",
+    "Registration",
+    "connect_duckdb",
+    "parquet_sql",
+    "quote_identifier",
+    "quote_string",
+    "read_arrow",
+    "register",
+    "shared_duckdb",
+    "unregister",
+]

@@ -1,0 +1,249 @@
+"""Iceberg scan planning: which files of a table a query reads, and how DuckDB reads them.
+
+:func:`plan_table` uses PyIceberg's planner (manifest and partition pruning with the
+partition spec's inclusive projection of the filter, then per-file metrics pruning) for
+the data files and positional delete files, and applies Iceberg's rules for equality
+delete files itself (PyIceberg's planner refuses them): an equality delete applies to a
+data file whose data sequence number is lower, in the same partition, or everywhere when
+the delete was written with an unpartitioned spec.
+
+Each planned table gets a reader:
+
+* ``parquet`` — DuckDB reads the planned data files with ``read_parquet``, columns mapped
+  by Iceberg field id (so renamed, added and promoted columns read right), positional
+  deletes anti-joined on (file, row position) and equality deletes on their columns;
+* ``arrow`` — PyIceberg reads the table (``scan(...).to_arrow()``) and DuckDB scans the
+  Arrow table: for files DuckDB cannot open (object stores), nested columns, name-mapped
+  or default-valued columns;
+* ``empty`` — no file to read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlparse
+
+from lakehouse.query.analysis import duckdb_type
+from lakehouse.query.errors import QueryError
+
+if TYPE_CHECKING:
+    from pyiceberg.expressions import BooleanExpression
+    from pyiceberg.manifest import DataFile, ManifestEntry
+    from pyiceberg.table import Table
+
+Reader = Literal["parquet", "arrow", "empty"]
+
+#: Columns DuckDB adds to read positional deletes; a table using the name reads through Arrow.
+ROW_NUMBER_COLUMN = "file_row_number"
+
+
+@dataclass(frozen=True)
+class EqualityDelete:
+    """An equality delete file and the field ids its rows match on."""
+
+    path: str
+    field_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ScanFile:
+    """One data file to read, with the delete files that apply to it."""
+
+    path: str
+    record_count: int
+    position_deletes: tuple[str, ...] = ()
+    equality_deletes: tuple[EqualityDelete, ...] = ()
+
+    @property
+    def has_deletes(self) -> bool:
+        """True when any delete file applies to this data file."""
+        return bool(self.position_deletes or self.equality_deletes)
+
+
+@dataclass(frozen=True)
+class TableScanPlan:
+    """How one table of a query is read: the planned files and the reader."""
+
+    #: The table as the catalog names it (``namespace.table``).
+    name: str
+    #: The snapshot read (``None``: the table has no snapshot yet).
+    snapshot_id: int | None
+    #: The filter used for pruning (and, with the ``arrow`` reader, for reading).
+    row_filter: BooleanExpression
+    #: Columns read by the ``arrow`` reader (``None``: all).
+    columns: tuple[str, ...] | None
+    #: Data files left after pruning, with their deletes.
+    files: tuple[ScanFile, ...]
+    reader: Reader
+    #: Why the ``arrow`` reader was chosen.
+    reason: str | None = None
+    #: SQL text of the pushed predicates.
+    predicates: tuple[str, ...] = ()
+    table: Table | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def data_files(self) -> list[str]:
+        """Paths of the planned data files."""
+        return [f.path for f in self.files]
+
+    @property
+    def delete_files(self) -> list[str]:
+        """Paths of the delete files that apply to the planned data files."""
+        seen: dict[str, None] = {}
+        for f in self.files:
+            for path in f.position_deletes:
+                seen.setdefault(path)
+            for eq in f.equality_deletes:
+                seen.setdefault(eq.path)
+        return list(seen)
+
+    def to_json(self) -> dict[str, object]:
+        """JSON form (for ``EXPLAIN``-like output and logs)."""
+        return {
+            "table": self.name,
+            "snapshot_id": self.snapshot_id,
+            "reader": self.reader,
+            "reason": self.reason,
+            "filter": str(self.row_filter),
+            "predicates": list(self.predicates),
+            "columns": list(self.columns) if self.columns is not None else None,
+            "data_files": self.data_files,
+            "delete_files": self.delete_files,
+        }
+
+
+def is_local(path: str) -> bool:
+    """True for ``file:`` URIs and plain paths (files DuckDB opens without extensions)."""
+    return urlparse(path).scheme in ("", "file")
+
+
+def plan_table(
+    table: Table,
+    name: str,
+    row_filter: BooleanExpression,
+    columns: Sequence[str] | None = None,
+    predicates: Sequence[str] = (),
+) -> TableScanPlan:
+    """Plan the read of ``table`` (current snapshot) for ``row_filter`` and ``columns``."""
+    from pyiceberg.manifest import DataFileContent
+    from pyiceberg.table import ManifestGroupPlanner
+
+    snapshot = table.current_snapshot()
+    selected = tuple(columns) if columns is not None else None
+    if snapshot is None:
+        return TableScanPlan(
+            name, None, row_filter, selected, (), "empty", None, tuple(predicates), table
+        )
+    metadata = table.metadata
+    equality: list[ManifestEntry] = []
+    data_sequence: dict[str, int] = {}
+
+    def keep(entry: ManifestEntry) -> bool:
+        content = entry.data_file.content
+        if content == DataFileContent.EQUALITY_DELETES:
+            equality.append(entry)
+            return False
+        if content == DataFileContent.DATA:
+            data_sequence[entry.data_file.file_path] = entry.sequence_number or 0
+        return True
+
+    planner = ManifestGroupPlanner(metadata, table.io, row_filter, case_sensitive=True)
+    tasks = list(planner.plan_files(snapshot.manifests(table.io), manifest_entry_filter=keep))
+    files = tuple(
+        ScanFile(
+            path=task.file.file_path,
+            record_count=task.file.record_count,
+            position_deletes=tuple(sorted(d.file_path for d in task.delete_files)),
+            equality_deletes=_equality_deletes(
+                table, task.file, data_sequence.get(task.file.file_path, 0), equality
+            ),
+        )
+        for task in tasks
+    )
+    if not files:
+        return TableScanPlan(
+            name, snapshot.snapshot_id, row_filter, selected, (), "empty", None,
+            tuple(predicates), table,
+        )  # fmt: skip
+    reason = _arrow_reason(table, files)
+    if reason is not None and any(f.equality_deletes for f in files):
+        raise QueryError(
+            f"table '{name}' has equality delete files and {reason}: it cannot be read yet"
+        )
+    return TableScanPlan(
+        name=name,
+        snapshot_id=snapshot.snapshot_id,
+        row_filter=row_filter,
+        columns=selected,
+        files=files,
+        reader="arrow" if reason else "parquet",
+        reason=reason,
+        predicates=tuple(predicates),
+        table=table,
+    )
+
+
+def _equality_deletes(
+    table: Table, data_file: DataFile, sequence: int, entries: Sequence[ManifestEntry]
+) -> tuple[EqualityDelete, ...]:
+    """The equality deletes of ``entries`` that apply to ``data_file`` (Iceberg's rules)."""
+    if not entries:
+        return ()
+    specs = table.metadata.specs()
+    out: list[EqualityDelete] = []
+    for entry in entries:
+        delete = entry.data_file
+        if (entry.sequence_number or 0) <= sequence:
+            continue
+        spec = specs.get(delete.spec_id)
+        is_global = spec is None or spec.is_unpartitioned()
+        same_partition = delete.spec_id == data_file.spec_id and _same_partition(
+            delete.partition, data_file.partition
+        )
+        if is_global or same_partition:
+            out.append(EqualityDelete(delete.file_path, tuple(delete.equality_ids or ())))
+    return tuple(sorted(out, key=lambda d: d.path))
+
+
+def _same_partition(left: object, right: object) -> bool:
+    return bool(left == right)
+
+
+def _arrow_reader_columns(table: Table) -> str | None:
+    """Why DuckDB's ``read_parquet`` cannot map this table's columns, else ``None``."""
+    from pyiceberg.table import TableProperties
+
+    schema = table.schema()
+    if table.properties.get(TableProperties.DEFAULT_NAME_MAPPING):
+        return "its files are read through a name mapping"
+    for f in schema.fields:
+        if duckdb_type(f.field_type) is None:
+            return f"column '{f.name}' has type {f.field_type}"
+        if f.initial_default is not None:
+            return f"column '{f.name}' has a default value"
+        if f.name.lower() == ROW_NUMBER_COLUMN:
+            return f"it has a column named '{f.name}'"
+    return None
+
+
+def _arrow_reason(table: Table, files: Sequence[ScanFile]) -> str | None:
+    remote = next((f.path for f in files if not is_local(f.path)), None)
+    if remote is not None:
+        return f"its files are not local ({urlparse(remote).scheme}://)"
+    for f in files:
+        for path in (*f.position_deletes, *(e.path for e in f.equality_deletes)):
+            if not is_local(path):
+                return f"its delete files are not local ({urlparse(path).scheme}://)"
+    return _arrow_reader_columns(table)
+
+
+__all__ = [
+    "EqualityDelete",
+    "Reader",
+    "ScanFile",
+    "TableScanPlan",
+    "is_local",
+    "plan_table",
+]

@@ -1,0 +1,249 @@
+"""Write-audit-publish runs: merge on success, main untouched on failure, --ref mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from lakehouse.client import Lakehouse, connect
+from lakehouse.pipelines import ModelError, RunEvent, run_pipeline
+from lakehouse.pipelines.runner import RUN_ID, RUN_PIPELINE, RUN_STATUS, new_run_id
+from tests.pipelines.conftest import bronze, rows, write_pipeline
+
+YAML = """
+name: shop
+checks:
+  - {model: silver.orders, type: not_null, columns: [id]}
+  - {model: silver.orders, type: unique, columns: [id]}
+  - {model: gold.by_status, type: row_count, min: 1}
+  - {model: silver.orders, type: row_count, min: 1000, severity: warn}
+"""
+MODELS = {
+    "silver/orders.sql": "SELECT id, status, amount FROM bronze.orders",
+    "gold/by_status.sql": """
+        SELECT status, count(*) AS orders, sum(amount) AS amount
+        FROM silver.orders GROUP BY status
+    """,
+}
+
+
+def orders(ids: list[int | None], status: str = "new") -> pa.Table:
+    return pa.table(
+        {
+            "id": pa.array(ids, pa.int64()),
+            "status": pa.array([status] * len(ids), pa.string()),
+            "amount": pa.array([10.0] * len(ids), pa.float64()),
+        }
+    )
+
+
+@pytest.fixture
+def shop(tmp_path: Path, lh: Lakehouse) -> Path:
+    """The pipeline folder; bronze.orders on main with three good rows."""
+    bronze(lh, "bronze.orders", orders([1, 2, 3]))
+    return write_pipeline(tmp_path / "pipelines", "shop", YAML, MODELS)
+
+
+def test_a_clean_run_merges_into_main_and_records_itself(lh: Lakehouse, shop: Path) -> None:
+    events: list[RunEvent] = []
+    result = run_pipeline(lh, shop, run_id="r1", listener=events.append)
+
+    assert result.ok and result.status == "success" and result.merged
+    assert result.branch == "run/shop/r1" and result.target == "main"
+    assert [m.model for m in result.models] == ["silver.orders", "gold.by_status"]
+    assert [c.status for c in result.checks] == ["pass", "pass", "pass", "fail"]
+    assert [c.name for c in result.warnings] == ["row_count(silver.orders: 1000..)"]
+    assert rows(lh, "SELECT status, orders FROM gold.by_status") == [{"status": "new", "orders": 3}]
+    # the merge commit on main carries the run's outcome
+    head = lh.log("main", 1)[0].meta
+    assert head.hash == result.merge_hash
+    assert head.properties[RUN_ID] == "r1"
+    assert head.properties[RUN_PIPELINE] == "shop"
+    assert head.properties[RUN_STATUS] == "success"
+    assert len(head.parent_hashes) == 2
+    # the run branch is gone; its final commit is the merge's second parent
+    assert "run/shop/r1" not in [b.name for b in lh.branches()]
+    assert lh.store.commit_meta(head.parent_hashes[1]).properties[RUN_STATUS] == "success"
+    # progress: every step started and ended
+    ended = [(e.step, e.name, e.status) for e in events if e.phase == "end"]
+    assert ("model", "silver.orders", "ok") in ended
+    assert ("check", "row_count(silver.orders: 1000..)", "warn") in ended
+    assert ended[-1] == ("publish", "run/shop/r1 -> main", "ok")
+
+
+def test_keep_branch_keeps_the_run_branch(lh: Lakehouse, shop: Path) -> None:
+    result = run_pipeline(lh, shop, run_id="r1", keep_branch=True)
+    assert result.merged and not result.branch_deleted
+    head = lh.log("run/shop/r1", 1)[0].meta
+    assert head.properties[RUN_STATUS] == "success"
+
+
+def test_a_failed_check_leaves_main_untouched_and_keeps_the_branch(
+    lh: Lakehouse, shop: Path
+) -> None:
+    bronze(lh, "bronze.orders", orders([3, None]))
+    main_before = lh.resolve("main").hash
+
+    result = run_pipeline(lh, shop, run_id="bad")
+
+    assert result.status == "failed" and not result.ok and not result.merged
+    assert lh.resolve("main").hash == main_before
+    assert not lh.catalog("main").table_exists("silver.orders")
+    failed = {c.name: c for c in result.failed_checks}
+    assert set(failed) == {"not_null(silver.orders: id)", "unique(silver.orders: id)"}
+    nulls = failed["not_null(silver.orders: id)"]
+    assert nulls.failing_rows == 1 and nulls.model == "silver.orders"
+    assert nulls.sample == [{"id": None, "status": "new", "amount": 10.0}]
+    assert failed["unique(silver.orders: id)"].sample == [{"id": 3, "duplicates": 2}]
+    # the branch holds what was built, and its last commit records the failure
+    assert "run/shop/bad" in [b.name for b in lh.branches()]
+    assert rows(lh, "SELECT count(*) AS n FROM silver.orders", "run/shop/bad") == [{"n": 5}]
+    meta = lh.log("run/shop/bad", 1)[0].meta
+    assert meta.hash == result.head_hash
+    assert meta.properties[RUN_STATUS] == "failed"
+    assert "not_null(silver.orders: id)" in meta.properties["lakehouse.run.failed-checks"]
+    assert meta.message.startswith("Run bad of pipeline shop: failed")
+
+
+def test_ref_mode_builds_on_that_branch_without_merging(lh: Lakehouse, shop: Path) -> None:
+    lh.create_branch("dev")
+    main_before = lh.resolve("main").hash
+    result = run_pipeline(lh, shop, ref="dev", run_id="d1")
+    assert result.ok and not result.merged and result.target is None
+    assert result.branch == "dev"
+    assert lh.resolve("main").hash == main_before
+    assert rows(lh, "SELECT count(*) AS n FROM silver.orders", "dev") == [{"n": 3}]
+    meta = lh.log("dev", 1)[0].meta
+    assert meta.properties[RUN_STATUS] == "success" and meta.properties[RUN_ID] == "d1"
+    assert [b.name for b in lh.branches()] == ["dev", "main"]
+
+
+def test_nessie_ref_selects_ref_mode(
+    tmp_path: Path, shop: Path, lh: Lakehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lh.create_branch("etl")
+    monkeypatch.setenv("NESSIE_REF", "etl")
+    with connect(tmp_path / "home") as env_lh:
+        result = run_pipeline(env_lh, shop)
+    assert result.branch == "etl" and not result.merged
+    assert not lh.catalog("main").table_exists("silver.orders")
+
+
+def test_a_second_run_without_changes_still_records_itself_on_main(
+    lh: Lakehouse, shop: Path
+) -> None:
+    run_pipeline(lh, shop, run_id="r1")
+    second = run_pipeline(lh, shop, run_id="r2")
+    assert second.ok and second.merged
+    head = lh.log("main", 1)[0].meta
+    assert head.properties[RUN_ID] == "r2" and head.hash == second.merge_hash
+
+
+def test_a_model_sql_error_names_the_model_and_keeps_the_branch(
+    lh: Lakehouse, tmp_path: Path
+) -> None:
+    bronze(lh, "bronze.orders", orders([1]))
+    folder = write_pipeline(
+        tmp_path,
+        "broken",
+        "name: broken\n",
+        {
+            "silver/orders.sql": "SELECT id FROM bronze.orders",
+            "gold/totals.sql": "SELECT sum(nope) AS total FROM silver.orders",
+        },
+    )
+    main_before = lh.resolve("main").hash
+    with pytest.raises(ModelError) as info:
+        run_pipeline(lh, folder, run_id="x")
+    error = info.value
+    message = str(error)
+    assert message.startswith("model gold.totals (")
+    assert "gold/totals.sql" in message
+    assert 'Referenced column "nope" not found' in message
+    assert "main unchanged, run branch 'run/broken/x' kept" in message
+    assert "\n" not in message
+    assert error.run_id == "x" and error.branch == "run/broken/x"
+    assert error.__cause__ is not None  # the original error, for --debug
+    assert lh.resolve("main").hash == main_before
+    meta = lh.log("run/broken/x", 1)[0].meta
+    assert meta.properties[RUN_STATUS] == "error"
+    assert "gold.totals" in meta.properties["lakehouse.run.error"]
+
+
+def test_a_model_reading_a_missing_table_names_the_model_file(
+    lh: Lakehouse, tmp_path: Path
+) -> None:
+    folder = write_pipeline(
+        tmp_path, "p", "name: p\n", {"silver/orders.sql": "SELECT * FROM bronze.nowhere"}
+    )
+    with pytest.raises(ModelError) as info:
+        run_pipeline(lh, folder, run_id="m")
+    assert str(info.value).startswith("model silver.orders (")
+    assert "silver/orders.sql): table 'bronze.nowhere' does not exist on 'run/p/m'" in str(
+        info.value
+    )
+
+
+def test_a_merge_conflict_fails_the_publish_and_keeps_main(lh: Lakehouse, shop: Path) -> None:
+    run_pipeline(lh, shop, run_id="r1")
+    bronze(lh, "bronze.orders", orders([4]))
+
+    def meddle(event: RunEvent) -> None:
+        if event.step == "publish" and event.phase == "start":
+            lh.catalog("main").load_table("silver.orders").append(
+                pa.table(
+                    {
+                        "id": pa.array([99], pa.int64()),
+                        "status": ["x"],
+                        "amount": [1.0],
+                    }
+                )
+            )
+
+    result = run_pipeline(lh, shop, run_id="r2", listener=meddle)
+    assert result.status == "error" and not result.merged
+    assert result.error is not None and "merge into main failed" in result.error
+    assert "silver.orders" in result.error
+    assert lh.log("run/shop/r2", 1)[0].meta.properties[RUN_STATUS] == "error"
+
+
+def test_sources_are_ingested_on_the_run_branch(
+    lh: Lakehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "landing"
+    data.mkdir()
+    (data / "orders1.csv").write_text("id,status,amount\n1,new,2.5\n2,paid,4\n", encoding="utf-8")
+    monkeypatch.setenv("SHOP_DATA", str(data))
+    folder = write_pipeline(
+        tmp_path,
+        "feed",
+        """
+        name: feed
+        sources:
+          - name: shop
+            type: folder
+            path: ${SHOP_DATA}
+            format: csv
+            tables: [{table: orders, pattern: "orders*.csv"}]
+        checks:
+          - {model: bronze.orders, type: freshness, column: _ingested_at, max_age: 1h}
+          - {model: silver.orders, type: row_count, min: 2, max: 2}
+        """,
+        {"silver/orders.sql": "SELECT id, status, amount FROM bronze.orders"},
+    )
+    result = run_pipeline(lh, folder, run_id="f1")
+    assert result.ok, [c.to_json() for c in result.checks]
+    assert [(i.table, i.rows) for i in result.ingested] == [("bronze.orders", 2)]
+    assert rows(lh, "SELECT id FROM silver.orders ORDER BY id") == [{"id": 1}, {"id": 2}]
+
+
+def test_run_ids_are_sortable_and_unique() -> None:
+    first, second = new_run_id(), new_run_id()
+    assert first != second and first[:8].isdigit() and first[8] == "T"
+
+
+def test_lakehouse_run_delegates(lh: Lakehouse, shop: Path) -> None:
+    result = lh.run("shop", pipelines_dir=shop.parent, run_id="via-client")
+    assert result.ok and result.run_id == "via-client"
