@@ -45,7 +45,11 @@ from lakehouse.catalog.model import (
 )
 from lakehouse.catalog.sql_store import SqlStore
 from lakehouse.catalog.store import VersionStore
-from lakehouse.errors import CommitStateUnknownError, ReadOnlyReferenceError
+from lakehouse.errors import (
+    CommitStateUnknownError,
+    LocationNotAllowedError,
+    ReadOnlyReferenceError,
+)
 from lakehouse.storage import Warehouse
 
 ORDERS = ("bronze", "orders")
@@ -339,16 +343,19 @@ def test_data_files_live_in_the_zone_bucket_and_metadata_in_iceberg_metadata(
 def test_an_explicit_location_moves_the_data_but_not_the_metadata(
     dev: RefCatalog, warehouse: Warehouse, tmp_path: Path
 ) -> None:
-    elsewhere = (tmp_path / "elsewhere").as_posix()
-    table = dev.create_table(ORDERS, SCHEMA, location=f"file://{elsewhere}")
+    elsewhere = local(warehouse.bucket_uri("gold")) / "elsewhere"
+    table = dev.create_table(ORDERS, SCHEMA, location=f"file://{elsewhere.as_posix()}")
     table.append(rows((1, "a")))
     assert all(
-        local(t.file.file_path).is_relative_to(Path(elsewhere) / "data")
+        local(t.file.file_path).is_relative_to(elsewhere / "data")
         for t in table.scan().plan_files()
     )
     assert local(table.metadata_location).is_relative_to(
         local(warehouse.bucket_uri("iceberg-metadata"))
     )
+    # a location outside the warehouse's buckets is refused
+    with pytest.raises(LocationNotAllowedError, match="not allowed"):
+        dev.create_table(("bronze", "t2"), SCHEMA, location=(tmp_path / "outside").as_uri())
 
 
 def test_warehouse_maps_every_bucket_locally_or_to_s3(tmp_path: Path) -> None:
@@ -428,19 +435,26 @@ def test_table_created_again_after_drop_gets_new_folders(dev: RefCatalog) -> Non
 
 
 def test_register_table_adds_the_safety_properties(
-    dev: RefCatalog, store: VersionStore, tmp_path: Path
+    dev: RefCatalog, store: VersionStore, warehouse: Warehouse, tmp_path: Path
 ) -> None:
     from pyiceberg.catalog.sql import SqlCatalog
 
-    outside = SqlCatalog(
-        "outside",
-        uri=f"sqlite:///{tmp_path}/outside.db",
-        warehouse=(tmp_path / "outside").as_uri(),
-    )
-    outside.create_namespace("ns")
-    foreign = outside.create_table(("ns", "t"), SCHEMA)
-    foreign.append(rows((1, "a")))
-    outside.close()
+    def foreign_table(root: Path) -> Table:
+        other = SqlCatalog(
+            "outside", uri=f"sqlite:///{tmp_path}/{root.name}.db", warehouse=root.as_uri()
+        )
+        other.create_namespace("ns")
+        created = other.create_table(("ns", "t"), SCHEMA)
+        created.append(rows((1, "a")))
+        other.close()
+        return created
+
+    # metadata outside the warehouse is never read
+    outside = foreign_table(tmp_path / "outside")
+    with pytest.raises(LocationNotAllowedError):
+        dev.register_table(("bronze", "imported"), outside.metadata_location)
+    # files copied into the warehouse (here: written there) can be registered
+    foreign = foreign_table(local(warehouse.bucket_uri("bronze")) / "imported")
 
     registered = dev.register_table(("bronze", "imported"), foreign.metadata_location)
 

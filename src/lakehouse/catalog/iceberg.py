@@ -32,16 +32,28 @@ is rebased onto the new head (new manifests and manifest list with the right par
 sequence number and summary totals); anything else raises
 :class:`~pyiceberg.exceptions.CommitFailedException` naming the table and the branch.
 An unknown commit outcome raises :class:`~pyiceberg.exceptions.CommitStateUnknownException`
-and nothing is cleaned up.
+and nothing is cleaned up. :meth:`RefCatalog.commit_tables` does the same for several
+tables at once: every table's requirements are validated and its metadata file written,
+then one catalog commit carries all of them (or none lands).
+
+Locations (DESIGN §3, issue 3): an explicit table location, a metadata file to register
+and any ``write.*.path`` or table location a commit sets must be inside the warehouse
+(:meth:`~lakehouse.storage.zones.Warehouse.contains`), else
+:class:`~lakehouse.errors.LocationNotAllowedError`. A catalog made with
+``lakehouse.locations.confined=true`` (the Iceberg REST server's) also refuses to read
+or write metadata of existing tables outside the warehouse, and new snapshots whose
+manifest list is outside it.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from pyiceberg.avro.codecs import AvroCompressionCodec
@@ -113,6 +125,7 @@ from lakehouse.errors import (
     CommitConflictError,
     CommitStateUnknownError,
     InvalidInputError,
+    LocationNotAllowedError,
     ReadOnlyReferenceError,
     ReferenceConflictError,
     TransientCatalogError,
@@ -137,6 +150,16 @@ COMMIT_MIN_WAIT_MS = "lakehouse.commit.min-wait-ms"
 COMMIT_MAX_WAIT_MS = "lakehouse.commit.max-wait-ms"
 #: Catalog property naming the author recorded on commits.
 AUTHOR = "author"
+#: Catalog property: ``"false"`` turns off the server-side rebase of stale fast appends, so
+#: that a failed requirement always fails the commit (the Iceberg REST server's choice).
+REBASE_FAST_APPENDS = "lakehouse.commit.rebase-fast-appends"
+#: Catalog property: ``"true"`` refuses to read or write metadata of tables whose metadata
+#: is outside the warehouse, whoever put them in the catalog (the Iceberg REST server's choice).
+LOCATIONS_CONFINED = "lakehouse.locations.confined"
+
+#: Table properties naming where files are written (``write.data.path``, ``write.metadata.path``,
+#: ``write.object-storage.path`` …): each must be inside the warehouse.
+_WRITE_PATH_PROPERTY = re.compile(r"^write\..+\.path$")
 
 _DEFAULT_ATTEMPTS = 25
 _DEFAULT_MIN_WAIT_MS = 5
@@ -179,6 +202,20 @@ class _LostRaceError(Exception):
     """Internal: the attempt lost a race; re-read and try again."""
 
 
+@dataclass(frozen=True)
+class TableChange:
+    """Requirements and updates for one table of :meth:`RefCatalog.commit_tables`.
+
+    ``base_location`` is the metadata location the change was computed from, when known
+    (it only improves the error message when updates no longer apply).
+    """
+
+    identifier: str | Identifier
+    requirements: tuple[TableRequirement, ...] = ()
+    updates: tuple[TableUpdate, ...] = ()
+    base_location: str | None = None
+
+
 class RefCatalog(MetastoreCatalog):
     """A PyIceberg catalog over the contents of one reference of a :class:`VersionStore`.
 
@@ -204,6 +241,8 @@ class RefCatalog(MetastoreCatalog):
         self._max_attempts = max(1, int(properties.get(COMMIT_ATTEMPTS, _DEFAULT_ATTEMPTS)))
         self._min_wait_ms = max(0, int(properties.get(COMMIT_MIN_WAIT_MS, _DEFAULT_MIN_WAIT_MS)))
         self._max_wait_ms = max(0, int(properties.get(COMMIT_MAX_WAIT_MS, _DEFAULT_MAX_WAIT_MS)))
+        self._rebase = properties.get(REBASE_FAST_APPENDS, "true").strip().lower() != "false"
+        self._confined = properties.get(LOCATIONS_CONFINED, "false").strip().lower() == "true"
 
     def __repr__(self) -> str:
         return f"RefCatalog(name={self.name!r}, ref={self.ref!r})"
@@ -244,6 +283,8 @@ class RefCatalog(MetastoreCatalog):
 
     def _table_from_content(self, key: ContentKey, content: IcebergTable) -> Table:
         location = content.metadata_location
+        if self._confined:
+            self._check_location(location, f"metadata of table '{key}'")
         io = self._load_file_io(location=location)
         metadata = FromInputFile.table_metadata(io.new_input(location))
         return Table(
@@ -401,6 +442,30 @@ class RefCatalog(MetastoreCatalog):
                     "(only `lakehouse maintenance gc` deletes files)"
                 )
 
+    def _check_location(self, uri: str, what: str) -> None:
+        """:class:`LocationNotAllowedError` unless ``uri`` is inside the warehouse."""
+        if not self.warehouse.contains(uri):
+            raise LocationNotAllowedError(uri, what)
+
+    def _check_write_paths(
+        self,
+        what: str,
+        location: str | None,
+        properties: Mapping[str, str],
+        before: TableMetadata | None = None,
+    ) -> None:
+        """Check a table location and its ``write.*.path`` properties (only changed ones
+        when ``before`` is given: existing tables keep working)."""
+        if location is not None and (before is None or location != before.location):
+            if not location:
+                raise LocationNotAllowedError(location, f"{what}: a new table needs a location;")
+            self._check_location(location, f"{what}: table location")
+        for prop, value in properties.items():
+            if _WRITE_PATH_PROPERTY.match(prop) and (
+                before is None or before.properties.get(prop) != value
+            ):
+                self._check_location(value, f"{what}: property {prop}")
+
     def _create_staged_table(
         self,
         identifier: str | Identifier,
@@ -418,6 +483,8 @@ class RefCatalog(MetastoreCatalog):
         """
         key = self._table_key(identifier, ValueError)
         self._check_safety(properties, f"create table '{key}'")
+        if location:
+            self._check_location(location, f"create table '{key}': location")
         format_version = int(
             properties.get(TableProperties.FORMAT_VERSION, TableProperties.DEFAULT_FORMAT_VERSION)
         )
@@ -426,6 +493,7 @@ class RefCatalog(MetastoreCatalog):
         table_location = location.rstrip("/") if location else paths.root
         data_path = f"{table_location}/data" if location else paths.data
         table_properties = {**properties, **self._forced_properties(data_path, paths.metadata)}
+        self._check_write_paths(f"create table '{key}'", None, table_properties)
         metadata = new_table_metadata(
             location=table_location,
             schema=iceberg_schema,
@@ -521,8 +589,11 @@ class RefCatalog(MetastoreCatalog):
         self._check_namespace(branch, key, found)
         if key in found and not (overwrite and isinstance(found[key], IcebergTable)):
             raise TableAlreadyExistsError(f"table '{key}' already exists on '{branch}'")
+        # checked before reading: a registered table must not point the catalog anywhere
+        self._check_location(metadata_location, f"register table '{key}': metadata location")
         io = self._load_file_io(location=metadata_location)
         metadata = FromInputFile.table_metadata(io.new_input(metadata_location))
+        self._check_write_paths(f"register table '{key}'", metadata.location, metadata.properties)
         needed = {k: v for k, v in SAFETY_PROPERTIES.items() if metadata.properties.get(k) != v}
         if not metadata.properties.get(
             TableProperties.WRITE_DATA_PATH
@@ -632,61 +703,135 @@ class RefCatalog(MetastoreCatalog):
         updates: tuple[TableUpdate, ...],
     ) -> CommitTableResponse:
         """Apply ``updates`` to the table on the bound branch as one catalog commit."""
-        key = self._table_key(table.name())
+        change = TableChange(table.name(), requirements, updates, table.metadata_location)
+        return self.commit_tables([change])[0]
+
+    def commit_tables(self, changes: Sequence[TableChange]) -> list[CommitTableResponse]:
+        """Apply changes to several tables on the bound branch as ONE catalog commit.
+
+        Every table's requirements are validated against its current metadata and every
+        new metadata file is written before a single store commit, made with the expected
+        hash everything was read at, puts all of them; any failure commits nothing. Lost
+        races re-read and start over (bounded). Returns one response per change, in order.
+        A change that leaves its table as it is writes nothing.
+        """
+        if not changes:
+            raise ValueError("commit_tables needs at least one table change")
+        keys = [self._table_key(change.identifier) for change in changes]
+        duplicates = sorted({str(k) for k in keys if keys.count(k) > 1})
+        if duplicates:
+            raise ValueError(
+                f"a multi-table commit names table(s) {', '.join(duplicates)} more than once; "
+                "put all changes of a table in one entry"
+            )
         branch = self._writable_branch()
-        creating = any(isinstance(r, AssertCreate) for r in requirements)
-        self._check_property_updates(key, updates)
-        message, props = self._describe(key, updates, creating)
+        creating = [any(isinstance(r, AssertCreate) for r in c.requirements) for c in changes]
+        for key, change in zip(keys, changes, strict=True):
+            self._check_property_updates(key, change.updates)
+        if len(changes) == 1:
+            message, props = self._describe(keys[0], changes[0].updates, creating[0])
+        else:
+            names = ", ".join(str(k) for k in keys)
+            message = f"Update {len(keys)} tables: {names}"
+            props = {"iceberg.operation": "multi-table-commit", "iceberg.tables": names}
         meta = self._meta(message, props)
         on_conflict = self._conflict_mapper(
             branch,
             exists=lambda k: TableAlreadyExistsError(f"table '{k}' already exists on '{branch}'"),
             missing=lambda k: NoSuchTableError(f"table '{k}' does not exist on '{branch}'"),
         )
+        wanted = list(dict.fromkeys(k for key in keys for k in self._with_parent(key)))
+        what = f"commit to table '{keys[0]}'" if len(keys) == 1 else f"commit to {len(keys)} tables"
 
-        def attempt(n: int) -> CommitTableResponse:
-            head, found = self._read_branch(branch, self._with_parent(key))
-            content = found.get(key)
-            current: Table | None = None
-            if content is not None:
-                if not isinstance(content, IcebergTable) or creating:
-                    if creating:
-                        raise TableAlreadyExistsError(f"table '{key}' already exists on '{branch}'")
-                    raise NoSuchTableError(f"table '{key}' does not exist on '{branch}'")
-                current = self._table_from_content(key, content)
-            elif creating:
-                self._check_namespace(branch, key, found)
-            else:
+        def attempt(n: int) -> list[CommitTableResponse]:
+            head, found = self._read_branch(branch, wanted)
+            puts: list[Operation] = []
+            responses: list[CommitTableResponse] = []
+            for key, change, create in zip(keys, changes, creating, strict=True):
+                put, response = self._prepare_change(key, branch, found, change, create, n)
+                if put is not None:
+                    puts.append(put)
+                responses.append(response)
+            if puts:
+                self._commit(branch, puts, head, meta, on_conflict)
+            return responses
+
+        return self._retrying(f"{what} on '{branch}'", attempt)
+
+    def _prepare_change(
+        self,
+        key: ContentKey,
+        branch: str,
+        found: Mapping[ContentKey, Content],
+        change: TableChange,
+        creating: bool,
+        attempt: int,
+    ) -> tuple[Put | None, CommitTableResponse]:
+        """Validate one change at the read head and write its new metadata file.
+
+        Returns the put to commit (``None`` when nothing changes) and the response.
+        """
+        content = found.get(key)
+        current: Table | None = None
+        if content is not None:
+            if not isinstance(content, IcebergTable) or creating:
+                if creating:
+                    raise TableAlreadyExistsError(f"table '{key}' already exists on '{branch}'")
                 raise NoSuchTableError(f"table '{key}' does not exist on '{branch}'")
+            current = self._table_from_content(key, content)
+        elif creating:
+            self._check_namespace(branch, key, found)
+        else:
+            raise NoSuchTableError(f"table '{key}' does not exist on '{branch}'")
 
-            to_apply = self._validated_updates(key, branch, current, requirements, updates, n)
-            new_metadata = self._apply(key, branch, table, current, to_apply)
-            if current is not None and new_metadata == current.metadata:
-                return CommitTableResponse(
-                    metadata=current.metadata, metadata_location=current.metadata_location
-                )
-            version = (
-                self._parse_metadata_version(current.metadata_location) + 1
-                if current is not None
-                else 0
+        to_apply = self._validated_updates(
+            key, branch, current, change.requirements, change.updates, attempt
+        )
+        new_metadata = self._apply(key, branch, change.base_location, current, to_apply)
+        if current is not None and new_metadata == current.metadata:
+            return None, CommitTableResponse(
+                metadata=current.metadata, metadata_location=current.metadata_location
             )
-            provider = load_location_provider(new_metadata.location, new_metadata.properties)
-            new_location = provider.new_table_metadata_file_location(version)
-            io = self._load_file_io(new_metadata.properties, new_location)
-            self._write_metadata(new_metadata, io, new_location)
-            new_content = self._table_content(
-                new_metadata, new_location, content.id if content is not None else None
-            )
-            self._commit(branch, [Put(key, new_content)], head, meta, on_conflict)
-            return CommitTableResponse(metadata=new_metadata, metadata_location=new_location)
-
-        return self._retrying(f"commit to table '{key}' on '{branch}'", attempt)
+        version = (
+            self._parse_metadata_version(current.metadata_location) + 1
+            if current is not None
+            else 0
+        )
+        provider = load_location_provider(new_metadata.location, new_metadata.properties)
+        new_location = provider.new_table_metadata_file_location(version)
+        self._check_write_paths(
+            f"commit to table '{key}'",
+            new_metadata.location,
+            new_metadata.properties,
+            current.metadata if current is not None else None,
+        )
+        if self._confined:
+            self._check_location(new_location, f"commit to table '{key}': metadata file")
+            known = {
+                snapshot.snapshot_id
+                for snapshot in (current.metadata.snapshots if current is not None else ())
+            }
+            for snapshot in new_metadata.snapshots:
+                if snapshot.snapshot_id not in known:
+                    self._check_location(
+                        snapshot.manifest_list,
+                        f"commit to table '{key}': manifest list of snapshot "
+                        f"{snapshot.snapshot_id}",
+                    )
+        io = self._load_file_io(new_metadata.properties, new_location)
+        self._write_metadata(new_metadata, io, new_location)
+        new_content = self._table_content(
+            new_metadata, new_location, content.id if content is not None else None
+        )
+        return Put(key, new_content), CommitTableResponse(
+            metadata=new_metadata, metadata_location=new_location
+        )
 
     def _apply(
         self,
         key: ContentKey,
         branch: str,
-        table: Table,
+        base_location: str | None,
         current: Table | None,
         updates: tuple[TableUpdate, ...],
     ) -> TableMetadata:
@@ -707,7 +852,11 @@ class RefCatalog(MetastoreCatalog):
                     metadata_location=location,
                 )
         except ValueError as exc:
-            if current is not None and current.metadata_location != table.metadata_location:
+            if (
+                current is not None
+                and base_location is not None
+                and current.metadata_location != base_location
+            ):
                 raise CommitFailedException(
                     f"cannot commit to table '{key}' on branch '{branch}': it changed "
                     f"concurrently and the updates no longer apply ({exc}); reload and retry"
@@ -782,7 +931,8 @@ class RefCatalog(MetastoreCatalog):
         if any(isinstance(r, AssertCreate) for r, _ in failures):
             raise TableAlreadyExistsError(f"table '{key}' already exists on '{branch}'")
         if (
-            current is not None
+            self._rebase
+            and current is not None
             and len(failures) == 1
             and isinstance(failures[0][0], AssertRefSnapshotId)
         ):
@@ -795,10 +945,14 @@ class RefCatalog(MetastoreCatalog):
                 )
                 return rebased
         reasons = "; ".join(str(exc) for _, exc in failures)
+        why = (
+            "this change is not a fast append that can be rebased"
+            if self._rebase
+            else "its requirements no longer hold"
+        )
         raise CommitFailedException(
             f"cannot commit to table '{key}' on branch '{branch}': the table was changed "
-            f"concurrently and this change is not a fast append that can be rebased "
-            f"(Iceberg: {reasons}); reload the table and retry"
+            f"concurrently and {why} (Iceberg: {reasons}); reload the table and retry"
         )
 
     def _rebase_fast_append(
@@ -1188,6 +1342,7 @@ class RefCatalog(MetastoreCatalog):
     def register_view(self, identifier: str | Identifier, metadata_location: str) -> View:
         """Register existing view metadata at ``identifier`` on the bound branch."""
         key = self._table_key(identifier, ValueError)
+        self._check_location(metadata_location, f"register view '{key}': metadata location")
         metadata = self._read_view_metadata(metadata_location)
         self._put_view(key, metadata, metadata_location, "Register")
         return View(key.elements, metadata)
@@ -1202,6 +1357,8 @@ class RefCatalog(MetastoreCatalog):
     ) -> View:
         """Create a view; its metadata goes under the ``iceberg-metadata`` bucket."""
         key = self._table_key(identifier, ValueError)
+        if location:
+            self._check_location(location, f"create view '{key}': location")
         branch = self._writable_branch()
         _, found = self._read_branch(branch, self._with_parent(key))
         self._check_namespace(branch, key, found)
@@ -1271,4 +1428,10 @@ def _live_manifests(manifests: Iterable[ManifestFile]) -> list[ManifestFile]:
     return [m for m in manifests if m.has_added_files() or m.has_existing_files()]
 
 
-__all__ = ["SAFETY_PROPERTIES", "RefCatalog"]
+__all__ = [
+    "LOCATIONS_CONFINED",
+    "REBASE_FAST_APPENDS",
+    "SAFETY_PROPERTIES",
+    "RefCatalog",
+    "TableChange",
+]

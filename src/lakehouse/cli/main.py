@@ -29,7 +29,7 @@ from typing import Annotated
 
 import typer
 
-from lakehouse.cli import refs, run, sql, tables
+from lakehouse.cli import refs, run, serve, sql, tables
 from lakehouse.cli._common import (
     LakehouseGroup,
     Output,
@@ -239,6 +239,7 @@ def merge(
 
 app.command("run")(run.run_command)
 app.command("sql")(sql.sql_command)
+app.command("serve")(serve.serve_command)
 
 
 def main() -> None:

@@ -4,14 +4,16 @@
 path                   what
 =====================  ==========================================================
 ``/api/v2/…``          Nessie REST API v2 (:mod:`lakehouse.server.api_v2`)
+``/iceberg/…``         Iceberg REST catalog, ref in the prefix (:mod:`.iceberg_rest`);
+                       served when the app is given a warehouse (``iceberg=``)
 ``/healthz``           the process is up (no store call)
 ``/readyz``            the store answers (reads the default branch), else 503
 ``/metrics``           Prometheus text format (:mod:`lakehouse.server.metrics`)
 ``/openapi.json``      OpenAPI document; ``/docs`` renders it
 =====================  ==========================================================
 
-Middleware, outermost first: reference-path decoding, metrics, bearer auth (when a
-token is configured), request size and media-type limits.
+Middleware, outermost first: reference-path decoding (Nessie and Iceberg paths),
+metrics, bearer auth (when a token is configured), request size and media-type limits.
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ import lakehouse
 from lakehouse.catalog.store import VersionStore
 from lakehouse.server.api_v2 import build_router
 from lakehouse.server.errors import install_error_handlers
+from lakehouse.server.iceberg_rest import (
+    IcebergPathMiddleware,
+    IcebergRestSettings,
+    build_iceberg_router,
+)
 from lakehouse.server.metrics import MetricsMiddleware, ServerMetrics, operation_of
 from lakehouse.server.middleware import (
     BearerAuthMiddleware,
@@ -59,8 +66,17 @@ class NessieRefConvertor(Convertor[str]):
 register_url_convertor("nessieref", NessieRefConvertor())
 
 
-def create_app(store: VersionStore, *, settings: ServerSettings | None = None) -> FastAPI:
-    """The server app over ``store``. The caller keeps ownership of ``store``."""
+def create_app(
+    store: VersionStore,
+    *,
+    settings: ServerSettings | None = None,
+    iceberg: IcebergRestSettings | None = None,
+) -> FastAPI:
+    """The server app over ``store``. The caller keeps ownership of ``store``.
+
+    With ``iceberg`` (the warehouse and its FileIO settings) the Iceberg REST catalog
+    is served under ``/iceberg`` too.
+    """
     settings = settings or ServerSettings()
     metrics = ServerMetrics()
     app = FastAPI(
@@ -83,6 +99,8 @@ def create_app(store: VersionStore, *, settings: ServerSettings | None = None) -
 
     install_error_handlers(app, on_conflict=count_conflict)
     app.include_router(build_router(store, settings, metrics))
+    if iceberg is not None:
+        app.include_router(build_iceberg_router(store, iceberg, metrics))
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process is up")
     async def healthz() -> JSONResponse:
@@ -111,6 +129,7 @@ def create_app(store: VersionStore, *, settings: ServerSettings | None = None) -
         app.add_middleware(BearerAuthMiddleware, token=settings.token)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RefPathMiddleware)
+    app.add_middleware(IcebergPathMiddleware)
     return app
 
 
@@ -121,6 +140,7 @@ def make_server(
     *,
     settings: ServerSettings | None = None,
     log_level: str = "info",
+    iceberg: IcebergRestSettings | None = None,
 ) -> uvicorn.Server:
     """A uvicorn server for ``store``, not started (``run()`` it, or ``should_exit`` it)."""
     no_auth = settings is None or settings.token is None
@@ -131,7 +151,7 @@ def make_server(
             host,
         )
     config = uvicorn.Config(
-        create_app(store, settings=settings),
+        create_app(store, settings=settings, iceberg=iceberg),
         host=host,
         port=port,
         log_level=log_level,
@@ -148,9 +168,10 @@ def run(
     *,
     settings: ServerSettings | None = None,
     log_level: str = "info",
+    iceberg: IcebergRestSettings | None = None,
 ) -> None:
     """Serve ``store`` with uvicorn until interrupted (``lakehouse serve``)."""
-    make_server(store, host, port, settings=settings, log_level=log_level).run()
+    make_server(store, host, port, settings=settings, log_level=log_level, iceberg=iceberg).run()
 
 
 __all__ = ["NessieRefConvertor", "create_app", "make_server", "run"]

@@ -1,20 +1,24 @@
 """ASGI middleware of the server: reference paths, bearer auth, request limits.
 
 Each one answers with a ``NessieError`` body (:mod:`lakehouse.server.errors`) when it
-refuses a request, before the request reaches a handler.
+refuses a request, before the request reaches a handler; under ``/iceberg`` the body is
+the Iceberg REST spec's error instead (:mod:`lakehouse.server.iceberg_errors`).
 """
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 from urllib.parse import unquote
 
 from pydantic import SecretStr
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lakehouse.server.errors import error_response
+from lakehouse.server.iceberg_errors import iceberg_error_response, is_iceberg_path
 
 TREES_PREFIX = "/api/v2/trees/"
 #: Paths served without a token when auth is on: probes, scraping, the API description.
@@ -76,12 +80,13 @@ class BearerAuthMiddleware:
             scheme, _, credentials = headers.get("authorization", "").partition(" ")
             given = credentials.strip().encode("utf-8")
             if scheme.lower() != "bearer" or not hmac.compare_digest(given, self._token):
-                response = error_response(
+                response = _refusal_response(
+                    scope,
                     headers,
                     401,
                     "Unauthorized: send a valid 'Authorization: Bearer <token>' header",
                     "UNKNOWN",
-                    headers={"WWW-Authenticate": 'Bearer realm="lakehouse"'},
+                    extra_headers={"WWW-Authenticate": 'Bearer realm="lakehouse"'},
                 )
                 await response(scope, receive, send)
                 return
@@ -106,7 +111,7 @@ class RequestLimitMiddleware:
         refusal = self._refusal(scope, headers)
         if refusal is not None:
             status, message = refusal
-            await error_response(headers, status, message)(scope, receive, send)
+            await _refusal_response(scope, headers, status, message)(scope, receive, send)
             return
         if _is_api_write(scope) and "content-type" not in headers:
             scope = dict(scope)
@@ -143,8 +148,25 @@ class RequestLimitMiddleware:
         return None
 
 
+def _refusal_response(
+    scope: Scope,
+    headers: Headers,
+    status: int,
+    message: str,
+    error_code: str | None = None,
+    extra_headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """A refusal in the error shape of the API the path belongs to."""
+    if is_iceberg_path(str(scope.get("path", ""))):
+        return iceberg_error_response(status, message, headers=extra_headers)
+    return error_response(headers, status, message, error_code, headers=extra_headers)
+
+
 def _is_api_write(scope: Scope) -> bool:
-    return scope.get("method") in _WRITE_METHODS and str(scope["path"]).startswith("/api/")
+    path = str(scope["path"])
+    return scope.get("method") in _WRITE_METHODS and (
+        path.startswith("/api/") or is_iceberg_path(path)
+    )
 
 
 def _is_json(content_type: str) -> bool:

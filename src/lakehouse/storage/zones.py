@@ -21,6 +21,10 @@ The namespace's first element picks the zone when it names one (``raw``, ``bronz
 namespace goes to :data:`DEFAULT_ZONE`. The short random ``<suffix>`` makes every
 created table's folders new, so a table that is dropped and created again never
 writes over files that an older branch may still reference.
+
+:meth:`Warehouse.contains` is the one rule deciding whether a location supplied from
+outside (an explicit table location, a metadata file to register, a ``write.*.path``
+property) may be used: it must be a normalized URI inside one of the buckets.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import NamedTuple
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse, urlsplit
 
 from lakehouse.errors import StorageError
 
@@ -69,6 +73,49 @@ def _local_path(uri: str) -> Path | None:
     if parsed.scheme == "":
         return Path(uri)
     return None
+
+
+#: Schemes that name the same object store (Hadoop's S3 connectors use ``s3a``/``s3n``).
+_SCHEME_ALIASES = {"s3a": "s3", "s3n": "s3"}
+
+
+def _normalized(uri: str) -> tuple[str, str, tuple[str, ...]] | None:
+    """``(scheme, host, path segments)`` of a location, ``None`` if it is not acceptable.
+
+    A plain absolute path is a ``file`` location; ``file://localhost/`` is ``file:///``.
+    Refused: relative paths, user info, queries, fragments, control characters,
+    backslashes, and any ``..`` segment (also percent-encoded): object stores keep
+    ``..`` literally while local file systems resolve it, so such a string names two
+    different places and is refused rather than normalized.
+    """
+    if not isinstance(uri, str) or not uri or any(ord(c) < 32 or ord(c) == 127 for c in uri):
+        return None
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    host = parts.netloc.lower()
+    if not scheme:
+        if not uri.startswith("/") or uri.startswith("//"):
+            return None
+        scheme = "file"
+    scheme = _SCHEME_ALIASES.get(scheme, scheme)
+    if parts.query or parts.fragment or "?" in uri or "#" in uri or "@" in host:
+        return None
+    if scheme == "file":
+        if host not in ("", "localhost") or not parts.path.startswith("/"):
+            return None
+        host = ""
+    elif not host:
+        return None
+    path = unquote(parts.path)
+    if "\\" in path or any(ord(c) < 32 or ord(c) == 127 for c in path):
+        return None
+    segments = tuple(s for s in path.split("/") if s not in ("", "."))
+    if ".." in segments:
+        return None
+    return scheme, host, segments
 
 
 class TableLocations(NamedTuple):
@@ -181,6 +228,28 @@ class Warehouse:
         if path is None:
             raise StorageError(f"bucket {bucket!r} is not local: {self.bucket_uri(bucket)}")
         return path
+
+    def contains(self, uri: str) -> bool:
+        """True if ``uri`` is a normalized location inside one of the warehouse's buckets.
+
+        Scheme and host must match a bucket's (``s3a``/``s3n`` count as ``s3``; a plain
+        absolute path as ``file``), and the path must be at or below the bucket's path,
+        compared segment by segment after percent-decoding. URIs with ``..`` segments,
+        user info, queries, fragments or control characters are never contained (see
+        :func:`_normalized`), so a location that passes cannot point anywhere else.
+        """
+        target = _normalized(uri)
+        if target is None:
+            return False
+        scheme, host, segments = target
+        for bucket_uri in self.buckets.values():
+            bucket = _normalized(bucket_uri)
+            if bucket is None:
+                continue
+            b_scheme, b_host, b_segments = bucket
+            if scheme == b_scheme and host == b_host and segments[: len(b_segments)] == b_segments:
+                return True
+        return False
 
     @staticmethod
     def zone_of(namespace: Sequence[str]) -> str:

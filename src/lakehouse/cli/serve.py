@@ -1,0 +1,170 @@
+"""``lakehouse serve``: the catalog server over this lakehouse's store and warehouse.
+
+Serves Nessie's REST API v2 (``/api/v2``) and the Iceberg REST catalog (``/iceberg/``,
+the reference in the prefix) from one uvicorn process until Ctrl-C or SIGTERM, then
+stops cleanly (exit code 0). Only typer and the standard library are imported at
+module level; the server stack is imported when the command runs.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from typing import Annotated
+
+import typer
+
+from lakehouse.cli._common import Output, OutputOpt, State, console, print_json
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` (port 0: a free one), handed to uvicorn."""
+    from lakehouse.errors import ConfigError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot listen on {host!r}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        # listening at once: clients that read the printed URI before uvicorn accepts
+        # connections wait in the backlog instead of being refused
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def serve_command(
+    ctx: typer.Context,
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            help="Interface to listen on. Keep loopback unless a token is set (--token-env).",
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[
+        int,
+        typer.Option("--port", "-p", min=0, max=65535, help="Port to listen on (0: any free)."),
+    ] = 19120,
+    token_env: Annotated[
+        str | None,
+        typer.Option(
+            "--token-env",
+            metavar="VAR",
+            help=(
+                "Require 'Authorization: Bearer <token>' on the APIs, the token being the "
+                "value of environment variable VAR (never pass a token on the command line)."
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    log_level: Annotated[
+        str,
+        typer.Option(
+            "--log-level", help="uvicorn log level: critical, error, warning, info, debug."
+        ),
+    ] = "info",
+    output: OutputOpt = None,
+) -> None:
+    """Serve the catalog: Nessie API v2 at /api/v2, Iceberg REST at /iceberg/.
+
+    Uses the lakehouse's catalog store (SQLite file or PostgreSQL) and warehouse.
+    Stops on Ctrl-C or SIGTERM.
+
+    Example: CATALOG_TOKEN=s3cret lakehouse serve --host 0.0.0.0 --token-env CATALOG_TOKEN
+    """
+    import signal
+
+    from lakehouse.errors import ConfigError
+
+    levels = ("critical", "error", "warning", "info", "debug", "trace")
+    if log_level.lower() not in levels:
+        raise ConfigError(f"invalid --log-level {log_level!r}: use one of {', '.join(levels)}")
+    token: str | None = None
+    if token_env is not None:
+        token = os.environ.get(token_env, "").strip()
+        if not token:
+            raise ConfigError(
+                f"--token-env {token_env}: environment variable {token_env} is not set or empty"
+            )
+
+    state = State.of(ctx)
+    lh = state.lakehouse()
+    if lh.settings.catalog_uri.startswith(("http://", "https://")):
+        raise ConfigError(
+            "lakehouse serve serves a catalog database (SQLite or PostgreSQL); "
+            "the configured catalog is already a server: "
+            f"{lh.settings.summary()['catalog']}"
+        )
+
+    from pydantic import SecretStr
+
+    from lakehouse.server import ServerSettings
+    from lakehouse.server.app import make_server
+    from lakehouse.server.iceberg_rest import IcebergRestSettings
+
+    sock = _bind(host, port)
+    actual_port = int(sock.getsockname()[1])
+    server = make_server(
+        lh.store,
+        host,
+        actual_port,
+        settings=ServerSettings(token=SecretStr(token) if token else None),
+        log_level=log_level.lower(),
+        iceberg=IcebergRestSettings.from_settings(lh.settings),
+    )
+    base = f"http://{_url_host(host)}:{actual_port}"
+    info = {
+        "nessie_uri": f"{base}/api/v2",
+        "iceberg_uri": f"{base}/iceberg/",
+        "catalog": lh.settings.summary()["catalog"],
+        "warehouse": lh.settings.summary()["warehouse"],
+        "default_branch": lh.default_branch,
+        "auth": "bearer token" if token else "none",
+    }
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal with the
+    # previous handler: make SIGTERM end like Ctrl-C (KeyboardInterrupt, caught below).
+    # Installed before the URIs are printed, so a client that saw them can always stop us.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        if state.format(output) is Output.JSON:
+            print_json(info)
+        else:
+            out = console()
+            out.print(f"Nessie API v2:  {info['nessie_uri']}")
+            out.print(f"Iceberg REST:   {info['iceberg_uri']}")
+            out.print(
+                f"catalog:        {info['catalog']}  (default branch {info['default_branch']})"
+            )
+            out.print(f"warehouse:      {info['warehouse']}")
+            if not token and host not in _LOOPBACK:
+                out.print(
+                    "auth:           none: anyone who can reach the port can change the catalog"
+                )
+            out.print("Press Ctrl-C to stop.")
+        sys.stdout.flush()
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        sock.close()
+    if state.format(output) is not Output.JSON:
+        console().print("Stopped.")
+
+
+__all__ = ["serve_command"]
