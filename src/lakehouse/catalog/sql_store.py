@@ -229,6 +229,9 @@ class SqlStore(VersionStore):
         self._nodes: _LRU[str, Node] = _LRU(100_000)
         self._commits: _LRU[str, _Commit] = _LRU(50_000)
         self._reader = TreeReader(self)
+        # the write transaction of this thread, if any: reads inside it use its connection,
+        # and rows it wrote are cached only once it has committed
+        self._tx = threading.local()
         self._migrate()
 
     # -- plumbing ---------------------------------------------------------------------
@@ -257,18 +260,33 @@ class SqlStore(VersionStore):
                 trans = conn.begin()
             except OperationalError as exc:
                 raise TransientCatalogError(f"catalog database busy: {exc.orig}") from exc
+            after: list[Callable[[], None]] = []
+            self._tx.conn, self._tx.after = conn, after
             try:
-                yield conn
-            except BaseException:
-                trans.rollback()
-                raise
-            try:
-                trans.commit()
-            except DBAPIError as exc:
-                raise CommitStateUnknownError(
-                    "the catalog database failed while committing; "
-                    f"the outcome is unknown: {exc.orig}"
-                ) from exc
+                try:
+                    yield conn
+                except BaseException:
+                    trans.rollback()
+                    raise
+                try:
+                    trans.commit()
+                except DBAPIError as exc:
+                    raise CommitStateUnknownError(
+                        "the catalog database failed while committing; "
+                        f"the outcome is unknown: {exc.orig}"
+                    ) from exc
+            finally:
+                self._tx.conn, self._tx.after = None, None
+            for action in after:
+                action()
+
+    def _after_commit(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once the current write transaction has committed."""
+        after = getattr(self._tx, "after", None)
+        if after is None:
+            action()
+        else:
+            after.append(action)
 
     def _migrate(self) -> None:
         with self._write() as conn:
@@ -339,7 +357,8 @@ class SqlStore(VersionStore):
             else:
                 out[h] = node
         if missing:
-            with self._read() as conn:
+            fetched: dict[str, Node] = {}
+            with self._maybe(getattr(self._tx, "conn", None)) as conn:
                 for start in range(0, len(missing), 500):
                     chunk = missing[start : start + 500]
                     rows = conn.execute(
@@ -348,9 +367,14 @@ class SqlStore(VersionStore):
                         )
                     )
                     for h, data in rows:
-                        node = Node.decode(bytes(data))
-                        self._nodes.put(h, node)
-                        out[h] = node
+                        fetched[h] = Node.decode(bytes(data))
+            out.update(fetched)
+
+            def remember() -> None:
+                for h, node in fetched.items():
+                    self._nodes.put(h, node)
+
+            self._after_commit(remember)
             absent = [h for h in missing if h not in out]
             if absent:
                 raise CommitStateUnknownError(f"catalog is missing tree nodes {absent[:3]}")
@@ -387,6 +411,7 @@ class SqlStore(VersionStore):
 
     @contextmanager
     def _maybe(self, conn: Connection | None) -> Iterator[Connection]:
+        conn = conn if conn is not None else getattr(self._tx, "conn", None)
         if conn is not None:
             yield conn
         else:
@@ -874,6 +899,7 @@ class SqlStore(VersionStore):
         self._insert_ignore(
             conn, nodes_table, [{"hash": h, "data": d} for h, d in writer.new_nodes.items()]
         )
+        written = writer.created(writer.new_nodes)
         writer.new_nodes.clear()  # stored; the overlay still serves them to later links
         conn.execute(commits_table.insert().values(**row))
         updated = conn.execute(
@@ -883,7 +909,15 @@ class SqlStore(VersionStore):
         ).rowcount
         if updated != 1:  # cannot happen while we hold the write lock; never commit blindly
             raise ReferenceConflictError(branch, head.hash, "(moved)")
-        return _Commit(**row)
+        commit = _Commit(**row)
+
+        def remember() -> None:
+            for h, node in written.items():
+                self._nodes.put(h, node)
+            self._commits.put(commit.hash, commit)
+
+        self._after_commit(remember)
+        return commit
 
     # -- merge and transplant -----------------------------------------------------------
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -128,44 +128,61 @@ class TreeReader:
 
     def items(self, root: str) -> Iterator[tuple[str, Value]]:
         """Every (key, value) under ``root``, level by level (unordered)."""
-        frontier = [root]
+        return self.items_many([root])
+
+    def items_many(self, roots: Sequence[str]) -> Iterator[tuple[str, Value]]:
+        """Every (key, value) under each of ``roots``: one node fetch per level."""
+        frontier = list(dict.fromkeys(roots))
         while frontier:
             nodes = self.source.get_nodes(frontier)
-            frontier = []
-            for h in dict.fromkeys(nodes):
+            next_frontier: list[str] = []
+            for h in frontier:
                 node = nodes[h]
                 if node.entries is not None:
                     yield from node.entries.items()
                 else:
                     assert node.children is not None
-                    frontier.extend(c for c, _ in node.children.values())
+                    next_frontier.extend(c for c, _ in node.children.values())
+            frontier = list(dict.fromkeys(next_frontier))
 
     def count(self, root: str) -> int:
         """Number of keys under ``root``."""
         return self.node(root).count
 
     def diff(self, a: str, b: str) -> Iterator[tuple[str, Value | None, Value | None]]:
-        """Keys whose values differ between trees ``a`` and ``b``: (key, in a, in b)."""
-        if a == b:
-            return
-        nodes = self.source.get_nodes([a, b])
-        na, nb = nodes[a], nodes[b]
-        if na.children is not None and nb.children is not None:
-            for digit in sorted(set(na.children) | set(nb.children)):
-                ca, cb = na.children.get(digit), nb.children.get(digit)
-                if ca is not None and cb is not None:
-                    yield from self.diff(ca[0], cb[0])
-                elif ca is not None:
-                    yield from ((k, v, None) for k, v in self.items(ca[0]))
-                elif cb is not None:
-                    yield from ((k, None, v) for k, v in self.items(cb[0]))
-            return
-        left = dict(self.items(a))
-        right = dict(self.items(b))
-        for k in left.keys() | right.keys():
-            va, vb = left.get(k), right.get(k)
-            if va != vb:
-                yield k, va, vb
+        """Keys whose values differ between trees ``a`` and ``b``: (key, in a, in b).
+
+        Walks both trees together level by level, one node fetch per level, and never
+        enters a subtree whose hash both sides share.
+        """
+        pairs = [(a, b)] if a != b else []
+        only_a: list[str] = []
+        only_b: list[str] = []
+        while pairs:
+            nodes = self.source.get_nodes(list({h for pair in pairs for h in pair}))
+            next_pairs: list[tuple[str, str]] = []
+            for x, y in pairs:
+                nx, ny = nodes[x], nodes[y]
+                if nx.children is not None and ny.children is not None:
+                    for digit in nx.children.keys() | ny.children.keys():
+                        cx, cy = nx.children.get(digit), ny.children.get(digit)
+                        if cx is not None and cy is not None:
+                            if cx[0] != cy[0]:
+                                next_pairs.append((cx[0], cy[0]))
+                        elif cx is not None:
+                            only_a.append(cx[0])
+                        elif cy is not None:
+                            only_b.append(cy[0])
+                    continue
+                left = nx.entries if nx.entries is not None else dict(self.items(x))
+                right = ny.entries if ny.entries is not None else dict(self.items(y))
+                for k in left.keys() | right.keys():
+                    va, vb = left.get(k), right.get(k)
+                    if va != vb:
+                        yield k, va, vb
+            pairs = next_pairs
+        yield from ((k, v, None) for k, v in self.items_many(only_a))
+        yield from ((k, None, v) for k, v in self.items_many(only_b))
 
 
 class TreeWriter(TreeReader):
@@ -177,8 +194,12 @@ class TreeWriter(TreeReader):
 
     @property
     def new_nodes(self) -> dict[str, bytes]:
-        """Encoded nodes created by this writer, by hash."""
+        """Encoded nodes created by this writer and not yet stored, by hash."""
         return self._overlay.new_data
+
+    def created(self, hashes: Iterable[str]) -> dict[str, Node]:
+        """The parsed nodes this writer created, for ``hashes``."""
+        return {h: self._overlay.new[h] for h in hashes}
 
     def apply(self, root: str, changes: Mapping[str, Value | None]) -> str:
         """The root of ``root`` with ``changes`` applied (``None`` deletes a key)."""
