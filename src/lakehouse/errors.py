@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lakehouse.catalog.model import Conflict
+    from lakehouse.catalog.model import Conflict, ContentKey
 
 
 class LakehouseError(Exception):
@@ -96,9 +96,11 @@ class ReferenceNotFoundError(NotFoundError):
 class ContentNotFoundError(NotFoundError):
     """No content at a key on the given reference."""
 
-    def __init__(self, key: str, ref: str) -> None:
+    def __init__(self, key: str, ref: str, content_key: ContentKey | None = None) -> None:
         self.key = key
         self.ref = ref
+        #: the key itself when known (``key`` is its display form, ambiguous for dots)
+        self.content_key = content_key
         super().__init__(f"no content at key '{key}' on '{ref}'")
 
 

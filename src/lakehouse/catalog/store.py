@@ -183,7 +183,7 @@ class VersionStore(ABC):
         """Content of one key at ``ref`` (raises ContentNotFoundError)."""
         found = self.get_contents(ref, [key])
         if key not in found:
-            raise ContentNotFoundError(str(key), str(ref or self.default_branch))
+            raise ContentNotFoundError(str(key), str(ref or self.default_branch), key)
         return found[key]
 
     @abstractmethod

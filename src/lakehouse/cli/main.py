@@ -5,12 +5,13 @@
     lakehouse [--home PATH] [--output text|json] [--ref REF] [--debug] COMMAND
       init                                   create home, warehouse buckets, catalog
       status [--ref REF]                     settings and the state of a reference
-      branch create NAME [--from REF] | list | delete NAME
+      branch create NAME [--from REF] | list | delete NAME | approve NAME
       tag create NAME [--ref REF] | list | delete NAME
       log [--ref REF] [-n N]
       diff FROM TO
       merge SOURCE [--into BRANCH] [--dry-run] [--force-key KEY]... [--drop-key KEY]...
       table list [--ref REF] [--namespace NS] | show NAME [--ref REF] | history NAME [--ref REF]
+      maintenance expire|compact|gc|run [--dry-run] [--ref BRANCH]... [--table T]...
 
 Every command accepts ``--output`` (and reading commands ``--ref``) after its name
 too. Errors print ``Error: <one line>`` on stderr and exit with 1; ``--debug`` adds
@@ -39,7 +40,10 @@ from lakehouse.cli._common import (
     console,
     print_json,
 )
+from lakehouse.cli.backup import backup_app
 from lakehouse.cli.ingest import ingest_app
+from lakehouse.cli.maintenance import approve_command, maintenance_app
+from lakehouse.cli.ops import catalog_app, dr_app
 
 app = typer.Typer(
     name="lakehouse",
@@ -55,6 +59,11 @@ app.add_typer(refs.branch_app, name="branch")
 app.add_typer(refs.tag_app, name="tag")
 app.add_typer(tables.table_app, name="table")
 app.add_typer(ingest_app, name="ingest")
+app.add_typer(backup_app, name="backup")
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(dr_app, name="dr")
+app.add_typer(maintenance_app, name="maintenance")
+refs.branch_app.command("approve")(approve_command)
 
 
 def _version(value: bool) -> None:
