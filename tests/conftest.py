@@ -5,6 +5,8 @@
 - `postgres_url` / `fresh_postgres_url` serve the integration tier; the server
   comes from `scripts/services/postgres.sh` (`make test-integration` starts it and
   sets LAKEHOUSE_TEST_POSTGRES_URL).
+- `s3_settings` serves the integration tier's S3 server from `scripts/services/minio.sh`
+  (LAKEHOUSE_TEST_S3_ENDPOINT, LAKEHOUSE_TEST_S3_ACCESS_KEY, LAKEHOUSE_TEST_S3_SECRET_KEY).
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ from pathlib import Path
 import pytest
 
 POSTGRES_URL_ENV = "LAKEHOUSE_TEST_POSTGRES_URL"
+S3_ENV = (
+    "LAKEHOUSE_TEST_S3_ENDPOINT",
+    "LAKEHOUSE_TEST_S3_ACCESS_KEY",
+    "LAKEHOUSE_TEST_S3_SECRET_KEY",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -89,3 +96,20 @@ def fresh_postgres_url(postgres_url: str, request: pytest.FixtureRequest) -> Ite
     finally:
         with psycopg.connect(admin_conninfo, autocommit=True) as conn:
             conn.execute(drop)
+
+
+@pytest.fixture
+def s3_settings() -> dict[str, str]:
+    """``S3Settings`` fields of the integration tier's S3 server (buckets already created).
+
+    A missing server is a failure, not a skip: `make test-integration` starts it.
+    """
+    missing = [name for name in S3_ENV if not os.environ.get(name)]
+    if missing:
+        pytest.fail(
+            f"{', '.join(missing)} not set: run `make test-integration` "
+            "(or `scripts/services/minio.sh start` and export its url, access-key, secret-key)",
+            pytrace=False,
+        )
+    endpoint, access_key, secret_key = (os.environ[name] for name in S3_ENV)
+    return {"endpoint": endpoint, "access_key_id": access_key, "secret_access_key": secret_key}

@@ -49,6 +49,7 @@ def test_precedence_arguments_then_env_then_dotenv(
 ) -> None:
     (tmp_path / ".env").write_text(
         "LAKEHOUSE_PROFILE=cluster\n"
+        "LAKEHOUSE_CATALOG__URI=postgresql+psycopg://dotenv/db\n"
         "LAKEHOUSE_AUTHOR=from-dotenv\n"
         "LAKEHOUSE_CATALOG__DEFAULT_BRANCH=trunk\n"
         "LAKEHOUSE_WAREHOUSE=s3://from-dotenv\n"
@@ -59,15 +60,15 @@ def test_precedence_arguments_then_env_then_dotenv(
     assert settings.default_branch == "trunk"
 
     monkeypatch.setenv("LAKEHOUSE_AUTHOR", "from-env")
-    monkeypatch.setenv("LAKEHOUSE_CATALOG__URI", "sqlite:///from-env.db")
+    monkeypatch.setenv("LAKEHOUSE_CATALOG__URI", "postgresql+psycopg://env/db")
     settings = load_settings()
     assert settings.author == "from-env"
-    assert settings.catalog_uri == "sqlite:///from-env.db"
+    assert settings.catalog_uri == "postgresql+psycopg://env/db"
     assert settings.default_branch == "trunk"  # nested fields merge across sources
 
-    settings = load_settings(author="from-arg", catalog={"uri": "sqlite:///from-arg.db"})
+    settings = load_settings(author="from-arg", catalog={"uri": "postgresql+psycopg://arg/db"})
     assert settings.author == "from-arg"
-    assert settings.catalog_uri == "sqlite:///from-arg.db"
+    assert settings.catalog_uri == "postgresql+psycopg://arg/db"
     assert settings.warehouse_location == "s3://from-dotenv"
 
 
@@ -168,3 +169,53 @@ def test_empty_values_mean_unset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert settings.warehouse_location == str(settings.home / "warehouse")
     assert settings.default_ref == "main"
     assert settings.author == "ada"
+
+
+# -- cluster profile -----------------------------------------------------------------------
+
+PG_URL = "postgresql+psycopg://lakehouse:pg-secret@127.0.0.1:55432/lakehouse"
+
+
+def test_cluster_profile_with_the_default_sqlite_catalog_is_a_one_line_config_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(profile="cluster")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("the cluster profile cannot use the default SQLite catalog")
+    assert "LAKEHOUSE_CATALOG__URI" in message
+
+
+def test_cluster_profile_refuses_an_explicit_sqlite_catalog_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LAKEHOUSE_PROFILE", "cluster")
+    monkeypatch.setenv("LAKEHOUSE_CATALOG__URI", "sqlite:////tmp/catalog.db")
+    with pytest.raises(ConfigError, match=r"^the cluster profile cannot use catalog 'sqlite:"):
+        load_settings()
+
+
+def test_cluster_profile_defaults_to_the_five_s3_buckets() -> None:
+    from lakehouse.storage import Warehouse
+
+    settings = load_settings(profile="cluster", catalog={"uri": PG_URL})
+    assert settings.warehouse_location == "s3://{bucket}"
+    assert Warehouse.from_uri(settings.warehouse_location) == Warehouse.s3()
+    assert settings.catalog_uri == PG_URL
+
+
+def test_cluster_profile_accepts_a_nessie_catalog_and_a_prefixed_bucket_template() -> None:
+    settings = load_settings(
+        profile="cluster",
+        catalog={"uri": "http://127.0.0.1:19120/api/v2"},
+        warehouse="s3://acme-{bucket}",
+    )
+    assert settings.warehouse_location == "s3://acme-{bucket}"
+
+
+def test_cluster_profile_refuses_a_local_warehouse_without_showing_secrets() -> None:
+    with pytest.raises(ConfigError, match="keeps tables on S3") as caught:
+        load_settings(profile="cluster", catalog={"uri": PG_URL}, warehouse="/data/wh")
+    assert "pg-secret" not in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(profile="cluster", catalog={"uri": "mysql://u:pw-secret@h/db"})
+    assert "pw-secret" not in str(caught.value)

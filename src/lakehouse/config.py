@@ -46,6 +46,10 @@ ENV_PREFIX = "LAKEHOUSE_"
 CATALOG_DB = "catalog.db"
 #: Folder name of the local warehouse inside the home folder (embedded profile).
 WAREHOUSE_DIR = "warehouse"
+#: Default warehouse of the cluster profile: one S3 bucket per bucket name (``s3://raw`` …).
+CLUSTER_WAREHOUSE = "s3://{bucket}"
+#: Catalog URIs the cluster profile accepts: PostgreSQL, or a Nessie (or our) server.
+_SHARED_CATALOGS = ("postgresql", "http://", "https://")
 
 Profile = Literal["embedded", "cluster"]
 #: Variables (no prefix) that select the default reference.
@@ -76,30 +80,29 @@ class CatalogSettings(BaseModel):
 
 
 class S3Settings(BaseModel):
-    """Credentials and endpoint of the S3 API (``cluster`` profile)."""
+    """Endpoint, region and credentials of the S3 API (warehouse on ``s3://`` buckets).
+
+    Mapped to PyIceberg FileIO properties and pyarrow file systems in one place:
+    :mod:`lakehouse.storage.filesystem`. No defaults point anywhere: without an
+    endpoint the AWS SDK defaults apply (AWS S3, credentials from the environment).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
+    #: URL of an S3-compatible server (``http://127.0.0.1:19000``); unset for AWS S3.
     endpoint: str | None = None
+    #: Signing region; with an endpoint and no region ``us-east-1`` is used.
     region: str | None = None
     access_key_id: str | None = None
     secret_access_key: SecretStr | None = None
+    #: Address buckets as paths (``http://host/bucket/key``), as self-hosted servers need.
     path_style_access: bool = True
 
     def fileio_properties(self) -> dict[str, str]:
         """The PyIceberg FileIO properties (``s3.*``) for these settings, secrets revealed."""
-        props: dict[str, str] = {}
-        if self.endpoint:
-            props["s3.endpoint"] = self.endpoint
-        if self.region:
-            props["s3.region"] = self.region
-        if self.access_key_id:
-            props["s3.access-key-id"] = self.access_key_id
-        if self.secret_access_key is not None:
-            props["s3.secret-access-key"] = self.secret_access_key.get_secret_value()
-        if self.endpoint:
-            props["s3.force-virtual-addressing"] = str(not self.path_style_access).lower()
-        return props
+        from lakehouse.storage.filesystem import s3_properties
+
+        return s3_properties(self)
 
 
 class Settings(BaseSettings):
@@ -147,18 +150,39 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
+        if self.profile == "cluster":
+            self._check_cluster()
         if self.catalog.uri is None:
             self.catalog = self.catalog.model_copy(
                 update={"uri": f"sqlite:///{self.home / CATALOG_DB}"}
             )
         if self.warehouse is None:
-            self.warehouse = str(self.home / WAREHOUSE_DIR)
+            cluster = self.profile == "cluster"
+            self.warehouse = CLUSTER_WAREHOUSE if cluster else str(self.home / WAREHOUSE_DIR)
         elif "://" not in self.warehouse:
             path = Path(self.warehouse).expanduser()
             self.warehouse = str(path if path.is_absolute() else Path.cwd() / path)
         if self.author is None:
             self.author = os.environ.get("USER") or None
         return self
+
+    def _check_cluster(self) -> None:
+        """The cluster profile needs a shared catalog and S3 storage (one-line errors)."""
+        uri = (self.catalog.uri or "").strip()
+        if not uri.startswith(_SHARED_CATALOGS):
+            kind = "the default SQLite catalog" if not uri else f"catalog {redact_url(uri)!r}"
+            raise ValueError(
+                f"the cluster profile cannot use {kind}: set LAKEHOUSE_CATALOG__URI to "
+                "postgresql+psycopg://USER:PASSWORD@HOST:5432/DB or a Nessie URL "
+                "(http://HOST:19120/api/v2)"
+            )
+        if self.warehouse is not None and not self.warehouse.lower().startswith(
+            ("s3://", "s3a://", "s3n://")
+        ):
+            raise ValueError(
+                f"the cluster profile keeps tables on S3, not in {self.warehouse!r}: set "
+                f"LAKEHOUSE_WAREHOUSE to an s3:// URI or leave it empty ({CLUSTER_WAREHOUSE})"
+            )
 
     @property
     def catalog_uri(self) -> str:
@@ -184,7 +208,9 @@ class Settings(BaseSettings):
 
     def fileio_properties(self) -> dict[str, str]:
         """PyIceberg FileIO properties for the warehouse (empty for a local one)."""
-        return self.s3.fileio_properties() if self.warehouse_location.startswith("s3") else {}
+        from lakehouse.storage.filesystem import fileio_properties
+
+        return fileio_properties(self)
 
     def summary(self) -> dict[str, Any]:
         """The settings for display: secrets and passwords in URLs masked."""
@@ -215,6 +241,9 @@ def _describe(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors(include_url=False, include_input=False):
         loc = [str(part) for part in error["loc"]]
+        if not loc and error["type"] == "value_error":  # a rule across settings
+            parts.append(str(error["msg"]).removeprefix("Value error, "))
+            continue
         if not loc:
             name = "settings"
         elif loc[0].upper() in _REF_VARIABLES:  # an alias: the variable's own name

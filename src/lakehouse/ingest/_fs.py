@@ -1,26 +1,44 @@
-"""Files by URI on any filesystem pyarrow knows (local folders now, S3 later).
+"""Files by URI on any filesystem pyarrow knows (local folders, S3 buckets).
 
-Every path on the data path goes through :func:`resolve`, which asks PyIceberg's
-:class:`~pyiceberg.io.pyarrow.PyArrowFileIO` for the filesystem of the URI's scheme, so
-the same code reads ``/data/in``, ``file:///data/in`` and ``s3://bucket/in`` with the
-warehouse's FileIO settings (``s3.endpoint`` …).
+Every path on the data path goes through :func:`resolve`, which gets the filesystem of
+the URI from :func:`lakehouse.storage.filesystem.arrow_filesystem` (the same client
+PyIceberg's FileIO uses for table files), so the same code reads ``/data/in``,
+``file:///data/in`` and ``s3://bucket/in`` with the warehouse's FileIO settings
+(``s3.endpoint`` …). While :func:`storage_properties` is active (the ingestion engine
+wraps each run in it), URIs resolved without explicit properties — a folder source on
+``s3://…`` — use the warehouse's settings too, so a source folder on the same S3 server
+needs no extra configuration.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import posixpath
 from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow.fs as pafs
-from pyiceberg.io.pyarrow import PyArrowFileIO
 
 from lakehouse.errors import StorageError
+from lakehouse.storage.filesystem import arrow_filesystem
 
 #: Bytes read or written at a time when streaming a file.
 CHUNK_SIZE = 1 << 20
+
+_PROPERTIES: ContextVar[Mapping[str, str] | None] = ContextVar("storage_properties", default=None)
+
+
+@contextlib.contextmanager
+def storage_properties(properties: Mapping[str, str]) -> Iterator[None]:
+    """Within the block, :func:`resolve` without properties uses ``properties``."""
+    token = _PROPERTIES.set(dict(properties))
+    try:
+        yield
+    finally:
+        _PROPERTIES.reset(token)
 
 
 @dataclass(frozen=True)
@@ -58,14 +76,13 @@ class FileRef:
 
 
 def resolve(uri: str, properties: Mapping[str, str] | None = None) -> FileRef:
-    """The :class:`FileRef` of ``uri`` (a local path, ``file:``, ``s3:`` … URI)."""
-    io = PyArrowFileIO(dict(properties or {}))
-    try:
-        scheme, netloc, path = io.parse_location(uri)
-        fs = io.fs_by_scheme(scheme, netloc)
-    except (ValueError, OSError) as exc:
-        raise StorageError(f"cannot open {uri!r}: {exc}") from exc
-    if scheme == "file":
+    """The :class:`FileRef` of ``uri`` (a local path, ``file:``, ``s3:`` … URI).
+
+    ``properties`` are FileIO properties; ``None`` uses those of the enclosing
+    :func:`storage_properties` block, if any.
+    """
+    fs, path = arrow_filesystem(uri, _PROPERTIES.get() if properties is None else properties)
+    if isinstance(fs, pafs.LocalFileSystem):
         return FileRef(fs, path, "file://" + path)
     return FileRef(fs, path, uri)
 
@@ -103,4 +120,4 @@ def write_new(target: FileRef, chunks: Iterator[bytes] | bytes) -> tuple[int, st
     return size, digest.hexdigest()
 
 
-__all__ = ["CHUNK_SIZE", "FileRef", "hash_file", "resolve", "write_new"]
+__all__ = ["CHUNK_SIZE", "FileRef", "hash_file", "resolve", "storage_properties", "write_new"]

@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lakehouse.ingest import bronze
-from lakehouse.ingest._fs import FileRef, hash_file, resolve
+from lakehouse.ingest._fs import FileRef, hash_file, resolve, storage_properties
 from lakehouse.ingest.errors import BadInputError, IngestError, SourceChangedError
 from lakehouse.ingest.formats import encoding_checker, read_file
 from lakehouse.ingest.landing import Checked, Landing, new_batch_id
@@ -97,14 +97,18 @@ def ingest(
     target = branch or lakehouse.default_ref
     target = lakehouse.store.writable_branch(target).name
     catalog = lakehouse.catalog(target)
-    raw = resolve(lakehouse.warehouse.bucket_uri("raw"), lakehouse.settings.fileio_properties())
+    properties = lakehouse.settings.fileio_properties()
+    raw = resolve(lakehouse.warehouse.bucket_uri("raw"), properties)
     landing = Landing(raw)
     at = dt.datetime.now(dt.UTC)
 
     tables = source.targets()
     existing = {name: bronze.load_table(catalog, name) for name in tables}
     states = {name: bronze.read_state(existing[name], name, source.name) for name in tables}
-    with tempfile.TemporaryDirectory(prefix="lakehouse-ingest-") as scratch:
+    with (
+        storage_properties(properties),  # source folders on s3:// use the warehouse's S3
+        tempfile.TemporaryDirectory(prefix="lakehouse-ingest-") as scratch,
+    ):
         discovery = source.discover(states, Path(scratch))
         batches = [
             _read_batch(source, name, states[name], existing[name], discovery, landing, at, report)
