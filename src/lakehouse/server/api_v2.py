@@ -450,7 +450,7 @@ def build_router(
         resolved = store.resolve(path_ref(ref))
         found = store.get_contents(RefSpec(None, resolved.hash), [content_key])
         if content_key not in found:
-            raise ContentNotFoundError(str(content_key), str(resolved))
+            raise ContentNotFoundError(str(content_key), str(resolved), content_key)
         return _json(
             {
                 "content": wire.content_json(found[content_key]),

@@ -133,7 +133,11 @@ def map_error(exc: LakehouseError) -> tuple[int, str, str, dict[str, Any] | None
     if isinstance(exc, ReferenceAlreadyExistsError):
         return 409, "REFERENCE_ALREADY_EXISTS", message, None
     if isinstance(exc, ContentNotFoundError):
-        return 404, "CONTENT_NOT_FOUND", message, None
+        # Nessie's ContentKeyErrorDetails: clients read the missing key from it
+        details = None
+        if exc.content_key is not None:
+            details = {"type": "CONTENT_KEY", "contentKey": wire.key_json(exc.content_key)}
+        return 404, "CONTENT_NOT_FOUND", message, details
     if isinstance(exc, ReferenceNotFoundError | NotFoundError):
         return 404, "REFERENCE_NOT_FOUND", message, None
     if isinstance(exc, InvalidInputError | ReadOnlyReferenceError):

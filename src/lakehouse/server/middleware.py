@@ -8,6 +8,7 @@ the Iceberg REST spec's error instead (:mod:`lakehouse.server.iceberg_errors`).
 from __future__ import annotations
 
 import hmac
+import zlib
 from collections.abc import Mapping
 from urllib.parse import unquote
 
@@ -24,6 +25,8 @@ TREES_PREFIX = "/api/v2/trees/"
 #: Paths served without a token when auth is on: probes, scraping, the API description.
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"})
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
+#: Request ``Content-Encoding`` values decoded (Nessie's Java client gzips its bodies).
+_ZLIB_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": 0}
 
 
 class RefPathMiddleware:
@@ -96,7 +99,10 @@ class BearerAuthMiddleware:
 class RequestLimitMiddleware:
     """Refuse bodies over ``max_bytes`` (413) and non-JSON bodies on the API (415).
 
-    A write to the API without a ``Content-Type`` is read as JSON.
+    A write to the API without a ``Content-Type`` is read as JSON. A body sent with
+    ``Content-Encoding: gzip`` or ``deflate`` (as Nessie's Java client, and so the Nessie
+    CLI and Spark's Nessie catalog, send every body) is decompressed; ``max_bytes`` bounds
+    both the compressed and the decompressed size. Other encodings are refused (415).
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -116,6 +122,15 @@ class RequestLimitMiddleware:
         if _is_api_write(scope) and "content-type" not in headers:
             scope = dict(scope)
             scope["headers"] = [*scope["headers"], (b"content-type", b"application/json")]
+        encoding = headers.get("content-encoding", "").strip().lower() or "identity"
+        if encoding != "identity":
+            # the app sees the decoded body: drop the headers that describe the encoded one
+            scope = dict(scope)
+            scope["headers"] = [
+                (name, value)
+                for name, value in scope["headers"]
+                if name.lower() not in (b"content-encoding", b"content-length")
+            ]
         received = 0
 
         async def limited_receive() -> Message:
@@ -127,7 +142,12 @@ class RequestLimitMiddleware:
                     raise HTTPException(413, self._too_large())
             return message
 
-        await self.app(scope, limited_receive, send)
+        app_receive: Receive = limited_receive
+        if encoding != "identity":
+            app_receive = _decoding_receive(
+                limited_receive, _ZLIB_WBITS[encoding], self.max_bytes, self._too_large()
+            )
+        await self.app(scope, app_receive, send)
 
     def _too_large(self) -> str:
         return f"Request body too large: the limit is {self.max_bytes} bytes"
@@ -142,10 +162,51 @@ class RequestLimitMiddleware:
                 return 400, f"Invalid Content-Length {length_header[:40]!r}"
             if length > self.max_bytes:
                 return 413, self._too_large()
+        encoding = headers.get("content-encoding", "").strip().lower() or "identity"
+        if encoding != "identity" and encoding not in _ZLIB_WBITS:
+            return 415, f"Unsupported Content-Encoding {encoding[:40]!r}: send gzip or deflate"
         content_type = headers.get("content-type")
         if _is_api_write(scope) and content_type and length != 0 and not _is_json(content_type):
             return 415, f"Unsupported media type {content_type[:80]!r}: send application/json"
         return None
+
+
+def _decoding_receive(receive: Receive, wbits: int, max_bytes: int, too_large: str) -> Receive:
+    """``receive`` giving the whole body, decompressed, as one message (at most max_bytes)."""
+    done = False
+
+    async def decoded_receive() -> Message:
+        nonlocal done
+        if done:
+            return await receive()
+        chunks: list[bytes] = []
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return message
+            chunks.append(message.get("body", b""))
+            more = bool(message.get("more_body", False))
+        done = True
+        encoded = b"".join(chunks)
+        # wbits 0 reads the zlib header; some clients send raw deflate instead
+        candidates = (wbits,) if wbits else (zlib.MAX_WBITS, -zlib.MAX_WBITS)
+        for i, bits in enumerate(candidates):
+            decompressor = zlib.decompressobj(bits)
+            try:
+                body = decompressor.decompress(encoded, max_bytes + 1)
+            except zlib.error:
+                if i + 1 < len(candidates):
+                    continue
+                raise HTTPException(400, "Invalid compressed request body") from None
+            if len(body) > max_bytes or decompressor.unconsumed_tail:
+                raise HTTPException(413, too_large)
+            if encoded and not decompressor.eof:
+                raise HTTPException(400, "Truncated compressed request body")
+            return {"type": "http.request", "body": body, "more_body": False}
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    return decoded_receive
 
 
 def _refusal_response(
