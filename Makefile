@@ -9,11 +9,11 @@ PY := $(VENV)/bin/python
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 STAMP := $(VENV)/.installed
 SERVICES := $(sort $(wildcard scripts/services/*.sh))
-LINT_PATHS := $(wildcard src tests bench)
+LINT_PATHS := $(wildcard src tests bench dags)
 COMPOSE := docker compose -f docker/docker-compose.yml
 
-.PHONY: help install test test-integration services-up services-down lint format demo bench \
-	clean up down
+.PHONY: help install test test-integration test-airflow services-up services-down lint format demo bench \
+	bench-pipeline clean up down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -30,12 +30,24 @@ $(STAMP): pyproject.toml
 test: install ## fast tests (no services needed)
 	$(VENV)/bin/pytest -m "not integration" -n 2 -q
 
-test-integration: install ## integration tests against real services (PostgreSQL, Nessie from scripts/services/)
+test-integration: install ## integration tests against real services (PostgreSQL, Nessie, MinIO from scripts/services/)
 	bash scripts/services/postgres.sh start
 	bash scripts/services/nessie.sh start
+	bash scripts/services/minio.sh start
+	@# Maven runs Nessie's conformance tests (tests/compat): the Debian package, as root
+	command -v mvn >/dev/null || { test "$$(id -u)" = 0 && apt-get install -y -q maven >/dev/null; } \
+		|| { echo "Maven is needed for tests/compat: apt-get install -y maven" >&2; exit 1; }
 	LAKEHOUSE_TEST_POSTGRES_URL="$$(bash scripts/services/postgres.sh url lakehouse_test)" \
 	LAKEHOUSE_TEST_NESSIE_URL="$$(bash scripts/services/nessie.sh url)" \
+	LAKEHOUSE_TEST_S3_ENDPOINT="$$(bash scripts/services/minio.sh url)" \
+	LAKEHOUSE_TEST_S3_ACCESS_KEY="$$(bash scripts/services/minio.sh access-key)" \
+	LAKEHOUSE_TEST_S3_SECRET_KEY="$$(bash scripts/services/minio.sh secret-key)" \
 		$(VENV)/bin/pytest -m integration -q
+	$(MAKE) --no-print-directory test-airflow
+
+test-airflow: ## DAG tests with real Airflow (own venv and SQLite DB, scripts/services/airflow.sh)
+	bash scripts/services/airflow.sh start
+	bash scripts/services/airflow.sh run python -m pytest tests/dags -m integration -q
 
 services-up: ## start every service in scripts/services/
 	for s in $(SERVICES); do bash "$$s" start; done
@@ -57,6 +69,9 @@ demo: install ## run the demo (embedded profile)
 
 bench: install ## catalog benchmarks
 	$(PY) bench/catalog.py
+
+bench-pipeline: install ## TPC-H pipeline benchmarks (ingest, query, demo at SF 0.1 and 1) -> docs/benchmarks.md
+	$(PY) bench/pipeline.py --markdown docs/benchmarks.md
 
 up: ## start the cluster profile with docker compose
 	$(COMPOSE) up -d
