@@ -1,0 +1,21 @@
+-- silver.partsupp: which supplier sells which part at what cost, typed (TPC-H types),
+-- strings trimmed (empty is NULL), one row per primary key (ps_partkey, ps_suppkey): the
+-- most recently ingested version wins.
+SELECT
+    CAST(ps_partkey AS INTEGER) AS ps_partkey,
+    CAST(ps_suppkey AS INTEGER) AS ps_suppkey,
+    CAST(ps_availqty AS INTEGER) AS ps_availqty,
+    CAST(ps_supplycost AS DECIMAL(15,2)) AS ps_supplycost,
+    NULLIF(TRIM(ps_comment), '') AS ps_comment,
+    _batch_id,
+    _ingested_at
+FROM (
+    SELECT
+        *,
+        ROW_NUMBER() OVER (
+            PARTITION BY ps_partkey, ps_suppkey
+            ORDER BY _ingested_at DESC, _batch_id DESC, _source_file DESC
+        ) AS _version
+    FROM bronze.partsupp
+) AS latest
+WHERE _version = 1
