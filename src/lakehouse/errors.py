@@ -18,15 +18,24 @@ The tree (retryable types are marked *transient*)::
     │   └── TransientCatalogError        *transient*: the backend was busy/unreachable
     ├── StorageError                     files and buckets
     │   └── LocationNotAllowedError (ValueError)  a location outside the warehouse
-    └── IngestError                      ingestion failed; nothing was committed
-        ├── SourceConfigError (ConfigError, ValueError)  a source definition is invalid
-        ├── SourceNotFoundError (LookupError)  folder, URL (404) or database table missing
-        ├── SourceUnavailableError       *transient*: server or database unreachable
-        ├── SourceChangedError           *transient*: a file changed while being ingested
-        ├── BadInputError (ValueError)   unreadable, empty, wrongly encoded or malformed input
-        └── BatchQuarantinedError        a batch was quarantined (incompatible schema)
+    ├── IngestError                      ingestion failed; nothing was committed
+    │   ├── SourceConfigError (ConfigError, ValueError)  a source definition is invalid
+    │   ├── SourceNotFoundError (LookupError)  folder, URL (404) or database table missing
+    │   ├── SourceUnavailableError       *transient*: server or database unreachable
+    │   ├── SourceChangedError           *transient*: a file changed while being ingested
+    │   ├── BadInputError (ValueError)   unreadable, empty, wrongly encoded or malformed input
+    │   └── BatchQuarantinedError        a batch was quarantined (incompatible schema)
+    ├── QueryError                       lakehouse sql: syntax, unknown table, execution
+    ├── PipelineError                    pipeline definition, model or check failures
+    └── OpsError                         backup, restore, integrity check, DR
+        ├── BackupError                  (NotFound, Format, Corrupt, SourceIncomplete,
+        │                                 TargetNotEmpty)
+        ├── IntegrityError               the catalog references missing or damaged files
+        └── PausedError                  the lakehouse is paused for disaster recovery
 
-Domain subtrees live beside their code (``lakehouse.ingest.errors``) and all derive
+Domain subtrees live beside their code (``lakehouse.ingest.errors``,
+``lakehouse.query.errors``, ``lakehouse.pipelines.errors``, ``lakehouse.ops.errors``,
+each documenting its full subtree) and all derive
 from :class:`LakehouseError`, so ``except LakehouseError`` catches every one of them.
 
 Context is kept on the exception as attributes (``ref``, ``key``, ``conflicts``)

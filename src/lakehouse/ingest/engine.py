@@ -93,6 +93,9 @@ def ingest(
     source is missing or down or a file cannot be read; a batch that does not fit its
     table is not an error but a result with ``quarantined`` set.
     """
+    from lakehouse.ops.dr import ensure_not_paused  # late: ops imports this package
+
+    ensure_not_paused(lakehouse, "ingestion")
     report = progress or _no_progress
     target = branch or lakehouse.default_ref
     target = lakehouse.store.writable_branch(target).name

@@ -319,6 +319,10 @@ def merge_approved_branches(
     ``branches`` restricts the branches looked at (default: all the policy considers).
     Errors on one branch are reported for it; the others go on.
     """
+    from lakehouse.ops.dr import ensure_not_paused  # late: ops imports this package
+
+    if not dry_run:
+        ensure_not_paused(lh, "merging approved branches")
     from lakehouse.maintenance.policies import load_policies
 
     policies = policies or load_policies(home=lh.settings.home)

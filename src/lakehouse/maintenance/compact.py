@@ -474,6 +474,10 @@ def compact(
     (default: the lakehouse home's ``maintenance.yaml``). A table that fails (conflicting
     concurrent change, unreadable file) is reported with its error; the others go on.
     """
+    from lakehouse.ops.dr import ensure_not_paused  # late: ops imports this package
+
+    if not dry_run:
+        ensure_not_paused(lh, "compaction")
     from lakehouse.maintenance.policies import load_policies
 
     policies = policies or load_policies(home=lh.settings.home)

@@ -198,6 +198,10 @@ def expire_snapshots(
     writers kept changing the tables for ``attempts`` tries, and
     :class:`~lakehouse.errors.ReadOnlyReferenceError` for a tag or hash.
     """
+    from lakehouse.ops.dr import ensure_not_paused  # late: ops imports this package
+
+    if not dry_run:
+        ensure_not_paused(lh, "snapshot expiry")
     from lakehouse.maintenance.policies import load_policies
 
     policies = policies or load_policies(home=lh.settings.home)

@@ -293,6 +293,10 @@ def collect_garbage(
     :class:`~lakehouse.maintenance.errors.GCRefusedError` when GC is disabled by policy or
     what it found does not add up (nothing is deleted in either case).
     """
+    from lakehouse.ops.dr import ensure_not_paused  # late: ops imports this package
+
+    if not dry_run:
+        ensure_not_paused(lh, "garbage collection")
     from lakehouse.ops._fs import canonical
 
     policies = policies or _load(lh)

@@ -434,6 +434,9 @@ def run_pipeline(
     when the pipeline cannot be loaded or a source or model fails (the run branch is kept
     and the outcome recorded on it).
     """
+    from lakehouse.ops.dr import ensure_not_paused  # late: ops imports this package
+
+    ensure_not_paused(lakehouse, "pipeline run")
     from lakehouse.catalog.model import validate_ref_name
 
     pipeline = (
