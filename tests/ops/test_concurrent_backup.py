@@ -35,7 +35,7 @@ with lakehouse.connect(home) as lh:
                 pa.Table.from_pylist([{"id": n, "name": "x"}], schema=schema)
             )
         if n % 5 == 0:
-            lh.merge(f"w{n - 2}", "main")
+            lh.merge(f"w{n // 3 * 3}", "main")  # the newest branch made so far
         print(n, flush=True)
 """
 
