@@ -170,7 +170,6 @@ class RunProgress:
         )
         self.task = self.progress.add_task(title, total=total)
         self.title = title
-        self.failed: list[str] = []
 
     def __enter__(self) -> RunProgress:
         self.progress.start()
@@ -186,8 +185,6 @@ class RunProgress:
             self.progress.update(self.task, description=f"{self.title}: {event.step} {event.name}")
             return
         self.progress.advance(self.task)
-        if event.status in ("fail", "error"):
-            self.failed.append(event.name)
 
 
 # -- the demo ------------------------------------------------------------------------------
@@ -304,15 +301,11 @@ class Demo:
                     f"{w.updated:,}", f"{w.deleted:,}", f"{m.seconds:.1f}",
                 )  # fmt: skip
             self.console.print(models)
-            others = [m for m in run.models if m not in shown]
-            unchanged = [m.model for m in others if m.write.materialized == "merge"]
-            rebuilt = [m.model for m in others if m.write.materialized != "merge"]
+            unchanged = [m.model for m in run.models if m not in shown]
             if unchanged:
                 self.console.print(
-                    f"[dim]no changes, no commit (merge): {', '.join(unchanged)}[/dim]"
+                    f"[dim]no changes, so no commit (merge): {', '.join(unchanged)}[/dim]"
                 )
-            if rebuilt:
-                self.console.print(f"[dim]rebuilt unchanged: {', '.join(rebuilt)}[/dim]")
         passed = sum(1 for c in run.checks if c.passed)
         self.console.print(
             f"checks: [green]{passed} passed[/green], "
