@@ -19,7 +19,6 @@ from lakehouse.errors import (
     MergeConflictError,
     ReadOnlyReferenceError,
     ReferenceAlreadyExistsError,
-    ReferenceNotFoundError,
 )
 
 ROWS = pa.table({"id": pa.array([1, 2, 3], pa.int64()), "amount": pa.array([1.0, 2.0, 3.0])})
