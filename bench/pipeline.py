@@ -533,7 +533,7 @@ OBSERVATIONS = """### Where the time goes
   landing the file in `raw` ~6 %, sha256 + UTF-8 check ~5 %, the catalog commit the rest.
   The write-only baseline does no CSV parsing, checksumming or landing, so ingestion of CSV
   cannot reach 0.8 of it; against the same work without the lakehouse (read_csv +
-  write_table, the informational row) it is at ~0.8.
+  write_table, the informational row) it is at 0.7-0.8.
 - **Query**: `lakehouse sql` in process adds a fixed cost of a few tens of ms to the DuckDB
   query (resolve the ref, load the table metadata, plan the scan with PyIceberg, pushdown
   analysis with sqlglot); the pushed-down filter and columns let it keep pace with DuckDB
