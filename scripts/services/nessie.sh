@@ -89,7 +89,7 @@ ensure_jar() {
 # Major version of a java binary (17, 21, 25, ...), or nothing.
 java_major() {
     local v
-    v="$("$1" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java\.specification\.version = //p' | head -n 1)"
+    v="$("$1" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java\.specification\.version = //p')"
     v="${v#1.}"
     [[ "$v" =~ ^[0-9]+$ ]] && echo "$v"
 }
@@ -134,7 +134,9 @@ running() {
     local p
     p="$(pid)"
     [[ -n "$p" && -d "/proc/$p" ]] || return 1
-    tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q "nessie-quarkus-.*-runner.jar"
+    local cmdline
+    cmdline="$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)" || return 1
+    [[ "$cmdline" == *nessie-quarkus-*-runner.jar* ]]
 }
 
 ready() {
