@@ -105,6 +105,51 @@ class S3Settings(BaseModel):
         return s3_properties(self)
 
 
+EngineName = Literal["duckdb", "spark"]
+
+
+class SparkSettings(BaseModel):
+    """How the Spark engine starts and reaches the catalog (cluster profile compute)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Spark master URL (``local[2]``, ``spark://host:7077``, ``k8s://…``).
+    master: str = "local[2]"
+    #: How Spark reaches the versioned catalog: Iceberg's Nessie catalog over the
+    #: catalog's API v2 (``nessie``), or the Iceberg REST catalog (``rest``).
+    catalog_type: Literal["nessie", "rest"] = "nessie"
+    #: URL of the catalog server Spark talks to (``http://host:19120/api/v2`` for ``nessie``,
+    #: ``http://host:19120/iceberg`` for ``rest``). Default: derived from the catalog URI
+    #: when that is a server URL.
+    catalog_uri: str | None = None
+    #: Folder with the Iceberg (and Nessie) Spark runtime jars
+    #: (``scripts/services/spark.sh jars`` fills it). Default: ``~/.cache/lakehouse/spark/jars``.
+    jars_dir: Path | None = None
+    #: Extra Spark configuration (``spark.executor.memory`` …), applied last.
+    conf: dict[str, str] = Field(default_factory=dict)
+
+
+class KafkaSettings(BaseModel):
+    """The Kafka cluster CDC ingestion consumes from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: ``host:port[,host:port…]``.
+    bootstrap_servers: str = "127.0.0.1:19092"
+    #: Extra librdkafka consumer configuration (``security.protocol`` …).
+    conf: dict[str, str] = Field(default_factory=dict)
+
+
+class ComputeSettings(BaseModel):
+    """Which engine runs pipeline models."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: ``duckdb`` or ``spark``. Default: ``duckdb`` in the embedded profile, ``spark`` in
+    #: the cluster profile.
+    engine: EngineName | None = None
+
+
 class Settings(BaseSettings):
     """Every setting of Lakehouse. Build with :func:`load_settings` to get :class:`ConfigError`."""
 
@@ -131,6 +176,9 @@ class Settings(BaseSettings):
     #: Author recorded on commits. Default: the ``USER`` environment variable.
     author: str | None = None
     s3: S3Settings = Field(default_factory=S3Settings)
+    compute: ComputeSettings = Field(default_factory=ComputeSettings)
+    spark: SparkSettings = Field(default_factory=SparkSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     #: Reference for reads and runs when none is given (``NESSIE_REF``).
     ref: str | None = Field(default=None, validation_alias=AliasChoices(*_REF_VARIABLES))
 
@@ -164,6 +212,9 @@ class Settings(BaseSettings):
             self.warehouse = str(path if path.is_absolute() else Path.cwd() / path)
         if self.author is None:
             self.author = os.environ.get("USER") or None
+        if self.compute.engine is None:
+            engine: EngineName = "spark" if self.profile == "cluster" else "duckdb"
+            self.compute = self.compute.model_copy(update={"engine": engine})
         return self
 
     def _check_cluster(self) -> None:
@@ -206,6 +257,12 @@ class Settings(BaseSettings):
         """The reference reads and runs use when none is given: ``NESSIE_REF`` or ``main``."""
         return self.ref or self.catalog.default_branch
 
+    @property
+    def engine(self) -> EngineName:
+        """The compute engine pipeline runs use, defaults applied."""
+        assert self.compute.engine is not None  # set by the validator
+        return self.compute.engine
+
     def fileio_properties(self) -> dict[str, str]:
         """PyIceberg FileIO properties for the warehouse (empty for a local one)."""
         from lakehouse.storage.filesystem import fileio_properties
@@ -222,6 +279,7 @@ class Settings(BaseSettings):
             "default_branch": self.default_branch,
             "default_ref": self.default_ref,
             "author": self.author,
+            "engine": self.engine,
         }
 
 
