@@ -55,7 +55,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from multiprocessing.context import ForkContext, SpawnContext
@@ -65,6 +65,18 @@ from pathlib import Path
 from typing import Protocol
 
 import sqlalchemy as sa
+from _common import (  # bench/ is the script's folder
+    Report,
+    Table,
+    git_revision,
+    median,
+    paired_ratio,
+    percentile,
+    ratio,
+    ratio_iqr,
+    replace_section,
+    say,
+)
 from sqlalchemy.engine import make_url
 
 from lakehouse.catalog.model import ContentKey, IcebergTable, Namespace, Put, ReferenceType
@@ -145,31 +157,6 @@ QUICK = Sizes(
 # -- statistics and reporting -------------------------------------------------------------
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-quantile (0..1) of ``values``, linearly interpolated."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q
-    lo = int(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
-def median(values: Sequence[float]) -> float:
-    return percentile(values, 0.5)
-
-
-def paired_ratio(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
-    """Median, p25 and p75 of ``b[i] / a[i]`` over samples taken side by side.
-
-    More robust than a ratio of medians on a loaded machine, where latencies are often
-    bimodal (scheduled at once or after another process's time slice).
-    """
-    ratios = [y / x for x, y in zip(a, b, strict=True) if x > 0]
-    return median(ratios), percentile(ratios, 0.25), percentile(ratios, 0.75)
-
-
 def blocked_ratio(
     a: Sequence[float], b: Sequence[float], blocks: int
 ) -> tuple[float, float, float]:
@@ -199,95 +186,6 @@ def ms(seconds: float) -> str:
     if v < 100:
         return f"{v:.1f}"
     return f"{v:.0f}"
-
-
-def ratio(x: float) -> str:
-    return f"{x:.2f}x"
-
-
-def ratio_iqr(r: tuple[float, float, float]) -> str:
-    """A paired ratio with its interquartile range: ``1.02x (IQR 0.97-1.08)``."""
-    return f"{ratio(r[0])} (IQR {r[1]:.2f}-{r[2]:.2f})"
-
-
-@dataclass
-class Check:
-    """A number with a target."""
-
-    what: str
-    value: float
-    limit: float
-    shown: str
-    target: str
-
-    @property
-    def ok(self) -> bool:
-        return self.value <= self.limit
-
-    @property
-    def status(self) -> str:
-        return "PASS" if self.ok else "MISS"
-
-
-@dataclass
-class Table:
-    """One section's results."""
-
-    title: str
-    headers: list[str]
-    rows: list[list[str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def text(self) -> str:
-        widths = [len(h) for h in self.headers]
-        for row in self.rows:
-            widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-        line = "  ".join("-" * w for w in widths)
-        out = [self.title, "=" * len(self.title)]
-        out.append("  ".join(h.ljust(w) for h, w in zip(self.headers, widths, strict=True)))
-        out.append(line)
-        for row in self.rows:
-            out.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
-        out += [f"  {n}" for n in self.notes]
-        return "\n".join(out)
-
-    def markdown(self) -> str:
-        out = [f"### {self.title}", ""]
-        out.append("| " + " | ".join(self.headers) + " |")
-        out.append("|" + "|".join("---" for _ in self.headers) + "|")
-        for row in self.rows:
-            out.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
-        if self.notes:
-            out.append("")
-            out += [f"- {n}" for n in self.notes]
-        return "\n".join(out)
-
-
-class Report:
-    """Tables and targeted numbers, printed as they are produced."""
-
-    def __init__(self) -> None:
-        self.tables: list[Table] = []
-        self.checks: list[Check] = []
-
-    def check(self, what: str, value: float, limit: float, shown: str, target: str) -> Check:
-        c = Check(what, value, limit, shown, target)
-        self.checks.append(c)
-        return c
-
-    def add(self, table: Table) -> None:
-        self.tables.append(table)
-        print("\n" + table.text(), flush=True)
-
-    def summary(self) -> Table:
-        table = Table("Targets", ["check", "measured", "target", "status"])
-        for c in self.checks:
-            table.rows.append([c.what, c.shown, c.target, c.status])
-        return table
-
-
-def progress(message: str) -> None:
-    print(f"  .. {message}", file=sys.stderr, flush=True)
 
 
 # -- backends -----------------------------------------------------------------------------
@@ -583,7 +481,7 @@ def run_writers(
 
 
 def bench_commits(backend: Backend, sizes: Sizes, report: Report) -> None:
-    progress(f"{backend.name}: 1. commit latency, 1 vs {sizes.writers} writers")
+    say(f"{backend.name}: 1. commit latency, 1 vs {sizes.writers} writers")
     url = backend.new_url("commits")
     per_writer = 4
     names = [f"w{w}_t{j}" for w in range(sizes.writers) for j in range(per_writer)]
@@ -642,10 +540,9 @@ def bench_commits(backend: Backend, sizes: Sizes, report: Report) -> None:
         if n == 1 and backend.name == "sqlite":
             c = report.check(
                 "sqlite: commit p50, 1 writer",
-                median(lat),
-                0.005,
                 ms(median(lat)) + " ms",
                 "≤ 5 ms",
+                median(lat) <= 0.005,
             )
             target, status = "p50 ≤ 5 ms", c.status
         table.rows.append(
@@ -679,7 +576,7 @@ def bench_commits(backend: Backend, sizes: Sizes, report: Report) -> None:
 
 
 def bench_merge(backend: Backend, sizes: Sizes, report: Report) -> None:
-    progress(f"{backend.name}: 2. merge time")
+    say(f"{backend.name}: 2. merge time")
     url = backend.new_url("merge")
     largest = max(sizes.merge_runs)
     names = [f"t{i:05d}" for i in range(largest)] + ["other"]
@@ -739,17 +636,15 @@ def bench_merge(backend: Backend, sizes: Sizes, report: Report) -> None:
         if n == 100:
             cw = report.check(
                 f"{backend.name}: merge 100 changed tables (warm)",
-                median(warm[n]),
-                0.100,
                 ms(median(warm[n])) + " ms",
                 "≤ 100 ms",
+                median(warm[n]) <= 0.100,
             )
             cc = report.check(
                 f"{backend.name}: merge 100 changed tables (cold)",
-                median(cold[n]),
-                0.100,
                 ms(median(cold[n])) + " ms",
                 "≤ 100 ms",
+                median(cold[n]) <= 0.100,
             )
             target, status = "≤ 100 ms", f"warm {cw.status}, cold {cc.status}"
         table.rows.append(
@@ -898,9 +793,9 @@ def prebuild_histories(backends: Sequence[Backend], sizes: Sizes, use_cache: boo
     notes: list[str] = []
     try:
         for h in (sizes.history_small, sizes.history_large):
-            progress(f"3. a SQLite catalog with {h:,} commits of history")
+            say(f"3. a SQLite catalog with {h:,} commits of history")
             sources[h], how = sqlite_history(source, h, use_cache)
-            progress(f"   {how}")
+            say(f"   {how}")
             notes.append(f"History catalog with {h:,} commits: {how}")
         for b in backends:
             if b is sqlite_backend:
@@ -913,7 +808,7 @@ def prebuild_histories(backends: Sequence[Backend], sizes: Sizes, use_cache: boo
                 check_history(url, h)
                 b.settle(url)
                 b.histories[h] = url
-                progress(f"   {b.name}: copied ({rows:,} rows) in {time.perf_counter() - t0:.1f} s")
+                say(f"   {b.name}: copied ({rows:,} rows) in {time.perf_counter() - t0:.1f} s")
     finally:
         if source is not sqlite_backend:
             source.cleanup()
@@ -924,7 +819,7 @@ WARM_BATCH = 5  # warm lookups per sample
 
 
 def bench_lookup(backend: Backend, sizes: Sizes, report: Report) -> None:
-    progress(f"{backend.name}: 3. contents lookup vs history length")
+    say(f"{backend.name}: 3. contents lookup vs history length")
     names = history_names()
     tables = len(names)
     for h in (sizes.history_small, sizes.history_large):
@@ -986,7 +881,10 @@ def bench_lookup(backend: Backend, sizes: Sizes, report: Report) -> None:
             r, lo, hi = paired_ratio(data[small], data[large])
             shown = ratio_iqr((r, lo, hi))
         c = report.check(
-            f"{backend.name}: lookup {label}, {large:,}/{small} commits", r, 1.2, ratio(r), "≤ 1.2x"
+            f"{backend.name}: lookup {label}, {large:,}/{small} commits",
+            ratio(r),
+            "≤ 1.2x",
+            r <= 1.2,
         )
         table.rows.append(
             [
@@ -1018,7 +916,7 @@ def bench_lookup(backend: Backend, sizes: Sizes, report: Report) -> None:
 
 def bench_catalog_size(backend: Backend, sizes: Sizes, report: Report) -> None:
     small, large = sizes.catalog_small, sizes.catalog_large
-    progress(f"{backend.name}: 4. commit latency, {small:,} vs {large:,} tables")
+    say(f"{backend.name}: 4. commit latency, {small:,} vs {large:,} tables")
     urls: dict[int, str] = {}
     updaters: dict[int, Updater] = {}
     for n in (small, large):
@@ -1049,10 +947,9 @@ def bench_catalog_size(backend: Backend, sizes: Sizes, report: Report) -> None:
     r, lo, hi = blocked_ratio(lat[small], lat[large], sizes.blocks)
     c = report.check(
         f"{backend.name}: commit p50, {large:,}/{small:,} tables",
-        r,
-        1.5,
         ratio(r),
         "≈ 1 (≤ 1.5x, log growth)",
+        r <= 1.5,
     )
     table = Table(
         f"4. Commit latency vs catalog size ({backend.name})",
@@ -1085,7 +982,7 @@ def bench_catalog_size(backend: Backend, sizes: Sizes, report: Report) -> None:
 
 
 def bench_changed_keys(backend: Backend, sizes: Sizes, report: Report) -> None:
-    progress(f"{backend.name}: 5. commit latency vs changed keys {sizes.key_counts}")
+    say(f"{backend.name}: 5. commit latency vs changed keys {sizes.key_counts}")
     url = backend.new_url("keys")
     ids = create_catalog(url, [f"t{i:05d}" for i in range(sizes.key_catalog)])
     backend.settle(url)
@@ -1142,46 +1039,7 @@ SECTIONS: dict[str, Callable[[Backend, Sizes, Report], None]] = {
 }
 
 
-def git_revision() -> str:
-    try:
-        rev = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return rev + (" (with uncommitted changes)" if dirty else "")
-
-
 SECTION = "## Versioned catalog (bench/catalog.py)"
-
-
-def write_markdown(path: Path, header: Sequence[str], tables: Sequence[Table]) -> None:
-    """Replace (or append) this benchmark's section of ``path``, keeping the others.
-
-    The section runs from its heading to the next ``## `` heading.
-    """
-    body = "\n\n".join(
-        [SECTION, "\n".join(f"- {h}" for h in header), *(t.markdown() for t in tables)]
-    )
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find(SECTION)
-    if start >= 0:
-        end = text.find("\n## ", start + len(SECTION))
-        rest = text[end + 1 :] if end >= 0 else ""
-        text = text[:start].rstrip("\n") + "\n\n" + body + "\n" + ("\n" + rest if rest else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + body + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -1272,7 +1130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for section in args.section_list:
                 t0 = time.perf_counter()
                 SECTIONS[section](backend, sizes, report)
-                progress(f"{backend.name}: {section} took {time.perf_counter() - t0:.1f} s")
+                say(f"{backend.name}: {section} took {time.perf_counter() - t0:.1f} s")
     finally:
         for backend in backends:
             backend.cleanup()
@@ -1286,7 +1144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n" + summary.text())
     print(f"\nTotal time {elapsed:.1f} s")
     if args.markdown:
-        write_markdown(args.markdown, header, [*report.tables, summary])
+        body = report.markdown(SECTION, ["\n".join(f"- {h}" for h in header)])
+        replace_section(args.markdown, SECTION, body)
         print(f"Markdown written to {args.markdown} (section {SECTION!r})")
     missed = [c for c in report.checks if not c.ok]
     return 1 if args.strict and missed else 0

@@ -31,18 +31,24 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from _common import (  # bench/ is the script's folder
+    Check,
+    Report,
+    Table,
+    median,
+    replace_section,
+    say,
+)
 
 import lakehouse
 from lakehouse.client import Lakehouse
@@ -50,11 +56,6 @@ from lakehouse.maintenance import collect_garbage, compact_table
 from lakehouse.maintenance.policies import CompactionPolicy, Policies
 
 SECTION = "## Maintenance (bench/maintenance.py)"
-
-
-def say(text: str) -> None:
-    """Progress on stderr."""
-    print(text, file=sys.stderr, flush=True)
 
 
 def rows_batch(start: int, n: int) -> pa.Table:
@@ -98,54 +99,12 @@ def small_file_table(lh: Lakehouse, name: str, files: int, rows_per_file: int) -
 # -- reporting ------------------------------------------------------------------------------
 
 
-@dataclass
-class Section:
-    """One table of results."""
-
-    title: str
-    columns: list[str]
-    rows: list[list[str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def text(self) -> str:
-        widths = [
-            max(len(c), *(len(r[i]) for r in self.rows)) if self.rows else len(c)
-            for i, c in enumerate(self.columns)
-        ]
-        line = "  ".join(c.ljust(w) for c, w in zip(self.columns, widths, strict=True))
-        out = [f"\n{self.title}", line, "-" * len(line)]
-        out += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in self.rows]
-        out += [f"  {n}" for n in self.notes]
-        return "\n".join(out)
-
-    def markdown(self) -> str:
-        out = [f"### {self.title}", "", "| " + " | ".join(self.columns) + " |"]
-        out.append("|" + "|".join("---" for _ in self.columns) + "|")
-        out += ["| " + " | ".join(r) + " |" for r in self.rows]
-        out += ["", *self.notes] if self.notes else []
-        return "\n".join(out)
-
-
-@dataclass
-class Verdict:
-    """A target and whether it was met."""
-
-    name: str
-    value: str
-    target: str
-    met: bool
-
-
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values)
-
-
 # -- 1. compaction throughput ---------------------------------------------------------------
 
 
 def bench_compaction(
     root: Path, rounds: int, files: int, rows_per_file: int
-) -> tuple[Section, Verdict]:
+) -> tuple[Table, Check]:
     ours: list[float] = []
     plain: list[float] = []
     total_rows = files * rows_per_file
@@ -171,7 +130,7 @@ def bench_compaction(
         lh.close()
         say(f"  compaction round {r + 1}: {ours[-1]:,.0f} rows/s vs pyarrow {plain[-1]:,.0f}")
     ratio = median(ours) / median(plain)
-    section = Section(
+    section = Table(
         f"Compaction throughput: {files} files x {rows_per_file:,} rows",
         ["what", "median rows/s", "rounds"],
         [
@@ -184,13 +143,13 @@ def bench_compaction(
             "the baseline writes one file without any Iceberg metadata or catalog commit."
         ],
     )
-    return section, Verdict("compaction rows/s vs pyarrow", f"{ratio:.2f}", ">= 0.7", ratio >= 0.7)
+    return section, Check("compaction rows/s vs pyarrow", f"{ratio:.2f}", ">= 0.7", ratio >= 0.7)
 
 
 # -- 2. query before and after ---------------------------------------------------------------
 
 
-def bench_query(root: Path, rounds: int, files: int, rows_per_file: int) -> Section:
+def bench_query(root: Path, rounds: int, files: int, rows_per_file: int) -> Table:
     lh = new_home(root, "query")
     small_file_table(lh, "events", files, rows_per_file)
     query = "SELECT count(*) AS n, sum(value) AS total FROM bench.events WHERE id % 7 = 0"
@@ -209,7 +168,7 @@ def bench_query(root: Path, rounds: int, files: int, rows_per_file: int) -> Sect
     after = [timed() for _ in range(rounds)]
     lh.close()
     say(f"  query: {median(before):.3f}s before, {median(after):.3f}s after")
-    return Section(
+    return Table(
         f"Query on a table of {files:,} small files, before and after compaction",
         ["", "data files", "median query s", "rounds"],
         [
@@ -251,8 +210,8 @@ def gc_catalog(root: Path, name: str, refs: int, commits: int, files: int) -> La
 
 def bench_gc(
     root: Path, rounds: int, configs: Sequence[tuple[int, int, int]]
-) -> tuple[Section, Verdict]:
-    section = Section(
+) -> tuple[Table, Check]:
+    section = Table(
         "GC mark time vs references x commits x files",
         [
             "refs",
@@ -297,7 +256,7 @@ def bench_gc(
     )
     spread = max(per_unit) / min(per_unit)
     grows = per_unit[-1] / per_unit[0]
-    return section, Verdict(
+    return section, Check(
         "GC mark time per R*C*F, largest vs smallest",
         f"{grows:.2f}x",
         "<= 2x (linear)",
@@ -306,27 +265,6 @@ def bench_gc(
 
 
 # -- main --------------------------------------------------------------------------------
-
-
-def write_markdown(
-    path: Path, header: str, sections: list[Section], verdicts: list[Verdict]
-) -> None:
-    """Replace (or append) this benchmark's section of ``path``, keeping the others."""
-    summary = Section(
-        "Targets",
-        ["target", "value", "goal", "met"],
-        [[v.name, v.value, v.target, "yes" if v.met else "NO"] for v in verdicts],
-    )
-    body = "\n\n".join([SECTION, header, *(s.markdown() for s in sections), summary.markdown()])
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find(SECTION)
-    if start >= 0:
-        end = text.find("\n## ", start + len(SECTION))
-        rest = text[end + 1 :] if end >= 0 else ""
-        text = text[:start].rstrip("\n") + "\n\n" + body + "\n" + ("\n" + rest if rest else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + body + "\n"
-    path.write_text(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -353,36 +291,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Command: `python bench/maintenance.py {' '.join(given)}`."
     )
     print(header)
-    sections: list[Section] = []
-    verdicts: list[Verdict] = []
+    report = Report()
 
     def compaction(root: Path) -> None:
-        section, verdict = bench_compaction(root, rounds, compact_files, compact_rows)
-        sections.append(section)
-        verdicts.append(verdict)
+        table, check = bench_compaction(root, rounds, compact_files, compact_rows)
+        report.add(table)
+        report.checks.append(check)
 
     def query(root: Path) -> None:
-        sections.append(bench_query(root, max(rounds, 3), query_files, 100))
+        report.add(bench_query(root, max(rounds, 3), query_files, 100))
 
     def gc(root: Path) -> None:
-        section, verdict = bench_gc(root, rounds, gc_configs)
-        sections.append(section)
-        verdicts.append(verdict)
+        table, check = bench_gc(root, rounds, gc_configs)
+        report.add(table)
+        report.checks.append(check)
 
     steps: list[Callable[[Path], None]] = [compaction, query, gc]
     with tempfile.TemporaryDirectory(prefix="lakehouse-bench-maint-") as tmp:
         for step in steps:
             say(f"{step.__name__} …")
             step(Path(tmp) / step.__name__)
-    for section in sections:
-        print(section.text())
-    print("\nTargets")
-    for v in verdicts:
-        print(f"  {'ok ' if v.met else 'MISSED'} {v.name}: {v.value} (target {v.target})")
+    print("\n" + report.summary().text())
     if args.markdown:
-        write_markdown(args.markdown, header, sections, verdicts)
+        replace_section(args.markdown, SECTION, report.markdown(SECTION, [header]))
         print(f"Markdown written to {args.markdown}")
-    return 1 if args.strict and not all(v.met for v in verdicts) else 0
+    return 1 if args.strict and not all(c.ok for c in report.checks) else 0
 
 
 if __name__ == "__main__":

@@ -38,13 +38,12 @@ import math
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -52,6 +51,18 @@ import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from _common import (  # bench/ is the script's folder
+    Report,
+    Table,
+    median,
+    paired_ratio,
+    rate,
+    ratio_iqr,
+    replace_section,
+    say,
+    seconds,
+    timed,
+)
 
 import lakehouse
 from lakehouse import query, tpch
@@ -79,102 +90,6 @@ WHERE l_shipdate <= DATE '1998-12-01' - INTERVAL '90' DAY
 GROUP BY l_returnflag, l_linestatus
 ORDER BY l_returnflag, l_linestatus
 """
-
-
-# -- statistics and reporting -------------------------------------------------------------
-
-
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
-def paired_ratio(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
-    """Median, min and max of ``b[i] / a[i]`` over samples taken side by side."""
-    ratios = [y / x for x, y in zip(a, b, strict=True) if x > 0]
-    return median(ratios), min(ratios), max(ratios)
-
-
-def seconds(value: float) -> str:
-    if value != value:  # NaN
-        return "-"
-    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
-
-
-def rate(rows: int, value: float) -> str:
-    return f"{rows / value:,.0f} rows/s" if value > 0 else "-"
-
-
-@dataclass
-class Check:
-    """A number with a target."""
-
-    what: str
-    shown: str
-    target: str
-    ok: bool
-
-    @property
-    def status(self) -> str:
-        return "PASS" if self.ok else "MISS"
-
-
-@dataclass
-class Table:
-    """One section's results."""
-
-    title: str
-    headers: list[str]
-    rows: list[list[str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def text(self) -> str:
-        widths = [len(h) for h in self.headers]
-        for row in self.rows:
-            widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-        out = [self.title, "=" * len(self.title)]
-        out.append("  ".join(h.ljust(w) for h, w in zip(self.headers, widths, strict=True)))
-        out.append("  ".join("-" * w for w in widths))
-        for row in self.rows:
-            out.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
-        out += [f"  {n}" for n in self.notes]
-        return "\n".join(out)
-
-    def markdown(self) -> str:
-        out = [f"### {self.title}", ""]
-        out.append("| " + " | ".join(self.headers) + " |")
-        out.append("|" + "|".join("---" for _ in self.headers) + "|")
-        for row in self.rows:
-            out.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
-        if self.notes:
-            out.append("")
-            out += [f"- {n}" for n in self.notes]
-        return "\n".join(out)
-
-
-@dataclass
-class Report:
-    tables: list[Table] = field(default_factory=list)
-    checks: list[Check] = field(default_factory=list)
-
-    def add(self, table: Table) -> None:
-        self.tables.append(table)
-        print("\n" + table.text(), flush=True)
-
-    def summary(self) -> Table:
-        table = Table("Targets", ["check", "measured", "target", "status"])
-        for c in self.checks:
-            table.rows.append([c.what, c.shown, c.target, c.status])
-        return table
-
-
-def say(message: str) -> None:
-    print(f"  .. {message}", file=sys.stderr, flush=True)
-
-
-def timed(fn: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
 
 
 # -- 1. ingest ----------------------------------------------------------------------------
@@ -249,7 +164,7 @@ def bench_ingest(report: Report, data_dir: Path, rounds: int, work: Path) -> Pat
             f"pyarrow write_table ({codec[0]}), same Arrow data",
             seconds(median(write_only)),
             rate(rows, median(write_only)),
-            f"{r_write[0]:.2f} (min {r_write[1]:.2f}, max {r_write[2]:.2f})",
+            f"{r_write[0]:.2f} (IQR {r_write[1]:.2f}-{r_write[2]:.2f})",
         ]
     )
     table.rows.append(
@@ -257,7 +172,7 @@ def bench_ingest(report: Report, data_dir: Path, rounds: int, work: Path) -> Pat
             "pyarrow read_csv + write_table (informational)",
             seconds(median(csv_and_write)),
             rate(rows, median(csv_and_write)),
-            f"{r_csv[0]:.2f} (min {r_csv[1]:.2f}, max {r_csv[2]:.2f})",
+            f"{r_csv[0]:.2f} (IQR {r_csv[1]:.2f}-{r_csv[2]:.2f})",
         ]
     )
     table.notes.append(
@@ -265,10 +180,8 @@ def bench_ingest(report: Report, data_dir: Path, rounds: int, work: Path) -> Pat
         "fresh home (checksum, landing copy into raw, CSV read, Iceberg append, catalog commit)."
     )
     report.add(table)
-    report.checks.append(
-        Check(
-            "ingest rate vs plain Parquet write", f"{r_write[0]:.2f}", ">= 0.8", r_write[0] >= 0.8
-        )
+    report.check(
+        "ingest rate vs plain Parquet write", f"{r_write[0]:.2f}", ">= 0.8", r_write[0] >= 0.8
     )
     return home
 
@@ -351,7 +264,7 @@ def bench_query(report: Report, scale_factor: float, home: Path, rounds: int) ->
         [
             "lakehouse sql, in process (query.sql: resolve ref, load table, plan, DuckDB)",
             seconds(median(via)),
-            f"{r[0]:.2f}x (min {r[1]:.2f}, max {r[2]:.2f})",
+            ratio_iqr(r),
         ]
     )
     table.rows.append(["DuckDB read_parquet over the same files", seconds(median(base)), "-"])
@@ -363,9 +276,7 @@ def bench_query(report: Report, scale_factor: float, home: Path, rounds: int) ->
         "rows (sums of doubles to 1e-9)."
     )
     report.add(table)
-    report.checks.append(
-        Check(f"query at SF {sf} vs DuckDB read_parquet", f"{r[0]:.2f}x", "<= 1.2x", r[0] <= 1.2)
-    )
+    report.check(f"query at SF {sf} vs DuckDB read_parquet", f"{r[0]:.2f}x", "<= 1.2x", r[0] <= 1.2)
 
 
 # -- 3. end to end ------------------------------------------------------------------------
@@ -459,13 +370,11 @@ def bench_e2e(report: Report, scale_factors: Sequence[float], work: Path) -> Non
             ]
         )
         if sf == 0.1:
-            report.checks.append(
-                Check(
-                    "demo at SF 0.1 (data cached)",
-                    seconds(run.seconds),
-                    "< 180 s",
-                    run.returncode == 0 and run.seconds < 180,
-                )
+            report.check(
+                "demo at SF 0.1 (data cached)",
+                seconds(run.seconds),
+                "< 180 s",
+                run.returncode == 0 and run.seconds < 180,
             )
     table.notes.append(
         "Fresh home each time: init, three pipeline runs (initial load, change batch, rejected "
@@ -516,9 +425,7 @@ def bench_install(report: Report, work: Path) -> None:
         ],
     )
     report.add(table)
-    report.checks.append(
-        Check("install + demo at SF 0.1", seconds(total), "< 180 s", ok and total < 180)
-    )
+    report.check("install + demo at SF 0.1", seconds(total), "< 180 s", ok and total < 180)
 
 
 # -- main ---------------------------------------------------------------------------------
@@ -546,28 +453,6 @@ OBSERVATIONS = """### Where the time goes
   result with the table, then PyIceberg's copy-on-write `delete` (an `In` filter of the
   affected order keys) rewrites each data file holding one of them. At SF 0.1 each run
   takes ~10 s, of which the checks ~2 s."""
-
-
-def write_markdown(path: Path, report: Report, header: list[str]) -> None:
-    """Replace (or append) this benchmark's section of ``path``, keeping the others."""
-    body = "\n\n".join(
-        [
-            SECTION,
-            *header,
-            *(t.markdown() for t in report.tables),
-            report.summary().markdown(),
-            OBSERVATIONS,
-        ]
-    )
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find(SECTION)
-    if start >= 0:
-        end = text.find("\n## ", start + len(SECTION))
-        rest = text[end + 1 :] if end >= 0 else ""
-        text = text[:start].rstrip("\n") + "\n\n" + body + "\n" + ("\n" + rest if rest else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + body + "\n"
-    path.write_text(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -621,7 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = report.summary()
     print("\n" + summary.text())
     if args.markdown:
-        write_markdown(args.markdown, report, header)
+        replace_section(args.markdown, SECTION, report.markdown(SECTION, header, OBSERVATIONS))
         print(f"\nSection written to {args.markdown}")
     return 0 if all(c.ok for c in report.checks) else 1
 
