@@ -329,6 +329,34 @@ def backup_verify(
         raise BackupCorruptError(result.summary(), [p.object for p in result.problems])
 
 
+def restore_with_progress(
+    state: State,
+    backup: str,
+    *,
+    backup_id: str | None,
+    to: Path | None,
+    catalog: str | None,
+    warehouse: str | None,
+    erase: bool,
+    workers: int | None,
+    output: Output | None,
+) -> tuple[Settings, RestoreResult]:
+    """Restore ``backup`` into the target the options name; the target's settings too."""
+    from lakehouse.ops.restore import restore_backup
+
+    settings = target_settings(state, to, catalog, warehouse)
+    with progress_for(state, output) as progress:
+        result = restore_backup(
+            backup,
+            settings,
+            backup_id=backup_id,
+            erase=erase,
+            workers=workers,
+            progress=progress,
+        )
+    return settings, result
+
+
 @backup_app.command("restore")
 def backup_restore(
     ctx: typer.Context,
@@ -342,19 +370,18 @@ def backup_restore(
     output: OutputOpt = None,
 ) -> None:
     """Restore a backup into an empty lakehouse (verified; all or nothing)."""
-    from lakehouse.ops.restore import restore_backup
-
     state = State.of(ctx)
-    settings = target_settings(state, to, catalog, warehouse)
-    with progress_for(state, output) as progress:
-        result = restore_backup(
-            backup,
-            settings,
-            backup_id=backup_id,
-            erase=erase,
-            workers=workers,
-            progress=progress,
-        )
+    _, result = restore_with_progress(
+        state,
+        backup,
+        backup_id=backup_id,
+        to=to,
+        catalog=catalog,
+        warehouse=warehouse,
+        erase=erase,
+        workers=workers,
+        output=output,
+    )
     if state.format(output) is Output.JSON:
         print_json(result.to_json())
     else:

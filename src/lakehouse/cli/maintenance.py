@@ -19,10 +19,10 @@ branch or step makes the command exit with 1 after the summary.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
 
 import typer
 
@@ -239,6 +239,48 @@ def _fail_if(failed: bool) -> None:
         raise typer.Exit(1)
 
 
+class _BranchResult(Protocol):
+    """What a per-branch maintenance job returns."""
+
+    @property
+    def errors(self) -> Sequence[object]: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+_R = TypeVar("_R", bound=_BranchResult)
+
+
+def _per_branch(
+    ctx: typer.Context,
+    refs: list[str] | None,
+    tables: list[str] | None,
+    dry_run: bool,
+    policies: Path | None,
+    output: Output | None,
+    job: Callable[..., _R],
+    render: Callable[[Console, _R], None],
+) -> None:
+    """Run ``job`` on each branch of ``refs`` (default: the default branch), then report.
+
+    Exit 1 when any branch reported an error (the others still ran).
+    """
+    state = State.of(ctx)
+    lh = state.lakehouse()
+    chosen = _policies(state, policies)
+    with _progress(state, output) as progress:
+        results = [
+            job(lh, ref, tables=tables, policies=chosen, dry_run=dry_run, on_progress=progress)
+            for ref in refs or [lh.default_branch]
+        ]
+    if state.format(output) is Output.JSON:
+        print_json([r.to_json() for r in results])
+    else:
+        for r in results:
+            render(console(), r)
+    _fail_if(any(r.errors for r in results))
+
+
 # -- commands --------------------------------------------------------------------------------
 
 
@@ -254,23 +296,7 @@ def expire_command(
     """Expire old snapshots (metadata only, one catalog commit per branch; no file deleted)."""
     from lakehouse.maintenance import expire_snapshots
 
-    state = State.of(ctx)
-    lh = state.lakehouse()
-    chosen = _policies(state, policies)
-    results = []
-    with _progress(state, output) as progress:
-        for ref in refs or [lh.default_branch]:
-            results.append(
-                expire_snapshots(
-                    lh, ref, tables=tables, policies=chosen, dry_run=dry_run, on_progress=progress
-                )
-            )
-    if state.format(output) is Output.JSON:
-        print_json([r.to_json() for r in results])
-    else:
-        for r in results:
-            print_expire(console(), r)
-    _fail_if(any(r.errors for r in results))
+    _per_branch(ctx, refs, tables, dry_run, policies, output, expire_snapshots, print_expire)
 
 
 @maintenance_app.command("compact")
@@ -285,23 +311,7 @@ def compact_command(
     """Rewrite small data files into target-sized ones and merge manifests."""
     from lakehouse.maintenance import compact
 
-    state = State.of(ctx)
-    lh = state.lakehouse()
-    chosen = _policies(state, policies)
-    results = []
-    with _progress(state, output) as progress:
-        for ref in refs or [lh.default_branch]:
-            results.append(
-                compact(
-                    lh, ref, tables=tables, policies=chosen, dry_run=dry_run, on_progress=progress
-                )
-            )
-    if state.format(output) is Output.JSON:
-        print_json([r.to_json() for r in results])
-    else:
-        for r in results:
-            print_compact(console(), r)
-    _fail_if(any(r.errors for r in results))
+    _per_branch(ctx, refs, tables, dry_run, policies, output, compact, print_compact)
 
 
 @maintenance_app.command("gc")

@@ -35,7 +35,7 @@ from lakehouse.cli.backup import (
     print_backup_result,
     print_restore_result,
     progress_for,
-    target_settings,
+    restore_with_progress,
 )
 
 if TYPE_CHECKING:
@@ -281,14 +281,19 @@ def dr_restore(
     """Runbook step 4: restore a backup, then pause the restored lakehouse until validated."""
     from lakehouse.client import connect
     from lakehouse.ops.dr import pause
-    from lakehouse.ops.restore import restore_backup
 
     state = State.of(ctx)
-    settings = target_settings(state, to, catalog, warehouse)
-    with progress_for(state, output) as progress:
-        result = restore_backup(
-            backup, settings, backup_id=backup_id, erase=erase, workers=workers, progress=progress
-        )
+    settings, result = restore_with_progress(
+        state,
+        backup,
+        backup_id=backup_id,
+        to=to,
+        catalog=catalog,
+        warehouse=warehouse,
+        erase=erase,
+        workers=workers,
+        output=output,
+    )
     with connect(settings=settings) as restored:
         paused, _ = pause(
             restored,
