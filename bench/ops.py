@@ -122,7 +122,7 @@ def section_backup_restore(
     size = tree_bytes(warehouse)
     print(f"lakehouse: {size / MB:.0f} MB in {sum(1 for _ in warehouse.rglob('*.*'))} files")
 
-    from lakehouse.ops._fs import _hash_local
+    from lakehouse.storage.objects import _hash_local
 
     files = [str(p) for p in warehouse.rglob("*") if p.is_file()]
     backup_s: list[float] = []

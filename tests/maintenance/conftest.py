@@ -17,7 +17,7 @@ from lakehouse.catalog.files import TableWalker
 from lakehouse.catalog.model import ContentKey
 from lakehouse.client import Lakehouse
 from lakehouse.maintenance.policies import Policies
-from lakehouse.ops._fs import canonical
+from lakehouse.storage.objects import canonical
 
 SCHEMA = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("name", pa.string())])
 

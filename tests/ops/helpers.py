@@ -23,7 +23,7 @@ from pyiceberg.view.metadata import SQLViewRepresentation, ViewVersion
 from lakehouse.catalog.model import IcebergTable, IcebergView, Reference
 from lakehouse.client import Lakehouse, connect
 from lakehouse.config import Settings
-from lakehouse.ops._fs import Storage
+from lakehouse.storage.objects import Storage
 
 SCHEMA = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("name", pa.string())])
 

@@ -26,7 +26,6 @@ from lakehouse.ops import (
     restore_backup,
     verify_backup,
 )
-from lakehouse.ops._fs import Storage
 from lakehouse.ops.backup import (
     BACKUP_FORMAT_VERSION,
     MANIFEST_NAME,
@@ -34,6 +33,7 @@ from lakehouse.ops.backup import (
     BackupRepository,
 )
 from lakehouse.ops.export import EXPORT_FORMAT_VERSION
+from lakehouse.storage.objects import Storage
 from tests.ops.helpers import rows, snapshot_state, sql_answers
 
 

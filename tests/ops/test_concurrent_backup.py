@@ -10,8 +10,8 @@ from pathlib import Path
 
 from lakehouse.client import Lakehouse, connect
 from lakehouse.ops import create_backup, restore_backup, verify_backup
-from lakehouse.ops._fs import Storage
 from lakehouse.ops.backup import open_backup
+from lakehouse.storage.objects import Storage
 from tests.ops.helpers import snapshot_state
 
 WRITER = r"""

@@ -15,8 +15,8 @@ import pytest
 
 from lakehouse.client import Lakehouse, connect
 from lakehouse.ops import BackupCorruptError, create_backup, restore_backup, verify_backup
-from lakehouse.ops._fs import Location
 from lakehouse.ops.backup import MANIFEST_NAME, BackupManifest
+from lakehouse.storage.objects import Location
 from tests.ops.helpers import snapshot_state
 
 

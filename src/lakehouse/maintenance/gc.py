@@ -64,7 +64,7 @@ from lakehouse.storage.zones import METADATA_BUCKET, ZONES
 
 if TYPE_CHECKING:
     from lakehouse.client import Lakehouse
-    from lakehouse.ops._fs import ListedFile, Storage
+    from lakehouse.storage.objects import ListedFile, Storage
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ class Marker:
     def __init__(
         self, lh: Lakehouse, policy: GCPolicy, now: datetime, on_progress: ProgressListener
     ) -> None:
-        from lakehouse.ops._fs import Storage
+        from lakehouse.storage.objects import Storage
 
         self._lh = lh
         self._policy = policy
@@ -193,7 +193,7 @@ class Marker:
 
     def mark(self, references: Sequence[Reference]) -> None:
         """Mark everything reachable from the kept history of ``references``."""
-        from lakehouse.ops._fs import canonical
+        from lakehouse.storage.objects import canonical
 
         for i, reference in enumerate(references):
             self._report(ProgressEvent("mark", reference.name, i, len(references)))
@@ -297,7 +297,7 @@ def collect_garbage(
 
     if not dry_run:
         ensure_not_paused(lh, "garbage collection")
-    from lakehouse.ops._fs import canonical
+    from lakehouse.storage.objects import canonical
 
     policies = policies or _load(lh)
     policy = policies.gc
@@ -487,7 +487,7 @@ def _check_walk(marker: Marker, lh: Lakehouse) -> None:
     """
     if not marker.errors:
         return
-    from lakehouse.ops._fs import canonical
+    from lakehouse.storage.objects import canonical
 
     storage = marker.storage
     collected = _previously_collected(storage, lh)

@@ -63,7 +63,6 @@ import pyarrow.fs as pafs
 from lakehouse.catalog.files import TableWalker, reachable_files
 from lakehouse.catalog.model import Reference
 from lakehouse.catalog.store import VersionStore
-from lakehouse.ops._fs import Location, Storage, canonical, default_workers, describe
 from lakehouse.ops.errors import (
     BackupCorruptError,
     BackupError,
@@ -72,6 +71,7 @@ from lakehouse.ops.errors import (
     SourceIncompleteError,
 )
 from lakehouse.ops.export import EXPORT_FORMAT_VERSION, read_header, write_export
+from lakehouse.storage.objects import Location, Storage, canonical, default_workers, describe
 
 if TYPE_CHECKING:
     from pyiceberg.io import FileIO

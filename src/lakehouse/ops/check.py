@@ -50,7 +50,7 @@ from lakehouse.catalog.model import (
     ReferenceType,
 )
 from lakehouse.catalog.store import VersionStore
-from lakehouse.ops._fs import Location, Storage, canonical, default_workers, describe
+from lakehouse.storage.objects import Location, Storage, canonical, default_workers, describe
 
 if TYPE_CHECKING:
     from pyiceberg.io import FileIO

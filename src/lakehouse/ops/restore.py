@@ -46,7 +46,6 @@ from typing import TYPE_CHECKING, Any
 
 from lakehouse.catalog.model import NO_ANCESTOR
 from lakehouse.errors import ConfigError
-from lakehouse.ops._fs import Location, Storage, canonical, default_workers
 from lakehouse.ops.backup import (
     EXPORT_NAME,
     BackupManifest,
@@ -63,6 +62,7 @@ from lakehouse.ops.errors import (
     IntegrityError,
     TargetNotEmptyError,
 )
+from lakehouse.storage.objects import Location, Storage, canonical, default_workers
 from lakehouse.storage.zones import Warehouse
 
 if TYPE_CHECKING:

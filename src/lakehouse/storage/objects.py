@@ -1,4 +1,4 @@
-"""Files by URI for backup, restore and the check: local folders and S3, through pyarrow.
+"""Objects by URI for backup, restore, the check and GC: local folders and S3, through pyarrow.
 
 Every URI goes through PyIceberg's :class:`~pyiceberg.io.pyarrow.PyArrowFileIO` to get
 its pyarrow filesystem, so backups use the same S3 settings (``s3.endpoint``, keys) as
