@@ -30,18 +30,20 @@ $(STAMP): pyproject.toml
 test: install ## fast tests (no services needed)
 	$(VENV)/bin/pytest -m "not integration" -n 2 -q
 
-test-integration: install ## integration tests against real services (PostgreSQL, Nessie, MinIO from scripts/services/)
+test-integration: install ## integration tests against real services (PostgreSQL, Nessie, MinIO, Kafka from scripts/services/)
 	bash scripts/services/postgres.sh start
 	bash scripts/services/nessie.sh start
 	bash scripts/services/minio.sh start
 	@# Maven runs Nessie's conformance tests (tests/compat): the Debian package, as root
 	command -v mvn >/dev/null || { test "$$(id -u)" = 0 && apt-get install -y -q maven >/dev/null; } \
 		|| { echo "Maven is needed for tests/compat: apt-get install -y maven" >&2; exit 1; }
+	bash scripts/services/kafka.sh start
 	LAKEHOUSE_TEST_POSTGRES_URL="$$(bash scripts/services/postgres.sh url lakehouse_test)" \
 	LAKEHOUSE_TEST_NESSIE_URL="$$(bash scripts/services/nessie.sh url)" \
 	LAKEHOUSE_TEST_S3_ENDPOINT="$$(bash scripts/services/minio.sh url)" \
 	LAKEHOUSE_TEST_S3_ACCESS_KEY="$$(bash scripts/services/minio.sh access-key)" \
 	LAKEHOUSE_TEST_S3_SECRET_KEY="$$(bash scripts/services/minio.sh secret-key)" \
+	LAKEHOUSE_TEST_KAFKA_BOOTSTRAP="$$(bash scripts/services/kafka.sh url)" \
 		$(VENV)/bin/pytest -m integration -q
 	$(MAKE) --no-print-directory test-airflow
 

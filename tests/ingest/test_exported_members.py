@@ -24,6 +24,8 @@ def test_all_is_pinned() -> None:
         "HttpSource",
         "IngestError",
         "IngestResult",
+        "KafkaCdcSource",
+        "KafkaIngestResult",
         "LandedFile",
         "ProgressCallback",
         "Quarantine",
@@ -36,6 +38,7 @@ def test_all_is_pinned() -> None:
         "SourceUnavailableError",
         "SqlSource",
         "TableMapping",
+        "consume_cdc",
         "ingest",
         "parse_source",
     ]

@@ -82,7 +82,7 @@ from pyiceberg.manifest import (
 from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.serializers import FromInputFile
-from pyiceberg.table import CommitTableResponse, StagedTable, Table, TableProperties
+from pyiceberg.table import CommitTableResponse, StagedTable, Table, TableProperties, Transaction
 from pyiceberg.table.locations import load_location_provider
 from pyiceberg.table.metadata import TableMetadata, new_table_metadata
 from pyiceberg.table.refs import SnapshotRefType
@@ -214,6 +214,23 @@ class TableChange:
     requirements: tuple[TableRequirement, ...] = ()
     updates: tuple[TableUpdate, ...] = ()
     base_location: str | None = None
+
+    @classmethod
+    def of_transaction(cls, table: Table, transaction: Transaction) -> TableChange:
+        """The change an uncommitted PyIceberg ``transaction`` on ``table`` would commit.
+
+        The requirements pin the table's UUID as well, so the change cannot land on a
+        table dropped and created again meanwhile. (PyIceberg keeps a transaction's
+        updates and requirements in private attributes; this is the one place that
+        reads them.)
+        """
+        from pyiceberg.table.update import AssertTableUUID
+
+        requirements = (
+            *transaction._requirements,
+            AssertTableUUID(uuid=table.metadata.table_uuid),
+        )
+        return cls(table.name(), requirements, transaction._updates, table.metadata_location)
 
 
 class RefCatalog(MetastoreCatalog):

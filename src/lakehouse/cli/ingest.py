@@ -5,6 +5,7 @@
     lakehouse ingest folder PATH --table bronze.orders [--format csv] [--pattern GLOB]
     lakehouse ingest http URL --table bronze.rates [--format jsonl] [-H "Name: value"]
     lakehouse ingest sql URL (--from-table T | --query Q) [--cursor COL] --table bronze.x
+    lakehouse ingest kafka --topic T --table silver.x --key COL [--max-batches N]
 
 Every command takes ``--source NAME`` (the folder under ``raw/``), ``--ref BRANCH``
 (default: ``NESSIE_REF``, else ``main``) and ``--output text|json``. Re-running loads
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from lakehouse.ingest import IngestResult, Source
 
 ingest_app = typer.Typer(
-    help="Land new data from a folder, a URL or a database in raw and load it into bronze.",
+    help="Land new data from a folder, a URL, a database or Kafka CDC in raw and load it.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
@@ -323,3 +324,130 @@ def ingest_sql(
         "batch_size": batch_size,
     }
     _run(ctx, entry, ref, output)
+
+
+@ingest_app.command("kafka")
+def ingest_kafka(
+    ctx: typer.Context,
+    topic: Annotated[
+        list[str],
+        typer.Option("--topic", help="Topic of Debezium change events (repeat for more)."),
+    ],
+    table: Annotated[str, typer.Option("--table", "-t", help="Silver table: silver.orders.")],
+    key: Annotated[
+        str, typer.Option("--key", "-k", help="Primary-key column(s), comma-separated.")
+    ],
+    bronze_table: Annotated[
+        str | None,
+        typer.Option(
+            "--bronze-table",
+            help="Bronze change log (default: bronze.<table name>_changes).",
+            show_default=False,
+        ),
+    ] = None,
+    max_batches: Annotated[
+        int | None,
+        typer.Option("--max-batches", min=1, help="Stop after N committed batches."),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Records per batch (one commit) at most.")
+    ] = 10_000,
+    batch_timeout: Annotated[
+        float,
+        typer.Option("--batch-timeout", min=0.01, help="Seconds a batch waits for records."),
+    ] = 1.0,
+    idle_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--idle-timeout",
+            min=0.1,
+            help="Stop after S seconds without a record (default: run until stopped).",
+            show_default=False,
+        ),
+    ] = None,
+    bootstrap_servers: Annotated[
+        str | None,
+        typer.Option(
+            "--bootstrap-servers",
+            help="Kafka brokers host:port[,…] (default: LAKEHOUSE_KAFKA__BOOTSTRAP_SERVERS).",
+            show_default=False,
+        ),
+    ] = None,
+    ref: BranchOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    """Apply Debezium change events to a silver table by key, exactly once.
+
+    Each batch is landed in raw/kafka/<topic>/, appended to the bronze change log and
+    applied to silver in one catalog commit that also records the next Kafka offsets;
+    a restart resumes at those offsets. Ctrl-C or SIGTERM commits the batch being
+    gathered and exits.
+    """
+    import signal
+    import threading
+
+    from lakehouse.ingest.kafka import BatchResult, KafkaCdcSource, consume_cdc
+    from lakehouse.ops.errors import PausedError
+
+    state = State.of(ctx)
+    source = KafkaCdcSource.create(
+        topics=topic,
+        table=table,
+        key=[k for k in key.split(",") if k.strip()],
+        bronze_table=bronze_table,
+        batch_size=batch_size,
+        batch_timeout=batch_timeout,
+        bootstrap_servers=bootstrap_servers,
+    )
+    lh = state.lakehouse()
+    fmt = state.format(output)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if stop.is_set():  # a second Ctrl-C: give up on the current batch
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    out = console()
+
+    def on_batch(batch: BatchResult) -> None:
+        if fmt is Output.TEXT:
+            out.print(
+                f"batch {batch.batch_id}: {batch.records} record(s), {batch.upserts} upsert(s), "
+                f"{batch.deletes} delete(s), {batch.duplicates} duplicate(s), "
+                f"{batch.rejected} rejected"
+            )
+
+    try:
+        result = consume_cdc(
+            lh,
+            source,
+            branch=ref,
+            max_batches=max_batches,
+            idle_timeout=idle_timeout,
+            stop=stop,
+            on_batch=on_batch,
+        )
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if fmt is Output.JSON:
+        print_json(result.to_json())
+    else:
+        offsets = ", ".join(
+            f"{t}[{p}]@{o}"
+            for t, parts in sorted(result.offsets.items())
+            for p, o in sorted(parts.items())
+        )
+        out.print(
+            f"Applied {result.changes:,} change(s) from {', '.join(result.topics)} to "
+            f"{result.table} (log {result.bronze_table}) on {result.branch} in "
+            f"{result.batches} batch(es); stopped: {result.stopped}"
+        )
+        out.print(f"  next offsets: {offsets or '-'}")
+    if result.stopped == "paused":
+        raise PausedError(
+            "Kafka ingestion stopped after its last commit: the lakehouse was paused for "
+            "disaster recovery; run `lakehouse dr resume` when recovery is done"
+        )

@@ -12,7 +12,9 @@
 
 Sources: :class:`FolderSource` (CSV, JSON Lines, Parquet files), :class:`HttpSource`
 (one URL) and :class:`SqlSource` (a database table or query, full or incremental by a
-cursor column); :func:`parse_source` builds one from a ``sources:`` entry of
+cursor column); :func:`consume_cdc` applies Debezium change events from Kafka topics
+to a silver table through a bronze change log, exactly once
+(:mod:`lakehouse.ingest.kafka`); :func:`parse_source` builds one from a ``sources:`` entry of
 ``pipeline.yaml``. Each batch is landed unchanged under
 ``raw/<source>/<yyyy>/<mm>/<dd>/<batch_id>/`` with ``_manifest.json``, then appended to
 its bronze table with the columns ``_batch_id``, ``_source_file`` and ``_ingested_at``,
@@ -41,6 +43,9 @@ from lakehouse.ingest.errors import SourceNotFoundError as SourceNotFoundError
 from lakehouse.ingest.errors import SourceUnavailableError as SourceUnavailableError
 from lakehouse.ingest.formats import Format as Format
 from lakehouse.ingest.formats import FormatOptions as FormatOptions
+from lakehouse.ingest.kafka import KafkaCdcSource as KafkaCdcSource
+from lakehouse.ingest.kafka import KafkaIngestResult as KafkaIngestResult
+from lakehouse.ingest.kafka import consume_cdc as consume_cdc
 from lakehouse.ingest.result import IngestResult as IngestResult
 from lakehouse.ingest.result import LandedFile as LandedFile
 from lakehouse.ingest.result import Quarantine as Quarantine
@@ -70,6 +75,8 @@ __all__ = [
     "HttpSource",
     "IngestError",
     "IngestResult",
+    "KafkaCdcSource",
+    "KafkaIngestResult",
     "LandedFile",
     "ProgressCallback",
     "Quarantine",
@@ -82,6 +89,7 @@ __all__ = [
     "SourceUnavailableError",
     "SqlSource",
     "TableMapping",
+    "consume_cdc",
     "ingest",
     "parse_source",
 ]
