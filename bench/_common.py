@@ -12,6 +12,7 @@ as ``_common`` from the script's own folder. Conventions:
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import time
@@ -55,6 +56,23 @@ def timed(fn: Callable[[], object]) -> float:
     started = time.perf_counter()
     fn()
     return time.perf_counter() - started
+
+
+def same_rows(a: list[dict[str, object]], b: list[dict[str, object]]) -> bool:
+    """Equal rows; floats (sums of doubles, summed in any order) to 1e-9 relative."""
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b, strict=True):
+        if x.keys() != y.keys():
+            return False
+        for key, value in x.items():
+            other = y[key]
+            if isinstance(value, float) and isinstance(other, float):
+                if not math.isclose(value, other, rel_tol=1e-9):
+                    return False
+            elif value != other:
+                return False
+    return True
 
 
 # -- formatting ---------------------------------------------------------------------------

@@ -34,7 +34,6 @@ FILE, replacing that section if present and keeping every other section as it is
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
 import shutil
@@ -59,6 +58,7 @@ from _common import (  # bench/ is the script's folder
     rate,
     ratio_iqr,
     replace_section,
+    same_rows,
     say,
     seconds,
     timed,
@@ -187,23 +187,6 @@ def bench_ingest(report: Report, data_dir: Path, rounds: int, work: Path) -> Pat
 
 
 # -- 2. query -----------------------------------------------------------------------------
-
-
-def same_rows(a: list[dict[str, object]], b: list[dict[str, object]]) -> bool:
-    """Equal rows; floats (sums of doubles, summed in any order) to 1e-9 relative."""
-    if len(a) != len(b):
-        return False
-    for x, y in zip(a, b, strict=True):
-        if x.keys() != y.keys():
-            return False
-        for key, value in x.items():
-            other = y[key]
-            if isinstance(value, float) and isinstance(other, float):
-                if not math.isclose(value, other, rel_tol=1e-9):
-                    return False
-            elif value != other:
-                return False
-    return True
 
 
 def lineitem_home(scale_factor: float, work: Path) -> Path:

@@ -47,6 +47,7 @@ from _common import (  # bench/ is the script's folder
     rate,
     ratio_iqr,
     replace_section,
+    same_rows,
     say,
     seconds,
     timed,
@@ -172,8 +173,10 @@ def bench_query(report: Report, sides: Sides, rounds: int) -> None:
         lakes = {"local": local, "s3": s3}
         for side, lh in lakes.items():
             results[side] = query.sql(lh, Q1).to_pylist()  # warm-up, and the answers
-        if results["local"] != results["s3"]:
-            raise AssertionError("the two warehouses answer Q1 differently")
+        if not same_rows(results["local"], results["s3"]):
+            raise AssertionError(
+                f"the two warehouses answer Q1 differently: {results['local']} vs {results['s3']}"
+            )
         for i in range(rounds * 4):
             order = ["local", "s3"] if i % 2 else ["s3", "local"]
             for side in order:
