@@ -31,6 +31,9 @@ test: install ## fast tests (no services needed)
 	$(VENV)/bin/pytest -m "not integration" -n 2 -q
 
 test-integration: install ## integration tests against real services (PostgreSQL, Nessie, MinIO, Kafka from scripts/services/)
+	@# tests/deploy: helm and compose-config (compose-go), built from the Go module proxy once, then cached
+	bash scripts/tools/helm.sh >/dev/null
+	bash scripts/tools/compose.sh >/dev/null
 	bash scripts/services/postgres.sh start
 	bash scripts/services/nessie.sh start
 	bash scripts/services/minio.sh start
@@ -75,11 +78,14 @@ bench: install ## catalog benchmarks
 bench-pipeline: install ## TPC-H pipeline benchmarks (ingest, query, demo at SF 0.1 and 1) -> docs/benchmarks.md
 	$(PY) bench/pipeline.py --markdown docs/benchmarks.md
 
-up: ## start the cluster profile with docker compose
-	$(COMPOSE) up -d
+up: ## start the cluster profile with docker compose (secrets: docker/.env from docker/.env.example, or ENV_FILE=FILE)
+	@docker info >/dev/null 2>&1 || { echo "make up: error: no Docker engine is reachable ('docker info' failed); start Docker, or use the embedded profile" >&2; exit 1; }
+	@test -f "$(or $(ENV_FILE),docker/.env)" || { echo "make up: error: $(or $(ENV_FILE),docker/.env) not found: cp docker/.env.example docker/.env and fill in every secret" >&2; exit 1; }
+	$(COMPOSE) --env-file "$(or $(ENV_FILE),docker/.env)" up -d
 
-down: ## stop the docker compose stack
-	$(COMPOSE) down
+down: ## stop the docker compose stack (volumes are kept)
+	@docker info >/dev/null 2>&1 || { echo "make down: error: no Docker engine is reachable ('docker info' failed)" >&2; exit 1; }
+	$(COMPOSE) --env-file "$(or $(ENV_FILE),docker/.env)" down
 
 clean: ## remove caches and build output (keeps .venv and .lakehouse/)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache dist build src/*.egg-info
