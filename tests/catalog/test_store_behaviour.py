@@ -180,6 +180,19 @@ def test_a_commit_assigns_content_ids_and_records_its_metadata(store: VersionSto
     assert logged.parent_hashes and logged.commit_time is not None
 
 
+def test_sign_offs_are_recorded_on_commits_and_merges(store: VersionStore) -> None:
+    with_namespace(store)
+    store.create_reference("dev", ReferenceType.BRANCH)
+    signed = CommitMeta(message="load", author="ana", signed_off_by=("bo", "cy"))
+    landed = store.commit("dev", [Put(T1, table(1))], signed).hash
+    assert store.commit_meta(landed).signed_off_by == ("bo", "cy")
+    merge_meta = CommitMeta(message="release", signed_off_by=("dee",), properties={"k": "v"})
+    merged = store.merge("dev", "main", meta=merge_meta).resultant_target_hash
+    logged = store.commit_meta(merged)
+    assert (logged.signed_off_by, dict(logged.properties)) == (("dee",), {"k": "v"})
+    assert store.commit_meta(put_table(store, T2, 1, branch="dev")).signed_off_by == ()
+
+
 def test_an_update_must_carry_the_existing_content_id(store: VersionStore) -> None:
     with_namespace(store)
     put_table(store, T1, 1)
@@ -577,6 +590,24 @@ def test_transplant_picks_any_commits_and_records_their_origin(
     assert result.was_applied and len(result.added_commits) == 2
     assert set(store.get_contents("main", [T1, T2])) == {T1}
     assert store.commit_meta(head(store)).properties["transplanted-from"] == c
+
+
+def test_transplant_onto_a_moved_target_with_an_expected_hash(store: VersionStore) -> None:
+    """As a merge: a stale expected hash is fine unless the transplanted keys moved since."""
+    with_namespace(store)
+    store.create_reference("dev", ReferenceType.BRANCH)
+    expected = head(store)
+    pick = put_table(store, T1, 1, branch="dev")
+    put_table(store, T2, 1)  # main moved, on another key
+    moved = head(store)
+    result = store.transplant([pick], "main", expected_target_hash=expected)
+    assert result.was_applied and result.effective_target_hash == moved
+    other = put_table(store, T3, 1, branch="dev")
+    stale = head(store)
+    put_table(store, T3, 2)  # main moved on the transplanted key
+    with pytest.raises(MergeConflictError) as exc:
+        store.transplant([other], "main", expected_target_hash=stale)
+    assert str(T3) in [str(c.key) for c in exc.value.conflicts]
 
 
 def test_transplant_conflicts_and_dry_run_change_nothing(store: VersionStore) -> None:

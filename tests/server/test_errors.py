@@ -80,6 +80,15 @@ def test_unknown_paths_and_methods_have_the_error_shape(client: ApiClient) -> No
     error(client.get(f"{API}/trees/main/entries", params={"max-records": "-1"}), 400, "BAD_REQUEST")
 
 
+def test_head_is_answered_as_get_without_a_body(client: ApiClient) -> None:
+    """As Nessie (JAX-RS): HEAD wherever GET is served; a missing reference is a 404."""
+    found = client.request("HEAD", f"{API}/trees/main")
+    assert found.status_code == 200 and found.content == b""
+    assert int(found.headers["content-length"]) == len(client.get(f"{API}/trees/main").content)
+    assert client.request("HEAD", f"{API}/trees/not-there").status_code == 404
+    assert client.request("HEAD", f"{API}/nope").status_code == 404
+
+
 def test_error_details_follow_the_client_spec_header(client: ApiClient) -> None:
     h = with_namespace(client)
     body = {"commitMeta": {"message": "m"}, "operations": [put(table(1), "x", "t")]}

@@ -414,7 +414,8 @@ def test_a_table_on_dev_is_invisible_on_main_until_merged(
     assert main.list_tables("bronze") == []
 
     merged = http.post(
-        f"/api/v2/trees/main@{nessie_head(http)}/history/merge", json={"fromRefName": "dev"}
+        f"/api/v2/trees/main@{nessie_head(http)}/history/merge",
+        json={"fromRefName": "dev", "fromHash": nessie_head(http, "dev")},
     )
     assert merged.status_code == 200, merged.text
     assert read(main.load_table(("bronze", "orders"))) == [(1, "a")]

@@ -51,7 +51,8 @@ def test_metrics_count_commits_conflicts_and_requests(client: ApiClient) -> None
     create_branch(client, "dev")
     put_table(client, 4, "bronze", "orders", branch="dev")
     url = f"{API}/trees/main@{head(client)}/history/merge"
-    assert ok(client.post(url, json={"fromRefName": "dev"}))["wasApplied"]
+    body = {"fromRefName": "dev", "fromHash": head(client, "dev")}
+    assert ok(client.post(url, json=body))["wasApplied"]
     got = samples(client)
     assert got[("lakehouse_catalog_commits_total", (("operation", "commit"),))] == 4
     assert got[("lakehouse_catalog_commits_total", (("operation", "merge"),))] == 1
@@ -72,9 +73,10 @@ def test_merge_conflicts_returned_as_results_are_counted(client: ApiClient) -> N
     put_table(client, 2, "bronze", "orders", branch="dev")
     put_table(client, 3, "bronze", "orders")
     url = f"{API}/trees/main@{head(client)}/history/merge"
-    body = {"fromRefName": "dev", "returnConflictAsResult": True}
+    source = {"fromRefName": "dev", "fromHash": head(client, "dev")}
+    body = {**source, "returnConflictAsResult": True}
     assert not ok(client.post(url, json=body))["wasSuccessful"]
-    error(client.post(url, json={"fromRefName": "dev"}), 409, "REFERENCE_CONFLICT")
+    error(client.post(url, json=source), 409, "REFERENCE_CONFLICT")
     got = samples(client)
     assert got[("lakehouse_catalog_conflicts_total", (("operation", "merge"),))] == 2
 

@@ -61,24 +61,29 @@ def test_create_from_a_reference_a_hash_or_a_detached_commit(client: ApiClient) 
         f"{API}/trees", params={"name": "v1", "type": "tag"}, json={"type": "DETACHED", "hash": h1}
     )
     assert ok(tag)["reference"] == {"type": "TAG", "name": "v1", "hash": h1}
-    # no hash: the head of the named reference; relative parts are resolved
-    at_head = client.post(
-        f"{API}/trees", params={"name": "h", "type": "tag"}, json={"name": "main"}
-    )
-    assert ok(at_head)["reference"]["hash"] == h2
+    # relative parts are resolved from the hash given
     prev = client.post(
-        f"{API}/trees", params={"name": "p", "type": "tag"}, json={"name": "main", "hash": "~1"}
+        f"{API}/trees",
+        params={"name": "p", "type": "tag"},
+        json={"name": "main", "hash": h2 + "~1"},
     )
     assert ok(prev)["reference"]["hash"] == h1
+    # as Nessie: the source needs a hash with an absolute part (not "the head now")
+    for body, problem in (
+        ({"name": "main"}, "must be provided"),
+        ({"name": "main", "hash": "~1"}, "must contain a starting commit ID"),
+        (None, "must be provided"),
+    ):
+        refused = client.post(f"{API}/trees", params={"name": "h", "type": "tag"}, json=body)
+        assert f"Target hash {problem}." in error(refused, 400, "BAD_REQUEST")["message"]
     names = [r["name"] for r in ok(client.get(f"{API}/trees"))["references"]]
-    assert names == ["dev", "h", "main", "old", "p", "v1"]
+    assert names == ["dev", "main", "old", "p", "v1"]
 
 
 def test_a_name_can_only_be_used_once(client: ApiClient) -> None:
     create_branch(client, "dev")
-    again = client.post(
-        f"{API}/trees", params={"name": "dev", "type": "tag"}, json={"name": "main"}
-    )
+    body = {"name": "main", "hash": head(client)}
+    again = client.post(f"{API}/trees", params={"name": "dev", "type": "tag"}, json=body)
     assert "dev" in error(again, 409, "REFERENCE_ALREADY_EXISTS")["message"]
 
 
@@ -102,7 +107,9 @@ def test_create_needs_a_valid_type(client: ApiClient) -> None:
 
 def test_create_from_an_unknown_reference_or_commit_is_not_found(client: ApiClient) -> None:
     unknown_ref = client.post(
-        f"{API}/trees", params={"name": "d", "type": "branch"}, json={"name": "nope"}
+        f"{API}/trees",
+        params={"name": "d", "type": "branch"},
+        json={"name": "nope", "hash": NO_ANCESTOR},
     )
     error(unknown_ref, 404, "REFERENCE_NOT_FOUND")
     unknown_hash = client.post(
@@ -130,6 +137,34 @@ def test_fetch_all_adds_the_metadata_of_the_head(client: ApiClient) -> None:
     listed = ok(client.get(f"{API}/trees", params={"fetch": "ALL"}))["references"]
     assert listed[0]["metadata"]["commitMetaOfHEAD"]["hash"] == h
     error(client.get(f"{API}/trees", params={"fetch": "SOME"}), 400, "BAD_REQUEST")
+
+
+def test_fetch_all_counts_commits_as_nessie_does(client: ApiClient) -> None:
+    """numTotalCommits for all; ahead/behind/common ancestor of branches vs the default."""
+    fork = with_namespace(client)
+    create_branch(client, "dev")
+    create_branch(client, "v1", kind="tag")
+    put_table(client, 1, "bronze", "a", branch="dev")
+    put_table(client, 2, "bronze", "b", branch="dev")
+    put_table(client, 3, "bronze", "c")
+    listed = ok(client.get(f"{API}/trees", params={"fetch": "ALL"}))["references"]
+    numbers = {
+        r["name"]: {k: v for k, v in r["metadata"].items() if k != "commitMetaOfHEAD"}
+        for r in listed
+    }
+    unset = {"numCommitsAhead": None, "numCommitsBehind": None, "commonAncestorHash": None}
+    assert numbers == {
+        "main": {**unset, "numTotalCommits": 2},
+        "v1": {**unset, "numTotalCommits": 1},
+        "dev": {
+            "numTotalCommits": 3,
+            "numCommitsAhead": 2,
+            "numCommitsBehind": 1,
+            "commonAncestorHash": fork,
+        },
+    }
+    one = ok(client.get(f"{API}/trees/dev", params={"fetch": "ALL"}))["reference"]["metadata"]
+    assert one["numCommitsAhead"] == 2 and one["commonAncestorHash"] == fork
 
 
 def test_references_page_and_filter(client: ApiClient) -> None:
@@ -181,7 +216,7 @@ def test_delete_needs_the_expected_hash_and_spares_the_default_branch(client: Ap
     error(client.get(f"{API}/trees/dev"), 404, "REFERENCE_NOT_FOUND")
     main = head(client)
     assert (
-        "default branch"
+        "Default branch 'main' cannot be deleted"
         in error(client.delete(f"{API}/trees/main@{main}"), 400, "BAD_REQUEST")["message"]
     )
     error(client.delete(f"{API}/trees/nope@{main}"), 404, "REFERENCE_NOT_FOUND")
@@ -189,9 +224,8 @@ def test_delete_needs_the_expected_hash_and_spares_the_default_branch(client: Ap
 
 def test_names_with_slashes_work_in_paths(client: ApiClient) -> None:
     with_namespace(client)
-    created = client.post(
-        f"{API}/trees", params={"name": "feature/x", "type": "branch"}, json={"name": "main"}
-    )
+    body = {"name": "main", "hash": head(client)}
+    created = client.post(f"{API}/trees", params={"name": "feature/x", "type": "branch"}, json=body)
     h = ok(created)["reference"]["hash"]
     assert ok(client.get(f"{API}/trees/feature/x@"))["reference"]["name"] == "feature/x"
     assert ok(client.get(f"{API}/trees/feature%2Fx"))["reference"]["name"] == "feature/x"

@@ -44,9 +44,11 @@ def validate_ref_name(name: str) -> str:
         or name in _RESERVED_REF_NAMES
         or _HASH.match(name)
     ):
+        # Nessie's wording (its clients match on it), plus the rules it states elsewhere
         raise InvalidInputError(
-            f"invalid reference name {name!r}: use letters, digits and '_-./', "
-            "starting with a letter, without '..', not HEAD, DETACHED or a commit hash"
+            f"invalid reference name {name!r}: Reference name must start with a letter, "
+            "followed by letters, digits, one of the ./_- characters, not end with a slash "
+            "or dot, not contain '..' (nor be HEAD, DETACHED or look like a commit hash)"
         )
     return name
 
@@ -415,7 +417,10 @@ def operation_from_json(data: Mapping[str, Any]) -> Operation:
 
 @dataclass(frozen=True)
 class CommitMeta:
-    """Who committed what and why. ``hash``/``parent_hashes``/times are set by the store."""
+    """Who committed what and why. ``hash``/``parent_hashes``/times are set by the store.
+
+    ``signed_off_by`` lists who signed the commit off (Nessie's ``allSignedOffBy``).
+    """
 
     message: str = ""
     author: str | None = None
@@ -425,6 +430,7 @@ class CommitMeta:
     properties: Mapping[str, str] = field(default_factory=dict)
     hash: str | None = None
     parent_hashes: tuple[str, ...] = ()
+    signed_off_by: tuple[str, ...] = ()
 
     def __hash__(self) -> int:
         return hash((self.hash, self.message))
@@ -434,7 +440,7 @@ class CommitMeta:
         out: dict[str, Any] = {
             "message": self.message,
             "authors": [self.author] if self.author else [],
-            "allSignedOffBy": [],
+            "allSignedOffBy": list(self.signed_off_by),
             "properties": dict(self.properties),
             "allProperties": {k: [v] for k, v in self.properties.items()},
             "parentCommitHashes": list(self.parent_hashes),

@@ -666,7 +666,7 @@ class NessieStore(VersionStore):
         """A write named ``branch@expected`` and Nessie found no such thing: say which."""
         current = self.get_reference(branch)  # raises ReferenceNotFoundError for the branch
         if not self._commit_exists(expected):
-            raise ReferenceNotFoundError("@" + expected, f"commit '{expected}' does not exist")
+            raise ReferenceNotFoundError("@" + expected, f"Commit '{expected}' not found")
         if merge:
             raise ReferenceConflictError(branch, expected, current.hash) from None
         raise CommitConflictError(
@@ -769,7 +769,7 @@ class NessieStore(VersionStore):
             )
         except _RefusedError as rej:
             if rej.code == "REFERENCE_NOT_FOUND" or rej.status == 404:
-                raise ReferenceNotFoundError("@" + h, f"commit '{h}' does not exist") from None
+                raise ReferenceNotFoundError("@" + h, f"Commit '{h}' not found") from None
             _raise_default(rej)
         entries = data.get("logEntries") or []
         if not entries:
@@ -1091,6 +1091,8 @@ def _meta_json(meta: CommitMeta) -> dict[str, Any]:
     out: dict[str, Any] = {"message": meta.message, "properties": dict(meta.properties)}
     if meta.author:
         out["authors"] = [meta.author]
+    if meta.signed_off_by:
+        out["allSignedOffBy"] = list(meta.signed_off_by)
     if meta.authored_time is not None:
         out["authorTime"] = meta.authored_time.astimezone(UTC).isoformat().replace("+00:00", "Z")
     return out
@@ -1190,7 +1192,15 @@ def _commit_meta(data: Mapping[str, Any]) -> CommitMeta:
         properties=properties,
         hash=str(data["hash"]) if data.get("hash") else None,
         parent_hashes=tuple(str(p) for p in data.get("parentCommitHashes") or []),
+        signed_off_by=_signed_off_by(data),
     )
+
+
+def _signed_off_by(data: Mapping[str, Any]) -> tuple[str, ...]:
+    signers = data.get("allSignedOffBy")
+    if isinstance(signers, list):
+        return tuple(str(s) for s in signers if s)
+    return (str(data["signedOffBy"]),) if data.get("signedOffBy") else ()
 
 
 def _log_entry(data: Mapping[str, Any], with_operations: bool) -> LogEntry:

@@ -162,10 +162,30 @@ class _Commit:
             committer=self.committer,
             authored_time=_from_micros(self.authored_at),
             commit_time=_from_micros(self.committed_at),
-            properties=json.loads(self.properties),
             hash=self.hash,
             parent_hashes=self.parents,
+            **_decode_properties(self.properties),
         )
+
+
+def _encode_properties(meta: CommitMeta) -> str:
+    """The ``properties`` column: the properties object, or, for a commit signed off,
+    ``{"properties": {...}, "signedOffBy": [...]}`` (told apart by the value types: a
+    property's value is always a string). Commits without sign-offs keep the plain form,
+    so their rows (and hashes) are what they were before sign-offs were stored."""
+    if not meta.signed_off_by:
+        return _dumps(dict(meta.properties))
+    return _dumps({"properties": dict(meta.properties), "signedOffBy": list(meta.signed_off_by)})
+
+
+def _decode_properties(text: str) -> dict[str, Any]:
+    data = json.loads(text)
+    if isinstance(data.get("signedOffBy"), list) and isinstance(data.get("properties"), dict):
+        return {
+            "properties": data["properties"],
+            "signed_off_by": tuple(str(s) for s in data["signedOffBy"]),
+        }
+    return {"properties": data}
 
 
 K = TypeVar("K")
@@ -406,7 +426,7 @@ class SqlStore(VersionStore):
     def _commit_row(self, h: str, conn: Connection | None = None) -> _Commit:
         row = self._commit_rows([h], conn).get(h)
         if row is None:
-            raise ReferenceNotFoundError("@" + h, f"commit '{h}' does not exist")
+            raise ReferenceNotFoundError("@" + h, f"Commit '{h}' not found")
         return row
 
     @contextmanager
@@ -428,7 +448,7 @@ class SqlStore(VersionStore):
                 sa.select(commits_table.c.hash).where(commits_table.c.hash.like(h + "%")).limit(2)
             ).all()
         if not rows:
-            raise ReferenceNotFoundError("@" + h, f"commit '{h}' does not exist")
+            raise ReferenceNotFoundError("@" + h, f"Commit '{h}' not found")
         if len(rows) > 1:
             raise InvalidInputError(f"commit hash prefix '{h}' is ambiguous; give more digits")
         return str(rows[0][0])
@@ -892,7 +912,7 @@ class SqlStore(VersionStore):
             "committer": meta.committer,
             "authored_at": _micros(meta.authored_time) if meta.authored_time else now,
             "committed_at": now,
-            "properties": _dumps(dict(meta.properties)),
+            "properties": _encode_properties(meta),
             "operations": _dumps(recorded),
         }
         row["hash"] = hashlib.sha256(_dumps(row).encode()).hexdigest()
@@ -1043,10 +1063,9 @@ class SqlStore(VersionStore):
             kind, head = self._ref_row(conn, target, for_update=True)
             if kind is not ReferenceType.BRANCH:
                 raise ReadOnlyReferenceError(target)
+            expected = head
             if expected_target_hash is not None:
                 expected = self._expand_hash(expected_target_hash, conn)
-                if expected != head:
-                    raise ReferenceConflictError(target, expected, head)
             picks = [self._commit_row(self._expand_hash(h, conn), conn) for h in hashes]
             head_row = self._commit_row(head, conn)
             tree = head_row.tree
@@ -1063,6 +1082,17 @@ class SqlStore(VersionStore):
                 details += plan.details
                 steps.append((pick, plan.changes))
                 tree = writer.apply(tree, plan.changes)
+            if expected != head:  # as a merge: stale is fine unless the keys moved since
+                changed = {ContentKey.parse(p) for _, changes in steps for p in changes}
+                stale = self._changed_since(conn, target, expected, head, sorted(changed))
+                if any(c.key is None for c in stale):
+                    raise ReferenceConflictError(target, expected, head)
+                flagged = {d.key for d in details if d.conflict is not None}
+                details += [
+                    KeyMergeDetail(c.key, default_behavior, c)
+                    for c in stale
+                    if c.key is not None and c.key not in flagged
+                ]
             result = MergeResult(
                 was_applied=False,
                 was_successful=True,
@@ -1097,6 +1127,7 @@ class SqlStore(VersionStore):
                     author=meta.author,
                     authored_time=meta.authored_time,
                     properties={**meta.properties, "transplanted-from": pick.hash},
+                    signed_off_by=meta.signed_off_by,
                 )
                 current_row = self._write_commit(
                     conn, target, current_row, changes, recorded, meta, None, writer

@@ -13,7 +13,8 @@ by the store.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC
 from typing import Annotated, Any
@@ -26,11 +27,13 @@ from lakehouse.catalog.model import (
     NO_ANCESTOR,
     Branch,
     CommitMeta,
+    ConflictType,
     ContentKey,
     Delete,
     Entry,
     LogEntry,
     MergeBehavior,
+    MergeResult,
     Operation,
     Put,
     Reference,
@@ -39,7 +42,13 @@ from lakehouse.catalog.model import (
     Unchanged,
 )
 from lakehouse.catalog.store import VersionStore
-from lakehouse.errors import ContentNotFoundError, InvalidInputError
+from lakehouse.errors import (
+    CommitConflictError,
+    ContentNotFoundError,
+    InvalidInputError,
+    ReferenceConflictError,
+    ReferenceNotFoundError,
+)
 from lakehouse.server import cel, wire
 from lakehouse.server.metrics import ServerMetrics
 from lakehouse.server.schemas import (
@@ -63,6 +72,29 @@ _DIFF_VARS = frozenset({"key"})
 _LOG_VARS = frozenset({"commit", "operations"})
 
 _COMMIT_HEADER_PREFIX = "nessie-commit-property-"
+
+# What each operation requires of its references and hashes (Nessie's rules and wording).
+_TARGET_HASH = wire.HashRule("Target hash", unambiguous=True)
+_SOURCE_HASH = wire.HashRule("Source hash", unambiguous=True)
+_TRANSPLANT_HASH = wire.HashRule("Hash to transplant", unambiguous=True)
+_READ_HASH = wire.HashRule("Expected hash")
+_ASSIGN_TARGET = wire.HashRule(
+    "Expected hash", "Assignment target", branch_or_tag=True, unambiguous=True
+)
+_DELETE_TARGET = wire.HashRule("Expected hash", unambiguous=True)
+_YOUNGEST_HASH = wire.HashRule("Youngest hash")
+_OLDEST_HASH = wire.HashRule("Oldest hash")
+_FROM_HASH = wire.HashRule('"From" hash')
+_TO_HASH = wire.HashRule('"To" hash')
+
+
+def _write_target(what: str) -> wire.HashRule:
+    return wire.HashRule("Expected hash", f"Reference to {what}", branch=True, unambiguous=True)
+
+
+_COMMIT_TARGET = _write_target("commit into")
+_MERGE_TARGET = _write_target("merge into")
+_TRANSPLANT_TARGET = _write_target("transplant into")
 
 
 class NessieErrorModel(BaseModel):
@@ -102,7 +134,7 @@ def _fetch_all(value: str | None) -> bool:
         return False
     if value.upper() == "ALL":
         return True
-    raise InvalidInputError(f"invalid fetch option {value!r}: use MINIMAL or ALL")
+    raise InvalidInputError(f"Invalid fetch option {value!r}: use MINIMAL or ALL")
 
 
 def _reference_type(value: str | None) -> ReferenceType | None:
@@ -112,7 +144,7 @@ def _reference_type(value: str | None) -> ReferenceType | None:
         return ReferenceType(value.upper())
     except ValueError:
         raise InvalidInputError(
-            f"invalid reference type {value!r}: must be either 'branch' or 'tag'"
+            f"Reference type name must be either 'branch' or 'tag' - but was: {value}"
         ) from None
 
 
@@ -137,8 +169,8 @@ def _commit_env(meta: CommitMeta | None) -> dict[str, Any]:
         "author": meta.author or "",
         "authors": [meta.author] if meta.author else [],
         "committer": meta.committer or "",
-        "signedOffBy": "",
-        "allSignedOffBy": [],
+        "signedOffBy": meta.signed_off_by[0] if meta.signed_off_by else "",
+        "allSignedOffBy": list(meta.signed_off_by),
         "commitTime": meta.commit_time,
         "authorTime": meta.authored_time,
         "properties": dict(meta.properties),
@@ -192,47 +224,121 @@ def build_router(
     def page_size(max_records: int | None) -> int:
         return min(max_records or settings.default_page_size, settings.max_page_size)
 
-    def path_ref(text: str) -> RefSpec:
-        return wire.parse_ref_path(text, store.default_branch)
+    def checked(spec: RefSpec, rule: wire.HashRule) -> RefSpec:
+        """``spec`` after the checks of ``rule`` that need the reference's type."""
+        if rule.needs_type and spec.name is not None:
+            rule.check(store.get_reference(spec.name).type, spec)
+        return spec
 
-    def body_ref(body: ReferenceBody | None) -> RefSpec:
-        """The commit a Reference body names (default branch head when absent)."""
+    def path_ref(text: str, rule: wire.HashRule = _READ_HASH) -> RefSpec:
+        return checked(wire.parse_ref_path(text, store.default_branch, rule), rule)
+
+    def body_ref(body: ReferenceBody | None, rule: wire.HashRule) -> RefSpec:
+        """The commit a Reference body names (absent: the default branch, no hash)."""
         if body is None:
-            return RefSpec(store.default_branch)
+            return wire.ref_spec(None, None, store.default_branch, rule)
         kind = (body.type or "").upper()
         if kind not in ("", "BRANCH", "TAG", wire.DETACHED):
             raise InvalidInputError(
-                f"invalid reference type {body.type!r}: use BRANCH, TAG or DETACHED"
+                f"Invalid reference type {body.type!r}: use BRANCH, TAG or DETACHED"
             )
         detached = kind == wire.DETACHED or (body.name is None and body.hash is not None)
         name = wire.DETACHED if detached else body.name
-        return wire.ref_spec(name, body.hash, store.default_branch)
+        return checked(wire.ref_spec(name, body.hash, store.default_branch, rule), rule)
 
-    def expected_hash(spec: RefSpec, what: str = "Expected hash") -> str:
-        if spec.hash is None:
-            raise InvalidInputError(f"{what} must be provided: use 'name@hash' in the path")
+    def expected_hash(spec: RefSpec) -> str:
+        """The full hash an (unambiguous, checked) spec names, relative parts applied."""
+        assert spec.hash is not None
         if spec.relative:
             return store.resolve(RefSpec(None, spec.hash, spec.relative)).hash
         return spec.hash
 
-    def target_branch(text: str, what: str) -> Branch:
-        """The branch a write goes to, with the hash the client expects it at."""
-        spec = path_ref(text)
-        if spec.name is None:
-            raise InvalidInputError(f"{what} must be a branch, not a detached commit")
-        if spec.hash is None:
-            raise InvalidInputError("Expected hash must be provided: use 'branch@hash' in the path")
-        return store.writable_branch(spec)
+    def target_branch(text: str, rule: wire.HashRule) -> Branch:
+        """The branch a write goes to, with the (full) hash the client expects it at."""
+        spec = path_ref(text, rule)
+        assert spec.name is not None and spec.hash is not None
+        return Branch(spec.name, store.resolve(RefSpec(None, spec.hash, spec.relative)).hash)
+
+    @contextmanager
+    def expected_in_history(target: Branch) -> Iterator[None]:
+        """Nessie's 404 for an expected hash that is not in the branch's history.
+
+        The store refuses such a write as a conflict without a key (the contract); Nessie
+        answers ``REFERENCE_NOT_FOUND``. Only on that refusal is the history walked.
+        """
+        try:
+            yield
+        except (ReferenceConflictError, CommitConflictError) as exc:
+            if isinstance(exc, CommitConflictError) and any(
+                c.key is not None or c.type is not ConflictType.UNEXPECTED_HASH
+                for c in exc.conflicts
+            ):
+                raise
+            head = store.get_reference(target.name).hash
+            reachable = target.hash in (head, NO_ANCESTOR) or target.hash in first_parents(head)
+            if not reachable:
+                raise ReferenceNotFoundError(
+                    f"{target.name}@{target.hash}",
+                    f"Could not find commit '{target.hash}' in reference '{target.name}'.",
+                ) from exc
+            raise
 
     def check_type(reference: Reference, kind: ReferenceType | None) -> None:
         if kind is not None and reference.type is not kind:
             raise InvalidInputError(
-                f"expected reference type {kind.value} does not match existing "
-                f"{reference.type.value.lower()} '{reference.name}'"
+                f"Expected reference type {kind.value} does not match existing reference "
+                f"'{reference.name}' (a {reference.type.value.lower()})"
             )
 
     def head_meta(reference: Reference) -> CommitMeta | None:
         return None if reference.hash == NO_ANCESTOR else store.commit_meta(reference.hash)
+
+    def first_parents(hash_: str) -> Iterator[str]:
+        """``hash_`` and its first-parent ancestors, newest first (not the root)."""
+        if hash_ == NO_ANCESTOR:
+            return
+        for entry in store.iter_log(RefSpec(None, hash_), page_size=500):
+            if entry.meta.hash is not None:
+                yield entry.meta.hash
+
+    def ref_counts() -> Callable[[Reference], wire.RefCounts]:
+        """Nessie's reference counts, for the references of one request.
+
+        Walks the default branch's history once (first parents), then each other
+        reference only back to where it meets that history: the cost of ``fetch=ALL``
+        is the length of the default branch plus each reference's commits since it forked.
+        """
+        index: dict[str, int] | None = None  # default branch: hash -> commits behind its head
+
+        def default_index() -> dict[str, int]:
+            nonlocal index
+            if index is None:
+                head = store.get_reference(store.default_branch).hash
+                index = {h: n for n, h in enumerate(first_parents(head))}
+            return index
+
+        def counts(reference: Reference) -> wire.RefCounts:
+            on_default = default_index()
+            is_default = (
+                reference.type is ReferenceType.BRANCH and reference.name == store.default_branch
+            )
+            if is_default:
+                return wire.RefCounts(total=len(on_default))
+            ahead = 0
+            common: str | None = None
+            for h in first_parents(reference.hash):
+                if h in on_default:
+                    common = h
+                    break
+                ahead += 1
+            total = ahead + (len(on_default) - on_default[common] if common is not None else 0)
+            if reference.type is not ReferenceType.BRANCH:
+                return wire.RefCounts(total=total)
+            if common is None:  # no commit in common: both histories start at the root
+                return wire.RefCounts(total, ahead, len(on_default), NO_ANCESTOR)
+            return wire.RefCounts(total, ahead, on_default[common], common)
+
+        return counts
 
     def commit_meta(body: CommitMetaBody | None, headers: Mapping[str, str]) -> CommitMeta:
         """Client commit metadata plus Nessie's ``Nessie-Commit-*`` header overrides."""
@@ -262,6 +368,7 @@ def build_router(
             author=authors[0] if authors else None,
             authored_time=authored,
             properties=properties,
+            signed_off_by=_signed_off_by(body),
         )
 
     def operation(op: OperationBody) -> Operation:
@@ -293,9 +400,15 @@ def build_router(
             out[key] = mode.merge_behavior
         return out
 
-    def detached_hash(text: str) -> str:
+    def detached_hash(text: str, rule: wire.HashRule) -> str:
         """The full hash of a "hash with optional relative part" (absolute part required)."""
-        return store.resolve(wire.ref_spec(wire.DETACHED, text, store.default_branch)).hash
+        return store.resolve(wire.ref_spec(wire.DETACHED, text, store.default_branch, rule)).hash
+
+    def oldest_hash(spec: RefSpec, text: str) -> str:
+        """A log's ``limit-hash``: without an absolute part, relative to the reference's head."""
+        name = wire.DETACHED if spec.name is None else spec.name
+        limit = wire.ref_spec(name, text, store.default_branch, _OLDEST_HASH)
+        return store.resolve(limit).hash
 
     def contents_response(ref: str, keys: Iterable[ContentKey]) -> JSONResponse:
         resolved = store.resolve(path_ref(ref))
@@ -343,6 +456,7 @@ def build_router(
     ) -> JSONResponse:
         fetch_all = _fetch_all(fetch)
         predicate = cel.compile_filter(filter_, _REFERENCE_VARS)
+        counts = ref_counts() if fetch_all else None
         start = wire.decode_token(page_token) if page_token else None
         limit = page_size(max_records)
         page: list[dict[str, Any]] = []
@@ -351,7 +465,9 @@ def build_router(
             if start is not None and reference.name < start:
                 continue
             meta = head_meta(reference) if fetch_all else None
-            metadata = wire.reference_metadata_json(meta) if fetch_all else None
+            metadata = None
+            if counts is not None:
+                metadata = wire.reference_metadata_json(meta, counts(reference))
             if predicate is not None and not predicate(
                 {
                     "ref": {**reference.to_json(), "metadata": metadata or {}},
@@ -381,7 +497,7 @@ def build_router(
         kind = _reference_type(type_)
         assert kind is not None
         wire.check_new_reference_name(name)
-        created = store.create_reference(name, kind, body_ref(body))
+        created = store.create_reference(name, kind, body_ref(body, _TARGET_HASH))
         return _json({"reference": created.to_json()})
 
     # -- contents ---------------------------------------------------------------------
@@ -499,8 +615,8 @@ def build_router(
         fetch_all = _fetch_all(fetch)
         predicate = cel.compile_filter(filter_, _LOG_VARS)
         with_operations = fetch_all or (predicate is not None and predicate.uses("operations"))
-        spec = path_ref(ref)
-        stop = detached_hash(limit_hash) if limit_hash else None
+        spec = path_ref(ref, _YOUNGEST_HASH)
+        stop = oldest_hash(spec, limit_hash) if limit_hash else None
         limit = page_size(max_records)
         found: list[LogEntry] = []
         token = page_token
@@ -555,8 +671,8 @@ def build_router(
             _optional_key(prefix_key),
         )
         start = _token_key(page_token)
-        from_resolved = store.resolve(path_ref(from_ref))
-        to_resolved = store.resolve(path_ref(to_ref))
+        from_resolved = store.resolve(path_ref(from_ref, _FROM_HASH))
+        to_resolved = store.resolve(path_ref(to_ref, _TO_HASH))
         diffs = store.diff(RefSpec(None, from_resolved.hash), RefSpec(None, to_resolved.hash))
         limit = page_size(max_records)
         page: list[dict[str, Any]] = []
@@ -589,10 +705,11 @@ def build_router(
         responses=_WRITE_ERRORS,
     )
     def commit(branch: str, body: OperationsBody, request: Request) -> JSONResponse:
-        target = target_branch(branch, "reference to commit into")
+        target = target_branch(branch, _COMMIT_TARGET)
         meta = commit_meta(body.commit_meta, request.headers)
         operations = [operation(op) for op in body.operations]
-        result = store.commit(target.name, operations, meta, expected_hash=target.hash)
+        with expected_in_history(target):
+            result = store.commit(target.name, operations, meta, expected_hash=target.hash)
         metrics.commits.labels("commit").inc()
         return _json(wire.commit_response_json(result))
 
@@ -603,14 +720,25 @@ def build_router(
         responses=_WRITE_ERRORS,
     )
     def merge(branch: str, body: MergeBody, request: Request) -> JSONResponse:
-        target = target_branch(branch, "reference to merge into")
-        source = wire.ref_spec(body.from_ref_name, body.from_hash, store.default_branch)
+        source = checked(
+            wire.ref_spec(body.from_ref_name, body.from_hash, store.default_branch, _SOURCE_HASH),
+            _SOURCE_HASH,
+        )
+        target = target_branch(branch, _MERGE_TARGET)
         meta: CommitMeta | None = None
         if body.commit_meta is not None or body.message or _has_commit_headers(request.headers):
             meta = commit_meta(body.commit_meta, request.headers)
             if not meta.message and body.message:  # Nessie's deprecated 'message' field
                 meta = replace(meta, message=body.message)
-        result = store.merge(
+        with expected_in_history(target):
+            result = merge_into(target, source, body, meta)
+        _count(metrics, "merge", result.was_applied, len(result.added_commits), result.conflicts)
+        return _json(wire.merge_response_json(result, target.hash))
+
+    def merge_into(
+        target: Branch, source: RefSpec, body: MergeBody, meta: CommitMeta | None
+    ) -> MergeResult:
+        return store.merge(
             source,
             target.name,
             expected_target_hash=target.hash,
@@ -620,8 +748,6 @@ def build_router(
             meta=meta,
             raise_on_conflict=not body.return_conflict_as_result,
         )
-        _count(metrics, "merge", result.was_applied, len(result.added_commits), result.conflicts)
-        return _json(wire.merge_response_json(result, target.hash))
 
     @router.post(
         "/trees/{branch:nessieref}/history/transplant",
@@ -630,19 +756,22 @@ def build_router(
         responses=_WRITE_ERRORS,
     )
     def transplant(branch: str, body: TransplantBody) -> JSONResponse:
-        target = target_branch(branch, "reference to transplant into")
         if body.from_ref_name != wire.DETACHED:
             store.get_reference(body.from_ref_name)
-        hashes = [detached_hash(h) for h in body.hashes_to_transplant]
-        result = store.transplant(
-            hashes,
-            target.name,
-            expected_target_hash=target.hash,
-            default_behavior=body.default_key_merge_mode or MergeBehavior.NORMAL,
-            key_behaviors=key_behaviors(body.key_merge_modes),
-            dry_run=bool(body.dry_run),
-            raise_on_conflict=not body.return_conflict_as_result,
-        )
+        last = detached_hash(body.hashes_to_transplant[-1], _TRANSPLANT_HASH)
+        target = target_branch(branch, _TRANSPLANT_TARGET)
+        hashes = [detached_hash(h, _TRANSPLANT_HASH) for h in body.hashes_to_transplant[:-1]]
+        hashes.append(last)
+        with expected_in_history(target):
+            result = store.transplant(
+                hashes,
+                target.name,
+                expected_target_hash=target.hash,
+                default_behavior=body.default_key_merge_mode or MergeBehavior.NORMAL,
+                key_behaviors=key_behaviors(body.key_merge_modes),
+                dry_run=bool(body.dry_run),
+                raise_on_conflict=not body.return_conflict_as_result,
+            )
         _count(
             metrics, "transplant", result.was_applied, len(result.added_commits), result.conflicts
         )
@@ -662,9 +791,12 @@ def build_router(
     ) -> JSONResponse:
         spec = path_ref(ref)
         if spec.name is None or spec.hash is not None or spec.relative:
-            raise InvalidInputError("hashes are not allowed when fetching a reference by name")
+            raise InvalidInputError("Hashes are not allowed when fetching a reference by name")
         reference = store.get_reference(spec.name)
-        metadata = wire.reference_metadata_json(head_meta(reference)) if _fetch_all(fetch) else None
+        metadata = None
+        if _fetch_all(fetch):
+            counts = ref_counts()(reference)
+            metadata = wire.reference_metadata_json(head_meta(reference), counts)
         return _json({"reference": wire.reference_json(reference, metadata)})
 
     @router.put(
@@ -679,13 +811,13 @@ def build_router(
         type_: Annotated[str | None, Query(alias="type", description="branch or tag")] = None,
     ) -> JSONResponse:
         kind = _reference_type(type_)
-        spec = path_ref(ref)
-        if spec.name is None:
-            raise InvalidInputError("assignment target must be a branch or a tag")
+        spec = path_ref(ref, _ASSIGN_TARGET)
+        assert spec.name is not None
         expected = expected_hash(spec)
+        to = body_ref(body, _TARGET_HASH)
         if kind is not None:
             check_type(store.get_reference(spec.name), kind)
-        updated = store.assign_reference(spec.name, expected, body_ref(body), kind)
+        updated = store.assign_reference(spec.name, expected, to, kind)
         return _json({"reference": updated.to_json()})
 
     @router.delete(
@@ -699,12 +831,14 @@ def build_router(
         type_: Annotated[str | None, Query(alias="type", description="branch or tag")] = None,
     ) -> JSONResponse:
         kind = _reference_type(type_)
-        spec = path_ref(ref)
-        if spec.name is None:
-            raise InvalidInputError("only a branch or a tag can be deleted")
-        expected = expected_hash(spec)
+        spec = wire.parse_ref_path(ref, store.default_branch, wire.HashRule(branch_or_tag=True))
+        assert spec.name is not None
         current = store.get_reference(spec.name)
         check_type(current, kind)
+        if spec.name == store.default_branch:
+            raise InvalidInputError(f"Default branch '{spec.name}' cannot be deleted.")
+        _DELETE_TARGET.check_hash(False, spec.hash, bool(spec.relative))
+        expected = expected_hash(spec)
         store.delete_reference(spec.name, expected, kind)
         deleted_at = current.hash if current.hash.startswith(expected.lower()) else expected
         return _json({"reference": Reference.of(current.type, current.name, deleted_at).to_json()})
@@ -740,8 +874,15 @@ def _refuse_server_fields(body: CommitMetaBody) -> None:
         raise InvalidInputError(
             "cannot set the parent commit hashes on the client side: they are set by the server"
         )
-    if body.signed_off_by or body.all_signed_off_by:
-        raise InvalidInputError("'signedOffBy' is not supported by this server")
+
+
+def _signed_off_by(body: CommitMetaBody | None) -> tuple[str, ...]:
+    """``allSignedOffBy`` (API v2), else the single ``signedOffBy`` (v1 spelling)."""
+    if body is None:
+        return ()
+    if body.all_signed_off_by is not None:
+        return tuple(s for s in body.all_signed_off_by if s)
+    return (body.signed_off_by,) if body.signed_off_by else ()
 
 
 def _authors(body: CommitMetaBody | None) -> list[str]:

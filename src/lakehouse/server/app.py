@@ -39,6 +39,7 @@ from lakehouse.server.iceberg_rest import (
 from lakehouse.server.metrics import MetricsMiddleware, ServerMetrics, operation_of
 from lakehouse.server.middleware import (
     BearerAuthMiddleware,
+    HeadAsGetMiddleware,
     RefPathMiddleware,
     RequestLimitMiddleware,
 )
@@ -130,6 +131,7 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RefPathMiddleware)
     app.add_middleware(IcebergPathMiddleware)
+    app.add_middleware(HeadAsGetMiddleware)
     return app
 
 

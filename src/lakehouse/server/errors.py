@@ -128,7 +128,13 @@ def map_error(exc: LakehouseError) -> tuple[int, str, str, dict[str, Any] | None
     if isinstance(exc, CommitConflictError):
         return 409, "REFERENCE_CONFLICT", message, wire.conflicts_details_json(exc.conflicts)
     if isinstance(exc, ReferenceConflictError):
-        conflict = Conflict(None, ConflictType.UNEXPECTED_HASH, message)
+        # Nessie's wording: its clients and conformance tests match on it
+        text = (
+            f"named-reference '{exc.ref}' is not at expected hash '{exc.expected}', "
+            f"but at '{exc.actual}'"
+        )
+        conflict = Conflict(None, ConflictType.UNEXPECTED_HASH, text)
+        message = text[0].upper() + text[1:] + "."
         return 409, "REFERENCE_CONFLICT", message, wire.conflicts_details_json([conflict])
     if isinstance(exc, ReferenceAlreadyExistsError):
         return 409, "REFERENCE_ALREADY_EXISTS", message, None

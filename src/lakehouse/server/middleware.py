@@ -1,4 +1,4 @@
-"""ASGI middleware of the server: reference paths, bearer auth, request limits.
+"""ASGI middleware of the server: reference paths, ``HEAD``, bearer auth, request limits.
 
 Each one answers with a ``NessieError`` body (:mod:`lakehouse.server.errors`) when it
 refuses a request, before the request reaches a handler; under ``/iceberg`` the body is
@@ -22,6 +22,8 @@ from lakehouse.server.errors import error_response
 from lakehouse.server.iceberg_errors import iceberg_error_response, is_iceberg_path
 
 TREES_PREFIX = "/api/v2/trees/"
+#: Nessie's REST API (``HEAD`` is served as ``GET`` there).
+API_PREFIX = "/api/"
 #: Paths served without a token when auth is on: probes, scraping, the API description.
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"})
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -50,6 +52,37 @@ class RefPathMiddleware:
             scope = dict(scope)
             scope["path"] = _decode_tree_path(raw.split(b"?", 1)[0].decode("latin-1"))
         await self.app(scope, receive, send)
+
+
+class HeadAsGetMiddleware:
+    """Answer ``HEAD`` under ``/api/`` as the ``GET`` of the same path would, without the body.
+
+    Nessie (JAX-RS) serves ``HEAD`` wherever it serves ``GET``, so a ``HEAD`` of a missing
+    reference is a 404 there; FastAPI routes only the methods declared (a 405 for
+    ``HEAD``). The headers, ``Content-Length`` included, are those of the ``GET``. The
+    Iceberg REST routes declare their own ``HEAD`` operations and are left alone.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "HEAD"
+            or not scope["path"].startswith(API_PREFIX)
+        ):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return  # the last empty body message below ends the response
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
 
 
 def _decode_tree_path(raw: str) -> str:

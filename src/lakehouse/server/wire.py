@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +43,7 @@ from lakehouse.catalog.model import (
     MergeResult,
     Operation,
     Reference,
+    ReferenceType,
     RefSpec,
     Unchanged,
     content_from_json,
@@ -69,8 +71,61 @@ HASH_OR_RELATIVE_MESSAGE = (
 # -- references ---------------------------------------------------------------------------
 
 
-def parse_ref_path(text: str, default_branch: str) -> RefSpec:
-    """Parse a reference path element (see the module docstring) into a :class:`RefSpec`."""
+@dataclass(frozen=True)
+class HashRule:
+    """What an operation requires of a reference and its "hash with optional relative part".
+
+    Nessie checks a reference and its hash in this order and with this wording (its
+    ``HashValidator``): the reference's type first (``<ref_what> must be a branch.``,
+    ``... must be a branch or a tag.``), then the hash (``<hash_what> must be provided.``,
+    ``... must contain a starting commit ID.``). A hash is *unambiguous* when it has an
+    absolute part: it then names the same commit whenever the request arrives. Writes
+    require that; a detached reference always does, as it has no head to start from.
+    """
+
+    hash_what: str = "Hash"
+    ref_what: str = "Reference"
+    branch: bool = False
+    branch_or_tag: bool = False
+    unambiguous: bool = False
+
+    @property
+    def needs_type(self) -> bool:
+        """Whether checking needs the type of a named reference (a store lookup)."""
+        return self.branch or self.branch_or_tag
+
+    def check_type(self, kind: ReferenceType | None, name: str | None = None) -> None:
+        """Refuse a reference of the wrong type; ``kind`` ``None`` is a detached commit."""
+        what = f" '{name}' is a {kind.value.lower()}." if kind is not None and name else ""
+        if self.branch and kind is not ReferenceType.BRANCH:
+            raise InvalidInputError(f"{self.ref_what} must be a branch.{what}")
+        if self.branch_or_tag and kind is None:
+            raise InvalidInputError(f"{self.ref_what} must be a branch or a tag.")
+
+    def check_hash(self, detached: bool, hash_: str | None, relative: bool) -> None:
+        """Refuse a missing or ambiguous hash where one is required."""
+        if hash_ is None and (self.unambiguous or detached):
+            if relative:
+                raise InvalidInputError(f"{self.hash_what} must contain a starting commit ID.")
+            raise InvalidInputError(f"{self.hash_what} must be provided.")
+
+    def check(self, kind: ReferenceType | None, spec: RefSpec) -> None:
+        """Both checks, in Nessie's order, for a parsed spec of a reference of type ``kind``."""
+        self.check_type(kind, spec.name)
+        self.check_hash(kind is None, spec.hash, bool(spec.relative))
+
+
+#: reads: only a detached reference needs a hash
+ANY_HASH = HashRule()
+
+
+def parse_ref_path(text: str, default_branch: str, rule: HashRule = ANY_HASH) -> RefSpec:
+    """Parse a reference path element (see the module docstring) into a :class:`RefSpec`.
+
+    ``rule`` is checked as far as it can be without the store: fully for a detached
+    reference, the hash only for a named one unless the rule needs its type (then the
+    caller checks, after looking the reference up).
+    """
     match = _PATH_REF.match(text)
     if match is None:
         raise InvalidInputError(
@@ -82,14 +137,19 @@ def parse_ref_path(text: str, default_branch: str) -> RefSpec:
         name = default_branch
     elif name == DETACHED:
         name = None
-    return _spec(name, match["hash"] or None, match["rel"] or "", text)
+    return _spec(name, match["hash"] or None, match["rel"] or "", text, rule)
 
 
-def ref_spec(name: str | None, hash_with_relative: str | None, default_branch: str) -> RefSpec:
+def ref_spec(
+    name: str | None,
+    hash_with_relative: str | None,
+    default_branch: str,
+    rule: HashRule = ANY_HASH,
+) -> RefSpec:
     """A spec from a name and Nessie's "hash with optional relative part" (bodies, merges).
 
     ``name`` ``None`` means the default branch, ``DETACHED`` no branch; a ``None`` hash
-    means the head of the named reference.
+    means the head of the named reference. ``rule`` as in :func:`parse_ref_path`.
     """
     if name is None:
         name = default_branch
@@ -104,15 +164,21 @@ def ref_spec(name: str | None, hash_with_relative: str | None, default_branch: s
         hash_ = match["hash"] or None
         relative = match["rel"]
     return _spec(
-        None if name == DETACHED else name, hash_, relative, f"{name}@{hash_with_relative}"
+        None if name == DETACHED else name,
+        hash_,
+        relative,
+        f"{name}@{hash_with_relative}",
+        rule,
     )
 
 
-def _spec(name: str | None, hash_: str | None, relative: str, original: str) -> RefSpec:
-    if name is None and hash_ is None:
-        raise InvalidInputError(
-            f"invalid reference {original!r}: a detached reference needs a commit hash"
-        )
+def _spec(
+    name: str | None, hash_: str | None, relative: str, original: str, rule: HashRule
+) -> RefSpec:
+    if name is None:
+        rule.check_type(None)
+    if name is None or not rule.needs_type:
+        rule.check_hash(name is None, hash_, bool(relative))
     return RefSpec.parse((name or "") + (f"@{hash_}" if hash_ else "") + relative)
 
 
@@ -150,14 +216,32 @@ def effective_reference_json(resolved: ResolvedRef) -> dict[str, Any]:
     }
 
 
-def reference_metadata_json(head: CommitMeta | None) -> dict[str, Any]:
-    """Nessie's ``ReferenceMetadata``; the ahead/behind counts are not computed (null)."""
+@dataclass(frozen=True)
+class RefCounts:
+    """The numbers of Nessie's ``ReferenceMetadata`` (``None``: not reported).
+
+    ``total`` counts the commits along first parents from the head; ``ahead``, ``behind``
+    and ``common_ancestor`` compare a branch with the default branch (not reported for the
+    default branch itself, nor for tags).
+    """
+
+    total: int | None = None
+    ahead: int | None = None
+    behind: int | None = None
+    common_ancestor: str | None = None
+
+
+def reference_metadata_json(
+    head: CommitMeta | None, counts: RefCounts | None = None
+) -> dict[str, Any]:
+    """Nessie's ``ReferenceMetadata`` (``fetch=ALL``)."""
+    counts = counts or RefCounts()
     return {
-        "numCommitsAhead": None,
-        "numCommitsBehind": None,
+        "numCommitsAhead": counts.ahead,
+        "numCommitsBehind": counts.behind,
         "commitMetaOfHEAD": commit_meta_json(head) if head is not None else None,
-        "commonAncestorHash": None,
-        "numTotalCommits": None,
+        "commonAncestorHash": counts.common_ancestor,
+        "numTotalCommits": counts.total,
     }
 
 
@@ -252,7 +336,7 @@ def commit_meta_json(meta: CommitMeta) -> dict[str, Any]:
         "hash": meta.hash,
         "committer": meta.committer or "",
         "authors": [meta.author] if meta.author else [],
-        "allSignedOffBy": [],
+        "allSignedOffBy": list(meta.signed_off_by),
         "message": meta.message,
         "commitTime": iso(meta.commit_time),
         "authorTime": iso(meta.authored_time),
@@ -364,8 +448,11 @@ def decode_token(token: str) -> str:
 
 
 __all__ = [
+    "ANY_HASH",
     "DEFAULT_REF_IN_PATH",
     "DETACHED",
+    "HashRule",
+    "RefCounts",
     "check_new_reference_name",
     "commit_meta_json",
     "commit_response_json",
