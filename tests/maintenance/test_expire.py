@@ -1,4 +1,4 @@
-"""Snapshot expiry: metadata only, one catalog commit per branch, ingestion history kept."""
+"""Snapshot expiry: metadata only, one catalog commit per branch, ingestion state kept."""
 
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ def _ingest(table, i: int) -> None:  # type: ignore[no-untyped-def]
     )
 
 
-def test_ingestion_history_is_kept_so_ingestion_stays_exactly_once(lh: Lakehouse) -> None:
+def test_ingestion_snapshots_expire_and_ingestion_stays_exactly_once(lh: Lakehouse) -> None:
     table = lh.catalog("main").create_table("bronze.landed", batch(0).schema)
     for i in range(4):
         _ingest(table, i)
@@ -123,14 +123,28 @@ def test_ingestion_history_is_kept_so_ingestion_stays_exactly_once(lh: Lakehouse
 
     result = expire_snapshots(lh, policies=_policy(keep_last=1, max_age=0))
     (only,) = result.tables
-    assert only.expired == () and only.kept_for_ingest >= 5
+    # every snapshot but the current one expires; the state moves to a checkpoint
+    assert len(only.expired) == 5 and only.kept_for_ingest == 0 and only.checkpoint
+    assert len(lh.table("bronze.landed").snapshots()) == 1
     state = read_state(lh.table("bronze.landed"), "bronze.landed", "src")
     assert state.batches == state_before.batches
     assert state.loaded == state_before.loaded
+    assert state.last_batch == state_before.last_batch
 
-    # without the protection the chain is cut and ingestion would load files again
+
+def test_without_checkpoints_the_ingestion_chain_is_kept_or_lost(lh: Lakehouse) -> None:
+    table = lh.catalog("main").create_table("bronze.landed", batch(0).schema)
+    for i in range(5):
+        _ingest(table, i)
+    legacy = _policy(keep_last=1, max_age=0, ingest_checkpoints=False)
+    result = expire_snapshots(lh, policies=legacy)
+    (only,) = result.tables
+    assert only.expired == () and only.kept_for_ingest == 4 and only.checkpoint is None
+    assert len(read_state(lh.table("bronze.landed"), "bronze.landed", "src").batches) == 5
+
+    # without keep_ingest_history the chain is cut and ingestion would load files again
     unsafe = _policy(keep_last=1, max_age=0, keep_ingest_history=False)
-    expire_snapshots(lh, policies=unsafe)
+    assert expire_snapshots(lh, policies=unsafe).tables[0].checkpoint is None
     assert len(read_state(lh.table("bronze.landed"), "bronze.landed", "src").batches) == 1
 
 

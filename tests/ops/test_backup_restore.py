@@ -448,3 +448,46 @@ def test_a_damaged_file_of_old_history_still_blocks_a_backup(
     with pytest.raises(SourceIncompleteError, match="missing or damaged") as err:
         create_backup(rich_lakehouse, str(tmp_path / "backups"))
     assert old in err.value.files
+
+
+# -- ingest-state checkpoints -------------------------------------------------------------------
+
+
+def test_a_restored_lakehouse_keeps_ingestion_checkpoints_and_loads_nothing_twice(
+    home: Path, tmp_path: Path
+) -> None:
+    from datetime import timedelta
+
+    from lakehouse.ingest import FolderSource, ingest
+    from lakehouse.ingest.bronze import CHECKPOINT_PROPERTY
+    from lakehouse.maintenance import expire_snapshots
+    from lakehouse.maintenance.policies import Policies
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    source = FolderSource.model_validate(
+        {"name": "shop", "path": str(inbox), "table": "bronze.orders"}
+    )
+    lh = connect(home, create=True)
+    for n in range(3):
+        (inbox / f"orders_{n}.csv").write_text(f"id,amount\n{n},{n}.5\n")
+        ingest(lh, source)
+    policies = Policies().with_changes(snapshots={"keep_last": 1, "max_age": timedelta(0)})
+    expire_snapshots(lh, policies=policies)
+    checkpoint = lh.table("bronze.orders").properties[CHECKPOINT_PROPERTY]
+    settings = lh.settings
+    dest = tmp_path / "backups"
+    create_backup(lh, str(dest))
+    _, manifest = manifest_of(dest)
+    assert [o.kind for o in manifest.objects if o.uri == checkpoint] == ["ingest-checkpoint"]
+    lh.close()
+    shutil.rmtree(home)
+
+    restored = restore_backup(str(dest), settings)
+    assert restored.check.ok
+    assert Path(checkpoint.removeprefix("file://")).exists()
+    with connect(home) as again:
+        assert len(again.table("bronze.orders").snapshots()) == 1
+        [result] = ingest(again, source)
+        assert result.batch_id is None and result.rows_loaded == 0
+        assert again.table("bronze.orders").scan().to_arrow().num_rows == 3

@@ -194,3 +194,37 @@ def test_history_check_finds_files_only_old_commits_need(lh: Lakehouse) -> None:
     assert not report.ok
     assert [h.problem.path for h in report.history] == [old]
     assert report.history[0].table == "bronze.orders"
+
+
+def test_a_missing_ingestion_checkpoint_is_reported(lh: Lakehouse, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from lakehouse.ingest import FolderSource, ingest
+    from lakehouse.ingest.bronze import CHECKPOINT_PROPERTY
+    from lakehouse.maintenance import expire_snapshots
+    from lakehouse.maintenance.policies import Policies
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    source = FolderSource.model_validate(
+        {"name": "shop", "path": str(inbox), "table": "bronze.landed"}
+    )
+    for n in range(3):
+        (inbox / f"landed_{n}.csv").write_text(f"id,amount\n{n},{n}.5\n")
+        ingest(lh, source)
+    policies = Policies().with_changes(snapshots={"keep_last": 1, "max_age": timedelta(0)})
+    expire_snapshots(lh, "main", tables=["bronze.landed"], policies=policies)
+    checkpoint = lh.table("bronze.landed", "main").properties[CHECKPOINT_PROPERTY]
+    assert check(lh).ok and check(lh, history=True).ok
+
+    local(checkpoint).unlink()
+    current = check(lh)
+    assert not current.ok
+    assert [(p.kind, p.path) for t in current.tables for p in t.problems] == [
+        ("ingest-checkpoint", checkpoint)
+    ]
+    report = check(lh, history=True)
+    assert not report.ok
+    assert [(h.table, h.problem.kind, h.problem.path) for h in report.history] == [
+        ("bronze.landed", "ingest-checkpoint", checkpoint)
+    ]

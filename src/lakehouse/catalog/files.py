@@ -9,9 +9,11 @@ Two layers:
   (:class:`~pyiceberg.io.FileIO`, :meth:`Snapshot.manifests`,
   :meth:`ManifestFile.fetch_manifest_entry` with ``discard_deleted=False``):
   metadata JSON → every snapshot → manifest list → manifests → data and delete files,
-  plus statistics files and, when asked, the previous metadata files of the metadata
-  log. Every parsed file is cached by path (Iceberg files are immutable), so tables
-  that share manifests across branches are read once.
+  plus statistics files, files named by table properties (:data:`FILE_PROPERTIES`:
+  the ingest-state checkpoint of :mod:`lakehouse.ingest.bronze`) and, when asked, the
+  previous metadata files of the metadata log. Every parsed file is cached by path
+  (Iceberg files are immutable), so tables that share manifests across branches are
+  read once.
 * :func:`catalog_points` lists the commits to consider — every commit of every live
   reference (first parents and, by default, merge parents), newer than an optional
   cutoff plus the one that was current at the cutoff — and :func:`reachable_files`
@@ -32,7 +34,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -74,6 +76,8 @@ class FileKind(StrEnum):
     EQUALITY_DELETES = "equality-deletes"
     STATISTICS = "statistics"
     PARTITION_STATISTICS = "partition-statistics"
+    #: Lakehouse's ingest-state checkpoint, named by a table property.
+    INGEST_CHECKPOINT = "ingest-checkpoint"
 
 
 #: Kinds that are metadata (live in the ``iceberg-metadata`` bucket of our warehouses).
@@ -86,8 +90,33 @@ METADATA_KINDS = frozenset(
         FileKind.MANIFEST,
         FileKind.STATISTICS,
         FileKind.PARTITION_STATISTICS,
+        FileKind.INGEST_CHECKPOINT,
     }
 )
+
+#: Table property naming the table's ingest-state checkpoint file
+#: (written by snapshot expiry, read by ingestion: :mod:`lakehouse.ingest.bronze`).
+INGEST_CHECKPOINT_PROPERTY = "lakehouse.ingest.checkpoint"
+#: Table properties whose value is the location of a file the table version references.
+FILE_PROPERTIES: Mapping[str, FileKind] = {
+    INGEST_CHECKPOINT_PROPERTY: FileKind.INGEST_CHECKPOINT,
+}
+
+
+def property_files(metadata: TableMetadata) -> list[tuple[str, FileKind]]:
+    """Files ``metadata`` names in its properties (:data:`FILE_PROPERTIES`), with their kind.
+
+    Lakehouse keeps some table state in files outside Iceberg's own structure (the
+    ingest-state checkpoint); every walker must see them, or the garbage collector would
+    delete them, backups would not copy them and the check would not verify them.
+    """
+    out: list[tuple[str, FileKind]] = []
+    for name, kind in FILE_PROPERTIES.items():
+        location = metadata.properties.get(name)
+        if location:
+            out.append((location, kind))
+    return out
+
 
 _CONTENT_KIND = {
     DataFileContent.DATA: FileKind.DATA,
@@ -255,7 +284,8 @@ class TableWalker:
     ) -> Iterator[TableFile]:
         """Every file the table version at ``metadata_location`` references.
 
-        The metadata file first, then (if ``previous_metadata``) the metadata log's files,
+        The metadata file first, then files named by its properties (the ingest-state
+        checkpoint), then (if ``previous_metadata``) the metadata log's files,
         statistics files, and per snapshot its manifest list, manifests and their data
         and delete files; each path once (manifests shared by snapshots are read once and
         attributed to the first snapshot listing them). With ``seen``, every path already
@@ -307,6 +337,9 @@ class TableWalker:
             yield file(metadata_location, FileKind.TABLE_METADATA, None, error=str(exc))
             return
         yield file(metadata_location, FileKind.TABLE_METADATA, None)
+        for path, kind in property_files(metadata):
+            if new(path):
+                yield file(path, kind, None)
 
         if previous_metadata:
             for log_entry in metadata.metadata_log:
@@ -687,6 +720,8 @@ def limited_history_contents(
 
 
 __all__ = [
+    "FILE_PROPERTIES",
+    "INGEST_CHECKPOINT_PROPERTY",
     "METADATA_KINDS",
     "CatalogPoint",
     "FileKind",
@@ -700,6 +735,7 @@ __all__ = [
     "history_contents",
     "limited_history_contents",
     "point_contents",
+    "property_files",
     "reachable_files",
     "snapshot_ancestry",
 ]

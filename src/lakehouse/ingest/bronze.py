@@ -4,8 +4,9 @@
 id, the source, the name and sha256 of every file and, for incremental sources, the
 cursor value — committed atomically with the data by ``Transaction.append(df,
 snapshot_properties=…)``. :func:`read_state` rebuilds what a table holds by walking
-the ancestry of its current snapshot on the branch the catalog is bound to; there is
-no side file. Snapshot summary keys:
+the ancestry of its current snapshot on the branch the catalog is bound to, and the
+table's ingest-state checkpoint for what snapshot expiry removed (below). Snapshot
+summary keys:
 
 ======================================  ==================================================
 ``lakehouse.ingest.batch-id``           the batch id
@@ -13,11 +14,31 @@ no side file. Snapshot summary keys:
 ``lakehouse.ingest.files``              JSON ``[[name, sha256], …]`` of the batch's files
 ``lakehouse.ingest.manifest``           URI of the landing manifest in ``raw``
 ``lakehouse.ingest.cursor``             JSON cursor (incremental SQL sources)
+``lakehouse.ingest.kafka.offsets``      next Kafka offsets to read (:mod:`.kafka`)
 ======================================  ==================================================
 
-Expiring snapshots drops their summaries; a file whose loading snapshot was expired
-would be loaded again. Snapshot expiry of bronze tables must keep ingestion snapshots
-(or run only after their source files are gone).
+**Checkpoints.** Snapshot expiry drops summaries, so before it removes snapshots that
+carry ingestion state it folds that state (with the previous checkpoint's) into an
+*ingest-state checkpoint*: a gzip JSON file, ``ingest-checkpoint-<uuid>.gz.json``, next
+to the table's metadata files (in the ``iceberg-metadata`` bucket), named by the table
+property :data:`CHECKPOINT_PROPERTY` in the same catalog commit as the expiry
+(:mod:`lakehouse.maintenance.expire`). Every checkpoint is cumulative — it holds
+everything older than the snapshots still in the ancestry — so a reader needs only the
+one the current metadata names: :func:`ingest_state` reads the ancestry first, then that
+checkpoint (newest wins for cursors, offsets and the last batch of each source;
+loaded-file sets are unioned, the oldest batch of a file winning). :func:`read_state`,
+the Kafka consumer's offsets and the disaster-recovery replay points all read it.
+Checkpoint files are immutable and never deleted by expiry (another branch's metadata
+may name an older one); only the garbage collector deletes them, once no live metadata
+names them.
+Format (:data:`CHECKPOINT_FORMAT_VERSION`)::
+
+    {"format_version": 1, "kind": "lakehouse.ingest.checkpoint", "table_uuid": "…",
+     "created_at": "…", "previous": "<location of the checkpoint it folded in>" | null,
+     "through_snapshot_id": <newest folded snapshot>, "sha256": "<of the state JSON>",
+     "state": {"batches": […], "loaded": {sha256: batch}, "sources": {name: {"batch_id",
+               "files": [sha256…], "cursor"}}, "kafka_offsets": {topic: {partition: next}},
+               "latest_source", "latest_batch", "latest_cursor"}}
 
 **Concurrency.** Two runs ingesting the same file at once must not both load it. The
 commit therefore also sets the table property ``lakehouse.ingest.last-batch-id``, so it
@@ -37,10 +58,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gzip
+import hashlib
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -52,11 +76,13 @@ from pyiceberg.exceptions import (
 )
 from pyiceberg.io.pyarrow import _pyarrow_to_schema_without_ids, schema_to_pyarrow
 from pyiceberg.schema import Schema, promote
-from pyiceberg.table.snapshots import ancestors_of
+from pyiceberg.table.snapshots import Snapshot, ancestors_of
 
+from lakehouse.catalog.files import INGEST_CHECKPOINT_PROPERTY
 from lakehouse.ingest.sources.base import Cursor, TableState
 
 if TYPE_CHECKING:
+    from pyiceberg.io import FileIO
     from pyiceberg.table import Table
 
     from lakehouse.catalog.iceberg import RefCatalog
@@ -75,49 +101,314 @@ SUMMARY_FILES = "lakehouse.ingest.files"
 SUMMARY_MANIFEST = "lakehouse.ingest.manifest"
 SUMMARY_CURSOR = "lakehouse.ingest.cursor"
 
+#: Prefix of every snapshot summary key ingestion writes.
+SUMMARY_PREFIX = "lakehouse.ingest."
+
+#: Table property naming the table's ingest-state checkpoint file (see the module docstring;
+#: defined with the file walkers, which must all see the file).
+CHECKPOINT_PROPERTY = INGEST_CHECKPOINT_PROPERTY
+#: Version of the checkpoint file format.
+CHECKPOINT_FORMAT_VERSION = 1
+#: The ``kind`` every checkpoint file declares.
+CHECKPOINT_KIND = "lakehouse.ingest.checkpoint"
+#: Checkpoint file names: ``ingest-checkpoint-<uuid>.gz.json`` next to ``*.metadata.json``
+#: (gzip inside; like Iceberg's ``.gz.metadata.json``, the name does not end in ``.gz`` so
+#: that FileIOs which compress or decompress by extension leave the bytes alone).
+CHECKPOINT_PREFIX = "ingest-checkpoint-"
+CHECKPOINT_SUFFIX = ".gz.json"
+
 #: Table property set by every ingestion commit (makes it a non-rebasable commit).
 LAST_BATCH_PROPERTY = "lakehouse.ingest.last-batch-id"
 #: Table properties of ingestion tables: no blind retry of a conflicting append.
 TABLE_PROPERTIES: Mapping[str, str] = {"commit.retry.num-retries": "0"}
 
 
-def read_state(table: Table | None, name: str, source: str) -> TableState:
-    """What ``table`` holds from earlier batches, from its snapshot history."""
-    if table is None:
-        return TableState(name)
+@dataclass(frozen=True)
+class SourceProgress:
+    """What one source recorded last in a table."""
+
+    #: The source's newest batch.
+    batch_id: str
+    #: sha256 of the files of that batch.
+    files: frozenset[str] = frozenset()
+    #: The newest cursor (JSON) the source recorded, possibly in an older batch.
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class IngestState:
+    """Everything ingestion recorded in a table: its ancestry's summaries plus its checkpoint.
+
+    The one place exactly-once state is assembled (:func:`ingest_state`); batch ingestion
+    (:func:`read_state`), the Kafka consumer and the disaster-recovery replay points read it.
+    """
+
+    #: sha256 of every file loaded so far → the (oldest) batch that loaded it.
+    loaded: Mapping[str, str] = field(default_factory=dict)
+    #: Every batch id, oldest first.
+    batches: tuple[str, ...] = ()
+    #: Per source name, its newest batch and cursor.
+    sources: Mapping[str, SourceProgress] = field(default_factory=dict)
+    #: topic → partition → next offset to read (newest recorded per partition).
+    kafka_offsets: Mapping[str, Mapping[int, int]] = field(default_factory=dict)
+    #: Source and batch id of the newest snapshot naming a source.
+    latest_source: str | None = None
+    latest_batch: str | None = None
+    #: The newest cursor (JSON) of any source.
+    latest_cursor: str | None = None
+    #: Location of the checkpoint this state includes (``None``: none).
+    checkpoint: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing ingestion-related was recorded."""
+        return not (
+            self.loaded
+            or self.batches
+            or self.sources
+            or self.kafka_offsets
+            or self.latest_source
+            or self.latest_cursor
+        )
+
+    def over(self, older: IngestState) -> IngestState:
+        """This (newer) state on top of ``older``: newest wins, loaded files are unioned."""
+        sources = dict(older.sources)
+        for name, progress in self.sources.items():
+            before = sources.get(name)
+            if progress.cursor is None and before is not None and before.cursor is not None:
+                progress = SourceProgress(progress.batch_id, progress.files, before.cursor)
+            sources[name] = progress
+        offsets = {t: dict(parts) for t, parts in older.kafka_offsets.items()}
+        for topic, parts in self.kafka_offsets.items():
+            offsets.setdefault(topic, {}).update(parts)
+        newer_latest = self.latest_source is not None
+        return IngestState(
+            loaded={**self.loaded, **older.loaded},  # the oldest batch of a file wins
+            batches=(*older.batches, *self.batches),
+            sources=sources,
+            kafka_offsets=offsets,
+            latest_source=self.latest_source if newer_latest else older.latest_source,
+            latest_batch=self.latest_batch if newer_latest else older.latest_batch,
+            latest_cursor=self.latest_cursor or older.latest_cursor,
+            checkpoint=self.checkpoint or older.checkpoint,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (the ``state`` of a checkpoint file)."""
+        return {
+            "batches": list(self.batches),
+            "loaded": dict(sorted(self.loaded.items())),
+            "sources": {
+                name: {"batch_id": p.batch_id, "files": sorted(p.files), "cursor": p.cursor}
+                for name, p in sorted(self.sources.items())
+            },
+            "kafka_offsets": {
+                t: {str(p): o for p, o in sorted(parts.items())}
+                for t, parts in sorted(self.kafka_offsets.items())
+            },
+            "latest_source": self.latest_source,
+            "latest_batch": self.latest_batch,
+            "latest_cursor": self.latest_cursor,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], *, checkpoint: str | None = None) -> IngestState:
+        """Parse :meth:`to_json` output."""
+        return cls(
+            loaded={str(k): str(v) for k, v in data["loaded"].items()},
+            batches=tuple(str(b) for b in data["batches"]),
+            sources={
+                str(name): SourceProgress(
+                    str(p["batch_id"]), frozenset(str(f) for f in p["files"]), p.get("cursor")
+                )
+                for name, p in data["sources"].items()
+            },
+            kafka_offsets={
+                str(t): {int(p): int(o) for p, o in parts.items()}
+                for t, parts in data["kafka_offsets"].items()
+            },
+            latest_source=data.get("latest_source"),
+            latest_batch=data.get("latest_batch"),
+            latest_cursor=data.get("latest_cursor"),
+            checkpoint=checkpoint,
+        )
+
+
+def has_ingest_keys(snapshot: Snapshot) -> bool:
+    """True if ``snapshot``'s summary carries ``lakehouse.ingest.*`` keys."""
+    summary = snapshot.summary
+    if summary is None:
+        return False
+    return any(k.startswith(SUMMARY_PREFIX) for k in summary.additional_properties)
+
+
+def state_of_snapshots(snapshots: Iterable[Snapshot]) -> IngestState:
+    """The ingestion state recorded in ``snapshots`` (newest first, e.g. an ancestry)."""
+    from lakehouse.ops.dr import SUMMARY_KAFKA_OFFSETS, parse_kafka_offsets
+
     loaded: dict[str, str] = {}
     batches: list[str] = []
-    cursor: Cursor | None = None
-    last_of_source: frozenset[str] | None = None
-    for snapshot in ancestors_of(table.current_snapshot(), table.metadata):
+    sources: dict[str, SourceProgress] = {}
+    offsets: dict[str, dict[int, int]] = {}
+    latest_source: str | None = None
+    latest_batch: str | None = None
+    latest_cursor: str | None = None
+    for snapshot in snapshots:
         summary = snapshot.summary
         if summary is None:
             continue
         props = summary.additional_properties
-        batch = props.get(SUMMARY_BATCH_ID)
-        if not batch:
+        if not any(k.startswith(SUMMARY_PREFIX) for k in props):
+            continue
+        for topic, parts in parse_kafka_offsets(props.get(SUMMARY_KAFKA_OFFSETS)).items():
+            known = offsets.setdefault(topic, {})
+            for partition, offset in parts.items():
+                known.setdefault(partition, offset)  # walking back in time: the newest wins
+        source = props.get(SUMMARY_SOURCE) or None
+        batch = props.get(SUMMARY_BATCH_ID) or None
+        cursor = props.get(SUMMARY_CURSOR) or None
+        if latest_source is None and source is not None:
+            latest_source, latest_batch = source, batch
+        if latest_cursor is None:
+            latest_cursor = cursor
+        if batch is None:
             continue
         batches.append(batch)
         shas = [sha for _, sha in json.loads(props.get(SUMMARY_FILES) or "[]")]
         for sha in shas:
             loaded[sha] = batch  # walking back in time: the oldest batch wins
-        if props.get(SUMMARY_SOURCE) == source:
-            if last_of_source is None:
-                last_of_source = frozenset(shas)
-            if cursor is None and props.get(SUMMARY_CURSOR):
-                cursor = Cursor.from_json(props[SUMMARY_CURSOR])
+        if source is not None:
+            progress = sources.get(source)
+            if progress is None:
+                sources[source] = SourceProgress(batch, frozenset(shas), cursor)
+            elif progress.cursor is None and cursor is not None:
+                sources[source] = SourceProgress(progress.batch_id, progress.files, cursor)
+    return IngestState(
+        loaded=loaded,
+        batches=tuple(reversed(batches)),
+        sources=sources,
+        kafka_offsets=offsets,
+        latest_source=latest_source,
+        latest_batch=latest_batch,
+        latest_cursor=latest_cursor,
+    )
+
+
+def ingest_state(table: Table | None) -> IngestState:
+    """Ingestion state of ``table``: its current snapshot's ancestry, then its checkpoint.
+
+    Raises :class:`~lakehouse.ingest.errors.IngestError` when the table names a
+    checkpoint that cannot be read or verified: without it, exactly-once is unknown.
+    """
+    if table is None:
+        return IngestState()
+    recent = state_of_snapshots(ancestors_of(table.current_snapshot(), table.metadata))
+    location = table.properties.get(CHECKPOINT_PROPERTY)
+    if not location:
+        return recent
+    older = read_checkpoint(table.io, location, table_uuid=str(table.metadata.table_uuid))
+    return recent.over(older)
+
+
+def read_state(table: Table | None, name: str, source: str) -> TableState:
+    """What ``table`` holds from earlier batches (:func:`ingest_state` seen by ``source``)."""
+    if table is None:
+        return TableState(name)
+    state = ingest_state(table)
+    progress = state.sources.get(source)
     columns = {
         f.name: _plain(f.type) for f in schema_to_pyarrow(table.schema(), include_field_ids=False)
     }
     return TableState(
         name,
         exists=True,
-        loaded=loaded,
-        batches=tuple(reversed(batches)),
-        cursor=cursor,
+        loaded=state.loaded,
+        batches=state.batches,
+        cursor=Cursor.from_json(progress.cursor) if progress and progress.cursor else None,
         columns=columns,
-        last_batch=last_of_source or frozenset(),
+        last_batch=progress.files if progress is not None else frozenset(),
     )
+
+
+# -- checkpoints -------------------------------------------------------------------------------
+
+
+def _state_digest(state: Mapping[str, Any]) -> str:
+    text = json.dumps(state, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def checkpoint_location(metadata_location: str) -> str:
+    """A new checkpoint file's location, in the folder of ``metadata_location``."""
+    folder = metadata_location.rsplit("/", 1)[0]
+    return f"{folder}/{CHECKPOINT_PREFIX}{uuid.uuid4().hex}{CHECKPOINT_SUFFIX}"
+
+
+def write_checkpoint(
+    io: FileIO,
+    location: str,
+    state: IngestState,
+    *,
+    table_uuid: str,
+    previous: str | None,
+    through_snapshot_id: int | None,
+) -> None:
+    """Write ``state`` as a new checkpoint file at ``location`` (never overwrites)."""
+    body = state.to_json()
+    document = {
+        "format_version": CHECKPOINT_FORMAT_VERSION,
+        "kind": CHECKPOINT_KIND,
+        "table_uuid": table_uuid,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(),
+        "previous": previous,
+        "through_snapshot_id": through_snapshot_id,
+        "sha256": _state_digest(body),
+        "state": body,
+    }
+    data = gzip.compress(json.dumps(document, separators=(",", ":")).encode(), mtime=0)
+    with io.new_output(location).create(overwrite=False) as stream:
+        stream.write(data)
+
+
+def read_checkpoint(io: FileIO, location: str, *, table_uuid: str | None = None) -> IngestState:
+    """The state in the checkpoint file at ``location``, verified.
+
+    Raises :class:`~lakehouse.ingest.errors.IngestError` when it is missing, unreadable,
+    of another format version, of another table (``table_uuid``) or fails its checksum.
+    """
+    from lakehouse.ingest.errors import IngestError
+
+    try:
+        with io.new_input(location).open() as stream:
+            data = stream.read()
+        document = json.loads(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)
+    except Exception as exc:  # missing, truncated, not gzip, not JSON
+        raise IngestError(
+            f"cannot read the ingestion checkpoint {location}: "
+            f"{' '.join(str(exc).split()) or type(exc).__name__}; without it the table's "
+            "exactly-once state is unknown (restore the file, e.g. from a backup)"
+        ) from exc
+    if not isinstance(document, dict) or document.get("kind") != CHECKPOINT_KIND:
+        raise IngestError(f"{location} is not an ingestion checkpoint")
+    version = document.get("format_version")
+    if version != CHECKPOINT_FORMAT_VERSION:
+        raise IngestError(
+            f"the ingestion checkpoint {location} has format version {version!r}; this "
+            f"version of lakehouse reads {CHECKPOINT_FORMAT_VERSION}: upgrade lakehouse"
+        )
+    if table_uuid is not None and document.get("table_uuid") != table_uuid:
+        raise IngestError(
+            f"the ingestion checkpoint {location} belongs to table "
+            f"{document.get('table_uuid')}, not {table_uuid}"
+        )
+    body = document.get("state")
+    if not isinstance(body, dict) or document.get("sha256") != _state_digest(body):
+        raise IngestError(f"the ingestion checkpoint {location} fails its checksum")
+    try:
+        return IngestState.from_json(body, checkpoint=location)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise IngestError(f"the ingestion checkpoint {location} is malformed: {exc}") from exc
 
 
 def _plain(type_: pa.DataType) -> pa.DataType:
@@ -334,6 +625,11 @@ def find_commit(
 
 __all__ = [
     "BATCH_ID",
+    "CHECKPOINT_FORMAT_VERSION",
+    "CHECKPOINT_KIND",
+    "CHECKPOINT_PREFIX",
+    "CHECKPOINT_PROPERTY",
+    "CHECKPOINT_SUFFIX",
     "INGESTED_AT",
     "INGESTION_COLUMNS",
     "LAST_BATCH_PROPERTY",
@@ -342,14 +638,23 @@ __all__ = [
     "SUMMARY_CURSOR",
     "SUMMARY_FILES",
     "SUMMARY_MANIFEST",
+    "SUMMARY_PREFIX",
     "SUMMARY_SOURCE",
     "TABLE_PROPERTIES",
     "Fit",
+    "IngestState",
+    "SourceProgress",
     "append",
+    "checkpoint_location",
     "ensure_namespace",
     "find_commit",
     "fit",
+    "has_ingest_keys",
+    "ingest_state",
     "load_table",
+    "read_checkpoint",
     "read_state",
+    "state_of_snapshots",
     "with_ingestion_columns",
+    "write_checkpoint",
 ]

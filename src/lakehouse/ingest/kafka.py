@@ -42,7 +42,9 @@ snapshots carries, in the summary property :data:`SUMMARY_KAFKA_OFFSETS`
 (``lakehouse.ingest.kafka.offsets``), JSON ``{"<topic>": {"<partition>": <offset>}}``
 where the offset is **the next offset to read** (the last consumed offset + 1), for every
 partition consumed so far. On start the consumer reads these offsets back from the
-tables' snapshot ancestry on the branch and ``assign()``\\ s its partitions there
+tables' snapshot ancestry on the branch — and from their ingest-state checkpoint for
+snapshots that expiry removed (:func:`lakehouse.ingest.bronze.ingest_state`) — and
+``assign()``\\ s its partitions there
 (partitions never seen start at the beginning); Kafka's committed group offsets are
 neither read nor written (``enable.auto.commit=false``). A crash before the commit
 loses nothing (the batch is consumed again), a crash after it applies nothing twice.
@@ -373,26 +375,17 @@ def offsets_json(offsets: Mapping[str, Mapping[int, int]]) -> str:
 
 
 def recorded_offsets(*tables: Table | None) -> Offsets:
-    """The next offsets to read, from the snapshot ancestry of ``tables`` (newest wins).
+    """The next offsets to read, from the ingestion state of ``tables`` (newest wins).
 
+    Each table's state is its snapshot ancestry on top of its ingest-state checkpoint
+    (:func:`lakehouse.ingest.bronze.ingest_state`), so offsets survive snapshot expiry.
     Several tables (bronze and silver are committed together) merge by the largest.
     """
-    from pyiceberg.table.snapshots import ancestors_of
-
-    from lakehouse.ops.dr import SUMMARY_KAFKA_OFFSETS, parse_kafka_offsets
-
     merged: Offsets = {}
     for table in tables:
         if table is None:
             continue
-        found: Offsets = {}
-        for snapshot in ancestors_of(table.current_snapshot(), table.metadata):
-            props = snapshot.summary.additional_properties if snapshot.summary else {}
-            for topic, parts in parse_kafka_offsets(props.get(SUMMARY_KAFKA_OFFSETS)).items():
-                known = found.setdefault(topic, {})
-                for partition, offset in parts.items():
-                    known.setdefault(partition, offset)
-        for topic, parts in found.items():
+        for topic, parts in bronze.ingest_state(table).kafka_offsets.items():
             target = merged.setdefault(topic, {})
             for partition, offset in parts.items():
                 target[partition] = max(target.get(partition, 0), offset)

@@ -18,13 +18,25 @@ every snapshot older than ``max_age`` except
 
 * the head of every Iceberg ref of the table (branches and tags inside its metadata);
 * the newest ``keep_last`` ancestors of every Iceberg branch;
-* with ``keep_ingest_history`` (the default), the whole ancestry of each branch head down
-  to its oldest snapshot carrying ``lakehouse.ingest.*`` summary keys. Ingestion rebuilds
-  its exactly-once state (which files and cursors were loaded) by walking that ancestry
-  (:func:`lakehouse.ingest.bronze.read_state`); removing any snapshot of it — even one
-  without ingest keys, since removal cuts the parent link — would make ingestion load
-  files again. Bronze tables therefore keep their ingestion history; only snapshots off
-  that chain and older than its oldest ingestion snapshot expire.
+* only with ``keep_ingest_history`` *and* ``ingest_checkpoints: false`` (the behaviour
+  before checkpoints), the whole ancestry of each branch head down to its oldest
+  snapshot carrying ``lakehouse.ingest.*`` summary keys.
+
+**Ingestion state.** Ingestion rebuilds its exactly-once state (files loaded, cursors,
+Kafka offsets) from the current snapshot's ancestry and the table's ingest-state
+checkpoint (:func:`lakehouse.ingest.bronze.ingest_state`). Removing a snapshot of that
+ancestry cuts the parent link: everything from the first expired ancestor down becomes
+unreachable. So with ``keep_ingest_history`` and ``ingest_checkpoints`` (the defaults),
+when that cut-off part carries ``lakehouse.ingest.*`` keys, expiry first folds its state
+together with the previous checkpoint's into a new checkpoint file written next to the
+table's metadata files (:func:`lakehouse.ingest.bronze.write_checkpoint`), then commits
+``RemoveSnapshotsUpdate`` and the table property
+:data:`~lakehouse.ingest.bronze.CHECKPOINT_PROPERTY` naming the new file in the same
+catalog commit. The old checkpoint is never deleted (another branch's or an older
+commit's metadata may name it); a checkpoint written by an attempt whose commit failed
+is an orphan the garbage collector deletes. Ingestion snapshots then expire like any
+other. With ``keep_ingest_history: false`` no state is kept at all: ingestion would load
+expired batches' files again.
 
 Concurrency: the commit carries the table's UUID and the snapshot id of every Iceberg ref
 as requirements; if another writer changed a table in between, the commit fails without
@@ -46,11 +58,15 @@ from pyiceberg.table.update import (
     AssertRefSnapshotId,
     AssertTableUUID,
     RemoveSnapshotsUpdate,
+    SetPropertiesUpdate,
     TableRequirement,
+    TableUpdate,
 )
 
 from lakehouse.catalog.files import snapshot_ancestry
 from lakehouse.catalog.iceberg import TableChange
+from lakehouse.ingest import bronze
+from lakehouse.ingest.errors import IngestError
 from lakehouse.maintenance._common import (
     ProgressEvent,
     ProgressListener,
@@ -69,7 +85,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: Prefix of the snapshot summary keys ingestion writes (see :mod:`lakehouse.ingest.bronze`).
-INGEST_SUMMARY_PREFIX = "lakehouse.ingest."
+INGEST_SUMMARY_PREFIX = bronze.SUMMARY_PREFIX
+
+
+#: :attr:`TableExpiry.checkpoint` of a dry run that would write a checkpoint.
+DRY_RUN_CHECKPOINT = "(dry run)"
 
 
 @dataclass(frozen=True)
@@ -77,8 +97,16 @@ class SnapshotPlan:
     """Which snapshots of one table expire, and why the others stay."""
 
     expire: tuple[int, ...]
-    #: Snapshots kept although older than ``max_age`` because ingestion reads them.
+    #: Snapshots kept although older than ``max_age`` because ingestion reads them
+    #: (only with ``ingest_checkpoints: false``).
     kept_for_ingest: int = 0
+    #: Snapshots of the current ancestry that expiry cuts off (the first expired
+    #: ancestor and everything older), newest first: their ingestion state must be
+    #: checkpointed.
+    cut_off: tuple[int, ...] = ()
+    #: True when a new ingest-state checkpoint must be written (some cut-off snapshot
+    #: carries ``lakehouse.ingest.*`` keys and the policy keeps ingestion state).
+    checkpoint: bool = False
 
 
 def _is_ingest(snapshot_summary: Any) -> bool:
@@ -98,7 +126,7 @@ def plan_expiry(metadata: TableMetadata, policy: SnapshotPolicy, now: datetime) 
             continue
         ancestry = snapshot_ancestry(metadata, ref.snapshot_id)
         protected.update(s.snapshot_id for s in ancestry[: policy.keep_last])
-        if policy.keep_ingest_history:
+        if policy.keep_ingest_history and not policy.ingest_checkpoints:
             oldest = max((i for i, s in enumerate(ancestry) if _is_ingest(s.summary)), default=None)
             if oldest is not None:
                 ingest.update(s.snapshot_id for s in ancestry[: oldest + 1])
@@ -111,7 +139,17 @@ def plan_expiry(metadata: TableMetadata, policy: SnapshotPolicy, now: datetime) 
             kept_for_ingest += 1
             continue
         expire.append(snapshot.snapshot_id)
-    return SnapshotPlan(tuple(sorted(expire)), kept_for_ingest)
+    expired = set(expire)
+    ancestry = snapshot_ancestry(metadata)
+    first = next((i for i, s in enumerate(ancestry) if s.snapshot_id in expired), None)
+    cut_off = tuple(s.snapshot_id for s in ancestry[first:]) if first is not None else ()
+    checkpoint = (
+        policy.keep_ingest_history
+        and policy.ingest_checkpoints
+        and first is not None
+        and any(bronze.has_ingest_keys(s) for s in ancestry[first:])
+    )
+    return SnapshotPlan(tuple(sorted(expire)), kept_for_ingest, cut_off, checkpoint)
 
 
 @dataclass(frozen=True)
@@ -123,6 +161,9 @@ class TableExpiry:
     snapshots: int
     expired: tuple[int, ...] = ()
     kept_for_ingest: int = 0
+    #: The ingest-state checkpoint written for the expired ingestion snapshots (on a dry
+    #: run: ``"(dry run)"`` when one would be written).
+    checkpoint: str | None = None
     #: Why the table was skipped (unreadable metadata …); ``None`` when it was not.
     error: str | None = None
 
@@ -134,6 +175,7 @@ class TableExpiry:
             "expired": len(self.expired),
             "expired_snapshot_ids": list(self.expired),
             "kept_for_ingest": self.kept_for_ingest,
+            "checkpoint": self.checkpoint,
             "error": self.error,
         }
 
@@ -175,6 +217,33 @@ def _requirements(metadata: TableMetadata) -> tuple[TableRequirement, ...]:
     for name, ref in sorted(metadata.refs.items()):
         reqs.append(AssertRefSnapshotId(ref=name, snapshot_id=ref.snapshot_id))
     return tuple(reqs)
+
+
+def _write_checkpoint(table: Table, plan: SnapshotPlan) -> str:
+    """Fold the cut-off snapshots' ingestion state onto the table's checkpoint; a new file."""
+    metadata = table.metadata
+    by_id = {s.snapshot_id: s for s in metadata.snapshots}
+    folded = bronze.state_of_snapshots(by_id[i] for i in plan.cut_off)
+    previous = table.properties.get(bronze.CHECKPOINT_PROPERTY) or None
+    uuid = str(metadata.table_uuid)
+    if previous is not None:
+        folded = folded.over(bronze.read_checkpoint(table.io, previous, table_uuid=uuid))
+    location = bronze.checkpoint_location(table.metadata_location)
+    bronze.write_checkpoint(
+        table.io,
+        location,
+        folded,
+        table_uuid=uuid,
+        previous=previous,
+        through_snapshot_id=plan.cut_off[0] if plan.cut_off else None,
+    )
+    logger.info(
+        "expire: checkpointed the ingestion state of %d snapshot(s) of %s to %s",
+        len(plan.cut_off),
+        ".".join(table.name()),
+        location,
+    )
+    return location
 
 
 def expire_snapshots(
@@ -224,16 +293,31 @@ def expire_snapshots(
                 continue
             metadata = table.metadata
             plan = plan_expiry(metadata, policies.for_table(name).snapshots, when)
+            checkpoint: str | None = None
+            updates: list[TableUpdate] = [RemoveSnapshotsUpdate(snapshot_ids=list(plan.expire))]
+            if plan.checkpoint:
+                if dry_run:
+                    checkpoint = DRY_RUN_CHECKPOINT
+                else:  # written before the commit; an orphan (GC's) if the commit fails
+                    try:
+                        checkpoint = _write_checkpoint(table, plan)
+                    except (IngestError, OSError) as exc:  # expiring would lose ingest state
+                        why = " ".join(str(exc).split())
+                        logger.warning("expire: skipping %s on %s: %s", name, branch, why)
+                        results.append(TableExpiry(name, len(metadata.snapshots), error=why))
+                        continue
+                    updates.append(
+                        SetPropertiesUpdate(updates={bronze.CHECKPOINT_PROPERTY: checkpoint})
+                    )
             results.append(
-                TableExpiry(name, len(metadata.snapshots), plan.expire, plan.kept_for_ingest)
+                TableExpiry(
+                    name, len(metadata.snapshots), plan.expire, plan.kept_for_ingest, checkpoint
+                )
             )
             if plan.expire:
                 changes.append(
                     TableChange(
-                        name,
-                        _requirements(metadata),
-                        (RemoveSnapshotsUpdate(snapshot_ids=list(plan.expire)),),
-                        table.metadata_location,
+                        name, _requirements(metadata), tuple(updates), table.metadata_location
                     )
                 )
         report(ProgressEvent("expire", branch, len(names), len(names)))
@@ -254,6 +338,7 @@ def expire_snapshots(
 
 
 __all__ = [
+    "DRY_RUN_CHECKPOINT",
     "INGEST_SUMMARY_PREFIX",
     "ExpireResult",
     "SnapshotPlan",

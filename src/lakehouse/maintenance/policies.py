@@ -8,7 +8,8 @@ errors (``extra="forbid"``). Durations are ``30s``, ``15m``, ``12h``, ``7d``, ``
     snapshots:                 # snapshot expiry (metadata only)
       keep_last: 5             # always keep the newest 5 snapshots of each Iceberg branch
       max_age: 7d              # expire older snapshots beyond those
-      keep_ingest_history: true
+      keep_ingest_history: true   # never lose ingestion's exactly-once state …
+      ingest_checkpoints: true    # … by checkpointing it (false: keep the whole chain)
     compaction:
       target_file_size: 128MiB
       small_file_ratio: 0.75   # a data file below 0.75 x target is "small"
@@ -130,9 +131,17 @@ class SnapshotPolicy(_Model):
     keep_last: int = Field(default=1, ge=1)
     #: Beyond ``keep_last``, snapshots older than this are expired.
     max_age: Duration = timedelta(days=5)
-    #: Keep the ancestry of the current snapshot down to the oldest snapshot carrying
-    #: ``lakehouse.ingest.*`` summary keys: ingestion's exactly-once state is read from it.
+    #: Never lose ingestion's exactly-once state (files loaded, cursors, Kafka offsets,
+    #: read from ``lakehouse.ingest.*`` snapshot summaries) to expiry. ``false``: expire
+    #: ingestion snapshots without keeping their state (ingestion would load their files
+    #: again) — only for tables nothing ingests into any more.
     keep_ingest_history: bool = True
+    #: How ``keep_ingest_history`` keeps that state: ``true`` folds the state of expired
+    #: ingestion snapshots into an ingest-state checkpoint file named by the table (and
+    #: ingestion snapshots expire like any other); ``false`` keeps the whole ancestry down
+    #: to the oldest ingestion snapshot (the behaviour before checkpoints: metadata grows
+    #: without bound; only while an ingestion process older than checkpoints still runs).
+    ingest_checkpoints: bool = True
 
     @field_validator("max_age")
     @classmethod

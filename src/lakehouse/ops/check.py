@@ -39,6 +39,7 @@ from lakehouse.catalog.files import (
     FileKind,
     TableWalker,
     WalkError,
+    property_files,
     reachable_files,
     snapshot_ancestry,
 )
@@ -447,6 +448,8 @@ def _table_needs(walker: TableWalker, location: str) -> dict[str, _Need]:
             part.statistics_path,
             _Need(FileKind.PARTITION_STATISTICS.value, part.file_size_in_bytes),
         )
+    for path, kind in property_files(metadata):
+        needs.setdefault(path, _Need(kind.value, None))
     for snapshot in metadata.snapshots:
         sid = snapshot.snapshot_id
         ml = needs.setdefault(snapshot.manifest_list, _Need(FileKind.MANIFEST_LIST.value, None))

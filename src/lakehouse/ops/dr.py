@@ -17,7 +17,8 @@ CDC replay after a restore: a Kafka ingestion records, in every snapshot it comm
 the next offset to read per topic and partition (snapshot summary property
 :data:`SUMMARY_KAFKA_OFFSETS`, JSON ``{"<topic>": {"<partition>": <next offset>}}``).
 :func:`replay_points` reads, per table, the newest offsets in the current snapshot's
-ancestry (and the batch ingestion cursor of :mod:`lakehouse.ingest`), which is where
+ancestry and, for snapshots expiry removed, the table's ingest-state checkpoint (and the
+batch ingestion cursor of :mod:`lakehouse.ingest`), which is where
 consumers resume after a restore; tables without them are re-loaded by re-running their
 batch ingestion, whose cursors and landed-file checksums make that idempotent.
 """
@@ -31,7 +32,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from lakehouse.catalog.files import snapshot_ancestry
 from lakehouse.catalog.model import (
     NO_ANCESTOR,
     CommitMeta,
@@ -237,9 +237,12 @@ def parse_kafka_offsets(value: str | None) -> dict[str, dict[int, int]]:
 def replay_points(lakehouse: Lakehouse, ref: str | None = None) -> list[ReplayPoint]:
     """Per table on ``ref`` (default: the default branch), the recorded ingestion positions.
 
-    Walks each table's current snapshot and its ancestors, newest first; for each Kafka
-    topic partition the newest recorded offset wins.
+    Reads each table's ingestion state (:func:`lakehouse.ingest.bronze.ingest_state`):
+    its current snapshot's ancestry, newest first, then the ingest-state checkpoint that
+    snapshot expiry left; for each Kafka topic partition the newest recorded offset wins.
     """
+    from lakehouse.ingest.bronze import ingest_state
+
     ref = ref or lakehouse.default_branch
     resolved = lakehouse.store.resolve(ref)
     points: list[ReplayPoint] = []
@@ -248,24 +251,8 @@ def replay_points(lakehouse: Lakehouse, ref: str | None = None) -> list[ReplayPo
         if not isinstance(entry.content, IcebergTable):
             continue
         table = catalog.load_table(str(entry.key))
-        ancestry = snapshot_ancestry(table.metadata)
-        offsets: dict[str, dict[int, int]] = {}
-        cursor = source = batch = None
-        for snapshot in ancestry:
-            summary = snapshot.summary
-            if summary is None:
-                continue
-            props = summary.additional_properties
-            for topic, parts in parse_kafka_offsets(props.get(SUMMARY_KAFKA_OFFSETS)).items():
-                known = offsets.setdefault(topic, {})
-                for partition, offset in parts.items():
-                    known.setdefault(partition, offset)
-            if source is None and props.get(SUMMARY_SOURCE):
-                source = props.get(SUMMARY_SOURCE)
-                batch = props.get(SUMMARY_BATCH_ID)
-            if cursor is None and props.get(SUMMARY_CURSOR):
-                cursor = props.get(SUMMARY_CURSOR)
-        current = ancestry[0] if ancestry else None
+        state = ingest_state(table)
+        current = table.current_snapshot()
         points.append(
             ReplayPoint(
                 table=str(entry.key),
@@ -274,10 +261,10 @@ def replay_points(lakehouse: Lakehouse, ref: str | None = None) -> list[ReplayPo
                 committed_at=(
                     datetime.fromtimestamp(current.timestamp_ms / 1000, tz=UTC) if current else None
                 ),
-                kafka_offsets=offsets,
-                cursor=cursor,
-                source=source,
-                batch_id=batch,
+                kafka_offsets={t: dict(parts) for t, parts in state.kafka_offsets.items()},
+                cursor=state.latest_cursor,
+                source=state.latest_source,
+                batch_id=state.latest_batch,
             )
         )
     return points
