@@ -12,8 +12,8 @@
 # It is a disposable test cluster: fsync is off (safe against a killed process,
 # not against a machine crash; delete the data folder to start from scratch).
 #
-# Role `lakehouse` (password `lakehouse`, CREATEDB so tests can create and drop
-# throw-away databases) owns the databases `lakehouse` and `lakehouse_test`.
+# Role `lakehouse` (password `lakehouse`, CREATEDB and pg_signal_backend so tests can
+# create and force-drop throw-away databases) owns the databases `lakehouse` and `lakehouse_test`.
 # `start` prints the SQLAlchemy URL on its last line.
 set -euo pipefail
 
@@ -200,6 +200,9 @@ ensure_role_and_databases() {
         say "creating role $ROLE"
         psql_admin -c "CREATE ROLE $ROLE LOGIN CREATEDB PASSWORD '$PASSWORD'"
     fi
+    # Tests drop their throw-away databases WITH (FORCE), which must end every session
+    # in them, autovacuum workers included: that needs pg_signal_backend (idempotent).
+    psql_admin -c "GRANT pg_signal_backend TO $ROLE" 2>/dev/null
     for db in "${DATABASES[@]}"; do
         if [[ -z "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = '$db'")" ]]; then
             say "creating database $db"
