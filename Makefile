@@ -41,6 +41,9 @@ test-integration: install ## integration tests against real services (PostgreSQL
 	command -v mvn >/dev/null || { test "$$(id -u)" = 0 && apt-get install -y -q maven >/dev/null; } \
 		|| { echo "Maven is needed for tests/compat: apt-get install -y maven" >&2; exit 1; }
 	bash scripts/services/kafka.sh start
+	@# Spark engine tests (tests/pipelines/engines): pyspark into .venv, Iceberg jars into the cache
+	bash scripts/services/spark.sh install
+	bash scripts/services/spark.sh jars >/dev/null
 	LAKEHOUSE_TEST_POSTGRES_URL="$$(bash scripts/services/postgres.sh url lakehouse_test)" \
 	LAKEHOUSE_TEST_NESSIE_URL="$$(bash scripts/services/nessie.sh url)" \
 	LAKEHOUSE_TEST_S3_ENDPOINT="$$(bash scripts/services/minio.sh url)" \

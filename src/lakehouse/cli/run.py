@@ -1,4 +1,4 @@
-"""``lakehouse run PIPELINE [--ref REF] [--pipelines-dir DIR]``: a write-audit-publish run.
+"""``lakehouse run PIPELINE [--ref REF] [--engine duckdb|spark]``: a write-audit-publish run.
 
 Prints one line per step as it finishes (a spinner while it runs), then a summary:
 models written, checks, and for each failed or warning check its failing row count and
@@ -8,6 +8,7 @@ the run branch kept).
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -21,6 +22,14 @@ if TYPE_CHECKING:
 
     from lakehouse.pipelines.checks import CheckResult
     from lakehouse.pipelines.runner import RunEvent, RunResult
+
+
+class EngineChoice(StrEnum):
+    """Values of ``--engine``."""
+
+    DUCKDB = "duckdb"
+    SPARK = "spark"
+
 
 _LABELS = {
     "ok": ("ok", "green"),
@@ -92,6 +101,16 @@ def run_command(
     keep_branch: Annotated[
         bool, typer.Option("--keep-branch", help="Keep the run branch after merging.")
     ] = False,
+    engine: Annotated[
+        EngineChoice | None,
+        typer.Option(
+            "--engine",
+            "-e",
+            case_sensitive=False,
+            help="Compute engine for the models.",
+            show_default="LAKEHOUSE_COMPUTE__ENGINE: duckdb, spark in the cluster profile",
+        ),
+    ] = None,
     output: OutputOpt = None,
 ) -> None:
     """Run a pipeline: branch, ingest, build silver and gold, check, merge into main if clean.
@@ -115,6 +134,7 @@ def run_command(
             pipelines_dir=pipelines_dir,
             listener=progress,
             keep_branch=keep_branch,
+            engine=engine.value if engine is not None else None,
         )
     finally:
         if progress is not None:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from lakehouse.pipelines.checks import CheckResult, run_check
 from lakehouse.pipelines.definition import Model, Pipeline, load_pipeline
-from lakehouse.pipelines.engines import DEFAULT_ENGINE, Engine, WriteResult, get_engine
+from lakehouse.pipelines.engines import Engine, WriteResult, get_engine
 from lakehouse.pipelines.errors import IngestStepError, ModelError, PipelineError
 
 if TYPE_CHECKING:
@@ -420,7 +420,7 @@ def run_pipeline(
     ref: str | None = None,
     run_id: str | None = None,
     pipelines_dir: str | Path | None = None,
-    engine: str = DEFAULT_ENGINE,
+    engine: str | None = None,
     listener: RunListener | None = None,
     keep_branch: bool = False,
 ) -> RunResult:
@@ -432,7 +432,8 @@ def run_pipeline(
     :class:`RunResult` (``status`` ``failed`` when a blocking check failed, ``error``
     when the merge failed); raises :class:`~lakehouse.pipelines.errors.PipelineError`
     when the pipeline cannot be loaded or a source or model fails (the run branch is kept
-    and the outcome recorded on it).
+    and the outcome recorded on it). ``engine`` (``duckdb`` | ``spark``) runs the models;
+    default: the ``LAKEHOUSE_COMPUTE__ENGINE`` setting (``spark`` in the cluster profile).
     """
     from lakehouse.ops.dr import ensure_not_paused  # late: ops imports this package
 
@@ -444,7 +445,7 @@ def run_pipeline(
         if isinstance(path_or_name, Pipeline)
         else load_pipeline(path_or_name, pipelines_dir)
     )
-    engine_class = get_engine(engine)
+    engine_class = get_engine(engine or lakehouse.settings.engine)
     run_id = run_id or new_run_id()
     started = time.perf_counter()
     ref = ref if ref is not None else lakehouse.settings.ref
