@@ -5,7 +5,7 @@ Nessie runner jar cached by ``scripts/services/nessie.sh``)::
 
     .venv/bin/python bench/server.py [--quick] [--targets ours-sqlite,ours-postgres,...]
                                      [--seconds S] [--rounds N] [--warmup S]
-                                     [--append-docs docs/benchmarks.md]
+                                     [--markdown docs/benchmarks.md]
 
 Four targets, all started by this script on free loopback ports and stopped at the end:
 
@@ -23,7 +23,10 @@ concurrent clients, after an unmeasured warm-up of every target (JIT, pools). Ea
 (target, scenario) runs for ``--seconds`` per round; rounds go A, B, C, D, A, B, ... so
 that machine noise hits every target alike. Reported: commits/s
 (all rounds' commits over their wall time), p50/p99 commit latency, and each target's
-throughput relative to ``nessie-jdbc`` (the target: ours-postgres >= 1.0x).
+throughput relative to ``nessie-jdbc`` (the target: ours-postgres >= 1.0x), with the load
+average before and after (the machines are shared: a load above the core count inflates
+every latency). ``--markdown FILE`` replaces the section "Server (bench/server.py)" of
+FILE (``--append-docs FILE`` appends it instead).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _common import git_revision, replace_section  # bench/ is the script's folder
 
 ROOT = Path(__file__).resolve().parent.parent
 NESSIE_VERSION = os.environ.get("LAKEHOUSE_NESSIE_VERSION", "0.99.0")
@@ -333,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, help="per (target, scenario, round)")
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--warmup", type=float, help="unmeasured seconds per target first")
+    parser.add_argument("--markdown", type=Path, help="replace this file's Server section")
     parser.add_argument("--append-docs", type=Path, help="append the results to this file")
     args = parser.parse_args(argv)
     targets = [t for t in args.targets.split(",") if t]
@@ -344,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     warmup = args.warmup if args.warmup is not None else (2.0 if args.quick else 8.0)
 
     samples = {(t, c): Sample() for t in targets for c in CLIENTS}
+    load_before = os.getloadavg()
     run_id = secrets.token_hex(3)
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lh-bench-")))
@@ -375,8 +381,13 @@ def main(argv: list[str] | None = None) -> int:
                     run_scenario(bases[target], branch, clients, seconds, samples[target, clients])
         progress("stopping servers")
 
-    lines = report(samples, targets, seconds, rounds)
+    load = (load_before, os.getloadavg())
+    command = " ".join(["bench/server.py", *(argv if argv is not None else sys.argv[1:])])
+    lines = report(samples, targets, seconds, rounds, load, command)
     print("\n".join(lines))
+    if args.markdown:
+        replace_section(args.markdown, lines[0], "\n".join(lines))
+        progress(f"wrote section {lines[0]!r} of {args.markdown}")
     if args.append_docs:
         with args.append_docs.open("a", encoding="utf-8") as out:
             out.write("\n" + "\n".join(lines) + "\n")
@@ -385,17 +396,34 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(
-    samples: dict[tuple[str, int], Sample], targets: list[str], seconds: float, rounds: int
+    samples: dict[tuple[str, int], Sample],
+    targets: list[str],
+    seconds: float,
+    rounds: int,
+    load: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+    command: str = "bench/server.py",
 ) -> list[str]:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "## Server (bench/server.py)",
         "",
-        f"{when}, {platform.machine()}, {os.cpu_count()} CPUs, Python "
-        f"{platform.python_version()}, Nessie {NESSIE_VERSION}; {rounds} round(s) of "
+        f"{when}, revision {git_revision()}, {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, Nessie {NESSIE_VERSION}; {rounds} round(s) of "
         f"{seconds:g} s per target and scenario, interleaved. Commits over HTTP (Nessie API "
-        "v2, same httpx client code for every target), one table per client, no conflicts.",
+        "v2, same httpx client code for every target), one table per client, no conflicts. "
+        f"Command: `.venv/bin/python {command}`.",
         "",
+    ]
+    if load is not None:
+        before, after = (" ".join(f"{x:.2f}" for x in la) for la in load)
+        lines += [f"Load average (1, 5, 15 min) before: {before}; after: {after}.", ""]
+        if max(load[0][0], load[1][0]) > (os.cpu_count() or 1):
+            lines += [
+                "Warning: the load exceeded the cores: other processes competed for the CPU "
+                "and inflated the latencies of every target (PostgreSQL round trips most).",
+                "",
+            ]
+    lines += [
         f"| target | clients | commits | commits/s | p50 ms | p99 ms | commits/s vs {BASELINE} |",
         "|---|---|---|---|---|---|---|",
     ]

@@ -13,6 +13,7 @@ import pytest
 from lakehouse.catalog.model import (
     NO_ANCESTOR,
     Branch,
+    CommitConsistency,
     CommitMeta,
     ConflictType,
     ContentKey,
@@ -22,6 +23,7 @@ from lakehouse.catalog.model import (
     Namespace,
     Put,
     ReferenceType,
+    RepositoryConfig,
     Tag,
     Unchanged,
 )
@@ -623,3 +625,71 @@ def test_transplant_conflicts_and_dry_run_change_nothing(store: VersionStore) ->
         [pick], "main", dry_run=True, raise_on_conflict=False
     ).was_successful
     assert head(store) == before
+
+
+# -- reference history (reflog) and repository config ------------------------------------
+
+
+def test_reference_history_records_every_head_change(store: VersionStore) -> None:
+    start = with_namespace(store)
+    store.create_reference("dev", ReferenceType.BRANCH)
+    created = store.reference_history("dev")
+    assert created.reference == Branch("dev", start)
+    assert created.current.hash == start and created.previous == ()
+    c1 = put_table(store, T1, 1, branch="dev")
+    c2 = put_table(store, T1, 2, branch="dev")
+    store.assign_reference("dev", c2, f"@{c1}")
+    history = store.reference_history("dev")
+    assert history.current.hash == c1
+    assert [s.hash for s in history.previous] == [c2, c1, start]
+    assert {s.consistency for s in (history.current, *history.previous)} == {
+        CommitConsistency.COMMIT_CONSISTENT
+    }
+    assert history.current.meta is not None and history.current.meta.message == f"put {T1} v1"
+    assert history.commit_log is CommitConsistency.NOT_CHECKED
+    assert [s.hash for s in store.reference_history("dev", 1).previous] == [c2]
+    scanned = store.reference_history("dev", scan_commits=10)
+    assert scanned.commit_log is CommitConsistency.COMMIT_CONSISTENT
+
+    merged = store.merge("dev", "main").resultant_target_hash
+    main = store.reference_history("main")
+    assert main.current.hash == merged and main.previous[0].hash == start
+
+
+def test_reference_history_is_bounded_and_ends_with_the_reference(store: VersionStore) -> None:
+    with_namespace(store)
+    store.create_reference("dev", ReferenceType.BRANCH)
+    heads = [put_table(store, T1, n, branch="dev") for n in range(1, 26)]
+    history = store.reference_history("dev")
+    assert history.current.hash == heads[-1]
+    assert [s.hash for s in history.previous] == heads[-2::-1][:20]  # 20 kept, as Nessie
+    store.delete_reference("dev", heads[-1])
+    with pytest.raises(ReferenceNotFoundError):
+        store.reference_history("dev")
+    store.create_reference("dev", ReferenceType.BRANCH, f"main@{heads[0]}")
+    assert store.reference_history("dev").previous == ()  # a new reference, a new log
+
+
+def test_repository_config_is_stored_by_type(store: VersionStore) -> None:
+    # the real Nessie server is shared and keeps its repository config between tests
+    before = store.repository_config(["GARBAGE_COLLECTOR"])
+    first = RepositoryConfig(
+        "GARBAGE_COLLECTOR", {"defaultCutoffPolicy": "P30D", "newFilesGracePeriod": "PT3H"}
+    )
+    second = RepositoryConfig(
+        "GARBAGE_COLLECTOR", {"defaultCutoffPolicy": "P10D", "expectedFileCountPerContent": 123}
+    )
+    assert store.update_repository_config(first) == (before[0] if before else None)
+    assert store.repository_config(["GARBAGE_COLLECTOR"]) == [first]
+    assert store.update_repository_config(second) == first
+    assert store.repository_config(["GARBAGE_COLLECTOR"]) == [second]
+    assert store.repository_config([]) == []
+
+
+def test_repository_config_refuses_unknown_types_and_bad_policies(store: VersionStore) -> None:
+    with pytest.raises(InvalidInputError, match="FOO_BAR"):
+        RepositoryConfig("FOO_BAR", {"foo": "bar"})
+    with pytest.raises(InvalidInputError, match="FOO_BAR"):
+        store.repository_config(["FOO_BAR"])
+    with pytest.raises(InvalidInputError, match="default-cutoff-value"):
+        RepositoryConfig("GARBAGE_COLLECTOR", {"defaultCutoffPolicy": "foo"})

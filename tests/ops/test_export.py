@@ -16,6 +16,7 @@ from lakehouse.catalog.model import (
     Namespace,
     Put,
     ReferenceType,
+    RepositoryConfig,
 )
 from lakehouse.catalog.sql_store import SqlStore
 from lakehouse.errors import InvalidInputError
@@ -118,7 +119,7 @@ def test_the_export_file_detects_truncation_and_newer_versions(
 ) -> None:
     path = tmp_path / "export.jsonl.gz"
     info = write_export(source, source.list_references(), path, created_at=datetime.now(UTC))
-    assert read_header(path)["format_version"] == 1
+    assert read_header(path)["format_version"] == 2
     assert len(list(read_records(path))) == info.records
 
     lines = gzip.decompress(path.read_bytes()).decode().splitlines()
@@ -131,3 +132,37 @@ def test_the_export_file_detects_truncation_and_newer_versions(
     path.write_bytes(gzip.compress(("\n".join([json.dumps(header), *lines[1:]]) + "\n").encode()))
     with pytest.raises(BackupFormatError, match="newer than this Lakehouse reads"):
         list(read_records(path))
+
+
+def test_repository_config_is_exported_and_the_reflog_starts_at_the_import(
+    source: SqlStore, tmp_path: Path
+) -> None:
+    gc = RepositoryConfig("GARBAGE_COLLECTOR", {"defaultCutoffPolicy": "P30D"})
+    source.update_repository_config(gc)
+    path = tmp_path / "export.jsonl.gz"
+    write_export(source, source.list_references(), path, created_at=datetime.now(UTC))
+    target = fresh(tmp_path)
+    counts = target.import_rows(read_records(path))
+    assert counts["repository_config"] == 1
+    assert target.repository_config(["GARBAGE_COLLECTOR"]) == [gc]
+    for ref in source.list_references():
+        history = target.reference_history(ref.name)
+        assert history.current.hash == ref.hash and history.previous == ()
+    with pytest.raises(InvalidInputError, match=r"record 1 \(repository_config\).*FOO_BAR"):
+        fresh(tmp_path, "other").import_rows(
+            [{"kind": "repository_config", "type": "FOO_BAR", "value": {}}]
+        )
+
+
+def test_a_format_version_1_export_still_imports(source: SqlStore, tmp_path: Path) -> None:
+    """Version 1 files (before repository config) hold the same records minus that kind."""
+    path = tmp_path / "export.jsonl.gz"
+    write_export(source, source.list_references(), path, created_at=datetime.now(UTC))
+    lines = gzip.decompress(path.read_bytes()).decode().splitlines()
+    header = json.loads(lines[0])
+    header["format_version"], header["schema_version"] = 1, 1
+    path.write_bytes(gzip.compress(("\n".join([json.dumps(header), *lines[1:]]) + "\n").encode()))
+    target = fresh(tmp_path)
+    target.import_rows(read_records(path))
+    assert target.list_references() == source.list_references()
+    assert target.repository_config(["GARBAGE_COLLECTOR"]) == []

@@ -586,3 +586,151 @@ class MergeResult:
     def conflicts(self) -> list[Conflict]:
         """Conflicts found (empty when successful)."""
         return [d.conflict for d in self.details if d.conflict is not None]
+
+
+# -- reference history (Nessie spec 2.2: GET /trees/{ref}/recent-changes) ---------------
+
+
+class CommitConsistency(StrEnum):
+    """How complete a commit is in the store (Nessie's ``CommitConsistency``)."""
+
+    NOT_CHECKED = "NOT_CHECKED"
+    COMMIT_CONSISTENT = "COMMIT_CONSISTENT"
+    COMMIT_CONTENT_INCONSISTENT = "COMMIT_CONTENT_INCONSISTENT"
+    COMMIT_INCONSISTENT = "COMMIT_INCONSISTENT"
+
+
+@dataclass(frozen=True)
+class ReferenceHistoryState:
+    """One head a reference had (or has), with the consistency of that commit."""
+
+    hash: str
+    consistency: CommitConsistency
+    meta: CommitMeta | None = None
+
+
+@dataclass(frozen=True)
+class ReferenceHistory:
+    """The recorded recent heads of a reference (its reflog), newest first.
+
+    ``current`` is the head now; ``previous`` the heads it had before, most recent
+    first, as far as the store keeps them (assignments included). ``commit_log``
+    is the combined consistency of the commits scanned from the head, or
+    ``NOT_CHECKED`` when no scan was asked for.
+    """
+
+    reference: Reference
+    current: ReferenceHistoryState
+    previous: tuple[ReferenceHistoryState, ...]
+    commit_log: CommitConsistency = CommitConsistency.NOT_CHECKED
+
+
+# -- repository config (Nessie spec 2.1: /config/repository) ----------------------------
+
+#: Repository config types this Lakehouse knows (Nessie 0.99.0 knows the same one).
+REPOSITORY_CONFIG_TYPES = frozenset({"GARBAGE_COLLECTOR"})
+
+_COUNT_POLICY = re.compile(r"^[1-9][0-9]{0,10}$")
+_DURATION_POLICY = re.compile(
+    r"^[-+]?P(?:[-+]?[0-9]+D)?(?:T(?:[-+]?[0-9]+H)?(?:[-+]?[0-9]+M)?"
+    r"(?:[-+]?[0-9]+(?:[.,][0-9]{0,9})?S)?)?$",
+    re.IGNORECASE,
+)
+
+
+def validate_cutoff_policy(value: str) -> str:
+    """A garbage-collector cutoff policy: ``NONE``, a commit count, an ISO duration or instant."""
+    text = value.strip()
+    if text.upper() == "NONE" or _COUNT_POLICY.match(text):
+        return value
+    if _DURATION_POLICY.match(text) and text.upper().rstrip("T") not in ("P", "+P", "-P"):
+        return value
+    if "T" in text.upper():
+        try:
+            instant = datetime.fromisoformat(text)
+        except ValueError:
+            pass
+        else:
+            if instant.tzinfo is not None:
+                return value
+    raise InvalidInputError(
+        f"Failed to parse default-cutoff-value '{value}': a cutoff policy is NONE, a number "
+        "of commits, an ISO-8601 duration (P30D) or an ISO-8601 instant "
+        "(2011-12-03T10:15:30Z)"
+    )
+
+
+@dataclass(frozen=True)
+class RepositoryConfig:
+    """A repository-wide config object, one per ``type`` (e.g. ``GARBAGE_COLLECTOR``).
+
+    ``value`` holds the object's fields in Nessie's JSON form, without ``type``
+    (``{"defaultCutoffPolicy": "P30D", "newFilesGracePeriod": "PT3H"}``). Only the
+    types in :data:`REPOSITORY_CONFIG_TYPES` are accepted, as Nessie accepts only the
+    types it has a bundle for.
+    """
+
+    type: str
+    value: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.type not in REPOSITORY_CONFIG_TYPES:
+            raise InvalidInputError(
+                f"Repository config type bundle for '{self.type}' is not available "
+                "on the Nessie server side."
+            )
+        if self.type == "GARBAGE_COLLECTOR":
+            _check_gc_config(self.value)
+        object.__setattr__(self, "value", dict(self.value))
+
+    def __hash__(self) -> int:
+        return hash(self.type)
+
+    def to_json(self) -> dict[str, Any]:
+        """Nessie v2 JSON form: the fields plus the ``type`` discriminator."""
+        return {"type": self.type, **self.value}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RepositoryConfig:
+        """Parse Nessie's JSON form (``type`` required)."""
+        kind = data.get("type")
+        if not isinstance(kind, str) or not kind:
+            raise InvalidInputError("a repository config needs a 'type'")
+        return cls(kind, {k: v for k, v in data.items() if k != "type"})
+
+
+def _check_gc_config(value: Mapping[str, Any]) -> None:
+    """The fields of Nessie's ``GarbageCollectorConfig``, checked as Nessie does."""
+    policy = value.get("defaultCutoffPolicy")
+    if policy is not None:
+        if not isinstance(policy, str):
+            raise InvalidInputError("defaultCutoffPolicy must be a string")
+        validate_cutoff_policy(policy)
+    per_ref = value.get("perRefCutoffPolicies")
+    if per_ref is not None:
+        if not isinstance(per_ref, list):
+            raise InvalidInputError("perRefCutoffPolicies must be a list")
+        for item in per_ref:
+            if not (
+                isinstance(item, Mapping)
+                and isinstance(item.get("referenceNamePattern"), str)
+                and isinstance(item.get("policy"), str)
+            ):
+                raise InvalidInputError(
+                    "each of perRefCutoffPolicies needs a referenceNamePattern and a policy"
+                )
+            try:
+                re.compile(item["referenceNamePattern"])
+            except re.error as exc:
+                raise InvalidInputError(
+                    f"invalid referenceNamePattern {item['referenceNamePattern']!r}: {exc}"
+                ) from None
+            validate_cutoff_policy(item["policy"])
+    grace = value.get("newFilesGracePeriod")
+    if grace is not None and not (isinstance(grace, str) and _DURATION_POLICY.match(grace)):
+        raise InvalidInputError(
+            f"newFilesGracePeriod must be an ISO-8601 duration (PT3H), got {grace!r}"
+        )
+    count = value.get("expectedFileCountPerContent")
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
+        raise InvalidInputError("expectedFileCountPerContent must be an integer")

@@ -50,6 +50,7 @@ from pydantic import SecretStr
 from lakehouse.catalog.model import (
     NO_ANCESTOR,
     Branch,
+    CommitConsistency,
     CommitMeta,
     CommitResult,
     Conflict,
@@ -68,8 +69,11 @@ from lakehouse.catalog.model import (
     Operation,
     Put,
     Reference,
+    ReferenceHistory,
+    ReferenceHistoryState,
     ReferenceType,
     RefSpec,
+    RepositoryConfig,
     content_from_json,
     operation_from_json,
     operation_to_json,
@@ -446,6 +450,71 @@ class NessieStore(VersionStore):
             current = self.get_reference(name)
             check_reference_type(name, current.type, type)
         _raise_default(rej, ref=name)
+
+    # -- reference history and repository config ---------------------------------------
+
+    def reference_history(
+        self, name: str, limit: int | None = None, *, scan_commits: int | None = None
+    ) -> ReferenceHistory:
+        """``GET trees/{name}/recent-changes``: the heads the server recorded.
+
+        Nessie keeps the last ``ref-previous-head-count`` heads (default 20) that are
+        younger than ``ref-previous-head-time-span-seconds`` (default 5 minutes, pruned
+        on the next change); ``limit`` is applied here.
+        """
+        validate_ref_name(name)
+        if limit is not None and limit < 0:
+            raise InvalidInputError("the history limit must not be negative")
+        params: dict[str, str | int] = {}
+        if scan_commits is not None:
+            params["scan-commits"] = scan_commits
+        try:
+            data = self._call(
+                "GET",
+                "trees/" + ref_path(RefSpec(name)) + "/recent-changes",
+                params=params,
+                what=f"read the history of reference '{name}'",
+            )
+        except _RefusedError as rej:
+            if rej.code == "REFERENCE_NOT_FOUND" or rej.status == 404:
+                raise ReferenceNotFoundError(name) from None
+            _raise_default(rej, ref=name)
+        previous = tuple(_history_state(p) for p in data.get("previous") or [])
+        return ReferenceHistory(
+            _reference(data["reference"]),
+            _history_state(data["current"]),
+            previous[:limit] if limit is not None else previous,
+            _consistency(data.get("commitLogConsistency")),
+        )
+
+    def repository_config(self, types: Iterable[str]) -> list[RepositoryConfig]:
+        """``GET config/repository?type=…``: the config objects of ``types`` that exist."""
+        wanted = sorted(set(types))
+        if not wanted:
+            return []
+        query = "&".join("type=" + quote(t, safe="") for t in wanted)
+        try:
+            data = self._call(
+                "GET", "config/repository?" + query, what="read the repository config"
+            )
+        except _RefusedError as rej:
+            _raise_default(rej)
+        return [RepositoryConfig.from_json(c) for c in data.get("configs") or []]
+
+    def update_repository_config(self, config: RepositoryConfig) -> RepositoryConfig | None:
+        """``POST config/repository``: create or replace; returns the previous object."""
+        try:
+            data = self._call(
+                "POST",
+                "config/repository",
+                json={"config": config.to_json()},
+                write=True,
+                what=f"update the repository config '{config.type}'",
+            )
+        except _RefusedError as rej:
+            _raise_default(rej)
+        previous = data.get("previous")
+        return RepositoryConfig.from_json(previous) if isinstance(previous, Mapping) else None
 
     def resolve(self, ref: RefLike | None = None) -> ResolvedRef:
         """Resolve a spec (``name``, ``name@hash``, ``@hash``, ``~N``, ``^N``, ``*time``)."""
@@ -1201,6 +1270,22 @@ def _signed_off_by(data: Mapping[str, Any]) -> tuple[str, ...]:
     if isinstance(signers, list):
         return tuple(str(s) for s in signers if s)
     return (str(data["signedOffBy"]),) if data.get("signedOffBy") else ()
+
+
+def _consistency(value: Any) -> CommitConsistency:
+    try:
+        return CommitConsistency(str(value))
+    except ValueError:
+        return CommitConsistency.NOT_CHECKED
+
+
+def _history_state(data: Mapping[str, Any]) -> ReferenceHistoryState:
+    meta = data.get("meta")
+    return ReferenceHistoryState(
+        str(data["commitHash"]),
+        _consistency(data.get("commitConsistency")),
+        _commit_meta(meta) if isinstance(meta, Mapping) else None,
+    )
 
 
 def _log_entry(data: Mapping[str, Any], with_operations: bool) -> LogEntry:

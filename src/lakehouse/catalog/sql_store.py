@@ -8,6 +8,9 @@ Tables (all prefixed ``lh_``):
 * ``lh_nodes``   — immutable, content-addressed nodes of the key trees
   (:mod:`lakehouse.catalog.tree`).
 * ``lh_meta``    — schema version and repository settings.
+* ``lh_ref_log`` — each reference's recent heads (its reflog, schema 2): a ring of
+  :data:`REF_LOG_SIZE` slots per reference, written in the transaction that moves it.
+* ``lh_repo_config`` — repository config objects by type (schema 2, Nessie spec 2.1).
 
 Writers serialize per database (SQLite ``BEGIN IMMEDIATE``) or per reference
 (PostgreSQL ``SELECT … FOR UPDATE`` on the ref row), so a commit is checked and
@@ -34,12 +37,14 @@ from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
 
 from lakehouse.catalog.merge import common_ancestor, plan_merge
 from lakehouse.catalog.model import (
     NO_ANCESTOR,
+    REPOSITORY_CONFIG_TYPES,
     Branch,
+    CommitConsistency,
     CommitMeta,
     CommitResult,
     Conflict,
@@ -58,8 +63,11 @@ from lakehouse.catalog.model import (
     Operation,
     Put,
     Reference,
+    ReferenceHistory,
+    ReferenceHistoryState,
     ReferenceType,
     RefSpec,
+    RepositoryConfig,
     Unchanged,
     content_from_json,
     operation_from_json,
@@ -90,7 +98,11 @@ from lakehouse.errors import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+#: Heads kept per reference in ``lh_ref_log``: the current one and the 20 before it
+#: (Nessie's default ``ref-previous-head-count``). Older entries are overwritten.
+REF_LOG_SIZE = 21
 
 metadata = sa.MetaData()
 meta_table = sa.Table(
@@ -130,9 +142,79 @@ nodes_table = sa.Table(
     sa.Column("data", sa.LargeBinary, nullable=False),
 )
 
-# Each migration brings the schema from version i to i + 1. Never edit a released one.
+ref_log_table = sa.Table(
+    "lh_ref_log",
+    metadata,
+    sa.Column("ref_name", sa.String(255), primary_key=True),
+    sa.Column("slot", sa.Integer, primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("changed_at", sa.BigInteger, nullable=False),
+)
+repo_config_table = sa.Table(
+    "lh_repo_config",
+    metadata,
+    sa.Column("type", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+# One statement per reference change: the next sequence number of ``ref_name`` goes to
+# slot ``seq % REF_LOG_SIZE``, replacing the entry REF_LOG_SIZE changes older (a ring, so
+# the log never needs pruning). Writers of one reference are serialized (see the module
+# docstring), so MAX(seq) is stable; it reads at most REF_LOG_SIZE rows by primary key.
+_LOG_REF = sa.text(
+    "INSERT INTO lh_ref_log (ref_name, slot, seq, hash, changed_at) "
+    "SELECT CAST(:name AS VARCHAR(255)), (COALESCE(MAX(seq), 0) + 1) % :size, "
+    "COALESCE(MAX(seq), 0) + 1, CAST(:hash AS VARCHAR(64)), CAST(:at AS BIGINT) "
+    "FROM lh_ref_log WHERE ref_name = CAST(:name AS VARCHAR(255)) "
+    "ON CONFLICT (ref_name, slot) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, "
+    "changed_at = excluded.changed_at"
+)
+
+# SqlStore._store_commit on PostgreSQL: the commit's new nodes, its row and the move of
+# its branch in one statement (data-modifying CTEs run in the statement's transaction).
+_STORE_COMMIT_PG = sa.text(
+    "WITH new_nodes AS ("
+    " INSERT INTO lh_nodes (hash, data)"
+    " SELECT * FROM unnest(CAST(:node_hashes AS VARCHAR(64)[]), CAST(:node_data AS BYTEA[]))"
+    " ON CONFLICT DO NOTHING"
+    "), new_commit AS ("
+    " INSERT INTO lh_commits (hash, parent, merge_parent, generation, tree, message, author,"
+    " committer, authored_at, committed_at, properties, operations)"
+    " VALUES (CAST(:hash AS VARCHAR(64)), :parent, :merge_parent, :generation, :tree, :message,"
+    " :author, :committer, :authored_at, :committed_at, :properties, :operations)"
+    ") UPDATE lh_refs SET hash = CAST(:hash AS VARCHAR(64)),"
+    " updated_at = CAST(:committed_at AS BIGINT)"
+    " WHERE name = CAST(:branch AS VARCHAR(255)) AND hash = CAST(:head AS VARCHAR(64))"
+)
+
+
+def _migrate_to_2(conn: Connection) -> None:
+    """Schema 2: the reflog and repository config; each reference's head starts its log."""
+    ref_log_table.create(conn, checkfirst=True)
+    repo_config_table.create(conn, checkfirst=True)
+    conn.execute(
+        ref_log_table.insert().from_select(
+            ["ref_name", "slot", "seq", "hash", "changed_at"],
+            sa.select(
+                refs_table.c.name,
+                sa.literal(1 % REF_LOG_SIZE),
+                sa.literal(1),
+                refs_table.c.hash,
+                refs_table.c.updated_at,
+            ),
+        )
+    )
+
+
+# Each migration brings the schema from version i to i + 1. Never edit a released one
+# (the first names its tables: the tables of schema 1 only, as when it was released).
 _MIGRATIONS: list[Callable[[Connection], None]] = [
-    lambda conn: metadata.create_all(conn),
+    lambda conn: metadata.create_all(
+        conn, tables=[meta_table, refs_table, commits_table, nodes_table]
+    ),
+    _migrate_to_2,
 ]
 
 
@@ -246,6 +328,14 @@ class SqlStore(VersionStore):
         self.dialect = self.engine.dialect.name
         if self.dialect not in ("sqlite", "postgresql"):
             raise InvalidInputError(f"unsupported catalog database {self.dialect!r}")
+        # PostgreSQL reads run in autocommit: each statement of a READ COMMITTED
+        # transaction takes its own snapshot anyway, so a read-only transaction adds
+        # nothing but two round trips (BEGIN, and ROLLBACK when the pool takes it back).
+        self._read_engine = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.dialect == "postgresql"
+            else self.engine
+        )
         self._nodes: _LRU[str, Node] = _LRU(100_000)
         self._commits: _LRU[str, _Commit] = _LRU(50_000)
         self._reader = TreeReader(self)
@@ -263,7 +353,7 @@ class SqlStore(VersionStore):
     @contextmanager
     def _read(self) -> Iterator[Connection]:
         try:
-            with self.engine.connect() as conn:
+            with self._read_engine.connect() as conn:
                 yield conn
         except OperationalError as exc:
             raise TransientCatalogError(f"catalog database unavailable: {exc.orig}") from exc
@@ -342,8 +432,16 @@ class SqlStore(VersionStore):
                         }
                     ],
                 )
+                self._log_ref(conn, self.default_branch, NO_ANCESTOR)
                 self._upsert_meta(conn, "default_branch", self.default_branch)
                 self._upsert_meta(conn, "repository_id", str(uuid.uuid4()))
+
+    def _log_ref(self, conn: Connection, name: str, head: str, at: int | None = None) -> None:
+        """Record that reference ``name`` now points at ``head`` (the reflog, one statement)."""
+        conn.execute(
+            _LOG_REF,
+            {"name": name, "size": REF_LOG_SIZE, "hash": head, "at": at or _now_micros()},
+        )
 
     def _upsert_meta(self, conn: Connection, key: str, value: str) -> None:
         updated = conn.execute(
@@ -520,11 +618,13 @@ class SqlStore(VersionStore):
                     sa.select(refs_table.c.name).where(refs_table.c.name == name)
                 ).first():
                     raise ReferenceAlreadyExistsError(name)
+                now = _now_micros()
                 conn.execute(
                     refs_table.insert().values(
-                        name=name, type=kind.value, hash=target, updated_at=_now_micros()
+                        name=name, type=kind.value, hash=target, updated_at=now
                     )
                 )
+                self._log_ref(conn, name, target, now)
         except IntegrityError as exc:
             raise ReferenceAlreadyExistsError(name) from exc
         return Reference.of(kind, name, target)
@@ -541,11 +641,13 @@ class SqlStore(VersionStore):
             expected = self._expand_hash(expected_hash, conn)
             if current != expected:
                 raise ReferenceConflictError(name, expected, current)
+            now = _now_micros()
             conn.execute(
                 refs_table.update()
                 .where(refs_table.c.name == name)
-                .values(hash=target, updated_at=_now_micros())
+                .values(hash=target, updated_at=now)
             )
+            self._log_ref(conn, name, target, now)
         return Reference.of(kind, name, target)
 
     def delete_reference(
@@ -563,6 +665,129 @@ class SqlStore(VersionStore):
                 if current != expected:
                     raise ReferenceConflictError(name, expected, current)
             conn.execute(refs_table.delete().where(refs_table.c.name == name))
+            conn.execute(ref_log_table.delete().where(ref_log_table.c.ref_name == name))
+
+    # -- reference history and repository config ------------------------------------------
+
+    def reference_history(
+        self, name: str, limit: int | None = None, *, scan_commits: int | None = None
+    ) -> ReferenceHistory:
+        """The recorded recent heads of ``name``, newest first (see :class:`VersionStore`).
+
+        The log keeps the current head and the :data:`REF_LOG_SIZE` - 1 before it; it
+        starts when the reference is created (or, for a catalog upgraded from schema 1,
+        at its head then) and ends with the reference: deleting it deletes its log. A
+        commit is consistent when its row and its tree's root node are present;
+        ``scan_commits`` (at most 1000) checks that many commits along first parents.
+        """
+        validate_ref_name(name)
+        if limit is not None and limit < 0:
+            raise InvalidInputError("the history limit must not be negative")
+        with self._read() as conn:
+            kind, head = self._ref_row(conn, name)
+            logged = conn.execute(
+                sa.select(ref_log_table.c.hash)
+                .where(ref_log_table.c.ref_name == name)
+                .order_by(ref_log_table.c.seq.desc())
+            ).all()
+        previous: list[str] = []
+        newer = head
+        for (h,) in logged:
+            if h != newer:  # an assignment to the same commit is not a change
+                previous.append(str(h))
+                newer = str(h)
+        if limit is not None:
+            previous = previous[:limit]
+        states = self._consistency([head, *previous])
+        commit_log = CommitConsistency.NOT_CHECKED
+        if scan_commits is not None and scan_commits > 0:
+            commit_log = self._log_consistency(head, min(scan_commits, 1000))
+        return ReferenceHistory(
+            Reference.of(kind, name, head),
+            states[0],
+            tuple(states[1:]),
+            commit_log,
+        )
+
+    def _consistency(self, hashes: Sequence[str]) -> list[ReferenceHistoryState]:
+        """Each commit's state: present with its tree's root node, or not."""
+        rows = self._commit_rows(list(dict.fromkeys(hashes)))
+        trees = self._present_nodes([r.tree for r in rows.values()])
+        out = []
+        for h in hashes:
+            row = rows.get(h)
+            if row is None or row.tree not in trees:
+                out.append(ReferenceHistoryState(h, CommitConsistency.COMMIT_INCONSISTENT))
+            else:
+                meta = row.meta() if h != NO_ANCESTOR else None
+                out.append(ReferenceHistoryState(h, CommitConsistency.COMMIT_CONSISTENT, meta))
+        return out
+
+    def _present_nodes(self, hashes: Sequence[str]) -> set[str]:
+        wanted = [h for h in dict.fromkeys(hashes) if self._nodes.get(h) is None]
+        present = set(hashes) - set(wanted)
+        with self._read() as conn:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                present.update(
+                    str(h)
+                    for (h,) in conn.execute(
+                        sa.select(nodes_table.c.hash).where(nodes_table.c.hash.in_(chunk))
+                    )
+                )
+        return present
+
+    def _log_consistency(self, head: str, scan: int) -> CommitConsistency:
+        """The worst state of up to ``scan`` commits from ``head`` along first parents."""
+        try:
+            chain = self._first_parent_chain(head, scan)
+        except KeyError:  # a parent is missing
+            return CommitConsistency.COMMIT_INCONSISTENT
+        if not chain:
+            return CommitConsistency.COMMIT_INCONSISTENT
+        trees = self._present_nodes([c.tree for c in chain])
+        if any(c.tree not in trees for c in chain):
+            return CommitConsistency.COMMIT_INCONSISTENT
+        return CommitConsistency.COMMIT_CONSISTENT
+
+    def repository_config(self, types: Iterable[str]) -> list[RepositoryConfig]:
+        """The stored config objects of ``types`` (unknown types: InvalidInputError)."""
+        wanted = sorted(set(types))
+        for kind in wanted:
+            if kind not in REPOSITORY_CONFIG_TYPES:
+                raise InvalidInputError(f"No repository config type registered for name {kind}")
+        if not wanted:
+            return []
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(repo_config_table.c.type, repo_config_table.c.value)
+                .where(repo_config_table.c.type.in_(wanted))
+                .order_by(repo_config_table.c.type)
+            ).all()
+        return [RepositoryConfig(str(t), json.loads(v)) for t, v in rows]
+
+    def update_repository_config(self, config: RepositoryConfig) -> RepositoryConfig | None:
+        """Store ``config`` as the object of its type; return the one it replaces."""
+        value = _dumps(dict(config.value))
+        with self._write() as conn:
+            if self.dialect == "postgresql":  # updates are rare: serialize them all
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7420002)"))
+            row = conn.execute(
+                sa.select(repo_config_table.c.value).where(repo_config_table.c.type == config.type)
+            ).first()
+            if row is None:
+                conn.execute(
+                    repo_config_table.insert().values(
+                        type=config.type, value=value, updated_at=_now_micros()
+                    )
+                )
+            else:
+                conn.execute(
+                    repo_config_table.update()
+                    .where(repo_config_table.c.type == config.type)
+                    .values(value=value, updated_at=_now_micros())
+                )
+        return RepositoryConfig(config.type, json.loads(row[0])) if row is not None else None
 
     def resolve(self, ref: RefLike | None = None) -> ResolvedRef:
         """Resolve a reference spec to a commit."""
@@ -890,11 +1115,15 @@ class SqlStore(VersionStore):
         meta: CommitMeta,
         merge_parent: str | None,
         writer: TreeWriter | None = None,
+        *,
+        log_ref: bool = True,
     ) -> _Commit:
         """Write one commit on top of ``head`` inside ``conn``'s transaction.
 
         Pass the same ``writer`` for a chain of commits in one transaction: its overlay
-        sees the nodes of earlier links, which other connections cannot see yet.
+        sees the nodes of earlier links, which other connections cannot see yet. The new
+        head goes to the reflog unless ``log_ref`` is false (the caller logs the last link
+        of a chain: the heads in between were never visible).
         """
         writer = writer or TreeWriter(self)
         tree = writer.apply(head.tree, changes)
@@ -916,19 +1145,13 @@ class SqlStore(VersionStore):
             "operations": _dumps(recorded),
         }
         row["hash"] = hashlib.sha256(_dumps(row).encode()).hexdigest()
-        self._insert_ignore(
-            conn, nodes_table, [{"hash": h, "data": d} for h, d in writer.new_nodes.items()]
-        )
+        updated = self._store_commit(conn, branch, head.hash, row, writer.new_nodes)
         written = writer.created(writer.new_nodes)
         writer.new_nodes.clear()  # stored; the overlay still serves them to later links
-        conn.execute(commits_table.insert().values(**row))
-        updated = conn.execute(
-            refs_table.update()
-            .where(refs_table.c.name == branch, refs_table.c.hash == head.hash)
-            .values(hash=row["hash"], updated_at=now)
-        ).rowcount
         if updated != 1:  # cannot happen while we hold the write lock; never commit blindly
             raise ReferenceConflictError(branch, head.hash, "(moved)")
+        if log_ref:
+            self._log_ref(conn, branch, row["hash"], now)
         commit = _Commit(**row)
 
         def remember() -> None:
@@ -938,6 +1161,38 @@ class SqlStore(VersionStore):
 
         self._after_commit(remember)
         return commit
+
+    def _store_commit(
+        self,
+        conn: Connection,
+        branch: str,
+        head: str,
+        row: Mapping[str, Any],
+        nodes: Mapping[str, bytes],
+    ) -> int:
+        """Insert a commit's new nodes and its row, move ``branch`` from ``head`` to it.
+
+        Returns the number of references moved (1, or 0 if ``branch`` was not at
+        ``head``). On PostgreSQL this is one statement, so one round trip to the server.
+        """
+        if self.dialect == "postgresql":
+            params = {
+                **row,
+                "branch": branch,
+                "head": head,
+                "node_hashes": list(nodes),
+                "node_data": list(nodes.values()),
+            }
+            return int(conn.execute(_STORE_COMMIT_PG, params).rowcount)
+        self._insert_ignore(conn, nodes_table, [{"hash": h, "data": d} for h, d in nodes.items()])
+        conn.execute(commits_table.insert().values(**row))
+        return int(
+            conn.execute(
+                refs_table.update()
+                .where(refs_table.c.name == branch, refs_table.c.hash == head)
+                .values(hash=row["hash"], updated_at=row["committed_at"])
+            ).rowcount
+        )
 
     # -- merge and transplant -----------------------------------------------------------
 
@@ -1130,9 +1385,11 @@ class SqlStore(VersionStore):
                     signed_off_by=meta.signed_off_by,
                 )
                 current_row = self._write_commit(
-                    conn, target, current_row, changes, recorded, meta, None, writer
+                    conn, target, current_row, changes, recorded, meta, None, writer, log_ref=False
                 )
                 added.append(current_row.hash)
+            if added:
+                self._log_ref(conn, target, added[-1])
         if not added:
             return result
         return _replace_result(
@@ -1143,8 +1400,11 @@ class SqlStore(VersionStore):
     # Export and import (backups, lakehouse.ops): self-contained section, issue 7.
     #
     # Records are JSON-ready dicts with a ``kind``: ``meta`` (repository settings except
-    # the schema version), ``reference``, ``commit`` (every column of lh_commits) and
-    # ``node`` (hash and the encoded node). An export holds the references given (a
+    # the schema version), ``repository_config`` (type and value, export format 2),
+    # ``reference``, ``commit`` (every column of lh_commits) and ``node`` (hash and the
+    # encoded node). The reflog is not exported: it records how references moved in
+    # this catalog; an import is itself a move, logged as each reference's first entry.
+    # An export holds the references given (a
     # pinned list) and everything reachable from them: commits along all parents and
     # the nodes of their trees. Commits and nodes are immutable, so no transaction is
     # needed once the references are pinned. An import re-computes every hash.
@@ -1155,14 +1415,22 @@ class SqlStore(VersionStore):
     ) -> Iterator[dict[str, Any]]:
         """Every record needed to rebuild the catalog at ``references`` (default: all, now).
 
-        Order: meta, references, commits (oldest generation first), nodes.
+        Order: meta, repository configs, references, commits (oldest generation first),
+        nodes.
         """
         refs = list(references) if references is not None else self.list_references()
         with self._read() as conn:
             meta_rows = conn.execute(sa.select(meta_table.c.key, meta_table.c.value)).all()
+            config_rows = conn.execute(
+                sa.select(repo_config_table.c.type, repo_config_table.c.value).order_by(
+                    repo_config_table.c.type
+                )
+            ).all()
         for key, value in sorted(meta_rows):
             if key != "schema_version":
                 yield {"kind": "meta", "key": str(key), "value": str(value)}
+        for kind, value in config_rows:
+            yield {"kind": "repository_config", "type": str(kind), "value": json.loads(value)}
         for ref in refs:
             yield {"kind": "reference", "name": ref.name, "type": ref.type.value, "hash": ref.hash}
 
@@ -1223,13 +1491,14 @@ class SqlStore(VersionStore):
         every reference, commit and node. Raises :class:`InvalidInputError` naming the
         first bad record.
         """
-        counts = {"meta": 0, "reference": 0, "commit": 0, "node": 0}
+        counts = {"meta": 0, "repository_config": 0, "reference": 0, "commit": 0, "node": 0}
         commits: set[str] = {NO_ANCESTOR}
         nodes: set[str] = {EMPTY_TREE}
         wanted_commits: dict[str, str] = {}
         wanted_nodes: dict[str, str] = {}
         refs: dict[str, tuple[str, str]] = {}
         meta: dict[str, str] = {}
+        configs: dict[str, RepositoryConfig] = {}
         commit_batch: list[dict[str, Any]] = []
         node_batch: list[dict[str, Any]] = []
 
@@ -1244,12 +1513,19 @@ class SqlStore(VersionStore):
                 conn.execute(sa.text("LOCK TABLE lh_refs IN EXCLUSIVE MODE"))
             existing = conn.execute(sa.select(refs_table.c.name, refs_table.c.hash)).all()
             other = [n for n, h in existing if not (n == self.default_branch and h == NO_ANCESTOR)]
+            if not erase and conn.execute(sa.select(repo_config_table.c.type)).first():
+                raise InvalidInputError(
+                    "the target catalog is not empty (it has repository config); "
+                    "import only into an empty catalog"
+                )
             if other and not erase:
                 raise InvalidInputError(
                     f"the target catalog is not empty (it has reference(s) "
                     f"{', '.join(sorted(other)[:5])}); import only into an empty catalog"
                 )
+            conn.execute(ref_log_table.delete())
             if erase:
+                conn.execute(repo_config_table.delete())
                 conn.execute(refs_table.delete())
                 conn.execute(commits_table.delete())
                 conn.execute(nodes_table.delete())
@@ -1266,6 +1542,17 @@ class SqlStore(VersionStore):
                 where = f"record {n} ({kind})"
                 if kind == "meta":
                     meta[str(record["key"])] = str(record["value"])
+                elif kind == "repository_config":
+                    value = record.get("value")
+                    if not isinstance(value, Mapping):
+                        raise InvalidInputError(f"{where}: the value is not an object")
+                    try:
+                        config = RepositoryConfig(str(record.get("type")), value)
+                    except InvalidInputError as exc:
+                        raise InvalidInputError(f"{where}: {exc}") from None
+                    if config.type in configs:
+                        raise InvalidInputError(f"{where}: config '{config.type}' appears twice")
+                    configs[config.type] = config
                 elif kind == "reference":
                     name = validate_ref_name(str(record["name"]))
                     ref_type = ReferenceType(str(record["type"]))
@@ -1332,6 +1619,14 @@ class SqlStore(VersionStore):
                     for name, (t, h) in sorted(refs.items())
                 ],
             )
+            for name, (_, h) in sorted(refs.items()):
+                self._log_ref(conn, name, h, now)
+            for config in configs.values():
+                conn.execute(
+                    repo_config_table.insert().values(
+                        type=config.type, value=_dumps(dict(config.value)), updated_at=now
+                    )
+                )
             for key, value in meta.items():
                 self._upsert_meta(conn, key, value)
         return counts
@@ -1415,7 +1710,49 @@ def _create_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+    engine = sa.create_engine(url, pool_size=8, max_overflow=8)
+    _ping_when_idle(engine)
+    return engine
+
+
+#: A pooled PostgreSQL connection unused for longer than this is pinged before reuse.
+PING_AFTER_IDLE_SECONDS = 1.0
+_LAST_USED = "lakehouse_last_used"
+
+
+def _ping_when_idle(engine: Engine, after: float = PING_AFTER_IDLE_SECONDS) -> None:
+    """Pessimistic disconnect handling for ``engine``'s pool, without a ping per checkout.
+
+    SQLAlchemy's ``pool_pre_ping`` pings on every checkout: one round trip to the server
+    per store call (three per commit request over HTTP). Here a connection is pinged only
+    when it comes back after ``after`` seconds unused, or is known broken, which is when
+    the server may have dropped it (restart, idle timeout). A failed ping raises
+    :class:`~sqlalchemy.exc.DisconnectionError`: the pool discards the connection and
+    checks out another (SQLAlchemy's documented custom pre-ping). A connection dropped
+    while in steady use fails its next statement, as it could between a ping and a
+    statement anyway; SQLAlchemy then invalidates the pool.
+    """
+
+    @sa.event.listens_for(engine, "connect")
+    def _connected(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_LAST_USED] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkin")
+    def _returned(dbapi_conn: Any, record: Any) -> None:
+        if dbapi_conn is not None:
+            record.info[_LAST_USED] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _check(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        if getattr(dbapi_conn, "broken", False) or getattr(dbapi_conn, "closed", False):
+            raise DisconnectionError("pooled connection is closed")
+        last_used = record.info.get(_LAST_USED)
+        if last_used is not None and time.monotonic() - last_used < after:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError(f"pooled connection failed its ping: {exc}") from exc
 
 
 __all__ = ["SCHEMA_VERSION", "SqlStore"]

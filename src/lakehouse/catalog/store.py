@@ -45,8 +45,10 @@ from lakehouse.catalog.model import (
     Operation,
     Put,
     Reference,
+    ReferenceHistory,
     ReferenceType,
     RefSpec,
+    RepositoryConfig,
 )
 from lakehouse.errors import (
     ConfigError,
@@ -277,6 +279,32 @@ class VersionStore(ABC):
         raise_on_conflict: bool = True,
     ) -> MergeResult:
         """Cherry-pick commits (oldest first) onto branch ``into``, one commit each."""
+
+    # -- reference history and repository config (Nessie spec 2.1/2.2) -----------------
+
+    def reference_history(
+        self, name: str, limit: int | None = None, *, scan_commits: int | None = None
+    ) -> ReferenceHistory:
+        """The recorded recent heads of branch or tag ``name`` (its reflog), newest first.
+
+        Every change of the reference's head (its creation, commits, merges,
+        transplants, assignments) is recorded; a store keeps a bounded number of them
+        (see the store). ``limit`` caps the previous heads returned. ``scan_commits``
+        checks that many commits of the log from the head (the combined result is
+        :attr:`ReferenceHistory.commit_log`). Raises ``ReferenceNotFoundError``.
+        """
+        raise ConfigError(f"reference history is not supported by {type(self).__name__}")
+
+    def repository_config(self, types: Iterable[str]) -> list[RepositoryConfig]:
+        """The repository config objects of ``types`` that exist (e.g. ``GARBAGE_COLLECTOR``).
+
+        An unknown type is :class:`InvalidInputError`.
+        """
+        raise ConfigError(f"repository config is not supported by {type(self).__name__}")
+
+    def update_repository_config(self, config: RepositoryConfig) -> RepositoryConfig | None:
+        """Create or replace the config object of ``config.type``; return the previous one."""
+        raise ConfigError(f"repository config is not supported by {type(self).__name__}")
 
     # -- export and import (backups: lakehouse.ops) -------------------------------------
 

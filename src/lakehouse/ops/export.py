@@ -2,8 +2,9 @@
 
 A gzip-compressed JSON-lines file::
 
-    {"format": "lakehouse-catalog-export", "format_version": 1, "store": "sql", ...}   header
-    {"kind": "meta", ...} {"kind": "reference", ...} {"kind": "commit", ...} {"kind": "node", ...}
+    {"format": "lakehouse-catalog-export", "format_version": 2, "store": "sql", ...}   header
+    {"kind": "meta", ...} {"kind": "repository_config", ...} {"kind": "reference", ...}
+    {"kind": "commit", ...} {"kind": "node", ...}
     {"kind": "end", "records": N}                                                      footer
 
 The records are those of :meth:`~lakehouse.catalog.store.VersionStore.export_rows`
@@ -11,6 +12,11 @@ The records are those of :meth:`~lakehouse.catalog.store.VersionStore.export_row
 every node of their trees); importing re-computes every commit and node hash. The
 footer makes a truncated file detectable on its own, before anything is imported;
 backups additionally record the file's sha256.
+
+Format versions: 1 has no ``repository_config`` records; 2 (catalog schema 2) adds them
+(Nessie's repository config objects, e.g. the garbage collector's defaults). This
+Lakehouse reads both; an older one refuses a version 2 file before importing anything.
+Each reference's reflog is not exported (see ``SqlStore.export_rows``).
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from lakehouse.ops.errors import BackupCorruptError, BackupFormatError
 
 EXPORT_FORMAT = "lakehouse-catalog-export"
 #: Version of the export file format written by this Lakehouse (and the newest it reads).
-EXPORT_FORMAT_VERSION = 1
+EXPORT_FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from lakehouse.catalog.model import (
     Reference,
     ReferenceType,
     RefSpec,
+    RepositoryConfig,
     Unchanged,
 )
 from lakehouse.catalog.store import VersionStore
@@ -60,6 +61,7 @@ from lakehouse.server.schemas import (
     OperationsBody,
     ReferenceBody,
     TransplantBody,
+    UpdateRepositoryConfigBody,
 )
 from lakehouse.server.settings import ServerSettings
 
@@ -253,11 +255,25 @@ def build_router(
             return store.resolve(RefSpec(None, spec.hash, spec.relative)).hash
         return spec.hash
 
-    def target_branch(text: str, rule: wire.HashRule) -> Branch:
-        """The branch a write goes to, with the (full) hash the client expects it at."""
-        spec = path_ref(text, rule)
+    @contextmanager
+    def write_target(text: str, rule: wire.HashRule) -> Iterator[Branch]:
+        """The branch a write goes to, with the (full) hash the client expects it at.
+
+        Nessie refuses a reference of the wrong type before anything else. A write to a
+        tag or to a missing reference fails in the store anyway, so the lookup of the
+        type runs only when the block fails, and its error, if any, replaces the
+        block's (or first, when the hash is missing: then the type picks the error).
+        A write that succeeds thus reads the reference once, in its own transaction.
+        """
+        spec = wire.parse_ref_path(text, store.default_branch, rule)
+        if spec.name is None or spec.hash is None:
+            checked(spec, rule)
         assert spec.name is not None and spec.hash is not None
-        return Branch(spec.name, store.resolve(RefSpec(None, spec.hash, spec.relative)).hash)
+        try:
+            yield Branch(spec.name, store.resolve(RefSpec(None, spec.hash, spec.relative)).hash)
+        except Exception:
+            checked(spec, rule)
+            raise
 
     @contextmanager
     def expected_in_history(target: Branch) -> Iterator[None]:
@@ -439,6 +455,30 @@ def build_router(
                 "noAncestorHash": NO_ANCESTOR,
             }
         )
+
+    @router.get(
+        "/config/repository",
+        operation_id="getRepositoryConfig",
+        summary="Repository config objects of the given types",
+        responses=_READ_ERRORS,
+    )
+    def get_repository_config(
+        type_: Annotated[
+            list[str] | None, Query(alias="type", description="e.g. GARBAGE_COLLECTOR")
+        ] = None,
+    ) -> JSONResponse:
+        configs = store.repository_config(type_ or [])
+        return _json({"configs": [c.to_json() for c in configs]})
+
+    @router.post(
+        "/config/repository",
+        operation_id="updateRepositoryConfig",
+        summary="Create or replace a repository config object; answers the previous one",
+        responses=_WRITE_ERRORS,
+    )
+    def update_repository_config(body: UpdateRepositoryConfigBody) -> JSONResponse:
+        previous = store.update_repository_config(RepositoryConfig.from_json(body.config))
+        return _json({"previous": previous.to_json() if previous is not None else None})
 
     # -- references -------------------------------------------------------------------
 
@@ -647,6 +687,25 @@ def build_router(
         )
 
     @router.get(
+        "/trees/{ref:nessieref}/recent-changes",
+        operation_id="getReferenceHistory",
+        summary="Recent heads of a reference (its reflog), newest first",
+        responses=_READ_ERRORS,
+    )
+    def get_reference_history(
+        ref: str,
+        scan_commits: Annotated[
+            int | None,
+            Query(alias="scan-commits", description="Commits to check from the head (<= 1000)"),
+        ] = None,
+    ) -> JSONResponse:
+        spec = path_ref(ref)
+        if spec.name is None or spec.hash is not None or spec.relative:
+            raise InvalidInputError("Hashes are not allowed when fetching a reference by name")
+        history = store.reference_history(spec.name, scan_commits=scan_commits)
+        return _json(wire.reference_history_json(history))
+
+    @router.get(
         "/trees/{from_ref:nessieref}/diff/{to_ref:nessieref}",
         operation_id="getDiffV2",
         summary="Keys whose content differs from one reference to another",
@@ -705,11 +764,11 @@ def build_router(
         responses=_WRITE_ERRORS,
     )
     def commit(branch: str, body: OperationsBody, request: Request) -> JSONResponse:
-        target = target_branch(branch, _COMMIT_TARGET)
-        meta = commit_meta(body.commit_meta, request.headers)
-        operations = [operation(op) for op in body.operations]
-        with expected_in_history(target):
-            result = store.commit(target.name, operations, meta, expected_hash=target.hash)
+        with write_target(branch, _COMMIT_TARGET) as target:
+            meta = commit_meta(body.commit_meta, request.headers)
+            operations = [operation(op) for op in body.operations]
+            with expected_in_history(target):
+                result = store.commit(target.name, operations, meta, expected_hash=target.hash)
         metrics.commits.labels("commit").inc()
         return _json(wire.commit_response_json(result))
 
@@ -724,14 +783,14 @@ def build_router(
             wire.ref_spec(body.from_ref_name, body.from_hash, store.default_branch, _SOURCE_HASH),
             _SOURCE_HASH,
         )
-        target = target_branch(branch, _MERGE_TARGET)
-        meta: CommitMeta | None = None
-        if body.commit_meta is not None or body.message or _has_commit_headers(request.headers):
-            meta = commit_meta(body.commit_meta, request.headers)
-            if not meta.message and body.message:  # Nessie's deprecated 'message' field
-                meta = replace(meta, message=body.message)
-        with expected_in_history(target):
-            result = merge_into(target, source, body, meta)
+        with write_target(branch, _MERGE_TARGET) as target:
+            meta: CommitMeta | None = None
+            if body.commit_meta is not None or body.message or _has_commit_headers(request.headers):
+                meta = commit_meta(body.commit_meta, request.headers)
+                if not meta.message and body.message:  # Nessie's deprecated 'message' field
+                    meta = replace(meta, message=body.message)
+            with expected_in_history(target):
+                result = merge_into(target, source, body, meta)
         _count(metrics, "merge", result.was_applied, len(result.added_commits), result.conflicts)
         return _json(wire.merge_response_json(result, target.hash))
 
@@ -759,19 +818,19 @@ def build_router(
         if body.from_ref_name != wire.DETACHED:
             store.get_reference(body.from_ref_name)
         last = detached_hash(body.hashes_to_transplant[-1], _TRANSPLANT_HASH)
-        target = target_branch(branch, _TRANSPLANT_TARGET)
-        hashes = [detached_hash(h, _TRANSPLANT_HASH) for h in body.hashes_to_transplant[:-1]]
-        hashes.append(last)
-        with expected_in_history(target):
-            result = store.transplant(
-                hashes,
-                target.name,
-                expected_target_hash=target.hash,
-                default_behavior=body.default_key_merge_mode or MergeBehavior.NORMAL,
-                key_behaviors=key_behaviors(body.key_merge_modes),
-                dry_run=bool(body.dry_run),
-                raise_on_conflict=not body.return_conflict_as_result,
-            )
+        with write_target(branch, _TRANSPLANT_TARGET) as target:
+            hashes = [detached_hash(h, _TRANSPLANT_HASH) for h in body.hashes_to_transplant[:-1]]
+            hashes.append(last)
+            with expected_in_history(target):
+                result = store.transplant(
+                    hashes,
+                    target.name,
+                    expected_target_hash=target.hash,
+                    default_behavior=body.default_key_merge_mode or MergeBehavior.NORMAL,
+                    key_behaviors=key_behaviors(body.key_merge_modes),
+                    dry_run=bool(body.dry_run),
+                    raise_on_conflict=not body.return_conflict_as_result,
+                )
         _count(
             metrics, "transplant", result.was_applied, len(result.added_commits), result.conflicts
         )

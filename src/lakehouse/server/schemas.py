@@ -131,6 +131,12 @@ class TransplantBody(_MergeTransplantBody):
     hashes_to_transplant: list[str] = Field(alias="hashesToTransplant", min_length=1)
 
 
+class UpdateRepositoryConfigBody(_Body):
+    """``{"config": {"type": "GARBAGE_COLLECTOR", ...}}`` (Nessie spec 2.1)."""
+
+    config: dict[str, Any]
+
+
 __all__ = [
     "CommitMetaBody",
     "ContentKeyBody",
@@ -141,4 +147,5 @@ __all__ = [
     "OperationsBody",
     "ReferenceBody",
     "TransplantBody",
+    "UpdateRepositoryConfigBody",
 ]

@@ -43,6 +43,8 @@ from lakehouse.catalog.model import (
     MergeResult,
     Operation,
     Reference,
+    ReferenceHistory,
+    ReferenceHistoryState,
     ReferenceType,
     RefSpec,
     Unchanged,
@@ -242,6 +244,25 @@ def reference_metadata_json(
         "commitMetaOfHEAD": commit_meta_json(head) if head is not None else None,
         "commonAncestorHash": counts.common_ancestor,
         "numTotalCommits": counts.total,
+    }
+
+
+def reference_history_state_json(state: ReferenceHistoryState) -> dict[str, Any]:
+    """Nessie's ``ReferenceHistoryState``: a head's hash, consistency and (if any) meta."""
+    return {
+        "commitHash": state.hash,
+        "commitConsistency": state.consistency.value,
+        "meta": commit_meta_json(state.meta) if state.meta is not None else None,
+    }
+
+
+def reference_history_json(history: ReferenceHistory) -> dict[str, Any]:
+    """Nessie's ``ReferenceHistoryResponse`` (``GET /trees/{ref}/recent-changes``)."""
+    return {
+        "reference": reference_json(history.reference),
+        "current": reference_history_state_json(history.current),
+        "previous": [reference_history_state_json(s) for s in history.previous],
+        "commitLogConsistency": history.commit_log.value,
     }
 
 
@@ -474,6 +495,8 @@ __all__ = [
     "operation_json",
     "parse_ref_path",
     "ref_spec",
+    "reference_history_json",
+    "reference_history_state_json",
     "reference_json",
     "reference_metadata_json",
 ]
