@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -186,3 +187,19 @@ def test_the_engine_is_registered_and_fails_before_starting_a_jvm(tmp_path: Path
         pytest.raises(PipelineConfigError, match="needs a catalog server"),
     ):
         SparkEngine(lh, "main")
+
+
+def test_without_pyspark_the_engine_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+    from types import SimpleNamespace
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "pyspark" else real(name, *a)
+    )
+    settings = load_settings(catalog={"uri": "http://127.0.0.1:19120/api/v2"})
+    lakehouse: Any = SimpleNamespace(settings=settings)
+    with pytest.raises(PipelineConfigError, match=r"install lakehouse\[spark\]"):
+        SparkEngine(lakehouse, "main")
