@@ -776,7 +776,7 @@ def sqlite_history(source: SqliteBackend, history: int, use_cache: bool) -> tupl
         partial_file = cached.with_suffix(".partial")
         shutil.copyfile(path, partial_file)
         os.replace(partial_file, cached)
-        how += f", cached in {cached}"
+        how += f", cached as {cached.name} in the benchmark cache"
     return url, how
 
 
