@@ -51,25 +51,18 @@ def _run_part(
     layer: str | None = None,
     checks: bool = False,
 ) -> dict[str, Any]:
-    """Run one part of the pipeline on the run's branch with the library's runner.
+    """Run one step of the pipeline on the run's branch with the library's runner.
 
-    Until :mod:`lakehouse.pipelines` offers one function per step, a step is
-    :func:`~lakehouse.pipelines.run_pipeline` (on the run branch, so it never merges) of
-    the pipeline narrowed to that step's sources, models or checks. Fails the task when
-    the runner reports a quarantined batch or a blocking check.
+    The step is :meth:`~lakehouse.pipelines.Pipeline.step` of the pipeline, run by
+    :func:`~lakehouse.pipelines.run_pipeline` on the run branch (so it never merges).
+    Fails the task when the runner reports a quarantined batch or a blocking check.
     """
-    from dataclasses import replace
-
     from airflow.sdk.exceptions import AirflowFailException
 
     from lakehouse.pipelines import load_pipeline, run_pipeline
 
-    pipeline = load_pipeline(run["pipeline_path"])
-    part = replace(
-        pipeline,
-        sources=pipeline.sources if sources else (),
-        models=tuple(m for m in pipeline.models if m.layer == layer),
-        checks=pipeline.checks if checks else (),
+    part = load_pipeline(run["pipeline_path"]).step(
+        sources=sources, layers=[layer] if layer else [], checks=checks
     )
     with nessie_client.connect(**lakehouse) as lh:
         result = run_pipeline(lh, part, ref=run["branch"], run_id=run["run_id"])

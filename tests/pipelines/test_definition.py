@@ -49,6 +49,25 @@ def test_models_are_discovered_with_dependencies_and_ordered(tmp_path: Path) -> 
     assert pipeline.model("gold.revenue").config.materialized == "full_refresh"
 
 
+def test_a_step_keeps_only_its_sources_models_or_checks() -> None:
+    tpch = load_pipeline(Path(__file__).resolve().parents[2] / "pipelines" / "tpch")
+    assert tpch.sources and tpch.checks and tpch.models
+
+    ingest = tpch.step(sources=True)
+    assert ingest.sources == tpch.sources and not ingest.models and not ingest.checks
+    silver = tpch.step(layers=["silver"])
+    assert [m.name for m in silver.models] == [
+        m.name for m in tpch.models if m.name.startswith("silver.")
+    ]
+    assert not silver.sources and not silver.checks
+    audit = tpch.step(checks=True)
+    assert audit.checks == tpch.checks and not audit.models and not audit.sources
+    everything = tpch.step(sources=True, layers=["silver", "gold"], checks=True)
+    assert everything.models == tpch.models
+    with pytest.raises(PipelineConfigError, match=r"unknown layer.*'bronze'"):
+        tpch.step(layers=["bronze"])
+
+
 def test_a_pipeline_is_found_by_name_in_the_pipelines_dir(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -121,6 +121,29 @@ class Pipeline:
     def has_model(self, name: str) -> bool:
         """True when a model builds table ``name``."""
         return name.lower() in self._by_name
+
+    def step(
+        self, *, sources: bool = False, layers: Collection[str] = (), checks: bool = False
+    ) -> Pipeline:
+        """This pipeline narrowed to one or more steps, for running them one at a time.
+
+        The result keeps the sources only with ``sources=True``, the models of ``layers``
+        (``silver``, ``gold``) in build order, and the checks only with ``checks=True``.
+        Running it on the run's branch (``run_pipeline(lh, part, ref=branch,
+        run_id=...)``) does that step there and never merges; the Airflow DAG runs each
+        task this way and publishes with a merge at the end.
+        """
+        unknown = sorted(set(layers) - set(LAYERS))
+        if unknown:
+            raise PipelineConfigError(
+                f"unknown layer(s) {', '.join(map(repr, unknown))}; known: {', '.join(LAYERS)}"
+            )
+        return replace(
+            self,
+            sources=self.sources if sources else (),
+            models=tuple(m for m in self.models if m.layer in layers),
+            checks=self.checks if checks else (),
+        )
 
 
 def find_pipeline(path_or_name: str | Path, pipelines_dir: str | Path | None = None) -> Path:
