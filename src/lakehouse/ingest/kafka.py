@@ -85,6 +85,7 @@ import re
 import tempfile
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -564,22 +565,22 @@ class KafkaIngestResult:
 BatchCallback = Callable[[BatchResult], None]
 
 
-class RecordSource:
+class RecordSource(ABC):
     """Where records come from: Kafka via confluent-kafka (tests may pass another)."""
 
+    @abstractmethod
     def assign(self, offsets: Mapping[str, Mapping[int, int]]) -> Offsets:
         """Start every partition of the topics at ``offsets`` (else the beginning).
 
         Returns the partitions assigned with their start offsets (``-2``: beginning).
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def poll(self, max_records: int, timeout: float) -> list[Record]:
         """Up to ``max_records`` records, waiting at most ``timeout`` seconds."""
-        raise NotImplementedError
 
-    def close(self) -> None:
-        """Release the connection."""
+    def close(self) -> None:  # noqa: B027  # optional: sources without a connection
+        """Release the connection (nothing by default)."""
 
 
 class KafkaRecordSource(RecordSource):
