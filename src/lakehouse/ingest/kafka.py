@@ -106,6 +106,8 @@ from lakehouse.ingest.errors import (
 from lakehouse.ingest.formats import FormatOptions
 from lakehouse.ingest.landing import Checked, Landing, new_batch_id
 from lakehouse.ingest.sources.base import SourceFile, qualify_table
+from lakehouse.tables import DEFAULT_TABLE_PROPERTIES
+from lakehouse.tables.upsert import stage_upsert
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table, Transaction
@@ -1004,7 +1006,9 @@ class _Loader:
     def _create_silver(self, schema: pa.Schema) -> Table:
         bronze.ensure_namespace(self.catalog, self.source.table.split(".")[:-1])
         return self.catalog.create_table(
-            self.source.table, schema=schema, properties=dict(bronze.TABLE_PROPERTIES)
+            self.source.table,
+            schema=schema,
+            properties={**DEFAULT_TABLE_PROPERTIES, **bronze.TABLE_PROPERTIES},
         )
 
     def _apply(
@@ -1016,7 +1020,7 @@ class _Loader:
         summary: Mapping[str, str],
         batch_id: str,
     ) -> Transaction:
-        """Silver's transaction: drop the changed keys' rows, append their new images."""
+        """Silver's transaction: position-delete the changed keys' rows, append their new images."""
         key = self.source.key
         tx = silver.transaction()
         props = dict(summary)
@@ -1028,22 +1032,17 @@ class _Loader:
                     for column in fitted.added:
                         if column not in CDC_COLUMNS:
                             update.move_before(column, CDC_OP)
-        keep: pa.Table | None = None
-        if applied.existing is not None and applied.rows:
-            existing = applied.existing
-            cols = [existing.column(k).to_pylist() for k in key]
-            mask = [tuple(c[i] for c in cols) not in plan.final for i in range(existing.num_rows)]
-            keep = existing.filter(pa.array(mask, pa.bool_()))
-            tx.delete(applied.row_filter, snapshot_properties=props)
-        parts = [t for t in (keep, fitted.data if fitted is not None else None) if t is not None]
-        parts = [t for t in parts if t.num_rows]
-        if parts:
-            data = (
-                pa.concat_tables(parts, promote_options="permissive")
-                if len(parts) > 1
-                else parts[0]
-            )
-            tx.append(data, snapshot_properties=props)
+        # Merge-on-read: the changed keys' old rows get position deletes, their new images
+        # are appended, one row-delta snapshot (lakehouse.tables); no row is rewritten.
+        gone = [k for k, e in plan.final.items() if e.op == "d" and k in applied.rows]
+        key_types = silver.schema().as_arrow()
+        delete_keys = pa.table(
+            {k: pa.array([g[i] for g in gone], key_types.field(k).type) for i, k in enumerate(key)}
+        )
+        data = fitted.data if fitted is not None else None
+        if data is None:
+            data = key_types.empty_table()
+        stage_upsert(tx, data, key, delete_keys=delete_keys, properties=props, detect_changes=False)
         tx.set_properties({LAST_BATCH_PROPERTY: batch_id})
         return tx
 

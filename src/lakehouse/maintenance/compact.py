@@ -119,6 +119,13 @@ def _live_delete_files(table: Table) -> tuple[list[DataFile], bool]:
     return out, equality
 
 
+def _deleted_share(task: FileScanTask) -> float:
+    """Share of the data file's rows its delete files remove (an upper bound when a delete
+    file also covers other files)."""
+    rows = max(task.file.record_count, 1)
+    return min(1.0, sum(d.record_count for d in task.delete_files) / rows)
+
+
 def plan_compaction(table: Table, policy: CompactionPolicy) -> CompactionPlan:
     """Which data files of ``table`` (current snapshot) ``policy`` rewrites."""
     snapshot = table.current_snapshot()
@@ -146,7 +153,9 @@ def plan_compaction(table: Table, policy: CompactionPolicy) -> CompactionPlan:
         by_partition.items(), key=lambda kv: (kv[0][0], repr(kv[0][1]))
     ):
         small = [t for t in part_tasks if t.file.file_size_in_bytes < small_size]
-        with_deletes = [t for t in part_tasks if t.delete_files]
+        with_deletes = [
+            t for t in part_tasks if t.delete_files and _deleted_share(t) >= policy.delete_ratio
+        ]
         share = len(small) / len(part_tasks)
         triggered = (
             bool(with_deletes)

@@ -161,6 +161,9 @@ class CompactionPolicy(_Model):
     min_small_files: int = Field(default=5, ge=2)
     #: … or (when set) whose data files are at least this share small (and at least 2).
     min_small_share: float | None = Field(default=None, gt=0, le=1)
+    #: Rewrite a data file (applying its deletes, dropping its delete files) once at least
+    #: this share of its rows is deleted (0: any delete; Iceberg's delete-ratio-threshold).
+    delete_ratio: float = Field(default=0.1, ge=0, le=1)
     #: Also rewrite manifests when a snapshot lists more than ``max_manifests`` of them.
     rewrite_manifests: bool = True
     max_manifests: int = Field(default=10, ge=1)

@@ -114,8 +114,12 @@ def create_table(
     catalog: Catalog, name: str, data: pa.Table, properties: Mapping[str, str] | None = None
 ) -> Table:
     """Create table ``name`` with ``data``'s schema and rows (the namespace if needed)."""
+    from lakehouse.tables import DEFAULT_TABLE_PROPERTIES
+
     _namespace(catalog, name)
-    tx = catalog.create_table_transaction(name, schema=data.schema)
+    tx = catalog.create_table_transaction(
+        name, schema=data.schema, properties=DEFAULT_TABLE_PROPERTIES
+    )
     if data.num_rows:
         tx.append(data, snapshot_properties=dict(properties or {}))
     return tx.commit_transaction()
@@ -123,9 +127,15 @@ def create_table(
 
 @contextlib.contextmanager
 def _nothing_to_delete_is_fine() -> Iterator[None]:
-    """Silence PyIceberg's warning that a delete matched no rows (normal for these writes)."""
+    """Silence PyIceberg's warnings that are normal for these writes.
+
+    A delete that matched no rows; and its copy-on-write fallback on merge-on-read tables,
+    which is what a full replacement or a filter delete should do anyway (whole files are
+    dropped; row-level changes go through :mod:`lakehouse.tables`).
+    """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Delete operation did not match any records")
+        warnings.filterwarnings("ignore", "Merge on read is not yet supported")
         yield
 
 

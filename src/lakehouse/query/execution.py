@@ -35,7 +35,13 @@ from lakehouse.query.analysis import (
     tables_read,
 )
 from lakehouse.query.errors import QueryError, QueryExecutionError, TableNotFoundError
-from lakehouse.query.planning import ROW_NUMBER_COLUMN, EqualityDelete, TableScanPlan, plan_table
+from lakehouse.query.planning import (
+    FILE_NAME_COLUMN,
+    ROW_NUMBER_COLUMN,
+    EqualityDelete,
+    TableScanPlan,
+    plan_table,
+)
 
 if TYPE_CHECKING:
     import duckdb
@@ -321,8 +327,27 @@ def parquet_sql(scan: TableScanPlan) -> str:
             f"SELECT * FROM read_parquet({_file_list(paths)}, schema={columns}) AS d "
             f"WHERE {' AND '.join(conditions)}"
         )
+    # Files with position deletes only: ONE read of them all, anti-joined once with every
+    # delete file that applies (a branch per file made DuckDB read them one at a time).
+    positional = [f for f in scan.files if f.position_deletes and not f.equality_deletes]
+    if positional:
+        delete_files = sorted({p for f in positional for p in f.position_deletes})
+        # DuckDB reports a file:// path without its scheme: map what it reports back to
+        # the path the delete files name.
+        names = ", ".join(
+            f"({quote_string(_duckdb_file_name(f.path))}, {quote_string(f.path)})"
+            for f in positional
+        )
+        parts.append(
+            f"SELECT * EXCLUDE ({ROW_NUMBER_COLUMN}, {FILE_NAME_COLUMN}) FROM read_parquet("
+            f"{_file_list([f.path for f in positional])}, schema={columns}, "
+            f"file_row_number = true, filename = {quote_string(FILE_NAME_COLUMN)}) AS d "
+            f"WHERE NOT EXISTS (SELECT 1 FROM read_parquet({_file_list(delete_files)}) AS p "
+            f"JOIN (VALUES {names}) AS m(seen, path) ON p.file_path = m.path "
+            f"WHERE m.seen = d.{FILE_NAME_COLUMN} AND p.pos = d.{ROW_NUMBER_COLUMN})"
+        )
     for f in scan.files:
-        if not f.position_deletes:
+        if not f.position_deletes or not f.equality_deletes:
             continue
         conditions = [
             "NOT EXISTS (SELECT 1 FROM read_parquet("
@@ -336,6 +361,11 @@ def parquet_sql(scan: TableScanPlan) -> str:
             f"WHERE {' AND '.join(conditions)}"
         )
     return "\nUNION ALL\n".join(parts)
+
+
+def _duckdb_file_name(path: str) -> str:
+    """The file name DuckDB's ``filename`` column shows for ``path`` (no ``file://``)."""
+    return path[len("file://") :] if path.startswith("file://") else path
 
 
 def _equality_condition(schema: Schema, delete: EqualityDelete, table: str) -> str:

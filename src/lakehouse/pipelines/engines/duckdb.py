@@ -10,18 +10,18 @@ one commit per model:
   the only case that takes two commits);
 * ``append`` — the result is appended;
 * ``merge`` — on ``unique_key``: result rows matching ``delete_condition`` delete their key
-  from the table; the other rows are upserted. Only rows that differ from the table's
-  current version are rewritten: the commit deletes the rows of the affected keys
-  (selected by the first key column, Iceberg's delete filter) and appends their new
-  versions plus the unaffected rows that shared a first-key value. Nothing changed, no
-  commit. The result must not hold a key twice nor a NULL key.
+  from the table; the other rows are upserted with :func:`lakehouse.tables.upsert`: the
+  old versions are found by key in the candidate data files only, rows identical to the
+  table's current version are left alone, and the change is one row-delta snapshot
+  (position delete files, or rewritten files for a ``copy-on-write`` table). Nothing
+  changed, no commit. The result must not hold a key twice nor a NULL key.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lakehouse.pipelines.engines.base import Engine, WriteResult
 from lakehouse.pipelines.errors import PipelineError
@@ -29,7 +29,6 @@ from lakehouse.pipelines.materialize import (
     SchemaChangeError,
     append_rows,
     create_table,
-    delete_and_append,
     iceberg_compatible,
     replace_rows,
 )
@@ -38,7 +37,6 @@ if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
     from pyiceberg.catalog import Catalog
-    from pyiceberg.expressions import BooleanExpression
     from pyiceberg.table import Table
 
     from lakehouse.pipelines.config import ModelConfig
@@ -212,81 +210,35 @@ class DuckDBEngine(Engine):
         deletes: pa.Table,
         props: Mapping[str, str],
     ) -> WriteResult:
-        from pyiceberg.expressions import AlwaysTrue
+        from lakehouse.tables import UpsertKeyError, upsert
 
-        from lakehouse.query.execution import register
-        from lakehouse.query.planning import plan_table
-
-        register(con, plan_table(target, name, AlwaysTrue()))
-        table_sql = _table_sql(name)
         target_columns = [f.name for f in target.schema().fields]
         missing_keys = [k for k in keys if k not in target_columns]
         if missing_keys:
             raise MergeError(
                 f"table {name} has no column(s) {', '.join(missing_keys)} of unique_key"
             )
-        con.register("__lh_deletes", deletes)
-        upsert_columns = [c for c in con.sql("SELECT * FROM __flagged LIMIT 0").columns]
-        upsert_columns.remove("__lh_delete")
-        on_key = " AND ".join(f"t.{_q(k)} = u.{_q(k)}" for k in keys)
-        if all(c in target_columns for c in upsert_columns):
-            same = " AND ".join(f"t.{_q(c)} IS NOT DISTINCT FROM u.{_q(c)}" for c in upsert_columns)
-            changed_filter = f"NOT EXISTS (SELECT 1 FROM {table_sql} AS t WHERE {same})"
-        else:  # new columns: every row gets its new version
-            changed_filter = "true"
-        con.execute(
-            "CREATE TEMP TABLE __changed AS SELECT u.* EXCLUDE (__lh_delete), "
-            f"EXISTS (SELECT 1 FROM {table_sql} AS t WHERE {on_key}) AS __lh_existing "
-            f"FROM __flagged AS u WHERE NOT u.__lh_delete AND {changed_filter}"
-        )
-        key_list = ", ".join(_q(k) for k in keys)
-        on_delete = " AND ".join(f"t.{_q(k)} = d.{_q(k)}" for k in keys)
-        con.execute(
-            f"CREATE TEMP TABLE __affected AS "
-            f"SELECT {key_list} FROM __changed WHERE __lh_existing "
-            f"UNION SELECT {', '.join(f'd.{_q(k)}' for k in keys)} FROM __lh_deletes AS d "
-            f"WHERE EXISTS (SELECT 1 FROM {table_sql} AS t WHERE {on_delete})"
-        )
-        changed = _scalar(con.sql("SELECT count(*) FROM __changed"))
-        updated = _scalar(con.sql("SELECT count(*) FROM __changed WHERE __lh_existing"))
-        deleted = _scalar(
+        upserts = iceberg_compatible(
             con.sql(
-                f"SELECT count(*) FROM {table_sql} AS t "
-                f"WHERE EXISTS (SELECT 1 FROM __lh_deletes AS d WHERE {on_delete})"
+                "SELECT * EXCLUDE (__lh_delete) FROM __flagged WHERE NOT __lh_delete"
+            ).to_arrow_table()
+        )
+        catalog = self.lakehouse.catalog(self.ref)
+        try:
+            result = upsert(
+                target,
+                upserts,
+                keys,
+                delete_keys=deletes,
+                properties=props,
+                reload=lambda: catalog.load_table(name),
             )
-        )
-        if not changed and not deleted:
-            return WriteResult(name, "merge", rows)
-        first = keys[0]
-        values = [
-            row[0] for row in con.sql(f"SELECT DISTINCT {_q(first)} FROM __affected").fetchall()
-        ]
-        on_affected = " AND ".join(f"a.{_q(k)} = t.{_q(k)}" for k in keys)
-        kept = (
-            f"SELECT t.* FROM {table_sql} AS t "
-            f"WHERE t.{_q(first)} IN (SELECT {_q(first)} FROM __affected) "
-            f"AND NOT EXISTS (SELECT 1 FROM __affected AS a WHERE {on_affected})"
-        )
-        new_rows = "SELECT * EXCLUDE (__lh_existing) FROM __changed"
-        append = con.sql(f"{new_rows} UNION ALL BY NAME {kept}").to_arrow_table()
-        append = iceberg_compatible(append)
-        written = delete_and_append(target, _in_filter(first, values), append, props)
+        except UpsertKeyError as exc:
+            raise MergeError(str(exc)) from exc
         return WriteResult(
-            name, "merge", rows, inserted=changed - updated, updated=updated, deleted=deleted,
-            snapshot_id=_snapshot_id(written),
+            name, "merge", rows, inserted=result.inserted, updated=result.updated,
+            deleted=result.deleted, snapshot_id=result.snapshot_id,
         )  # fmt: skip
-
-
-def _in_filter(column: str, values: list[Any]) -> BooleanExpression:
-    from pyiceberg.expressions import AlwaysFalse
-
-    from lakehouse.query.analysis import iceberg_expression
-
-    if not values:
-        return AlwaysFalse()
-    if len(values) == 1:
-        return iceberg_expression("EqualTo", column, values[0])
-    return iceberg_expression("In", column, values)
 
 
 def _scalar(relation: duckdb.DuckDBPyRelation) -> int:

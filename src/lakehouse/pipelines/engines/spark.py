@@ -767,7 +767,9 @@ def _is_analysis_error(exc: BaseException) -> bool:
 @contextlib.contextmanager
 def _spark_errors() -> Iterator[None]:
     """Spark's errors (analysis, parse, JVM) as :class:`SparkQueryError` with one line."""
-    from py4j.protocol import Py4JJavaError  # type: ignore[import-untyped]
+    from py4j.protocol import (  # type: ignore[import-untyped,import-not-found,unused-ignore]
+        Py4JJavaError,
+    )
     from pyspark.errors import PySparkException
 
     try:

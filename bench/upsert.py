@@ -1,0 +1,219 @@
+"""Row-level writes: upserts cost what they change, and deletes cost little to read.
+
+Run: ``.venv/bin/python bench/upsert.py [--rows 1000000] [--big-rows 10000000]
+[--rounds 7] [--markdown docs/benchmarks.md]``
+
+Side by side in one run, on the embedded profile (SQLite catalog, local warehouse),
+each table built by 10 appends as ingestion builds it:
+
+* upsert of 10 rows (5 updates of random keys, 5 new keys) into a ``--rows`` table vs an
+  append of 10 rows to an identical table (paired samples, alternating);
+* upsert of 100,000 rows (half updates) vs an append of 100,000 rows;
+* upsert of 10 rows into a ``--big-rows`` table vs into the ``--rows`` table;
+* ``SELECT count(*), sum(amount)`` over a table with 5 % of its rows position-deleted vs
+  the same table compacted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import sys
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+from _common import (
+    Report,
+    Table,
+    median,
+    paired_ratio,
+    ratio_iqr,
+    replace_section,
+    say,
+    seconds,
+    timed,
+)
+
+import lakehouse
+from lakehouse.client import Lakehouse
+from lakehouse.maintenance.compact import compact_table
+from lakehouse.maintenance.policies import CompactionPolicy
+from lakehouse.tables import DEFAULT_TABLE_PROPERTIES, delete_rows, upsert
+
+SECTION = "## Row-level writes (merge-on-read upserts and deletes)"
+SCHEMA = pa.schema([("id", pa.int64()), ("name", pa.string()), ("amount", pa.float64())])
+
+
+def rows(ids: list[int] | range, tag: str) -> pa.Table:
+    return pa.table(
+        {
+            "id": pa.array(ids, pa.int64()),
+            "name": pa.array([f"{tag}{i}" for i in ids]),
+            "amount": pa.array([i * 0.25 for i in ids], pa.float64()),
+        },
+        schema=SCHEMA,
+    )
+
+
+def build(lh: Lakehouse, name: str, n: int) -> None:
+    """``s.<name>`` with ids 0..n-1, written by 10 appends."""
+    catalog = lh.catalog("main")
+    table = catalog.create_table(f"s.{name}", schema=SCHEMA, properties=DEFAULT_TABLE_PROPERTIES)
+    step = max(1, n // 10)
+    for start in range(0, n, step):
+        table.append(rows(range(start, min(n, start + step)), "v"))
+
+
+class Keys:
+    """Fresh keys for inserts and random existing keys for updates."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.next_new = n * 10
+
+    def batch(self, size: int, update_share: float = 0.5) -> list[int]:
+        updates = int(size * update_share)
+        out = random.sample(range(self.n), updates)
+        out += list(range(self.next_new, self.next_new + size - updates))
+        self.next_new += size - updates
+        return out
+
+
+def pair(
+    lh: Lakehouse, rounds: int, ours: Callable[[int], None], base: Callable[[int], None]
+) -> tuple[list[float], list[float]]:
+    a: list[float] = []
+    b: list[float] = []
+    for i in range(rounds):
+        a.append(timed(lambda i=i: base(i)))  # type: ignore[misc]
+        b.append(timed(lambda i=i: ours(i)))  # type: ignore[misc]
+    return a, b
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--big-rows", type=int, default=10_000_000)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--markdown", type=Path)
+    args = parser.parse_args(argv)
+    given = list(argv if argv is not None else sys.argv[1:])
+    header = (
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}, pyarrow {pa.__version__}; load average at start "
+        f"{os.getloadavg()[0]:.1f}. Command: `python bench/upsert.py {' '.join(given)}`."
+    )
+    print(header)
+    report = Report()
+    random.seed(7)
+    with tempfile.TemporaryDirectory(prefix="lakehouse-bench-upsert-") as tmp:
+        lh = lakehouse.connect(Path(tmp) / "home", create=True)
+        catalog = lh.catalog("main")
+        catalog.create_namespace("s")
+        n = args.rows
+        say(f"building two {n:,}-row tables")
+        build(lh, "target", n)
+        build(lh, "appended", n)
+        keys = Keys(n)
+
+        def up(size: int) -> Callable[[int], None]:
+            def run(i: int) -> None:
+                table = catalog.load_table("s.target")
+                upsert(table, rows(keys.batch(size), f"u{i}-"), ["id"])
+
+            return run
+
+        def app(size: int) -> Callable[[int], None]:
+            def run(i: int) -> None:
+                table = catalog.load_table("s.appended")
+                table.append(rows(range(keys.next_new, keys.next_new + size), f"a{i}-"))
+                keys.next_new += size
+
+            return run
+
+        results = Table(
+            f"Upsert vs append ({n:,}-row table, {args.rounds} paired rounds)",
+            ["case", "append p50", "upsert p50", "upsert / append (median, IQR)"],
+        )
+        say("10-row upserts vs 10-row appends")
+        a10, u10 = pair(lh, args.rounds, up(10), app(10))
+        r10 = paired_ratio(a10, u10)
+        results.rows.append(["10 rows", seconds(median(a10)), seconds(median(u10)), ratio_iqr(r10)])
+        say("100k-row upserts vs 100k-row appends")
+        big_rounds = max(3, args.rounds // 2)
+        a100k, u100k = pair(lh, big_rounds, up(100_000), app(100_000))
+        r100k = paired_ratio(a100k, u100k)
+        results.rows.append(
+            ["100,000 rows (50 % updates)", seconds(median(a100k)), seconds(median(u100k)),
+             ratio_iqr(r100k)]
+        )  # fmt: skip
+        report.add(results)
+        report.check("upsert 10 rows vs append 10 rows", f"{r10[0]:.2f}x", "<= 3x", r10[0] <= 3)
+        report.check(
+            "upsert 100k (50 % updates) vs append 100k", f"{r100k[0]:.2f}x", "<= 3x", r100k[0] <= 3
+        )
+
+        say(f"building a {args.big_rows:,}-row table")
+        build(lh, "big", args.big_rows)
+        big_keys = Keys(args.big_rows)
+
+        def up_big(i: int) -> None:
+            table = catalog.load_table("s.big")
+            upsert(table, rows(big_keys.batch(10), f"b{i}-"), ["id"])
+
+        say("10-row upserts into the big table vs the small one")
+        small, big = pair(lh, args.rounds, up(10), up_big)
+        rbig = paired_ratio(small, big)
+        scale = Table(
+            "Upsert of 10 rows: big table vs small table",
+            ["table rows", "upsert p50", "ratio to the small table (median, IQR)"],
+        )
+        scale.rows.append([f"{n:,}", seconds(median(small)), "1"])
+        scale.rows.append([f"{args.big_rows:,}", seconds(median(big)), ratio_iqr(rbig)])
+        report.add(scale)
+        report.check(
+            f"upsert 10 rows into {args.big_rows:,} vs {n:,} rows",
+            f"{rbig[0]:.2f}x",
+            "<= 1.5x",
+            rbig[0] <= 1.5,
+        )
+
+        say("query with 5 % of rows position-deleted vs compacted")
+        build(lh, "deleted", n)
+        build(lh, "compacted", n)
+        gone = random.sample(range(n), n // 20)
+        for name in ("deleted", "compacted"):
+            delete_rows(catalog.load_table(f"s.{name}"), pa.table({"id": gone}), ["id"])
+        compact_table(catalog.load_table("s.compacted"), CompactionPolicy(delete_ratio=0.0))
+        query = "SELECT count(*), sum(amount) FROM s.{}"
+        want = lh.sql(query.format("compacted")).to_pylist()
+        assert lh.sql(query.format("deleted")).to_pylist() == want
+        compacted, deleted = pair(
+            lh,
+            args.rounds,
+            lambda _: lh.sql(query.format("deleted")),
+            lambda _: lh.sql(query.format("compacted")),
+        )
+        rq = paired_ratio(compacted, deleted)
+        reads = Table(
+            f"Query over {n:,} rows, 5 % position-deleted vs compacted",
+            ["table", "query p50", "ratio (median, IQR)"],
+        )
+        reads.rows.append(["compacted", seconds(median(compacted)), "1"])
+        reads.rows.append(["5 % deleted", seconds(median(deleted)), ratio_iqr(rq)])
+        report.add(reads)
+        report.check("query 5 % deleted vs compacted", f"{rq[0]:.2f}x", "<= 1.3x", rq[0] <= 1.3)
+    print("\n" + report.summary().text())
+    if args.markdown:
+        replace_section(args.markdown, SECTION, report.markdown(SECTION, [header]))
+        print(f"Markdown written to {args.markdown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

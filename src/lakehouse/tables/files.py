@@ -1,0 +1,183 @@
+"""Reading some columns, or some rows, of one Iceberg data file by field id.
+
+Row-level writes need what a scan hides: the *position* of each row in its data file.
+:func:`read_columns` reads chosen top-level columns of one Parquet data file, mapped by
+Iceberg field id (so renamed, added and promoted columns read right; files without
+field ids are mapped by name), with a ``__pos`` column; given positions, it reads only
+the row groups that hold them. Columns the file does not have read as NULL.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from lakehouse.tables.errors import RowLevelWriteError
+
+if TYPE_CHECKING:
+    from pyiceberg.io import FileIO
+    from pyiceberg.manifest import DataFile
+    from pyiceberg.schema import Schema
+
+#: The position column :func:`read_columns` adds.
+POS = "__pos"
+
+
+def arrow_schema(schema: Schema, names: Sequence[str] | None = None) -> pa.Schema:
+    """The Arrow schema of ``schema``'s top-level fields (all, or ``names``), without ids."""
+    from pyiceberg.io.pyarrow import schema_to_pyarrow
+
+    full = schema_to_pyarrow(schema, include_field_ids=False)
+    if names is None:
+        return full
+    return pa.schema([full.field(n) for n in names])
+
+
+def _physical_columns(
+    parquet: pq.ParquetFile, schema: Schema, names: Sequence[str]
+) -> list[str | None]:
+    """The file's top-level column name for each of ``names`` (``None``: not in the file)."""
+    arrow = parquet.schema_arrow
+    by_id: dict[int, str] = {}
+    for f in arrow:
+        raw = (f.metadata or {}).get(b"PARQUET:field_id")
+        if raw is not None:
+            by_id[int(raw)] = f.name
+    out: list[str | None] = []
+    for name in names:
+        field = schema.find_field(name)
+        if by_id:
+            out.append(by_id.get(field.field_id))
+        else:
+            out.append(name if name in arrow.names else None)
+    return out
+
+
+#: Up to this many positions are read through DuckDB, which skips to them (row-number
+#: filter pushdown); more are read by whole row groups.
+POSITIONED_READ_LIMIT = 2048
+
+_DUCKDB: Any = None
+_DUCKDB_LOCK = threading.Lock()
+
+
+def _duckdb_cursor() -> Any:
+    """A cursor of this module's own in-memory DuckDB (one database per process)."""
+    global _DUCKDB
+    with _DUCKDB_LOCK:
+        if _DUCKDB is None:
+            import duckdb
+
+            _DUCKDB = duckdb.connect(config={"autoinstall_known_extensions": False})
+        return _DUCKDB.cursor()
+
+
+def read_columns(
+    io: FileIO,
+    data_file: DataFile,
+    schema: Schema,
+    names: Sequence[str],
+    positions: pa.Array | None = None,
+) -> pa.Table:
+    """Columns ``names`` of ``data_file`` (typed as ``schema`` says) and their ``__pos``.
+
+    With ``positions`` (sorted, distinct), only those rows are returned: a local file
+    is read by DuckDB with a row-number filter (it skips to the pages), others by the
+    row groups that hold them.
+    """
+    target = arrow_schema(schema, names)
+    path = data_file.file_path
+    with io.new_input(path).open() as stream:
+        parquet = pq.ParquetFile(stream)
+        physical = _physical_columns(parquet, schema, names)
+        present = [p for p in physical if p is not None]
+        if positions is None:
+            table = parquet.read(columns=present)
+            pos = pa.array(np.arange(table.num_rows, dtype=np.int64))
+        elif _is_local(path) and len(positions) <= POSITIONED_READ_LIMIT:
+            table, pos = _read_by_duckdb(_local_path(path), present, positions)
+        else:
+            table = _read_row_groups(parquet, present, positions)
+            pos = positions.cast(pa.int64())
+    columns: list[pa.Array | pa.ChunkedArray] = []
+    for name, phys in zip(names, physical, strict=True):
+        kind = target.field(name).type
+        if phys is None:
+            columns.append(pa.nulls(table.num_rows, kind))
+            continue
+        column = table.column(phys)
+        if column.type != kind:
+            try:
+                column = column.cast(kind)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise RowLevelWriteError(
+                    f"column '{name}' of data file {path} cannot be read as {kind}: {exc}"
+                ) from exc
+        columns.append(column)
+    columns.append(pos)
+    return pa.table(columns, names=[*names, POS])
+
+
+def _read_by_duckdb(
+    path: str, columns: Sequence[str], positions: pa.Array
+) -> tuple[pa.Table, pa.Array]:
+    selected = ", ".join(_quote(c) for c in columns)
+    wanted = ", ".join(str(int(p)) for p in positions.to_pylist())
+    cursor = _duckdb_cursor()
+    try:
+        rows = cursor.sql(
+            f"SELECT {selected}{', ' if columns else ''}file_row_number AS {POS} "
+            f"FROM read_parquet(?, file_row_number = true) "
+            f"WHERE file_row_number IN ({wanted}) ORDER BY file_row_number",
+            params=[path],
+        ).to_arrow_table()
+    finally:
+        cursor.close()
+    return rows.select(list(columns)), rows.column(POS).combine_chunks().cast(pa.int64())
+
+
+def _read_row_groups(
+    parquet: pq.ParquetFile, columns: Sequence[str], positions: pa.Array
+) -> pa.Table:
+    meta = parquet.metadata
+    sizes = np.array([meta.row_group(i).num_rows for i in range(meta.num_row_groups)], np.int64)
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    wanted = positions.to_numpy(zero_copy_only=False).astype(np.int64)
+    group_of = np.searchsorted(starts, wanted, side="right") - 1
+    groups = np.unique(group_of)
+    # where each group read begins in the concatenated result
+    begins = np.concatenate(([0], np.cumsum(sizes[groups])[:-1]))
+    read_start = np.zeros(len(sizes), np.int64)
+    read_start[groups] = begins
+    local = wanted - starts[group_of] + read_start[group_of]
+    return parquet.read_row_groups(groups.tolist(), columns=list(columns)).take(pa.array(local))
+
+
+def _is_local(path: str) -> bool:
+    return urlparse(path).scheme in ("", "file")
+
+
+def _local_path(path: str) -> str:
+    parsed = urlparse(path)
+    return unquote(parsed.path) if parsed.scheme == "file" else path
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def drop_positions(table: pa.Table, deleted: pa.Array) -> pa.Table:
+    """Rows of ``table`` whose ``__pos`` is not in ``deleted``."""
+    if len(deleted) == 0:
+        return table
+    return table.filter(pc.invert(pc.is_in(table.column(POS), value_set=deleted)))
+
+
+__all__ = ["POS", "arrow_schema", "drop_positions", "read_columns"]

@@ -1,0 +1,568 @@
+"""One Iceberg row-delta snapshot: new data files plus position deletes, committed together.
+
+PyIceberg 0.12 writes data files and copy-on-write deletes but no delete files. A
+:class:`RowDelta` adds what Iceberg's Java ``RowDelta`` does for merge-on-read writes
+(format v2):
+
+* :meth:`RowDelta.add_rows` — rows to append (written as data files with PyIceberg's
+  writer: partitioning, target file size and statistics as for ``Table.append``);
+* :meth:`RowDelta.delete_positions` — row positions of one live data file to delete.
+  They are written as one *file-scoped* position delete file (``file_path``, ``pos``,
+  sorted; the ``file_path`` bounds name the data file, so every reader indexes it to that
+  file only). A position delete file of ours that already applied to the data file is
+  folded into the new one and removed in the same snapshot, so a data file never has more
+  than one delete file of ours however many upserts it sees;
+* :meth:`RowDelta.commit` — one snapshot: a data manifest, a delete manifest, rewritten
+  delete manifests that dropped replaced delete files, and the parent's other manifests
+  unchanged. The summary counts what Iceberg counts (``added-data-files``,
+  ``added-position-delete-files``, ``added-delete-files``, ``added-position-deletes``,
+  ``removed-*`` and the ``total-*`` values). The operation is ``append`` (rows only),
+  ``delete`` (deletes only) or ``overwrite`` (both), as in Iceberg.
+
+The snapshot is staged on a PyIceberg :class:`~pyiceberg.table.Transaction` with the
+requirement that the branch still points at the snapshot the deletes were computed on.
+When another writer moved the table in between, the catalog refuses the commit
+(:class:`~pyiceberg.exceptions.CommitFailedException`) and the caller recomputes the
+positions on the new head: a delete is never applied to a data file that a concurrent
+commit removed or rewrote, and none is lost (Iceberg's RowDelta validation, by
+construction).
+"""
+
+from __future__ import annotations
+
+import io as _io
+import itertools
+import threading
+import uuid
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyiceberg.manifest import DataFileContent, ManifestContent, ManifestWriterV2
+
+from lakehouse.tables.errors import RowLevelWriteError
+
+if TYPE_CHECKING:
+    from pyiceberg.avro.codecs import AvroCompressionCodec
+    from pyiceberg.io import FileIO
+    from pyiceberg.manifest import DataFile, ManifestEntry, ManifestFile
+    from pyiceberg.table import Transaction
+    from pyiceberg.table.metadata import TableMetadata
+
+#: Field ids of the position delete file schema (Iceberg spec, reserved ids).
+FILE_PATH_FIELD_ID = 2147483546
+POS_FIELD_ID = 2147483545
+
+POSITION_DELETE_SCHEMA = pa.schema(
+    [
+        pa.field(
+            "file_path",
+            pa.string(),
+            nullable=False,
+            metadata={b"PARQUET:field_id": str(FILE_PATH_FIELD_ID).encode()},
+        ),
+        pa.field(
+            "pos",
+            pa.int64(),
+            nullable=False,
+            metadata={b"PARQUET:field_id": str(POS_FIELD_ID).encode()},
+        ),
+    ]
+)
+
+#: Snapshot summary property naming the writer (like Spark's ``spark.app.id``).
+WRITER_PROPERTY = "lakehouse.row-delta"
+
+
+def referenced_data_file(delete_file: DataFile) -> str | None:
+    """The one data file a position delete file applies to, when its bounds say so."""
+    from pyiceberg.conversions import from_bytes
+    from pyiceberg.types import StringType
+
+    lower = (delete_file.lower_bounds or {}).get(FILE_PATH_FIELD_ID)
+    upper = (delete_file.upper_bounds or {}).get(FILE_PATH_FIELD_ID)
+    if lower is None or upper is None or lower != upper:
+        return None
+    return str(from_bytes(StringType(), lower))
+
+
+def read_position_deletes(io: FileIO, delete_files: Iterable[DataFile], data_file: str) -> pa.Array:
+    """Sorted, distinct positions of ``data_file`` deleted by ``delete_files``."""
+    import pyarrow.compute as pc
+    from pyiceberg.manifest import DataFileContent
+
+    chunks: list[pa.Array] = []
+    for delete in delete_files:
+        if delete.content != DataFileContent.POSITION_DELETES:
+            raise RowLevelWriteError(
+                f"data file {data_file} has an equality delete file ({delete.file_path}); "
+                "row-level writes need it compacted first (lakehouse maintenance compact)"
+            )
+        with io.new_input(delete.file_path).open() as stream:
+            table = pq.read_table(stream, columns=["file_path", "pos"])
+        mask = pc.equal(table.column("file_path"), data_file)
+        chunks.append(table.column("pos").filter(mask).combine_chunks())
+    if not chunks:
+        return pa.array([], pa.int64())
+    positions = pa.concat_arrays([c.cast(pa.int64()) for c in chunks])
+    return pc.unique(positions).sort()
+
+
+@dataclass
+class _FileDeletes:
+    data_file: DataFile
+    positions: pa.Array
+    replaces: list[DataFile] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RowDeltaSummary:
+    """What one committed (or staged) row delta did."""
+
+    snapshot_id: int | None
+    added_rows: int
+    #: Positions newly deleted (net of folded delete files).
+    deleted_positions: int
+    data_files_added: int
+    data_files_removed: int
+    delete_files_added: int
+    delete_files_removed: int
+
+
+class RowDelta:
+    """Build one row-delta snapshot on ``transaction`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        transaction: Transaction,
+        *,
+        branch: str = "main",
+        snapshot_properties: Mapping[str, str] | None = None,
+        metadata: TableMetadata | None = None,
+    ) -> None:
+        """Start a row delta on ``branch`` of the table of ``transaction``.
+
+        ``metadata`` is the transaction's current metadata when the caller has it
+        (saves re-applying the staged updates).
+        """
+        from pyiceberg.table import TableProperties
+
+        metadata = metadata if metadata is not None else transaction.table_metadata
+        self._tx = transaction
+        # Transaction.table_metadata re-applies every staged update (deep copies) on each
+        # access: read it once; nothing else is staged until stage().
+        self._metadata = metadata
+        self._branch = branch
+        self._io = transaction._table.io
+        self._properties = dict(snapshot_properties or {})
+        self._uuid = uuid.uuid4()
+        self._counter = itertools.count(0)
+        self._added: list[DataFile] = []
+        self._deletes: dict[str, _FileDeletes] = {}
+        self._removed: dict[str, DataFile] = {}
+        self._compression = cast(
+            "AvroCompressionCodec",
+            metadata.properties.get(
+                TableProperties.WRITE_AVRO_COMPRESSION,
+                TableProperties.WRITE_AVRO_COMPRESSION_DEFAULT,
+            ),
+        )
+        head = metadata.snapshot_by_name(branch)
+        self._parent_id = head.snapshot_id if head is not None else None
+        from pyiceberg.table.locations import load_location_provider
+
+        self._provider = load_location_provider(metadata.location, metadata.properties)
+
+    @property
+    def parent_snapshot_id(self) -> int | None:
+        """The snapshot the deletes were computed on (the branch head when created)."""
+        return self._parent_id
+
+    @property
+    def is_empty(self) -> bool:
+        """True when nothing was added or deleted."""
+        return not self._added and not self._deletes and not self._removed
+
+    def add_rows(self, rows: pa.Table) -> None:
+        """Write ``rows`` (already in the table's schema) as new data files."""
+        from pyiceberg.io.pyarrow import _dataframe_to_data_files
+
+        if rows.num_rows == 0:
+            return
+        metadata = self._metadata
+        for data_file in _dataframe_to_data_files(
+            table_metadata=metadata,
+            df=rows,
+            io=self._io,
+            write_uuid=self._uuid,
+            counter=self._counter,
+        ):
+            data_file.spec_id = metadata.default_spec_id  # written with the default spec
+            self._added.append(data_file)
+
+    def delete_positions(
+        self,
+        data_file: DataFile,
+        positions: pa.Array,
+        existing_deletes: Iterable[DataFile] = (),
+    ) -> None:
+        """Delete rows ``positions`` of the live ``data_file``.
+
+        ``existing_deletes`` are the position delete files that already apply to it (as
+        planned); those scoped to this file alone are folded into the new delete file.
+        """
+        import pyarrow.compute as pc
+
+        if len(positions) == 0:
+            return
+        if self._metadata.format_version < 2:
+            raise RowLevelWriteError(
+                f"table {self._tx._table.name()} is Iceberg format v1, which has no delete "
+                "files: upgrade it to v2, or write it copy-on-write"
+            )
+        path = data_file.file_path
+        if path in self._deletes:
+            raise RowLevelWriteError(f"data file {path} is deleted from twice in one commit")
+        owned = [d for d in existing_deletes if referenced_data_file(d) == path]
+        merged = positions.cast(pa.int64())
+        if owned:
+            merged = pa.concat_arrays([merged, read_position_deletes(self._io, owned, path)])
+        merged = pc.unique(merged).sort()
+        bad = pc.max(merged).as_py()
+        if pc.min(merged).as_py() < 0 or bad >= data_file.record_count:
+            raise RowLevelWriteError(
+                f"position {bad} is outside data file {path} ({data_file.record_count} rows)"
+            )
+        self._deletes[path] = _FileDeletes(data_file, merged, owned)
+
+    def remove_data_file(
+        self, data_file: DataFile, existing_deletes: Iterable[DataFile] = ()
+    ) -> None:
+        """Remove the live ``data_file`` (copy-on-write: its kept rows are added anew).
+
+        Delete files of ours scoped to it alone are removed with it.
+        """
+        path = data_file.file_path
+        if path in self._deletes:
+            raise RowLevelWriteError(f"data file {path} is both rewritten and deleted from")
+        self._removed[path] = data_file
+        for delete in existing_deletes:
+            if referenced_data_file(delete) == path:
+                self._removed[delete.file_path] = delete
+
+    # -- commit ---------------------------------------------------------------------------
+
+    def _write_delete_file(self, target: _FileDeletes) -> DataFile:
+        from pyiceberg.conversions import to_bytes
+        from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
+        from pyiceberg.types import LongType, StringType
+
+        metadata = self._metadata
+        data_file = target.data_file
+        rows = pa.table(
+            {
+                "file_path": pa.array([data_file.file_path] * len(target.positions), pa.string()),
+                "pos": target.positions,
+            },
+            schema=POSITION_DELETE_SCHEMA,
+        )
+        buffer = _io.BytesIO()
+        pq.write_table(rows, buffer, compression="zstd")
+        payload = buffer.getvalue()
+        provider = self._provider
+        name = f"{self._uuid}-{next(self._counter):05d}-deletes.parquet"
+        partition_key = _partition_key(metadata, data_file)
+        path = provider.new_data_location(name, partition_key)
+        with self._io.new_output(path).create(overwrite=False) as stream:
+            stream.write(payload)
+        first = int(target.positions[0].as_py())
+        last = int(target.positions[-1].as_py())
+        path_bound = to_bytes(StringType(), data_file.file_path)
+        delete = DataFile.from_args(
+            content=DataFileContent.POSITION_DELETES,
+            file_path=path,
+            file_format=FileFormat.PARQUET,
+            partition=data_file.partition,
+            record_count=len(target.positions),
+            file_size_in_bytes=len(payload),
+            column_sizes={},
+            value_counts={FILE_PATH_FIELD_ID: len(rows), POS_FIELD_ID: len(rows)},
+            null_value_counts={FILE_PATH_FIELD_ID: 0, POS_FIELD_ID: 0},
+            nan_value_counts={},
+            lower_bounds={
+                FILE_PATH_FIELD_ID: path_bound,
+                POS_FIELD_ID: to_bytes(LongType(), first),
+            },
+            upper_bounds={
+                FILE_PATH_FIELD_ID: path_bound,
+                POS_FIELD_ID: to_bytes(LongType(), last),
+            },
+            key_metadata=None,
+            split_offsets=None,
+            equality_ids=None,
+            sort_order_id=None,
+        )
+        delete.spec_id = data_file.spec_id
+        return delete
+
+    def stage(self) -> RowDeltaSummary:
+        """Write the files and stage the snapshot on the transaction (commit it after)."""
+        from pyiceberg.table.refs import SnapshotRefType
+        from pyiceberg.table.snapshots import Snapshot
+        from pyiceberg.table.update import (
+            AddSnapshotUpdate,
+            AssertRefSnapshotId,
+            SetSnapshotRefUpdate,
+        )
+
+        if self.is_empty:
+            return RowDeltaSummary(None, 0, 0, 0, 0, 0, 0)
+        metadata = self._metadata
+        head = metadata.snapshot_by_name(self._branch)
+        if (head.snapshot_id if head is not None else None) != self._parent_id:
+            raise RowLevelWriteError(
+                f"branch {self._branch} of the table moved while the row delta was built"
+            )
+        snapshot_id = metadata.new_snapshot_id()
+        new_deletes = [self._write_delete_file(d) for d in self._deletes.values()]
+        replaced = {r.file_path: r for d in self._deletes.values() for r in d.replaces}
+        replaced.update(self._removed)
+        manifests = self._manifests(metadata, head, snapshot_id, new_deletes, replaced)
+        summary = self._summary(metadata, head, new_deletes, list(replaced.values()))
+        sequence_number = metadata.next_sequence_number()
+        list_path = self._new_metadata_path(f"snap-{snapshot_id}-0-{self._uuid}.avro")
+        from pyiceberg.manifest import write_manifest_list
+
+        with write_manifest_list(
+            format_version=metadata.format_version,
+            output_file=self._io.new_output(list_path),
+            snapshot_id=snapshot_id,
+            parent_snapshot_id=self._parent_id,
+            sequence_number=sequence_number,
+            avro_compression=self._compression,
+        ) as writer:
+            writer.add_manifests(manifests)
+        snapshot = Snapshot(
+            snapshot_id=snapshot_id,
+            parent_snapshot_id=self._parent_id,
+            sequence_number=sequence_number,
+            manifest_list=list_path,
+            summary=summary,
+            schema_id=metadata.current_schema_id,
+        )
+        self._tx._apply(
+            (
+                AddSnapshotUpdate(snapshot=snapshot),
+                SetSnapshotRefUpdate(  # type: ignore[call-arg]  # pydantic defaults
+                    snapshot_id=snapshot_id,
+                    ref_name=self._branch,
+                    type=SnapshotRefType.BRANCH,
+                ),
+            ),
+            (AssertRefSnapshotId(snapshot_id=self._parent_id, ref=self._branch),),
+        )
+        from pyiceberg.manifest import DataFileContent
+
+        removed_deletes = [f for f in replaced.values() if f.content != DataFileContent.DATA]
+        return RowDeltaSummary(
+            snapshot_id=snapshot_id,
+            added_rows=sum(f.record_count for f in self._added),
+            deleted_positions=sum(f.record_count for f in new_deletes)
+            - sum(f.record_count for f in removed_deletes),
+            data_files_added=len(self._added),
+            data_files_removed=len(replaced) - len(removed_deletes),
+            delete_files_added=len(new_deletes),
+            delete_files_removed=len(removed_deletes),
+        )
+
+    def _new_metadata_path(self, name: str) -> str:
+
+        return self._provider.new_metadata_location(name)
+
+    def _writer(
+        self, metadata: TableMetadata, spec_id: int, snapshot_id: int, *, deletes: bool
+    ) -> Any:
+        from pyiceberg.manifest import write_manifest
+
+        output = self._io.new_output(
+            self._new_metadata_path(f"{self._uuid}-m{next(self._counter)}.avro")
+        )
+        spec = metadata.specs()[spec_id]
+        schema = metadata.schema()
+        if deletes:
+            return _DeleteManifestWriter(spec, schema, output, snapshot_id, self._compression)
+        return write_manifest(
+            format_version=metadata.format_version,
+            spec=spec,
+            schema=schema,
+            output_file=output,
+            snapshot_id=snapshot_id,
+            avro_compression=self._compression,
+        )
+
+    def _manifests(
+        self,
+        metadata: TableMetadata,
+        head: Any,
+        snapshot_id: int,
+        new_deletes: Sequence[DataFile],
+        replaced: Mapping[str, DataFile],
+    ) -> list[ManifestFile]:
+        """The new snapshot's manifests.
+
+        New data files go into a new data manifest. Delete manifests are merged: the new
+        delete files, plus the live entries of every parent delete manifest (as EXISTING,
+        or DELETED when replaced), go into one delete manifest per partition spec, so
+        delete manifests do not pile up with each upsert. Parent data manifests are kept,
+        except those holding a removed data file (rewritten with it marked DELETED) and
+        those without a live file.
+        """
+        from pyiceberg.manifest import ManifestEntry, ManifestEntryStatus
+
+        def added(f: DataFile) -> ManifestEntry:
+            return ManifestEntry.from_args(
+                status=ManifestEntryStatus.ADDED,
+                snapshot_id=snapshot_id,
+                sequence_number=None,
+                file_sequence_number=None,
+                data_file=f,
+            )
+
+        def carried(e: ManifestEntry) -> ManifestEntry:
+            gone = e.data_file.file_path in replaced
+            return ManifestEntry.from_args(
+                status=ManifestEntryStatus.DELETED if gone else ManifestEntryStatus.EXISTING,
+                snapshot_id=snapshot_id if gone else e.snapshot_id,
+                sequence_number=e.sequence_number,
+                file_sequence_number=e.file_sequence_number,
+                data_file=e.data_file,
+            )
+
+        data_groups: dict[int, list[ManifestEntry]] = defaultdict(list)
+        delete_groups: dict[int, list[ManifestEntry]] = defaultdict(list)
+        for f in self._added:
+            data_groups[f.spec_id].append(added(f))
+        for f in new_deletes:
+            delete_groups[f.spec_id].append(added(f))
+        kept: list[ManifestFile] = []
+        for manifest in head.manifests(self._io) if head is not None else ():
+            if not _has_live_files(manifest):
+                continue
+            if manifest.content == ManifestContent.DELETES:
+                for e in manifest_entries(self._io, manifest):
+                    delete_groups[manifest.partition_spec_id].append(carried(e))
+                continue
+            if not any(r.content == DataFileContent.DATA for r in replaced.values()):
+                kept.append(manifest)
+                continue
+            entries = manifest_entries(self._io, manifest)
+            if any(e.data_file.file_path in replaced for e in entries):
+                data_groups[manifest.partition_spec_id].extend(carried(e) for e in entries)
+            else:
+                kept.append(manifest)
+        out: list[ManifestFile] = []
+        for deletes, groups in ((False, data_groups), (True, delete_groups)):
+            for spec_id, group in sorted(groups.items()):
+                with self._writer(metadata, spec_id, snapshot_id, deletes=deletes) as writer:
+                    for entry in group:
+                        writer.add_entry(entry)
+                out.append(writer.to_manifest_file())
+        return out + kept
+
+    def _summary(
+        self,
+        metadata: TableMetadata,
+        head: Any,
+        new_deletes: Sequence[DataFile],
+        removed: Sequence[DataFile],
+    ) -> Any:
+        from pyiceberg.table.snapshots import (
+            Operation,
+            SnapshotSummaryCollector,
+            Summary,
+            update_snapshot_summaries,
+        )
+
+        collector = SnapshotSummaryCollector()
+        schema = metadata.schema()
+        specs = metadata.specs()
+        for f in (*self._added, *new_deletes):
+            collector.add_file(f, schema=schema, partition_spec=specs[f.spec_id])
+        for f in removed:
+            collector.remove_file(f, schema=schema, partition_spec=specs[f.spec_id])
+        if self._added and (self._deletes or self._removed):
+            operation = Operation.OVERWRITE
+        elif self._added:
+            operation = Operation.APPEND
+        else:
+            operation = Operation.DELETE
+        props = {**self._properties, WRITER_PROPERTY: "merge-on-read"}
+        return update_snapshot_summaries(
+            Summary(operation, **collector.build(), **props),
+            previous_summary=head.summary if head is not None else None,
+        )
+
+
+def _partition_key(metadata: TableMetadata, data_file: DataFile) -> Any:
+    """The PartitionKey to place a delete file next to ``data_file`` (``None``: unpartitioned)."""
+    from pyiceberg.partitioning import PartitionFieldValue, PartitionKey
+
+    spec = metadata.specs()[data_file.spec_id]
+    if spec.is_unpartitioned():
+        return None
+    values = [PartitionFieldValue(f, data_file.partition[i]) for i, f in enumerate(spec.fields)]
+    return PartitionKey(field_values=values, partition_spec=spec, schema=metadata.schema())
+
+
+def _has_live_files(manifest: ManifestFile) -> bool:
+    """False when the manifest list says the manifest holds only DELETED entries."""
+    counts = (manifest.added_files_count, manifest.existing_files_count)
+    if any(c is None for c in counts):
+        return True
+    return sum(c or 0 for c in counts) > 0
+
+
+_ENTRIES: OrderedDict[str, tuple[ManifestEntry, ...]] = OrderedDict()
+_ENTRIES_LOCK = threading.Lock()
+_ENTRIES_MAX = 2048
+
+
+def manifest_entries(io: FileIO, manifest: ManifestFile) -> tuple[ManifestEntry, ...]:
+    """The live entries of ``manifest``, cached by path (manifest files are immutable)."""
+    path = manifest.manifest_path
+    with _ENTRIES_LOCK:
+        cached = _ENTRIES.get(path)
+        if cached is not None:
+            _ENTRIES.move_to_end(path)
+            return cached
+    entries = tuple(manifest.fetch_manifest_entry(io, discard_deleted=True))
+    with _ENTRIES_LOCK:
+        _ENTRIES[path] = entries
+        while len(_ENTRIES) > _ENTRIES_MAX:
+            _ENTRIES.popitem(last=False)
+    return entries
+
+
+class _DeleteManifestWriter(ManifestWriterV2):
+    """A v2 manifest writer for delete files (PyIceberg's writes data manifests only)."""
+
+    def content(self) -> ManifestContent:
+        return ManifestContent.DELETES
+
+    @property
+    def _meta(self) -> dict[str, str]:
+        return {**super()._meta, "content": "deletes"}
+
+
+__all__ = [
+    "FILE_PATH_FIELD_ID",
+    "POSITION_DELETE_SCHEMA",
+    "POS_FIELD_ID",
+    "RowDelta",
+    "RowDeltaSummary",
+    "read_position_deletes",
+    "referenced_data_file",
+]

@@ -1,0 +1,554 @@
+"""Upserts and deletes by key whose cost follows the change, not the table.
+
+:func:`upsert` writes ``rows`` into a table on their key columns: rows whose key is new
+are inserted, rows whose key exists and whose values differ replace the old version,
+identical rows are left alone; keys in ``delete_keys`` are deleted. Everything lands as
+ONE snapshot (:class:`~lakehouse.tables.rowdelta.RowDelta`).
+
+How the old versions are found (in proportion to the change):
+
+1. *Candidate files* — the branch head is planned with a filter on the key columns
+   (``IN`` of the keys when there are few, else their min/max range), so manifests and
+   data files whose partition values or column bounds cannot hold a key are skipped.
+2. *Positions* — only the key columns of each candidate file are read (by field id),
+   rows already deleted are dropped, and a hash join with the new keys gives each old
+   version's position.
+3. *Change detection* — only the row groups holding matched positions are read in full
+   and compared with the new rows; unchanged rows are not rewritten.
+
+Write modes (Iceberg's table properties): ``write.merge.mode`` for upserts and
+``write.delete.mode`` for delete-only writes. ``merge-on-read`` (the default here, and
+what tables the lakehouse creates say) writes position delete files; ``copy-on-write``
+rewrites each affected data file without the old rows. Format v1 tables are written
+copy-on-write.
+
+Concurrency: the snapshot requires the branch head it was computed on. When another
+writer committed in between, the whole write is recomputed on the new head (bounded,
+jittered back-off), so a concurrent compaction or delete can never make a delete miss
+its row or apply twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lakehouse.tables.errors import RowDeltaConflictError, RowLevelWriteError, UpsertKeyError
+from lakehouse.tables.files import POS, arrow_schema, drop_positions, read_columns
+from lakehouse.tables.rowdelta import RowDelta, read_position_deletes
+
+if TYPE_CHECKING:
+    from pyiceberg.expressions import BooleanExpression
+    from pyiceberg.io import FileIO
+    from pyiceberg.schema import Schema
+    from pyiceberg.table import FileScanTask, Table, Transaction
+    from pyiceberg.table.metadata import TableMetadata
+
+logger = logging.getLogger(__name__)
+
+#: Iceberg's write-mode table properties and values.
+MERGE_MODE = "write.merge.mode"
+UPDATE_MODE = "write.update.mode"
+DELETE_MODE = "write.delete.mode"
+MERGE_ON_READ = "merge-on-read"
+COPY_ON_WRITE = "copy-on-write"
+
+#: Up to this many distinct values a key column prunes with ``IN``; above, with its range.
+IN_PRUNING_LIMIT = 64
+
+_IDX = "__src"
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    """What :func:`upsert` changed."""
+
+    #: Rows with a new key.
+    inserted: int
+    #: Rows whose key existed and whose values changed.
+    updated: int
+    #: Existing rows deleted through ``delete_keys``.
+    deleted: int
+    #: Rows identical to the table's current version (not rewritten).
+    unchanged: int
+    #: The new snapshot (``None``: nothing changed, nothing committed).
+    snapshot_id: int | None
+    #: ``merge-on-read`` or ``copy-on-write``.
+    mode: str
+    #: Data files whose key columns were read.
+    candidate_files: int
+    #: Commit attempts (more than one: concurrent commits were recomputed on).
+    attempts: int
+
+
+def write_mode(
+    table: Table, *, deleting_only: bool = False, metadata: TableMetadata | None = None
+) -> str:
+    """The write mode an upsert (or a delete-only write) uses on ``table``."""
+    metadata = metadata if metadata is not None else table.metadata
+    prop = DELETE_MODE if deleting_only else MERGE_MODE
+    value = metadata.properties.get(prop, MERGE_ON_READ).strip().lower()
+    if value not in (MERGE_ON_READ, COPY_ON_WRITE):
+        raise RowLevelWriteError(
+            f"table {table.name()}: {prop}={value!r} is not a write mode "
+            f"({MERGE_ON_READ} or {COPY_ON_WRITE})"
+        )
+    if metadata.format_version < 2:
+        return COPY_ON_WRITE
+    return value
+
+
+def validate_keys(rows: pa.Table, keys: Sequence[str], what: str = "the new rows") -> None:
+    """:class:`UpsertKeyError` unless ``keys`` are columns of ``rows``, never NULL, unique."""
+    if not keys:
+        raise UpsertKeyError("an upsert needs at least one key column")
+    missing = [k for k in keys if k not in rows.column_names]
+    if missing:
+        raise UpsertKeyError(
+            f"key column(s) {', '.join(missing)} not in {what} "
+            f"(columns: {', '.join(rows.column_names)})"
+        )
+    for k in keys:
+        nulls = rows.column(k).null_count
+        if nulls:
+            raise UpsertKeyError(f"{nulls} row(s) of {what} have a NULL key column '{k}'")
+    if rows.num_rows < 2:
+        return
+    counts = rows.group_by(list(keys)).aggregate([([], "count_all")])
+    dup = counts.filter(pc.greater(counts.column("count_all"), 1))
+    if dup.num_rows:
+        first = dup.slice(0, 1).to_pylist()[0]
+        shown = ", ".join(f"{k}={first[k]!r}" for k in keys)
+        raise UpsertKeyError(
+            f"key ({', '.join(keys)}) is not unique in {what}: {shown} appears "
+            f"{first['count_all']} times"
+        )
+
+
+def upsert(
+    table: Table,
+    rows: pa.Table,
+    keys: Sequence[str],
+    *,
+    delete_keys: pa.Table | None = None,
+    branch: str = "main",
+    properties: Mapping[str, str] | None = None,
+    detect_changes: bool = True,
+    reload: Callable[[], Table] | None = None,
+    max_attempts: int = 8,
+) -> UpsertResult:
+    """Upsert ``rows`` and delete ``delete_keys`` on ``keys``, as one snapshot.
+
+    ``reload`` returns the table's latest version (default: ``table.refresh()``) for a
+    retry after a concurrent commit. New columns of ``rows`` are added to the table.
+    """
+    keys = list(keys)
+    validate_keys(rows, keys)
+    deletes = _delete_keys(delete_keys, keys)
+    missing = [k for k in keys if k not in {f.name for f in table.schema().fields}]
+    if missing and table.current_snapshot() is not None:
+        raise UpsertKeyError(f"table {table.name()} has no key column(s) {', '.join(missing)}")
+    reload = reload or table.refresh
+    from pyiceberg.exceptions import CommitFailedException, CommitStateUnknownException
+
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return _upsert_once(
+                table, rows, keys, deletes, branch, dict(properties or {}), detect_changes, attempt
+            )
+        except CommitStateUnknownException:
+            raise
+        except CommitFailedException as exc:
+            if attempt >= max_attempts:
+                raise RowDeltaConflictError(
+                    f"upsert into {table.name()}: gave up after {attempt} attempts because of "
+                    f"concurrent commits ({exc})"
+                ) from exc
+            logger.info("upsert into %s lost a race (attempt %d): %s", table.name(), attempt, exc)
+            time.sleep(random.uniform(0.5, 1.0) * min(1.0, 0.01 * 2**attempt))
+            table = reload()
+
+
+def _delete_keys(delete_keys: pa.Table | None, keys: Sequence[str]) -> pa.Table | None:
+    if delete_keys is None or delete_keys.num_rows == 0:
+        return None
+    missing = [k for k in keys if k not in delete_keys.column_names]
+    if missing:
+        raise UpsertKeyError(f"key column(s) {', '.join(missing)} not in the keys to delete")
+    selected = delete_keys.select(list(keys))
+    valid = None
+    for k in keys:
+        ok = pc.is_valid(selected.column(k))
+        valid = ok if valid is None else pc.and_(valid, ok)
+    return selected.filter(valid).group_by(list(keys)).aggregate([])
+
+
+def _upsert_once(
+    table: Table,
+    rows: pa.Table,
+    keys: list[str],
+    deletes: pa.Table | None,
+    branch: str,
+    properties: dict[str, str],
+    detect_changes: bool,
+    attempt: int,
+) -> UpsertResult:
+    tx = table.transaction()
+    staged = _stage(tx, rows, keys, deletes, branch, properties, detect_changes, attempt)
+    if staged.snapshot_id is not None:
+        tx.commit_transaction()
+    return staged
+
+
+def stage_upsert(
+    tx: Transaction,
+    rows: pa.Table,
+    keys: Sequence[str],
+    *,
+    delete_keys: pa.Table | None = None,
+    branch: str = "main",
+    properties: Mapping[str, str] | None = None,
+    detect_changes: bool = True,
+) -> UpsertResult:
+    """Stage an upsert on ``tx`` without committing it (for multi-table commits).
+
+    Like :func:`upsert`, but the caller commits the transaction, and on a
+    :class:`~pyiceberg.exceptions.CommitFailedException` starts over from a fresh table.
+    Schema changes already staged on ``tx`` are taken into account.
+    """
+    keys = list(keys)
+    validate_keys(rows, keys)
+    return _stage(
+        tx, rows, keys, _delete_keys(delete_keys, keys), branch, dict(properties or {}),
+        detect_changes, 1,
+    )  # fmt: skip
+
+
+def _stage(
+    tx: Transaction,
+    rows: pa.Table,
+    keys: list[str],
+    deletes: pa.Table | None,
+    branch: str,
+    properties: dict[str, str],
+    detect_changes: bool,
+    attempt: int,
+) -> UpsertResult:
+    table = tx._table
+    pending = bool(tx._updates)
+    base = tx.table_metadata if pending else table.metadata
+    evolved = bool(rows.num_rows) and evolve_schema(tx, rows.schema, base.schema())
+    metadata = tx.table_metadata if evolved else base
+    schema = metadata.schema()
+    new_rows = conform(rows, schema)
+    mode = write_mode(table, deleting_only=rows.num_rows == 0, metadata=metadata)
+    head = metadata.snapshot_by_name(branch)
+    key_sets = [t for t in (new_rows.select(keys), _typed(deletes, schema, keys)) if t is not None]
+    wanted = pa.concat_tables(key_sets) if key_sets else None
+    tasks = (
+        _candidate_tasks(tx, metadata, head.snapshot_id, schema, keys, wanted)
+        if head is not None and wanted is not None and wanted.num_rows
+        else []
+    )
+    io = table.io
+    typed_deletes = _typed(deletes, schema, keys)
+    matches = _locate(io, schema, keys, tasks, new_rows, typed_deletes)
+    updated_pos: dict[str, pa.Array] = {}
+    deleted_pos: dict[str, pa.Array] = {}
+    matched_src: list[pa.Array] = []
+    deleted = 0
+    for task, found in matches:
+        upd = found.filter(pc.is_valid(found.column(_IDX)))
+        dele = found.filter(pc.invert(pc.is_valid(found.column(_IDX))))
+        path = task.file.file_path
+        if upd.num_rows:
+            updated_pos[path] = upd.column(POS).combine_chunks()
+            matched_src.append(upd.column(_IDX).combine_chunks())
+        if dele.num_rows:
+            deleted_pos[path] = dele.column(POS).combine_chunks()
+            deleted += dele.num_rows
+    unchanged_src = pa.array([], pa.int64())
+    if detect_changes and updated_pos:
+        same_pos, unchanged_src = _unchanged(io, schema, tasks, new_rows, keys, updated_pos)
+        for path, same in same_pos.items():
+            kept = pc.invert(pc.is_in(updated_pos[path], value_set=same))
+            updated_pos[path] = updated_pos[path].filter(kept)
+    matched = pa.concat_arrays(matched_src) if matched_src else pa.array([], pa.int64())
+    updated = len(matched) - len(unchanged_src)
+    to_write = new_rows
+    if len(unchanged_src):
+        keep = pc.invert(pc.is_in(pa.array(range(new_rows.num_rows), pa.int64()), unchanged_src))
+        to_write = new_rows.filter(keep)
+    inserted = to_write.num_rows - updated
+    result = dict(inserted=inserted, updated=updated, deleted=deleted)
+    if not to_write.num_rows and not deleted:
+        return UpsertResult(
+            **result, unchanged=len(unchanged_src), snapshot_id=None, mode=mode,
+            candidate_files=len(tasks), attempts=attempt,
+        )  # fmt: skip
+    delta = RowDelta(tx, branch=branch, snapshot_properties=properties, metadata=metadata)
+    by_path = {task.file.file_path: task for task, _ in matches}
+    affected = {p for p, a in (*updated_pos.items(), *deleted_pos.items()) if len(a)}
+    rewritten: list[pa.Table] = []
+    for path in sorted(affected):
+        task = by_path[path]
+        gone = pa.concat_arrays(
+            [a for a in (updated_pos.get(path), deleted_pos.get(path)) if a is not None]
+        )
+        if mode == COPY_ON_WRITE:
+            rewritten.append(_kept_rows(io, schema, task, gone))
+            delta.remove_data_file(task.file, task.delete_files)
+        else:
+            delta.delete_positions(task.file, gone, task.delete_files)
+    delta.add_rows(pa.concat_tables([to_write, *rewritten]) if rewritten else to_write)
+    staged = delta.stage()
+    return UpsertResult(
+        **result, unchanged=len(unchanged_src), snapshot_id=staged.snapshot_id, mode=mode,
+        candidate_files=len(tasks), attempts=attempt,
+    )  # fmt: skip
+
+
+# -- schema ------------------------------------------------------------------------------
+
+
+def evolve_schema(tx: Transaction, schema: pa.Schema, current: Schema) -> bool:
+    """Make the table's schema (``current``) accept ``schema``: add new columns, widen types.
+
+    Returns whether the schema changed (staged on ``tx``).
+    """
+    from pyiceberg.exceptions import ValidationError
+
+    names = {f.name for f in current.fields}
+    if set(schema.names) <= names and _same_types(current, schema):
+        return False
+    try:
+        with tx.update_schema() as update:
+            update.union_by_name(schema)
+    except (ValidationError, ValueError, TypeError) as exc:
+        raise RowLevelWriteError(f"the new rows do not fit the table's schema: {exc}") from exc
+    return True
+
+
+def _same_types(current: Schema, schema: pa.Schema) -> bool:
+    target = arrow_schema(current, [n for n in schema.names])
+    return all(target.field(n).type == schema.field(n).type for n in schema.names)
+
+
+def conform(rows: pa.Table, schema: Schema) -> pa.Table:
+    """``rows`` with the table's columns, in order and types (missing ones NULL)."""
+    target = arrow_schema(schema)
+    columns = []
+    for f in target:
+        if f.name in rows.column_names:
+            column = rows.column(f.name)
+            columns.append(column if column.type == f.type else column.cast(f.type))
+        else:
+            columns.append(pa.nulls(rows.num_rows, f.type))
+    return pa.Table.from_arrays(columns, schema=target)
+
+
+def _typed(table: pa.Table | None, schema: Schema, keys: Sequence[str]) -> pa.Table | None:
+    if table is None:
+        return None
+    target = arrow_schema(schema, keys)
+    return table.select(list(keys)).cast(target)
+
+
+# -- finding old versions ------------------------------------------------------------------
+
+
+def _expression(kind: str, *args: Any) -> BooleanExpression:
+    """PyIceberg's expression ``kind`` from positional arguments (its pydantic-generated
+    signatures are keyword-only, its real constructors are not)."""
+    from pyiceberg import expressions
+
+    factory: Callable[..., BooleanExpression] = getattr(expressions, kind)
+    return factory(*args)
+
+
+def _pruning_filter(schema: Schema, keys: Sequence[str], wanted: pa.Table) -> BooleanExpression:
+    from pyiceberg.expressions import AlwaysTrue, And
+
+    parts: list[BooleanExpression] = []
+    for k in keys:
+        column = wanted.column(k)
+        try:
+            distinct = pc.unique(column)
+            if len(distinct) <= IN_PRUNING_LIMIT:
+                parts.append(_expression("In", k, distinct.to_pylist()))
+            else:
+                bounds = pc.min_max(column).as_py()
+                parts.append(_expression("GreaterThanOrEqual", k, bounds["min"]))
+                parts.append(_expression("LessThanOrEqual", k, bounds["max"]))
+        except (TypeError, ValueError, NotImplementedError, pa.ArrowException):
+            continue  # a type the expression literals cannot carry: no pruning on it
+    if not parts:
+        return AlwaysTrue()
+    result = parts[0]
+    for p in parts[1:]:
+        result = And(result, p)
+    return result
+
+
+def _candidate_tasks(
+    tx: Transaction,
+    metadata: TableMetadata,
+    snapshot_id: int,
+    schema: Schema,
+    keys: Sequence[str],
+    wanted: pa.Table,
+) -> list[FileScanTask]:
+    from pyiceberg.table import DataScan
+
+    scan = DataScan(
+        table_metadata=metadata,
+        io=tx._table.io,
+        row_filter=_pruning_filter(schema, keys, wanted),
+        snapshot_id=snapshot_id,
+    )
+    try:
+        return list(scan.plan_files())
+    except ValueError as exc:  # equality deletes: PyIceberg's planner refuses them
+        raise RowLevelWriteError(
+            f"table {tx._table.name()} cannot take row-level writes yet: {exc}; "
+            "compact it first (lakehouse maintenance compact)"
+        ) from exc
+
+
+def _locate(
+    io: FileIO,
+    schema: Schema,
+    keys: list[str],
+    tasks: Sequence[FileScanTask],
+    new_rows: pa.Table,
+    deletes: pa.Table | None,
+) -> list[tuple[FileScanTask, pa.Table]]:
+    """Per candidate file: live positions matching a key, with the new row's index (or NULL)."""
+    from pyiceberg.utils.concurrent import ExecutorFactory
+
+    upsert_keys = new_rows.select(keys).append_column(
+        _IDX, pa.array(range(new_rows.num_rows), pa.int64())
+    )
+    probe = upsert_keys
+    if deletes is not None:
+        # a key both upserted and deleted is upserted (the max index is not NULL)
+        delete_only = deletes.append_column(_IDX, pa.nulls(deletes.num_rows, pa.int64()))
+        both = pa.concat_tables([upsert_keys, delete_only])
+        probe = both.group_by(keys).aggregate([(_IDX, "max")])
+        probe = probe.rename_columns(
+            [f"{_IDX}" if c == f"{_IDX}_max" else c for c in probe.column_names]
+        )
+
+    def one(task: FileScanTask) -> tuple[FileScanTask, pa.Table] | None:
+        found = read_columns(io, task.file, schema, keys)
+        if task.delete_files:
+            gone = read_position_deletes(io, task.delete_files, task.file.file_path)
+            found = drop_positions(found, gone)
+        joined = found.join(probe, keys=keys, join_type="inner")
+        if not joined.num_rows:
+            return None
+        return task, joined.select([POS, _IDX]).sort_by(POS)
+
+    executor = ExecutorFactory.get_or_create()
+    return [r for r in executor.map(one, tasks) if r is not None]
+
+
+def _unchanged(
+    io: FileIO,
+    schema: Schema,
+    tasks: Sequence[FileScanTask],
+    new_rows: pa.Table,
+    keys: list[str],
+    updated_pos: Mapping[str, pa.Array],
+) -> tuple[dict[str, pa.Array], pa.Array]:
+    """Positions (per file) and new-row indexes of matched rows whose values are the same."""
+    names = [f.name for f in arrow_schema(schema)]
+    by_path = {t.file.file_path: t for t in tasks}
+    from pyiceberg.utils.concurrent import ExecutorFactory
+
+    def one(item: tuple[str, pa.Array]) -> pa.Table:
+        path, positions = item
+        old = read_columns(io, by_path[path].file, schema, names, positions.sort())
+        return old.append_column("__path", pa.array([path] * old.num_rows, pa.string()))
+
+    executor = ExecutorFactory.get_or_create()
+    old_rows = pa.concat_tables(list(executor.map(one, updated_pos.items())))
+    new_idx = new_rows.append_column(_IDX, pa.array(range(new_rows.num_rows), pa.int64()))
+    try:
+        joined = old_rows.join(
+            new_idx, keys=keys, join_type="inner", left_suffix="__old", right_suffix="__new"
+        )
+        same: pa.Array | pa.ChunkedArray | None = None
+        for c in names:
+            if c in keys:
+                continue
+            a, b = joined.column(f"{c}__old"), joined.column(f"{c}__new")
+            both_null = pc.and_(pc.is_null(a), pc.is_null(b))
+            equal = pc.fill_null(pc.equal(a, b), False)
+            column_same = pc.or_(both_null, equal)
+            same = column_same if same is None else pc.and_(same, column_same)
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        logger.debug("change detection skipped (a type Arrow cannot compare): %s", exc)
+        return {}, pa.array([], pa.int64())
+    rows = joined if same is None else joined.filter(same)
+    out: dict[str, pa.Array] = {}
+    for path in updated_pos:
+        mask = pc.equal(rows.column("__path"), path)
+        out[path] = rows.column(POS).filter(mask).combine_chunks()
+    return out, rows.column(_IDX).combine_chunks().cast(pa.int64())
+
+
+def _kept_rows(io: FileIO, schema: Schema, task: FileScanTask, gone: pa.Array) -> pa.Table:
+    """Copy-on-write: the rows of ``task``'s file that stay (not deleted, not replaced)."""
+    names = [f.name for f in arrow_schema(schema)]
+    rows = read_columns(io, task.file, schema, names)
+    already = (
+        read_position_deletes(io, task.delete_files, task.file.file_path)
+        if task.delete_files
+        else pa.array([], pa.int64())
+    )
+    rows = drop_positions(rows, pa.concat_arrays([already, gone.cast(pa.int64())]))
+    return rows.drop_columns([POS])
+
+
+def delete_rows(
+    table: Table,
+    keys_to_delete: pa.Table,
+    keys: Sequence[str],
+    *,
+    branch: str = "main",
+    properties: Mapping[str, str] | None = None,
+    reload: Callable[[], Table] | None = None,
+) -> UpsertResult:
+    """Delete the rows whose ``keys`` are in ``keys_to_delete`` (one snapshot, or none)."""
+    empty = arrow_schema(table.schema(), list(keys)).empty_table()
+    return upsert(
+        table, empty, keys, delete_keys=keys_to_delete, branch=branch,
+        properties=properties, reload=reload,
+    )  # fmt: skip
+
+
+__all__ = [
+    "COPY_ON_WRITE",
+    "DELETE_MODE",
+    "MERGE_MODE",
+    "MERGE_ON_READ",
+    "UPDATE_MODE",
+    "UpsertResult",
+    "conform",
+    "delete_rows",
+    "evolve_schema",
+    "stage_upsert",
+    "upsert",
+    "validate_keys",
+    "write_mode",
+]

@@ -1,0 +1,286 @@
+"""Upserts and deletes by key: one row-delta snapshot, merge-on-read or copy-on-write."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pyarrow as pa
+import pytest
+from pyiceberg.manifest import DataFileContent
+from pyiceberg.table import Table
+
+from lakehouse.client import Lakehouse
+from lakehouse.maintenance.compact import compact_table
+from lakehouse.maintenance.policies import CompactionPolicy
+from lakehouse.tables import (
+    COPY_ON_WRITE,
+    RowLevelWriteError,
+    UpsertKeyError,
+    delete_rows,
+    upsert,
+)
+from lakehouse.tables.rowdelta import referenced_data_file
+from tests.tables.conftest import content, keys, make_rows
+
+NewTable = Callable[..., Table]
+
+
+def live_files(table: Table) -> tuple[list[str], list[str]]:
+    """(data files, position delete files) of the table's current snapshot."""
+    data, deletes = [], []
+    snapshot = table.current_snapshot()
+    assert snapshot is not None
+    for manifest in snapshot.manifests(table.io):
+        for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
+            if entry.data_file.content == DataFileContent.DATA:
+                data.append(entry.data_file.file_path)
+            else:
+                deletes.append(entry.data_file.file_path)
+    return data, deletes
+
+
+def test_upsert_inserts_new_keys_updates_changed_ones_and_leaves_identical_rows(
+    lh: Lakehouse, new_table: NewTable
+) -> None:
+    table = new_table(ids=list(range(10)))
+    before = content(table)
+    rows = pa.concat_tables(
+        [make_rows([1], tag="changed"), make_rows([2]), make_rows([50], tag="new")]
+    )
+
+    result = upsert(table, rows, ["id"])
+
+    assert (result.inserted, result.updated, result.unchanged, result.deleted) == (1, 1, 1, 0)
+    table = lh.catalog("main").load_table("s.t")
+    expected = {**before, 1: ("changed1", 0.5), 50: ("new50", 25.0)}
+    assert content(table) == expected
+    # the same rows through the lakehouse's own SQL path (DuckDB applies the deletes)
+    got = lh.sql("SELECT id, name, amount FROM s.t ORDER BY id").to_pylist()
+    assert {r["id"]: (r["name"], r["amount"]) for r in got} == expected
+
+
+def test_an_upsert_is_one_overwrite_snapshot_with_a_position_delete_file(
+    lh: Lakehouse, new_table: NewTable
+) -> None:
+    table = new_table(ids=list(range(10)))
+    parent = table.current_snapshot()
+    assert parent is not None
+
+    upsert(table, make_rows([3], tag="x"), ["id"], properties={"lakehouse.run": "r1"})
+
+    table = lh.catalog("main").load_table("s.t")
+    snapshot = table.current_snapshot()
+    assert snapshot is not None and snapshot.summary is not None
+    assert snapshot.parent_snapshot_id == parent.snapshot_id
+    summary = snapshot.summary
+    assert summary.operation.value == "overwrite"
+    assert summary["added-data-files"] == "1"
+    assert summary["added-records"] == "1"
+    assert summary["added-position-delete-files"] == "1"
+    assert summary["added-delete-files"] == "1"
+    assert summary["added-position-deletes"] == "1"
+    assert summary["total-position-deletes"] == "1"
+    assert summary["total-records"] == "11"  # Iceberg counts data rows; deletes apart
+    assert summary["lakehouse.run"] == "r1"
+    data, deletes = live_files(table)
+    assert len(data) == 2 and len(deletes) == 1
+
+
+def test_repeated_upserts_keep_one_delete_file_per_data_file(
+    lh: Lakehouse, new_table: NewTable
+) -> None:
+    table = new_table(ids=list(range(100)))
+    catalog = lh.catalog("main")
+    for i in range(5):
+        upsert(table, make_rows([i * 7], tag=f"u{i}"), ["id"])
+        table = catalog.load_table("s.t")
+
+    data, deletes = live_files(table)
+    assert len(data) == 6  # the original file and one per upsert
+    assert len(deletes) == 1, "the delete file of the original data file was folded each time"
+    assert table.scan().to_arrow().num_rows == 100
+    assert content(table)[28] == ("u428", 14.0)
+
+
+def test_delete_rows_writes_a_delete_snapshot(lh: Lakehouse, new_table: NewTable) -> None:
+    table = new_table(ids=list(range(10)))
+
+    result = delete_rows(table, keys([2, 3, 99]), ["id"])
+
+    assert result.deleted == 2
+    table = lh.catalog("main").load_table("s.t")
+    snapshot = table.current_snapshot()
+    assert snapshot is not None and snapshot.summary is not None
+    assert snapshot.summary.operation.value == "delete"
+    assert sorted(content(table)) == [0, 1, 4, 5, 6, 7, 8, 9]
+
+
+def test_nothing_changed_commits_nothing(lh: Lakehouse, new_table: NewTable) -> None:
+    table = new_table(ids=list(range(10)))
+    head = table.current_snapshot()
+
+    result = upsert(table, make_rows([1, 2, 3]), ["id"], delete_keys=keys([42]))
+
+    assert result.snapshot_id is None and result.unchanged == 3
+    after = lh.catalog("main").load_table("s.t").current_snapshot()
+    assert head is not None and after is not None
+    assert after.snapshot_id == head.snapshot_id
+
+
+def test_a_key_both_upserted_and_deleted_is_upserted(lh: Lakehouse, new_table: NewTable) -> None:
+    table = new_table(ids=[1, 2])
+
+    upsert(table, make_rows([1], tag="kept"), ["id"], delete_keys=keys([1, 2]))
+
+    assert content(lh.catalog("main").load_table("s.t")) == {1: ("kept1", 0.5)}
+
+
+def test_composite_keys(lh: Lakehouse, new_table: NewTable) -> None:
+    table = new_table(ids=list(range(6)))
+    # (id, name) as the key: a new name is a new row, the same pair an update
+    rows = pa.Table.from_pylist(
+        [{"id": 1, "name": "v1", "amount": 99.0}, {"id": 1, "name": "other", "amount": 1.0}],
+        schema=table.schema().as_arrow(),
+    )
+
+    result = upsert(table, rows, ["id", "name"])
+
+    assert (result.inserted, result.updated) == (1, 1)
+    got = lh.catalog("main").load_table("s.t").scan().to_arrow().to_pylist()
+    assert sorted((r["id"], r["name"], r["amount"]) for r in got if r["id"] == 1) == [
+        (1, "other", 1.0),
+        (1, "v1", 99.0),
+    ]
+
+
+def test_new_columns_are_added_to_the_table(lh: Lakehouse, new_table: NewTable) -> None:
+    table = new_table(ids=[1, 2])
+    rows = make_rows([2], tag="w").append_column("extra", pa.array(["e"]))
+
+    upsert(table, rows, ["id"])
+
+    got = lh.sql("SELECT id, name, extra FROM s.t ORDER BY id").to_pylist()
+    assert got == [
+        {"id": 1, "name": "v1", "extra": None},
+        {"id": 2, "name": "w2", "extra": "e"},
+    ]
+
+
+def test_copy_on_write_tables_rewrite_the_affected_files(
+    lh: Lakehouse, new_table: NewTable
+) -> None:
+    table = new_table(ids=list(range(20)), properties={"write.merge.mode": COPY_ON_WRITE})
+
+    result = upsert(table, make_rows([5], tag="cow"), ["id"], delete_keys=keys([6]))
+
+    assert result.mode == COPY_ON_WRITE
+    table = lh.catalog("main").load_table("s.t")
+    data, deletes = live_files(table)
+    assert deletes == [] and len(data) == 1  # the rewritten file holds old and new rows
+    assert len(content(table)) == 19 and content(table)[5] == ("cow5", 2.5)
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (make_rows([1, 1]), "not unique in the new rows: id=1 appears 2 times"),
+        (
+            pa.table({"id": pa.array([None, 2], pa.int64()), "name": ["a", "b"]}),
+            "NULL key column 'id'",
+        ),
+        (pa.table({"name": ["a"]}), "key column(s) id not in the new rows"),
+    ],
+)
+def test_bad_keys_are_refused_and_change_nothing(
+    lh: Lakehouse, new_table: NewTable, rows: pa.Table, message: str
+) -> None:
+    table = new_table(ids=[1, 2])
+    head = table.current_snapshot()
+
+    with pytest.raises(UpsertKeyError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        upsert(table, rows, ["id"])
+
+    after = lh.catalog("main").load_table("s.t").current_snapshot()
+    assert head is not None and after is not None and after.snapshot_id == head.snapshot_id
+
+
+def test_a_stale_writer_recomputes_on_the_new_head_and_loses_nothing(
+    lh: Lakehouse, new_table: NewTable
+) -> None:
+    table = new_table(ids=list(range(10)))
+    stale = lh.catalog("main").load_table("s.t")
+    upsert(table, make_rows([1], tag="first"), ["id"])
+
+    result = upsert(
+        stale,
+        make_rows([1, 2], tag="second"),
+        ["id"],
+        reload=lambda: lh.catalog("main").load_table("s.t"),
+    )
+
+    assert result.attempts == 2
+    rows = content(lh.catalog("main").load_table("s.t"))
+    assert rows[1] == ("second1", 0.5) and rows[2] == ("second2", 1.0) and len(rows) == 10
+
+
+def test_a_concurrent_compaction_of_the_file_is_not_a_lost_delete(
+    lh: Lakehouse, new_table: NewTable
+) -> None:
+    table = new_table(ids=list(range(40)), batches=4)
+    stale = lh.catalog("main").load_table("s.t")
+    compacted = compact_table(
+        table, CompactionPolicy(min_small_files=2, target_file_size=1024 * 1024)
+    )
+    assert compacted.files_rewritten == 4, compacted
+
+    upsert(
+        stale,
+        make_rows([3], tag="late"),
+        ["id"],
+        delete_keys=keys([4]),
+        reload=lambda: lh.catalog("main").load_table("s.t"),
+    )
+
+    rows = content(lh.catalog("main").load_table("s.t"))
+    assert rows[3] == ("late3", 1.5) and 4 not in rows and len(rows) == 39
+
+
+def test_compaction_folds_the_delete_files_away(lh: Lakehouse, new_table: NewTable) -> None:
+    table = new_table(ids=list(range(20)))
+    delete_rows(table, keys(list(range(5))), ["id"])
+    table = lh.catalog("main").load_table("s.t")
+    assert live_files(table)[1]
+
+    compact_table(table, CompactionPolicy(delete_ratio=0.1))
+
+    table = lh.catalog("main").load_table("s.t")
+    assert live_files(table)[1] == []
+    assert sorted(content(table)) == list(range(5, 20))
+
+
+def test_delete_files_name_the_one_data_file_they_apply_to(
+    lh: Lakehouse, new_table: NewTable
+) -> None:
+    table = new_table(ids=list(range(10)))
+    delete_rows(table, keys([1]), ["id"])
+    table = lh.catalog("main").load_table("s.t")
+    task = next(iter(table.scan().plan_files()))
+
+    (delete,) = task.delete_files
+    assert referenced_data_file(delete) == task.file.file_path
+
+
+def test_format_v1_tables_are_written_copy_on_write(lh: Lakehouse, new_table: NewTable) -> None:
+    table = new_table(ids=[1, 2, 3], properties={"format-version": "1"})
+
+    result = upsert(table, make_rows([2], tag="v1-"), ["id"])
+
+    assert result.mode == COPY_ON_WRITE
+    assert content(lh.catalog("main").load_table("s.t"))[2] == ("v1-2", 1.0)
+
+
+def test_an_unknown_write_mode_is_refused(lh: Lakehouse, new_table: NewTable) -> None:
+    table = new_table(ids=[1], properties={"write.merge.mode": "sometimes"})
+
+    with pytest.raises(RowLevelWriteError, match="'sometimes' is not a write mode"):
+        upsert(table, make_rows([1], tag="x"), ["id"])
