@@ -63,6 +63,7 @@ import pyarrow.fs as pafs
 from lakehouse.catalog.files import TableWalker, reachable_files
 from lakehouse.catalog.model import Reference
 from lakehouse.catalog.store import VersionStore
+from lakehouse.maintenance.gc import collected_files
 from lakehouse.ops.errors import (
     BackupCorruptError,
     BackupError,
@@ -783,24 +784,7 @@ def _classify_problems(
 
 def _collected_by_gc(lakehouse: Lakehouse, storage: Storage) -> set[str]:
     """Every file the garbage collector's verified deferred-delete lists name."""
-    try:
-        from lakehouse.maintenance.gc import GC_FOLDER, read_plan
-    except ImportError:  # pragma: no cover - maintenance is part of the package
-        return set()
-    from lakehouse.storage.zones import METADATA_BUCKET
-
-    folder = storage.locate(lakehouse.warehouse.bucket_uri(METADATA_BUCKET)).child(GC_FOLDER)
-    out: set[str] = set()
-    for listed in storage.list_files(folder):
-        if not listed.uri.endswith(".jsonl"):
-            continue
-        try:
-            _, paths = read_plan(storage.read_bytes(storage.locate(listed.uri)))
-        except (ValueError, KeyError):
-            logger.warning("ignoring the unreadable deferred-delete list %s", listed.uri)
-            continue
-        out.update(canonical(p) for p in paths)
-    return out
+    return set(collected_files(storage, lakehouse.warehouse))
 
 
 def _previous_index(repo: BackupRepository) -> dict[str, BackupObject]:
