@@ -116,6 +116,9 @@ def test_an_incremental_backup_samples_large_objects_against_the_source(
 
     assert second["healed_objects"] == 1
     assert ok_json("backup", "verify", str(dest))["ok"]
+    # a sound large object passes its sample: reused, not copied again
+    third = ok_json("backup", "create", "--to", str(dest))
+    assert third["copied_objects"] == 0 and third["healed_objects"] == 0
 
 
 def test_an_unchanged_lakehouse_with_a_sound_store_still_copies_nothing(
