@@ -11,6 +11,7 @@ from lakehouse.errors import ConfigError
 from lakehouse.ingest import (
     FolderSource,
     HttpSource,
+    SchemaPolicy,
     SourceConfigError,
     SqlSource,
     TableMapping,
@@ -107,6 +108,26 @@ def test_http_and_sql_sources() -> None:
             {"name": "x", "type": "sql", "url": "sqlite://", "table": "t"},
             "give either 'source_table' or 'query'",
         ),
+        (
+            {
+                "name": "x",
+                "type": "folder",
+                "path": "p",
+                "table": "t",
+                "schema_policy": {"new_columns": "sometimes"},
+            },
+            "new_columns",
+        ),
+        (
+            {
+                "name": "x",
+                "type": "folder",
+                "path": "p",
+                "table": "t",
+                "schema_policy": {"keys": ["id"]},
+            },
+            "keys",
+        ),
     ],
 )
 def test_invalid_entries_are_one_line_config_errors(entry: dict[str, object], message: str) -> None:
@@ -116,3 +137,21 @@ def test_invalid_entries_are_one_line_config_errors(entry: dict[str, object], me
     assert isinstance(caught.value, ConfigError)
     assert "\n" not in str(caught.value)
     assert str(caught.value).startswith(f"source '{entry['name']}': ")
+
+
+def test_a_schema_policy_is_part_of_a_source_and_defaults_to_half_the_columns() -> None:
+    default = parse_source({"name": "x", "type": "folder", "path": "p", "table": "t"})
+    assert default.schema_policy == SchemaPolicy(
+        new_columns="add", key_columns=(), min_shared_columns=0.5
+    )
+    strict = parse_source(
+        {
+            "name": "x",
+            "type": "http",
+            "url": "https://example.com/a.csv",
+            "table": "t",
+            "schema_policy": {"key_columns": ["id"], "new_columns": "reject"},
+        }
+    )
+    assert strict.schema_policy.key_columns == ("id",)
+    assert strict.schema_policy.new_columns == "reject"

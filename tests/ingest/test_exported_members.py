@@ -29,6 +29,7 @@ def test_all_is_pinned() -> None:
         "LandedFile",
         "ProgressCallback",
         "Quarantine",
+        "SchemaPolicy",
         "SkippedFile",
         "Source",
         "SourceChangedError",

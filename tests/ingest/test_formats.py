@@ -16,6 +16,7 @@ from lakehouse.ingest.formats import (
     normalize,
     parse_type,
     read_file,
+    wrong_delimiter,
 )
 
 
@@ -98,3 +99,43 @@ def test_parquet_columns_can_be_selected(tmp_path: Path) -> None:
     )
 
     assert table.column_names == ["b"]
+
+
+@pytest.mark.parametrize(
+    ("header", "delimiter", "seen"),
+    [
+        ("id;name;amount", ",", ";"),
+        ("id|name", ",", "|"),
+        ("id\tname", ",", "\t"),
+        ("id,name", ";", ","),
+    ],
+)
+def test_a_single_header_column_holding_another_separator_is_a_wrong_delimiter(
+    tmp_path: Path, header: str, delimiter: str, seen: str
+) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text(f"{header}\n1\n")
+    options = FormatOptions(delimiter=delimiter)
+    data = read_file(resolve(str(path)), "csv", options, name="a.csv")
+
+    reason = wrong_delimiter(data, "csv", options, name="a.csv")
+
+    assert reason is not None and f"delimited by {seen!r}" in reason
+
+
+@pytest.mark.parametrize(
+    ("text", "options"),
+    [
+        ("id,name\n1,a\n", FormatOptions()),  # several columns: fine
+        ("amount\n1\n", FormatOptions()),  # one plain column: fine
+        ("a;b\n1\n", FormatOptions(header=False)),  # no header: names say nothing
+        ("a;b\n1\n", FormatOptions(column_names=("x",))),  # names given by the source
+    ],
+)
+def test_other_headers_are_not_a_wrong_delimiter(
+    tmp_path: Path, text: str, options: FormatOptions
+) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text(text)
+    data = read_file(resolve(str(path)), "csv", options, name="a.csv")
+    assert wrong_delimiter(data, "csv", options, name="a.csv") is None

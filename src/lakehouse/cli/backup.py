@@ -4,7 +4,7 @@
 
     lakehouse backup create --to DEST [--history-since TIME] [--allow-missing] [--full-hash]
     lakehouse backup list DEST
-    lakehouse backup verify BACKUP [--id ID] [--quick]
+    lakehouse backup verify BACKUP [--id ID] [--quick] [--repair]
     lakehouse backup restore BACKUP [--id ID] [--to HOME | --catalog URI --warehouse W] [--erase]
 
 ``DEST`` is a local folder or ``s3://bucket/prefix``; ``BACKUP`` is a backup's folder
@@ -77,7 +77,11 @@ AllowMissingOpt = Annotated[
 ]
 FullHashOpt = Annotated[
     bool,
-    typer.Option("--full-hash", help="Re-read every file, even those a previous backup has."),
+    typer.Option(
+        "--full-hash",
+        help="Re-read every file, even those a previous backup has, and confirm every "
+        "reused object by its full sha256 (default: size, mtime and a sampled hash).",
+    ),
 ]
 RestoreToOpt = Annotated[
     Path | None,
@@ -185,6 +189,11 @@ def print_backup_result(result: BackupResult) -> None:
         f"{result.copied_objects} ({human_size(result.copied_bytes)}), already there "
         f"{result.reused_objects}"
     )
+    if result.healed_objects:
+        out.print(
+            f"  healed:   {result.healed_objects} damaged object(s) in the destination were "
+            "replaced with the lakehouse's good bytes"
+        )
     if result.raw_objects or result.skipped_raw:
         out.print(
             f"  raw:      {result.raw_objects} landed file(s); skipped {result.skipped_raw} of "
@@ -299,10 +308,21 @@ def backup_verify(
     quick: Annotated[
         bool, typer.Option("--quick", help="Check sizes only, not checksums.")
     ] = False,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Replace damaged objects with the lakehouse's files where those still have "
+            "the good bytes (heals every backup sharing them).",
+        ),
+    ] = False,
     workers: WorkersOpt = None,
     output: OutputOpt = None,
 ) -> None:
-    """Re-check every checksum, the catalog export, and that it only references objects present."""
+    """Re-check every checksum, the catalog export, and that it only references objects present.
+
+    Damaged objects are reported with the other backups that share them.
+    """
     from lakehouse.config import load_settings
     from lakehouse.ops.backup import verify_backup
     from lakehouse.ops.errors import BackupCorruptError
@@ -314,17 +334,33 @@ def backup_verify(
             backup_id=backup_id,
             settings=load_settings(home=state.home),
             quick=quick,
+            repair=repair,
             workers=workers,
             progress=progress,
         )
     if state.format(output) is Output.JSON:
         print_json(result.to_json())
-    elif result.ok:
-        console().print(result.summary())
     else:
         out = console()
+        for fixed in result.repaired:
+            shared = (
+                f" (also healed in backup(s) {', '.join(fixed.shared_with)})"
+                if fixed.shared_with
+                else ""
+            )
+            out.print(
+                f"repaired object {fixed.sha256[:12]} of {', '.join(fixed.uris)} from "
+                f"{fixed.source}{shared}"
+            )
+        if result.ok:
+            out.print(result.summary())
         for problem in result.problems:
-            out.print(f"{problem.object}: {problem.message}")
+            shared = (
+                f" (shared with backup(s) {', '.join(problem.shared_with)})"
+                if problem.shared_with
+                else ""
+            )
+            out.print(f"{problem.object}: {problem.message}{shared}")
     if not result.ok:
         raise BackupCorruptError(result.summary(), [p.object for p in result.problems])
 

@@ -3,6 +3,7 @@
 ::
 
     lakehouse ingest folder PATH --table bronze.orders [--format csv] [--pattern GLOB]
+        [--key-column COL]... [--new-columns add|reject] [--min-shared-columns SHARE]
     lakehouse ingest http URL --table bronze.rates [--format jsonl] [-H "Name: value"]
     lakehouse ingest sql URL (--from-table T | --query Q) [--cursor COL] --table bronze.x
     lakehouse ingest kafka --topic T --table silver.x --key COL [--max-batches N]
@@ -83,6 +84,49 @@ OptionOpt = Annotated[
         help="Reader option (as in pipeline.yaml), e.g. -O null_values=[NA] -O skip_rows=1.",
     ),
 ]
+KeyColumnOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--key-column",
+        metavar="COLUMN",
+        help="Column a file must have for its new columns to be added to the table "
+        "(repeatable; schema_policy.key_columns).",
+        show_default=False,
+    ),
+]
+NewColumnsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--new-columns",
+        metavar="add|reject",
+        help="Whether files may add columns to the table (schema_policy.new_columns).",
+        show_default="add",
+    ),
+]
+MinSharedOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--min-shared-columns",
+        metavar="SHARE",
+        help="Without key columns: the share of the table's columns a file must have for "
+        "its new columns to be added (schema_policy.min_shared_columns).",
+        show_default="0.5",
+    ),
+]
+
+
+def _policy(
+    key_column: list[str] | None, new_columns: str | None, min_shared: float | None
+) -> dict[str, Any] | None:
+    """The ``schema_policy`` entry the options give (``None``: the source's default)."""
+    policy: dict[str, Any] = {}
+    if key_column:
+        policy["key_columns"] = list(key_column)
+    if new_columns is not None:
+        policy["new_columns"] = new_columns
+    if min_shared is not None:
+        policy["min_shared_columns"] = min_shared
+    return policy or None
 
 
 def _options(
@@ -203,6 +247,9 @@ def ingest_folder(
     no_header: NoHeaderOpt = False,
     encoding: EncodingOpt = None,
     option: OptionOpt = None,
+    key_column: KeyColumnOpt = None,
+    new_columns: NewColumnsOpt = None,
+    min_shared_columns: MinSharedOpt = None,
     ref: BranchOpt = None,
     output: OutputOpt = None,
 ) -> None:
@@ -219,6 +266,7 @@ def ingest_folder(
         "recursive": recursive,
         "format": format,
         "options": _options(delimiter, no_header, encoding, option),
+        "schema_policy": _policy(key_column, new_columns, min_shared_columns),
     }
     _run(ctx, entry, ref, output)
 
@@ -241,6 +289,9 @@ def ingest_http(
     no_header: NoHeaderOpt = False,
     encoding: EncodingOpt = None,
     option: OptionOpt = None,
+    key_column: KeyColumnOpt = None,
+    new_columns: NewColumnsOpt = None,
+    min_shared_columns: MinSharedOpt = None,
     ref: BranchOpt = None,
     output: OutputOpt = None,
 ) -> None:
@@ -266,6 +317,7 @@ def ingest_http(
         "headers": headers,
         "timeout": timeout,
         "options": _options(delimiter, no_header, encoding, option),
+        "schema_policy": _policy(key_column, new_columns, min_shared_columns),
     }
     _run(ctx, entry, ref, output)
 
@@ -306,6 +358,9 @@ def ingest_sql(
         int, typer.Option("--batch-size", min=1, help="Rows fetched at a time.")
     ] = 10_000,
     source: SourceOpt = None,
+    key_column: KeyColumnOpt = None,
+    new_columns: NewColumnsOpt = None,
+    min_shared_columns: MinSharedOpt = None,
     ref: BranchOpt = None,
     output: OutputOpt = None,
 ) -> None:
@@ -322,6 +377,7 @@ def ingest_sql(
         "query": query,
         "cursor": cursor,
         "batch_size": batch_size,
+        "schema_policy": _policy(key_column, new_columns, min_shared_columns),
     }
     _run(ctx, entry, ref, output)
 

@@ -103,6 +103,15 @@ def print_check(report: CheckReport) -> None:
         out.print(f"history of {h.ref}: table {h.table}: {h.problem.describe()}")
     if len(report.history) > 20:
         out.print(f"… and {len(report.history) - 20} more in the history")
+    if report.expired:
+        runs: dict[str, int] = {}
+        for h in report.expired:
+            runs[str(h.expired_by)] = runs.get(str(h.expired_by), 0) + 1
+        by_run = ", ".join(f"{n} by {run}" for run, n in sorted(runs.items()))
+        out.print(
+            f"expired: {len(report.expired)} file(s) of older history were deleted by garbage "
+            f"collection by policy ({by_run}); those commits can no longer be read (not damage)"
+        )
     out.print(report.summary() + f" ({report.seconds:.2f}s)")
 
 

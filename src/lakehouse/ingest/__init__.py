@@ -57,6 +57,7 @@ from lakehouse.ingest.sources import SourceConfig as SourceConfig
 from lakehouse.ingest.sources import SqlSource as SqlSource
 from lakehouse.ingest.sources import TableMapping as TableMapping
 from lakehouse.ingest.sources import parse_source as parse_source
+from lakehouse.ingest.sources.base import SchemaPolicy as SchemaPolicy
 
 __all__ = [
     "BATCH_ID",
@@ -80,6 +81,7 @@ __all__ = [
     "LandedFile",
     "ProgressCallback",
     "Quarantine",
+    "SchemaPolicy",
     "SkippedFile",
     "Source",
     "SourceChangedError",

@@ -79,7 +79,7 @@ from pyiceberg.schema import Schema, promote
 from pyiceberg.table.snapshots import Snapshot, ancestors_of
 
 from lakehouse.catalog.files import INGEST_CHECKPOINT_PROPERTY
-from lakehouse.ingest.sources.base import Cursor, TableState
+from lakehouse.ingest.sources.base import Cursor, SchemaPolicy, TableState
 
 if TYPE_CHECKING:
     from pyiceberg.io import FileIO
@@ -521,6 +521,52 @@ def fit(table: Table | None, batch: pa.Table) -> Fit | list[str]:
     return Fit(data, evolve=evolve, added=tuple(added))
 
 
+def shape_problem(
+    name: str, columns: Sequence[str], table: TableState, policy: SchemaPolicy
+) -> str | None:
+    """Why the file ``name`` with ``columns`` must not load into ``table`` (``None``: fine).
+
+    For an existing table: a file that shares no column with it, or that adds columns
+    the source's :class:`~lakehouse.ingest.sources.base.SchemaPolicy` does not allow
+    (``new_columns: reject``; missing ``key_columns``; fewer than ``min_shared_columns``
+    of the table's columns). Ingestion columns do not count.
+    """
+    if not table.exists:
+        return None
+    own = [c for c in table.columns if c not in INGESTION_COLUMNS]
+    if not own:
+        return None
+    present = set(columns)
+    shared = [c for c in own if c in present]
+    added = [c for c in columns if c not in table.columns]
+    if not shared:
+        return (
+            f"{name} shares no column with {table.table} (the file has {_names(columns)}; "
+            f"the table has {_names(own)})"
+        )
+    if not added:
+        return None
+    adds = f"{name} would add column(s) {_names(added)} to {table.table}"
+    if policy.new_columns == "reject":
+        return f"{adds}, but the source's schema policy allows no new columns"
+    if policy.key_columns:
+        missing = [k for k in policy.key_columns if k not in present]
+        if missing:
+            return f"{adds}, but lacks the key column(s) {_names(missing)}"
+        return None
+    if len(shared) < policy.min_shared_columns * len(own):
+        return (
+            f"{adds}, but has only {len(shared)} of the table's {len(own)} column(s) (the schema "
+            f"policy needs a share of {policy.min_shared_columns:g})"
+        )
+    return None
+
+
+def _names(columns: Sequence[str], limit: int = 8) -> str:
+    shown = ", ".join(repr(c) for c in columns[:limit])
+    return shown + (f" and {len(columns) - limit} more" if len(columns) > limit else "")
+
+
 def _castable(source: pa.DataType, target: pa.DataType) -> bool:
     """True if every value of ``source`` has the same value as ``target``."""
     if pa.types.is_null(source):
@@ -654,6 +700,7 @@ __all__ = [
     "load_table",
     "read_checkpoint",
     "read_state",
+    "shape_problem",
     "state_of_snapshots",
     "with_ingestion_columns",
     "write_checkpoint",

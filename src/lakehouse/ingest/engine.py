@@ -9,9 +9,13 @@
 3. read every new file with pyarrow. Unreadable, empty or wrongly encoded input raises
    :class:`~lakehouse.ingest.errors.BadInputError` here, **before anything is landed or
    committed, for every table of the source**;
-4. per table, fit the batch to the table (:func:`lakehouse.ingest.bronze.fit`). A batch
-   that does not fit is copied to ``raw/_rejected/<source>/<batch_id>/`` with
-   ``reason.json`` and the table is left alone;
+4. per table, check the shape of every file — a CSV header that looks read with the
+   wrong delimiter (:func:`lakehouse.ingest.formats.wrong_delimiter`), a file that
+   shares no column with the table or adds columns its source's schema policy does not
+   allow (:func:`lakehouse.ingest.bronze.shape_problem`) — and fit the batch to the table
+   (:func:`lakehouse.ingest.bronze.fit`). A batch that fails either is copied to
+   ``raw/_rejected/<source>/<batch_id>/`` with ``reason.json`` and the table is left
+   alone;
 5. otherwise land the files in ``raw/<source>/<yyyy>/<mm>/<dd>/<batch_id>/`` with a
    manifest, and append the batch with its ingestion columns and snapshot summary in
    one catalog commit (schema evolution included).
@@ -36,7 +40,7 @@ import pyarrow.compute as pc
 from lakehouse.ingest import bronze
 from lakehouse.ingest._fs import FileRef, hash_file, resolve, storage_properties
 from lakehouse.ingest.errors import BadInputError, IngestError, SourceChangedError
-from lakehouse.ingest.formats import encoding_checker, read_file
+from lakehouse.ingest.formats import encoding_checker, read_file, wrong_delimiter
 from lakehouse.ingest.landing import Checked, Landing, new_batch_id
 from lakehouse.ingest.result import IngestResult, LandedFile, Quarantine, SkippedFile
 from lakehouse.ingest.sources.base import Cursor, Discovery, Source, TableState
@@ -198,6 +202,12 @@ def _read_batch(
                 source=source.name,
                 file=file.origin,
             )
+        problem = wrong_delimiter(data, file.format, file.options, name=file.name)
+        problem = problem or bronze.shape_problem(
+            file.name, data.column_names, state, source.schema_policy
+        )
+        if problem is not None:
+            batch.reasons.append(problem)
         batch.rows[checked.name] = data.num_rows
         parts.append(
             bronze.with_ingestion_columns(

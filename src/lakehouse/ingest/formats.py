@@ -229,6 +229,32 @@ def read_file(
         raise bad(str(exc).splitlines()[0]) from None
 
 
+#: Field separators a CSV file is commonly written with.
+USUAL_DELIMITERS: tuple[str, ...] = (",", ";", "|", "\t")
+
+
+def wrong_delimiter(
+    data: pa.Table, fmt: Format, options: FormatOptions, *, name: str
+) -> str | None:
+    """Why ``data``, read from the CSV file ``name``, looks read with the wrong delimiter.
+
+    The sign: the header gave ONE column whose name contains another usual separator
+    (``id;name;amount`` read with ``,``). Only checked for CSV files whose header names
+    the columns (not with ``header: false`` or ``column_names``). ``None``: looks fine.
+    """
+    if fmt != "csv" or not options.header or options.column_names or data.num_columns != 1:
+        return None
+    column = data.column_names[0]
+    found = [d for d in USUAL_DELIMITERS if d != options.delimiter and d in column]
+    if not found:
+        return None
+    shown = ", ".join(repr(d) for d in found)
+    return (
+        f"{name} has a single column {column!r} whose name contains {shown}: the file looks "
+        f"delimited by {found[0]!r}, not {options.delimiter!r} (set the source's delimiter)"
+    )
+
+
 def _read_csv(ref: FileRef, options: FormatOptions, hints: Mapping[str, pa.DataType]) -> pa.Table:
     import pyarrow.csv as pacsv
 
@@ -371,6 +397,7 @@ def normalize(table: pa.Table) -> pa.Table:
 
 __all__ = [
     "FORMATS",
+    "USUAL_DELIMITERS",
     "Format",
     "FormatOptions",
     "encoding_checker",
@@ -379,4 +406,5 @@ __all__ = [
     "normalize_type",
     "parse_type",
     "read_file",
+    "wrong_delimiter",
 ]

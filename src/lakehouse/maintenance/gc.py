@@ -65,6 +65,7 @@ from lakehouse.storage.zones import METADATA_BUCKET, ZONES
 if TYPE_CHECKING:
     from lakehouse.client import Lakehouse
     from lakehouse.storage.objects import ListedFile, Storage
+    from lakehouse.storage.zones import Warehouse
 
 logger = logging.getLogger(__name__)
 
@@ -508,17 +509,32 @@ def _check_walk(marker: Marker, lh: Lakehouse) -> None:
 
 def _previously_collected(storage: Storage, lh: Lakehouse) -> set[str]:
     """Every path listed by a verified deferred-delete list of an earlier run."""
-    folder = storage.locate(lh.warehouse.bucket_uri(METADATA_BUCKET)).child(GC_FOLDER)
-    out: set[str] = set()
+    return set(collected_files(storage, lh.warehouse))
+
+
+def collected_files(storage: Storage, warehouse: Warehouse) -> dict[str, str]:
+    """Every file the garbage collector deleted (or began deleting) by policy → its run id.
+
+    Read from the verified deferred-delete lists ``<iceberg-metadata>/_gc/<run-id>.jsonl``,
+    each written before its run deleted anything; a list that does not verify is ignored
+    (logged). Paths are canonical URIs. The integrity check and backups use this to tell
+    history that was collected on purpose from files that went missing.
+    """
+    from lakehouse.storage.objects import canonical
+
+    folder = storage.locate(warehouse.bucket_uri(METADATA_BUCKET)).child(GC_FOLDER)
+    out: dict[str, str] = {}
     for f in storage.list_files(folder):
         if not f.uri.endswith(".jsonl"):
             continue
         try:
-            _, paths = read_plan(storage.read_bytes(storage.locate(f.uri)))
+            header, paths = read_plan(storage.read_bytes(storage.locate(f.uri)))
         except (ValueError, KeyError) as exc:
             logger.warning("gc: ignoring unreadable deferred-delete list %s: %s", f.uri, exc)
             continue
-        out.update(paths)
+        run = str(header.get("run_id") or f.uri.rsplit("/", 1)[-1].removesuffix(".jsonl"))
+        for path in paths:
+            out.setdefault(canonical(path), run)
     return out
 
 
@@ -544,6 +560,7 @@ __all__ = [
     "GCResult",
     "Marker",
     "collect_garbage",
+    "collected_files",
     "describe_limits",
     "read_plan",
 ]

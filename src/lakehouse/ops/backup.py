@@ -23,8 +23,32 @@ of itself; a backup without it is incomplete and is never restored. Objects are 
 first, the export and the manifest last, so a complete backup never references a
 missing object. Incremental: an object already in the destination with the same
 checksum is not copied again; files a previous backup recorded with the same location,
-size and modification time are not even read (Iceberg and landed files are never
+size and modification time are not copied again (Iceberg and landed files are never
 rewritten; ``full_hash=True`` re-reads everything).
+
+**Reuse is confirmed, damage heals.** Objects are shared by every backup that holds the
+same content, so a damaged object would damage every later backup that trusts its name.
+An object already in the store is reused only once it is *confirmed* (once per run):
+
+* with ``full_hash=True``, always by its full sha256 (the store object is re-read);
+* otherwise by its size and a *sampled hash*: an object of at most
+  :data:`SAMPLE_WHOLE_BYTES` (64 KiB) is re-read whole and its sha256 compared with its
+  name; a larger one has :data:`SAMPLE_BLOCKS` blocks of :data:`SAMPLE_BLOCK_BYTES`
+  (16 KiB) — the first, the last and two at random offsets, new ones on every run —
+  compared byte for byte with the same ranges of the source file (whose size and
+  modification time match the previous backup's record, or which was just copied). So
+  every run reads at most 64 KiB of each reused object; a truncated, missing or zeroed
+  object is always caught, a flipped byte in a large object when a sample covers it (and
+  always by ``full_hash=True`` or ``backup verify``).
+
+An object that fails the confirmation is replaced by the source's bytes when they hash
+to the object's name (the source still has the good bytes), counted as *healed*; the
+new backup then verifies. :func:`verify_backup` with ``repair=True`` does the same for
+existing backups: every object that fails its checksum (or is missing) is copied again
+from the file it was backed up from, if that file still has exactly those bytes — at
+its recorded location, or at the same bucket and key of the current warehouse — and is
+reported as not repairable otherwise. Verify reports, for every damaged object, the
+other backups that share it.
 
 Missing files: a file the pinned history references that is missing or damaged fails
 the backup (:class:`SourceIncompleteError`, naming it) unless ``allow_missing`` — except
@@ -45,6 +69,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -53,7 +78,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,6 +88,8 @@ import pyarrow.fs as pafs
 from lakehouse.catalog.files import TableWalker, reachable_files
 from lakehouse.catalog.model import Reference
 from lakehouse.catalog.store import VersionStore
+from lakehouse.errors import StorageError
+from lakehouse.maintenance.gc import collected_files
 from lakehouse.ops.errors import (
     BackupCorruptError,
     BackupError,
@@ -72,6 +99,7 @@ from lakehouse.ops.errors import (
 )
 from lakehouse.ops.export import EXPORT_FORMAT_VERSION, read_header, write_export
 from lakehouse.storage.objects import Location, Storage, canonical, default_workers, describe
+from lakehouse.storage.zones import Warehouse
 
 if TYPE_CHECKING:
     from pyiceberg.io import FileIO
@@ -102,6 +130,13 @@ _REJECTED_BATCH = re.compile(r"^(?P<folder>_rejected/[^/]+/[^/]+)/")
 _LANDED_MARKER = "_manifest.json"
 _REJECTED_MARKER = "reason.json"
 _BACKUP_ID = re.compile(r"^\d{8}T\d{12}Z-[0-9a-f]{8}$")
+
+#: Objects up to this size are confirmed by their full sha256 even without ``full_hash``.
+SAMPLE_WHOLE_BYTES = 64 * 1024
+#: Size of one sampled block of a larger object.
+SAMPLE_BLOCK_BYTES = 16 * 1024
+#: Sampled blocks per larger object: the first, the last and the rest at random offsets.
+SAMPLE_BLOCKS = 4
 
 #: ``progress(phase, done, total)``; ``total`` 0 when unknown.
 ProgressFn = Callable[[str, int, int], None]
@@ -463,6 +498,8 @@ class BackupResult:
     copied_objects: int
     copied_bytes: int
     reused_objects: int
+    #: Damaged objects already in the store that were replaced with good bytes.
+    healed_objects: int
     raw_objects: int
     skipped_raw: int
     #: Referenced files missing or damaged in the lakehouse (only with ``allow_missing``).
@@ -484,6 +521,7 @@ class BackupResult:
             "copied_objects": self.copied_objects,
             "copied_bytes": self.copied_bytes,
             "reused_objects": self.reused_objects,
+            "healed_objects": self.healed_objects,
             "raw_objects": self.raw_objects,
             "skipped_raw_files": self.skipped_raw,
             "missing": self.missing,
@@ -540,7 +578,7 @@ def create_backup(
             _report(progress, "copying files", 0, 0)
             plan = _Plan()
             items = _plan_items(lakehouse, storage, refs, cutoff, plan)
-            objects, copied, copied_bytes = _store_objects(
+            objects, copied, copied_bytes, healed = _store_objects(
                 repo, storage, backup_id, items, full_hash, workers, progress
             )
             if plan.problems:
@@ -592,6 +630,7 @@ def create_backup(
                     "copied_objects": copied,
                     "copied_bytes": copied_bytes,
                     "reused_objects": len(objects) - copied,
+                    "healed_objects": healed,
                     "raw_objects": sum(1 for o in objects if o.kind == RAW_KIND),
                     "skipped_raw_files": plan.skipped_raw,
                     "skipped_optional_files": plan.skipped_optional,
@@ -619,6 +658,7 @@ def create_backup(
         copied_objects=copied,
         copied_bytes=copied_bytes,
         reused_objects=len(objects) - copied,
+        healed_objects=healed,
         raw_objects=sum(1 for o in objects if o.kind == RAW_KIND),
         skipped_raw=plan.skipped_raw,
         missing=len(damaged),
@@ -783,24 +823,7 @@ def _classify_problems(
 
 def _collected_by_gc(lakehouse: Lakehouse, storage: Storage) -> set[str]:
     """Every file the garbage collector's verified deferred-delete lists name."""
-    try:
-        from lakehouse.maintenance.gc import GC_FOLDER, read_plan
-    except ImportError:  # pragma: no cover - maintenance is part of the package
-        return set()
-    from lakehouse.storage.zones import METADATA_BUCKET
-
-    folder = storage.locate(lakehouse.warehouse.bucket_uri(METADATA_BUCKET)).child(GC_FOLDER)
-    out: set[str] = set()
-    for listed in storage.list_files(folder):
-        if not listed.uri.endswith(".jsonl"):
-            continue
-        try:
-            _, paths = read_plan(storage.read_bytes(storage.locate(listed.uri)))
-        except (ValueError, KeyError):
-            logger.warning("ignoring the unreadable deferred-delete list %s", listed.uri)
-            continue
-        out.update(canonical(p) for p in paths)
-    return out
+    return set(collected_files(storage, lakehouse.warehouse))
 
 
 def _previous_index(repo: BackupRepository) -> dict[str, BackupObject]:
@@ -823,10 +846,11 @@ def _store_objects(
     full_hash: bool,
     workers: int,
     progress: ProgressFn | None,
-) -> tuple[list[BackupObject], int, int]:
+) -> tuple[list[BackupObject], int, int, int]:
     """Copy every item (as it comes) into the content-addressed store.
 
-    Returns the objects (sorted by location), how many were copied, and their bytes.
+    Returns the objects (sorted by location), how many were copied, their bytes, and how
+    many damaged store objects were replaced (healed).
     """
     index = {} if full_hash else _previous_index(repo)
     existing = repo.existing_objects()
@@ -834,12 +858,26 @@ def _store_objects(
     tmp_root = repo.tmp(backup_id)
     done = [0]
     copied = [0, 0]
+    #: sha256 → whether the store's object was confirmed good in this run
+    confirmed: dict[str, bool] = {}
+    healed: set[str] = set()
 
     def advance(n: int) -> None:
         with lock:
             done[0] += n
             value = done[0]
         _report(progress, "copying files", value, 0)
+
+    def confirm(sha: str, size: int, source: Location) -> bool:
+        """Is the store's object ``sha`` good? Once per run (see the module docstring)."""
+        with lock:
+            known = confirmed.get(sha)
+        if known is not None:
+            return known
+        good = _confirm_object(storage, repo.object_location(sha), sha, size, source, full_hash)
+        with lock:
+            confirmed[sha] = good
+        return good
 
     def one(item: _Item) -> BackupObject:
         known = index.get(item.uri)
@@ -849,6 +887,7 @@ def _store_objects(
             and known.mtime_ns == item.mtime_ns
             and known.size == item.size
             and existing.get(known.sha256) == item.size
+            and confirm(known.sha256, item.size, item.src)
         ):
             advance(item.size)
             return _object(item, known.sha256)
@@ -862,16 +901,20 @@ def _store_objects(
             )
         with lock:
             present = existing.get(sha) == size
-        if present:
+        if present and confirm(sha, size, tmp):
             storage.delete_file(tmp)
-        else:
-            target = repo.object_location(sha)
-            storage.make_dirs(target.parent)
-            storage.move(tmp, target)
-            with lock:
-                existing[sha] = size
-                copied[0] += 1
-                copied[1] += size
+            return _object(item, sha)
+        target = repo.object_location(sha)
+        storage.make_dirs(target.parent)
+        storage.move(tmp, target)  # the copy's bytes hash to ``sha``: good by construction
+        with lock:
+            if present:
+                logger.warning("backup: replaced the damaged object %s from %s", sha, item.uri)
+                healed.add(sha)
+            existing[sha] = size
+            confirmed[sha] = True
+            copied[0] += 1
+            copied[1] += size
         return _object(item, sha)
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
@@ -883,7 +926,37 @@ def _store_objects(
                 f.cancel()
             raise
     objects.sort(key=lambda o: o.uri)
-    return objects, copied[0], copied[1]
+    return objects, copied[0], copied[1], len(healed)
+
+
+def _confirm_object(
+    storage: Storage, obj: Location, sha: str, size: int, source: Location, full: bool
+) -> bool:
+    """Is the store object ``obj`` (named ``sha``) good? Size, then a full or sampled hash.
+
+    ``full`` or small objects: the sha256 of the whole object. Otherwise
+    :data:`SAMPLE_BLOCKS` blocks (first, last, random) compared with the same ranges of
+    ``source``, a file with the same content by its size and modification time or hash.
+    """
+    try:
+        if storage.size_of(obj) != size:
+            return False
+        if full or size <= SAMPLE_WHOLE_BYTES:
+            return storage.hash_file(obj)[1] == sha
+        block = SAMPLE_BLOCK_BYTES
+        offsets = {0, size - block}
+        while len(offsets) < SAMPLE_BLOCKS:
+            offsets.add(secrets.randbelow(size - block + 1))
+        with (
+            obj.fs.open_input_file(obj.path) as stored,
+            source.fs.open_input_file(source.path) as original,
+        ):
+            for offset in sorted(offsets):
+                if stored.read_at(block, offset) != original.read_at(block, offset):
+                    return False
+        return True
+    except (OSError, StorageError):
+        return False
 
 
 def _object(item: _Item, sha256: str) -> BackupObject:
@@ -959,14 +1032,43 @@ def list_backups(dest: str, settings: Settings | None = None) -> list[BackupInfo
 
 @dataclass(frozen=True)
 class VerifyProblem:
-    """Something in a backup that does not verify."""
+    """Something in a backup that does not verify.
+
+    For a damaged store object, ``sha256`` names it and ``shared_with`` lists the other
+    complete backups that hold the same object (they are damaged too).
+    """
 
     object: str
     message: str
+    sha256: str | None = None
+    shared_with: tuple[str, ...] = ()
 
-    def to_json(self) -> dict[str, str]:
+    def to_json(self) -> dict[str, Any]:
         """JSON form."""
-        return {"object": self.object, "message": self.message}
+        out: dict[str, Any] = {"object": self.object, "message": self.message}
+        if self.sha256 is not None:
+            out["sha256"] = self.sha256
+            out["shared_with"] = list(self.shared_with)
+        return out
+
+
+@dataclass(frozen=True)
+class RepairedObject:
+    """A damaged store object ``backup verify --repair`` replaced with the source's bytes."""
+
+    sha256: str
+    uris: tuple[str, ...]
+    source: str
+    shared_with: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "sha256": self.sha256,
+            "objects": list(self.uris),
+            "source": self.source,
+            "shared_with": list(self.shared_with),
+        }
 
 
 @dataclass(frozen=True)
@@ -981,23 +1083,38 @@ class VerifyResult:
     files_reached: int
     problems: list[VerifyProblem]
     seconds: float
+    #: Damaged objects replaced from the lakehouse (``repair=True``).
+    repaired: list[RepairedObject] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """True when every check passed."""
+        """True when every check passed (after repairs, if any)."""
         return not self.problems
 
     def summary(self) -> str:
         """One line for people."""
+        healed = (
+            f"; repaired {len(self.repaired)} damaged object(s) from the lakehouse"
+            if self.repaired
+            else ""
+        )
         if self.ok:
             return (
                 f"backup {self.backup_id} verified: {self.objects} object(s), {self.bytes} "
-                f"bytes, {self.references} reference(s), {self.files_reached} referenced file(s)"
+                f"bytes, {self.references} reference(s), {self.files_reached} referenced "
+                f"file(s){healed}"
             )
         first = self.problems[0]
+        shared = {b for p in self.problems for b in p.shared_with}
+        also = (
+            f"; the damaged object(s) are shared with {len(shared)} other backup(s): "
+            f"{', '.join(sorted(shared))}"
+            if shared
+            else ""
+        )
         return (
             f"backup {self.backup_id} does not verify: {len(self.problems)} problem(s), "
-            f"e.g. {first.object}: {first.message}"
+            f"e.g. {first.object}: {first.message}{also}{healed}"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -1011,6 +1128,7 @@ class VerifyResult:
             "references": self.references,
             "files_reached": self.files_reached,
             "problems": [p.to_json() for p in self.problems],
+            "repaired": [r.to_json() for r in self.repaired],
             "seconds": round(self.seconds, 3),
         }
 
@@ -1057,7 +1175,92 @@ def verify_objects(
         results = list(pool.map(one, todo))
     by_sha = {o.sha256: p for o, p in zip(todo, results, strict=True) if p is not None}
     # report every original location whose content is bad
-    return [VerifyProblem(o.uri, by_sha[o.sha256].message) for o in objects if o.sha256 in by_sha]
+    return [
+        VerifyProblem(o.uri, by_sha[o.sha256].message, o.sha256)
+        for o in objects
+        if o.sha256 in by_sha
+    ]
+
+
+def backups_sharing(
+    repo: BackupRepository, shas: Iterable[str], *, exclude: str | None = None
+) -> dict[str, list[str]]:
+    """sha256 → ids of the complete backups (other than ``exclude``) that hold that object."""
+    wanted = set(shas)
+    out: dict[str, list[str]] = {sha: [] for sha in wanted}
+    if not wanted:
+        return out
+    for backup_id in repo.backup_ids():
+        if backup_id == exclude:
+            continue
+        try:
+            manifest = repo.load_manifest(backup_id)
+        except BackupError:
+            continue  # incomplete or unreadable: `backup list` says so
+        for sha in wanted & {o.sha256 for o in manifest.objects}:
+            out[sha].append(backup_id)
+    return out
+
+
+def repair_objects(
+    repo: BackupRepository,
+    objects: Sequence[BackupObject],
+    *,
+    warehouse: Mapping[str, str] | None = None,
+) -> tuple[list[BackupObject], dict[str, str]]:
+    """Replace damaged store objects with the bytes of the files they were backed up from.
+
+    ``objects`` are damaged objects (by sha256). A source is used only when its bytes hash
+    to the object's name: the file at the object's recorded location, else the same
+    bucket and key under ``warehouse`` (bucket → URI of the current lakehouse). Returns
+    the objects repaired (one per sha256) and, for the others, why not (by sha256).
+    """
+    storage = repo.storage
+    repaired: list[BackupObject] = []
+    why_not: dict[str, str] = {}
+    scratch = repo.root.child(TMP_DIR, f"repair-{uuid.uuid4().hex[:12]}")
+    try:
+        for obj in {o.sha256: o for o in objects}.values():
+            candidates = [obj.uri]
+            if warehouse and obj.bucket in warehouse and obj.key:
+                moved = canonical(warehouse[str(obj.bucket)].rstrip("/") + "/" + obj.key)
+                if moved != obj.uri:
+                    candidates.append(moved)
+            reasons: list[str] = []
+            for uri in candidates:
+                try:
+                    src = storage.locate(uri)
+                    size = storage.size_of(src)
+                except Exception as exc:  # an unusable location: try the next one
+                    reasons.append(f"{uri}: {describe(exc)}")
+                    continue
+                if size is None:
+                    reasons.append(f"{uri} is missing")
+                    continue
+                if size != obj.size:
+                    reasons.append(f"{uri} has {size} bytes, not {obj.size}")
+                    continue
+                tmp = scratch.child(uuid.uuid4().hex)
+                _, sha = storage.copy_hashed(src, tmp)
+                if sha != obj.sha256:
+                    storage.delete_file(tmp)
+                    reasons.append(f"{uri} has other content")
+                    continue
+                target = repo.object_location(obj.sha256)
+                storage.make_dirs(target.parent)
+                storage.move(tmp, target)
+                repaired.append(replace(obj, uri=uri))
+                break
+            else:
+                why_not[obj.sha256] = (
+                    "not repaired: no good copy in the lakehouse (" + "; ".join(reasons) + ")"
+                )
+    finally:
+        try:
+            storage.delete_dir(scratch)
+        except Exception:  # scratch only
+            logger.warning("could not remove %s", scratch.uri, exc_info=True)
+    return repaired, why_not
 
 
 def fetch_export(
@@ -1103,12 +1306,19 @@ def verify_backup(
     backup_id: str | None = None,
     settings: Settings | None = None,
     quick: bool = False,
+    repair: bool = False,
     workers: int | None = None,
     progress: ProgressFn | None = None,
 ) -> VerifyResult:
     """Verify a backup: manifest checksum, every object's checksum, the catalog export
     (checksum, format, every commit and node hash), and that every file the exported
-    history reaches is in the backup — walked through the backup's own copies."""
+    history reaches is in the backup — walked through the backup's own copies.
+
+    Each damaged object's problem names the other backups that share it. With
+    ``repair``, damaged objects are first replaced from the lakehouse where it still has
+    the good bytes (:func:`repair_objects`, against the warehouse of ``settings``); the
+    rest of the verification then sees the repaired store.
+    """
     from lakehouse.catalog.sql_store import SqlStore
     from lakehouse.ops.export import read_records
 
@@ -1119,6 +1329,32 @@ def verify_backup(
     problems = verify_objects(
         repo, manifest.objects, quick=quick, workers=workers, progress=progress
     )
+    repaired: list[RepairedObject] = []
+    damaged = {p.sha256 for p in problems if p.sha256 is not None}
+    sharing = backups_sharing(repo, damaged, exclude=backup_id)
+    if repair and damaged:
+        _report(progress, "repairing objects", 0, 0)
+        warehouse = None
+        if settings is not None:
+            warehouse = dict(Warehouse.from_uri(settings.warehouse_location).buckets)
+        fixed, why_not = repair_objects(
+            repo, [o for o in manifest.objects if o.sha256 in damaged], warehouse=warehouse
+        )
+        for obj in fixed:
+            uris = tuple(p.object for p in problems if p.sha256 == obj.sha256)
+            repaired.append(
+                RepairedObject(obj.sha256, uris, obj.uri, tuple(sharing.get(obj.sha256, ())))
+            )
+        done = {r.sha256 for r in repaired}
+        problems = [
+            replace(p, message=f"{p.message}; {why_not[p.sha256]}") if p.sha256 in why_not else p
+            for p in problems
+            if p.sha256 not in done
+        ]
+    problems = [
+        replace(p, shared_with=tuple(sharing.get(p.sha256, ()))) if p.sha256 else p
+        for p in problems
+    ]
     bad = {p.object for p in problems}
     for artifact in manifest.artifacts:
         if "path" not in artifact:
@@ -1171,6 +1407,7 @@ def verify_backup(
         files_reached=reached,
         problems=problems,
         seconds=time.perf_counter() - started,
+        repaired=repaired,
     )
 
 
@@ -1225,14 +1462,17 @@ __all__ = [
     "BackupRepository",
     "BackupResult",
     "ProgressFn",
+    "RepairedObject",
     "VerifyProblem",
     "VerifyResult",
     "backup_file_io",
+    "backups_sharing",
     "create_backup",
     "fetch_export",
     "list_backups",
     "new_backup_id",
     "open_backup",
+    "repair_objects",
     "table_io",
     "verify_backup",
     "verify_objects",

@@ -11,7 +11,15 @@ many references share it.
 The result is a per-table report: which files are missing, have another size or cannot
 be read, which snapshots they break, and whether the current snapshot is readable.
 ``history=True`` also walks every metadata version the history of each reference
-reaches (what a backup copies).
+reaches (what a backup copies). A file of that history which is missing because the
+garbage collector deleted it *by policy* — it is named by one of the collector's
+verified deferred-delete lists, ``<iceberg-metadata>/_gc/<run-id>.jsonl``, which every
+run writes before it deletes anything (:func:`lakehouse.maintenance.gc.collected_files`)
+— is reported as **expired**, not as a problem: those older commits were given up on
+purpose (retention ``gc.references``) and cannot be read in the lakehouse any more. Only
+a history file that is missing without such a record, has another size or cannot be read
+is damage. Files the current state of a reference needs are never "expired": the
+collector never deletes them, so a missing one is damage whatever a list says.
 
 ``repair=True`` never deletes anything. For a table on a *branch* whose current
 snapshot is broken, it finds the newest ancestor snapshot whose files are all present
@@ -51,6 +59,7 @@ from lakehouse.catalog.model import (
     ReferenceType,
 )
 from lakehouse.catalog.store import VersionStore
+from lakehouse.maintenance.gc import collected_files
 from lakehouse.storage.objects import Location, Storage, canonical, default_workers, describe
 
 if TYPE_CHECKING:
@@ -178,21 +187,29 @@ class TableReport:
 
 @dataclass(frozen=True)
 class HistoryProblem:
-    """A file missing from an older metadata version that a reference's history reaches."""
+    """A file missing from an older metadata version that a reference's history reaches.
+
+    ``expired_by`` names the garbage-collection run that deleted it by policy (then it is
+    expected, not damage).
+    """
 
     ref: str
     commit: str | None
     table: str
     problem: FileProblem
+    expired_by: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
-        return {
+        out: dict[str, Any] = {
             "ref": self.ref,
             "commit": self.commit,
             "table": self.table,
             **self.problem.to_json(),
         }
+        if self.expired_by is not None:
+            out["expired_by"] = self.expired_by
+        return out
 
 
 @dataclass
@@ -205,6 +222,8 @@ class CheckReport:
     seconds: float
     history: list[HistoryProblem] = field(default_factory=list)
     history_checked: bool = False
+    #: Files of older history the garbage collector deleted by policy (not problems).
+    expired: list[HistoryProblem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -228,15 +247,23 @@ class CheckReport:
             "tables": [t.to_json() for t in self.tables],
             "history_checked": self.history_checked,
             "history": [h.to_json() for h in self.history],
+            "expired": len(self.expired),
+            "expired_files": [h.to_json() for h in self.expired],
         }
 
     def summary(self) -> str:
         """One line for people (and for error messages)."""
         bad = [t for t in self.tables if not t.ok]
+        expired = (
+            f"; {len(self.expired)} file(s) of older history expired (deleted by garbage "
+            "collection by policy)"
+            if self.expired
+            else ""
+        )
         if self.ok:
             return (
                 f"catalog check passed: {len(self.tables)} table(s) on "
-                f"{len(self.references)} reference(s), {self.files_checked} file(s)"
+                f"{len(self.references)} reference(s), {self.files_checked} file(s){expired}"
             )
         first = bad[0] if bad else None
         example = ""
@@ -390,6 +417,7 @@ def check_catalog(
     *,
     history: bool = False,
     cutoff: datetime | None = None,
+    collected: Mapping[str, str] | None = None,
     workers: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> CheckReport:
@@ -397,7 +425,9 @@ def check_catalog(
 
     ``references`` are reference specs (``main``, ``v1``, ``dev@hash``); each is resolved
     once, at the start. ``history`` also checks the metadata versions every commit of
-    each reference's history reaches (``cutoff`` limits how far back).
+    each reference's history reaches (``cutoff`` limits how far back); a missing history
+    file in ``collected`` (canonical URI → garbage-collection run id,
+    :func:`~lakehouse.maintenance.gc.collected_files`) is reported as expired.
     """
     walk = walk_catalog(store, io, references, progress=progress)
     report = check_walked(walk, storage, workers=workers, progress=progress)
@@ -413,8 +443,10 @@ def check_catalog(
         if f.required or f.error is not None
     ]
     stats.lookup(canonical(f.path) for f in files)
+    collected = collected or {}
     for f in files:
-        actual = stats.sizes.get(canonical(f.path))
+        uri = canonical(f.path)
+        actual = stats.sizes.get(uri)
         problem: FileProblem | None = None
         if actual is None:
             problem = FileProblem(f.path, f.kind.value, MISSING, f.size)
@@ -422,8 +454,11 @@ def check_catalog(
             problem = FileProblem(f.path, f.kind.value, SIZE_MISMATCH, f.size, actual)
         elif f.error is not None:
             problem = FileProblem(f.path, f.kind.value, UNREADABLE, f.size, actual, (), f.error)
-        if problem is not None:
-            report.history.append(HistoryProblem(f.ref, f.commit, str(f.table), problem))
+        if problem is None:
+            continue
+        run = collected.get(uri) if problem.problem == MISSING else None
+        found = HistoryProblem(f.ref, f.commit, str(f.table), problem, run)
+        (report.expired if run is not None else report.history).append(found)
     report.history_checked = True
     heads = {canonical(p) for needs in walk.needs_by_location.values() for p in needs}
     report.files_checked = len(heads | set(stats.sizes))
@@ -674,6 +709,7 @@ def check(
         storage,
         references,
         history=history,
+        collected=collected_files(storage, lakehouse.warehouse) if history else None,
         workers=workers,
         progress=progress,
     )

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lakehouse.ingest._fs import FileRef
 from lakehouse.ingest.errors import SourceConfigError
@@ -111,6 +111,27 @@ class Cursor:
         return cls(str(data["column"]), value)
 
 
+class SchemaPolicy(BaseModel):
+    """When a file may add columns to its bronze table (``schema_policy:`` of a source).
+
+    A file that shares no column with the table is always refused. A file that brings
+    columns the table lacks adds them only when ``new_columns`` is ``add`` **and** it
+    matches the table: it has every one of ``key_columns`` when those are set, else at
+    least ``min_shared_columns`` (a share, default 0.5: half) of the table's own columns
+    (ingestion columns aside). Otherwise the batch is quarantined under ``raw/_rejected/``
+    with the reason. Files that add no column are not concerned.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: ``add``: new columns may be added (schema evolution); ``reject``: never.
+    new_columns: Literal["add", "reject"] = "add"
+    #: Columns a file must have for its new columns to be added (default: none, use the share).
+    key_columns: tuple[str, ...] = ()
+    #: Without ``key_columns``: the share of the table's columns a file must have.
+    min_shared_columns: float = Field(default=0.5, ge=0.0, le=1.0)
+
+
 @dataclass(frozen=True)
 class TableState:
     """What a bronze table on the target branch already holds, from its snapshot history."""
@@ -166,6 +187,8 @@ class Source(BaseModel, ABC):
     name: str
     #: Which kind of source (``folder``, ``http``, ``sql``).
     type: str
+    #: When a file may add columns to its bronze table (:class:`SchemaPolicy`).
+    schema_policy: SchemaPolicy = Field(default_factory=SchemaPolicy)
 
     #: Which earlier files make an offered file "already loaded": any batch's (files
     #: and downloads), or only this source's latest batch (snapshots of a database,
@@ -198,6 +221,7 @@ __all__ = [
     "BRONZE",
     "Cursor",
     "Discovery",
+    "SchemaPolicy",
     "Source",
     "SourceFile",
     "TableState",
