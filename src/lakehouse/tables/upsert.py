@@ -339,8 +339,22 @@ def evolve_schema(tx: Transaction, schema: pa.Schema, current: Schema) -> bool:
 
 
 def _same_types(current: Schema, schema: pa.Schema) -> bool:
-    target = arrow_schema(current, [n for n in schema.names])
-    return all(target.field(n).type == schema.field(n).type for n in schema.names)
+    """True when every column of ``schema`` already has its type in ``current``.
+
+    Arrow's large and small string/binary types are the same Iceberg type.
+    """
+    target = arrow_schema(current, list(schema.names))
+    return all(
+        _plain(target.field(n).type) == _plain(schema.field(n).type) for n in schema.names
+    )
+
+
+def _plain(kind: pa.DataType) -> pa.DataType:
+    if pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+        return pa.string()
+    if pa.types.is_large_binary(kind) or pa.types.is_binary_view(kind):
+        return pa.binary()
+    return kind
 
 
 def conform(rows: pa.Table, schema: Schema) -> pa.Table:
