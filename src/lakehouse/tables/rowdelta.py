@@ -89,10 +89,30 @@ def referenced_data_file(delete_file: DataFile) -> str | None:
     return str(from_bytes(StringType(), lower))
 
 
+_DELETE_FILES: OrderedDict[str, pa.Table] = OrderedDict()
+_DELETE_FILES_LOCK = threading.Lock()
+_DELETE_FILES_MAX = 256
+
+
+def _delete_file_rows(io: FileIO, path: str) -> pa.Table:
+    """``file_path`` and ``pos`` of a position delete file (cached: files are immutable)."""
+    with _DELETE_FILES_LOCK:
+        cached = _DELETE_FILES.get(path)
+        if cached is not None:
+            _DELETE_FILES.move_to_end(path)
+            return cached
+    with io.new_input(path).open() as stream:
+        table = pq.read_table(stream, columns=["file_path", "pos"])
+    with _DELETE_FILES_LOCK:
+        _DELETE_FILES[path] = table
+        while len(_DELETE_FILES) > _DELETE_FILES_MAX:
+            _DELETE_FILES.popitem(last=False)
+    return table
+
+
 def read_position_deletes(io: FileIO, delete_files: Iterable[DataFile], data_file: str) -> pa.Array:
     """Sorted, distinct positions of ``data_file`` deleted by ``delete_files``."""
     import pyarrow.compute as pc
-    from pyiceberg.manifest import DataFileContent
 
     chunks: list[pa.Array] = []
     for delete in delete_files:
@@ -101,14 +121,14 @@ def read_position_deletes(io: FileIO, delete_files: Iterable[DataFile], data_fil
                 f"data file {data_file} has an equality delete file ({delete.file_path}); "
                 "row-level writes need it compacted first (lakehouse maintenance compact)"
             )
-        with io.new_input(delete.file_path).open() as stream:
-            table = pq.read_table(stream, columns=["file_path", "pos"])
-        mask = pc.equal(table.column("file_path"), data_file)
-        chunks.append(table.column("pos").filter(mask).combine_chunks())
+        table = _delete_file_rows(io, delete.file_path)
+        positions = table.column("pos")
+        if referenced_data_file(delete) != data_file:
+            positions = positions.filter(pc.equal(table.column("file_path"), data_file))
+        chunks.append(positions.combine_chunks().cast(pa.int64()))
     if not chunks:
         return pa.array([], pa.int64())
-    positions = pa.concat_arrays([c.cast(pa.int64()) for c in chunks])
-    return pc.unique(positions).sort()
+    return pc.unique(pa.concat_arrays(chunks)).sort()
 
 
 @dataclass

@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -266,11 +267,13 @@ def _stage(
     deleted_pos: dict[str, pa.Array] = {}
     matched_src: list[pa.Array] = []
     deleted = 0
+    updates: dict[str, pa.Table] = {}
     for task, found in matches:
         upd = found.filter(pc.is_valid(found.column(_IDX)))
         dele = found.filter(pc.invert(pc.is_valid(found.column(_IDX))))
         path = task.file.file_path
         if upd.num_rows:
+            updates[path] = upd
             updated_pos[path] = upd.column(POS).combine_chunks()
             matched_src.append(upd.column(_IDX).combine_chunks())
         if dele.num_rows:
@@ -278,7 +281,7 @@ def _stage(
             deleted += dele.num_rows
     unchanged_src = pa.array([], pa.int64())
     if detect_changes and updated_pos:
-        same_pos, unchanged_src = _unchanged(io, schema, tasks, new_rows, keys, updated_pos)
+        same_pos, unchanged_src = _unchanged(io, schema, tasks, new_rows, keys, updates)
         for path, same in same_pos.items():
             kept = pc.invert(pc.is_in(updated_pos[path], value_set=same))
             updated_pos[path] = updated_pos[path].filter(kept)
@@ -344,9 +347,7 @@ def _same_types(current: Schema, schema: pa.Schema) -> bool:
     Arrow's large and small string/binary types are the same Iceberg type.
     """
     target = arrow_schema(current, list(schema.names))
-    return all(
-        _plain(target.field(n).type) == _plain(schema.field(n).type) for n in schema.names
-    )
+    return all(_plain(target.field(n).type) == _plain(schema.field(n).type) for n in schema.names)
 
 
 def _plain(kind: pa.DataType) -> pa.DataType:
@@ -446,11 +447,14 @@ def _locate(
     new_rows: pa.Table,
     deletes: pa.Table | None,
 ) -> list[tuple[FileScanTask, pa.Table]]:
-    """Per candidate file: live positions matching a key, with the new row's index (or NULL)."""
+    """Per candidate file: live positions matching a key, with the new row's index (or NULL).
+
+    One key column is matched with a hash lookup (``index_in``); several with a hash join.
+    """
     from pyiceberg.utils.concurrent import ExecutorFactory
 
     upsert_keys = new_rows.select(keys).append_column(
-        _IDX, pa.array(range(new_rows.num_rows), pa.int64())
+        _IDX, pa.array(np.arange(new_rows.num_rows, dtype=np.int64))
     )
     probe = upsert_keys
     if deletes is not None:
@@ -459,14 +463,26 @@ def _locate(
         both = pa.concat_tables([upsert_keys, delete_only])
         probe = both.group_by(keys).aggregate([(_IDX, "max")])
         probe = probe.rename_columns(
-            [f"{_IDX}" if c == f"{_IDX}_max" else c for c in probe.column_names]
+            [_IDX if c == f"{_IDX}_max" else c for c in probe.column_names]
         )
+    single = len(keys) == 1
+    probe_keys = probe.column(keys[0]).combine_chunks() if single else None
+    probe_idx = probe.column(_IDX).combine_chunks()
 
     def one(task: FileScanTask) -> tuple[FileScanTask, pa.Table] | None:
         found = read_columns(io, task.file, schema, keys)
         if task.delete_files:
             gone = read_position_deletes(io, task.delete_files, task.file.file_path)
             found = drop_positions(found, gone)
+        if probe_keys is not None:
+            where = pc.index_in(found.column(keys[0]), value_set=probe_keys)
+            hit = pc.is_valid(where)
+            if not pc.any(hit).as_py():
+                return None
+            matched = pa.table(
+                {POS: found.column(POS).filter(hit), _IDX: probe_idx.take(where.filter(hit))}
+            )
+            return task, matched  # positions stay in file order
         joined = found.join(probe, keys=keys, join_type="inner")
         if not joined.num_rows:
             return None
@@ -482,43 +498,54 @@ def _unchanged(
     tasks: Sequence[FileScanTask],
     new_rows: pa.Table,
     keys: list[str],
-    updated_pos: Mapping[str, pa.Array],
+    updates: Mapping[str, pa.Table],
 ) -> tuple[dict[str, pa.Array], pa.Array]:
-    """Positions (per file) and new-row indexes of matched rows whose values are the same."""
-    names = [f.name for f in arrow_schema(schema)]
-    by_path = {t.file.file_path: t for t in tasks}
+    """Positions (per file) and new-row indexes of matched rows whose values are the same.
+
+    ``updates`` holds, per file, the matched positions (sorted) and their new rows' indexes:
+    the old rows are read at those positions and compared column by column with the new
+    rows taken in the same order (no join).
+    """
     from pyiceberg.utils.concurrent import ExecutorFactory
 
-    def one(item: tuple[str, pa.Array]) -> pa.Table:
-        path, positions = item
-        old = read_columns(io, by_path[path].file, schema, names, positions.sort())
-        return old.append_column("__path", pa.array([path] * old.num_rows, pa.string()))
+    names = [f.name for f in arrow_schema(schema) if f.name not in keys]
+    by_path = {t.file.file_path: t for t in tasks}
+    new_values = new_rows.select(names)
+
+    def one(item: tuple[str, pa.Table]) -> tuple[str, pa.Array, pa.Array] | None:
+        path, matched = item
+        positions = matched.column(POS).combine_chunks()
+        old = read_columns(io, by_path[path].file, schema, names, positions)
+        new = new_values.take(matched.column(_IDX))
+        same: pa.Array | pa.ChunkedArray | None = None
+        try:
+            for c in names:
+                a, b = old.column(c), new.column(c)
+                both_null = pc.and_(pc.is_null(a), pc.is_null(b))
+                column_same = pc.or_(both_null, pc.fill_null(pc.equal(a, b), False))
+                same = column_same if same is None else pc.and_(same, column_same)
+        except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            logger.debug("change detection skipped (a type Arrow cannot compare): %s", exc)
+            return None
+        if same is None:  # only key columns: an existing key is an unchanged row
+            return path, positions, matched.column(_IDX).combine_chunks()
+        if isinstance(same, pa.ChunkedArray):
+            same = same.combine_chunks()
+        return (
+            path,
+            positions.filter(same),
+            matched.column(_IDX).combine_chunks().filter(same),
+        )
 
     executor = ExecutorFactory.get_or_create()
-    old_rows = pa.concat_tables(list(executor.map(one, updated_pos.items())))
-    new_idx = new_rows.append_column(_IDX, pa.array(range(new_rows.num_rows), pa.int64()))
-    try:
-        joined = old_rows.join(
-            new_idx, keys=keys, join_type="inner", left_suffix="__old", right_suffix="__new"
-        )
-        same: pa.Array | pa.ChunkedArray | None = None
-        for c in names:
-            if c in keys:
-                continue
-            a, b = joined.column(f"{c}__old"), joined.column(f"{c}__new")
-            both_null = pc.and_(pc.is_null(a), pc.is_null(b))
-            equal = pc.fill_null(pc.equal(a, b), False)
-            column_same = pc.or_(both_null, equal)
-            same = column_same if same is None else pc.and_(same, column_same)
-    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        logger.debug("change detection skipped (a type Arrow cannot compare): %s", exc)
-        return {}, pa.array([], pa.int64())
-    rows = joined if same is None else joined.filter(same)
     out: dict[str, pa.Array] = {}
-    for path in updated_pos:
-        mask = pc.equal(rows.column("__path"), path)
-        out[path] = rows.column(POS).filter(mask).combine_chunks()
-    return out, rows.column(_IDX).combine_chunks().cast(pa.int64())
+    indexes: list[pa.Array] = []
+    for found in executor.map(one, updates.items()):
+        if found is not None:
+            path, positions, idx = found
+            out[path] = positions
+            indexes.append(idx.cast(pa.int64()))
+    return out, pa.concat_arrays(indexes) if indexes else pa.array([], pa.int64())
 
 
 def _kept_rows(io: FileIO, schema: Schema, task: FileScanTask, gone: pa.Array) -> pa.Table:
