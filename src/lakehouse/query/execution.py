@@ -36,7 +36,7 @@ from lakehouse.query.analysis import (
 )
 from lakehouse.query.errors import QueryError, QueryExecutionError, TableNotFoundError
 from lakehouse.query.planning import (
-    FILE_NAME_COLUMN,
+    FILE_INDEX_COLUMN,
     ROW_NUMBER_COLUMN,
     EqualityDelete,
     TableScanPlan,
@@ -332,19 +332,16 @@ def parquet_sql(scan: TableScanPlan) -> str:
     positional = [f for f in scan.files if f.position_deletes and not f.equality_deletes]
     if positional:
         delete_files = sorted({p for f in positional for p in f.position_deletes})
-        # DuckDB reports a file:// path without its scheme: map what it reports back to
-        # the path the delete files name.
-        names = ", ".join(
-            f"({quote_string(_duckdb_file_name(f.path))}, {quote_string(f.path)})"
-            for f in positional
-        )
+        # the delete files name data files by path; DuckDB numbers the files it reads
+        # (file_index): join on two integers, not on a path per row
+        index = ", ".join(f"({quote_string(f.path)}, {i})" for i, f in enumerate(positional))
         parts.append(
-            f"SELECT * EXCLUDE ({ROW_NUMBER_COLUMN}, {FILE_NAME_COLUMN}) FROM read_parquet("
+            f"SELECT * EXCLUDE ({ROW_NUMBER_COLUMN}) FROM read_parquet("
             f"{_file_list([f.path for f in positional])}, schema={columns}, "
-            f"file_row_number = true, filename = {quote_string(FILE_NAME_COLUMN)}) AS d "
-            f"WHERE NOT EXISTS (SELECT 1 FROM read_parquet({_file_list(delete_files)}) AS p "
-            f"JOIN (VALUES {names}) AS m(seen, path) ON p.file_path = m.path "
-            f"WHERE m.seen = d.{FILE_NAME_COLUMN} AND p.pos = d.{ROW_NUMBER_COLUMN})"
+            f"file_row_number = true) AS d "
+            f"ANTI JOIN (SELECT m.i, p.pos FROM read_parquet({_file_list(delete_files)}) AS p "
+            f"JOIN (VALUES {index}) AS m(path, i) ON p.file_path = m.path) AS x "
+            f"ON d.{FILE_INDEX_COLUMN} = x.i AND d.{ROW_NUMBER_COLUMN} = x.pos"
         )
     for f in scan.files:
         if not f.position_deletes or not f.equality_deletes:
@@ -361,11 +358,6 @@ def parquet_sql(scan: TableScanPlan) -> str:
             f"WHERE {' AND '.join(conditions)}"
         )
     return "\nUNION ALL\n".join(parts)
-
-
-def _duckdb_file_name(path: str) -> str:
-    """The file name DuckDB's ``filename`` column shows for ``path`` (no ``file://``)."""
-    return path[len("file://") :] if path.startswith("file://") else path
 
 
 def _equality_condition(schema: Schema, delete: EqualityDelete, table: str) -> str:

@@ -37,8 +37,8 @@ Reader = Literal["parquet", "arrow", "empty"]
 
 #: Columns DuckDB adds to read positional deletes; a table using the name reads through Arrow.
 ROW_NUMBER_COLUMN = "file_row_number"
-#: Column DuckDB adds with each row's data file (to match position deletes to it).
-FILE_NAME_COLUMN = "__lakehouse_data_file"
+#: DuckDB's virtual column numbering the files of a read (to match position deletes).
+FILE_INDEX_COLUMN = "file_index"
 
 
 @dataclass(frozen=True)
@@ -225,7 +225,7 @@ def _arrow_reader_columns(table: Table) -> str | None:
             return f"column '{f.name}' has type {f.field_type}"
         if f.initial_default is not None:
             return f"column '{f.name}' has a default value"
-        if f.name.lower() in (ROW_NUMBER_COLUMN, FILE_NAME_COLUMN):
+        if f.name.lower() in (ROW_NUMBER_COLUMN, FILE_INDEX_COLUMN):
             return f"it has a column named '{f.name}'"
     return None
 
