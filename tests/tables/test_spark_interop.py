@@ -1,0 +1,133 @@
+"""Row-level deletes both ways between the lakehouse and Spark (Iceberg 1.12 on Spark 4.1).
+
+Spark reads tables through Iceberg's NessieCatalog on our catalog server (a thread over
+the lakehouse's SQLite store), the files in the lakehouse's local warehouse:
+
+* the lakehouse writes merge-on-read position deletes; Spark reads exactly its rows;
+* Spark writes merge-on-read deletes and updates (``write.*.mode=merge-on-read``); the
+  lakehouse (DuckDB and PyIceberg) reads exactly Spark's rows, and an upsert of ours on
+  top of Spark's delete files reads back the same in both engines.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("pyspark", reason="the spark extra is not installed")
+
+from lakehouse.client import Lakehouse, connect
+from lakehouse.pipelines.engines.spark import (
+    catalog_properties,
+    spark_session,
+    stop_spark_session,
+)
+from lakehouse.tables import DEFAULT_TABLE_PROPERTIES, upsert
+from tests.tables.conftest import SCHEMA, keys, make_rows
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning"),
+    pytest.mark.filterwarnings(
+        "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
+    ),
+]
+
+CATALOG = "lh"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lakehouse, Any]]:
+    """An embedded lakehouse, our server over its store, and a Spark session bound to main."""
+    from lakehouse.server.app import make_server
+
+    home: Path = tmp_path_factory.mktemp("interop") / "home"
+    first = connect(home, create=True)
+    server = make_server(first.store, "127.0.0.1", 0, log_level="warning")
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    lh = connect(
+        home,
+        spark={
+            "master": "local[2]",
+            "catalog_uri": f"http://127.0.0.1:{port}/api/v2",
+            "conf": {"spark.sql.shuffle.partitions": "2"},
+        },
+    )
+    spark = spark_session(lh.settings)
+    prefix = f"spark.sql.catalog.{CATALOG}"
+    for key, value in catalog_properties(lh.settings, "main").items():
+        spark.conf.set(f"{prefix}.{key}" if key else prefix, value)
+    lh.catalog("main").create_namespace("s")
+    try:
+        yield lh, spark
+    finally:
+        stop_spark_session()
+        server.should_exit = True
+        thread.join(timeout=30)
+        lh.close()
+        first.close()
+
+
+def spark_rows(spark: Any, table: str) -> list[tuple[Any, ...]]:
+    return sorted(
+        tuple(r) for r in spark.sql(f"SELECT id, name, amount FROM {CATALOG}.{table}").collect()
+    )
+
+
+def our_rows(lh: Lakehouse, table: str) -> list[tuple[Any, ...]]:
+    sql = lh.sql(f"SELECT id, name, amount FROM {table}").to_pylist()
+    pyiceberg = lh.catalog("main").load_table(table).scan().to_arrow().to_pylist()
+    ours = sorted(tuple(r.values()) for r in sql)
+    assert ours == sorted(tuple(r[c] for c in ("id", "name", "amount")) for r in pyiceberg)
+    return ours
+
+
+def test_spark_reads_our_position_deletes(served: tuple[Lakehouse, Any]) -> None:
+    lh, spark = served
+    catalog = lh.catalog("main")
+    table = catalog.create_table("s.ours", schema=SCHEMA, properties=DEFAULT_TABLE_PROPERTIES)
+    table.append(make_rows(list(range(50))))
+    upsert(catalog.load_table("s.ours"), make_rows([3, 60], tag="up"), ["id"],
+           delete_keys=keys([4, 5]))  # fmt: skip
+    summary = catalog.load_table("s.ours").current_snapshot().summary  # type: ignore[union-attr]
+    assert summary is not None and summary["added-position-delete-files"] == "1"
+
+    assert spark_rows(spark, "s.ours") == our_rows(lh, "s.ours")
+    assert len(our_rows(lh, "s.ours")) == 49
+
+
+def test_we_read_spark_merge_on_read_deletes(served: tuple[Lakehouse, Any]) -> None:
+    lh, spark = served
+    catalog = lh.catalog("main")
+    table = catalog.create_table("s.theirs", schema=SCHEMA, properties=DEFAULT_TABLE_PROPERTIES)
+    table.append(make_rows(list(range(40))))
+    spark.sql(
+        f"ALTER TABLE {CATALOG}.s.theirs SET TBLPROPERTIES ("
+        "'write.delete.mode'='merge-on-read', 'write.update.mode'='merge-on-read', "
+        "'write.merge.mode'='merge-on-read')"
+    )
+    spark.sql(f"DELETE FROM {CATALOG}.s.theirs WHERE id < 5")
+    spark.sql(f"UPDATE {CATALOG}.s.theirs SET name = 'spark' WHERE id = 7")
+    snapshot = catalog.load_table("s.theirs").current_snapshot()
+    assert snapshot is not None and snapshot.summary is not None
+    assert int(snapshot.summary["total-position-deletes"]) > 0, "Spark wrote no delete file"
+
+    assert our_rows(lh, "s.theirs") == spark_rows(spark, "s.theirs")
+    # and a row-level write of ours on top of Spark's delete files
+    upsert(catalog.load_table("s.theirs"), make_rows([7, 8], tag="ours"), ["id"])
+    assert spark_rows(spark, "s.theirs") == our_rows(lh, "s.theirs")
+    assert [r for r in our_rows(lh, "s.theirs") if r[0] in (7, 8)] == [
+        (7, "ours7", 3.5),
+        (8, "ours8", 4.0),
+    ]
