@@ -43,6 +43,7 @@ import pyarrow.compute as pc
 
 from lakehouse.tables.errors import RowDeltaConflictError, RowLevelWriteError, UpsertKeyError
 from lakehouse.tables.files import POS, arrow_schema, drop_positions, read_columns
+from lakehouse.tables.planning import plan_tasks
 from lakehouse.tables.rowdelta import RowDelta, read_position_deletes
 
 if TYPE_CHECKING:
@@ -422,16 +423,9 @@ def _candidate_tasks(
     keys: Sequence[str],
     wanted: pa.Table,
 ) -> list[FileScanTask]:
-    from pyiceberg.table import DataScan
-
-    scan = DataScan(
-        table_metadata=metadata,
-        io=tx._table.io,
-        row_filter=_pruning_filter(schema, keys, wanted),
-        snapshot_id=snapshot_id,
-    )
+    row_filter = _pruning_filter(schema, keys, wanted)
     try:
-        return list(scan.plan_files())
+        return plan_tasks(metadata, tx._table.io, snapshot_id, row_filter)
     except ValueError as exc:  # equality deletes: PyIceberg's planner refuses them
         raise RowLevelWriteError(
             f"table {tx._table.name()} cannot take row-level writes yet: {exc}; "
