@@ -20,6 +20,7 @@ from lakehouse.tables import (
     upsert,
 )
 from lakehouse.tables.rowdelta import referenced_data_file
+from lakehouse.tables.upsert import lookup
 from tests.tables.conftest import content, keys, make_rows
 
 NewTable = Callable[..., Table]
@@ -284,3 +285,18 @@ def test_an_unknown_write_mode_is_refused(lh: Lakehouse, new_table: NewTable) ->
 
     with pytest.raises(RowLevelWriteError, match="'sometimes' is not a write mode"):
         upsert(table, make_rows([1], tag="x"), ["id"])
+
+
+def test_lookup_returns_the_current_rows_of_some_keys(lh: Lakehouse, new_table: NewTable) -> None:
+    table = new_table(ids=list(range(30)), batches=3)
+    upsert(table, make_rows([4], tag="new"), ["id"], delete_keys=keys([5]))
+    table = lh.catalog("main").load_table("s.t")
+
+    found = lookup(table, keys([4, 5, 6, 99]), ["id"], ["id", "name"])
+
+    assert sorted(found.to_pylist(), key=lambda r: r["id"]) == [
+        {"id": 4, "name": "new4"},
+        {"id": 6, "name": "v6"},
+    ]
+    with pytest.raises(RowLevelWriteError, match="no column"):
+        lookup(table, keys([1]), ["id"], ["nope"])

@@ -107,7 +107,7 @@ from lakehouse.ingest.formats import FormatOptions
 from lakehouse.ingest.landing import Checked, Landing, new_batch_id
 from lakehouse.ingest.sources.base import SourceFile, qualify_table
 from lakehouse.tables import DEFAULT_TABLE_PROPERTIES
-from lakehouse.tables.upsert import stage_upsert
+from lakehouse.tables.upsert import lookup, stage_upsert
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table, Transaction
@@ -933,28 +933,19 @@ class _Loader:
         row_filter: Any
 
     def _applied(self, silver: Table | None, events: Sequence[ChangeEvent]) -> _Loader._Applied:
-        """Silver's current rows for the keys of ``events`` (and a filter that finds them)."""
+        """Silver's current rows for the keys of ``events`` (found by key, lakehouse.tables)."""
         if silver is None or not events or silver.current_snapshot() is None:
             return self._Applied({}, set(), None, None)
-        from pyiceberg.expressions import And
-        from pyiceberg.expressions import In as _In
-
-        in_: Any = _In  # its __new__ signature confuses mypy
-
         key = self.source.key
         columns = set(silver.schema().column_names)
         if not all(k in columns for k in key):
             return self._Applied({}, set(), None, None)
-        values: dict[str, set[Any]] = {k: set() for k in key}
-        for event in events:
-            image = event.image
-            for k in key:
-                values[k].add(image[k])
-        expr: Any = None
-        for k in key:
-            part = in_(k, values[k])
-            expr = part if expr is None else And(expr, part)
-        existing = silver.scan(row_filter=expr).to_arrow()
+        key_types = silver.schema().as_arrow()
+        wanted_keys = pa.table(
+            {k: pa.array([e.image[k] for e in events], key_types.field(k).type) for k in key}
+        )
+        wanted_columns = [*key, *([CDC_POSITION] if CDC_POSITION in columns else [])]
+        existing = lookup(silver, wanted_keys, key, wanted_columns)
         wanted = {row_key(e, key) for e in events}
         positions: dict[tuple[Any, ...], str] = {}
         rows: set[tuple[Any, ...]] = set()
@@ -971,7 +962,7 @@ class _Loader:
                     rows.add(k_)
                     if p:
                         positions[k_] = p
-        return self._Applied(positions, rows, existing, expr)
+        return self._Applied(positions, rows, existing, None)
 
     def _silver_rows(self, upserts: Sequence[ChangeEvent]) -> tuple[pa.Table | None, list[str]]:
         """The upserted ``after`` images as a table with the ``_cdc_*`` columns."""

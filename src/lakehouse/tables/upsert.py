@@ -555,6 +555,50 @@ def _kept_rows(io: FileIO, schema: Schema, task: FileScanTask, gone: pa.Array) -
     return rows.drop_columns([POS])
 
 
+def lookup(
+    table: Table,
+    keys_to_find: pa.Table,
+    keys: Sequence[str],
+    columns: Sequence[str] | None = None,
+    *,
+    branch: str = "main",
+) -> pa.Table:
+    """The current rows of ``table`` whose ``keys`` are in ``keys_to_find`` (``columns``).
+
+    Found as an upsert finds old versions: candidate files by pruning, key columns read
+    and matched, then only the matched rows read. Columns the table does not have are
+    refused.
+    """
+    keys = list(keys)
+    metadata = table.metadata
+    schema = metadata.schema()
+    names = list(columns) if columns is not None else [f.name for f in schema.fields]
+    known = {f.name for f in schema.fields}
+    missing = [c for c in [*keys, *names] if c not in known]
+    if missing:
+        raise RowLevelWriteError(f"table {table.name()} has no column(s) {', '.join(missing)}")
+    empty = arrow_schema(schema, names).empty_table()
+    head = metadata.snapshot_by_name(branch)
+    wanted = _typed(keys_to_find, schema, keys)
+    if head is None or wanted is None or not wanted.num_rows:
+        return empty
+    wanted = wanted.group_by(keys).aggregate([])
+    tasks = _candidate_tasks(table.transaction(), metadata, head.snapshot_id, schema, keys, wanted)
+    matches = _locate(table.io, schema, keys, tasks, wanted, None)
+    if not matches:
+        return empty
+
+    def one(item: tuple[FileScanTask, pa.Table]) -> pa.Table:
+        task, found = item
+        rows = read_columns(table.io, task.file, schema, names, found.column(POS).combine_chunks())
+        return rows.drop_columns([POS])
+
+    from pyiceberg.utils.concurrent import ExecutorFactory
+
+    parts = list(ExecutorFactory.get_or_create().map(one, matches))
+    return pa.concat_tables(parts)
+
+
 def delete_rows(
     table: Table,
     keys_to_delete: pa.Table,
@@ -582,6 +626,7 @@ __all__ = [
     "conform",
     "delete_rows",
     "evolve_schema",
+    "lookup",
     "stage_upsert",
     "upsert",
     "validate_keys",
