@@ -9,6 +9,7 @@ the row groups that hold them. Columns the file does not have read as NULL.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -85,12 +86,16 @@ def read_columns(
     schema: Schema,
     names: Sequence[str],
     positions: pa.Array | None = None,
+    *,
+    values: tuple[str, Sequence[Any]] | None = None,
 ) -> pa.Table:
     """Columns ``names`` of ``data_file`` (typed as ``schema`` says) and their ``__pos``.
 
     With ``positions`` (sorted, distinct), only those rows are returned: a local file
     is read by DuckDB with a row-number filter (it skips to the pages), others by the
-    row groups that hold them.
+    row groups that hold them. With ``values`` (a column and a few of its values), only
+    the row groups whose statistics may hold one of them are read (rows of other groups
+    are left out: the caller looks for those values).
     """
     target = arrow_schema(schema, names)
     path = data_file.file_path
@@ -99,8 +104,12 @@ def read_columns(
         physical = _physical_columns(parquet, schema, names)
         present = [p for p in physical if p is not None]
         if positions is None:
-            table = parquet.read(columns=present)
-            pos = pa.array(np.arange(table.num_rows, dtype=np.int64))
+            groups = _groups_for(parquet, schema, values) if values is not None else None
+            if groups is None:
+                table = parquet.read(columns=present)
+                pos = pa.array(np.arange(table.num_rows, dtype=np.int64))
+            else:
+                table, pos = _read_groups_with_positions(parquet, present, groups)
         elif _is_local(path) and len(positions) <= POSITIONED_READ_LIMIT:
             table, pos = _read_by_duckdb(_local_path(path), present, positions)
         else:
@@ -123,6 +132,53 @@ def read_columns(
         columns.append(column)
     columns.append(pos)
     return pa.table(columns, names=[*names, POS])
+
+
+def _groups_for(
+    parquet: pq.ParquetFile, schema: Schema, values: tuple[str, Sequence[Any]]
+) -> list[int] | None:
+    """Row groups whose min/max statistics of the column may hold one of the values.
+
+    ``None`` when statistics cannot decide (missing, or values not comparable with them).
+    """
+    name, wanted = values
+    (physical,) = _physical_columns(parquet, schema, [name])
+    if physical is None or not wanted:
+        return None
+    meta = parquet.metadata
+    try:
+        index = parquet.schema_arrow.names.index(physical)
+        column = next(i for i in range(meta.num_columns) if meta.schema.column(i).path == physical)
+    except (ValueError, StopIteration):
+        return None
+    del index
+    ordered = sorted(wanted)
+    groups: list[int] = []
+    for g in range(meta.num_row_groups):
+        stats = meta.row_group(g).column(column).statistics
+        if stats is None or not stats.has_min_max:
+            return None
+        try:
+            low = bisect.bisect_left(ordered, stats.min)
+            if low < len(ordered) and ordered[low] <= stats.max:
+                groups.append(g)
+        except TypeError:
+            return None
+    return groups
+
+
+def _read_groups_with_positions(
+    parquet: pq.ParquetFile, columns: Sequence[str], groups: Sequence[int]
+) -> tuple[pa.Table, pa.Array]:
+    meta = parquet.metadata
+    sizes = np.array([meta.row_group(i).num_rows for i in range(meta.num_row_groups)], np.int64)
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    if not groups:
+        empty = parquet.schema_arrow.empty_table().select(list(columns))
+        return empty, pa.array([], pa.int64())
+    table = parquet.read_row_groups(list(groups), columns=list(columns))
+    pos = np.concatenate([np.arange(starts[g], starts[g] + sizes[g]) for g in groups])
+    return table, pa.array(pos.astype(np.int64))
 
 
 def _read_by_duckdb(

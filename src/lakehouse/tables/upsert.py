@@ -462,9 +462,15 @@ def _locate(
     single = len(keys) == 1
     probe_keys = probe.column(keys[0]).combine_chunks() if single else None
     probe_idx = probe.column(_IDX).combine_chunks()
+    # few keys: only the row groups whose statistics may hold one are read
+    values = (
+        (keys[0], probe_keys.to_pylist())
+        if probe_keys is not None and len(probe_keys) <= IN_PRUNING_LIMIT
+        else None
+    )
 
     def one(task: FileScanTask) -> tuple[FileScanTask, pa.Table] | None:
-        found = read_columns(io, task.file, schema, keys)
+        found = read_columns(io, task.file, schema, keys, values=values)
         if task.delete_files:
             gone = read_position_deletes(io, task.delete_files, task.file.file_path)
             found = drop_positions(found, gone)
