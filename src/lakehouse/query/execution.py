@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import itertools
 import logging
-import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from lakehouse.query import sandbox
 from lakehouse.query.analysis import (
     TableName,
     check_statement,
@@ -69,34 +69,21 @@ class QueryPlan:
         }
 
 
-def connect_duckdb() -> duckdb.DuckDBPyConnection:
-    """A new in-memory DuckDB connection set up the way every query here expects.
+def connect_duckdb(allowed_paths: Iterable[str] = ()) -> duckdb.DuckDBPyConnection:
+    """A new in-memory DuckDB connection, locked down the way every query here runs.
 
-    Time zone UTC (timestamps with time zone read and compare in UTC), and no Python
-    replacement scans (a query never picks up a Python variable by name).
+    It reads only ``allowed_paths`` (local files) and writes no file; temporary tables,
+    views and registered Arrow tables work. Time zone UTC, no Python replacement scans (a
+    query never picks up a Python variable by name), configuration locked — see
+    :func:`lakehouse.query.sandbox.connect`. :func:`register` of a scan whose files are
+    not allowed reads them through PyIceberg instead.
     """
-    import duckdb
-
-    con = duckdb.connect(":memory:")
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET python_enable_replacements = false")
-    return con
-
-
-_local = threading.local()
+    return sandbox.connect(allowed_paths)
 
 
 def shared_duckdb() -> duckdb.DuckDBPyConnection:
-    """This thread's DuckDB connection for queries (made by :func:`connect_duckdb` once).
-
-    Opening a DuckDB database costs ~0.1 s; queries reuse one per thread and remove what
-    they registered when they end.
-    """
-    con: duckdb.DuckDBPyConnection | None = getattr(_local, "connection", None)
-    if con is None:
-        con = connect_duckdb()
-        _local.connection = con
-    return con
+    """This thread's locked DuckDB connection that reads no file (for parsing and checks)."""
+    return sandbox.parser()
 
 
 def quote_identifier(name: str) -> str:
@@ -112,9 +99,11 @@ def quote_string(text: str) -> str:
 class QuerySession:
     """Runs queries over the tables of the reference ``catalog`` is bound to.
 
-    ``ref`` is the reference's name for messages. Each :meth:`execute` uses a fresh
-    DuckDB connection unless ``connection`` is given (then the caller owns it and may
-    register more relations on it; registered table views are replaced per query).
+    ``ref`` is the reference's name for messages. Each :meth:`execute` runs in a fresh
+    locked DuckDB connection that can read exactly the planned data and delete files
+    (:func:`connect_duckdb`), unless ``connection`` is given: then the caller owns it,
+    chose its settings (make it with :func:`connect_duckdb` to keep the sandbox) and may
+    register more relations on it; registered table views are replaced per query.
     """
 
     def __init__(
@@ -183,7 +172,9 @@ class QuerySession:
         """Run a planned query."""
         import duckdb
 
-        con = self._connection if self._connection is not None else shared_duckdb()
+        own = self._connection is None
+        con = connect_duckdb(allowed_paths(plan)) if own else self._connection
+        assert con is not None
         registered: list[Registration] = []
         try:
             for scan in plan.tables.values():
@@ -196,8 +187,18 @@ class QuerySession:
             except duckdb.Error as exc:
                 raise QueryExecutionError(first_line(str(exc))) from exc
         finally:
-            if self._connection is None:
-                unregister(con, registered)
+            if own:
+                con.close()
+
+
+def allowed_paths(plan: QueryPlan) -> list[str]:
+    """The files DuckDB reads for ``plan``: data and delete files of its ``parquet`` scans."""
+    paths: dict[str, None] = {}
+    for scan in plan.tables.values():
+        if scan.reader == "parquet":
+            paths.update(dict.fromkeys(scan.data_files))
+            paths.update(dict.fromkeys(scan.delete_files))
+    return list(paths)
 
 
 def _always_true() -> BooleanExpression:
@@ -248,22 +249,29 @@ def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registratio
     namespace, _, name = scan.name.rpartition(".")
     view = f"{quote_identifier(namespace)}.{quote_identifier(name)}"
     source: str | None = None
+    reader = scan.reader
     try:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(namespace)}")
-        if scan.reader == "parquet":
-            body = parquet_sql(scan)
-        else:
+        if reader == "parquet":
+            try:
+                con.execute(f"CREATE OR REPLACE VIEW {view} AS {parquet_sql(scan)}")
+            except duckdb.PermissionException:
+                # a locked connection not allowed to read these files: PyIceberg reads them
+                logger.debug("%s: files not allowed on this connection, read by PyIceberg", view)
+                reader = "arrow"
+        if reader != "parquet":
             source = f"__lakehouse_scan_{next(_counter)}"
             con.register(source, read_arrow(scan))
-            body = f"SELECT * FROM {quote_identifier(source)}"
-        con.execute(f"CREATE OR REPLACE VIEW {view} AS {body}")
+            con.execute(
+                f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {quote_identifier(source)}"
+            )
     except duckdb.Error as exc:
         message = f"cannot read table '{scan.name}': {first_line(str(exc))}"
         raise QueryExecutionError(message) from exc
     logger.debug(
         "registered %s (%s reader, %d data file(s), filter %s)",
         scan.name,
-        scan.reader,
+        reader,
         len(scan.files),
         scan.row_filter,
     )
@@ -271,7 +279,7 @@ def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registratio
 
 
 def read_arrow(scan: TableScanPlan) -> pa.Table:
-    """Read a table through PyIceberg (``arrow`` reader) or as an empty table (``empty``)."""
+    """Read a table through PyIceberg (``arrow`` and ``parquet`` readers) or as an empty table."""
     assert scan.table is not None
     table = scan.table
     if scan.reader == "empty":
@@ -365,6 +373,7 @@ __all__ = [
     "QueryPlan",
     "QuerySession",
     "Registration",
+    "allowed_paths",
     "connect_duckdb",
     "parquet_sql",
     "quote_identifier",
