@@ -21,7 +21,7 @@ from lakehouse.client import Lakehouse, connect
 from lakehouse.query import ForbiddenQueryError, UnsupportedQueryError
 from lakehouse.query.execution import connect_duckdb, register
 from lakehouse.query.planning import plan_table
-from lakehouse.query.sandbox import check_read_only, explained
+from lakehouse.query.sandbox import check_read_only, explained, spill_directory
 from tests.query.conftest import make_table, orders
 
 runner = CliRunner()
@@ -313,6 +313,34 @@ def test_explained_finds_the_statement_under_explain() -> None:
 
 
 # -- the locked connection, on its own ---------------------------------------------------------
+
+
+def test_the_locked_connection_is_set_up_as_documented() -> None:
+    con = connect_duckdb(["file:///lake/a.parquet"])
+    try:
+        settings = dict(
+            con.execute(
+                "SELECT name, value FROM duckdb_settings() WHERE name IN ('TimeZone', "
+                "'python_enable_replacements', 'autoload_known_extensions', "
+                "'autoinstall_known_extensions', 'allowed_paths', 'allowed_directories', "
+                "'enable_external_access', 'lock_configuration', 'temp_directory')"
+            ).fetchall()
+        )
+    finally:
+        con.close()
+    assert not Path.cwd().joinpath(".tmp").exists()
+    assert settings == {
+        "TimeZone": "UTC",
+        "python_enable_replacements": "false",
+        "autoload_known_extensions": "false",
+        "autoinstall_known_extensions": "false",
+        "allowed_paths": "[/lake/a.parquet]",
+        "temp_directory": spill_directory(),
+        # DuckDB may write only where it spills: this process's private folder
+        "allowed_directories": f"[{spill_directory()}/]",
+        "enable_external_access": "false",
+        "lock_configuration": "true",
+    }
 
 
 def test_the_locked_connection_reads_only_the_files_it_was_given(

@@ -17,7 +17,8 @@ Every query that reaches DuckDB from a user — ``lakehouse sql``, ``Lakehouse.s
    construct, in one line.
 2. **The locked connection** (:func:`connect`): an in-memory DuckDB database with
    ``enable_external_access=false`` and an allow-list (``allowed_paths``) of exactly the
-   data and delete files of the planned scans, extension auto-install and auto-load off,
+   data and delete files of the planned scans, its spill folder a private one of the
+   process (:func:`spill_directory`), extension auto-install and auto-load off,
    Python replacement scans off, then ``lock_configuration=true`` — no statement can
    change a setting afterwards. Even a statement the check let through by mistake can
    neither read another file nor write one, attach a database or install an extension.
@@ -28,8 +29,11 @@ registered from Python, still work: the engine's own merge code needs them.
 
 from __future__ import annotations
 
+import atexit
 import json
 import re
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -92,23 +96,30 @@ def connect(allowed_paths: Iterable[str] = ()) -> duckdb.DuckDBPyConnection:
     """A new in-memory DuckDB connection locked down for user SQL (see the module).
 
     ``allowed_paths`` are the only files it can read (the planned data and delete files,
-    local paths or ``file:`` URIs); it can write none. Time zone UTC, no Python
+    local paths or ``file:`` URIs); it can write none, except that DuckDB spills large
+    intermediate results into :func:`spill_directory`. Time zone UTC, no Python
     replacement scans, extensions neither installed nor loaded on demand, configuration
     locked.
     """
     import duckdb
 
-    con = duckdb.connect(":memory:")
+    con = duckdb.connect(
+        ":memory:",
+        config={
+            "temp_directory": spill_directory(),
+            "python_enable_replacements": False,
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+        },
+    )
     try:
-        con.execute("SET TimeZone = 'UTC'")
-        con.execute("SET python_enable_replacements = false")
-        con.execute("SET autoinstall_known_extensions = false")
-        con.execute("SET autoload_known_extensions = false")
         paths = sorted(dict.fromkeys(allowed_paths))
         if paths:
             con.execute("SET allowed_paths = ?", [paths])
-        con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
+        con.execute(
+            "SET TimeZone = 'UTC'; SET enable_external_access = false; "
+            "SET lock_configuration = true"
+        )
     except BaseException:
         con.close()
         raise
@@ -116,6 +127,24 @@ def connect(allowed_paths: Iterable[str] = ()) -> duckdb.DuckDBPyConnection:
 
 
 _local = threading.local()
+_spill_lock = threading.Lock()
+_spill: list[str] = []
+
+
+def spill_directory() -> str:
+    """This process's private folder where locked connections spill (made once, removed at exit).
+
+    DuckDB allows its connections to write their ``temp_directory`` even with external
+    access off; left at its default that is ``.tmp`` in the working folder, which could be
+    anywhere (a lakehouse home). A private folder (mode 0700) in the system's temporary
+    folder is the only place a locked connection can write.
+    """
+    with _spill_lock:
+        if not _spill:
+            path = tempfile.mkdtemp(prefix="lakehouse-duckdb-spill-")
+            atexit.register(shutil.rmtree, path, True)
+            _spill.append(path)
+        return _spill[0]
 
 
 def parser() -> duckdb.DuckDBPyConnection:
@@ -313,6 +342,7 @@ __all__ = [
     "connect",
     "explained",
     "parser",
+    "spill_directory",
     "statement_name",
     "syntax_message",
 ]
