@@ -19,9 +19,16 @@ from typer.testing import CliRunner
 from lakehouse.cli.main import app
 from lakehouse.client import Lakehouse, connect
 from lakehouse.query import ForbiddenQueryError, UnsupportedQueryError
-from lakehouse.query.execution import connect_duckdb, register
+from lakehouse.query import plan as plan_query
+from lakehouse.query.execution import allowed_paths, connect_duckdb, register
 from lakehouse.query.planning import plan_table
-from lakehouse.query.sandbox import check_read_only, explained, spill_directory
+from lakehouse.query.sandbox import (
+    borrowed,
+    check_read_only,
+    close_cached,
+    explained,
+    spill_directory,
+)
 from tests.query.conftest import make_table, orders
 
 runner = CliRunner()
@@ -46,7 +53,7 @@ def lh(_isolate_lakehouse_config: Path) -> Iterator[Lakehouse]:
 def data_file(lh: Lakehouse) -> Path:
     """A live data file of silver.orders on main."""
     table = lh.table("silver.orders")
-    path = next(iter(table.inspect.files().column("file_path").to_pylist()))
+    path = table.inspect.files().column("file_path").to_pylist()[0]
     return Path(path.removeprefix("file://"))
 
 
@@ -393,3 +400,29 @@ def test_the_locked_connection_keeps_temp_tables_arrow_and_registered_scans(
     finally:
         con.close()
     assert rows == [(1, "EU"), (5, None)]
+
+
+def test_a_connection_is_reused_only_for_the_same_files_and_keeps_no_views(
+    lh: Lakehouse,
+) -> None:
+    close_cached()
+    sql = "SELECT o.id FROM silver.orders o JOIN silver.customers c USING (id)"
+    assert lh.sql(sql).num_rows == 2
+    files = allowed_paths(plan_query(lh, sql))
+    assert len(files) == 2
+    with borrowed(files) as first:
+        views = first.execute("SELECT count(*) FROM duckdb_views() WHERE NOT internal")
+        assert views.fetchone() == (0,)
+        dev_files = lh.table("silver.orders", "dev").inspect.files().column("file_path")
+        (dev_only,) = set(dev_files.to_pylist()) - set(files)
+        with pytest.raises(duckdb.PermissionException):
+            first.execute(f"SELECT * FROM read_parquet('{dev_only}')")
+    with borrowed(list(reversed(files))) as again:
+        assert again is first
+    with borrowed(files[:1]) as other:
+        assert other is not first
+    with pytest.raises(ZeroDivisionError), borrowed(files) as failed:
+        raise ZeroDivisionError
+    with borrowed(files) as fresh:  # the one whose use raised was closed, not kept
+        assert fresh is not failed
+    close_cached()

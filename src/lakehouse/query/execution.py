@@ -99,11 +99,13 @@ def quote_string(text: str) -> str:
 class QuerySession:
     """Runs queries over the tables of the reference ``catalog`` is bound to.
 
-    ``ref`` is the reference's name for messages. Each :meth:`execute` runs in a fresh
-    locked DuckDB connection that can read exactly the planned data and delete files
-    (:func:`connect_duckdb`), unless ``connection`` is given: then the caller owns it,
-    chose its settings (make it with :func:`connect_duckdb` to keep the sandbox) and may
-    register more relations on it; registered table views are replaced per query.
+    ``ref`` is the reference's name for messages. Each :meth:`execute` runs in a locked
+    DuckDB connection that can read exactly the planned data and delete files (new, or
+    this thread's previous one for the same files, see
+    :func:`lakehouse.query.sandbox.borrowed`; the query's views are removed afterwards),
+    unless ``connection`` is given: then the caller owns it, chose its settings (make it
+    with :func:`connect_duckdb` to keep the sandbox) and may register more relations on
+    it; registered table views are replaced per query.
     """
 
     def __init__(
@@ -170,25 +172,30 @@ class QuerySession:
 
     def run(self, plan: QueryPlan) -> pa.Table:
         """Run a planned query."""
-        import duckdb
-
-        own = self._connection is None
-        con = connect_duckdb(allowed_paths(plan)) if own else self._connection
-        assert con is not None
-        registered: list[Registration] = []
-        try:
+        if self._connection is not None:  # the caller's: views stay, replaced per query
             for scan in plan.tables.values():
-                registered.append(register(con, scan))
+                register(self._connection, scan)
+            return _result(self._connection, plan.sql)
+        with sandbox.borrowed(allowed_paths(plan)) as con:
+            registered: list[Registration] = []
             try:
-                relation = con.sql(plan.sql)
-                if relation is None:
-                    raise QueryError("the statement returned no result")
-                return relation.to_arrow_table()
-            except duckdb.Error as exc:
-                raise QueryExecutionError(first_line(str(exc))) from exc
-        finally:
-            if own:
-                con.close()
+                for scan in plan.tables.values():
+                    registered.append(register(con, scan))
+                return _result(con, plan.sql)
+            finally:
+                unregister(con, registered)
+
+
+def _result(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    import duckdb
+
+    try:
+        relation = con.sql(sql)
+        if relation is None:
+            raise QueryError("the statement returned no result")
+        return relation.to_arrow_table()
+    except duckdb.Error as exc:
+        raise QueryExecutionError(first_line(str(exc))) from exc
 
 
 def allowed_paths(plan: QueryPlan) -> list[str]:

@@ -35,7 +35,9 @@ import re
 import shutil
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from lakehouse.query.errors import ForbiddenQueryError, SqlSyntaxError, UnsupportedQueryError
@@ -145,6 +147,54 @@ def spill_directory() -> str:
             atexit.register(shutil.rmtree, path, True)
             _spill.append(path)
         return _spill[0]
+
+
+#: Locked connections kept per thread, by their set of allowed files.
+CACHED_CONNECTIONS = 4
+
+
+@contextmanager
+def borrowed(allowed_paths: Iterable[str] = ()) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A locked connection allowed exactly ``allowed_paths``, reused while the set repeats.
+
+    Opening a DuckDB database is most of a small query's time, and a reused one keeps its
+    cache of Parquet footers; so this thread keeps the last :data:`CACHED_CONNECTIONS`
+    connections by their (frozen) set of allowed files. A query run again on the same
+    snapshot finds its connection; one that reads other files gets a new one. The caller
+    removes what it registered; a connection whose use raised is closed, not kept.
+    """
+    key = frozenset(allowed_paths)
+    cache = _connections()
+    con = cache.pop(key, None)
+    if con is None:
+        con = connect(key)
+    try:
+        yield con
+    except BaseException:
+        con.close()
+        raise
+    cache[key] = con
+    while len(cache) > CACHED_CONNECTIONS:
+        _, oldest = cache.popitem(last=False)
+        oldest.close()
+
+
+def close_cached() -> None:
+    """Close this thread's cached connections (:func:`borrowed`)."""
+    cache = _connections()
+    while cache:
+        _, con = cache.popitem()
+        con.close()
+
+
+def _connections() -> OrderedDict[frozenset[str], duckdb.DuckDBPyConnection]:
+    cache: OrderedDict[frozenset[str], duckdb.DuckDBPyConnection] | None = getattr(
+        _local, "connections", None
+    )
+    if cache is None:
+        cache = OrderedDict()
+        _local.connections = cache
+    return cache
 
 
 def parser() -> duckdb.DuckDBPyConnection:
@@ -337,8 +387,11 @@ def _word(sql: str, token: tuple[int, Any]) -> str:
 
 __all__ = [
     "ALLOWED_TABLE_FUNCTIONS",
+    "CACHED_CONNECTIONS",
     "DENIED_FUNCTIONS",
+    "borrowed",
     "check_read_only",
+    "close_cached",
     "connect",
     "explained",
     "parser",
