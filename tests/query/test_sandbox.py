@@ -298,6 +298,7 @@ def test_time_travel_on_branches_and_tags_runs(lh: Lakehouse) -> None:
     [
         "EXPLAIN SELECT * FROM silver.orders WHERE id = 1",
         "EXPLAIN ANALYZE SELECT count(*) FROM silver.orders",
+        "EXPLAIN (SELECT id FROM silver.orders) UNION ALL (SELECT 1)",
         "/* why */ explain (format json) SELECT * FROM silver.customers",
         "DESCRIBE silver.orders",
         "SUMMARIZE SELECT amount FROM silver.orders",
@@ -317,6 +318,8 @@ def test_explained_finds_the_statement_under_explain() -> None:
     assert explained("EXPLAIN SELECT 1") == "SELECT 1"
     assert explained("-- c\nexplain /* d */ Analyse SELECT 2") == "SELECT 2"
     assert explained("EXPLAIN (FORMAT json, ANALYZE) COPY x TO 'y'") == "COPY x TO 'y'"
+    assert explained("EXPLAIN (SELECT 1) UNION (SELECT 2)") == "(SELECT 1) UNION (SELECT 2)"
+    assert explained("EXPLAIN ((SELECT 1))") == "((SELECT 1))"
 
 
 # -- the locked connection, on its own ---------------------------------------------------------

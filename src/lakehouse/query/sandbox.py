@@ -87,6 +87,9 @@ _ALLOWED_HINT = (
     "EXPLAIN [ANALYZE] of a query)"
 )
 
+#: Words that open a query; ``EXPLAIN (`` followed by one explains a parenthesized query.
+_QUERY_STARTS = frozenset({"select", "with", "from", "values", "table"})
+
 #: A table name DuckDB would read as a file (replacement scan): a path or a file name.
 _PATH_LIKE = re.compile(r"[/\\:]|\.[A-Za-z0-9]+$")
 
@@ -233,7 +236,10 @@ def explained(sql: str) -> str | None:
     i = 1
     if i < len(tokens) and _word(sql, tokens[i]) in ("analyze", "analyse"):
         i += 1
-    if i < len(tokens) and sql[tokens[i][0]] == "(":
+    opens_query = i + 1 < len(tokens) and (
+        sql[tokens[i + 1][0]] == "(" or _word(sql, tokens[i + 1]) in _QUERY_STARTS
+    )
+    if i < len(tokens) and sql[tokens[i][0]] == "(" and not opens_query:  # (options)
         depth = 0
         while i < len(tokens):
             char = sql[tokens[i][0]]
