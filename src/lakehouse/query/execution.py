@@ -4,14 +4,16 @@ A :class:`QuerySession` is bound to a PyIceberg catalog (normally a
 :class:`~lakehouse.catalog.iceberg.RefCatalog`, i.e. one branch, tag or commit). For a
 query it
 
-1. checks that the text is one query (DuckDB's parser) and finds the ``namespace.table``
-   names it reads (sqlglot; :mod:`lakehouse.query.analysis`);
+1. checks that the text is one read-only query (DuckDB's parse tree, the sandbox of
+   :mod:`lakehouse.query.sandbox`) and finds the ``namespace.table`` names it reads
+   (sqlglot; :mod:`lakehouse.query.analysis`);
 2. loads those tables from the catalog — an unknown one is a
    :class:`~lakehouse.query.errors.TableNotFoundError` naming the table and the reference;
 3. plans each table's scan with the predicates and columns pushed down from the query
    (:mod:`lakehouse.query.planning`);
-4. registers each table in DuckDB as a view ``namespace.table`` over exactly the planned
-   files (or over an Arrow table read by PyIceberg), then runs the query.
+4. registers each table as a view ``namespace.table`` over exactly the planned files (or
+   over an Arrow table read by PyIceberg) in a locked DuckDB connection that may read
+   those files and no other, and write none; then runs the query.
 
 Only the tables a query reads are registered, and only for that query.
 """
