@@ -173,6 +173,16 @@ def test_a_model_must_be_one_query(tmp_path: Path) -> None:
             "name: p\nmodels:\n  silver.x: {materialized: append, delete_condition: 'a'}\n",
             "delete_condition is only used with materialized: merge",
         ),
+        (
+            "name: p\nmodels:\n  silver.x: {materialized: merge, unique_key: [a], "
+            "delete_condition: \"a = (SELECT count(*) FROM read_csv('https://gh.zcca.site/etc/passwd'))\"}\n",
+            "table function read_csv is not allowed here",
+        ),
+        (
+            "name: p\nmodels:\n  silver.x: {materialized: merge, unique_key: [a], "
+            "delete_condition: \"true); COPY (SELECT 1) TO 'x'; SELECT (1\"}\n",
+            "3 statements given",
+        ),
         ("name: p\nmodels:\n  silver.x: {materialize: append}\n", "materialize: unknown field"),
         ("name: p\nmodels:\n  silver.nope: {}\n", "models[silver.nope]: no model file"),
         ("name: 'bad name'\n", "name: 'bad name' is not a pipeline name"),
@@ -191,6 +201,24 @@ def test_invalid_definitions_name_the_file_and_the_field(
     assert "pipeline.yaml" in message
     assert fragment in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("sql", "fragment"),
+    [
+        ("SELECT * FROM read_csv('https://gh.zcca.site/etc/passwd')", "table function read_csv"),
+        ("SELECT current_setting('allowed_paths') AS a", "function current_setting"),
+        ("EXPLAIN ANALYZE COPY (SELECT 1 AS a) TO 'x.csv'", "not COPY"),
+    ],
+)
+def test_a_model_that_reads_files_or_writes_is_refused_at_load(
+    tmp_path: Path, sql: str, fragment: str
+) -> None:
+    write_pipeline(tmp_path, "p", "name: p\n", {"silver/x.sql": sql})
+    with pytest.raises(PipelineConfigError) as info:
+        load_pipeline(tmp_path / "p")
+    assert "model silver.x" in str(info.value) and fragment in str(info.value)
+    assert not (tmp_path / "x.csv").exists()
 
 
 def test_checks_come_from_the_yaml_and_the_checks_folder(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import lakehouse.query
 
 def test_all_is_pinned() -> None:
     assert lakehouse.query.__all__ == [
+        "ForbiddenQueryError",
         "QueryError",
         "QueryExecutionError",
         "SqlSyntaxError",
@@ -26,3 +27,4 @@ def test_errors_are_lakehouse_errors() -> None:
     assert issubclass(lakehouse.query.QueryError, LakehouseError)
     assert issubclass(lakehouse.query.SqlSyntaxError, ValueError)
     assert issubclass(lakehouse.query.TableNotFoundError, LookupError)
+    assert issubclass(lakehouse.query.ForbiddenQueryError, lakehouse.query.UnsupportedQueryError)

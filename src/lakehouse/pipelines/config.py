@@ -103,7 +103,25 @@ class ModelConfig(_Strict):
                 raise ValueError("unique_key is only used with materialized: merge")
             if self.delete_condition:
                 raise ValueError("delete_condition is only used with materialized: merge")
+        if self.delete_condition:
+            _check_condition(self.delete_condition)
         return self
+
+
+def _check_condition(condition: str) -> None:
+    """Raise unless ``condition`` is one SQL expression the read path allows.
+
+    The engines evaluate it in their own statement over the model's result; checked as
+    ``SELECT (condition)`` it cannot smuggle in a second statement, a file-reading table
+    function or a settings function (:mod:`lakehouse.query.sandbox`).
+    """
+    from lakehouse.query.errors import QueryError
+    from lakehouse.query.sandbox import check_read_only
+
+    try:
+        check_read_only(f"SELECT ({condition})")
+    except QueryError as exc:
+        raise ValueError(f"delete_condition {condition!r}: {exc}") from None
 
 
 # -- checks ---------------------------------------------------------------------------------

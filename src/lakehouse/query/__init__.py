@@ -12,8 +12,11 @@
         plan.tables["gold.sales"].data_files                               # after pruning
 
 Every table of the reference is visible as ``namespace.table``; only the tables a query
-reads are loaded. A reference is resolved once per query, so all its tables are read at
-the same commit. See :mod:`lakehouse.query.execution` for how a query runs,
+reads are loaded. Queries are read-only and sandboxed: one ``SELECT`` (or ``EXPLAIN`` of
+one) in a locked DuckDB connection that can read exactly the planned files and write
+none (:mod:`lakehouse.query.sandbox`); anything else is a :class:`ForbiddenQueryError`.
+A reference is resolved once per query, so all its tables are read at the same commit.
+See :mod:`lakehouse.query.execution` for how a query runs,
 :mod:`lakehouse.query.analysis` for what is pushed down and
 :mod:`lakehouse.query.planning` for how files are chosen and read.
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lakehouse.query.errors import ForbiddenQueryError as ForbiddenQueryError
 from lakehouse.query.errors import QueryError as QueryError
 from lakehouse.query.errors import QueryExecutionError as QueryExecutionError
 from lakehouse.query.errors import SqlSyntaxError as SqlSyntaxError
@@ -69,6 +73,7 @@ def sql(lakehouse: Lakehouse, query: str, ref: str | None = None) -> pa.Table:
 
 
 __all__ = [
+    "ForbiddenQueryError",
     "QueryError",
     "QueryExecutionError",
     "SqlSyntaxError",

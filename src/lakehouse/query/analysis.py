@@ -2,9 +2,11 @@
 
 Three steps, each one conservative (when in doubt, read more, never less):
 
-* :func:`check_statement` asks DuckDB's own parser whether the text is one query
-  (``SELECT``/``WITH``/``FROM``/``VALUES``/``DESCRIBE``/``SUMMARIZE``/``EXPLAIN``); it is the
-  authority on DuckDB's dialect, so its verdict decides syntax errors.
+* :func:`check_statement` asks DuckDB's own parser whether the text is one read-only query
+  (``SELECT``/``WITH``/``FROM``/``VALUES``/``DESCRIBE``/``SUMMARIZE``/``EXPLAIN`` of one,
+  no table function that reads files, no function that reads settings: the read path's
+  sandbox, :mod:`lakehouse.query.sandbox`); DuckDB is the authority on its dialect, so its
+  verdict decides syntax errors.
 * :func:`tables_read` lists the ``namespace.table`` names the query reads, from sqlglot's
   parse tree (and from DuckDB's serialized parse tree when sqlglot does not know a construct).
 * :func:`pushdowns` qualifies every column with sqlglot (given the tables' Iceberg schemas)
@@ -37,7 +39,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from lakehouse.query.errors import SqlSyntaxError, UnsupportedQueryError
+from lakehouse.query.sandbox import check_read_only, explained, parser
 
 if TYPE_CHECKING:
     from pyiceberg.expressions import BooleanExpression
@@ -106,38 +108,15 @@ def first_line(message: str) -> str:
 
 
 def check_statement(sql: str) -> None:
-    """Raise unless ``sql`` is exactly one query DuckDB can parse.
+    """Raise unless ``sql`` is exactly one read-only query DuckDB can parse.
 
-    :class:`SqlSyntaxError` for text DuckDB cannot parse; :class:`UnsupportedQueryError`
-    for several statements or for a statement that is not a query.
+    :class:`~lakehouse.query.errors.SqlSyntaxError` for text DuckDB cannot parse;
+    :class:`~lakehouse.query.errors.UnsupportedQueryError` for no or several statements;
+    :class:`~lakehouse.query.errors.ForbiddenQueryError` for a statement that is not a
+    query, or a query using a construct the read path refuses (see
+    :func:`lakehouse.query.sandbox.check_read_only`).
     """
-    import duckdb
-
-    from lakehouse.query.execution import shared_duckdb
-
-    try:
-        statements = shared_duckdb().extract_statements(sql)
-    except duckdb.Error as exc:
-        raise SqlSyntaxError(_syntax_message(str(exc))) from None
-    if not statements:
-        raise UnsupportedQueryError("no SQL statement given")
-    if len(statements) > 1:
-        raise UnsupportedQueryError(f"{len(statements)} statements given; run one query at a time")
-    kind = statements[0].type
-    if kind not in (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN):
-        name = str(getattr(kind, "name", kind))
-        raise UnsupportedQueryError(
-            f"only queries can run here (SELECT, WITH, DESCRIBE, EXPLAIN …), not {name}; "
-            "tables change through pipelines or the Iceberg API"
-        )
-
-
-def _syntax_message(message: str) -> str:
-    lines = [line for line in message.splitlines() if line.strip()]
-    head = first_line(message).removeprefix("Parser Error: ")
-    where = next((line.strip() for line in lines[1:] if line.strip().startswith("LINE ")), "")
-    location = f" ({where.split(':', 1)[0].lower()})" if where else ""
-    return f"SQL syntax error: {head}{location}"
+    check_read_only(sql)
 
 
 def strip_terminator(sql: str) -> str:
@@ -174,11 +153,8 @@ def parse(sql: str) -> exp.Expression | None:
 
 
 def _strip_explain(sql: str) -> str:
-    text = sql.lstrip()
-    for prefix in ("EXPLAIN ANALYZE ", "EXPLAIN ANALYSE ", "EXPLAIN "):
-        if text[: len(prefix)].upper() == prefix:
-            return text[len(prefix) :]
-    return sql
+    inner = explained(sql)
+    return sql if inner is None else inner
 
 
 # -- tables -------------------------------------------------------------------------------
@@ -216,14 +192,8 @@ def _duckdb_tables(sql: str) -> list[TableName]:
     """Tables from DuckDB's serialized parse tree (for syntax sqlglot does not know)."""
     import duckdb
 
-    from lakehouse.query.execution import shared_duckdb
-
     try:
-        row = (
-            shared_duckdb()
-            .execute("SELECT json_serialize_sql(?)", [_strip_explain(sql)])
-            .fetchone()
-        )
+        row = parser().execute("SELECT json_serialize_sql(?)", [_strip_explain(sql)]).fetchone()
     except duckdb.Error as exc:
         logger.debug("DuckDB cannot serialize the query: %s", exc)
         return []

@@ -4,14 +4,16 @@ A :class:`QuerySession` is bound to a PyIceberg catalog (normally a
 :class:`~lakehouse.catalog.iceberg.RefCatalog`, i.e. one branch, tag or commit). For a
 query it
 
-1. checks that the text is one query (DuckDB's parser) and finds the ``namespace.table``
-   names it reads (sqlglot; :mod:`lakehouse.query.analysis`);
+1. checks that the text is one read-only query (DuckDB's parse tree, the sandbox of
+   :mod:`lakehouse.query.sandbox`) and finds the ``namespace.table`` names it reads
+   (sqlglot; :mod:`lakehouse.query.analysis`);
 2. loads those tables from the catalog — an unknown one is a
    :class:`~lakehouse.query.errors.TableNotFoundError` naming the table and the reference;
 3. plans each table's scan with the predicates and columns pushed down from the query
    (:mod:`lakehouse.query.planning`);
-4. registers each table in DuckDB as a view ``namespace.table`` over exactly the planned
-   files (or over an Arrow table read by PyIceberg), then runs the query.
+4. registers each table as a view ``namespace.table`` over exactly the planned files (or
+   over an Arrow table read by PyIceberg) in a locked DuckDB connection that may read
+   those files and no other, and write none; then runs the query.
 
 Only the tables a query reads are registered, and only for that query.
 """
@@ -20,11 +22,11 @@ from __future__ import annotations
 
 import itertools
 import logging
-import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from lakehouse.query import sandbox
 from lakehouse.query.analysis import (
     TableName,
     check_statement,
@@ -75,34 +77,21 @@ class QueryPlan:
         }
 
 
-def connect_duckdb() -> duckdb.DuckDBPyConnection:
-    """A new in-memory DuckDB connection set up the way every query here expects.
+def connect_duckdb(allowed_paths: Iterable[str] = ()) -> duckdb.DuckDBPyConnection:
+    """A new in-memory DuckDB connection, locked down the way every query here runs.
 
-    Time zone UTC (timestamps with time zone read and compare in UTC), and no Python
-    replacement scans (a query never picks up a Python variable by name).
+    It reads only ``allowed_paths`` (local files) and writes no file; temporary tables,
+    views and registered Arrow tables work. Time zone UTC, no Python replacement scans (a
+    query never picks up a Python variable by name), configuration locked — see
+    :func:`lakehouse.query.sandbox.connect`. :func:`register` of a scan whose files are
+    not allowed reads them through PyIceberg instead.
     """
-    import duckdb
-
-    con = duckdb.connect(":memory:")
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET python_enable_replacements = false")
-    return con
-
-
-_local = threading.local()
+    return sandbox.connect(allowed_paths)
 
 
 def shared_duckdb() -> duckdb.DuckDBPyConnection:
-    """This thread's DuckDB connection for queries (made by :func:`connect_duckdb` once).
-
-    Opening a DuckDB database costs ~0.1 s; queries reuse one per thread and remove what
-    they registered when they end.
-    """
-    con: duckdb.DuckDBPyConnection | None = getattr(_local, "connection", None)
-    if con is None:
-        con = connect_duckdb()
-        _local.connection = con
-    return con
+    """This thread's locked DuckDB connection that reads no file (for parsing and checks)."""
+    return sandbox.parser()
 
 
 def quote_identifier(name: str) -> str:
@@ -118,9 +107,13 @@ def quote_string(text: str) -> str:
 class QuerySession:
     """Runs queries over the tables of the reference ``catalog`` is bound to.
 
-    ``ref`` is the reference's name for messages. Each :meth:`execute` uses a fresh
-    DuckDB connection unless ``connection`` is given (then the caller owns it and may
-    register more relations on it; registered table views are replaced per query).
+    ``ref`` is the reference's name for messages. Each :meth:`execute` runs in a locked
+    DuckDB connection that can read exactly the planned data and delete files (new, or
+    this thread's previous one for the same files, see
+    :func:`lakehouse.query.sandbox.borrowed`; the query's views are removed afterwards),
+    unless ``connection`` is given: then the caller owns it, chose its settings (make it
+    with :func:`connect_duckdb` to keep the sandbox) and may register more relations on
+    it; registered table views are replaced per query.
     """
 
     def __init__(
@@ -187,23 +180,40 @@ class QuerySession:
 
     def run(self, plan: QueryPlan) -> pa.Table:
         """Run a planned query."""
-        import duckdb
-
-        con = self._connection if self._connection is not None else shared_duckdb()
-        registered: list[Registration] = []
-        try:
+        if self._connection is not None:  # the caller's: views stay, replaced per query
             for scan in plan.tables.values():
-                registered.append(register(con, scan))
+                register(self._connection, scan)
+            return _result(self._connection, plan.sql)
+        with sandbox.borrowed(allowed_paths(plan)) as con:
+            registered: list[Registration] = []
             try:
-                relation = con.sql(plan.sql)
-                if relation is None:
-                    raise QueryError("the statement returned no result")
-                return relation.to_arrow_table()
-            except duckdb.Error as exc:
-                raise QueryExecutionError(first_line(str(exc))) from exc
-        finally:
-            if self._connection is None:
+                for scan in plan.tables.values():
+                    registered.append(register(con, scan))
+                return _result(con, plan.sql)
+            finally:
                 unregister(con, registered)
+
+
+def _result(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    import duckdb
+
+    try:
+        relation = con.sql(sql)
+        if relation is None:
+            raise QueryError("the statement returned no result")
+        return relation.to_arrow_table()
+    except duckdb.Error as exc:
+        raise QueryExecutionError(first_line(str(exc))) from exc
+
+
+def allowed_paths(plan: QueryPlan) -> list[str]:
+    """The files DuckDB reads for ``plan``: data and delete files of its ``parquet`` scans."""
+    paths: dict[str, None] = {}
+    for scan in plan.tables.values():
+        if scan.reader == "parquet":
+            paths.update(dict.fromkeys(scan.data_files))
+            paths.update(dict.fromkeys(scan.delete_files))
+    return list(paths)
 
 
 def _always_true() -> BooleanExpression:
@@ -254,22 +264,29 @@ def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registratio
     namespace, _, name = scan.name.rpartition(".")
     view = f"{quote_identifier(namespace)}.{quote_identifier(name)}"
     source: str | None = None
+    reader = scan.reader
     try:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(namespace)}")
-        if scan.reader == "parquet":
-            body = parquet_sql(scan)
-        else:
+        if reader == "parquet":
+            try:
+                con.execute(f"CREATE OR REPLACE VIEW {view} AS {parquet_sql(scan)}")
+            except duckdb.PermissionException:
+                # a locked connection not allowed to read these files: PyIceberg reads them
+                logger.debug("%s: files not allowed on this connection, read by PyIceberg", view)
+                reader = "arrow"
+        if reader != "parquet":
             source = f"__lakehouse_scan_{next(_counter)}"
             con.register(source, read_arrow(scan))
-            body = f"SELECT * FROM {quote_identifier(source)}"
-        con.execute(f"CREATE OR REPLACE VIEW {view} AS {body}")
+            con.execute(
+                f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {quote_identifier(source)}"
+            )
     except duckdb.Error as exc:
         message = f"cannot read table '{scan.name}': {first_line(str(exc))}"
         raise QueryExecutionError(message) from exc
     logger.debug(
         "registered %s (%s reader, %d data file(s), filter %s)",
         scan.name,
-        scan.reader,
+        reader,
         len(scan.files),
         scan.row_filter,
     )
@@ -277,7 +294,7 @@ def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registratio
 
 
 def read_arrow(scan: TableScanPlan) -> pa.Table:
-    """Read a table through PyIceberg (``arrow`` reader) or as an empty table (``empty``)."""
+    """Read a table through PyIceberg (``arrow`` and ``parquet`` readers) or as an empty table."""
     assert scan.table is not None
     table = scan.table
     if scan.reader == "empty":
@@ -387,6 +404,7 @@ __all__ = [
     "QueryPlan",
     "QuerySession",
     "Registration",
+    "allowed_paths",
     "connect_duckdb",
     "parquet_sql",
     "quote_identifier",
