@@ -122,6 +122,8 @@ def test_nothing_new_reads_nothing_and_commits_nothing(loaded: Lakehouse, shop: 
     before = lh.table("silver.events").current_snapshot()
     again = run_pipeline(lh, shop)
     assert only_model(again) == ("incremental", 0)
+    read = again.models[0].incremental
+    assert read is not None and read.describe() == "nothing new in bronze.events: not run"
     assert not again.models[0].write.committed
     assert lh.table("silver.events").current_snapshot() == before
 

@@ -23,8 +23,9 @@ A source is read **in full** instead — and the run says why — when:
   replace, row-level deletes): correctness over speed;
 * the engine cannot present a table as some of its files (:attr:`Engine.incremental_reads`).
 
-A full refresh (``lakehouse run --full-refresh [MODEL]``) first empties the table (one
-commit recording a ``reset``) and then builds it from everything.
+When no source has a new row the model is not run at all (no query, no commit). A full
+refresh (``lakehouse run --full-refresh [MODEL]``) first empties the table (one commit
+recording a ``reset``) and then builds it from everything.
 
 The model's SQL must give one row per key from a batch that may hold several versions of
 a key (the dedup pattern, docs/sql-and-pipelines.md): keep the newest per key with
@@ -115,6 +116,18 @@ class IncrementalRead:
         return sum(s.rows for s in self.sources)
 
     @property
+    def nothing_new(self) -> bool:
+        """True when every source is read incrementally and none has a new row.
+
+        The model is then not run at all: its result over no new rows merges nothing
+        (a model whose SELECT makes rows out of nothing — constants, an outer join from a
+        dimension — must list its sources in ``incremental_sources`` or not be incremental).
+        """
+        return bool(self.sources) and all(
+            s.mode == "incremental" and not s.files for s in self.sources
+        )
+
+    @property
     def full_reads(self) -> list[SourceRead]:
         """The sources read in full."""
         return [s for s in self.sources if s.mode == "full"]
@@ -126,6 +139,8 @@ class IncrementalRead:
 
     def describe(self) -> str:
         """One line for people: what was read, and why in full."""
+        if self.nothing_new:
+            return f"nothing new in {', '.join(s.table for s in self.sources)}: not run"
         parts: list[str] = []
         for s in self.sources:
             if s.mode == "incremental":

@@ -344,6 +344,8 @@ class _Run:
             reset_table(catalog, model.name, props)
         reason = None if engine.incremental_reads else f"the {engine.name} engine reads it all"
         reads = plan_reads(catalog, model, full_refresh=full_refresh, full_reason=reason)
+        if reads.nothing_new:  # nothing to merge: no query, no commit
+            return reads, WriteResult(model.name, "merge", 0)
         with engine.reading(reads.sources):
             written = engine.write(
                 model.name,
