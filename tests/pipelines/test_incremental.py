@@ -25,6 +25,8 @@ from lakehouse.client import Lakehouse, connect
 from lakehouse.maintenance import compact, expire_snapshots
 from lakehouse.maintenance.policies import Policies
 from lakehouse.pipelines import PipelineConfigError, load_pipeline, run_pipeline
+from lakehouse.pipelines.engines import ENGINES
+from lakehouse.pipelines.engines.duckdb import DuckDBEngine
 from lakehouse.pipelines.incremental import read_source
 from lakehouse.pipelines.runner import RunResult
 from tests.pipelines.conftest import bronze, rows, write_pipeline
@@ -286,6 +288,27 @@ def test_only_the_listed_sources_are_read_incrementally(lh: Lakehouse, tmp_path:
         {"id": 1, "name": "Ann"},
         {"id": 2, "name": "Bob"},
     ]
+
+
+class WholeTableEngine(DuckDBEngine):
+    """The DuckDB engine, declaring that it cannot present a table as some of its files."""
+
+    name = "whole-tables"
+    incremental_reads = False
+
+
+def test_an_engine_without_incremental_reads_reads_everything(
+    loaded: Lakehouse, shop: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(ENGINES, "whole-tables", f"{__name__}:WholeTableEngine")
+    lh = loaded
+    run_pipeline(lh, shop)
+    bronze(lh, "bronze.events", events((3, "c", "I", 3)))
+    result = run_pipeline(lh, shop, engine="whole-tables")
+    assert only_model(result) == ("full", 4)
+    (source,) = result.models[0].incremental.sources  # type: ignore[union-attr]
+    assert source.reason == "the whole-tables engine reads it all"
+    assert table_rows(lh) == [(1, "a", 4), (2, "b2", 4), (3, "c", 4)]  # all were read
 
 
 # -- full refresh ----------------------------------------------------------------------------
