@@ -92,7 +92,7 @@ def run_command(
     models: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="[MODEL]...",
+            metavar="MODEL",
             help="With --full-refresh: only these incremental models (default: all).",
             show_default=False,
         ),
