@@ -229,6 +229,21 @@ def test_the_state_survives_snapshot_expiry(loaded: Lakehouse, shop: Path) -> No
     assert table_rows(lh) == [(1, "a", 3), (2, "b2", 3), (3, "c", 1), (4, "d", 1)]
 
 
+def test_an_unreadable_folded_state_means_a_full_read(loaded: Lakehouse, shop: Path) -> None:
+    lh = loaded
+    # the model's table exists without any recorded snapshot, and its folded state is damaged
+    bronze(lh, "silver.events", events((1, "old", "I", 0)).append_column("seen", pa.array([0])))
+    silver = lh.table("silver.events")
+    with silver.transaction() as tx:
+        tx.set_properties({STATE_PROPERTY: "{not json"})
+    assert incremental_state(lh.table("silver.events")).sources == {}
+    result = run_pipeline(lh, shop)
+    assert only_model(result) == ("full", 3)
+    (source,) = result.models[0].incremental.sources  # type: ignore[union-attr]
+    assert source.reason == "no state recorded for it"
+    assert table_rows(lh) == [(1, "a", 3), (2, "b2", 3)]
+
+
 def test_a_source_with_nested_columns_is_read_through_arrow(lh: Lakehouse, tmp_path: Path) -> None:
     def batch(ids: list[int]) -> pa.Table:
         return pa.table(
