@@ -291,21 +291,21 @@ class Demo:
         if run.models:
             shown = [m for m in run.models if full or _changed_rows(m.write)]
             models = RichTable(
-                "model", "materialized", "rows", "inserted", "updated", "deleted", "s",
+                "model", "materialized", "read", "rows", "inserted", "updated", "deleted", "s",
                 title="models", title_justify="left",
             )  # fmt: skip
             for m in shown:
                 w = m.write
+                read = m.incremental
+                how = "-" if read is None else f"{read.rows:,} ({read.mode})"
                 models.add_row(
-                    m.model, w.materialized, f"{w.rows:,}", f"{w.inserted:,}",
+                    m.model, m.materialized, how, f"{w.rows:,}", f"{w.inserted:,}",
                     f"{w.updated:,}", f"{w.deleted:,}", f"{m.seconds:.1f}",
                 )  # fmt: skip
             self.console.print(models)
             unchanged = [m.model for m in run.models if m not in shown]
             if unchanged:
-                self.console.print(
-                    f"[dim]no changes, so no commit (merge): {', '.join(unchanged)}[/dim]"
-                )
+                self.console.print(f"[dim]no changes, so no commit: {', '.join(unchanged)}[/dim]")
         passed = sum(1 for c in run.checks if c.passed)
         self.console.print(
             f"checks: [green]{passed} passed[/green], "

@@ -3,7 +3,8 @@
 A small harness plays the framework's part as ``docs/pipelines-spec.md`` describes it:
 it lands each batch into ``bronze.<table>`` (the source's file patterns, ingestion
 columns, new columns added by name), builds silver then gold (full refresh, or merge
-on the unique key with the delete condition) and evaluates every check of
+on the unique key with the delete condition; an incremental model reads only the bronze
+rows of the batches landed since its last build) and evaluates every check of
 ``pipeline.yaml`` plus ``checks/*.sql``. That pins the SQL itself; ``test_pipeline.py``
 runs the same pipeline through the real runner.
 """
@@ -36,6 +37,8 @@ class Harness:
         for schema in ("bronze", "silver", "gold"):
             self.con.execute(f"CREATE SCHEMA {schema}")
         self.batches = 0
+        #: Batch id each incremental model was last built through.
+        self.built_through: dict[str, str] = {}
 
     def close(self) -> None:
         self.con.close()
@@ -90,17 +93,34 @@ class Harness:
             for path in sorted((PIPELINE_DIR / layer).glob("*.sql")):
                 self._materialize(f"{layer}.{path.stem}", path.read_text())
 
+    def _incremental_sql(self, name: str, sql: str) -> str:
+        """``sql`` reading only the bronze rows landed since ``name`` was last built."""
+        since = self.built_through.get(name, "")
+        self.built_through[name] = f"batch-{self.batches:04d}"
+        source = "bronze." + name.split(".")[1]
+        view = f"new_{name.split('.')[1]}"
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {view} AS "
+            f"SELECT * FROM {source} WHERE _batch_id > '{since}'"
+        )
+        assert sql.count(source) == 1, f"{name} reads {source} once"
+        return sql.replace(source, view)
+
     def _materialize(self, name: str, sql: str) -> None:
         config = self.spec.get("models", {}).get(name, {})
+        materialized = config.get("materialized", "full_refresh")
+        if materialized == "incremental":
+            sql = self._incremental_sql(name, sql)
         exists = self.con.execute(
             "SELECT count(*) FROM information_schema.tables "
             "WHERE table_schema || '.' || table_name = ?",
             [name],
         ).fetchone()
         deleted = config.get("delete_condition") or "false"
-        if config.get("materialized", "full_refresh") != "merge" or exists == (0,):
+        keyed = materialized in ("merge", "incremental")
+        if not keyed or exists == (0,):
             self.con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM ({sql}) AS m")
-            if config.get("materialized") == "merge":
+            if keyed:
                 self.con.execute(f"DELETE FROM {name} WHERE {deleted}")
             return
         keys = config["unique_key"]

@@ -1,8 +1,9 @@
 -- silver.orders: orders, typed (TPC-H types), strings trimmed (empty is NULL), one row per
 -- primary key (o_orderkey): the most recently ingested version wins.
 -- A change feed: _op is I (insert; every row of the first load), U (update) or D (delete).
--- Materialized with merge on the key (pipeline.yaml): keys whose latest version is a
--- delete are removed from the table, the others inserted or updated.
+-- Incremental (pipeline.yaml): a run reads only the bronze rows ingested since the last
+-- one and merges them on the key: keys whose latest version is a delete are removed from
+-- the table, the others inserted or updated.
 SELECT
     CAST(o_orderkey AS BIGINT) AS o_orderkey,
     CAST(o_custkey AS INTEGER) AS o_custkey,

@@ -1,4 +1,7 @@
-"""``lakehouse run PIPELINE [--ref REF] [--engine duckdb|spark]``: a write-audit-publish run.
+"""``lakehouse run PIPELINE [--ref REF] [--engine duckdb|spark] [--full-refresh [MODEL…]]``.
+
+A write-audit-publish run. ``--full-refresh`` rebuilds the incremental models from
+everything (all of them, or only the MODELs named after the pipeline).
 
 Prints one line per step as it finishes (a spinner while it runs), then a summary:
 models written, checks, and for each failed or warning check its failing row count and
@@ -86,7 +89,22 @@ def run_command(
             help="Pipeline name (a folder of --pipelines-dir) or path to its folder.",
         ),
     ],
+    models: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="MODEL",
+            help="With --full-refresh: only these incremental models (default: all).",
+            show_default=False,
+        ),
+    ] = None,
     ref: RefOpt = None,
+    full_refresh: Annotated[
+        bool,
+        typer.Option(
+            "--full-refresh",
+            help="Rebuild incremental models from all their sources' rows, not only new ones.",
+        ),
+    ] = False,
     pipelines_dir: Annotated[
         Path | None,
         typer.Option(
@@ -116,9 +134,17 @@ def run_command(
     """Run a pipeline: branch, ingest, build silver and gold, check, merge into main if clean.
 
     With --ref (or NESSIE_REF) the run works on that branch and does not merge.
+    Incremental models read only the rows their sources gained since their last run;
+    --full-refresh [MODEL]... rebuilds them (or the ones named) from everything.
     Exit code 1 when a blocking check fails (main is unchanged, the run branch is kept).
     """
-    from lakehouse.pipelines import run_pipeline
+    from lakehouse.pipelines import PipelineConfigError, run_pipeline
+
+    if models and not full_refresh:
+        raise PipelineConfigError(
+            f"unexpected argument(s) {' '.join(models)}: models are named only with "
+            "--full-refresh (lakehouse run PIPELINE --full-refresh MODEL...)"
+        )
 
     state = State.of(ctx)
     as_json = state.format(output) is Output.JSON
@@ -135,6 +161,7 @@ def run_command(
             listener=progress,
             keep_branch=keep_branch,
             engine=engine.value if engine is not None else None,
+            full_refresh=list(models) if models else full_refresh,
         )
     finally:
         if progress is not None:
@@ -161,7 +188,7 @@ def print_summary(out: Console, result: RunResult) -> None:
             w = m.write
             models.add_row(
                 m.model,
-                w.materialized,
+                m.materialized,
                 str(w.rows),
                 str(w.inserted),
                 str(w.updated),
@@ -170,6 +197,9 @@ def print_summary(out: Console, result: RunResult) -> None:
             )
         out.print()
         out.print(models)
+        for m in result.models:
+            for read in m.incremental.full_reads if m.incremental else ():
+                out.print(f"[dim]{m.model} read {read.table} in full: {read.reason}[/dim]")
     if result.checks:
         passed = sum(1 for c in result.checks if c.passed)
         out.print()

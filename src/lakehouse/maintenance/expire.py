@@ -38,6 +38,14 @@ is an orphan the garbage collector deletes. Ingestion snapshots then expire like
 other. With ``keep_ingest_history: false`` no state is kept at all: ingestion would load
 expired batches' files again.
 
+**Incremental-model state.** An incremental model records the source snapshots it read
+in the summary of its writes (:mod:`lakehouse.catalog.incremental`) and finds them in
+its table's current ancestry, like ingestion. When the cut-off part carries the newest
+such record, expiry folds it into the table property
+:data:`~lakehouse.catalog.incremental.STATE_PROPERTY` in the same catalog commit (it is
+small: one snapshot id per source), whatever the ingestion policy; the model then keeps
+reading only new rows.
+
 Concurrency: the commit carries the table's UUID and the snapshot id of every Iceberg ref
 as requirements; if another writer changed a table in between, the commit fails without
 effect and expiry is planned again from the new state (bounded attempts).
@@ -63,6 +71,7 @@ from pyiceberg.table.update import (
     TableUpdate,
 )
 
+from lakehouse.catalog import incremental
 from lakehouse.catalog.files import snapshot_ancestry
 from lakehouse.catalog.iceberg import TableChange
 from lakehouse.ingest import bronze
@@ -107,6 +116,8 @@ class SnapshotPlan:
     #: True when a new ingest-state checkpoint must be written (some cut-off snapshot
     #: carries ``lakehouse.ingest.*`` keys and the policy keeps ingestion state).
     checkpoint: bool = False
+    #: True when some cut-off snapshot records an incremental model's state.
+    incremental_state: bool = False
 
 
 def _is_ingest(snapshot_summary: Any) -> bool:
@@ -149,7 +160,8 @@ def plan_expiry(metadata: TableMetadata, policy: SnapshotPolicy, now: datetime) 
         and first is not None
         and any(bronze.has_ingest_keys(s) for s in ancestry[first:])
     )
-    return SnapshotPlan(tuple(sorted(expire)), kept_for_ingest, cut_off, checkpoint)
+    folds = first is not None and any(incremental.has_state(s) for s in ancestry[first:])
+    return SnapshotPlan(tuple(sorted(expire)), kept_for_ingest, cut_off, checkpoint, folds)
 
 
 @dataclass(frozen=True)
@@ -246,6 +258,13 @@ def _write_checkpoint(table: Table, plan: SnapshotPlan) -> str:
     return location
 
 
+def _fold_incremental_state(table: Table, plan: SnapshotPlan) -> str | None:
+    """The new incremental-state property of ``table`` (``None``: keep the current one)."""
+    by_id = {s.snapshot_id: s for s in table.metadata.snapshots}
+    previous = table.properties.get(incremental.STATE_PROPERTY)
+    return incremental.fold_state((by_id[i] for i in plan.cut_off), previous)
+
+
 def expire_snapshots(
     lh: Lakehouse,
     ref: str | None = None,
@@ -308,6 +327,12 @@ def expire_snapshots(
                         continue
                     updates.append(
                         SetPropertiesUpdate(updates={bronze.CHECKPOINT_PROPERTY: checkpoint})
+                    )
+            if plan.incremental_state:
+                folded = _fold_incremental_state(table, plan)
+                if folded is not None:
+                    updates.append(
+                        SetPropertiesUpdate(updates={incremental.STATE_PROPERTY: folded})
                     )
             results.append(
                 TableExpiry(

@@ -19,6 +19,7 @@ A pipeline folder holds ``pipeline.yaml`` (sources, per-model settings, checks),
 * :mod:`~lakehouse.pipelines.definition` — loading a folder, dependencies, build order;
 * :mod:`~lakehouse.pipelines.checks` — data-quality checks;
 * :mod:`~lakehouse.pipelines.engines` — the engine interface and the DuckDB engine;
+* :mod:`~lakehouse.pipelines.incremental` — incremental models: only new source rows;
 * :mod:`~lakehouse.pipelines.runner` — write-audit-publish runs.
 """
 

@@ -11,7 +11,8 @@ silently ignored.
     schedule: "@daily"
     sources: [...]                 # validated by lakehouse.ingest
     models:
-      silver.orders: {materialized: merge, unique_key: [o_orderkey], delete_condition: "_op = 'D'"}
+      silver.orders:
+        {materialized: incremental, unique_key: [o_orderkey], delete_condition: "_op = 'D'"}
     checks:
       - {model: silver.orders, type: not_null, columns: [o_orderkey]}
       - {name: no_negative_prices, type: sql, sql: "SELECT * FROM silver.orders WHERE …"}
@@ -37,7 +38,9 @@ from pydantic import (
 from lakehouse.pipelines.errors import PipelineConfigError
 
 Severity = Literal["error", "warn"]
-Materialization = Literal["full_refresh", "append", "merge"]
+Materialization = Literal["full_refresh", "append", "merge", "incremental"]
+#: Materializations that write by ``unique_key``.
+KEYED: tuple[Materialization, ...] = ("merge", "incremental")
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
 _TABLE = re.compile(r"^[^.\s]+\.[^.\s]+$")
@@ -84,28 +87,64 @@ class ModelConfig(_Strict):
     """How a model's result is written into its table."""
 
     #: ``full_refresh`` replaces the table's rows, ``append`` adds the result,
-    #: ``merge`` upserts on ``unique_key`` and deletes rows matching ``delete_condition``.
+    #: ``merge`` upserts on ``unique_key`` and deletes rows matching ``delete_condition``;
+    #: ``incremental`` is a ``merge`` whose sources are read only for the rows appended
+    #: since the model's last successful write (:mod:`lakehouse.pipelines.incremental`).
     materialized: Materialization = "full_refresh"
-    #: Key columns of ``merge``.
+    #: Key columns of ``merge`` and ``incremental``.
     unique_key: list[str] | None = None
     #: SQL condition on the model's result: matching rows delete their key from the table.
     delete_condition: str | None = None
+    #: ``incremental`` only: the tables read for their new rows (default: every table the
+    #: model reads except its own); the others are read in full (dimensions of a join).
+    incremental_sources: list[str] | None = None
 
-    _list_key = field_validator("unique_key", mode="before")(_as_list)
+    _list_key = field_validator("unique_key", "incremental_sources", mode="before")(_as_list)
+
+    @field_validator("incremental_sources")
+    @classmethod
+    def _source_names(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("incremental_sources needs at least one table")
+            for name in value:
+                _table_name(name)
+        return value
 
     @model_validator(mode="after")
     def _merge_options(self) -> ModelConfig:
-        if self.materialized == "merge":
+        if self.materialized in KEYED:
             if not self.unique_key:
-                raise ValueError("materialized: merge needs unique_key (the key columns)")
+                raise ValueError(
+                    f"materialized: {self.materialized} needs unique_key (the key columns)"
+                )
         else:
             if self.unique_key:
-                raise ValueError("unique_key is only used with materialized: merge")
+                raise ValueError("unique_key is only used with materialized: merge or incremental")
             if self.delete_condition:
-                raise ValueError("delete_condition is only used with materialized: merge")
+                raise ValueError(
+                    "delete_condition is only used with materialized: merge or incremental"
+                )
+        if self.incremental_sources is not None and self.materialized != "incremental":
+            raise ValueError("incremental_sources is only used with materialized: incremental")
         if self.delete_condition:
             _check_condition(self.delete_condition)
         return self
+
+    @property
+    def incremental(self) -> bool:
+        """True for ``materialized: incremental``."""
+        return self.materialized == "incremental"
+
+    def as_merge(self) -> ModelConfig:
+        """The ``merge`` settings an ``incremental`` model writes with (itself otherwise)."""
+        if not self.incremental:
+            return self
+        return ModelConfig(
+            materialized="merge",
+            unique_key=self.unique_key,
+            delete_condition=self.delete_condition,
+        )
 
 
 def _check_condition(condition: str) -> None:
@@ -385,6 +424,7 @@ def parse_check(data: Any, file: str) -> Check:
 
 
 __all__ = [
+    "KEYED",
     "AcceptedValuesCheck",
     "Check",
     "FreshnessCheck",

@@ -77,6 +77,8 @@ class Model:
     reads: tuple[str, ...] = ()
     #: Models among :attr:`reads` (the model itself excluded).
     depends_on: tuple[str, ...] = ()
+    #: ``incremental`` models: the tables read only for their new rows (as in :attr:`reads`).
+    incremental_sources: tuple[str, ...] = ()
 
     @property
     def layer(self) -> str:
@@ -255,8 +257,39 @@ def _discover_models(folder: Path, config: PipelineConfig, shown: str) -> list[M
             if r.lower() in lowered and r.lower() != name.lower()
         )
         config_of = settings.get(name.lower(), ModelConfig())
-        found.append(Model(name, path, sql, config_of, reads, deps))
+        sources = _incremental_sources(name, config_of, reads, shown)
+        found.append(Model(name, path, sql, config_of, reads, deps, sources))
     return found
+
+
+def _incremental_sources(
+    name: str, config: ModelConfig, reads: Sequence[str], shown: str
+) -> tuple[str, ...]:
+    """The tables incremental model ``name`` reads for new rows (checked against ``reads``)."""
+    if not config.incremental:
+        return ()
+    others = {r.lower(): r for r in reads if r.lower() != name.lower()}
+    if config.incremental_sources is None:
+        if not others:
+            raise PipelineConfigError(
+                f"{shown}: models[{name}]: materialized: incremental needs a model that reads "
+                "another table (it reads only itself)"
+            )
+        return tuple(others.values())
+    chosen: list[str] = []
+    for source in config.incremental_sources:
+        if source.lower() == name.lower():
+            raise PipelineConfigError(
+                f"{shown}: models[{name}].incremental_sources: a model cannot be its own source"
+            )
+        if source.lower() not in others:
+            read = ", ".join(others.values()) or "no other table"
+            raise PipelineConfigError(
+                f"{shown}: models[{name}].incremental_sources: the model does not read "
+                f"{source} (it reads {read})"
+            )
+        chosen.append(others[source.lower()])
+    return tuple(dict.fromkeys(chosen))
 
 
 def build_order(models: Sequence[Model]) -> list[Model]:

@@ -8,7 +8,10 @@
    bronze tables on the branch (a quarantined batch fails the run);
 3. **models** — every silver and gold model in dependency order through the engine, one
    commit per model; a model that fails raises :class:`~lakehouse.pipelines.errors.ModelError`
-   naming the model and its file, with the original exception as its cause;
+   naming the model and its file, with the original exception as its cause. An
+   ``incremental`` model reads only its sources' new rows and merges on its key
+   (:mod:`lakehouse.pipelines.incremental`); ``full_refresh`` rebuilds such models from
+   everything (their table is emptied first: one more commit);
 4. **audit** — every check on the branch; a check of severity ``error`` that fails (or
    cannot run) blocks the publish, a ``warn`` one is only reported;
 5. **publish** — merge the branch into ``main`` in one merge commit, then delete the run
@@ -28,7 +31,7 @@ import datetime as dt
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +40,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from lakehouse.pipelines.checks import CheckResult, run_check
 from lakehouse.pipelines.definition import Model, Pipeline, load_pipeline
 from lakehouse.pipelines.engines import Engine, WriteResult, get_engine
-from lakehouse.pipelines.errors import IngestStepError, ModelError, PipelineError
+from lakehouse.pipelines.errors import (
+    IngestStepError,
+    ModelError,
+    PipelineConfigError,
+    PipelineError,
+)
+from lakehouse.pipelines.incremental import IncrementalRead, plan_reads, reset_table
 
 if TYPE_CHECKING:
     from lakehouse.client import Lakehouse
@@ -105,6 +114,13 @@ class ModelRun:
     file: str
     write: WriteResult
     seconds: float
+    #: How an ``incremental`` model read its sources (``None`` for other models).
+    incremental: IncrementalRead | None = None
+
+    @property
+    def materialized(self) -> str:
+        """The model's materialization (``incremental`` models write with ``merge``)."""
+        return "incremental" if self.incremental is not None else self.write.materialized
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
@@ -112,6 +128,8 @@ class ModelRun:
             "model": self.model,
             "file": self.file,
             **self.write.to_json(),
+            "materialized": self.materialized,
+            "incremental": self.incremental.to_json() if self.incremental else None,
             "seconds": round(self.seconds, 3),
         }
 
@@ -229,11 +247,14 @@ class _Run:
         pipeline: Pipeline,
         result: RunResult,
         listener: RunListener | None,
+        full_refresh: Collection[str] = (),
     ) -> None:
         self.lakehouse = lakehouse
         self.pipeline = pipeline
         self.result = result
         self.listener = listener
+        #: Names (lower case) of the incremental models to rebuild from everything.
+        self.full_refresh = frozenset(n.lower() for n in full_refresh)
 
     def emit(self, event: RunEvent) -> None:
         if self.listener is not None:
@@ -293,21 +314,46 @@ class _Run:
         for model in self.pipeline.models:
             with self.step("model", model.name) as outcome:
                 started = time.perf_counter()
+                props = {
+                    RUN_ID: self.result.run_id,
+                    RUN_PIPELINE: self.pipeline.name,
+                    SNAPSHOT_MODEL: model.name,
+                }
+                reads: IncrementalRead | None = None
                 with model_error_boundary(model):
-                    written = engine.write(
-                        model.name,
-                        model.sql,
-                        model.config,
-                        properties={
-                            RUN_ID: self.result.run_id,
-                            RUN_PIPELINE: self.pipeline.name,
-                            SNAPSHOT_MODEL: model.name,
-                        },
-                    )
+                    if model.config.incremental:
+                        reads, written = self.build_incremental(engine, model, props)
+                    else:
+                        written = engine.write(
+                            model.name, model.sql, model.config, properties=props
+                        )
                 self.result.models.append(
-                    ModelRun(model.name, model.file, written, time.perf_counter() - started)
+                    ModelRun(model.name, model.file, written, time.perf_counter() - started, reads)
                 )
                 outcome["detail"] = _write_detail(written)
+                if reads is not None:
+                    outcome["detail"] += f"; {reads.describe()}"
+
+    def build_incremental(
+        self, engine: Engine, model: Model, props: dict[str, str]
+    ) -> tuple[IncrementalRead, WriteResult]:
+        """Plan the model's reads, write its new rows with ``merge``, record its state."""
+        catalog = self.lakehouse.catalog(self.result.branch)
+        full_refresh = model.name.lower() in self.full_refresh
+        if full_refresh:
+            reset_table(catalog, model.name, props)
+        reason = None if engine.incremental_reads else f"the {engine.name} engine reads it all"
+        reads = plan_reads(catalog, model, full_refresh=full_refresh, full_reason=reason)
+        if reads.nothing_new:  # nothing to merge: no query, no commit
+            return reads, WriteResult(model.name, "merge", 0)
+        with engine.reading(reads.sources):
+            written = engine.write(
+                model.name,
+                model.sql,
+                model.config.as_merge(),
+                properties={**props, **reads.properties()},
+            )
+        return reads, written
 
     def audit(self, engine: Engine) -> None:
         for check in self.pipeline.checks:
@@ -413,6 +459,30 @@ def _write_detail(written: WriteResult) -> str:
     return f"{verb}: {written.rows} row(s)"
 
 
+def _full_refresh_models(pipeline: Pipeline, full_refresh: bool | Collection[str]) -> list[str]:
+    """The incremental models ``full_refresh`` names; an unknown or other model is an error."""
+    incremental = [m.name for m in pipeline.models if m.config.incremental]
+    if isinstance(full_refresh, bool):
+        return incremental if full_refresh else []
+    if isinstance(full_refresh, str):
+        full_refresh = [full_refresh]
+    known = ", ".join(incremental) or "none"
+    for name in full_refresh:
+        if not pipeline.has_model(name):
+            raise PipelineConfigError(
+                f"full refresh of {name}: pipeline {pipeline.name} has no such model "
+                f"(incremental models: {known})"
+            )
+        model = pipeline.model(name)
+        if not model.config.incremental:
+            raise PipelineConfigError(
+                f"full refresh of {model.name}: it is not incremental (materialized: "
+                f"{model.config.materialized}) and reads everything on every run "
+                f"(incremental models: {known})"
+            )
+    return list(full_refresh)
+
+
 def run_pipeline(
     lakehouse: Lakehouse,
     path_or_name: str | Path | Pipeline,
@@ -423,6 +493,7 @@ def run_pipeline(
     engine: str | None = None,
     listener: RunListener | None = None,
     keep_branch: bool = False,
+    full_refresh: bool | Collection[str] = False,
 ) -> RunResult:
     """Run a pipeline with write-audit-publish (see the module docstring).
 
@@ -434,6 +505,8 @@ def run_pipeline(
     when the pipeline cannot be loaded or a source or model fails (the run branch is kept
     and the outcome recorded on it). ``engine`` (``duckdb`` | ``spark``) runs the models;
     default: the ``LAKEHOUSE_COMPUTE__ENGINE`` setting (``spark`` in the cluster profile).
+    ``full_refresh`` rebuilds incremental models from everything: ``True`` all of them, or
+    the models named (each must be an incremental model of the pipeline).
     """
     from lakehouse.ops.dr import ensure_not_paused  # late: ops imports this package
 
@@ -446,6 +519,7 @@ def run_pipeline(
         else load_pipeline(path_or_name, pipelines_dir)
     )
     engine_class = get_engine(engine or lakehouse.settings.engine)
+    rebuild = _full_refresh_models(pipeline, full_refresh)
     run_id = run_id or new_run_id()
     started = time.perf_counter()
     ref = ref if ref is not None else lakehouse.settings.ref
@@ -458,7 +532,7 @@ def run_pipeline(
         target = lakehouse.default_branch
         base = lakehouse.create_branch(branch, target).hash
     result = RunResult(pipeline.name, run_id, branch, target, base)
-    run = _Run(lakehouse, pipeline, result, listener)
+    run = _Run(lakehouse, pipeline, result, listener, rebuild)
     run.emit(RunEvent("branch", branch, "end", "ok", f"from {target}" if target else "given ref"))
     try:
         run.ingest()

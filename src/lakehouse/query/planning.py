@@ -230,6 +230,18 @@ def _arrow_reader_columns(table: Table) -> str | None:
     return None
 
 
+def choose_reader(table: Table, files: Sequence[ScanFile]) -> tuple[Reader, str | None]:
+    """The reader :func:`plan_table` would choose for ``files`` of ``table``, and why ``arrow``.
+
+    For plans over files chosen elsewhere (an incremental append scan's): ``empty`` when
+    there is no file, ``arrow`` (with the reason) when DuckDB cannot read them itself.
+    """
+    if not files:
+        return "empty", None
+    reason = _arrow_reason(table, files)
+    return ("arrow" if reason else "parquet"), reason
+
+
 def _arrow_reason(table: Table, files: Sequence[ScanFile]) -> str | None:
     remote = next((f.path for f in files if not is_local(f.path)), None)
     if remote is not None:
@@ -246,6 +258,7 @@ __all__ = [
     "Reader",
     "ScanFile",
     "TableScanPlan",
+    "choose_reader",
     "is_local",
     "plan_table",
 ]

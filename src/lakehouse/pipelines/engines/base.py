@@ -10,7 +10,10 @@ runs the same pipelines:
 * :meth:`Engine.read` — read one table of the branch;
 * :meth:`Engine.write` — run a model's SELECT and commit its result into the model's
   Iceberg table on the branch, as one catalog commit, according to the model's
-  materialization (``full_refresh`` | ``append`` | ``merge``).
+  materialization (``full_refresh`` | ``append`` | ``merge``);
+* :meth:`Engine.reading` — for incremental models: within the block, the model's
+  sources read only their new rows (engines with :attr:`Engine.incremental_reads`; the
+  runner reads the sources of the others in full).
 
 Engines write through the versioned catalog (a
 :class:`~lakehouse.catalog.iceberg.RefCatalog` or the engine's own Nessie catalog
@@ -20,7 +23,8 @@ integration), never around it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -31,6 +35,7 @@ if TYPE_CHECKING:
 
     from lakehouse.client import Lakehouse
     from lakehouse.pipelines.config import ModelConfig
+    from lakehouse.pipelines.incremental import SourceRead
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,11 @@ class Engine(ABC):
 
     #: Name used to choose the engine (``duckdb``, ``spark``).
     name: ClassVar[str]
+    #: True when :meth:`execute` honours :meth:`reading` (presents a source as some of
+    #: its files); otherwise incremental models read their sources in full.
+    incremental_reads: ClassVar[bool] = False
+    #: The sources :meth:`reading` set (``()``: every table read as it is).
+    _reads: tuple[SourceRead, ...] = ()
 
     def __init__(self, lakehouse: Lakehouse, ref: str) -> None:
         self.lakehouse = lakehouse
@@ -104,6 +114,17 @@ class Engine(ABC):
 
         ``properties`` are recorded on the Iceberg snapshot (run id, model).
         """
+
+    @contextmanager
+    def reading(self, reads: Sequence[SourceRead]) -> Iterator[None]:
+        """Within the block, queries read each ``incremental`` source of ``reads`` as only
+        the rows its appended files hold (see :mod:`lakehouse.pipelines.incremental`).
+        """
+        previous, self._reads = self._reads, tuple(reads)
+        try:
+            yield
+        finally:
+            self._reads = previous
 
     def table_exists(self, table: str) -> bool:
         """True when ``table`` exists on the branch."""

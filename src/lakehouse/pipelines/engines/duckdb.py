@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from lakehouse.pipelines.engines.base import Engine, WriteResult
 from lakehouse.pipelines.errors import PipelineError
+from lakehouse.pipelines.incremental import execute_reading
 from lakehouse.pipelines.materialize import (
     SchemaChangeError,
     append_rows,
@@ -72,11 +73,17 @@ class DuckDBEngine(Engine):
     """In-process DuckDB over the Iceberg tables of branch ``ref``."""
 
     name = "duckdb"
+    incremental_reads = True
 
     def execute(self, sql: str) -> pa.Table:
-        """Run ``sql`` over the branch's current tables (each call sees the latest commit)."""
+        """Run ``sql`` over the branch's current tables (each call sees the latest commit).
+
+        Within :meth:`reading`, incremental sources read only their new rows.
+        """
         from lakehouse import query
 
+        if any(r.mode == "incremental" for r in self._reads):
+            return execute_reading(self.lakehouse, self.ref, sql, self._reads)
         return query.sql(self.lakehouse, sql, self.ref)
 
     def read(self, table: str, *, columns: Sequence[str] | None = None) -> pa.Table:
