@@ -50,11 +50,14 @@ from __future__ import annotations
 import logging
 import random
 import re
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from pyiceberg.avro.codecs import AvroCompressionCodec
 from pyiceberg.catalog import MetastoreCatalog, PropertiesUpdateSummary
@@ -98,9 +101,13 @@ from pyiceberg.table.update import (
     SetSnapshotRefUpdate,
     TableRequirement,
     TableUpdate,
+    _apply_table_update,
+    _TableMetadataUpdateContext,
+    _update_table_metadata_log,
     update_table_metadata,
 )
 from pyiceberg.typedef import EMPTY_DICT, Identifier, Properties
+from pyiceberg.utils.datetime import datetime_to_millis
 from pyiceberg.view import View
 from pyiceberg.view.metadata import ViewHistoryEntry, ViewMetadata, ViewVersion
 
@@ -202,6 +209,94 @@ class _LostRaceError(Exception):
     """Internal: the attempt lost a race; re-read and try again."""
 
 
+#: How many parsed metadata files / manifest lists a catalog keeps (both are immutable files).
+_METADATA_CACHE_SIZE = 16
+_MANIFEST_LIST_CACHE_SIZE = 16
+
+
+def _apply_updates(
+    base: TableMetadata, updates: Sequence[TableUpdate], metadata_location: str | None = None
+) -> TableMetadata:
+    """``base`` with ``updates`` applied: PyIceberg's own per-update rules, without a deep copy.
+
+    :func:`pyiceberg.table.update.update_table_metadata` ends with a deep copy of the whole
+    result (every snapshot, log entry and schema), so its cost grows with the table's
+    history. The rules it applies (one ``_apply_table_update`` per update) build every
+    changed list and dict anew and metadata models are frozen, so the result can share its
+    unchanged parts with ``base``; this applies the same rules (and the same metadata-log
+    and ``last-updated-ms`` bookkeeping) and skips the copy. For existing tables only: a
+    new table's metadata goes through ``update_table_metadata`` with validation.
+    """
+    context = _TableMetadataUpdateContext()
+    new_metadata = base
+    for update in updates:
+        new_metadata = _apply_table_update(update, new_metadata, context)
+    if context.has_changes():
+        if metadata_location:
+            new_metadata = _update_table_metadata_log(
+                new_metadata, metadata_location, base.last_updated_ms
+            )
+        if new_metadata.last_updated_ms == base.last_updated_ms:
+            now = datetime_to_millis(datetime.now().astimezone())
+            new_metadata = new_metadata.model_copy(update={"last_updated_ms": now})
+    new_metadata.spec().check_compatible(new_metadata.schema())
+    new_metadata.sort_order().check_compatible(new_metadata.schema())
+    return new_metadata
+
+
+class _BoundedCache(Generic[T]):
+    """A small thread-safe LRU map from an immutable file's location to what it holds."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[str, T] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> T | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: str, value: T) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+class _RefTransaction(Transaction):
+    """A PyIceberg transaction whose staged metadata does not cost a copy of the table's history.
+
+    PyIceberg recomputes :attr:`table_metadata` (base + staged updates, deep-copied) each
+    time it is read, a dozen times and more per append; here it is computed with
+    :func:`_apply_updates` and kept until the base or the staged updates change.
+    """
+
+    _staged: tuple[TableMetadata, tuple[TableUpdate, ...], TableMetadata] | None = None
+
+    @property
+    def table_metadata(self) -> TableMetadata:
+        """The table's metadata with the staged updates applied."""
+        base, updates = self._table.metadata, self._updates
+        staged = self._staged
+        if staged is not None and staged[0] is base and staged[1] is updates:
+            return staged[2]
+        result = _apply_updates(base, updates) if updates else base
+        self._staged = (base, updates, result)
+        return result
+
+
+class _RefTable(Table):
+    """A PyIceberg table of a :class:`RefCatalog`: its transactions are :class:`_RefTransaction`."""
+
+    def transaction(self) -> Transaction:
+        """A transaction on this table; changes are committed on the catalog's branch."""
+        return _RefTransaction(self)
+
+
 @dataclass(frozen=True)
 class TableChange:
     """Requirements and updates for one table of :meth:`RefCatalog.commit_tables`.
@@ -260,13 +355,20 @@ class RefCatalog(MetastoreCatalog):
         self._max_wait_ms = max(0, int(properties.get(COMMIT_MAX_WAIT_MS, _DEFAULT_MAX_WAIT_MS)))
         self._rebase = properties.get(REBASE_FAST_APPENDS, "true").strip().lower() != "false"
         self._confined = properties.get(LOCATIONS_CONFINED, "false").strip().lower() == "true"
+        self._metadata_cache: _BoundedCache[TableMetadata] = _BoundedCache(_METADATA_CACHE_SIZE)
+        self._manifest_lists: _BoundedCache[tuple[ManifestFile, ...]] = _BoundedCache(
+            _MANIFEST_LIST_CACHE_SIZE
+        )
 
     def __repr__(self) -> str:
         return f"RefCatalog(name={self.name!r}, ref={self.ref!r})"
 
     def with_ref(self, ref: str) -> RefCatalog:
         """The same catalog bound to another reference."""
-        return RefCatalog(self.name, self.store, ref, self.warehouse, **self.properties)
+        other = RefCatalog(self.name, self.store, ref, self.warehouse, **self.properties)
+        other._metadata_cache = self._metadata_cache  # parsed immutable files: safe to share
+        other._manifest_lists = self._manifest_lists
+        return other
 
     @property
     def is_read_only(self) -> bool:
@@ -302,9 +404,12 @@ class RefCatalog(MetastoreCatalog):
         location = content.metadata_location
         if self._confined:
             self._check_location(location, f"metadata of table '{key}'")
-        io = self._load_file_io(location=location)
-        metadata = FromInputFile.table_metadata(io.new_input(location))
-        return Table(
+        metadata = self._metadata_cache.get(location)
+        if metadata is None:
+            io = self._load_file_io(location=location)
+            metadata = FromInputFile.table_metadata(io.new_input(location))
+            self._metadata_cache.put(location, metadata)
+        return _RefTable(
             identifier=key.elements,
             metadata=metadata,
             metadata_location=location,
@@ -557,7 +662,7 @@ class RefCatalog(MetastoreCatalog):
             self._meta(f"Create table {key}", {"iceberg.operation": "create"}),
             exists=lambda k: TableAlreadyExistsError(f"table '{k}' already exists on '{branch}'"),
         )
-        return Table(
+        return _RefTable(
             identifier=key.elements,
             metadata=staged.metadata,
             metadata_location=staged.metadata_location,
@@ -653,7 +758,7 @@ class RefCatalog(MetastoreCatalog):
             self._commit(branch, [Put(key, content)], head, meta, on_conflict)
 
         self._retrying(f"register table '{key}' on '{branch}'", attempt)
-        return Table(
+        return _RefTable(
             identifier=key.elements,
             metadata=registered,
             metadata_location=metadata_location,
@@ -771,6 +876,8 @@ class RefCatalog(MetastoreCatalog):
                 responses.append(response)
             if puts:
                 self._commit(branch, puts, head, meta, on_conflict)
+                for response in responses:  # the next commit starts from these: keep them parsed
+                    self._metadata_cache.put(response.metadata_location, response.metadata)
             return responses
 
         return self._retrying(f"{what} on '{branch}'", attempt)
@@ -852,22 +959,24 @@ class RefCatalog(MetastoreCatalog):
         current: Table | None,
         updates: tuple[TableUpdate, ...],
     ) -> TableMetadata:
-        base = current.metadata if current is not None else self._empty_table_metadata()
-        location = current.metadata_location if current is not None else None
         try:
-            new_metadata = update_table_metadata(
-                base, updates, enforce_validation=current is None, metadata_location=location
-            )
-            missing = {
-                k: v for k, v in SAFETY_PROPERTIES.items() if new_metadata.properties.get(k) != v
-            }
-            if missing:  # tables registered elsewhere: add the safety properties on the way
-                new_metadata = update_table_metadata(
-                    base,
-                    (*updates, SetPropertiesUpdate(updates=missing)),
-                    enforce_validation=current is None,
-                    metadata_location=location,
-                )
+            if current is None:  # a new table: PyIceberg's path, with validation
+                base = self._empty_table_metadata()
+                new_metadata = update_table_metadata(base, updates, enforce_validation=True)
+                missing = self._missing_safety(new_metadata)
+                if missing:
+                    new_metadata = update_table_metadata(
+                        base,
+                        (*updates, SetPropertiesUpdate(updates=missing)),
+                        enforce_validation=True,
+                    )
+            else:
+                new_metadata = _apply_updates(current.metadata, updates, current.metadata_location)
+                missing = self._missing_safety(new_metadata)
+                if missing:  # tables registered elsewhere: add the safety properties on the way
+                    new_metadata = _apply_updates(
+                        new_metadata, (SetPropertiesUpdate(updates=missing),)
+                    )
         except ValueError as exc:
             if (
                 current is not None
@@ -880,6 +989,10 @@ class RefCatalog(MetastoreCatalog):
                 ) from exc
             raise
         return new_metadata
+
+    @staticmethod
+    def _missing_safety(metadata: TableMetadata) -> dict[str, str]:
+        return {k: v for k, v in SAFETY_PROPERTIES.items() if metadata.properties.get(k) != v}
 
     def _check_property_updates(self, key: ContentKey, updates: Sequence[TableUpdate]) -> None:
         for update in updates:
