@@ -28,13 +28,21 @@ requirements against that *current* metadata, apply the updates
 commit it with the expected hash. When the store reports that the table changed in
 between, the loop re-reads and tries again (bounded, jittered backoff). When the
 requirements fail because another writer moved the table's branch, a pure fast append
-is rebased onto the new head (new manifests and manifest list with the right parent,
-sequence number and summary totals); anything else raises
+is rebased onto the new head (its manifests reused, a new manifest list with the right
+parent, sequence number and summary totals); anything else raises
 :class:`~pyiceberg.exceptions.CommitFailedException` naming the table and the branch.
 An unknown commit outcome raises :class:`~pyiceberg.exceptions.CommitStateUnknownException`
 and nothing is cleaned up. :meth:`RefCatalog.commit_tables` does the same for several
 tables at once: every table's requirements are validated and its metadata file written,
 then one catalog commit carries all of them (or none lands).
+
+Cost (issue 10): a commit costs in proportion to the change, not to the table's history.
+Staged and committed metadata share every unchanged snapshot and log entry with the
+metadata they came from (no deep copies, see :func:`_apply_updates`; tables of this
+catalog hand out transactions that do the same), parsed metadata files and manifest
+lists are kept per location (both are immutable), each snapshot is serialised to JSON
+once, a rebase reuses the manifests the writer already wrote, and new tables merge
+small manifests on append (:data:`DEFAULT_TABLE_PROPERTIES`).
 
 Locations (DESIGN §3, issue 3): an explicit table location, a metadata file to register
 and any ``write.*.path`` or table location a commit sets must be inside the warehouse
@@ -47,12 +55,14 @@ manifest list is outside it.
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 import re
 import threading
 import time
 import uuid
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -76,15 +86,13 @@ from pyiceberg.exceptions import (
 from pyiceberg.io import FileIO
 from pyiceberg.manifest import (
     ManifestContent,
-    ManifestEntry,
-    ManifestEntryStatus,
     ManifestFile,
-    write_manifest,
+    read_manifest_list,
     write_manifest_list,
 )
 from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
 from pyiceberg.schema import Schema
-from pyiceberg.serializers import FromInputFile
+from pyiceberg.serializers import Compressor, FromInputFile, ToOutputFile
 from pyiceberg.table import CommitTableResponse, StagedTable, Table, TableProperties, Transaction
 from pyiceberg.table.locations import load_location_provider
 from pyiceberg.table.metadata import TableMetadata, new_table_metadata
@@ -107,6 +115,7 @@ from pyiceberg.table.update import (
     update_table_metadata,
 )
 from pyiceberg.typedef import EMPTY_DICT, Identifier, Properties
+from pyiceberg.utils.config import Config
 from pyiceberg.utils.datetime import datetime_to_millis
 from pyiceberg.view import View
 from pyiceberg.view.metadata import ViewHistoryEntry, ViewMetadata, ViewVersion
@@ -150,6 +159,11 @@ T = TypeVar("T")
 GC_ENABLED = "gc.enabled"
 METADATA_DELETE_AFTER_COMMIT = TableProperties.METADATA_DELETE_AFTER_COMMIT_ENABLED
 SAFETY_PROPERTIES: Mapping[str, str] = {GC_ENABLED: "false", METADATA_DELETE_AFTER_COMMIT: "false"}
+
+#: Defaults of tables this catalog creates (a table's own properties win). Appends merge
+#: small manifests, as Iceberg's Java ``newAppend()`` does, so that the manifest list each
+#: append reads and writes stays short however many snapshots the table has.
+DEFAULT_TABLE_PROPERTIES: Mapping[str, str] = {TableProperties.MANIFEST_MERGE_ENABLED: "true"}
 
 #: Catalog properties that tune the commit loop (values are strings, like every property).
 COMMIT_ATTEMPTS = "lakehouse.commit.attempts"
@@ -242,6 +256,41 @@ def _apply_updates(
     new_metadata.spec().check_compatible(new_metadata.schema())
     new_metadata.sort_order().check_compatible(new_metadata.schema())
     return new_metadata
+
+
+#: Serialised JSON of snapshot objects, by object identity; an entry goes with its snapshot.
+_SNAPSHOT_JSON: dict[int, tuple[weakref.ref[Snapshot], str]] = {}
+
+
+def _snapshot_json(snapshot: Snapshot) -> str:
+    """``snapshot`` as Iceberg metadata JSON, serialised once per snapshot object.
+
+    Snapshots are immutable and consecutive metadata versions of a table share the objects
+    (see :func:`_apply_updates`), so each snapshot is serialised once rather than once per
+    commit.
+    """
+    key = id(snapshot)
+    hit = _SNAPSHOT_JSON.get(key)
+    if hit is not None and hit[0]() is snapshot:
+        return hit[1]
+    text = snapshot.model_dump_json()
+
+    def forget(ref: weakref.ref[Snapshot]) -> None:
+        entry = _SNAPSHOT_JSON.get(key)
+        if entry is not None and entry[0] is ref:
+            del _SNAPSHOT_JSON[key]
+
+    _SNAPSHOT_JSON[key] = (weakref.ref(snapshot, forget), text)
+    return text
+
+
+def _metadata_json(metadata: TableMetadata) -> str:
+    """The table metadata file's JSON, as PyIceberg writes it, with snapshots from the cache."""
+    if not metadata.snapshots:
+        return metadata.model_dump_json()
+    rest = metadata.model_dump_json(exclude={"snapshots"})
+    snapshots = ",".join(_snapshot_json(s) for s in metadata.snapshots)
+    return f'{rest[:-1]},"snapshots":[{snapshots}]}}'
 
 
 class _BoundedCache(Generic[T]):
@@ -614,7 +663,11 @@ class RefCatalog(MetastoreCatalog):
         paths = self.warehouse.table_locations(key.elements[:-1], key.name)
         table_location = location.rstrip("/") if location else paths.root
         data_path = f"{table_location}/data" if location else paths.data
-        table_properties = {**properties, **self._forced_properties(data_path, paths.metadata)}
+        table_properties = {
+            **DEFAULT_TABLE_PROPERTIES,
+            **properties,
+            **self._forced_properties(data_path, paths.metadata),
+        }
         self._check_write_paths(f"create table '{key}'", None, table_properties)
         metadata = new_table_metadata(
             location=table_location,
@@ -1085,6 +1138,19 @@ class RefCatalog(MetastoreCatalog):
             f"concurrently and {why} (Iceberg: {reasons}); reload the table and retry"
         )
 
+    def _manifest_list(self, io: FileIO, path: str) -> tuple[ManifestFile, ...]:
+        """The manifests a manifest list names, parsed once per catalog (lists are immutable).
+
+        Read past PyIceberg's process-wide manifest cache on purpose: a rebase reads the
+        lists of snapshots that never landed, and their manifests' sequence numbers must
+        not be what later reads of the committed lists see.
+        """
+        manifests = self._manifest_lists.get(path)
+        if manifests is None:
+            manifests = tuple(read_manifest_list(io.new_input(path)))
+            self._manifest_lists.put(path, manifests)
+        return manifests
+
     def _rebase_fast_append(
         self,
         current: TableMetadata,
@@ -1097,10 +1163,13 @@ class RefCatalog(MetastoreCatalog):
         A pure fast append is only ``AddSnapshot`` (operation ``append``, one or a chain)
         plus ``SetSnapshotRef`` of the branch the failed requirement names, whose snapshots
         consist of the parent's manifests plus new manifests of ADDED data files only.
-        Each snapshot is rewritten with the same id: its new files go into new manifests
-        (new paths, so no cached manifest carries stale sequence numbers), the manifest
-        list holds them plus the current head's manifests, and the summary totals are
-        recomputed from the head's. Returns ``None`` when the updates do not qualify.
+        Each snapshot is rewritten with the same id: a new manifest list holds its own
+        manifests, reused as written (their entries inherit sequence numbers from the list,
+        as in Iceberg's own FastAppend retry), at the new sequence number, plus the current
+        head's manifests, and the summary totals are recomputed from the head's. Only a
+        manifest list is written, and manifest lists read are parsed once per catalog, so a
+        lost race costs about one list write. Returns ``None`` when the updates do not
+        qualify.
         """
         if current.format_version not in (1, 2):
             return None
@@ -1143,7 +1212,7 @@ class RefCatalog(MetastoreCatalog):
             original_parent = current.snapshot_by_id(failed.snapshot_id)
             if original_parent is None:  # expired meanwhile: cannot prove it is a fast append
                 return None
-            parent_manifests_before = list(original_parent.manifests(io))
+            parent_manifests_before = list(self._manifest_list(io, original_parent.manifest_list))
 
         provider = load_location_provider(current.location, current.properties)
         compression = cast(
@@ -1156,12 +1225,11 @@ class RefCatalog(MetastoreCatalog):
         format_version = current.format_version
         sequence_number = current.next_sequence_number()
         parent = head
-        parent_manifests = _live_manifests(head.manifests(io))
+        parent_manifests = _live_manifests(self._manifest_list(io, head.manifest_list))
         rebased: dict[int, Snapshot] = {}
         commit_uuid = uuid.uuid4()
-        counter = 0
         for snapshot in adds:
-            manifests = list(snapshot.manifests(io))
+            manifests = list(self._manifest_list(io, snapshot.manifest_list))
             own = [m for m in manifests if m.added_snapshot_id == snapshot.snapshot_id]
             inherited = {
                 m.manifest_path for m in manifests if m.added_snapshot_id != snapshot.snapshot_id
@@ -1172,46 +1240,24 @@ class RefCatalog(MetastoreCatalog):
             every = {m.manifest_path for m in parent_manifests_before}
             if not own or not live <= inherited <= every:
                 return None
+            new_manifests: list[ManifestFile] = []
             for manifest in own:
                 if (
                     manifest.content != ManifestContent.DATA
                     or (manifest.existing_files_count or 0) > 0
                     or (manifest.deleted_files_count or 0) > 0
+                    or manifest.min_sequence_number != manifest.sequence_number
                 ):
                     return None
-            new_manifests: list[ManifestFile] = []
-            for manifest in own:
-                output = io.new_output(
-                    provider.new_metadata_location(f"{commit_uuid}-m{counter}.avro")
-                )
-                counter += 1
-                spec = current.specs().get(manifest.partition_spec_id)
-                schema = (
-                    current.schema_by_id(snapshot.schema_id)
-                    if snapshot.schema_id is not None
-                    else None
-                ) or current.schema()
-                if spec is None:
-                    return None
-                with write_manifest(
-                    format_version=format_version,
-                    spec=spec,
-                    schema=schema,
-                    output_file=output,
-                    snapshot_id=snapshot.snapshot_id,
-                    avro_compression=compression,
-                ) as writer:
-                    for entry in manifest.fetch_manifest_entry(io, discard_deleted=True):
-                        writer.add_entry(
-                            ManifestEntry.from_args(
-                                status=ManifestEntryStatus.ADDED,
-                                snapshot_id=snapshot.snapshot_id,
-                                sequence_number=None,
-                                file_sequence_number=None,
-                                data_file=entry.data_file,
-                            )
-                        )
-                new_manifests.append(writer.to_manifest_file())
+                # The manifest holds only ADDED entries whose sequence numbers are inherited
+                # from the manifest list (equal min and manifest sequence numbers say no entry
+                # carries its own), so it is reused as written; only its list entry moves to
+                # the new sequence number.
+                moved = copy.copy(manifest)
+                if format_version > 1:
+                    moved.sequence_number = sequence_number
+                    moved.min_sequence_number = sequence_number
+                new_manifests.append(moved)
             list_path = provider.new_metadata_location(
                 f"snap-{snapshot.snapshot_id}-{attempt + 1}-{commit_uuid}.avro"
             )
@@ -1248,7 +1294,7 @@ class RefCatalog(MetastoreCatalog):
             rebased[snapshot.snapshot_id] = new_snapshot
             parent = new_snapshot
             parent_manifests_before = manifests
-            parent_manifests = _live_manifests(new_snapshot.manifests(io))
+            parent_manifests = _live_manifests(new_manifests + parent_manifests)
             if format_version > 1:
                 sequence_number += 1
 
@@ -1549,6 +1595,21 @@ class RefCatalog(MetastoreCatalog):
     # -- safety -------------------------------------------------------------------------------
 
     @staticmethod
+    def _write_metadata(metadata: TableMetadata, io: FileIO, metadata_path: str) -> None:
+        """Write a new metadata file (never overwriting), serialising each snapshot only once.
+
+        Same content as PyIceberg's writer (snapshots last); with its legacy
+        ``current-snapshot-id`` setting on, PyIceberg's writer is used as it is.
+        """
+        if Config().get_bool("legacy-current-snapshot-id"):
+            ToOutputFile.table_metadata(metadata, io.new_output(metadata_path))
+            return
+        data = _metadata_json(metadata).encode("utf-8")
+        data = Compressor.get_compressor(metadata_path).bytes_compressor()(data)
+        with io.new_output(metadata_path).create(overwrite=False) as stream:
+            stream.write(data)
+
+    @staticmethod
     def _delete_old_metadata(io: FileIO, base: TableMetadata, metadata: TableMetadata) -> None:
         """Never delete old metadata files: other branches may still point at them."""
 
@@ -1559,6 +1620,7 @@ def _live_manifests(manifests: Iterable[ManifestFile]) -> list[ManifestFile]:
 
 
 __all__ = [
+    "DEFAULT_TABLE_PROPERTIES",
     "LOCATIONS_CONFINED",
     "REBASE_FAST_APPENDS",
     "SAFETY_PROPERTIES",
