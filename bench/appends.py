@@ -24,7 +24,7 @@ on the PyIceberg table ``lh.table("bench.events")`` returns.
    start together at a barrier) vs one process making all ``writers x per-writer`` appends
    to a table of its own, in the same run. Reported: throughput (appends/s) and its ratio,
    per-append latency p50/p99, commit attempts (appends + races lost, counted from the
-   catalog's "lost a race" debug records) and a check that every row is in the table
+   catalog's "lost a race" debug records and PyIceberg's client-side retry warnings) and a check that every row is in the table
    exactly once. Targets: ratio >= 0.8, 0 lost, 0 duplicated.
 
 ``--markdown FILE`` writes the results as the "One-row appends (bench/appends.py)" section
@@ -97,22 +97,26 @@ def ms(value: float) -> str:
 
 
 class RaceCounter(logging.Handler):
-    """Counts the catalog's "lost a race" debug records (each one is a commit attempt more)."""
+    """Counts commit attempts beyond the first: the catalog's "lost a race" debug records and
+    PyIceberg's own "Commit failed due to a concurrent update, retrying" warnings."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.lost = 0
 
     def emit(self, record: logging.LogRecord) -> None:
-        if "lost a race" in record.getMessage():
+        message = record.getMessage()
+        if "lost a race" in message or "Commit failed due to a concurrent update" in message:
             self.lost += 1
 
     @classmethod
     def install(cls) -> RaceCounter:
         counter = cls()
-        log = logging.getLogger("lakehouse.catalog.iceberg")
-        log.setLevel(logging.DEBUG)
-        log.addHandler(counter)
+        for name in ("lakehouse.catalog.iceberg", "pyiceberg.table"):
+            log = logging.getLogger(name)
+            log.setLevel(logging.DEBUG)
+            log.addHandler(counter)
+            log.propagate = False
         return counter
 
 

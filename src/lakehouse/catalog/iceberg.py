@@ -25,7 +25,10 @@ Commits (the PyIceberg ``commit_table`` hook) follow Iceberg's REST catalog sema
 read the branch head and the table's current metadata, validate the Iceberg
 requirements against that *current* metadata, apply the updates
 (:func:`pyiceberg.table.update.update_table_metadata`), write the new metadata file and
-commit it with the expected hash. When the store reports that the table changed in
+commit it with the expected hash. Writers of one table first queue on the store's
+per-table commit lock (:meth:`~lakehouse.catalog.store.VersionStore.commit_lock`, bounded
+wait), so concurrent appends wait their turn instead of redoing work after lost races.
+When the store reports that the table changed in
 between, the loop re-reads and tries again (bounded, jittered backoff). When the
 requirements fail because another writer moved the table's branch, a pure fast append
 is rebased onto the new head (its manifests reused, a new manifest list with the right
@@ -64,7 +67,8 @@ import time
 import uuid
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
@@ -96,7 +100,7 @@ from pyiceberg.serializers import Compressor, FromInputFile, ToOutputFile
 from pyiceberg.table import CommitTableResponse, StagedTable, Table, TableProperties, Transaction
 from pyiceberg.table.locations import load_location_provider
 from pyiceberg.table.metadata import TableMetadata, new_table_metadata
-from pyiceberg.table.refs import SnapshotRefType
+from pyiceberg.table.refs import MAIN_BRANCH, SnapshotRefType
 from pyiceberg.table.snapshots import Operation as SnapshotOperation
 from pyiceberg.table.snapshots import Snapshot, Summary, update_snapshot_summaries
 from pyiceberg.table.sorting import UNSORTED_SORT_ORDER, SortOrder
@@ -169,6 +173,9 @@ DEFAULT_TABLE_PROPERTIES: Mapping[str, str] = {TableProperties.MANIFEST_MERGE_EN
 COMMIT_ATTEMPTS = "lakehouse.commit.attempts"
 COMMIT_MIN_WAIT_MS = "lakehouse.commit.min-wait-ms"
 COMMIT_MAX_WAIT_MS = "lakehouse.commit.max-wait-ms"
+#: Catalog property: how long a table commit waits for the store's per-table commit lock
+#: before going on without it (``0`` turns the lock off; commits stay optimistic either way).
+COMMIT_LOCK_TIMEOUT_MS = "lakehouse.commit.lock-timeout-ms"
 #: Catalog property naming the author recorded on commits.
 AUTHOR = "author"
 #: Catalog property: ``"false"`` turns off the server-side rebase of stale fast appends, so
@@ -185,6 +192,7 @@ _WRITE_PATH_PROPERTY = re.compile(r"^write\..+\.path$")
 _DEFAULT_ATTEMPTS = 25
 _DEFAULT_MIN_WAIT_MS = 5
 _DEFAULT_MAX_WAIT_MS = 1000
+_DEFAULT_LOCK_TIMEOUT_MS = 5000
 
 #: Store conflicts that mean "someone changed this key in between": re-read and retry.
 _RETRYABLE_CONFLICTS = frozenset(
@@ -345,6 +353,26 @@ class _RefTable(Table):
         """A transaction on this table; changes are committed on the catalog's branch."""
         return _RefTransaction(self)
 
+    def append(
+        self,
+        df: pa.Table | pa.RecordBatchReader,
+        snapshot_properties: dict[str, str] = EMPTY_DICT,
+        branch: str | None = MAIN_BRANCH,
+    ) -> None:
+        """Append ``df`` (PyIceberg's :meth:`~pyiceberg.table.Table.append`), one writer at a time.
+
+        On a branch of the catalog, the append holds the table's commit lock (see
+        :meth:`RefCatalog.commit_tables`) and starts from the table's latest metadata,
+        so concurrent appenders queue instead of building snapshots on a stale parent
+        that must then be rebased or retried.
+        """
+        catalog = self.catalog
+        if not isinstance(catalog, RefCatalog):
+            super().append(df, snapshot_properties, branch)
+            return
+        with catalog._append_lock(self):
+            super().append(df, snapshot_properties, branch)
+
 
 @dataclass(frozen=True)
 class TableChange:
@@ -402,6 +430,10 @@ class RefCatalog(MetastoreCatalog):
         self._max_attempts = max(1, int(properties.get(COMMIT_ATTEMPTS, _DEFAULT_ATTEMPTS)))
         self._min_wait_ms = max(0, int(properties.get(COMMIT_MIN_WAIT_MS, _DEFAULT_MIN_WAIT_MS)))
         self._max_wait_ms = max(0, int(properties.get(COMMIT_MAX_WAIT_MS, _DEFAULT_MAX_WAIT_MS)))
+        self._lock_timeout_ms = max(
+            0, int(properties.get(COMMIT_LOCK_TIMEOUT_MS, _DEFAULT_LOCK_TIMEOUT_MS))
+        )
+        self._held = threading.local()  # commit locks this thread holds: (branch, key)
         self._rebase = properties.get(REBASE_FAST_APPENDS, "true").strip().lower() != "false"
         self._confined = properties.get(LOCATIONS_CONFINED, "false").strip().lower() == "true"
         self._metadata_cache: _BoundedCache[TableMetadata] = _BoundedCache(_METADATA_CACHE_SIZE)
@@ -592,6 +624,35 @@ class RefCatalog(MetastoreCatalog):
     @staticmethod
     def _with_parent(key: ContentKey) -> list[ContentKey]:
         return [key] if key.namespace is None else [key, key.namespace]
+
+    # -- per-table commit lock ------------------------------------------------------------
+
+    @contextmanager
+    def _table_lock(self, branch: str, keys: Sequence[ContentKey]) -> Iterator[None]:
+        """Hold the store's commit lock of ``keys`` on ``branch`` (re-entrant per thread)."""
+        held: set[tuple[str, ContentKey]] = self._held.__dict__.setdefault("keys", set())
+        wanted = [key for key in dict.fromkeys(keys) if (branch, key) not in held]
+        if self._lock_timeout_ms <= 0 or not wanted:
+            yield
+            return
+        with self.store.commit_lock(branch, wanted, self._lock_timeout_ms / 1000):
+            held.update((branch, key) for key in wanted)
+            try:
+                yield
+            finally:
+                held.difference_update((branch, key) for key in wanted)
+
+    @contextmanager
+    def _append_lock(self, table: Table) -> Iterator[None]:
+        """The commit lock of ``table`` on the bound branch, with ``table`` refreshed inside."""
+        if self._lock_timeout_ms <= 0 or self.is_read_only:
+            yield
+            return
+        key = self._table_key(table.name())
+        branch = self._writable_branch()
+        with self._table_lock(branch, [key]):
+            table.refresh()
+            yield
 
     # -- tables: create, register -------------------------------------------------------
 
@@ -933,7 +994,8 @@ class RefCatalog(MetastoreCatalog):
                     self._metadata_cache.put(response.metadata_location, response.metadata)
             return responses
 
-        return self._retrying(f"{what} on '{branch}'", attempt)
+        with self._table_lock(branch, keys):
+            return self._retrying(f"{what} on '{branch}'", attempt)
 
     def _prepare_change(
         self,
@@ -1620,6 +1682,7 @@ def _live_manifests(manifests: Iterable[ManifestFile]) -> list[ManifestFile]:
 
 
 __all__ = [
+    "COMMIT_LOCK_TIMEOUT_MS",
     "DEFAULT_TABLE_PROPERTIES",
     "LOCATIONS_CONFINED",
     "REBASE_FAST_APPENDS",
