@@ -718,3 +718,19 @@ def test_the_commit_lock_of_a_key_has_one_holder_and_a_bounded_wait(store: Versi
             assert on_dev is True  # nor the same key on another branch
     with store.commit_lock("main", [orders, other], timeout=0.1) as after:
         assert after is True  # released at the end of the block
+
+
+def test_an_in_memory_sqlite_catalog_locks_within_the_process() -> None:
+    from lakehouse.catalog.sql_store import SqlStore
+
+    store = SqlStore("sqlite:///:memory:")
+    key = ContentKey.of("bronze", "orders")
+    try:
+        with store.commit_lock("main", [key], timeout=1) as held:
+            assert held is True
+            with store.commit_lock("main", [key], timeout=0.05) as second:
+                assert second is False
+        with store.commit_lock("main", [key], timeout=0.05) as again:
+            assert again is True
+    finally:
+        store.close()

@@ -352,16 +352,17 @@ def _pg_advisory_lock(engine: Engine, name: str, deadline: float) -> Iterator[bo
 
 
 #: In-process locks of in-memory SQLite databases, by database and lock name.
-_MEMORY_LOCKS: dict[tuple[str | None, str], threading.Lock] = {}
+_MEMORY_LOCKS: dict[tuple[int, str], threading.Lock] = {}
 _MEMORY_LOCKS_GUARD = threading.Lock()
 
 
 @contextmanager
-def _local_lock(database: str | None, name: str, deadline: float) -> Iterator[bool]:
+def _local_lock(engine: Engine, name: str, deadline: float) -> Iterator[bool]:
     """``flock`` on ``<database>.commit-locks/<hash>.lock``; a thread lock for ``:memory:``."""
+    database = engine.url.database
     if not database or database == ":memory:" or database.startswith("file:"):
-        with _MEMORY_LOCKS_GUARD:
-            lock = _MEMORY_LOCKS.setdefault((database, name), threading.Lock())
+        with _MEMORY_LOCKS_GUARD:  # an in-memory database lives as long as its engine
+            lock = _MEMORY_LOCKS.setdefault((id(engine), name), threading.Lock())
         got = lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
         try:
             yield got
@@ -452,7 +453,7 @@ class SqlStore(VersionStore):
                 if self.dialect == "postgresql":
                     got = stack.enter_context(_pg_advisory_lock(self.engine, name, deadline))
                 else:
-                    got = stack.enter_context(_local_lock(self.engine.url.database, name, deadline))
+                    got = stack.enter_context(_local_lock(self.engine, name, deadline))
                 held = held and got
             yield held and bool(names)
 
