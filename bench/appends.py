@@ -4,27 +4,29 @@ history or writers.
 Run from the repository root::
 
     .venv/bin/python bench/appends.py [--snapshots 1000] [--samples 20] [--writers 8]
-                                      [--per-writer 25] [--markdown docs/benchmarks.md]
+                                      [--per-writer 25] [--rounds 3]
+                                      [--markdown docs/benchmarks.md]
                                       [--sections history,writers] [--strict]
 
 Everything goes through the public API on the embedded profile, as a user does it: a
 fresh home (``lakehouse.connect(home, create=True)``: SQLite catalog, local-folder
-warehouse), a table ``bench.events`` created on ``main``, and ``table.append(one_row)``
-on the PyIceberg table ``lh.table("bench.events")`` returns.
+warehouse), tables created on ``main``, and ``table.append(one_row)`` on the PyIceberg
+table ``lh.table(...)`` returns.
 
-1. **Append cost vs history.** ``--samples`` one-row appends timed on a new table
-   (snapshots 1..``samples``), appends until the table has ``--snapshots`` snapshots, then
-   ``--samples`` more timed appends around that snapshot. Each timed append is paired with
-   the baseline, ``pyarrow.parquet.write_table`` of the same row to a local file (what
-   writing the data costs, without any table format or catalog), measured interleaved.
-   Targets: p50 at snapshot ``--snapshots`` <= 25 ms, and <= 1.5x the p50 of the first
-   ``samples``.
+1. **Append cost vs history.** ``bench.events`` is built up to about ``--snapshots``
+   snapshots; then a new table gets its first ``--samples`` one-row appends, each followed
+   by one append to ``bench.events`` (around snapshot ``--snapshots``) and by the baseline,
+   ``pyarrow.parquet.write_table`` of the same row to a local file (what writing the data
+   costs without a table format or catalog): interleaved, so the machine's load hits all
+   three alike. Targets: p50 around snapshot ``--snapshots`` <= 25 ms and <= 1.5x the p50
+   of the first ``--samples``.
 2. **Writers on one table.** ``--writers`` OS processes each make ``--per-writer`` one-row
    appends to ONE shared table (each process connects and loads the table itself; they
-   start together at a barrier) vs one process making all ``writers x per-writer`` appends
-   to a table of its own, in the same run. Reported: throughput (appends/s) and its ratio,
-   per-append latency p50/p99, commit attempts (appends + races lost, counted from the
-   catalog's "lost a race" debug records and PyIceberg's client-side retry warnings) and a check that every row is in the table
+   start together at a barrier) vs one process making all ``writers x per-writer``
+   appends to a table of its own, alternately for ``--rounds`` rounds. Reported:
+   throughput (appends/s) and the median ratio of the rounds, per-append latency p50/p99,
+   commit attempts (appends + races lost: the catalog's "lost a race" debug records and
+   PyIceberg's client-side retry warnings) and a check that every row is in the table
    exactly once. Targets: ratio >= 0.8, 0 lost, 0 duplicated.
 
 ``--markdown FILE`` writes the results as the "One-row appends (bench/appends.py)" section
@@ -43,11 +45,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing.context import ForkContext, SpawnContext
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -67,8 +71,12 @@ from _common import (  # bench/ is the script's folder
 
 import lakehouse
 
+if TYPE_CHECKING:
+    from pyiceberg.table import Table as IcebergTable
+
 SECTION = "## One-row appends (bench/appends.py)"
 TABLE = "bench.events"
+FRESH = "bench.fresh"
 #: Worker processes are forked where possible: no re-import, so setup stays short.
 MP: ForkContext | SpawnContext = (
     mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
@@ -123,71 +131,81 @@ class RaceCounter(logging.Handler):
 # -- 1. append cost vs history --------------------------------------------------------------
 
 
-def bench_history(root: Path, snapshots: int, samples: int) -> tuple[Table, float, float]:
-    """Timed appends at the start and around ``snapshots``; the two p50s."""
+def bench_history(
+    root: Path, snapshots: int, samples: int
+) -> tuple[Table, float, float, tuple[float, float, float]]:
+    """Appends to a new table interleaved with appends around ``snapshots``.
+
+    ``bench.events`` is first built up to ``snapshots - samples / 2`` snapshots; then a new
+    table ``bench.fresh`` gets its first ``samples`` appends, each followed by one append to
+    ``bench.events`` and one baseline ``write_table``, so the machine's load hits all three
+    alike. Returns the table, both p50s and the paired ratio late / first.
+    """
     home = root / "history"
     new_home(home)
     baseline_file = root / "baseline.parquet"
+    build_to = max(0, snapshots - samples // 2)
     with lakehouse.connect(home) as lh:
-        table = lh.table(TABLE)
-        next_id = 0
+        late_table = lh.table(TABLE)
+        say(f"building {TABLE} up to snapshot {build_to} …")
+        build_started = time.perf_counter()
+        for i in range(build_to):
+            late_table.append(one_row(i))
+            if (i + 1) % 250 == 0:
+                say(f"  snapshot {i + 1} ({time.perf_counter() - build_started:.0f} s)")
+        first_table = lh.catalog("main").create_table(FRESH, SCHEMA)
 
-        def timed_pair() -> tuple[float, float]:
-            nonlocal next_id
-            row = one_row(next_id)
-            next_id += 1
+        def timed(table: IcebergTable, row: pa.Table) -> float:
             started = time.perf_counter()
             table.append(row)
-            ours = time.perf_counter() - started
+            return time.perf_counter() - started
+
+        first, late, base = [], [], []
+        for i in range(samples):
+            row = one_row(i)
+            first.append(timed(first_table, row))
+            late.append(timed(late_table, one_row(build_to + i)))
             started = time.perf_counter()
             pq.write_table(row, baseline_file)
-            return ours, time.perf_counter() - started
-
-        first = [timed_pair() for _ in range(samples)]
-        build_to = max(samples, snapshots - samples // 2)
-        say(f"building the table up to snapshot {build_to} …")
-        build_started = time.perf_counter()
-        while next_id < build_to:
-            table.append(one_row(next_id))
-            next_id += 1
-            if next_id % 250 == 0:
-                say(f"  snapshot {next_id} ({time.perf_counter() - build_started:.0f} s)")
-        late = [timed_pair() for _ in range(samples)]
-        snapshot_count = len(table.metadata.snapshots)
-        rows = lh.table(TABLE).scan(selected_fields=("id",)).to_arrow().num_rows
-    assert rows == next_id, f"{rows} rows after {next_id} appends"
+            base.append(time.perf_counter() - started)
+        late_snapshots = len(late_table.metadata.snapshots)
+        late_rows = lh.table(TABLE).scan(selected_fields=("id",)).to_arrow().num_rows
+        first_rows = lh.table(FRESH).scan(selected_fields=("id",)).to_arrow().num_rows
+    assert late_rows == build_to + samples, f"{late_rows} rows after {build_to + samples} appends"
+    assert first_rows == samples, f"{first_rows} rows after {samples} appends"
 
     result = Table(
-        f"Append cost vs history: one-row appends, {samples} timed at each point",
-        ["point", "append p50", "append p90", "write_table p50", "append / write_table"],
+        f"Append cost vs history: one-row appends, {samples} timed at each point, interleaved",
+        ["table", "snapshots", "append p50", "append p90", "append / write_table"],
     )
-    p50s = []
-    for label, pairs in (
-        (f"snapshots 1-{samples}", first),
-        (f"snapshots {build_to + 1}-{build_to + samples}", late),
+    for label, span, values in (
+        (FRESH, f"1-{samples}", first),
+        (TABLE, f"{build_to + 1}-{build_to + samples}", late),
     ):
-        ours = [a for a, _ in pairs]
-        base = [b for _, b in pairs]
-        p50s.append(median(ours))
         result.rows.append(
             [
                 label,
-                ms(median(ours)),
-                ms(percentile(ours, 0.9)),
-                ms(median(base)),
-                ratio_iqr(paired_ratio(base, ours)),
+                span,
+                ms(median(values)),
+                ms(percentile(values, 0.9)),
+                ratio_iqr(paired_ratio(base, values)),
             ]
         )
+    result.rows.append(
+        ["baseline: `pq.write_table`", "-", ms(median(base)), ms(percentile(base, 0.9)), "1.00x"]
+    )
+    paired = paired_ratio(first, late)
     result.notes.append(
-        f"`table.append(one_row)` on `{TABLE}` (SQLite catalog, local warehouse); the table "
-        f"ends with {snapshot_count} snapshots and {rows} rows (all checked). Baseline: "
-        "`pyarrow.parquet.write_table` of the same row, interleaved with each append."
+        "`table.append(one_row)` (SQLite catalog, local warehouse), the new table's first "
+        f"appends alternating with appends to a table with {late_snapshots - samples}+ "
+        f"snapshots (it ends with {late_snapshots} snapshots and {late_rows} rows, all "
+        "checked) and with the baseline, `pyarrow.parquet.write_table` of the same row."
     )
     result.notes.append(
-        f"p50 around snapshot {build_to + samples // 2} vs the first {samples}: "
-        f"{ratio(p50s[1] / p50s[0])}."
+        f"p50 around snapshot {build_to + samples // 2} / p50 of the first {samples}: "
+        f"{ratio(median(late) / median(first))}; paired per append: {ratio_iqr(paired)}."
     )
-    return result, p50s[0], p50s[1]
+    return result, median(first), median(late), paired
 
 
 # -- 2. writers on one table ----------------------------------------------------------------
@@ -210,7 +228,18 @@ def _writer(
     out.put((writer, latencies, counter.lost))
 
 
-def run_writers(home: Path, writers: int, per_writer: int) -> dict[str, object]:
+@dataclass
+class WritersRun:
+    """One run of ``writers`` processes appending to one table."""
+
+    wall: float
+    latencies: list[float]
+    attempts: int
+    lost: int  # expected rows missing
+    doubled: int  # rows there more than once, or not expected at all
+
+
+def run_writers(home: Path, writers: int, per_writer: int) -> WritersRun:
     """``writers`` processes x ``per_writer`` appends to one table; wall time and checks."""
     new_home(home)
     barrier = MP.Barrier(writers + 1)
@@ -231,43 +260,47 @@ def run_writers(home: Path, writers: int, per_writer: int) -> dict[str, object]:
     lost_races = sum(lost for _, _, lost in results)
     with lakehouse.connect(home) as lh:
         ids = lh.table(TABLE).scan(selected_fields=("id",)).to_arrow().column("id").to_pylist()
-        snapshots = len(lh.table(TABLE).metadata.snapshots)
     expected = {w * 1_000_000 + i for w in range(writers) for i in range(per_writer)}
-    return {
-        "wall": wall,
-        "latencies": latencies,
-        "attempts": len(latencies) + lost_races,
-        "lost_rows": len(expected - set(ids)),
-        "duplicated_rows": len(ids) - len(set(ids)),
-        "extra_rows": len(set(ids) - expected),
-        "snapshots": snapshots,
-    }
+    return WritersRun(
+        wall=wall,
+        latencies=latencies,
+        attempts=len(latencies) + lost_races,
+        lost=len(expected - set(ids)),
+        doubled=len(ids) - len(set(ids)) + len(set(ids) - expected),
+    )
 
 
-def bench_writers(root: Path, writers: int, per_writer: int) -> tuple[Table, float, int, int]:
-    """One writer vs ``writers`` writers on one table; the throughput ratio, lost and doubled."""
+def bench_writers(
+    root: Path, writers: int, per_writer: int, rounds: int
+) -> tuple[Table, float, int, int]:
+    """One writer vs ``writers`` writers on one table, ``rounds`` times alternately.
+
+    Returns the table, the median throughput ratio over the rounds, rows lost and doubled.
+    """
     total = writers * per_writer
-    say(f"1 process x {total} appends …")
-    single = run_writers(root / "single", 1, total)
-    say(f"{writers} processes x {per_writer} appends to one table …")
-    multi = run_writers(root / "multi", writers, per_writer)
+    singles: list[WritersRun] = []
+    multis: list[WritersRun] = []
+    for r in range(rounds):
+        say(f"round {r + 1}/{rounds}: 1 process x {total} appends …")
+        singles.append(run_writers(root / f"single-{r}", 1, total))
+        say(f"round {r + 1}/{rounds}: {writers} processes x {per_writer} appends to one table …")
+        multis.append(run_writers(root / f"multi-{r}", writers, per_writer))
     result = Table(
-        f"Writers on one table: {total} one-row appends",
+        f"Writers on one table: {total} one-row appends, {rounds} round(s)",
         [
             "writers",
-            "wall",
+            "wall (median)",
             "appends/s",
             "append p50",
             "append p99",
-            "commit attempts",
+            "commit attempts / appends",
             "lost",
             "duplicated",
         ],
     )
-    for label, r in ((f"1 x {total}", single), (f"{writers} x {per_writer}", multi)):
-        lats = r["latencies"]
-        wall = r["wall"]
-        assert isinstance(lats, list) and isinstance(wall, float)
+    for label, runs in ((f"1 x {total}", singles), (f"{writers} x {per_writer}", multis)):
+        wall = median([run.wall for run in runs])
+        lats = [lat for run in runs for lat in run.latencies]
         result.rows.append(
             [
                 label,
@@ -275,21 +308,21 @@ def bench_writers(root: Path, writers: int, per_writer: int) -> tuple[Table, flo
                 f"{total / wall:.1f}",
                 ms(median(lats)),
                 ms(percentile(lats, 0.99)),
-                str(r["attempts"]),
-                str(r["lost_rows"]),
-                str(int(r["duplicated_rows"]) + int(r["extra_rows"])),  # type: ignore[call-overload]
+                f"{sum(run.attempts for run in runs)} / {total * len(runs)}",
+                str(sum(run.lost for run in runs)),
+                str(sum(run.doubled for run in runs)),
             ]
         )
-    single_wall, multi_wall = single["wall"], multi["wall"]
-    assert isinstance(single_wall, float) and isinstance(multi_wall, float)
-    throughput = single_wall / multi_wall
+    ratios = [single.wall / multi.wall for single, multi in zip(singles, multis, strict=True)]
+    throughput = median(ratios)
     result.notes.append(
-        f"Throughput {writers} processes / 1 process: {ratio(throughput)}. Each process "
-        "connects and loads the table itself, then all start at a barrier; wall time from the "
-        "barrier to the last append. Rows checked with a scan of the table afterwards."
+        f"Throughput {writers} processes / 1 process: {ratio(throughput)} (median of the rounds: "
+        f"{', '.join(ratio(r) for r in ratios)}). Each process connects and loads the table "
+        "itself, then all start at a barrier; wall time from the barrier to the last append. "
+        "Rows checked with a scan of the table afterwards; latencies pooled over the rounds."
     )
-    lost = int(multi["lost_rows"])  # type: ignore[call-overload]
-    doubled = int(multi["duplicated_rows"]) + int(multi["extra_rows"])  # type: ignore[call-overload]
+    lost = sum(run.lost for run in multis)
+    doubled = sum(run.doubled for run in multis)
     return result, throughput, lost, doubled
 
 
@@ -302,6 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=20, help="timed appends at each point")
     parser.add_argument("--writers", type=int, default=8)
     parser.add_argument("--per-writer", type=int, default=25)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of section 2")
     parser.add_argument("--sections", default="history,writers")
     parser.add_argument("--markdown", type=Path, help="write the section into this file")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
@@ -321,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         root = Path(tmp)
         if "history" in sections:
             say("append cost vs history …")
-            table, first, late = bench_history(root, args.snapshots, args.samples)
+            table, first, late, _ = bench_history(root, args.snapshots, args.samples)
             report.add(table)
             report.check(
                 f"one-row append p50 around snapshot {args.snapshots}",
@@ -336,7 +370,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 late / first <= 1.5,
             )
         if "writers" in sections:
-            table, throughput, lost, doubled = bench_writers(root, args.writers, args.per_writer)
+            table, throughput, lost, doubled = bench_writers(
+                root, args.writers, args.per_writer, max(1, args.rounds)
+            )
             report.add(table)
             report.check(
                 f"throughput {args.writers} processes x {args.per_writer} / 1 process",
