@@ -379,20 +379,52 @@ def _local_lock(engine: Engine, name: str, deadline: float) -> Iterator[bool]:
         yield False  # e.g. a read-only folder: commits stay optimistic
         return
     try:
-        waited = 0
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                got = True
-            except BlockingIOError:
-                got = False
-            if got or time.monotonic() >= deadline:
-                break
-            time.sleep(_wait_step(waited))
-            waited += 1
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        got = True
+    except BlockingIOError:
+        got = _flock_until(fd, deadline)
+        if not got:  # the descriptor now belongs to the waiting thread
+            yield False
+            return
+    try:
         yield got
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def _flock_until(fd: int, deadline: float) -> bool:
+    """Wait for an exclusive ``flock`` on ``fd`` until ``deadline``: True once held.
+
+    The kernel queues the waiters, so no writer spins on a busy lock (on a small machine
+    spinning waiters take the CPU from the holder). The blocking call runs in a helper
+    thread; when the deadline passes first, the thread keeps the descriptor and closes it
+    as soon as it gets the lock (or fails), so an abandoned wait never holds the lock.
+    """
+    state = threading.Lock()
+    done = threading.Event()
+    outcome = {"got": False, "abandoned": False}
+
+    def wait() -> None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            ok = True
+        except OSError:
+            ok = False
+        with state:
+            if outcome["abandoned"] or not ok:
+                os.close(fd)
+            else:
+                outcome["got"] = True
+            done.set()
+
+    threading.Thread(target=wait, name="lakehouse-commit-lock", daemon=True).start()
+    done.wait(max(0.0, deadline - time.monotonic()))
+    with state:
+        if not outcome["got"]:
+            outcome["abandoned"] = True
+            if done.is_set():  # it failed: the thread closed the descriptor already
+                return False
+        return outcome["got"]
 
 
 class SqlStore(VersionStore):
