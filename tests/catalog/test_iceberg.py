@@ -30,7 +30,6 @@ from pyiceberg.exceptions import (
 )
 from pyiceberg.manifest import clear_manifest_cache
 from pyiceberg.schema import Schema
-from pyiceberg.serializers import FromInputFile
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Operation as SnapshotOperation
 from pyiceberg.table.update import update_table_metadata
@@ -842,29 +841,6 @@ def test_a_commit_keeps_the_metadata_it_wrote_instead_of_reading_it_back(
     assert again.metadata is table.metadata
     again.append(rows((2, "b")))
     assert read(dev.load_table(ORDERS)) == [(1, "a"), (2, "b")]
-
-
-def test_another_writers_metadata_is_parsed_reusing_the_snapshots_already_known(
-    dev: RefCatalog, catalog: Callable[..., RefCatalog]
-) -> None:
-    writer, reader = dev, catalog("dev")  # two catalogs: caches of their own
-    table = writer.create_table(ORDERS, SCHEMA)
-    for i in range(3):
-        table.append(rows((i, "a")))
-    before = reader.load_table(ORDERS).metadata
-    table.append(rows((3, "b")))
-    with table.transaction() as tx:
-        tx.set_properties({"owner": "ops"})
-
-    after = reader.load_table(ORDERS)
-    assert (
-        after.metadata.model_dump()
-        == FromInputFile.table_metadata(after.io.new_input(after.metadata_location)).model_dump()
-    )  # what PyIceberg parses from the file
-    assert all(a is b for a, b in zip(after.metadata.snapshots, before.snapshots, strict=False))
-    assert len(after.metadata.snapshots) == 4
-    assert after.metadata.properties["owner"] == "ops"
-    assert read(after) == [(0, "a"), (1, "a"), (2, "a"), (3, "b")]
 
 
 class _InterferingStore(SqlStore):

@@ -59,7 +59,6 @@ manifest list is outside it.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import random
 import re
@@ -100,7 +99,7 @@ from pyiceberg.schema import Schema
 from pyiceberg.serializers import Compressor, FromInputFile, ToOutputFile
 from pyiceberg.table import CommitTableResponse, StagedTable, Table, TableProperties, Transaction
 from pyiceberg.table.locations import load_location_provider
-from pyiceberg.table.metadata import TableMetadata, TableMetadataUtil, new_table_metadata
+from pyiceberg.table.metadata import TableMetadata, new_table_metadata
 from pyiceberg.table.refs import MAIN_BRANCH, SnapshotRefType
 from pyiceberg.table.snapshots import Operation as SnapshotOperation
 from pyiceberg.table.snapshots import Snapshot, Summary, update_snapshot_summaries
@@ -267,25 +266,8 @@ def _apply_updates(
     return new_metadata
 
 
-#: Serialised JSON (text, and as parsed) of snapshot objects, by object identity; an entry
-#: goes with its snapshot.
-_SNAPSHOT_JSON: dict[int, tuple[weakref.ref[Snapshot], str, dict[str, Any] | None]] = {}
-
-
-def _snapshot_entry(snapshot: Snapshot) -> tuple[weakref.ref[Snapshot], str, dict[str, Any] | None]:
-    key = id(snapshot)
-    hit = _SNAPSHOT_JSON.get(key)
-    if hit is not None and hit[0]() is snapshot:
-        return hit
-
-    def forget(ref: weakref.ref[Snapshot]) -> None:
-        entry = _SNAPSHOT_JSON.get(key)
-        if entry is not None and entry[0] is ref:
-            del _SNAPSHOT_JSON[key]
-
-    entry = (weakref.ref(snapshot, forget), snapshot.model_dump_json(), None)
-    _SNAPSHOT_JSON[key] = entry
-    return entry
+#: Serialised JSON of snapshot objects, by object identity; an entry goes with its snapshot.
+_SNAPSHOT_JSON: dict[int, tuple[weakref.ref[Snapshot], str]] = {}
 
 
 def _snapshot_json(snapshot: Snapshot) -> str:
@@ -295,16 +277,19 @@ def _snapshot_json(snapshot: Snapshot) -> str:
     (see :func:`_apply_updates`), so each snapshot is serialised once rather than once per
     commit.
     """
-    return _snapshot_entry(snapshot)[1]
+    key = id(snapshot)
+    hit = _SNAPSHOT_JSON.get(key)
+    if hit is not None and hit[0]() is snapshot:
+        return hit[1]
+    text = snapshot.model_dump_json()
 
+    def forget(ref: weakref.ref[Snapshot]) -> None:
+        entry = _SNAPSHOT_JSON.get(key)
+        if entry is not None and entry[0] is ref:
+            del _SNAPSHOT_JSON[key]
 
-def _snapshot_dict(snapshot: Snapshot) -> dict[str, Any]:
-    """``snapshot``'s JSON as parsed (what ``json.loads`` of a metadata file holds)."""
-    ref, text, parsed = _snapshot_entry(snapshot)
-    if parsed is None:
-        parsed = json.loads(text)
-        _SNAPSHOT_JSON[id(snapshot)] = (ref, text, parsed)
-    return parsed
+    _SNAPSHOT_JSON[key] = (weakref.ref(snapshot, forget), text)
+    return text
 
 
 def _metadata_json(metadata: TableMetadata) -> str:
@@ -452,7 +437,6 @@ class RefCatalog(MetastoreCatalog):
         self._rebase = properties.get(REBASE_FAST_APPENDS, "true").strip().lower() != "false"
         self._confined = properties.get(LOCATIONS_CONFINED, "false").strip().lower() == "true"
         self._metadata_cache: _BoundedCache[TableMetadata] = _BoundedCache(_METADATA_CACHE_SIZE)
-        self._latest_metadata: _BoundedCache[TableMetadata] = _BoundedCache(_METADATA_CACHE_SIZE)
         self._manifest_lists: _BoundedCache[tuple[ManifestFile, ...]] = _BoundedCache(
             _MANIFEST_LIST_CACHE_SIZE
         )
@@ -464,7 +448,6 @@ class RefCatalog(MetastoreCatalog):
         """The same catalog bound to another reference."""
         other = RefCatalog(self.name, self.store, ref, self.warehouse, **self.properties)
         other._metadata_cache = self._metadata_cache  # parsed immutable files: safe to share
-        other._latest_metadata = self._latest_metadata
         other._manifest_lists = self._manifest_lists
         return other
 
@@ -505,12 +488,8 @@ class RefCatalog(MetastoreCatalog):
         metadata = self._metadata_cache.get(location)
         if metadata is None:
             io = self._load_file_io(location=location)
-            if location.endswith(".gz.metadata.json"):
-                metadata = FromInputFile.table_metadata(io.new_input(location))
-            else:
-                with io.new_input(location).open() as stream:
-                    metadata = self._parse_metadata(stream.read())
-            self._remember(location, metadata)
+            metadata = FromInputFile.table_metadata(io.new_input(location))
+            self._metadata_cache.put(location, metadata)
         return _RefTable(
             identifier=key.elements,
             metadata=metadata,
@@ -518,41 +497,6 @@ class RefCatalog(MetastoreCatalog):
             io=self._load_file_io(metadata.properties, location),
             catalog=self,
         )
-
-    def _remember(self, location: str, metadata: TableMetadata) -> None:
-        """Keep parsed metadata by location, and as the latest known of its table."""
-        self._metadata_cache.put(location, metadata)
-        self._latest_metadata.put(str(metadata.table_uuid), metadata)
-
-    def _parse_metadata(self, raw: bytes) -> TableMetadata:
-        """Parse a metadata file, reusing the snapshots of the table's last known metadata.
-
-        Another writer's new metadata differs from what this catalog last saw of the table
-        by a few snapshots; parsing all of them again (58 ms at 1,000 snapshots) would make
-        every contended commit cost in proportion to the history. Snapshots whose JSON is
-        exactly that of a known snapshot are reused as they are; the rest of the file is
-        parsed by PyIceberg as usual (format version 2 only; else the whole file is).
-        """
-        data = json.loads(raw)
-        snapshots = data.get("snapshots") if isinstance(data, dict) else None
-        previous = (
-            self._latest_metadata.get(str(data.get("table-uuid")))
-            if isinstance(snapshots, list) and snapshots and data.get("format-version") == 2
-            else None
-        )
-        if previous is None or not isinstance(snapshots, list):
-            return TableMetadataUtil.parse_obj(data)
-        known = {snapshot.snapshot_id: snapshot for snapshot in previous.snapshots}
-        parsed: list[Snapshot] = []
-        for item in snapshots:
-            snapshot_id = item.get("snapshot-id") if isinstance(item, dict) else None
-            same = known.get(snapshot_id) if isinstance(snapshot_id, int) else None
-            if same is not None and _snapshot_dict(same) == item:
-                parsed.append(same)
-            else:
-                parsed.append(Snapshot.model_validate(item))
-        rest = TableMetadataUtil.parse_obj({**data, "snapshots": []})
-        return rest.model_copy(update={"snapshots": parsed})
 
     # -- keys ---------------------------------------------------------------------------
 
@@ -1047,7 +991,7 @@ class RefCatalog(MetastoreCatalog):
             if puts:
                 self._commit(branch, puts, head, meta, on_conflict)
                 for response in responses:  # the next commit starts from these: keep them parsed
-                    self._remember(response.metadata_location, response.metadata)
+                    self._metadata_cache.put(response.metadata_location, response.metadata)
             return responses
 
         with self._table_lock(branch, keys):
