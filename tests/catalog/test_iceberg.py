@@ -6,6 +6,8 @@ in the integration tier.
 
 from __future__ import annotations
 
+import itertools
+import json
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,13 +28,15 @@ from pyiceberg.exceptions import (
     TableAlreadyExistsError,
     ValidationException,
 )
+from pyiceberg.manifest import clear_manifest_cache
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Operation as SnapshotOperation
+from pyiceberg.table.update import update_table_metadata
 from pyiceberg.types import LongType, NestedField, StringType
 from pyiceberg.view.metadata import SQLViewRepresentation, ViewRepresentation, ViewVersion
 
-from lakehouse.catalog.iceberg import RefCatalog
+from lakehouse.catalog.iceberg import RefCatalog, _apply_updates, _metadata_json
 from lakehouse.catalog.model import (
     CommitMeta,
     CommitResult,
@@ -647,7 +651,9 @@ def test_a_stale_fast_append_is_rebased_onto_the_concurrent_head(
 
     first.append(rows((2, "b"), (3, "c")))
     winner = first.current_snapshot()
-    second.append(rows((4, "d")))
+    # a transaction built on the stale metadata (Table.append would start from the head)
+    with second.transaction() as tx:
+        tx.append(rows((4, "d")))
 
     table = dev.load_table(ORDERS)
     assert read(table) == [(1, "a"), (2, "b"), (3, "c"), (4, "d")]
@@ -675,7 +681,8 @@ def test_a_stale_append_racing_a_delete_keeps_both(
     stale = catalog("dev").load_table(ORDERS)
 
     dev.load_table(ORDERS).delete("id == 1")
-    stale.append(rows((3, "c")))
+    with stale.transaction() as tx:  # built on the stale metadata
+        tx.append(rows((3, "c")))
 
     table = dev.load_table(ORDERS)
     assert read(table) == [(2, "b"), (3, "c")]
@@ -683,6 +690,157 @@ def test_a_stale_append_racing_a_delete_keeps_both(
     assert snapshot is not None and snapshot.summary is not None
     assert snapshot.summary["total-records"] == "2"
     assert snapshot.summary["total-data-files"] == "2"
+
+
+def _metadata_files(table: Table) -> tuple[set[str], set[str]]:
+    """Names of the table's manifest lists and manifests on disk."""
+    folder = local(table.metadata.properties["write.metadata.path"])
+    avro = {p.name for p in folder.glob("*.avro")}
+    lists = {name for name in avro if name.startswith("snap-")}
+    return lists, avro - lists
+
+
+def test_a_rebase_reuses_the_writers_manifests_and_writes_one_manifest_list(
+    dev: RefCatalog, catalog: Callable[..., RefCatalog]
+) -> None:
+    dev.create_table(ORDERS, SCHEMA, properties={"commit.retry.num-retries": "0"})
+    dev.load_table(ORDERS).append(rows((1, "a")))
+    stale = catalog("dev").load_table(ORDERS)
+    dev.load_table(ORDERS).append(rows((2, "b")))
+    lists_before, manifests_before = _metadata_files(stale)
+
+    with stale.transaction() as tx:
+        tx.append(rows((3, "c")))
+
+    lists, manifests = _metadata_files(stale)
+    assert len(manifests - manifests_before) == 1  # the writer's own, reused by the rebase
+    assert len(lists - lists_before) == 2  # the writer's stale list and the rebased one
+    clear_manifest_cache()  # read the committed list afresh: no stale sequence numbers
+    table = catalog("dev").load_table(ORDERS)
+    snapshot = table.current_snapshot()
+    assert snapshot is not None and snapshot.sequence_number == 3
+    [own] = [m for m in snapshot.manifests(table.io) if m.added_snapshot_id == snapshot.snapshot_id]
+    assert own.manifest_path.rsplit("/", 1)[-1] in manifests - manifests_before
+    assert own.sequence_number == own.min_sequence_number == 3
+    assert [e.sequence_number for e in own.fetch_manifest_entry(table.io)] == [3]
+    assert read(table) == [(1, "a"), (2, "b"), (3, "c")]
+
+
+def test_append_on_a_stale_table_starts_from_the_head_instead_of_rebasing(
+    dev: RefCatalog, catalog: Callable[..., RefCatalog]
+) -> None:
+    dev.create_table(ORDERS, SCHEMA, properties={"commit.retry.num-retries": "0"})
+    stale = catalog("dev").load_table(ORDERS)
+    dev.load_table(ORDERS).append(rows((1, "a")))
+    lists_before, _ = _metadata_files(stale)
+
+    stale.append(rows((2, "b")))
+
+    lists, _ = _metadata_files(stale)
+    assert len(lists - lists_before) == 1  # built on the head: nothing to rebase
+    assert read(dev.load_table(ORDERS)) == [(1, "a"), (2, "b")]
+    assert len(stale.history()) == 2
+
+
+def _process_appender(home: str, writer: int, count: int, out: Any) -> None:
+    import lakehouse
+
+    with lakehouse.connect(Path(home)) as lh:
+        table = lh.table("bronze.orders", "main")
+        for i in range(count):
+            table.append(rows((writer * 1000 + i, f"w{writer}")))
+    out.put(writer)
+
+
+def test_appends_from_several_processes_land_exactly_once(tmp_path: Path) -> None:
+    import multiprocessing as mp
+
+    import lakehouse
+
+    home = tmp_path / "home"
+    with lakehouse.connect(home, create=True) as lh:
+        lh.catalog("main").create_namespace("bronze")
+        lh.catalog("main").create_table(ORDERS, SCHEMA)
+    writers, count = 4, 6
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [
+        ctx.Process(target=_process_appender, args=(str(home), w, count, out))
+        for w in range(writers)
+    ]
+    for p in procs:
+        p.start()
+    done = sorted(out.get(timeout=300) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert done == list(range(writers))
+
+    with lakehouse.connect(home) as lh:
+        table = lh.table("bronze.orders", "main")
+        expected = sorted((w * 1000 + i, f"w{w}") for w in range(writers) for i in range(count))
+        assert read(table) == expected  # none lost, none twice
+        chain = [entry.snapshot_id for entry in table.history()]
+        assert len(chain) == writers * count
+        for parent, child in itertools.pairwise(chain):
+            snapshot = table.snapshot_by_id(child)
+            assert snapshot is not None and snapshot.parent_snapshot_id == parent
+        head = table.current_snapshot()
+        assert head is not None and head.summary is not None
+        assert head.summary["total-records"] == str(writers * count)
+
+
+def test_tables_merge_small_manifests_on_append_unless_they_say_otherwise(
+    dev: RefCatalog,
+) -> None:
+    merged = dev.create_table(ORDERS, SCHEMA)
+    assert merged.metadata.properties["commit.manifest-merge.enabled"] == "true"
+    fast = dev.create_table(
+        ("bronze", "fast"), SCHEMA, properties={"commit.manifest-merge.enabled": "false"}
+    )
+    assert fast.metadata.properties["commit.manifest-merge.enabled"] == "false"
+    for table in (merged, fast):
+        with table.transaction() as tx:
+            tx.set_properties({"commit.manifest.min-count-to-merge": "3"})
+        for i in range(5):
+            table.append(rows((i, "x")))
+    merged_head, fast_head = merged.current_snapshot(), fast.current_snapshot()
+    assert merged_head is not None and fast_head is not None
+    assert len(fast_head.manifests(fast.io)) == 5
+    assert len(merged_head.manifests(merged.io)) < 5
+    assert read(merged) == read(fast) == [(i, "x") for i in range(5)]
+
+
+def test_staged_and_committed_metadata_are_what_pyiceberg_computes(
+    dev: RefCatalog,
+) -> None:
+    table = dev.create_table(ORDERS, SCHEMA)
+    table.append(rows((1, "a")))
+    base, location = table.metadata, table.metadata_location
+    tx = table.transaction()
+    tx.set_properties({"owner": "ops"})
+    tx.append(rows((2, "b")))
+    updates = tx._updates
+
+    ours = _apply_updates(base, updates, location)
+    theirs = update_table_metadata(base, updates, metadata_location=location)
+    assert ours.model_dump() == theirs.model_dump() | {"last-updated-ms": ours.last_updated_ms}
+    assert tx.table_metadata is tx.table_metadata  # computed once while nothing changes
+    assert tx.table_metadata.model_dump() == update_table_metadata(base, updates).model_dump()
+    assert ours.snapshots[0] is base.snapshots[0]  # shared, not copied
+    assert json.loads(_metadata_json(ours)) == json.loads(ours.model_dump_json())
+
+
+def test_a_commit_keeps_the_metadata_it_wrote_instead_of_reading_it_back(
+    dev: RefCatalog,
+) -> None:
+    table = dev.create_table(ORDERS, SCHEMA)
+    table.append(rows((1, "a")))
+    local(table.metadata_location).unlink()  # gone from disk: only the catalog's copy is left
+    again = dev.load_table(ORDERS)
+    assert again.metadata is table.metadata
+    again.append(rows((2, "b")))
+    assert read(dev.load_table(ORDERS)) == [(1, "a"), (2, "b")]
 
 
 class _InterferingStore(SqlStore):

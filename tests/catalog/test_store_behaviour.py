@@ -693,3 +693,44 @@ def test_repository_config_refuses_unknown_types_and_bad_policies(store: Version
         store.repository_config(["FOO_BAR"])
     with pytest.raises(InvalidInputError, match="default-cutoff-value"):
         RepositoryConfig("GARBAGE_COLLECTOR", {"defaultCutoffPolicy": "foo"})
+
+
+# -- commit lock (advisory) --------------------------------------------------------------------
+
+
+def test_the_commit_lock_of_a_key_has_one_holder_and_a_bounded_wait(store: VersionStore) -> None:
+    from lakehouse.catalog.sql_store import SqlStore
+
+    orders, other = ContentKey.of("bronze", "orders"), ContentKey.of("bronze", "other")
+    if not isinstance(store, SqlStore):  # remote servers have no such lock: say so at once
+        with store.commit_lock("main", [orders], timeout=5) as held:
+            assert held is False
+        return
+    with store.commit_lock("main", [orders], timeout=1) as held:
+        assert held is True
+        started = time.monotonic()
+        with store.commit_lock("main", [other, orders], timeout=0.1) as second:
+            assert second is False  # gave up after the timeout, did not block forever
+        assert 0.1 <= time.monotonic() - started < 2
+        with store.commit_lock("main", [other], timeout=0.1) as elsewhere:
+            assert elsewhere is True  # other keys are not blocked
+        with store.commit_lock("dev", [orders], timeout=0.1) as on_dev:
+            assert on_dev is True  # nor the same key on another branch
+    with store.commit_lock("main", [orders, other], timeout=0.1) as after:
+        assert after is True  # released at the end of the block
+
+
+def test_an_in_memory_sqlite_catalog_locks_within_the_process() -> None:
+    from lakehouse.catalog.sql_store import SqlStore
+
+    store = SqlStore("sqlite:///:memory:")
+    key = ContentKey.of("bronze", "orders")
+    try:
+        with store.commit_lock("main", [key], timeout=1) as held:
+            assert held is True
+            with store.commit_lock("main", [key], timeout=0.05) as second:
+                assert second is False
+        with store.commit_lock("main", [key], timeout=0.05) as again:
+            assert again is True
+    finally:
+        store.close()

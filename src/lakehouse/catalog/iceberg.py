@@ -25,16 +25,27 @@ Commits (the PyIceberg ``commit_table`` hook) follow Iceberg's REST catalog sema
 read the branch head and the table's current metadata, validate the Iceberg
 requirements against that *current* metadata, apply the updates
 (:func:`pyiceberg.table.update.update_table_metadata`), write the new metadata file and
-commit it with the expected hash. When the store reports that the table changed in
+commit it with the expected hash. Writers of one table first queue on the store's
+per-table commit lock (:meth:`~lakehouse.catalog.store.VersionStore.commit_lock`, bounded
+wait), so concurrent appends wait their turn instead of redoing work after lost races.
+When the store reports that the table changed in
 between, the loop re-reads and tries again (bounded, jittered backoff). When the
 requirements fail because another writer moved the table's branch, a pure fast append
-is rebased onto the new head (new manifests and manifest list with the right parent,
-sequence number and summary totals); anything else raises
+is rebased onto the new head (its manifests reused, a new manifest list with the right
+parent, sequence number and summary totals); anything else raises
 :class:`~pyiceberg.exceptions.CommitFailedException` naming the table and the branch.
 An unknown commit outcome raises :class:`~pyiceberg.exceptions.CommitStateUnknownException`
 and nothing is cleaned up. :meth:`RefCatalog.commit_tables` does the same for several
 tables at once: every table's requirements are validated and its metadata file written,
 then one catalog commit carries all of them (or none lands).
+
+Cost (issue 10): a commit costs in proportion to the change, not to the table's history.
+Staged and committed metadata share every unchanged snapshot and log entry with the
+metadata they came from (no deep copies, see :func:`_apply_updates`; tables of this
+catalog hand out transactions that do the same), parsed metadata files and manifest
+lists are kept per location (both are immutable), each snapshot is serialised to JSON
+once, a rebase reuses the manifests the writer already wrote, and new tables merge
+small manifests on append (:data:`DEFAULT_TABLE_PROPERTIES`).
 
 Locations (DESIGN §3, issue 3): an explicit table location, a metadata file to register
 and any ``write.*.path`` or table location a commit sets must be inside the warehouse
@@ -47,14 +58,20 @@ manifest list is outside it.
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 import re
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from pyiceberg.avro.codecs import AvroCompressionCodec
 from pyiceberg.catalog import MetastoreCatalog, PropertiesUpdateSummary
@@ -73,19 +90,17 @@ from pyiceberg.exceptions import (
 from pyiceberg.io import FileIO
 from pyiceberg.manifest import (
     ManifestContent,
-    ManifestEntry,
-    ManifestEntryStatus,
     ManifestFile,
-    write_manifest,
+    read_manifest_list,
     write_manifest_list,
 )
 from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
 from pyiceberg.schema import Schema
-from pyiceberg.serializers import FromInputFile
+from pyiceberg.serializers import Compressor, FromInputFile, ToOutputFile
 from pyiceberg.table import CommitTableResponse, StagedTable, Table, TableProperties, Transaction
 from pyiceberg.table.locations import load_location_provider
 from pyiceberg.table.metadata import TableMetadata, new_table_metadata
-from pyiceberg.table.refs import SnapshotRefType
+from pyiceberg.table.refs import MAIN_BRANCH, SnapshotRefType
 from pyiceberg.table.snapshots import Operation as SnapshotOperation
 from pyiceberg.table.snapshots import Snapshot, Summary, update_snapshot_summaries
 from pyiceberg.table.sorting import UNSORTED_SORT_ORDER, SortOrder
@@ -98,9 +113,14 @@ from pyiceberg.table.update import (
     SetSnapshotRefUpdate,
     TableRequirement,
     TableUpdate,
+    _apply_table_update,
+    _TableMetadataUpdateContext,
+    _update_table_metadata_log,
     update_table_metadata,
 )
 from pyiceberg.typedef import EMPTY_DICT, Identifier, Properties
+from pyiceberg.utils.config import Config
+from pyiceberg.utils.datetime import datetime_to_millis
 from pyiceberg.view import View
 from pyiceberg.view.metadata import ViewHistoryEntry, ViewMetadata, ViewVersion
 
@@ -144,10 +164,18 @@ GC_ENABLED = "gc.enabled"
 METADATA_DELETE_AFTER_COMMIT = TableProperties.METADATA_DELETE_AFTER_COMMIT_ENABLED
 SAFETY_PROPERTIES: Mapping[str, str] = {GC_ENABLED: "false", METADATA_DELETE_AFTER_COMMIT: "false"}
 
+#: Defaults of tables this catalog creates (a table's own properties win). Appends merge
+#: small manifests, as Iceberg's Java ``newAppend()`` does, so that the manifest list each
+#: append reads and writes stays short however many snapshots the table has.
+DEFAULT_TABLE_PROPERTIES: Mapping[str, str] = {TableProperties.MANIFEST_MERGE_ENABLED: "true"}
+
 #: Catalog properties that tune the commit loop (values are strings, like every property).
 COMMIT_ATTEMPTS = "lakehouse.commit.attempts"
 COMMIT_MIN_WAIT_MS = "lakehouse.commit.min-wait-ms"
 COMMIT_MAX_WAIT_MS = "lakehouse.commit.max-wait-ms"
+#: Catalog property: how long a table commit waits for the store's per-table commit lock
+#: before going on without it (``0`` turns the lock off; commits stay optimistic either way).
+COMMIT_LOCK_TIMEOUT_MS = "lakehouse.commit.lock-timeout-ms"
 #: Catalog property naming the author recorded on commits.
 AUTHOR = "author"
 #: Catalog property: ``"false"`` turns off the server-side rebase of stale fast appends, so
@@ -164,6 +192,7 @@ _WRITE_PATH_PROPERTY = re.compile(r"^write\..+\.path$")
 _DEFAULT_ATTEMPTS = 25
 _DEFAULT_MIN_WAIT_MS = 5
 _DEFAULT_MAX_WAIT_MS = 1000
+_DEFAULT_LOCK_TIMEOUT_MS = 5000
 
 #: Store conflicts that mean "someone changed this key in between": re-read and retry.
 _RETRYABLE_CONFLICTS = frozenset(
@@ -200,6 +229,149 @@ _ACTION_OPERATIONS: Mapping[str, str] = {
 
 class _LostRaceError(Exception):
     """Internal: the attempt lost a race; re-read and try again."""
+
+
+#: How many parsed metadata files / manifest lists a catalog keeps (both are immutable files).
+_METADATA_CACHE_SIZE = 16
+_MANIFEST_LIST_CACHE_SIZE = 16
+
+
+def _apply_updates(
+    base: TableMetadata, updates: Sequence[TableUpdate], metadata_location: str | None = None
+) -> TableMetadata:
+    """``base`` with ``updates`` applied: PyIceberg's own per-update rules, without a deep copy.
+
+    :func:`pyiceberg.table.update.update_table_metadata` ends with a deep copy of the whole
+    result (every snapshot, log entry and schema), so its cost grows with the table's
+    history. The rules it applies (one ``_apply_table_update`` per update) build every
+    changed list and dict anew and metadata models are frozen, so the result can share its
+    unchanged parts with ``base``; this applies the same rules (and the same metadata-log
+    and ``last-updated-ms`` bookkeeping) and skips the copy. For existing tables only: a
+    new table's metadata goes through ``update_table_metadata`` with validation.
+    """
+    context = _TableMetadataUpdateContext()
+    new_metadata = base
+    for update in updates:
+        new_metadata = _apply_table_update(update, new_metadata, context)
+    if context.has_changes():
+        if metadata_location:
+            new_metadata = _update_table_metadata_log(
+                new_metadata, metadata_location, base.last_updated_ms
+            )
+        if new_metadata.last_updated_ms == base.last_updated_ms:
+            now = datetime_to_millis(datetime.now().astimezone())
+            new_metadata = new_metadata.model_copy(update={"last_updated_ms": now})
+    new_metadata.spec().check_compatible(new_metadata.schema())
+    new_metadata.sort_order().check_compatible(new_metadata.schema())
+    return new_metadata
+
+
+#: Serialised JSON of snapshot objects, by object identity; an entry goes with its snapshot.
+_SNAPSHOT_JSON: dict[int, tuple[weakref.ref[Snapshot], str]] = {}
+
+
+def _snapshot_json(snapshot: Snapshot) -> str:
+    """``snapshot`` as Iceberg metadata JSON, serialised once per snapshot object.
+
+    Snapshots are immutable and consecutive metadata versions of a table share the objects
+    (see :func:`_apply_updates`), so each snapshot is serialised once rather than once per
+    commit.
+    """
+    key = id(snapshot)
+    hit = _SNAPSHOT_JSON.get(key)
+    if hit is not None and hit[0]() is snapshot:
+        return hit[1]
+    text = snapshot.model_dump_json()
+
+    def forget(ref: weakref.ref[Snapshot]) -> None:
+        entry = _SNAPSHOT_JSON.get(key)
+        if entry is not None and entry[0] is ref:
+            del _SNAPSHOT_JSON[key]
+
+    _SNAPSHOT_JSON[key] = (weakref.ref(snapshot, forget), text)
+    return text
+
+
+def _metadata_json(metadata: TableMetadata) -> str:
+    """The table metadata file's JSON, as PyIceberg writes it, with snapshots from the cache."""
+    if not metadata.snapshots:
+        return metadata.model_dump_json()
+    rest = metadata.model_dump_json(exclude={"snapshots"})
+    snapshots = ",".join(_snapshot_json(s) for s in metadata.snapshots)
+    return f'{rest[:-1]},"snapshots":[{snapshots}]}}'
+
+
+class _BoundedCache(Generic[T]):
+    """A small thread-safe LRU map from an immutable file's location to what it holds."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[str, T] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> T | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: str, value: T) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+class _RefTransaction(Transaction):
+    """A PyIceberg transaction whose staged metadata does not cost a copy of the table's history.
+
+    PyIceberg recomputes :attr:`table_metadata` (base + staged updates, deep-copied) each
+    time it is read, a dozen times and more per append; here it is computed with
+    :func:`_apply_updates` and kept until the base or the staged updates change.
+    """
+
+    _staged: tuple[TableMetadata, tuple[TableUpdate, ...], TableMetadata] | None = None
+
+    @property
+    def table_metadata(self) -> TableMetadata:
+        """The table's metadata with the staged updates applied."""
+        base, updates = self._table.metadata, self._updates
+        staged = self._staged
+        if staged is not None and staged[0] is base and staged[1] is updates:
+            return staged[2]
+        result = _apply_updates(base, updates) if updates else base
+        self._staged = (base, updates, result)
+        return result
+
+
+class _RefTable(Table):
+    """A PyIceberg table of a :class:`RefCatalog`: its transactions are :class:`_RefTransaction`."""
+
+    def transaction(self) -> Transaction:
+        """A transaction on this table; changes are committed on the catalog's branch."""
+        return _RefTransaction(self)
+
+    def append(
+        self,
+        df: pa.Table | pa.RecordBatchReader,
+        snapshot_properties: dict[str, str] = EMPTY_DICT,
+        branch: str | None = MAIN_BRANCH,
+    ) -> None:
+        """Append ``df`` (PyIceberg's :meth:`~pyiceberg.table.Table.append`), one writer at a time.
+
+        On a branch of the catalog, the append holds the table's commit lock (see
+        :meth:`RefCatalog.commit_tables`) and starts from the table's latest metadata,
+        so concurrent appenders queue instead of building snapshots on a stale parent
+        that must then be rebased or retried.
+        """
+        catalog = self.catalog
+        if not isinstance(catalog, RefCatalog):
+            super().append(df, snapshot_properties, branch)
+            return
+        with catalog._append_lock(self):
+            super().append(df, snapshot_properties, branch)
 
 
 @dataclass(frozen=True)
@@ -258,15 +430,26 @@ class RefCatalog(MetastoreCatalog):
         self._max_attempts = max(1, int(properties.get(COMMIT_ATTEMPTS, _DEFAULT_ATTEMPTS)))
         self._min_wait_ms = max(0, int(properties.get(COMMIT_MIN_WAIT_MS, _DEFAULT_MIN_WAIT_MS)))
         self._max_wait_ms = max(0, int(properties.get(COMMIT_MAX_WAIT_MS, _DEFAULT_MAX_WAIT_MS)))
+        self._lock_timeout_ms = max(
+            0, int(properties.get(COMMIT_LOCK_TIMEOUT_MS, _DEFAULT_LOCK_TIMEOUT_MS))
+        )
+        self._held = threading.local()  # commit locks this thread holds: (branch, key)
         self._rebase = properties.get(REBASE_FAST_APPENDS, "true").strip().lower() != "false"
         self._confined = properties.get(LOCATIONS_CONFINED, "false").strip().lower() == "true"
+        self._metadata_cache: _BoundedCache[TableMetadata] = _BoundedCache(_METADATA_CACHE_SIZE)
+        self._manifest_lists: _BoundedCache[tuple[ManifestFile, ...]] = _BoundedCache(
+            _MANIFEST_LIST_CACHE_SIZE
+        )
 
     def __repr__(self) -> str:
         return f"RefCatalog(name={self.name!r}, ref={self.ref!r})"
 
     def with_ref(self, ref: str) -> RefCatalog:
         """The same catalog bound to another reference."""
-        return RefCatalog(self.name, self.store, ref, self.warehouse, **self.properties)
+        other = RefCatalog(self.name, self.store, ref, self.warehouse, **self.properties)
+        other._metadata_cache = self._metadata_cache  # parsed immutable files: safe to share
+        other._manifest_lists = self._manifest_lists
+        return other
 
     @property
     def is_read_only(self) -> bool:
@@ -302,9 +485,12 @@ class RefCatalog(MetastoreCatalog):
         location = content.metadata_location
         if self._confined:
             self._check_location(location, f"metadata of table '{key}'")
-        io = self._load_file_io(location=location)
-        metadata = FromInputFile.table_metadata(io.new_input(location))
-        return Table(
+        metadata = self._metadata_cache.get(location)
+        if metadata is None:
+            io = self._load_file_io(location=location)
+            metadata = FromInputFile.table_metadata(io.new_input(location))
+            self._metadata_cache.put(location, metadata)
+        return _RefTable(
             identifier=key.elements,
             metadata=metadata,
             metadata_location=location,
@@ -439,6 +625,35 @@ class RefCatalog(MetastoreCatalog):
     def _with_parent(key: ContentKey) -> list[ContentKey]:
         return [key] if key.namespace is None else [key, key.namespace]
 
+    # -- per-table commit lock ------------------------------------------------------------
+
+    @contextmanager
+    def _table_lock(self, branch: str, keys: Sequence[ContentKey]) -> Iterator[None]:
+        """Hold the store's commit lock of ``keys`` on ``branch`` (re-entrant per thread)."""
+        held: set[tuple[str, ContentKey]] = self._held.__dict__.setdefault("keys", set())
+        wanted = [key for key in dict.fromkeys(keys) if (branch, key) not in held]
+        if self._lock_timeout_ms <= 0 or not wanted:
+            yield
+            return
+        with self.store.commit_lock(branch, wanted, self._lock_timeout_ms / 1000):
+            held.update((branch, key) for key in wanted)
+            try:
+                yield
+            finally:
+                held.difference_update((branch, key) for key in wanted)
+
+    @contextmanager
+    def _append_lock(self, table: Table) -> Iterator[None]:
+        """The commit lock of ``table`` on the bound branch, with ``table`` refreshed inside."""
+        if self._lock_timeout_ms <= 0 or self.is_read_only:
+            yield
+            return
+        key = self._table_key(table.name())
+        branch = self._writable_branch()
+        with self._table_lock(branch, [key]):
+            table.refresh()
+            yield
+
     # -- tables: create, register -------------------------------------------------------
 
     def _forced_properties(self, data_path: str, metadata_path: str) -> dict[str, str]:
@@ -509,7 +724,11 @@ class RefCatalog(MetastoreCatalog):
         paths = self.warehouse.table_locations(key.elements[:-1], key.name)
         table_location = location.rstrip("/") if location else paths.root
         data_path = f"{table_location}/data" if location else paths.data
-        table_properties = {**properties, **self._forced_properties(data_path, paths.metadata)}
+        table_properties = {
+            **DEFAULT_TABLE_PROPERTIES,
+            **properties,
+            **self._forced_properties(data_path, paths.metadata),
+        }
         self._check_write_paths(f"create table '{key}'", None, table_properties)
         metadata = new_table_metadata(
             location=table_location,
@@ -557,7 +776,7 @@ class RefCatalog(MetastoreCatalog):
             self._meta(f"Create table {key}", {"iceberg.operation": "create"}),
             exists=lambda k: TableAlreadyExistsError(f"table '{k}' already exists on '{branch}'"),
         )
-        return Table(
+        return _RefTable(
             identifier=key.elements,
             metadata=staged.metadata,
             metadata_location=staged.metadata_location,
@@ -653,7 +872,7 @@ class RefCatalog(MetastoreCatalog):
             self._commit(branch, [Put(key, content)], head, meta, on_conflict)
 
         self._retrying(f"register table '{key}' on '{branch}'", attempt)
-        return Table(
+        return _RefTable(
             identifier=key.elements,
             metadata=registered,
             metadata_location=metadata_location,
@@ -771,9 +990,12 @@ class RefCatalog(MetastoreCatalog):
                 responses.append(response)
             if puts:
                 self._commit(branch, puts, head, meta, on_conflict)
+                for response in responses:  # the next commit starts from these: keep them parsed
+                    self._metadata_cache.put(response.metadata_location, response.metadata)
             return responses
 
-        return self._retrying(f"{what} on '{branch}'", attempt)
+        with self._table_lock(branch, keys):
+            return self._retrying(f"{what} on '{branch}'", attempt)
 
     def _prepare_change(
         self,
@@ -852,22 +1074,24 @@ class RefCatalog(MetastoreCatalog):
         current: Table | None,
         updates: tuple[TableUpdate, ...],
     ) -> TableMetadata:
-        base = current.metadata if current is not None else self._empty_table_metadata()
-        location = current.metadata_location if current is not None else None
         try:
-            new_metadata = update_table_metadata(
-                base, updates, enforce_validation=current is None, metadata_location=location
-            )
-            missing = {
-                k: v for k, v in SAFETY_PROPERTIES.items() if new_metadata.properties.get(k) != v
-            }
-            if missing:  # tables registered elsewhere: add the safety properties on the way
-                new_metadata = update_table_metadata(
-                    base,
-                    (*updates, SetPropertiesUpdate(updates=missing)),
-                    enforce_validation=current is None,
-                    metadata_location=location,
-                )
+            if current is None:  # a new table: PyIceberg's path, with validation
+                base = self._empty_table_metadata()
+                new_metadata = update_table_metadata(base, updates, enforce_validation=True)
+                missing = self._missing_safety(new_metadata)
+                if missing:
+                    new_metadata = update_table_metadata(
+                        base,
+                        (*updates, SetPropertiesUpdate(updates=missing)),
+                        enforce_validation=True,
+                    )
+            else:
+                new_metadata = _apply_updates(current.metadata, updates, current.metadata_location)
+                missing = self._missing_safety(new_metadata)
+                if missing:  # tables registered elsewhere: add the safety properties on the way
+                    new_metadata = _apply_updates(
+                        new_metadata, (SetPropertiesUpdate(updates=missing),)
+                    )
         except ValueError as exc:
             if (
                 current is not None
@@ -880,6 +1104,10 @@ class RefCatalog(MetastoreCatalog):
                 ) from exc
             raise
         return new_metadata
+
+    @staticmethod
+    def _missing_safety(metadata: TableMetadata) -> dict[str, str]:
+        return {k: v for k, v in SAFETY_PROPERTIES.items() if metadata.properties.get(k) != v}
 
     def _check_property_updates(self, key: ContentKey, updates: Sequence[TableUpdate]) -> None:
         for update in updates:
@@ -972,6 +1200,19 @@ class RefCatalog(MetastoreCatalog):
             f"concurrently and {why} (Iceberg: {reasons}); reload the table and retry"
         )
 
+    def _manifest_list(self, io: FileIO, path: str) -> tuple[ManifestFile, ...]:
+        """The manifests a manifest list names, parsed once per catalog (lists are immutable).
+
+        Read past PyIceberg's process-wide manifest cache on purpose: a rebase reads the
+        lists of snapshots that never landed, and their manifests' sequence numbers must
+        not be what later reads of the committed lists see.
+        """
+        manifests = self._manifest_lists.get(path)
+        if manifests is None:
+            manifests = tuple(read_manifest_list(io.new_input(path)))
+            self._manifest_lists.put(path, manifests)
+        return manifests
+
     def _rebase_fast_append(
         self,
         current: TableMetadata,
@@ -984,10 +1225,13 @@ class RefCatalog(MetastoreCatalog):
         A pure fast append is only ``AddSnapshot`` (operation ``append``, one or a chain)
         plus ``SetSnapshotRef`` of the branch the failed requirement names, whose snapshots
         consist of the parent's manifests plus new manifests of ADDED data files only.
-        Each snapshot is rewritten with the same id: its new files go into new manifests
-        (new paths, so no cached manifest carries stale sequence numbers), the manifest
-        list holds them plus the current head's manifests, and the summary totals are
-        recomputed from the head's. Returns ``None`` when the updates do not qualify.
+        Each snapshot is rewritten with the same id: a new manifest list holds its own
+        manifests, reused as written (their entries inherit sequence numbers from the list,
+        as in Iceberg's own FastAppend retry), at the new sequence number, plus the current
+        head's manifests, and the summary totals are recomputed from the head's. Only a
+        manifest list is written, and manifest lists read are parsed once per catalog, so a
+        lost race costs about one list write. Returns ``None`` when the updates do not
+        qualify.
         """
         if current.format_version not in (1, 2):
             return None
@@ -1030,7 +1274,7 @@ class RefCatalog(MetastoreCatalog):
             original_parent = current.snapshot_by_id(failed.snapshot_id)
             if original_parent is None:  # expired meanwhile: cannot prove it is a fast append
                 return None
-            parent_manifests_before = list(original_parent.manifests(io))
+            parent_manifests_before = list(self._manifest_list(io, original_parent.manifest_list))
 
         provider = load_location_provider(current.location, current.properties)
         compression = cast(
@@ -1043,12 +1287,11 @@ class RefCatalog(MetastoreCatalog):
         format_version = current.format_version
         sequence_number = current.next_sequence_number()
         parent = head
-        parent_manifests = _live_manifests(head.manifests(io))
+        parent_manifests = _live_manifests(self._manifest_list(io, head.manifest_list))
         rebased: dict[int, Snapshot] = {}
         commit_uuid = uuid.uuid4()
-        counter = 0
         for snapshot in adds:
-            manifests = list(snapshot.manifests(io))
+            manifests = list(self._manifest_list(io, snapshot.manifest_list))
             own = [m for m in manifests if m.added_snapshot_id == snapshot.snapshot_id]
             inherited = {
                 m.manifest_path for m in manifests if m.added_snapshot_id != snapshot.snapshot_id
@@ -1059,46 +1302,24 @@ class RefCatalog(MetastoreCatalog):
             every = {m.manifest_path for m in parent_manifests_before}
             if not own or not live <= inherited <= every:
                 return None
+            new_manifests: list[ManifestFile] = []
             for manifest in own:
                 if (
                     manifest.content != ManifestContent.DATA
                     or (manifest.existing_files_count or 0) > 0
                     or (manifest.deleted_files_count or 0) > 0
+                    or manifest.min_sequence_number != manifest.sequence_number
                 ):
                     return None
-            new_manifests: list[ManifestFile] = []
-            for manifest in own:
-                output = io.new_output(
-                    provider.new_metadata_location(f"{commit_uuid}-m{counter}.avro")
-                )
-                counter += 1
-                spec = current.specs().get(manifest.partition_spec_id)
-                schema = (
-                    current.schema_by_id(snapshot.schema_id)
-                    if snapshot.schema_id is not None
-                    else None
-                ) or current.schema()
-                if spec is None:
-                    return None
-                with write_manifest(
-                    format_version=format_version,
-                    spec=spec,
-                    schema=schema,
-                    output_file=output,
-                    snapshot_id=snapshot.snapshot_id,
-                    avro_compression=compression,
-                ) as writer:
-                    for entry in manifest.fetch_manifest_entry(io, discard_deleted=True):
-                        writer.add_entry(
-                            ManifestEntry.from_args(
-                                status=ManifestEntryStatus.ADDED,
-                                snapshot_id=snapshot.snapshot_id,
-                                sequence_number=None,
-                                file_sequence_number=None,
-                                data_file=entry.data_file,
-                            )
-                        )
-                new_manifests.append(writer.to_manifest_file())
+                # The manifest holds only ADDED entries whose sequence numbers are inherited
+                # from the manifest list (equal min and manifest sequence numbers say no entry
+                # carries its own), so it is reused as written; only its list entry moves to
+                # the new sequence number.
+                moved = copy.copy(manifest)
+                if format_version > 1:
+                    moved.sequence_number = sequence_number
+                    moved.min_sequence_number = sequence_number
+                new_manifests.append(moved)
             list_path = provider.new_metadata_location(
                 f"snap-{snapshot.snapshot_id}-{attempt + 1}-{commit_uuid}.avro"
             )
@@ -1135,7 +1356,7 @@ class RefCatalog(MetastoreCatalog):
             rebased[snapshot.snapshot_id] = new_snapshot
             parent = new_snapshot
             parent_manifests_before = manifests
-            parent_manifests = _live_manifests(new_snapshot.manifests(io))
+            parent_manifests = _live_manifests(new_manifests + parent_manifests)
             if format_version > 1:
                 sequence_number += 1
 
@@ -1436,6 +1657,21 @@ class RefCatalog(MetastoreCatalog):
     # -- safety -------------------------------------------------------------------------------
 
     @staticmethod
+    def _write_metadata(metadata: TableMetadata, io: FileIO, metadata_path: str) -> None:
+        """Write a new metadata file (never overwriting), serialising each snapshot only once.
+
+        Same content as PyIceberg's writer (snapshots last); with its legacy
+        ``current-snapshot-id`` setting on, PyIceberg's writer is used as it is.
+        """
+        if Config().get_bool("legacy-current-snapshot-id"):
+            ToOutputFile.table_metadata(metadata, io.new_output(metadata_path))
+            return
+        data = _metadata_json(metadata).encode("utf-8")
+        data = Compressor.get_compressor(metadata_path).bytes_compressor()(data)
+        with io.new_output(metadata_path).create(overwrite=False) as stream:
+            stream.write(data)
+
+    @staticmethod
     def _delete_old_metadata(io: FileIO, base: TableMetadata, metadata: TableMetadata) -> None:
         """Never delete old metadata files: other branches may still point at them."""
 
@@ -1446,6 +1682,8 @@ def _live_manifests(manifests: Iterable[ManifestFile]) -> list[ManifestFile]:
 
 
 __all__ = [
+    "COMMIT_LOCK_TIMEOUT_MS",
+    "DEFAULT_TABLE_PROPERTIES",
     "LOCATIONS_CONFINED",
     "REBASE_FAST_APPENDS",
     "SAFETY_PROPERTIES",

@@ -21,10 +21,13 @@ read is of immutable rows, served from an in-process cache when warm.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -313,6 +316,117 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+def _lock_id(name: str) -> int:
+    """A signed 64-bit lock id for ``name`` (PostgreSQL advisory locks take a bigint)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def _wait_step(waited: int) -> float:
+    """Seconds to sleep before polling a busy lock again: 0.25 ms, doubling up to 2 ms
+    (short, so that a writer that has just released the lock rarely takes it again first)."""
+    return min(0.002, 0.00025 * float(2 ** min(waited, 3)))
+
+
+@contextmanager
+def _pg_advisory_lock(engine: Engine, name: str, deadline: float) -> Iterator[bool]:
+    lock_id = _lock_id(name)
+    try:
+        conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    except OperationalError:
+        yield False  # the commit itself reports an unavailable database
+        return
+    with conn:
+        waited = 0
+        while True:
+            row = conn.execute(sa.text("SELECT pg_try_advisory_lock(:id)"), {"id": lock_id})
+            got = bool(row.scalar())
+            if got or time.monotonic() >= deadline:
+                break
+            time.sleep(_wait_step(waited))
+            waited += 1
+        try:
+            yield got
+        finally:
+            if got:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": lock_id})
+
+
+#: In-process locks of in-memory SQLite databases, by database and lock name.
+_MEMORY_LOCKS: dict[tuple[int, str], threading.Lock] = {}
+_MEMORY_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def _local_lock(engine: Engine, name: str, deadline: float) -> Iterator[bool]:
+    """``flock`` on ``<database>.commit-locks/<hash>.lock``; a thread lock for ``:memory:``."""
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        with _MEMORY_LOCKS_GUARD:  # an in-memory database lives as long as its engine
+            lock = _MEMORY_LOCKS.setdefault((id(engine), name), threading.Lock())
+        got = lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
+        try:
+            yield got
+        finally:
+            if got:
+                lock.release()
+        return
+    folder = f"{database}.commit-locks"
+    try:
+        os.makedirs(folder, exist_ok=True)
+        path = f"{folder}/{_lock_id(name) & 0xFFFFFFFFFFFFFFFF:016x}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield False  # e.g. a read-only folder: commits stay optimistic
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        got = True
+    except BlockingIOError:
+        got = _flock_until(fd, deadline)
+        if not got:  # the descriptor now belongs to the waiting thread
+            yield False
+            return
+    try:
+        yield got
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _flock_until(fd: int, deadline: float) -> bool:
+    """Wait for an exclusive ``flock`` on ``fd`` until ``deadline``: True once held.
+
+    The kernel queues the waiters, so no writer spins on a busy lock (on a small machine
+    spinning waiters take the CPU from the holder). The blocking call runs in a helper
+    thread; when the deadline passes first, the thread keeps the descriptor and closes it
+    as soon as it gets the lock (or fails), so an abandoned wait never holds the lock.
+    """
+    state = threading.Lock()
+    done = threading.Event()
+    outcome = {"got": False, "abandoned": False}
+
+    def wait() -> None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            ok = True
+        except OSError:
+            ok = False
+        with state:
+            if outcome["abandoned"] or not ok:
+                os.close(fd)
+            else:
+                outcome["got"] = True
+            done.set()
+
+    threading.Thread(target=wait, name="lakehouse-commit-lock", daemon=True).start()
+    done.wait(max(0.0, deadline - time.monotonic()))
+    with state:
+        if not outcome["got"]:
+            outcome["abandoned"] = True
+            if done.is_set():  # it failed: the thread closed the descriptor already
+                return False
+        return outcome["got"]
+
+
 class SqlStore(VersionStore):
     """:class:`VersionStore` on SQLite or PostgreSQL, through SQLAlchemy Core.
 
@@ -349,6 +463,31 @@ class SqlStore(VersionStore):
     def close(self) -> None:
         """Dispose of the connection pool."""
         self.engine.dispose()
+
+    @contextmanager
+    def commit_lock(
+        self, branch: str, keys: Iterable[ContentKey], timeout: float
+    ) -> Iterator[bool]:
+        """Serialise the writers of ``keys`` on ``branch`` (see :meth:`VersionStore.commit_lock`).
+
+        PostgreSQL: session advisory locks (``pg_try_advisory_lock``) on a connection of
+        their own, released at the end (or by the server when the session dies). SQLite:
+        ``flock`` on one small file per key in ``<database>.commit-locks/`` next to the
+        database (released by the OS when the process dies); an in-memory database uses
+        in-process locks. Several keys are taken in sorted order, so writers of
+        overlapping sets cannot deadlock; a lock not had within ``timeout`` is skipped.
+        """
+        names = sorted({f"{branch}\x00{key}" for key in keys})
+        deadline = time.monotonic() + max(0.0, timeout)
+        with contextlib.ExitStack() as stack:
+            held = True
+            for name in names:
+                if self.dialect == "postgresql":
+                    got = stack.enter_context(_pg_advisory_lock(self.engine, name, deadline))
+                else:
+                    got = stack.enter_context(_local_lock(self.engine, name, deadline))
+                held = held and got
+            yield held and bool(names)
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:

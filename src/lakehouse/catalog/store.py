@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -333,6 +334,20 @@ class VersionStore(ABC):
             f"catalog import is not supported by {type(self).__name__}: this is a remote "
             "Nessie server; use Nessie's own import (nessie-server-admin-tool import)"
         )
+
+    @contextmanager
+    def commit_lock(
+        self, branch: str, keys: Iterable[ContentKey], timeout: float
+    ) -> Iterator[bool]:
+        """Serialise the writers of ``keys`` on ``branch`` for the duration of the block.
+
+        Advisory, and only a cost saver: commits stay optimistic (expected hash and
+        per-key conflicts) whether the lock is held or not, so writers that queue here
+        do not redo their work after every lost race. Waits at most ``timeout`` seconds,
+        then goes on without it; yields whether it is held. Stores without such a lock
+        (this default, remote Nessie servers) yield ``False`` at once.
+        """
+        yield False
 
     def close(self) -> None:
         """Release connections. The store is unusable afterwards."""
