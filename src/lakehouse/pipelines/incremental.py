@@ -346,8 +346,8 @@ def execute_reading(
     plan = query.session(lakehouse, ref).plan(sql)
     # the locked connection reads exactly the planned files and the increments' files
     paths = dict.fromkeys(allowed_paths(plan))
-    for read in increments.values():
-        for f in read.files:
+    for increment in increments.values():
+        for f in increment.files:
             paths.update(dict.fromkeys([f.path, *f.position_deletes]))
             paths.update(dict.fromkeys(e.path for e in f.equality_deletes))
     with borrowed(paths) as con:
