@@ -300,3 +300,21 @@ def test_lookup_returns_the_current_rows_of_some_keys(lh: Lakehouse, new_table: 
     ]
     with pytest.raises(RowLevelWriteError, match="no column"):
         lookup(table, keys([1]), ["id"], ["nope"])
+
+
+def test_inserts_of_a_stale_upsert_are_not_rebased_onto_a_concurrent_insert_of_the_key(
+    lh: Lakehouse, new_table: NewTable
+) -> None:
+    table = new_table(ids=list(range(5)))
+    stale = lh.catalog("main").load_table("s.t")
+    table.append(make_rows([100], tag="appended"))
+
+    result = upsert(
+        stale,
+        make_rows([100], tag="upserted"),
+        ["id"],
+        reload=lambda: lh.catalog("main").load_table("s.t"),
+    )
+
+    assert result.attempts == 2 and (result.inserted, result.updated) == (0, 1)
+    assert content(lh.catalog("main").load_table("s.t"))[100] == ("upserted100", 50.0)

@@ -151,6 +151,7 @@ from lakehouse.errors import (
     TransientCatalogError,
 )
 from lakehouse.storage.zones import Warehouse
+from lakehouse.tables.rowdelta import WRITER_PROPERTY as ROW_DELTA_PROPERTY
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -1260,6 +1261,8 @@ class RefCatalog(MetastoreCatalog):
                 snapshot.parent_snapshot_id != parent_id
                 or snapshot.summary is None
                 or snapshot.summary.operation != SnapshotOperation.APPEND
+                # a row delta's inserts assumed their keys absent at the head it read
+                or snapshot.summary.get(ROW_DELTA_PROPERTY) is not None
                 or current.snapshot_by_id(snapshot.snapshot_id) is not None
             ):
                 return None
