@@ -469,27 +469,42 @@ def _locate(
         else None
     )
 
-    def one(task: FileScanTask) -> tuple[FileScanTask, pa.Table] | None:
+    def live_keys(task: FileScanTask) -> pa.Table:
         found = read_columns(io, task.file, schema, keys, values=values)
         if task.delete_files:
             gone = read_position_deletes(io, task.delete_files, task.file.file_path)
             found = drop_positions(found, gone)
-        if probe_keys is not None:
-            where = pc.index_in(found.column(keys[0]), value_set=probe_keys)
-            hit = pc.is_valid(where)
-            if not pc.any(hit).as_py():
-                return None
-            matched = pa.table(
-                {POS: found.column(POS).filter(hit), _IDX: probe_idx.take(where.filter(hit))}
-            )
-            return task, matched  # positions stay in file order
-        joined = found.join(probe, keys=keys, join_type="inner")
-        if not joined.num_rows:
-            return None
-        return task, joined.select([POS, _IDX]).sort_by(POS)
+        return found
 
     executor = ExecutorFactory.get_or_create()
-    return [r for r in executor.map(one, tasks) if r is not None]
+    read = list(executor.map(live_keys, tasks))
+    out: list[tuple[FileScanTask, pa.Table]] = []
+    if probe_keys is not None:
+        # one hash lookup over every candidate file's keys (the set is built once)
+        sizes = [t.num_rows for t in read]
+        if not sum(sizes):
+            return out
+        all_keys = pa.concat_arrays(
+            [t.column(keys[0]).combine_chunks() for t in read if t.num_rows]
+        )
+        where = pc.index_in(all_keys, value_set=probe_keys)
+        start = 0
+        for task, found, size in zip(tasks, read, sizes, strict=True):
+            part = where.slice(start, size)
+            start += size
+            hit = pc.is_valid(part)
+            if not size or not pc.any(hit).as_py():
+                continue
+            matched = pa.table(
+                {POS: found.column(POS).filter(hit), _IDX: probe_idx.take(part.filter(hit))}
+            )
+            out.append((task, matched))  # positions stay in file order
+        return out
+    for task, found in zip(tasks, read, strict=True):
+        joined = found.join(probe, keys=keys, join_type="inner")
+        if joined.num_rows:
+            out.append((task, joined.select([POS, _IDX]).sort_by(POS)))
+    return out
 
 
 def _unchanged(
