@@ -8,6 +8,7 @@ Branches, tags and merges go through the Nessie API v2 of the same server.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -48,11 +49,17 @@ from lakehouse.catalog.model import (
 from lakehouse.catalog.sql_store import SqlStore
 from lakehouse.server import ServerSettings
 from lakehouse.server.app import make_server
-from lakehouse.server.iceberg_rest import IcebergRestSettings, parse_parent, parse_prefix
+from lakehouse.server.iceberg_rest import (
+    IcebergRestSettings,
+    parse_parent,
+    parse_prefix,
+)
 from lakehouse.storage import Warehouse
 
 TOKEN = "t0ken"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+#: The real Nessie's answer to the Iceberg REST config request, recorded.
+REAL_NESSIE_CONFIG = "data/nessie-0.99.0-iceberg-config-dev.json"
 SCHEMA = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("name", pa.string())])
 NO_RETRIES = {"commit.retry.num-retries": "0"}
 
@@ -228,6 +235,18 @@ def test_config_overrides_say_this_is_a_nessie_catalog_as_the_real_nessie_does(
     # the core base URI reaches the Nessie API of the same server
     core = http.get(f"{expected['nessie.core-base-uri']}v2/config")
     assert core.json()["defaultBranch"] == "main"
+
+
+def test_config_served_matches_the_real_nessies_prefix_and_overrides(http: httpx.Client) -> None:
+    """Key by key against a response recorded from the real Nessie 0.99.0 (tests/server/data)."""
+    recorded = json.loads((Path(__file__).parent / REAL_NESSIE_CONFIG).read_text())["response"]
+    base = str(http.base_url).rstrip("/")
+    served = http.get("/iceberg/dev/v1/config", params={"warehouse": "warehouse"}).json()
+    assert served["defaults"]["prefix"] == recorded["defaults"]["prefix"]
+    expected = {
+        k: v.replace("http://127.0.0.1:19320", base) for k, v in recorded["overrides"].items()
+    }
+    assert served["overrides"] == expected
 
 
 def test_prefix_and_parent_parsing(warehouse: Warehouse) -> None:
