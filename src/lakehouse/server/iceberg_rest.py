@@ -8,11 +8,6 @@ Any Iceberg REST client (PyIceberg's ``RestCatalog``, Spark/Trino/Flink with
                                                    (``main|W`` URL-encoded when W is given)
     GET  /iceberg/{ref}/v1/config                  defaults.prefix = ref
                                                    (so uri=…/iceberg/dev selects branch dev)
-
-    ``overrides`` are the real Nessie's: ``nessie.is-nessie-catalog``,
-    ``nessie.prefix-pattern``, ``nessie.default-branch.name``, ``nessie.core-base-uri``,
-    ``nessie.iceberg-base-uri``, ``nessie.catalog-base-uri`` and ``uri`` (see
-    :func:`nessie_overrides`).
     GET  /iceberg/v1/{prefix}/namespaces[?parent=]                list
     POST /iceberg/v1/{prefix}/namespaces                          create
     GET|HEAD|DELETE /iceberg/v1/{prefix}/namespaces/{ns}          load, exists, drop (empty)
@@ -25,6 +20,11 @@ Any Iceberg REST client (PyIceberg's ``RestCatalog``, Spark/Trino/Flink with
     POST /iceberg/v1/{prefix}/namespaces/{ns}/register            register metadata file
     POST /iceberg/v1/{prefix}/tables/rename                       rename (one catalog commit)
     POST /iceberg/v1/{prefix}/transactions/commit                 multi-table: one commit
+
+**Config.** ``overrides`` are the real Nessie's (:func:`nessie_overrides`):
+``nessie.is-nessie-catalog``, ``nessie.prefix-pattern``, ``nessie.default-branch.name``,
+``nessie.core-base-uri``, ``nessie.iceberg-base-uri``, ``nessie.catalog-base-uri`` and
+``uri``: what Nessie's Spark SQL extensions and the Nessie CLI look for.
 
 **Prefix.** ``ref`` or ``ref|warehouse`` (Nessie's form); ``ref`` uses Nessie's path
 syntax: ``main``, ``dev@<hash>``, ``@<hash>``, ``main~2``, ``main*2026-01-01T00:00:00Z``,
