@@ -13,9 +13,11 @@ from tests.server.helpers import (
     API,
     ApiClient,
     commit,
+    commit_response,
     content_id,
     create_branch,
     error,
+    head,
     key,
     namespace,
     ok,
@@ -146,6 +148,29 @@ def test_keys_with_dots_slashes_and_escapes(client: ApiClient) -> None:
     error(client.get(f"{API}/trees/main/contents/a..b"), 400, "BAD_REQUEST")
     # a dotted path without escaping is two elements, not the one named 'a.b'
     error(client.get(f"{API}/trees/main/contents/a.b"), 404, "CONTENT_NOT_FOUND")
+
+
+@pytest.mark.parametrize(
+    "elements",
+    [(".",), ("..",), ("bronze", ".."), ("../../evil",), ("bronze", "a/../b"), ("a/.",)],
+)
+def test_keys_with_dot_or_dot_dot_elements_are_refused_and_nothing_changes(
+    client: ApiClient, elements: tuple[str, ...]
+) -> None:
+    with_namespace(client)
+    before = head(client)
+    body = error(commit_response(client, [put(table(1), *elements)]), 400, "BAD_REQUEST")
+    assert "'.' and '..' are not allowed" in body["message"]
+    assert head(client) == before
+    path = ".".join(e.replace(".", "\x1d") for e in elements)
+    error(client.get(f"{API}/trees/main/contents", params={"key": path}), 400, "BAD_REQUEST")
+
+
+def test_dots_inside_an_element_stay_allowed(client: ApiClient) -> None:
+    commit(client, [put(namespace("a..b"), "a..b")])
+    commit(client, [put(table(1), "a..b", ".hidden/x")])
+    found = ok(client.get(f"{API}/trees/main/contents", params={"key": "a\x1d\x1db.\x1dhidden/x"}))
+    assert found["contents"][0]["key"] == key("a..b", ".hidden/x")
 
 
 def test_entries_list_keys_types_ids_and_optionally_contents(client: ApiClient) -> None:

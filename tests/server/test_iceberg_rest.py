@@ -8,6 +8,7 @@ Branches, tags and merges go through the Nessie API v2 of the same server.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -48,11 +49,17 @@ from lakehouse.catalog.model import (
 from lakehouse.catalog.sql_store import SqlStore
 from lakehouse.server import ServerSettings
 from lakehouse.server.app import make_server
-from lakehouse.server.iceberg_rest import IcebergRestSettings, parse_parent, parse_prefix
+from lakehouse.server.iceberg_rest import (
+    IcebergRestSettings,
+    parse_parent,
+    parse_prefix,
+)
 from lakehouse.storage import Warehouse
 
 TOKEN = "t0ken"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+#: The real Nessie's answer to the Iceberg REST config request, recorded.
+REAL_NESSIE_CONFIG = "data/nessie-0.99.0-iceberg-config-dev.json"
 SCHEMA = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("name", pa.string())])
 NO_RETRIES = {"commit.retry.num-retries": "0"}
 
@@ -176,15 +183,13 @@ def iceberg_error(response: httpx.Response, status: int, type_: str | None = Non
 def test_config_gives_the_default_branch_as_prefix_and_the_endpoints(
     http: httpx.Client, warehouse_root: Path
 ) -> None:
-    body = http.get("/iceberg/v1/config", params={"warehouse": str(warehouse_root)}).json()
+    body = http.get("/iceberg/v1/config").json()
     assert body["defaults"]["prefix"] == "main"
-    assert "uri" not in body["overrides"]
     assert "POST /v1/{prefix}/transactions/commit" in body["endpoints"]
     assert "HEAD /v1/{prefix}/namespaces/{namespace}/tables/{table}" in body["endpoints"]
 
     for_dev = http.get("/iceberg/dev/v1/config").json()
     assert for_dev["defaults"]["prefix"] == "dev"
-    assert for_dev["overrides"]["uri"] == f"{str(http.base_url).rstrip('/')}/iceberg/"
     assert http.get("/iceberg/-/v1/config").json()["defaults"]["prefix"] == "main"
     feature = http.get("/iceberg/feature%2Fx/v1/config").json()["defaults"]["prefix"]
     assert unquote(feature) == "feature/x"
@@ -193,6 +198,55 @@ def test_config_gives_the_default_branch_as_prefix_and_the_endpoints(
         http.get("/iceberg/v1/config", params={"warehouse": "s3://someone-else"}), 400
     )
     assert "unknown warehouse" in message
+
+
+def test_config_with_a_warehouse_gives_nessies_ref_and_warehouse_prefix(
+    http: httpx.Client, warehouse_root: Path
+) -> None:
+    by_name = http.get("/iceberg/v1/config", params={"warehouse": "warehouse"}).json()
+    assert by_name["defaults"]["prefix"] == "main%7Cwarehouse"
+    by_location = http.get("/iceberg/dev/v1/config", params={"warehouse": str(warehouse_root)})
+    assert unquote(by_location.json()["defaults"]["prefix"]) == f"dev|{warehouse_root}"
+
+    # the prefix handed out is accepted back, with '|' encoded or not
+    nessie_create(http, "dev")
+    for prefix in (by_location.json()["defaults"]["prefix"], "dev%7Cwarehouse", "dev|warehouse"):
+        listed = http.get(f"/iceberg/v1/{prefix}/namespaces")
+        assert listed.status_code == 200, (prefix, listed.text)
+    iceberg_error(http.get("/iceberg/v1/dev%7Celsewhere/namespaces"), 400)
+
+
+def test_config_overrides_say_this_is_a_nessie_catalog_as_the_real_nessie_does(
+    http: httpx.Client,
+) -> None:
+    base = str(http.base_url).rstrip("/")
+    expected = {
+        "nessie.is-nessie-catalog": "true",
+        "nessie.prefix-pattern": "{ref}|{warehouse}",
+        "nessie.default-branch.name": "main",
+        "nessie.core-base-uri": f"{base}/api/",
+        "nessie.iceberg-base-uri": f"{base}/iceberg/",
+        "nessie.catalog-base-uri": f"{base}/catalog/v1/",
+        "uri": f"{base}/iceberg/",
+    }
+    assert http.get("/iceberg/v1/config").json()["overrides"] == expected
+    for_dev = http.get("/iceberg/dev/v1/config").json()["overrides"]
+    assert for_dev == {**expected, "nessie.default-branch.name": "dev"}
+    # the core base URI reaches the Nessie API of the same server
+    core = http.get(f"{expected['nessie.core-base-uri']}v2/config")
+    assert core.json()["defaultBranch"] == "main"
+
+
+def test_config_served_matches_the_real_nessies_prefix_and_overrides(http: httpx.Client) -> None:
+    """Key by key against a response recorded from the real Nessie 0.99.0 (tests/server/data)."""
+    recorded = json.loads((Path(__file__).parent / REAL_NESSIE_CONFIG).read_text())["response"]
+    base = str(http.base_url).rstrip("/")
+    served = http.get("/iceberg/dev/v1/config", params={"warehouse": "warehouse"}).json()
+    assert served["defaults"]["prefix"] == recorded["defaults"]["prefix"]
+    expected = {
+        k: v.replace("http://127.0.0.1:19320", base) for k, v in recorded["overrides"].items()
+    }
+    assert served["overrides"] == expected
 
 
 def test_prefix_and_parent_parsing(warehouse: Warehouse) -> None:
@@ -692,6 +746,25 @@ def test_names_with_slashes_and_dots_round_trip(main: RestCatalog, store: SqlSto
     assert isinstance(
         store.get_content("main", ContentKey.of("bronze", "a/b.c", "x/y")), IcebergTable
     )
+
+
+@pytest.mark.parametrize("name", ["..", ".", "../../evil", "a/../b"])
+def test_names_with_dot_or_dot_dot_elements_are_refused_with_400(
+    http: httpx.Client, main: RestCatalog, store: SqlStore, name: str
+) -> None:
+    assert ("bronze",) in main.list_namespaces()
+    before = store.get_reference("main").hash
+    created_ns = http.post("/iceberg/v1/main/namespaces", json={"namespace": ["bronze", name]})
+    assert "'.' and '..' are not allowed" in iceberg_error(created_ns, 400)
+    schema = {"type": "struct", "schema-id": 0, "fields": []}
+    created = http.post(
+        "/iceberg/v1/main/namespaces/bronze/tables", json={"name": name, "schema": schema}
+    )
+    assert "'.' and '..' are not allowed" in iceberg_error(created, 400)
+    encoded = quote(name, safe="").replace(".", "%2E")  # as sent, not normalized away
+    loaded = http.get(f"/iceberg/v1/main/namespaces/{encoded}/tables/t")
+    iceberg_error(loaded, 400)
+    assert store.get_reference("main").hash == before
 
 
 def test_openapi_lists_the_iceberg_routes(http: httpx.Client, store: SqlStore) -> None:

@@ -27,6 +27,9 @@ _HASH = re.compile(r"^[0-9a-fA-F]{8,64}$")
 #: Names that would be ambiguous in reference specs (Nessie refuses them too).
 _RESERVED_REF_NAMES = frozenset({"HEAD", "DETACHED"})
 _MAX_KEY_ELEMENTS = 20
+#: Path segments refused in key elements (``..``, ``../../evil``, ``a/../b``): they would
+#: name folders outside the table's own in a location derived from the key.
+_RELATIVE_SEGMENTS = frozenset({".", ".."})
 _MAX_ELEMENT_LENGTH = 256
 #: Separator used for dots inside an element in the single-string ("path") form of a key.
 KEY_DOT_ESCAPE = "\u001d"
@@ -193,6 +196,11 @@ class ContentKey:
             ):
                 raise InvalidInputError(
                     f"invalid key element {element!r}: non-empty text without control characters"
+                )
+            if _RELATIVE_SEGMENTS.intersection(element.split("/")):
+                raise InvalidInputError(
+                    f"invalid key element {element[:200]!r}: '.' and '..' are not allowed "
+                    "(neither as an element nor as a '/'-separated part of one)"
                 )
 
     @classmethod

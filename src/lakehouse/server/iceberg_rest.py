@@ -5,7 +5,8 @@ Any Iceberg REST client (PyIceberg's ``RestCatalog``, Spark/Trino/Flink with
 ``{prefix}`` names the reference the request reads or writes::
 
     GET  /iceberg/v1/config[?warehouse=W]          defaults.prefix = the default branch
-    GET  /iceberg/{ref}/v1/config                  defaults.prefix = ref; overrides.uri set
+                                                   (``main|W`` URL-encoded when W is given)
+    GET  /iceberg/{ref}/v1/config                  defaults.prefix = ref
                                                    (so uri=…/iceberg/dev selects branch dev)
     GET  /iceberg/v1/{prefix}/namespaces[?parent=]                list
     POST /iceberg/v1/{prefix}/namespaces                          create
@@ -19,6 +20,11 @@ Any Iceberg REST client (PyIceberg's ``RestCatalog``, Spark/Trino/Flink with
     POST /iceberg/v1/{prefix}/namespaces/{ns}/register            register metadata file
     POST /iceberg/v1/{prefix}/tables/rename                       rename (one catalog commit)
     POST /iceberg/v1/{prefix}/transactions/commit                 multi-table: one commit
+
+**Config.** ``overrides`` are the real Nessie's (:func:`nessie_overrides`):
+``nessie.is-nessie-catalog``, ``nessie.prefix-pattern``, ``nessie.default-branch.name``,
+``nessie.core-base-uri``, ``nessie.iceberg-base-uri``, ``nessie.catalog-base-uri`` and
+``uri``: what Nessie's Spark SQL extensions and the Nessie CLI look for.
 
 **Prefix.** ``ref`` or ``ref|warehouse`` (Nessie's form); ``ref`` uses Nessie's path
 syntax: ``main``, ``dev@<hash>``, ``@<hash>``, ``main~2``, ``main*2026-01-01T00:00:00Z``,
@@ -395,6 +401,28 @@ def parse_body(model: type[M], body: bytes) -> M:
     return model.model_validate_json(body)
 
 
+def nessie_overrides(base_url: str, branch: str) -> dict[str, str]:
+    """The ``overrides`` by which Nessie-aware clients recognise a Nessie catalog server.
+
+    The same keys and values as the real Nessie's ``/iceberg/v1/config``: Nessie's Spark
+    SQL extensions and the Nessie CLI read them to find the Nessie API (``core-base-uri``)
+    beside the Iceberg REST catalog, and to build prefixes (``{ref}|{warehouse}``).
+    ``uri`` sends every later request to the plain ``/iceberg/`` base, so that a client
+    configured with ``uri=…/iceberg/<ref>`` keeps ``<ref>`` only through the prefix;
+    ``nessie.default-branch.name`` is the reference the config was asked for.
+    """
+    base = base_url.rstrip("/")
+    return {
+        "nessie.is-nessie-catalog": "true",
+        "nessie.prefix-pattern": "{ref}|{warehouse}",
+        "nessie.default-branch.name": branch,
+        "nessie.core-base-uri": f"{base}/api/",
+        "nessie.iceberg-base-uri": f"{base}{ICEBERG_ROOT}/",
+        "nessie.catalog-base-uri": f"{base}/catalog/v1/",
+        "uri": f"{base}{ICEBERG_ROOT}/",
+    }
+
+
 def parse_prefix(raw: str, default_branch: str, settings: IcebergRestSettings) -> RefSpec:
     """The reference a prefix names (``ref`` or ``ref|warehouse``; see the module docstring)."""
     text = segment(raw).replace(NAMESPACE_SEPARATOR, "/")
@@ -489,23 +517,16 @@ def build_iceberg_router(
             if ref
             else RefSpec(store.default_branch)
         )
-        base = str(request.base_url).rstrip("/")
+        prefix = str(spec) if warehouse is None else f"{spec}|{warehouse}"
         defaults = {
-            "prefix": quote(str(spec), safe="@~^*:"),
+            "prefix": quote(prefix, safe="@~^*:"),
             "warehouse": settings.warehouse_name,
             "rest-metrics-reporting-enabled": "false",
             **settings.client_properties,
         }
-        overrides = {
-            "nessie.default-branch.name": store.default_branch,
-            "nessie.prefix-pattern": "{ref}|{warehouse}",
-            "nessie.core-base-uri": f"{base}/api/",
-        }
-        if ref is not None:  # uri=…/iceberg/<ref>: send later requests to the plain base
-            overrides["uri"] = f"{base}{ICEBERG_ROOT}/"
         body = {
             "defaults": defaults,
-            "overrides": overrides,
+            "overrides": nessie_overrides(str(request.base_url), spec.name or str(spec)),
             "endpoints": [str(e) for e in ENDPOINTS],
         }
         return JSONResponse(body)
