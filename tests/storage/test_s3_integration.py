@@ -243,3 +243,40 @@ def test_folder_source_on_the_same_s3_server_uses_the_warehouse_settings(
     assert result.rows_loaded == 1
     assert any(f.endswith("/orders.csv") for f in files_under(s3, f"raw/{source_name}"))
     assert lh.table("bronze.exports").scan().to_arrow().column("customer").to_pylist() == ["alice"]
+
+
+def test_row_level_writes_on_s3_write_position_deletes_every_reader_applies(
+    lh: Lakehouse, s3: pafs.S3FileSystem
+) -> None:
+    from lakehouse.tables import DEFAULT_TABLE_PROPERTIES, upsert
+
+    main = lh.catalog("main")
+    main.create_namespace("silver")
+    main.create_table(
+        "silver.accounts", schema=ROWS.schema, properties=DEFAULT_TABLE_PROPERTIES
+    ).append(ROWS)
+    changed = pa.table(
+        {
+            "id": pa.array([2, 4], pa.int64()),
+            "customer": ["bob", "dave"],
+            "amount": pa.array([99.0, 1.0], pa.float64()),
+        }
+    )
+
+    result = upsert(
+        main.load_table("silver.accounts"),
+        changed,
+        ["id"],
+        delete_keys=pa.table({"id": pa.array([3], pa.int64())}),
+    )
+
+    assert (result.inserted, result.updated, result.deleted) == (1, 1, 1)
+    table = lh.table("silver.accounts", "main")
+    deletes = {d.file_path for t in table.scan().plan_files() for d in t.delete_files}
+    assert len(deletes) == 1 and all(d.startswith("s3://silver/") for d in deletes)
+    assert strip_scheme(next(iter(deletes))) in files_under(s3, strip_scheme(table.location()))
+    expected = [(1, "alice", 10.5), (2, "bob", 99.0), (4, "dave", 1.0)]
+    got = sorted(tuple(r.values()) for r in table.scan().to_arrow().to_pylist())
+    assert got == expected
+    sql = lh.sql("SELECT id, customer, amount FROM silver.accounts ORDER BY id").to_pylist()
+    assert [tuple(r.values()) for r in sql] == expected
