@@ -51,6 +51,7 @@ from lakehouse.catalog.model import (
 from lakehouse.catalog.recovery import (
     MergeStrategy,
     PrunedBranch,
+    commit_spec,
     prune_branches,
     reset_branch,
     revert,
@@ -352,7 +353,7 @@ class Lakehouse:
         """
         if not hashes:
             raise InvalidInputError("cherry-pick needs at least one commit")
-        resolved = [self._store.resolve(h).hash for h in hashes]
+        resolved = [self._store.resolve(commit_spec(h)).hash for h in hashes]
         return self.transplant(resolved, onto, dry_run=dry_run)
 
     def reset_branch(self, name: str, to: RefLike, *, expected_hash: str | None = None) -> Branch:

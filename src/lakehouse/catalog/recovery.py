@@ -65,6 +65,18 @@ class MergeStrategy(StrEnum):
         }[self]
 
 
+_BARE_HASH = re.compile(r"^[0-9a-fA-F]{8,64}$")
+
+
+def commit_spec(text: str) -> str:
+    """A spec for ``text``: a bare (possibly abbreviated) hash becomes ``@hash``.
+
+    Lets users type ``lakehouse revert 3f9a1c2b`` as in git; any other spec (``main~1``,
+    ``dev@3f9a1c2b``) is returned as it is.
+    """
+    return "@" + text if _BARE_HASH.match(text) else text
+
+
 def reset_branch(
     store: VersionStore, name: str, to: RefLike, *, expected_hash: str | None = None
 ) -> Branch:
@@ -76,7 +88,7 @@ def reset_branch(
     still fails the reset rather than being lost silently.
     """
     branch = store.writable_branch(name)
-    target = store.resolve(to).hash
+    target = store.resolve(commit_spec(to) if isinstance(to, str) else to).hash
     expected = expected_hash or branch.hash
     if expected_hash is not None and expected_hash != branch.hash:
         raise ReferenceConflictError(branch.name, expected_hash, branch.hash)
@@ -102,7 +114,7 @@ def revert(
     :class:`InvalidInputError`.
     """
     head = store.writable_branch(branch)
-    resolved = store.resolve(commit).hash
+    resolved = store.resolve(commit_spec(commit)).hash
     meta = store.commit_meta(resolved)
     if not meta.parent_hashes:
         raise InvalidInputError(f"commit {resolved[:12]} has no parent: nothing to revert to")
@@ -242,6 +254,7 @@ __all__ = [
     "MergeStrategy",
     "PrunedBranch",
     "branch_time",
+    "commit_spec",
     "parse_age",
     "prune_branches",
     "reset_branch",
