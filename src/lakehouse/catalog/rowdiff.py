@@ -9,6 +9,11 @@ their newest shared snapshot and sums those counts, so no data file is read:
 * on the ``from`` side since the shared snapshot: undone when going from ``from`` to
   ``to``, so its additions count as deletions and its deletions as additions.
 
+The counts are the summaries': a copy-on-write delete or update that rewrites a data
+file counts the file's surviving rows as deleted and added again (``to_rows -
+from_rows`` is always the net change). ``lakehouse diff --rows --sample N`` compares
+the rows themselves.
+
 Without a shared snapshot (a table created on both sides, or replaced) the totals are
 compared: everything in ``from`` deleted, everything in ``to`` added.
 """
