@@ -9,7 +9,7 @@ import pytest
 
 from lakehouse.client import Lakehouse, connect
 from lakehouse.errors import ReadOnlyReferenceError
-from lakehouse.pipelines import ModelError, RunEvent, run_pipeline
+from lakehouse.pipelines import ModelError, PipelineConfigError, RunEvent, run_pipeline
 from lakehouse.pipelines.runner import RUN_ID, RUN_PIPELINE, RUN_STATUS, new_run_id
 from tests.pipelines.conftest import bronze, rows, write_pipeline
 
@@ -148,6 +148,21 @@ def test_nessie_ref_selects_the_branch_to_start_from_and_merge_into(
     assert result.target == "etl" and result.merged
     assert lh.catalog("etl").table_exists("silver.orders")
     assert not lh.catalog("main").table_exists("silver.orders")
+
+
+def test_an_in_place_step_writes_to_the_ref_and_never_merges(lh: Lakehouse, shop: Path) -> None:
+    lh.create_branch("run/shop/dag1")
+    main_before = lh.resolve("main").hash
+    result = run_pipeline(lh, shop, ref="run/shop/dag1", run_id="dag1", in_place=True)
+    assert result.ok and not result.merged and result.target is None
+    assert result.branch == "run/shop/dag1" and lh.resolve("main").hash == main_before
+    assert lh.catalog("run/shop/dag1").table_exists("silver.orders")
+    assert [b.name for b in lh.branches()] == ["main", "run/shop/dag1"]
+
+
+def test_an_in_place_run_needs_a_ref(lh: Lakehouse, shop: Path) -> None:
+    with pytest.raises(PipelineConfigError, match="needs the branch"):
+        run_pipeline(lh, shop, in_place=True)
 
 
 def test_a_tag_cannot_be_the_ref_of_a_run(lh: Lakehouse, shop: Path) -> None:

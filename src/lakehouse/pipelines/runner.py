@@ -497,6 +497,7 @@ def run_pipeline(
     listener: RunListener | None = None,
     keep_branch: bool = False,
     full_refresh: bool | Collection[str] = False,
+    in_place: bool = False,
 ) -> RunResult:
     """Run a pipeline with write-audit-publish (see the module docstring).
 
@@ -511,6 +512,8 @@ def run_pipeline(
     default: the ``LAKEHOUSE_COMPUTE__ENGINE`` setting (``spark`` in the cluster profile).
     ``full_refresh`` rebuilds incremental models from everything: ``True`` all of them, or
     the models named (each must be an incremental model of the pipeline).
+    ``in_place=True`` writes straight to ``ref`` and never merges: for a step of a run
+    driven from outside (the Airflow DAG runs each step on its run branch, then publishes).
     """
     from lakehouse.ops.dr import ensure_not_paused  # late: ops imports this package
 
@@ -527,15 +530,23 @@ def run_pipeline(
     run_id = run_id or new_run_id()
     started = time.perf_counter()
     ref = ref if ref is not None else lakehouse.settings.ref
-    target = lakehouse.store.writable_branch(ref).name if ref else lakehouse.default_branch
-    expired = expire_failed_run_branches(lakehouse)
-    if expired:
-        logger.info("expired %d failed run branch(es): %s", len(expired), expired)
-    branch = validate_ref_name(run_branch(pipeline.name, run_id))
-    base = lakehouse.create_branch(branch, target).hash
+    target: str | None = (
+        lakehouse.store.writable_branch(ref).name if ref else lakehouse.default_branch
+    )
+    if in_place:
+        if not ref:
+            raise PipelineConfigError("an in-place run needs the branch to write to (ref=)")
+        branch, target = str(target), None
+        base = lakehouse.resolve(branch).hash
+    else:
+        expired = expire_failed_run_branches(lakehouse)
+        if expired:
+            logger.info("expired %d failed run branch(es): %s", len(expired), expired)
+        branch = validate_ref_name(run_branch(pipeline.name, run_id))
+        base = lakehouse.create_branch(branch, str(target)).hash
     result = RunResult(pipeline.name, run_id, branch, target, base)
     run = _Run(lakehouse, pipeline, result, listener, rebuild)
-    run.emit(RunEvent("branch", branch, "end", "ok", f"from {target}"))
+    run.emit(RunEvent("branch", branch, "end", "ok", f"from {target}" if target else "in place"))
     try:
         run.ingest()
         with engine_class(lakehouse, branch) as compute:
