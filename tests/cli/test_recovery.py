@@ -266,3 +266,23 @@ def test_diff_rows_sample_shows_the_rows(lh: Lakehouse) -> None:
 def test_plain_diff_is_unchanged_and_rows_of_nothing_says_so(lh: Lakehouse) -> None:
     assert ok_json("diff", "main", "main") == []
     assert "No table differs from main to main" in ok("diff", "main", "main", "--rows").stdout
+
+
+# -- the same through the Python API ------------------------------------------------------
+
+
+def test_python_api_reset_revert_merge_strategy_and_prune(lh: Lakehouse) -> None:
+    good = lh.resolve("main").hash
+    bad = append(lh, "main", ids(99))
+    assert lh.reset_branch("main", good).hash == good
+    lh.reset_branch("main", "@" + bad, expected_hash=good)
+    reverted = lh.revert(bad, "main")
+    assert reverted.branch.name == "main" and count(lh, "main") == 3
+    diverge(lh)
+    result = lh.merge("dev", "main", strategy="target-wins")
+    assert result.was_successful and not result.was_applied  # main's version of every key
+    assert 10 not in lh.table("bronze.orders").scan().to_arrow()["id"].to_pylist()
+    lh.create_branch("run/x/1")
+    assert [p.name for p in lh.prune_branches(pattern="run/*", dry_run=True)] == ["run/x/1"]
+    assert [p.name for p in lh.prune_branches(pattern="run/*")] == ["run/x/1"]
+    assert lh.prune_branches() == []  # the policy: nothing failed and old enough
