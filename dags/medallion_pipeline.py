@@ -65,7 +65,7 @@ def _run_part(
         sources=sources, layers=[layer] if layer else [], checks=checks
     )
     with nessie_client.connect(**lakehouse) as lh:
-        result = run_pipeline(lh, part, ref=run["branch"], run_id=run["run_id"])
+        result = run_pipeline(lh, part, ref=run["branch"], run_id=run["run_id"], in_place=True)
     if not result.ok:
         problems = [f"{c.name}: {c.message}" for c in result.failed_checks]
         problems += [f"{i.table} quarantined: {i.message}" for i in result.quarantined]

@@ -23,6 +23,7 @@ importing :mod:`lakehouse` stays fast.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import logging
 from collections.abc import Iterable, Sequence
@@ -34,6 +35,7 @@ from urllib.parse import unquote, urlsplit
 from lakehouse.catalog.model import (
     Branch,
     CommitMeta,
+    CommitResult,
     ContentKey,
     ContentType,
     DiffEntry,
@@ -46,8 +48,17 @@ from lakehouse.catalog.model import (
     Tag,
     validate_ref_name,
 )
+from lakehouse.catalog.recovery import (
+    MergeStrategy,
+    PrunedBranch,
+    commit_spec,
+    prune_branches,
+    reset_branch,
+    revert,
+)
+from lakehouse.catalog.rowdiff import RowChanges, row_changes
 from lakehouse.catalog.store import RefLike, ResolvedRef, VersionStore
-from lakehouse.errors import ConfigError
+from lakehouse.errors import ConfigError, InvalidInputError
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -285,15 +296,19 @@ class Lakehouse:
         message: str | None = None,
         expected_target_hash: str | None = None,
         raise_on_conflict: bool = True,
+        strategy: MergeStrategy | str = MergeStrategy.NORMAL,
     ) -> MergeResult:
         """Merge ``source`` into branch ``into`` (default: the default branch) as one commit.
 
         Keys changed on both sides conflict (:class:`~lakehouse.errors.MergeConflictError`,
         target unchanged) unless listed in ``force_keys`` (the source wins) or
-        ``drop_keys`` (the target's version stays). ``dry_run`` computes without committing.
+        ``drop_keys`` (the target's version stays), or unless ``strategy`` resolves every
+        such key: ``source-wins`` or ``target-wins`` (listed keys still win over it).
+        ``dry_run`` computes without committing.
         """
         target = into or self.default_branch
         behaviors = _key_behaviors(force_keys, drop_keys)
+        chosen = _strategy(strategy)
         meta = CommitMeta(
             message=message or f"Merge {source} into {target}", author=self._settings.author
         )
@@ -301,6 +316,7 @@ class Lakehouse:
             source,
             target,
             expected_target_hash=expected_target_hash,
+            default_behavior=chosen.behavior,
             key_behaviors=behaviors or None,
             dry_run=dry_run,
             meta=meta,
@@ -326,6 +342,133 @@ class Lakehouse:
             dry_run=dry_run,
             raise_on_conflict=raise_on_conflict,
         )
+
+    def cherry_pick(
+        self, hashes: Sequence[str], onto: str, *, dry_run: bool = False
+    ) -> MergeResult:
+        """Copy commits ``hashes`` (oldest first; specs resolved) onto branch ``onto``.
+
+        Nessie's transplant: one new commit per commit picked; a key changed on
+        ``onto`` since the picked commit's parent is a conflict (nothing committed).
+        """
+        if not hashes:
+            raise InvalidInputError("cherry-pick needs at least one commit")
+        resolved = [self._store.resolve(commit_spec(h)).hash for h in hashes]
+        return self.transplant(resolved, onto, dry_run=dry_run)
+
+    def reset_branch(self, name: str, to: RefLike, *, expected_hash: str | None = None) -> Branch:
+        """Point branch ``name`` at ``to`` (Nessie's assign), if still at ``expected_hash``.
+
+        See :func:`lakehouse.catalog.recovery.reset_branch`. The commits it pointed at
+        stay reachable by hash (``lakehouse log -r @HASH``).
+        """
+        return reset_branch(self._store, name, to, expected_hash=expected_hash)
+
+    def revert(
+        self, commit: str, on: str | None = None, *, message: str | None = None
+    ) -> CommitResult:
+        """Commit on branch ``on`` (default: :attr:`default_ref`) the inverse of ``commit``.
+
+        Conflicts (keys changed again since) raise :class:`~lakehouse.errors.CommitConflictError`
+        naming each key; nothing is committed.
+        """
+        branch = self._store.writable_branch(self._ref(on)).name
+        return revert(self._store, commit, branch, message=message, author=self._settings.author)
+
+    def prune_branches(
+        self,
+        *,
+        pattern: str | None = None,
+        older_than: dt.timedelta | None = None,
+        dry_run: bool = False,
+    ) -> list[PrunedBranch]:
+        """Delete branches matching ``pattern`` idle for ``older_than``; see the policy below.
+
+        With neither argument, apply the retention policy: delete the run branches
+        (``run/*``) of failed or interrupted runs idle for longer than the
+        ``failed_run_retention_days`` setting. ``dry_run`` only lists them.
+        """
+        if pattern is None and older_than is None:
+            from lakehouse.pipelines.retention import expire_failed_run_branches
+
+            return expire_failed_run_branches(self, dry_run=dry_run)
+        return prune_branches(
+            self._store, pattern=pattern or "*", older_than=older_than, dry_run=dry_run
+        )
+
+    def diff_rows(
+        self, from_ref: RefLike, to_ref: RefLike, *, namespace: str | None = None
+    ) -> list[RowChanges]:
+        """Rows added and deleted per table from ``from_ref`` to ``to_ref``.
+
+        Counted from the Iceberg snapshot summaries between the two refs' snapshots
+        (:mod:`lakehouse.catalog.rowdiff`): no data file is read. Views and namespaces
+        are left out.
+        """
+        from lakehouse.catalog.model import IcebergTable
+
+        left, right = self.resolve(from_ref), self.resolve(to_ref)
+        out: list[RowChanges] = []
+        for entry in self.diff("@" + left.hash, "@" + right.hash, namespace=namespace):
+            before, after = entry.from_content, entry.to_content
+            if not isinstance(before, IcebergTable | None) or not isinstance(
+                after, IcebergTable | None
+            ):
+                continue
+            if before is None and after is None:
+                continue
+            name = str(entry.key)
+            old = self.table(name, "@" + left.hash).metadata if before else None
+            new = self.table(name, "@" + right.hash).metadata if after else None
+            out.append(
+                row_changes(
+                    name,
+                    old,
+                    before.snapshot_id if before else None,
+                    new,
+                    after.snapshot_id if after else None,
+                )
+            )
+        return out
+
+    def diff_sample(
+        self, table: str, from_ref: RefLike, to_ref: RefLike, limit: int = 10
+    ) -> tuple[pa.Table, pa.Table]:
+        """Up to ``limit`` rows of ``table`` added and deleted from ``from_ref`` to ``to_ref``.
+
+        Reads both versions (row-level, with DuckDB's ``EXCEPT ALL``); a side without
+        the table counts as empty.
+        """
+        import duckdb
+
+        left, right = self.resolve(from_ref), self.resolve(to_ref)
+        old = self._read_or_none(table, "@" + left.hash)
+        new = self._read_or_none(table, "@" + right.hash)
+        if old is None and new is None:
+            raise InvalidInputError(f"table {table} exists on neither {from_ref} nor {to_ref}")
+        if old is None:
+            assert new is not None
+            return new.slice(0, limit), new.schema.empty_table()
+        if new is None:
+            return old.schema.empty_table(), old.slice(0, limit)
+        with duckdb.connect() as con:
+            con.register("old_rows", old)
+            con.register("new_rows", new)
+            added = con.sql(
+                f"SELECT * FROM new_rows EXCEPT ALL SELECT * FROM old_rows LIMIT {int(limit)}"
+            ).to_arrow_table()
+            deleted = con.sql(
+                f"SELECT * FROM old_rows EXCEPT ALL SELECT * FROM new_rows LIMIT {int(limit)}"
+            ).to_arrow_table()
+        return added, deleted
+
+    def _read_or_none(self, table: str, ref: str) -> pa.Table | None:
+        from lakehouse.catalog.model import IcebergTable
+
+        found = self._store.get_contents(ref, [ContentKey.parse(table)])
+        if not isinstance(found.get(ContentKey.parse(table)), IcebergTable):
+            return None
+        return self.table(table, ref).scan().to_arrow()
 
     # -- tables -----------------------------------------------------------------------
 
@@ -427,6 +570,14 @@ class Lakehouse:
 
     def _ref(self, ref: RefLike | None) -> RefLike:
         return self.default_ref if ref is None else ref
+
+
+def _strategy(value: MergeStrategy | str) -> MergeStrategy:
+    try:
+        return MergeStrategy(value)
+    except ValueError:
+        choices = ", ".join(m.value for m in MergeStrategy)
+        raise InvalidInputError(f"unknown merge strategy {value!r}: use {choices}") from None
 
 
 def _key_behaviors(

@@ -179,6 +179,9 @@ class Settings(BaseSettings):
     compute: ComputeSettings = Field(default_factory=ComputeSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    #: Days a failed or interrupted run's branch (``run/*``) is kept before ``lakehouse
+    #: branch prune`` and the start of every pipeline run delete it; 0 keeps them forever.
+    failed_run_retention_days: int = Field(default=7, ge=0)
     #: Reference for reads and runs when none is given (``NESSIE_REF``).
     ref: str | None = Field(default=None, validation_alias=AliasChoices(*_REF_VARIABLES))
 

@@ -55,7 +55,7 @@ def test_a_successful_run_exits_0_with_a_summary(lh: Lakehouse, pipelines: Path)
     assert "ok    model   silver.orders  created: 2 row(s)" in out
     assert "warn  check   row_count(silver.orders: 100..)" in out
     assert "checks: 1 passed, 0 failed (blocking), 1 warning(s)" in out
-    assert "Run r1 succeeded: merged into main at" in out
+    assert "Run r1 succeeded: audited on run/shop/r1, merged into main at" in out
     assert lh.catalog("main").table_exists("silver.orders")
     # the run shows in the log, with its properties in JSON
     log = json.loads(run("log", "-n", "1", "--output", "json").stdout)
@@ -90,13 +90,28 @@ def test_json_output_and_exit_code(lh: Lakehouse, pipelines: Path) -> None:
     assert failed["failing_rows"] == 1 and failed["sample"] == [{"id": None, "status": "x"}]
 
 
-def test_ref_runs_on_that_branch_without_merging(lh: Lakehouse, pipelines: Path) -> None:
-    lh.create_branch("dev")
-    result = run("run", "shop", "--ref", "dev")
+def test_ref_audits_on_a_child_branch_and_merges_into_the_ref(
+    lh: Lakehouse, pipelines: Path
+) -> None:
+    lh.create_branch("feat")
+    result = run("run", "shop", "--ref", "feat", "--run-id", "f1")
     assert result.exit_code == 0, result.output
-    assert "on branch dev (not merged)" in result.stdout
+    assert "Run f1 succeeded: audited on run/shop/f1, merged into feat at" in result.stdout
     assert not lh.catalog("main").table_exists("silver.orders")
-    assert lh.catalog("dev").table_exists("silver.orders")
+    assert lh.catalog("feat").table_exists("silver.orders")
+
+
+def test_a_failed_run_on_a_ref_leaves_it_unchanged(lh: Lakehouse, pipelines: Path) -> None:
+    lh.create_branch("feat")
+    bronze(
+        lh, "bronze.orders", pa.table({"id": pa.array([None], pa.int64()), "status": ["x"]}), "feat"
+    )
+    before = lh.resolve("feat").hash
+    result = run("run", "shop", "--ref", "feat", "--run-id", "f2")
+    assert result.exit_code == 1, result.output
+    assert "feat unchanged; branch run/shop/f2 kept" in result.stdout
+    assert lh.resolve("feat").hash == before
+    assert "run/shop/f2" in [b.name for b in lh.branches()]
 
 
 def test_a_model_error_is_one_line_naming_the_model_file(lh: Lakehouse, tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ import pyarrow as pa
 import pytest
 
 from lakehouse.client import Lakehouse, connect
-from lakehouse.pipelines import ModelError, RunEvent, run_pipeline
+from lakehouse.errors import ReadOnlyReferenceError
+from lakehouse.pipelines import ModelError, PipelineConfigError, RunEvent, run_pipeline
 from lakehouse.pipelines.runner import RUN_ID, RUN_PIPELINE, RUN_STATUS, new_run_id
 from tests.pipelines.conftest import bronze, rows, write_pipeline
 
@@ -107,28 +108,68 @@ def test_a_failed_check_leaves_main_untouched_and_keeps_the_branch(
     assert meta.message.startswith("Run bad of pipeline shop: failed")
 
 
-def test_ref_mode_builds_on_that_branch_without_merging(lh: Lakehouse, shop: Path) -> None:
-    lh.create_branch("dev")
+def test_a_run_on_a_feature_branch_audits_on_a_child_and_merges_into_it(
+    lh: Lakehouse, shop: Path
+) -> None:
+    lh.create_branch("feat")
     main_before = lh.resolve("main").hash
-    result = run_pipeline(lh, shop, ref="dev", run_id="d1")
-    assert result.ok and not result.merged and result.target is None
-    assert result.branch == "dev"
+    result = run_pipeline(lh, shop, ref="feat", run_id="d1")
+    assert result.ok and result.merged
+    assert result.branch == "run/shop/d1" and result.target == "feat"
+    assert result.branch_deleted and "run/shop/d1" not in [b.name for b in lh.branches()]
     assert lh.resolve("main").hash == main_before
-    assert rows(lh, "SELECT count(*) AS n FROM silver.orders", "dev") == [{"n": 3}]
-    meta = lh.log("dev", 1)[0].meta
-    assert meta.properties[RUN_STATUS] == "success" and meta.properties[RUN_ID] == "d1"
-    assert [b.name for b in lh.branches()] == ["dev", "main"]
+    assert rows(lh, "SELECT count(*) AS n FROM silver.orders", "feat") == [{"n": 3}]
+    merge = lh.log("feat", 1)[0].meta
+    assert merge.hash == result.merge_hash and len(merge.parent_hashes) == 2
+    assert merge.properties[RUN_STATUS] == "success" and merge.properties[RUN_ID] == "d1"
 
 
-def test_nessie_ref_selects_ref_mode(
+def test_a_failed_run_on_a_feature_branch_leaves_it_unchanged_and_keeps_the_child(
+    lh: Lakehouse, shop: Path
+) -> None:
+    lh.create_branch("feat")
+    bronze(lh, "bronze.orders", orders([3, None]), branch="feat")
+    feat_before = lh.resolve("feat").hash
+    result = run_pipeline(lh, shop, ref="feat", run_id="bad")
+    assert result.status == "failed" and not result.merged and result.target == "feat"
+    assert lh.resolve("feat").hash == feat_before
+    assert not lh.catalog("feat").table_exists("silver.orders")
+    assert lh.log("run/shop/bad", 1)[0].meta.properties[RUN_STATUS] == "failed"
+    assert lh.catalog("run/shop/bad").table_exists("silver.orders")  # the child holds the build
+
+
+def test_nessie_ref_selects_the_branch_to_start_from_and_merge_into(
     tmp_path: Path, shop: Path, lh: Lakehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lh.create_branch("etl")
     monkeypatch.setenv("NESSIE_REF", "etl")
     with connect(tmp_path / "home") as env_lh:
         result = run_pipeline(env_lh, shop)
-    assert result.branch == "etl" and not result.merged
+    assert result.target == "etl" and result.merged
+    assert lh.catalog("etl").table_exists("silver.orders")
     assert not lh.catalog("main").table_exists("silver.orders")
+
+
+def test_an_in_place_step_writes_to_the_ref_and_never_merges(lh: Lakehouse, shop: Path) -> None:
+    lh.create_branch("run/shop/dag1")
+    main_before = lh.resolve("main").hash
+    result = run_pipeline(lh, shop, ref="run/shop/dag1", run_id="dag1", in_place=True)
+    assert result.ok and not result.merged and result.target is None
+    assert result.branch == "run/shop/dag1" and lh.resolve("main").hash == main_before
+    assert lh.catalog("run/shop/dag1").table_exists("silver.orders")
+    assert [b.name for b in lh.branches()] == ["main", "run/shop/dag1"]
+
+
+def test_an_in_place_run_needs_a_ref(lh: Lakehouse, shop: Path) -> None:
+    with pytest.raises(PipelineConfigError, match="needs the branch"):
+        run_pipeline(lh, shop, in_place=True)
+
+
+def test_a_tag_cannot_be_the_ref_of_a_run(lh: Lakehouse, shop: Path) -> None:
+    lh.create_tag("v1")
+    with pytest.raises(ReadOnlyReferenceError, match="cannot write to tag 'v1'"):
+        run_pipeline(lh, shop, ref="v1", run_id="t")
+    assert [b.name for b in lh.branches()] == ["main"]
 
 
 def test_a_second_run_without_changes_still_records_itself_on_main(

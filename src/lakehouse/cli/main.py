@@ -6,10 +6,13 @@
       init                                   create home, warehouse buckets, catalog
       status [--ref REF]                     settings and the state of a reference
       branch create NAME [--from REF] | list | delete NAME | approve NAME
+             | reset NAME --to REF | prune [--pattern P] [--older-than AGE] [--dry-run]
       tag create NAME [--ref REF] | list | delete NAME
       log [--ref REF] [-n N]
-      diff FROM TO
-      merge SOURCE [--into BRANCH] [--dry-run] [--force-key KEY]... [--drop-key KEY]...
+      diff FROM TO [--rows [--sample N]]
+      merge SOURCE [--into BRANCH] [--strategy normal|source-wins|target-wins] [--dry-run]
+            [--force-key KEY]... [--drop-key KEY]...
+      revert COMMIT [--on BRANCH] | cherry-pick COMMIT... --onto BRANCH
       table list [--ref REF] [--namespace NS] | show NAME [--ref REF] | history NAME [--ref REF]
       maintenance expire|compact|gc|run [--dry-run] [--ref BRANCH]... [--table T]...
 
@@ -30,7 +33,7 @@ from typing import Annotated
 
 import typer
 
-from lakehouse.cli import refs, run, serve, sql, tables
+from lakehouse.cli import history, refs, run, serve, sql, tables
 from lakehouse.cli._common import (
     LakehouseGroup,
     Output,
@@ -180,72 +183,10 @@ def log(
         render.print_log(console(), entries)
 
 
-@app.command()
-def diff(
-    ctx: typer.Context,
-    from_ref: Annotated[str, typer.Argument(metavar="FROM", help="Reference to compare from.")],
-    to_ref: Annotated[str, typer.Argument(metavar="TO", help="Reference to compare to.")],
-    namespace: Annotated[
-        str | None, typer.Option("--namespace", help="Only keys inside this namespace.")
-    ] = None,
-    output: OutputOpt = None,
-) -> None:
-    """Show the tables, views and namespaces that differ from FROM to TO."""
-    from lakehouse.cli import render
-
-    state = State.of(ctx)
-    entries = state.lakehouse().diff(from_ref, to_ref, namespace=namespace)
-    if state.format(output) is Output.JSON:
-        print_json(render.diff_json(entries))
-    else:
-        render.print_diff(console(), entries)
-
-
-@app.command()
-def merge(
-    ctx: typer.Context,
-    source: Annotated[str, typer.Argument(help="Branch, tag or hash to merge.")],
-    into: Annotated[
-        str | None,
-        typer.Option("--into", help="Target branch (default: main).", show_default=False),
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Report what would change; commit nothing.")
-    ] = False,
-    force_keys: Annotated[
-        list[str] | None,
-        typer.Option("--force-key", metavar="KEY", help="On conflict, take the source's KEY."),
-    ] = None,
-    drop_keys: Annotated[
-        list[str] | None,
-        typer.Option("--drop-key", metavar="KEY", help="Keep the target's KEY; drop the source's."),
-    ] = None,
-    message: Annotated[str | None, typer.Option("--message", "-m", help="Commit message.")] = None,
-    output: OutputOpt = None,
-) -> None:
-    """Merge SOURCE into a branch as one commit; conflicting keys abort the merge."""
-    from lakehouse.cli import render
-    from lakehouse.errors import MergeConflictError
-
-    state = State.of(ctx)
-    result = state.lakehouse().merge(
-        source,
-        into,
-        dry_run=dry_run,
-        force_keys=force_keys or (),
-        drop_keys=drop_keys or (),
-        message=message,
-        raise_on_conflict=not dry_run,
-    )
-    data = render.merge_json(result, source=source, dry_run=dry_run)
-    if state.format(output) is Output.JSON:
-        print_json(data)
-    else:
-        render.print_merge(console(), data)
-    if result.conflicts:  # only reachable on a dry run
-        raise MergeConflictError(result.conflicts, action="dry-run merge")
-
-
+app.command("diff")(history.diff_command)
+app.command("merge")(history.merge_command)
+app.command("revert")(history.revert_command)
+app.command("cherry-pick")(history.cherry_pick_command)
 app.command("run")(run.run_command)
 app.command("sql")(sql.sql_command)
 app.command("serve")(serve.serve_command)

@@ -135,3 +135,79 @@ def tag_delete(ctx: typer.Context, name: NameArg, output: OutputOpt = None) -> N
         print_json({"deleted": name, "type": "TAG"})
     else:
         console().print(f"Deleted tag '{name}'")
+
+
+@branch_app.command("reset")
+def branch_reset(
+    ctx: typer.Context,
+    name: NameArg,
+    to: Annotated[
+        str, typer.Option("--to", help="Where to point the branch: branch, tag or hash.")
+    ],
+    expected_hash: Annotated[
+        str | None,
+        typer.Option(
+            "--expected-hash",
+            help="Only if NAME is still at this hash (default: its head now).",
+            show_default=False,
+        ),
+    ] = None,
+    output: OutputOpt = None,
+) -> None:
+    """Point branch NAME at another commit (Nessie's assign); its old head is printed.
+
+    Example: lakehouse branch reset main --to main~1
+    """
+    state = State.of(ctx)
+    lh = state.lakehouse()
+    before = lh.store.writable_branch(name).hash
+    after = lh.reset_branch(name, to, expected_hash=expected_hash)
+    if state.format(output) is Output.JSON:
+        print_json({**after.to_json(), "previous_hash": before})
+    else:
+        console().print(
+            f"Reset branch '{after.name}' to {after.hash[:12]} (was {before[:12]}; "
+            f"undo: lakehouse branch reset {after.name} --to @{before})"
+        )
+
+
+@branch_app.command("prune")
+def branch_prune(
+    ctx: typer.Context,
+    pattern: Annotated[
+        str | None,
+        typer.Option("--pattern", help="Only branches whose name matches, e.g. 'run/*'."),
+    ] = None,
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            "--older-than", metavar="AGE", help="Idle for at least AGE: 30m, 12h, 7d, 2w."
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing.")
+    ] = False,
+    output: OutputOpt = None,
+) -> None:
+    """Delete old branches; with no options, the failed run branches past their retention.
+
+    The retention is the LAKEHOUSE_FAILED_RUN_RETENTION_DAYS setting (default 7 days).
+    The default branch is never deleted.
+
+    Example: lakehouse branch prune --pattern 'run/*' --older-than 7d --dry-run
+    """
+    from lakehouse.catalog.recovery import parse_age
+
+    state = State.of(ctx)
+    age = parse_age(older_than) if older_than is not None else None
+    pruned = state.lakehouse().prune_branches(pattern=pattern, older_than=age, dry_run=dry_run)
+    if state.format(output) is Output.JSON:
+        print_json({"dry_run": dry_run, "branches": [p.to_json() for p in pruned]})
+        return
+    out = console()
+    verb = "Would delete" if dry_run else "Deleted"
+    if not pruned:
+        out.print("No branch to prune")
+    for p in pruned:
+        days = p.age.total_seconds() / 86400
+        out.print(f"{verb} branch '{p.name}' at {p.hash[:12]} (idle {days:.1f} days)", markup=False)

@@ -133,7 +133,8 @@ def run_command(
 ) -> None:
     """Run a pipeline: branch, ingest, build silver and gold, check, merge into main if clean.
 
-    With --ref (or NESSIE_REF) the run works on that branch and does not merge.
+    With --ref (or NESSIE_REF) the run starts from that branch and merges into it
+    when clean: every branch gets the same audit as main.
     Incremental models read only the rows their sources gained since their last run;
     --full-refresh [MODEL]... rebuilds them (or the ones named) from everything.
     Exit code 1 when a blocking check fails (main is unchanged, the run branch is kept).
@@ -217,7 +218,8 @@ def print_summary(out: Console, result: RunResult) -> None:
     out.print()
     if result.ok:
         where = (
-            f"merged into {result.target} at {(result.merge_hash or '')[:12]}"
+            f"audited on {result.branch}, merged into {result.target} at "
+            f"{(result.merge_hash or '')[:12]}"
             if result.merged
             else f"on branch {result.branch} (not merged)"
         )

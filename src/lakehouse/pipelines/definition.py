@@ -132,8 +132,8 @@ class Pipeline:
         The result keeps the sources only with ``sources=True``, the models of ``layers``
         (``silver``, ``gold``) in build order, and the checks only with ``checks=True``.
         Running it on the run's branch (``run_pipeline(lh, part, ref=branch,
-        run_id=...)``) does that step there and never merges; the Airflow DAG runs each
-        task this way and publishes with a merge at the end.
+        run_id=..., in_place=True)``) does that step there and never merges; the Airflow
+        DAG runs each task this way and publishes with a merge at the end.
         """
         unknown = sorted(set(layers) - set(LAYERS))
         if unknown:

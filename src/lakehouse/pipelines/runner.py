@@ -2,8 +2,11 @@
 
 :func:`run_pipeline` does, in order:
 
+0. **expire** — delete the branches of failed runs idle for longer than the
+   ``failed_run_retention_days`` setting (:mod:`lakehouse.pipelines.retention`);
 1. **branch** — create ``run/<pipeline>/<run-id>`` from ``main`` (with ``ref=`` or
-   ``NESSIE_REF``: work on that branch instead, and never merge);
+   ``NESSIE_REF``: from that branch, which is then the target of the publish — every
+   branch gets the same audit);
 2. **ingest** — each ``sources:`` entry through :func:`lakehouse.ingest.ingest` into its
    bronze tables on the branch (a quarantined batch fails the run);
 3. **models** — every silver and gold model in dependency order through the engine, one
@@ -14,9 +17,9 @@
    everything (their table is emptied first: one more commit);
 4. **audit** — every check on the branch; a check of severity ``error`` that fails (or
    cannot run) blocks the publish, a ``warn`` one is only reported;
-5. **publish** — merge the branch into ``main`` in one merge commit, then delete the run
-   branch (``keep_branch=True`` keeps it). A run that fails leaves ``main`` exactly as it
-   was and keeps the branch for inspection.
+5. **publish** — merge the branch into ``main`` (or the given branch) in one merge
+   commit, then delete the run branch (``keep_branch=True`` keeps it). A run that fails
+   leaves its target exactly as it was and keeps the branch for inspection.
 
 Every run records its outcome as commit properties ``lakehouse.run.id``,
 ``lakehouse.run.pipeline`` and ``lakehouse.run.status`` (``success`` | ``failed`` |
@@ -47,6 +50,7 @@ from lakehouse.pipelines.errors import (
     PipelineError,
 )
 from lakehouse.pipelines.incremental import IncrementalRead, plan_reads, reset_table
+from lakehouse.pipelines.retention import RUN_STATUS, expire_failed_run_branches
 
 if TYPE_CHECKING:
     from lakehouse.client import Lakehouse
@@ -56,7 +60,6 @@ logger = logging.getLogger(__name__)
 #: Commit properties recording a run.
 RUN_ID = "lakehouse.run.id"
 RUN_PIPELINE = "lakehouse.run.pipeline"
-RUN_STATUS = "lakehouse.run.status"
 RUN_BRANCH = "lakehouse.run.branch"
 RUN_FAILED_CHECKS = "lakehouse.run.failed-checks"
 RUN_ERROR = "lakehouse.run.error"
@@ -142,7 +145,7 @@ class RunResult:
     run_id: str
     #: The branch the run wrote to.
     branch: str
-    #: The branch a successful run merges into (``None`` when running on a given ref).
+    #: The branch a successful run merges into (``main``, or the ``ref`` given).
     target: str | None
     #: Head of the run branch when the run started (the target's head for a new branch).
     base_hash: str
@@ -163,7 +166,7 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        """True when the run succeeded (and was merged, unless it ran on a given ref)."""
+        """True when the run succeeded (and was merged into its target)."""
         return self.status == "success"
 
     @property
@@ -494,12 +497,14 @@ def run_pipeline(
     listener: RunListener | None = None,
     keep_branch: bool = False,
     full_refresh: bool | Collection[str] = False,
+    in_place: bool = False,
 ) -> RunResult:
     """Run a pipeline with write-audit-publish (see the module docstring).
 
     ``path_or_name`` is a pipeline folder, its ``pipeline.yaml``, a name looked up in
     ``pipelines_dir`` (default ``./pipelines``) or a loaded :class:`Pipeline`. ``ref``
-    (default: ``NESSIE_REF``) runs on that branch without merging. Returns the
+    (default: ``NESSIE_REF``, else ``main``) is the branch the run starts from and merges
+    into when clean. Returns the
     :class:`RunResult` (``status`` ``failed`` when a blocking check failed, ``error``
     when the merge failed); raises :class:`~lakehouse.pipelines.errors.PipelineError`
     when the pipeline cannot be loaded or a source or model fails (the run branch is kept
@@ -507,6 +512,8 @@ def run_pipeline(
     default: the ``LAKEHOUSE_COMPUTE__ENGINE`` setting (``spark`` in the cluster profile).
     ``full_refresh`` rebuilds incremental models from everything: ``True`` all of them, or
     the models named (each must be an incremental model of the pipeline).
+    ``in_place=True`` writes straight to ``ref`` and never merges: for a step of a run
+    driven from outside (the Airflow DAG runs each step on its run branch, then publishes).
     """
     from lakehouse.ops.dr import ensure_not_paused  # late: ops imports this package
 
@@ -523,17 +530,23 @@ def run_pipeline(
     run_id = run_id or new_run_id()
     started = time.perf_counter()
     ref = ref if ref is not None else lakehouse.settings.ref
-    if ref:
-        branch = lakehouse.store.writable_branch(ref).name
-        target = None
+    target: str | None = (
+        lakehouse.store.writable_branch(ref).name if ref else lakehouse.default_branch
+    )
+    if in_place:
+        if not ref:
+            raise PipelineConfigError("an in-place run needs the branch to write to (ref=)")
+        branch, target = str(target), None
         base = lakehouse.resolve(branch).hash
     else:
+        expired = expire_failed_run_branches(lakehouse)
+        if expired:
+            logger.info("expired %d failed run branch(es): %s", len(expired), expired)
         branch = validate_ref_name(run_branch(pipeline.name, run_id))
-        target = lakehouse.default_branch
-        base = lakehouse.create_branch(branch, target).hash
+        base = lakehouse.create_branch(branch, str(target)).hash
     result = RunResult(pipeline.name, run_id, branch, target, base)
     run = _Run(lakehouse, pipeline, result, listener, rebuild)
-    run.emit(RunEvent("branch", branch, "end", "ok", f"from {target}" if target else "given ref"))
+    run.emit(RunEvent("branch", branch, "end", "ok", f"from {target}" if target else "in place"))
     try:
         run.ingest()
         with engine_class(lakehouse, branch) as compute:
