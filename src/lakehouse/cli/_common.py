@@ -183,9 +183,7 @@ def _table_hint(lh: Lakehouse, name: str, ref: str | None) -> str | None:
     tables = [str(e.key) for e in lh.tables(ref)]
     if "." not in name:  # an unqualified name: tables are namespace.table
         same = [t for t in tables if t.rsplit(".", 1)[-1].lower() == name.lower()]
-        suggestion = (
-            f"did you mean {' or '.join(same)}?" if same else _did_you_mean(name, tables)
-        )
+        suggestion = f"did you mean {' or '.join(same)}?" if same else _did_you_mean(name, tables)
         return "tables are namespace.table" + (f": {suggestion}" if suggestion else "")
     return _did_you_mean(name, tables) or (
         f"no such table on {ref or lh.settings.ref or lh.default_branch}; "
