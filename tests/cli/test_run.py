@@ -72,10 +72,10 @@ def lh(_isolate_lakehouse_config: Path) -> Iterator[Lakehouse]:
         yield opened
 
 
-def interrupt_run(tmp_path: Path, hanging: Hanging, *args: str) -> subprocess.CompletedProcess[str]:
-    """Start `lakehouse run`, wait until it asks the HTTP source, press Ctrl-C."""
+def interrupt(tmp_path: Path, hanging: Hanging, *args: str) -> subprocess.CompletedProcess[str]:
+    """Start `lakehouse ARGS…`, wait until it asks the HTTP server, press Ctrl-C."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "lakehouse.cli", "run", *args],
+        [sys.executable, "-m", "lakehouse.cli", *args],
         cwd=tmp_path,
         env=dict(os.environ),
         stdout=subprocess.PIPE,
@@ -107,7 +107,7 @@ def test_ctrl_c_before_any_commit_deletes_the_empty_run_branch(
         """,
     )
     main_before = lh.resolve("main").hash
-    done = interrupt_run(tmp_path, hanging, "shop", "--run-id", "r1")
+    done = interrupt(tmp_path, hanging, "run", "shop", "--run-id", "r1")
     assert done.returncode == 130, done.stderr
     assert done.stderr.splitlines()[-1] == (
         "interrupted; main unchanged; run branch run/shop/r1 deleted (it held no commit)"
@@ -138,7 +138,7 @@ def test_ctrl_c_after_a_commit_keeps_the_run_branch_and_says_so(
         """,
     )
     main_before = lh.resolve("main").hash
-    done = interrupt_run(tmp_path, hanging, "shop", "--run-id", "r2", "-o", "json")
+    done = interrupt(tmp_path, hanging, "run", "shop", "--run-id", "r2", "-o", "json")
     assert done.returncode == 130, done.stderr
     assert '"type": "Interrupted"' in done.stderr
     assert (
@@ -148,6 +148,14 @@ def test_ctrl_c_after_a_commit_keeps_the_run_branch_and_says_so(
     assert sorted(b.name for b in lh.branches()) == ["main", "run/shop/r2"]
     assert lh.resolve("run/shop/r2").hash != main_before
     assert lh.resolve("main").hash == main_before
+
+
+def test_ctrl_c_in_any_other_command_exits_130_without_a_traceback(
+    tmp_path: Path, lh: Lakehouse, hanging: Hanging
+) -> None:
+    done = interrupt(tmp_path, hanging, "ingest", "http", hanging.url, "--table", "orders")
+    assert done.returncode == 130, done.stderr
+    assert done.stderr == "interrupted\n"
 
 
 # -- a source folder that is not there -----------------------------------------------------

@@ -243,6 +243,9 @@ class LakehouseGroup(TyperGroup):
             return super().invoke(ctx)
         except (typer.TyperException, typer.Exit, typer.Abort):  # usage errors, exits
             raise
+        except KeyboardInterrupt:  # Ctrl-C: no traceback, the shell's exit code for SIGINT
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
         except Exception as exc:
             state = ctx.obj if isinstance(ctx.obj, State) else None
             if state is not None and state.debug:
