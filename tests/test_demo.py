@@ -81,7 +81,7 @@ def test_demo_keeps_the_default_home_and_every_printed_command_works(
     assert (tmp_path / ".lakehouse" / MARKER).is_file()
     assert "# the lakehouse lives in .lakehouse" in out
     commands = printed_commands(out)
-    assert len(commands) == 8, commands  # six looks, then making the data and the re-run
+    assert len(commands) == 8, "\n".join(commands)  # six looks, then making the data and the re-run
     assert not any("--home" in c for c in commands)  # the default home needs none
     assert commands[-2].startswith("export TPCH_DATA=$(")
     script = "set -e\n" + "\n".join(commands)
