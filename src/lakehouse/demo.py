@@ -523,7 +523,8 @@ class Demo:
         if not keep:
             self.console.print(
                 "[dim](this home was temporary: these commands no longer work; "
-                "run without --temporary to keep it)[/dim]"
+                "run without --temporary to keep it)[/dim]",
+                soft_wrap=True,
             )
         else:
             self.console.print(
@@ -541,13 +542,14 @@ class Demo:
                 soft_wrap=True,
             )
         for what, args in lines:
-            self.console.print(f"# {what}", style="dim", highlight=False)
+            self.console.print(f"# {what}", style="dim", highlight=False, soft_wrap=True)
             self.console.print(_quote(args), style="cyan", highlight=False, soft_wrap=True)
         self.console.print(
             "# run the pipeline again: already-loaded files are skipped "
             f"({DATA_VARIABLE} names the folder to load)",
             style="dim",
             highlight=False,
+            soft_wrap=True,
         )
         for line in rerun:
             self.console.print(line, style="cyan", highlight=False, soft_wrap=True)
