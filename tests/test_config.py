@@ -219,3 +219,46 @@ def test_cluster_profile_refuses_a_local_warehouse_without_showing_secrets() -> 
     with pytest.raises(ConfigError) as caught:
         load_settings(profile="cluster", catalog={"uri": "mysql://u:pw-secret@h/db"})
     assert "pw-secret" not in str(caught.value)
+
+
+# -- env/.env.example ----------------------------------------------------------------------
+
+ENV_EXAMPLE = Path(__file__).resolve().parents[1] / "env" / ".env.example"
+
+
+def setting_variables() -> list[str]:
+    """The environment variable of every setting :class:`Settings` reads (nested with ``__``)."""
+    from pydantic import BaseModel
+
+    names: list[str] = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            kind = field.annotation
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                walk(kind, f"{prefix}{name.upper()}__")
+            elif field.validation_alias is not None:  # ref: NESSIE_REF / LAKEHOUSE_REF
+                names.append("NESSIE_REF")
+            else:
+                names.append(f"{prefix}{name.upper()}")
+
+    walk(Settings, "LAKEHOUSE_")
+    return names
+
+
+def test_env_example_lists_every_setting() -> None:
+    assigned = {
+        line.split("=", 1)[0]
+        for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
+        if "=" in line and not line.startswith("#")
+    }
+    names = setting_variables()
+    assert {"LAKEHOUSE_HOME", "LAKEHOUSE_AUTHOR", "LAKEHOUSE_S3__ENDPOINT"} <= set(names)
+    assert [n for n in names if n not in assigned] == []
+
+
+def test_env_example_loads_as_a_dot_env(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(ENV_EXAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+    settings = load_settings()
+    assert settings.profile == "embedded"
+    assert settings.catalog.default_branch == "main"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from lakehouse.client import connect
-from lakehouse.demo import TAG_CHANGES, TAG_INITIAL, main
+from lakehouse.demo import MARKER, TAG_CHANGES, TAG_INITIAL, main
 from lakehouse.pipelines.runner import RUN_STATUS
 
 #: Small, so the whole demo (three pipeline runs) takes seconds.
@@ -46,11 +48,51 @@ def test_demo_in_a_given_home(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         tables = {".".join(e.key.elements) for e in lh.tables("main")}
         assert {"bronze.orders", "silver.orders", "gold.q3_shipping_priority"} <= tables
 
-    # A second run refuses to reuse the home.
+    assert (home / MARKER).is_file()
+
+
+def test_demo_refuses_a_home_it_did_not_make(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "mine"
+    connect(home, create=True).close()
     assert main(["--home", str(home), "--scale-factor", SCALE_FACTOR]) == 1
-    assert "already holds a lakehouse" in capsys.readouterr().out
+    assert "already holds a lakehouse the demo did not make" in capsys.readouterr().out
+    assert not (home / MARKER).exists()
 
 
-def test_demo_rejects_a_bad_scale_factor(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--scale-factor", "0"]) == 1
-    assert "scale factor must be positive" in capsys.readouterr().out
+def printed_commands(out: str) -> list[str]:
+    """The shell lines the demo prints under "where to look next" (comments left out)."""
+    section = out.split("where to look next", 1)[1].split("timings", 1)[0]
+    return [
+        line.strip()
+        for line in section.splitlines()[1:]
+        if line.strip() and not line.lstrip().startswith(("#", "(")) and "─" not in line
+    ]
+
+
+def test_demo_keeps_the_default_home_and_every_printed_command_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # As `make demo` on a fresh machine: no LAKEHOUSE_HOME, so ./.lakehouse.
+    monkeypatch.delenv("LAKEHOUSE_HOME")
+    assert main(["--scale-factor", SCALE_FACTOR]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / ".lakehouse" / MARKER).is_file()
+    assert "# the lakehouse lives in .lakehouse" in out
+    commands = printed_commands(out)
+    assert len(commands) == 8, "\n".join(commands)  # six looks, then making the data and the re-run
+    assert not any("--home" in c for c in commands)  # the default home needs none
+    assert commands[-2].startswith("export TPCH_DATA=$(")
+    script = "set -e\n" + "\n".join(commands)
+    done = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True
+    )
+    assert done.returncode == 0, (commands, done.stdout, done.stderr)
+    assert "Error" not in done.stderr
+    assert "o_orderkey" in done.stdout  # the rejected batch's rows on the kept branch
+    assert "succeeded: merged into main" in done.stdout  # the re-run, as printed
+
+    # `make demo` again: the earlier demo's home is replaced, not refused.
+    assert main(["--scale-factor", SCALE_FACTOR]) == 0
+    assert "replacing the lakehouse of an earlier demo" in capsys.readouterr().out

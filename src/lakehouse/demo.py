@@ -1,7 +1,12 @@
 """The TPC-H lakehouse demo: ``python -m lakehouse.demo [--home PATH] [--scale-factor SF]``.
 
-In a fresh home (``--home``, which must not hold a catalog yet, or a temporary folder)
-it shows write-audit-publish end to end with the shipped pipeline ``pipelines/tpch``:
+The demo's home is ``--home``, else the ``lakehouse`` command's own default
+(``LAKEHOUSE_HOME``, else ``./.lakehouse``), so every command it prints at the end works
+as printed, without ``--home``, from the folder the demo ran in. The home must not hold
+a lakehouse yet, except one an earlier demo made (it carries :data:`MARKER`): that one
+is replaced. ``--temporary`` runs in a temporary folder, deleted at the end.
+
+It shows write-audit-publish end to end with the shipped pipeline ``pipelines/tpch``:
 
 1. **init** — a new lakehouse (catalog, warehouse buckets);
 2. **data** — TPC-H at scale factor ``SF`` (default 0.1) from ``tpchgen-cli``, cached in
@@ -26,8 +31,11 @@ can be repeated by hand with the commands printed at the end.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
+import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -62,7 +70,9 @@ if TYPE_CHECKING:
 #: The pipeline the demo runs.
 PIPELINE = "tpch"
 #: The environment variable ``pipelines/tpch/pipeline.yaml`` reads its folder from.
-DATA_VARIABLE = "TPCH_DATA"
+DATA_VARIABLE = tpch.DATA_VARIABLE
+#: File in a home the demo made: a later demo may replace that home.
+MARKER = "demo.json"
 #: The rows of the broken batch, as they sit on the rejected run's branch.
 BROKEN_ROWS_SQL = (
     "SELECT o_orderkey, o_custkey, o_orderstatus, o_totalprice FROM silver.orders "
@@ -152,6 +162,31 @@ def _changed_rows(write: WriteResult) -> int:
 
 def _quote(args: Sequence[str]) -> str:
     return " ".join(_shell_word(a) for a in args)
+
+
+def _shell_path(path: Path) -> str:
+    """``path`` relative to the working directory when inside it, else absolute."""
+    absolute = path.absolute()
+    try:
+        relative = absolute.relative_to(Path.cwd())
+    except ValueError:
+        return str(absolute)
+    return str(relative) if str(relative) != "." else "."
+
+
+def lakehouse_command() -> list[str]:
+    """How a shell reaches the ``lakehouse`` command of this installation.
+
+    ``lakehouse`` when it is on ``PATH`` (an activated venv), else the console script
+    next to this interpreter (``.venv/bin/lakehouse``), else ``python -m lakehouse.cli``.
+    """
+    beside = Path(sys.executable).absolute().parent / "lakehouse"
+    found = shutil.which("lakehouse")
+    if found and (not beside.exists() or Path(found).absolute() == beside):
+        return ["lakehouse"]
+    if beside.exists():
+        return [_shell_path(beside)]
+    return [tpch.python_command(), "-m", "lakehouse.cli"]
 
 
 class RunProgress:
@@ -458,8 +493,9 @@ class Demo:
         self.console.print(f"branches: {branches}\ntags: {tags}")
 
     def next_steps(self, keep: bool) -> None:
-        home = str(self.result.home)
-        lh = ["lakehouse", "--home", home]
+        lh = lakehouse_command()
+        if not keep or self.result.home.absolute() != load_settings().home.absolute():
+            lh += ["--home", _shell_path(self.result.home)]
         broken = self.result.runs.get("broken")
         branch = broken.branch if broken is not None else "run/tpch/<id>"
         lines = [
@@ -479,24 +515,44 @@ class Demo:
             ),
             ("tables and their snapshots", [*lh, "table", "history", "silver.orders"]),
         ]
-        sf = tpch.format_scale_factor(self.result.scale_factor)
-        rerun = f"{DATA_VARIABLE}=$(python -m lakehouse.tpch -s {sf}) "
-        rerun += _quote([*lh, "run", str(self.pipeline_path)])
+        rerun = [
+            tpch.data_command(self.result.scale_factor),
+            _quote([*lh, "run", _shell_path(self.pipeline_path)]),
+        ]
         self.console.rule("[bold]where to look next")
         if not keep:
             self.console.print(
-                "[dim](this home was temporary; run with --home PATH to keep it)[/dim]"
+                "[dim](this home was temporary: these commands no longer work; "
+                "run without --temporary to keep it)[/dim]",
+                soft_wrap=True,
+            )
+        else:
+            self.console.print(
+                f"# the lakehouse lives in {_shell_path(self.result.home)}",
+                style="dim",
+                highlight=False,
+                soft_wrap=True,
+            )
+        if lh[0] != "lakehouse" and Path(sys.prefix) != Path(sys.base_prefix):
+            activate = _shell_path(Path(sys.prefix) / "bin" / "activate")
+            self.console.print(
+                f"# `source {activate}` puts lakehouse on PATH",
+                style="dim",
+                highlight=False,
+                soft_wrap=True,
             )
         for what, args in lines:
-            self.console.print(f"# {what}", style="dim", highlight=False)
+            self.console.print(f"# {what}", style="dim", highlight=False, soft_wrap=True)
             self.console.print(_quote(args), style="cyan", highlight=False, soft_wrap=True)
         self.console.print(
             "# run the pipeline again: already-loaded files are skipped "
             f"({DATA_VARIABLE} names the folder to load)",
             style="dim",
             highlight=False,
+            soft_wrap=True,
         )
-        self.console.print(rerun, style="cyan", highlight=False, soft_wrap=True)
+        for line in rerun:
+            self.console.print(line, style="cyan", highlight=False, soft_wrap=True)
 
 
 def run(
@@ -510,10 +566,16 @@ def run(
     started = time.perf_counter()
     # ref="": the demo publishes to main even when NESSIE_REF is set in the environment.
     settings = load_settings(home=home, ref="")
+    tpch.format_scale_factor(scale_factor)  # validates
     db = sqlite_path(settings.catalog_uri)
     if db is not None and db.exists():
-        raise ConfigError(f"{home} already holds a lakehouse; the demo needs a fresh --home")
-    tpch.format_scale_factor(scale_factor)  # validates
+        if not (settings.home / MARKER).is_file():
+            raise ConfigError(
+                f"{home} already holds a lakehouse the demo did not make; "
+                "the demo needs a fresh --home"
+            )
+        console.print(f"[dim]replacing the lakehouse of an earlier demo in {home}[/dim]")
+        shutil.rmtree(settings.home)
     result = DemoResult(home=settings.home, scale_factor=scale_factor)
 
     console.print(
@@ -523,6 +585,8 @@ def run(
     with connect(settings=settings, create=True) as lh:
         demo = Demo(lh, console, result)
         with demo.step("1. lakehouse init", "init"):
+            marker = {"made_by": "python -m lakehouse.demo", "scale_factor": scale_factor}
+            (settings.home / MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
             console.print(f"home      {settings.home}")
             console.print(f"catalog   {settings.summary()['catalog']}")
             console.print(f"warehouse {settings.warehouse_location}")
@@ -556,7 +620,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m lakehouse.demo",
         description="The TPC-H lakehouse demo: write-audit-publish, merges, rejected batches.",
     )
-    parser.add_argument("--home", type=Path, help="fresh folder to use (default: a temp folder)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--home",
+        type=Path,
+        help="folder to keep the demo's lakehouse in (default: LAKEHOUSE_HOME, else "
+        "./.lakehouse, as the lakehouse command); it must not hold a lakehouse the demo "
+        "did not make",
+    )
+    where.add_argument(
+        "--temporary",
+        action="store_true",
+        help="run in a temporary folder, deleted at the end",
+    )
     parser.add_argument(
         "--scale-factor",
         type=float,
@@ -568,8 +644,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = 120  # logs and pipes: wide enough for the gold tables
     try:
-        if args.home is not None:
-            run(args.home, console, scale_factor=args.scale_factor)
+        if not args.temporary:
+            home = args.home if args.home is not None else load_settings().home
+            run(home, console, scale_factor=args.scale_factor)
         else:
             with tempfile.TemporaryDirectory(prefix="lakehouse-demo-") as tmp:
                 run(Path(tmp) / "home", console, scale_factor=args.scale_factor, keep=False)

@@ -652,6 +652,31 @@ def write_broken_batch(data_dir: Path, out_dir: Path, *, rows: int = 5) -> Broke
     )
 
 
+#: The environment variable ``pipelines/tpch/pipeline.yaml`` reads the folder to load from.
+DATA_VARIABLE = "TPCH_DATA"
+
+
+def python_command() -> str:
+    """How a shell reaches this interpreter: ``python`` when that is it, else its path.
+
+    Relative to the working directory when inside it (``.venv/bin/python``).
+    """
+    found = shutil.which("python")
+    executable = Path(sys.executable).absolute()
+    if found and Path(found).absolute() == executable:
+        return "python"
+    try:
+        return str(executable.relative_to(Path.cwd()))
+    except ValueError:
+        return str(executable)
+
+
+def data_command(scale_factor: float = DEFAULT_SCALE_FACTOR) -> str:
+    """The shell line that makes (or finds) the data and points ``TPCH_DATA`` at it."""
+    sf = format_scale_factor(scale_factor)
+    return f"export {DATA_VARIABLE}=$({python_command()} -m lakehouse.tpch -s {sf})"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m lakehouse.tpch``: generate (or find) a data set and print its folder.
 
@@ -696,6 +721,7 @@ def _one(con: Any, sql: str) -> tuple[Any, ...]:
 __all__ = [
     "CDC_TABLES",
     "COLUMNS",
+    "DATA_VARIABLE",
     "DEFAULT_SCALE_FACTOR",
     "OP_COLUMN",
     "PRIMARY_KEYS",
@@ -705,11 +731,13 @@ __all__ = [
     "Dataset",
     "TpchError",
     "cache_root",
+    "data_command",
     "dataset_dir",
     "format_scale_factor",
     "generate",
     "is_complete",
     "main",
+    "python_command",
     "read_csv_sql",
     "table_files",
     "tpchgen_command",

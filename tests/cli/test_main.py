@@ -259,7 +259,7 @@ def test_merge_conflict_changes_nothing_and_force_key_resolves_it(lh: Lakehouse)
     dry = run("merge", "dev", "--dry-run", "-o", "json")
     assert dry.exit_code == 1
     assert json.loads(dry.stdout)["keys"][0]["conflict"] is not None
-    assert dry.stderr.startswith("Error: ")
+    assert json.loads(dry.stderr)["error"]["type"] == "MergeConflictError"  # -o json: JSON
     assert references(lh) == before
 
     ok("merge", "dev", "--force-key", "bronze.orders")

@@ -33,7 +33,8 @@ def ok_json(*args: str) -> Any:
 def failed_json(*args: str) -> Any:
     result = run(*args, "--output", "json")
     assert result.exit_code == 1, (result.stdout, result.stderr)
-    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("Error: ")
+    assert len(result.stderr.splitlines()) == 1  # --output json: the error as JSON too
+    assert json.loads(result.stderr)["error"]["type"] == "BackupCorruptError"
     return json.loads(result.stdout)
 
 

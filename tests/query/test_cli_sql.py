@@ -45,7 +45,17 @@ def lh(_isolate_lakehouse_config: Path) -> Iterator[Lakehouse]:
 QUERY = "SELECT id, status, price FROM silver.orders ORDER BY id"
 
 
-def test_table_output_is_the_default(lh: Lakehouse) -> None:
+@pytest.fixture
+def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stdout counts as a terminal (CliRunner's is not, as a pipe's is not)."""
+    import lakehouse.cli._common
+    import lakehouse.cli.sql
+
+    monkeypatch.setattr(lakehouse.cli._common, "stdout_is_terminal", lambda: True)
+    monkeypatch.setattr(lakehouse.cli.sql, "stdout_is_terminal", lambda: True)
+
+
+def test_table_output_is_the_default_on_a_terminal(lh: Lakehouse, terminal: None) -> None:
     result = run("sql", QUERY)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
@@ -92,7 +102,7 @@ def test_query_from_stdin(lh: Lakehouse) -> None:
     assert json.loads(result.stdout) == [{"n": 2}]
 
 
-def test_table_output_caps_the_rows_shown(lh: Lakehouse) -> None:
+def test_table_output_caps_the_rows_shown_on_a_terminal(lh: Lakehouse, terminal: None) -> None:
     result = run("sql", "SELECT * FROM range(5)", "--max-rows", "2")
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[-1].startswith("(5 rows, first 2 shown")

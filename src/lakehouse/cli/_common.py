@@ -2,12 +2,26 @@
 
 Only light modules are imported here (typer, stdlib): the library, rich and
 pydantic are imported by the commands that need them, so ``lakehouse --help`` is fast.
+
+Output for pipes: when stdout is not a terminal, nothing is cut to the terminal's
+width (:func:`console` is as wide as the longest line).
+
+Errors: ``Error: <one line>`` on stderr and exit code 1; with ``--output json`` (global
+or the command's own) the error is one JSON object on stderr instead::
+
+    {"error": {"type": "ReferenceNotFoundError", "message": "...", "hint": "..." | null}}
+
+``type`` is the exception's class name (the tree in :mod:`lakehouse.errors`), ``hint``
+a suggestion such as ``did you mean silver.orders?`` (also appended to the text line).
+An interrupt (Ctrl-C) exits with 130.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
+import re
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -31,6 +45,17 @@ class Output(StrEnum):
     JSON = "json"
 
 
+#: Width of a console that does not write to a terminal: no line is ever cut.
+PIPE_WIDTH = 1_000_000
+
+
+def remember_output(ctx: typer.Context, value: StrEnum | None) -> StrEnum | None:
+    """Option callback of a command's ``--output``: errors follow the chosen format too."""
+    if value is not None and value.value == Output.JSON.value:
+        State.of(ctx).errors_as_json = True
+    return value
+
+
 OutputOpt = Annotated[
     Output | None,
     typer.Option(
@@ -39,6 +64,7 @@ OutputOpt = Annotated[
         case_sensitive=False,
         help="Output format: text or json (default: the global --output).",
         show_default=False,
+        callback=remember_output,
     ),
 ]
 RefOpt = Annotated[
@@ -60,6 +86,10 @@ class State:
     output: Output = Output.TEXT
     debug: bool = False
     ref: str | None = None
+    #: The reference the command reads (set by commands that take ``--ref``), for hints.
+    read_ref: str | None = None
+    #: Report errors as JSON on stderr (``--output json``, global or the command's).
+    errors_as_json: bool = False
     _lakehouse: Lakehouse | None = field(default=None, repr=False)
 
     @staticmethod
@@ -85,6 +115,10 @@ class State:
             self._lakehouse = connect(settings=settings, create=create)
         return self._lakehouse
 
+    def opened(self) -> Lakehouse | None:
+        """The lakehouse if this invocation opened one (hints never open it)."""
+        return self._lakehouse
+
     def close(self) -> None:
         """Close the lakehouse if one was opened."""
         if self._lakehouse is not None:
@@ -92,11 +126,25 @@ class State:
             self._lakehouse = None
 
 
+def stdout_is_terminal() -> bool:
+    """Whether stdout is a terminal (a person), not a pipe, file or test runner."""
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):  # closed or replaced stream
+        return False
+
+
 def console() -> Console:
-    """A rich console on stdout (created per call: tests swap ``sys.stdout``)."""
+    """A rich console on stdout (created per call: tests swap ``sys.stdout``).
+
+    On a terminal it wraps and cuts to the terminal's width; otherwise it is
+    :data:`PIPE_WIDTH` wide, so values reach the next program whole.
+    """
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    if stdout_is_terminal():
+        return Console(highlight=False, soft_wrap=True)
+    return Console(highlight=False, soft_wrap=True, width=PIPE_WIDTH)
 
 
 def print_json(data: Any) -> None:
@@ -118,6 +166,74 @@ def one_line(exc: BaseException) -> str:
     return f"{name}: {text} (run with --debug for the traceback)" if text else name
 
 
+_MISSING_TABLE = re.compile(r"table '([^']+)' does not exist on '([^']+)'")
+_MISSING_DUCKDB_TABLE = re.compile(r"Table with name (\S+?) does not exist")
+_DUCKDB_SUGGESTION = re.compile(r"\s*Did you mean \"[^\"]*\"\?")
+
+
+def _did_you_mean(name: str, candidates: list[str]) -> str | None:
+    lowered = {c.lower(): c for c in candidates}
+    matches = difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.6)
+    if not matches:
+        return None
+    return f"did you mean {' or '.join(lowered[m] for m in matches)}?"
+
+
+def _table_hint(lh: Lakehouse, name: str, ref: str | None) -> str | None:
+    tables = [str(e.key) for e in lh.tables(ref)]
+    if "." not in name:  # an unqualified name: tables are namespace.table
+        same = [t for t in tables if t.rsplit(".", 1)[-1].lower() == name.lower()]
+        suggestion = f"did you mean {' or '.join(same)}?" if same else _did_you_mean(name, tables)
+        return "tables are namespace.table" + (f": {suggestion}" if suggestion else "")
+    return _did_you_mean(name, tables) or (
+        f"no such table on {ref or lh.settings.ref or lh.default_branch}; "
+        "`lakehouse table list` lists them"
+    )
+
+
+def hint(exc: BaseException, state: State | None) -> str | None:
+    """A suggestion for a misspelled reference or table name (``did you mean …?``).
+
+    Only looks at a lakehouse the command already opened; never fails.
+    """
+    from lakehouse.errors import LakehouseError, ReferenceNotFoundError
+
+    lh = state.opened() if state is not None else None
+    if lh is None:
+        return None
+    try:
+        if isinstance(exc, ReferenceNotFoundError):
+            name = re.split(r"[@~]", exc.ref, maxsplit=1)[0]
+            if not name:
+                return None
+            return _did_you_mean(name, [r.name for r in lh.references()]) or (
+                "`lakehouse branch list` and `lakehouse tag list` show the references"
+            )
+        text = str(exc)
+        if match := _MISSING_TABLE.search(text):
+            return _table_hint(lh, match.group(1), match.group(2))
+        if isinstance(exc, LakehouseError) and (match := _MISSING_DUCKDB_TABLE.search(text)):
+            name = match.group(1).strip("\"'")
+            return _table_hint(lh, name, state.read_ref if state is not None else None)
+    except Exception:  # a hint is a courtesy: never replace the real error
+        logging.getLogger("lakehouse.cli").debug("no hint", exc_info=True)
+    return None
+
+
+def report_error(exc: BaseException, state: State | None) -> None:
+    """Write ``exc`` on stderr: one text line, or one JSON object with ``--output json``."""
+    message = one_line(exc)
+    suggestion = hint(exc, state)
+    if suggestion and _MISSING_DUCKDB_TABLE.search(message):
+        # DuckDB suggests its own system tables ("pg_prepared_statements"): ours is better.
+        message = _DUCKDB_SUGGESTION.sub("", message)
+    if state is not None and (state.errors_as_json or state.output is Output.JSON):
+        error = {"type": type(exc).__name__, "message": message, "hint": suggestion}
+        typer.echo(json.dumps({"error": error}), err=True)
+        return
+    typer.echo(f"Error: {message}" + (f" ({suggestion})" if suggestion else ""), err=True)
+
+
 class LakehouseGroup(TyperGroup):
     """The root command group: turns any error into ``Error: <one line>`` and exit code 1."""
 
@@ -127,10 +243,13 @@ class LakehouseGroup(TyperGroup):
             return super().invoke(ctx)
         except (typer.TyperException, typer.Exit, typer.Abort):  # usage errors, exits
             raise
+        except KeyboardInterrupt:  # Ctrl-C: no traceback, the shell's exit code for SIGINT
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
         except Exception as exc:
-            debug = isinstance(ctx.obj, State) and ctx.obj.debug
-            if debug:
+            state = ctx.obj if isinstance(ctx.obj, State) else None
+            if state is not None and state.debug:
                 traceback.print_exc(file=sys.stderr)
             logging.getLogger("lakehouse.cli").debug("command failed", exc_info=True)
-            typer.echo(f"Error: {one_line(exc)}", err=True)
+            report_error(exc, state)
             raise typer.Exit(1) from None

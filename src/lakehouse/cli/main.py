@@ -17,9 +17,12 @@
       maintenance expire|compact|gc|run [--dry-run] [--ref BRANCH]... [--table T]...
 
 Every command accepts ``--output`` (and reading commands ``--ref``) after its name
-too. Errors print ``Error: <one line>`` on stderr and exit with 1; ``--debug`` adds
-the traceback. Options read ``LAKEHOUSE_HOME``, ``LAKEHOUSE_OUTPUT``,
-``LAKEHOUSE_DEBUG`` and ``NESSIE_REF`` from the environment.
+too. Errors print ``Error: <one line>`` on stderr (with ``did you mean …?`` for a
+misspelled table or reference) and exit with 1; ``--debug`` adds the traceback. With
+``--output json`` an error is ``{"error": {"type", "message", "hint"}}`` on stderr.
+Ctrl-C exits with 130. Piped or redirected, output is never cut to a terminal's width.
+Options read ``LAKEHOUSE_HOME``, ``LAKEHOUSE_OUTPUT``, ``LAKEHOUSE_DEBUG`` and
+``NESSIE_REF`` from the environment.
 
 Only typer and the standard library are imported at module level: commands import
 what they need, so ``lakehouse --help`` stays fast.

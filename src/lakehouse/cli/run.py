@@ -7,10 +7,20 @@ Prints one line per step as it finishes (a spinner while it runs), then a summar
 models written, checks, and for each failed or warning check its failing row count and
 sample rows. Exits with 1 when the run did not succeed (``main`` is then unchanged and
 the run branch kept).
+
+Ctrl-C stops the run with exit code 130 and one line on stderr saying what it left:
+``interrupted; main unchanged; run branch run/tpch/… deleted`` (a run branch that holds
+no commit yet is deleted, one with partial work is kept for inspection).
+
+A source folder that does not exist because its ``${VAR}`` is unset names the variable
+(and, for ``TPCH_DATA``, the command that makes the data).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -23,6 +33,8 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.status import Status
 
+    from lakehouse.client import Lakehouse
+    from lakehouse.pipelines import Pipeline
     from lakehouse.pipelines.checks import CheckResult
     from lakehouse.pipelines.runner import RunEvent, RunResult
 
@@ -139,7 +151,9 @@ def run_command(
     --full-refresh [MODEL]... rebuilds them (or the ones named) from everything.
     Exit code 1 when a blocking check fails (main is unchanged, the run branch is kept).
     """
-    from lakehouse.pipelines import PipelineConfigError, run_pipeline
+    from lakehouse.errors import LakehouseError
+    from lakehouse.pipelines import PipelineConfigError, load_pipeline, run_pipeline
+    from lakehouse.pipelines.runner import new_run_id, run_branch
 
     if models and not full_refresh:
         raise PipelineConfigError(
@@ -150,20 +164,38 @@ def run_command(
     state = State.of(ctx)
     as_json = state.format(output) is Output.JSON
     lh = state.lakehouse()
+    loaded = load_pipeline(pipeline, pipelines_dir)
+    run_id = run_id or new_run_id()
+    given = ref if ref is not None else lh.settings.ref
+    branch = given or run_branch(loaded.name, run_id)
+    before = lh.resolve(lh.default_branch).hash
     out = console()
     progress = None if as_json else Progress(out)
     try:
         result = run_pipeline(
             lh,
-            pipeline,
+            loaded,
             ref=ref,
             run_id=run_id,
-            pipelines_dir=pipelines_dir,
             listener=progress,
             keep_branch=keep_branch,
             engine=engine.value if engine is not None else None,
             full_refresh=list(models) if models else full_refresh,
         )
+    except KeyboardInterrupt:
+        if progress is not None:
+            progress.close()
+        message = after_interrupt(lh, branch, publishing=not given, before=before)
+        if state.errors_as_json or as_json:
+            error = {"type": "Interrupted", "message": message, "hint": None}
+            typer.echo(json.dumps({"error": error}), err=True)
+        else:
+            typer.echo(message, err=True)
+        raise typer.Exit(130) from None
+    except LakehouseError as exc:
+        if _caused_by_missing_source(exc) and (hint := missing_data_hint(loaded)) is not None:
+            exc.args = (f"{exc} ({hint})",)
+        raise
     finally:
         if progress is not None:
             progress.close()
@@ -173,6 +205,71 @@ def run_command(
         print_summary(out, result)
     if not result.ok:
         raise typer.Exit(1)
+
+
+def after_interrupt(lh: Lakehouse, branch: str, *, publishing: bool, before: str) -> str:
+    """Tidy up after Ctrl-C and say what is left: the default branch, the run branch.
+
+    A run branch still at the commit it was created from holds nothing and is deleted;
+    one with commits is kept for inspection. A branch given with ``--ref`` is never
+    touched.
+    """
+    from lakehouse.errors import LakehouseError, ReferenceNotFoundError
+
+    target = lh.default_branch
+    try:
+        now = lh.resolve(target).hash
+        parts = [
+            "interrupted",
+            f"{target} unchanged" if now == before else f"{target} now at {now[:12]}",
+        ]
+        if not publishing:
+            parts.append(f"branch {branch} may hold part of the run")
+            return "; ".join(parts)
+        try:
+            head = lh.resolve(branch).hash
+        except ReferenceNotFoundError:
+            parts.append(f"run branch {branch} not created")
+            return "; ".join(parts)
+        if head == before:
+            lh.delete_branch(branch, expected_hash=head)
+            parts.append(f"run branch {branch} deleted (it held no commit)")
+        else:
+            parts.append(f"run branch {branch} kept (lakehouse log --ref {branch})")
+        return "; ".join(parts)
+    except LakehouseError as exc:
+        return f"interrupted; could not check what the run left: {exc}"
+
+
+def _caused_by_missing_source(exc: BaseException) -> bool:
+    from lakehouse.ingest import SourceNotFoundError
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, SourceNotFoundError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+_VARIABLE = re.compile(r"\$\{(\w+)(?::-[^}]*)?\}")
+
+
+def missing_data_hint(pipeline: Pipeline) -> str | None:
+    """Why a source folder is missing when its ``${VAR}`` is unset, and how to fix it."""
+    from lakehouse import tpch
+    from lakehouse.pipelines.definition import PIPELINE_FILE
+
+    text = (pipeline.path / PIPELINE_FILE).read_text(encoding="utf-8")
+    unset = [v for v in dict.fromkeys(_VARIABLE.findall(text)) if v not in os.environ]
+    if not unset:
+        return None
+    if tpch.DATA_VARIABLE in unset:
+        return (
+            f"{tpch.DATA_VARIABLE} is not set; make the TPC-H data and point it there: "
+            f"{tpch.data_command()}"
+        )
+    return f"{', '.join(unset)} not set: export {unset[0]}=FOLDER"
 
 
 def print_summary(out: Console, result: RunResult) -> None:

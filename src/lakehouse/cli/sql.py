@@ -1,4 +1,9 @@
-"""``lakehouse sql "SELECT …" [--ref REF] [--output table|json|csv]``: DuckDB over a reference."""
+"""``lakehouse sql "SELECT …" [--ref REF] [--output table|tsv|json|csv]``: DuckDB over a reference.
+
+On a terminal the default output is a table for people (``--max-rows`` rows); piped or
+redirected it is TSV: a header line, then every row, values whole, NULL as an empty
+field, tabs and newlines inside values escaped as ``\t`` and ``\n``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lakehouse.cli._common import Output, RefOpt, State, console, print_json
+from lakehouse.cli._common import (
+    Output,
+    RefOpt,
+    State,
+    console,
+    print_json,
+    remember_output,
+    stdout_is_terminal,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -20,6 +33,7 @@ class SqlOutput(StrEnum):
 
     TABLE = "table"
     TEXT = "text"  # the global --output's name for a table
+    TSV = "tsv"
     JSON = "json"
     CSV = "csv"
 
@@ -39,13 +53,15 @@ def sql_command(
             "--output",
             "-o",
             case_sensitive=False,
-            help="table, json (an array of row objects) or csv (default: table, or json "
-            "with the global --output json).",
+            help="table, tsv, json (an array of row objects) or csv (default: table on a "
+            "terminal, tsv when piped, json with the global --output json).",
             show_default=False,
+            callback=remember_output,
         ),
     ] = None,
     max_rows: Annotated[
-        int, typer.Option("--max-rows", min=1, help="Rows shown by the table output.")
+        int,
+        typer.Option("--max-rows", min=1, help="Rows shown by the table output on a terminal."),
     ] = 1000,
 ) -> None:
     """Run a query over the tables of a branch, tag or commit (tables are namespace.table).
@@ -53,9 +69,17 @@ def sql_command(
     Example: lakehouse sql "SELECT o_orderstatus, count(*) FROM silver.orders GROUP BY 1"
     """
     state = State.of(ctx)
+    state.read_ref = ref or state.ref
     text = sys.stdin.read() if query == "-" else query
     result = state.lakehouse().sql(text, ref)
-    chosen = output or (SqlOutput.JSON if state.output is Output.JSON else SqlOutput.TABLE)
+    terminal = stdout_is_terminal()
+    chosen = output or (
+        SqlOutput.JSON
+        if state.output is Output.JSON
+        else SqlOutput.TABLE
+        if terminal
+        else SqlOutput.TSV
+    )
     if chosen is SqlOutput.JSON:
         from lakehouse.query.output import json_rows
 
@@ -64,12 +88,37 @@ def sql_command(
         from lakehouse.query.output import csv_text
 
         typer.echo(csv_text(result), nl=False)
+    elif chosen is SqlOutput.TSV:
+        typer.echo(tsv_text(result), nl=False)
     else:
-        print_table(console(), result, max_rows)
+        print_table(console(), result, max_rows if terminal else None)
 
 
-def print_table(out: Console, result: pa.Table, max_rows: int) -> None:
-    """The result as a table of text, NULLs marked, with a row count."""
+def _tsv_field(value: object) -> str:
+    from lakehouse.query.output import text
+
+    if value is None:
+        return ""
+    return (
+        text(value)
+        .replace("\\", "\\\\")
+        .replace("\t", "\\t")
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+    )
+
+
+def tsv_text(result: pa.Table) -> str:
+    """The result as TSV: a header line and every row, values whole, NULL empty."""
+    lines = ["\t".join(_tsv_field(name) for name in result.column_names)]
+    for batch in result.to_batches():  # by position: duplicate column names stay apart
+        columns = [column.to_pylist() for column in batch.columns]
+        lines.extend("\t".join(_tsv_field(v) for v in row) for row in zip(*columns, strict=True))
+    return "\n".join(lines) + "\n"
+
+
+def print_table(out: Console, result: pa.Table, max_rows: int | None) -> None:
+    """The result as a table of text, NULLs marked, with a row count (all rows: ``None``)."""
     from rich.table import Table as RichTable
     from rich.text import Text
 
@@ -81,6 +130,7 @@ def print_table(out: Console, result: pa.Table, max_rows: int) -> None:
             ("int", "uint", "float", "double", "decimal")
         )
         table.add_column(f.name, justify="right" if numeric else "left")
+    max_rows = result.num_rows if max_rows is None else max_rows
     shown = result.slice(0, max_rows)
     for row in shown.to_pylist():
         table.add_row(

@@ -96,6 +96,21 @@ class Pushdown:
         return cls(AlwaysTrue(), None)
 
 
+def engine_message(message: str) -> str:
+    """A DuckDB error on one line, whole but for the ``LINE n:`` excerpt and its caret.
+
+    Keeps what follows the first line (``Candidate bindings: …``, ``Did you mean …``),
+    which :func:`first_line` would drop.
+    """
+    kept: list[str] = []
+    for line in str(message).splitlines():
+        if line.startswith("LINE ") or (kept and line.strip() == "^"):
+            break
+        if line.strip():
+            kept.append(" ".join(line.split()))
+    return " ".join(kept)
+
+
 def first_line(message: str) -> str:
     """The first non-empty line of an error message, whitespace collapsed."""
     for line in str(message).splitlines():
@@ -691,6 +706,7 @@ __all__ = [
     "TableName",
     "check_statement",
     "duckdb_type",
+    "engine_message",
     "first_line",
     "iceberg_expression",
     "parse",

@@ -31,6 +31,7 @@ from lakehouse.query.analysis import (
     TableName,
     check_statement,
     duckdb_type,
+    engine_message,
     first_line,
     parse,
     pushdowns,
@@ -203,7 +204,7 @@ def _result(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
             raise QueryError("the statement returned no result")
         return relation.to_arrow_table()
     except duckdb.Error as exc:
-        raise QueryExecutionError(first_line(str(exc))) from exc
+        raise QueryExecutionError(engine_message(str(exc))) from exc
 
 
 def allowed_paths(plan: QueryPlan) -> list[str]:
