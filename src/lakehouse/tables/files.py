@@ -146,12 +146,11 @@ def _groups_for(
     if physical is None or not wanted:
         return None
     meta = parquet.metadata
-    try:
-        index = parquet.schema_arrow.names.index(physical)
-        column = next(i for i in range(meta.num_columns) if meta.schema.column(i).path == physical)
-    except (ValueError, StopIteration):
+    column = next(
+        (i for i in range(meta.num_columns) if meta.schema.column(i).path == physical), None
+    )
+    if column is None:
         return None
-    del index
     ordered = sorted(wanted)
     groups: list[int] = []
     for g in range(meta.num_row_groups):
