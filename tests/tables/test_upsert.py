@@ -20,10 +20,12 @@ from lakehouse.tables import (
     upsert,
 )
 from lakehouse.tables.rowdelta import referenced_data_file
-from lakehouse.tables.upsert import lookup
+from lakehouse.tables.upsert import SMALL_FILE_ROWS, lookup
 from tests.tables.conftest import content, keys, make_rows
 
 NewTable = Callable[..., Table]
+#: Tables whose small files an upsert never rewrites: every change is a delete file.
+NO_FOLDING = {SMALL_FILE_ROWS: "0"}
 
 
 def live_files(table: Table) -> tuple[list[str], list[str]]:
@@ -63,7 +65,7 @@ def test_upsert_inserts_new_keys_updates_changed_ones_and_leaves_identical_rows(
 def test_an_upsert_is_one_overwrite_snapshot_with_a_position_delete_file(
     lh: Lakehouse, new_table: NewTable
 ) -> None:
-    table = new_table(ids=list(range(10)))
+    table = new_table(ids=list(range(10)), properties=NO_FOLDING)
     parent = table.current_snapshot()
     assert parent is not None
 
@@ -87,10 +89,44 @@ def test_an_upsert_is_one_overwrite_snapshot_with_a_position_delete_file(
     assert len(data) == 2 and len(deletes) == 1
 
 
+def test_small_upserts_rewrite_the_small_files_they_would_otherwise_pile_up(
+    lh: Lakehouse, new_table: NewTable
+) -> None:
+    table = new_table(ids=list(range(1000)), properties={SMALL_FILE_ROWS: "50"})
+    catalog = lh.catalog("main")
+    for i in range(8):
+        # one update of the big file's row 3 and five new keys far outside its bounds
+        upsert(table, make_rows([3, *range(5000 + i * 5, 5005 + i * 5)], tag=f"u{i}"), ["id"])
+        table = catalog.load_table("s.t")
+
+    data, deletes = live_files(table)
+    # the 1000-row file takes delete files; the upserts' own rows share one small file
+    # that each upsert rewrites, until it holds more than 50 rows
+    assert len(data) == 2
+    assert len(deletes) == 1
+    expected = {i: (f"v{i}", i / 2) for i in range(1000)}
+    expected |= {3: ("u73", 1.5)}
+    expected |= {k: (f"u{(k - 5000) // 5}{k}", k / 2) for k in range(5000, 5040)}
+    assert content(table) == expected
+
+
+def test_a_table_can_turn_small_file_rewrites_off_or_refuse_a_bad_setting(
+    lh: Lakehouse, new_table: NewTable
+) -> None:
+    table = new_table(ids=list(range(10)), properties=NO_FOLDING)
+    upsert(table, make_rows([3], tag="x"), ["id"])
+    table = lh.catalog("main").load_table("s.t")
+    assert len(live_files(table)[0]) == 2
+
+    bad = new_table(name="bad", ids=list(range(10)), properties={SMALL_FILE_ROWS: "many"})
+    with pytest.raises(RowLevelWriteError, match="small-file-rows='many' is not a number"):
+        upsert(bad, make_rows([3], tag="x"), ["id"])
+
+
 def test_repeated_upserts_keep_one_delete_file_per_data_file(
     lh: Lakehouse, new_table: NewTable
 ) -> None:
-    table = new_table(ids=list(range(100)))
+    table = new_table(ids=list(range(100)), properties=NO_FOLDING)
     catalog = lh.catalog("main")
     for i in range(5):
         upsert(table, make_rows([i * 7], tag=f"u{i}"), ["id"])

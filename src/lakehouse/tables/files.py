@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lakehouse.tables.errors import RowLevelWriteError
@@ -29,6 +28,23 @@ if TYPE_CHECKING:
 
 #: The position column :func:`read_columns` adds.
 POS = "__pos"
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def map_files(fn: Callable[[_T], _R], items: Iterable[_T], *, parallel: bool) -> list[_R]:
+    """``fn`` over ``items``, in order: on PyIceberg's shared pool when ``parallel``.
+
+    Reading a few row groups or cached entries takes less than handing the work to a
+    pool thread and back on a busy machine (the GIL hand-offs dominate), so callers ask
+    for the pool only when each item means real I/O or decoding.
+    """
+    if not parallel:
+        return [fn(item) for item in items]
+    from pyiceberg.utils.concurrent import ExecutorFactory
+
+    return list(ExecutorFactory.get_or_create().map(fn, items))
 
 
 def arrow_schema(schema: Schema, names: Sequence[str] | None = None) -> pa.Schema:
@@ -230,9 +246,14 @@ def _quote(name: str) -> str:
 
 def drop_positions(table: pa.Table, deleted: pa.Array) -> pa.Table:
     """Rows of ``table`` whose ``__pos`` is not in ``deleted``."""
-    if len(deleted) == 0:
+    if len(deleted) == 0 or table.num_rows == 0:
         return table
-    return table.filter(pc.invert(pc.is_in(table.column(POS), value_set=deleted)))
+    gone = deleted.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    if len(gone) > 1 and bool((np.diff(gone) < 0).any()):
+        gone = np.sort(gone)  # delete files are sorted; a concatenation may not be
+    pos = table.column(POS).to_numpy().astype(np.int64, copy=False)
+    at = np.minimum(np.searchsorted(gone, pos), len(gone) - 1)
+    return table.filter(pa.array(gone[at] != pos))
 
 
-__all__ = ["POS", "arrow_schema", "drop_positions", "read_columns"]
+__all__ = ["POS", "arrow_schema", "drop_positions", "map_files", "read_columns"]

@@ -103,11 +103,16 @@ def _delete_file_rows(io: FileIO, path: str) -> pa.Table:
             return cached
     with io.new_input(path).open() as stream:
         table = pq.read_table(stream, columns=["file_path", "pos"])
+    _remember_delete_file(path, table)
+    return table
+
+
+def _remember_delete_file(path: str, table: pa.Table) -> None:
     with _DELETE_FILES_LOCK:
         _DELETE_FILES[path] = table
+        _DELETE_FILES.move_to_end(path)
         while len(_DELETE_FILES) > _DELETE_FILES_MAX:
             _DELETE_FILES.popitem(last=False)
-    return table
 
 
 def read_position_deletes(io: FileIO, delete_files: Iterable[DataFile], data_file: str) -> pa.Array:
@@ -115,6 +120,7 @@ def read_position_deletes(io: FileIO, delete_files: Iterable[DataFile], data_fil
     import pyarrow.compute as pc
 
     chunks: list[pa.Array] = []
+    scoped = 0
     for delete in delete_files:
         if delete.content != DataFileContent.POSITION_DELETES:
             raise RowLevelWriteError(
@@ -123,11 +129,15 @@ def read_position_deletes(io: FileIO, delete_files: Iterable[DataFile], data_fil
             )
         table = _delete_file_rows(io, delete.file_path)
         positions = table.column("pos")
-        if referenced_data_file(delete) != data_file:
+        if referenced_data_file(delete) == data_file:
+            scoped += 1
+        else:
             positions = positions.filter(pc.equal(table.column("file_path"), data_file))
         chunks.append(positions.combine_chunks().cast(pa.int64()))
     if not chunks:
         return pa.array([], pa.int64())
+    if len(chunks) == 1 and scoped == 1:
+        return chunks[0]  # a file of ours scoped to the data file: written sorted, distinct
     return pc.unique(pa.concat_arrays(chunks)).sort()
 
 
@@ -298,6 +308,7 @@ class RowDelta:
         path = provider.new_data_location(name, partition_key)
         with self._io.new_output(path).create(overwrite=False) as stream:
             stream.write(payload)
+        _remember_delete_file(path, rows)  # the next write to this data file folds it
         first = int(target.positions[0].as_py())
         last = int(target.positions[-1].as_py())
         path_bound = to_bytes(StringType(), data_file.file_path)

@@ -16,6 +16,12 @@ How the old versions are found (in proportion to the change):
 3. *Change detection* — only the row groups holding matched positions are read in full
    and compared with the new rows; unchanged rows are not rewritten.
 
+Small files: a merge-on-read upsert rewrites, with its new rows, the candidate data files
+of at most ``lakehouse.upsert.small-file-rows`` rows in all (default 4096; ``0``: never),
+deletes applied. Without it every small upsert adds a file whose key bounds span the
+table, that every later upsert must open: the cost of the k-th upsert would grow with k
+until the next compaction (Hudi routes inserts into small files for the same reason).
+
 Write modes (Iceberg's table properties): ``write.merge.mode`` for upserts and
 ``write.delete.mode`` for delete-only writes. ``merge-on-read`` (the default here, and
 what tables the lakehouse creates say) writes position delete files; ``copy-on-write``
@@ -42,7 +48,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lakehouse.tables.errors import RowDeltaConflictError, RowLevelWriteError, UpsertKeyError
-from lakehouse.tables.files import POS, arrow_schema, drop_positions, read_columns
+from lakehouse.tables.files import POS, arrow_schema, drop_positions, map_files, read_columns
 from lakehouse.tables.planning import plan_tasks
 from lakehouse.tables.rowdelta import RowDelta, read_position_deletes
 
@@ -61,6 +67,11 @@ UPDATE_MODE = "write.update.mode"
 DELETE_MODE = "write.delete.mode"
 MERGE_ON_READ = "merge-on-read"
 COPY_ON_WRITE = "copy-on-write"
+
+#: Table property: candidate data files up to this many rows in all are rewritten with an
+#: upsert's new rows (merge-on-read), so that small upserts do not pile up small files.
+SMALL_FILE_ROWS = "lakehouse.upsert.small-file-rows"
+SMALL_FILE_ROWS_DEFAULT = 4096
 
 #: Up to this many distinct values a key column prunes with ``IN``; above, with its range.
 IN_PRUNING_LIMIT = 64
@@ -263,7 +274,10 @@ def _stage(
     )
     io = table.io
     typed_deletes = _typed(deletes, schema, keys)
-    matches = _locate(io, schema, keys, tasks, new_rows, typed_deletes)
+    values = [f.name for f in arrow_schema(schema) if f.name not in keys]
+    matches = _locate(
+        io, schema, keys, tasks, new_rows, typed_deletes, carry=values if detect_changes else ()
+    )
     updated_pos: dict[str, pa.Array] = {}
     deleted_pos: dict[str, pa.Array] = {}
     matched_src: list[pa.Array] = []
@@ -300,15 +314,19 @@ def _stage(
             candidate_files=len(tasks), attempts=attempt,
         )  # fmt: skip
     delta = RowDelta(tx, branch=branch, snapshot_properties=properties, metadata=metadata)
-    by_path = {task.file.file_path: task for task, _ in matches}
+    by_path = {task.file.file_path: task for task in tasks}
     affected = {p for p, a in (*updated_pos.items(), *deleted_pos.items()) if len(a)}
+    folded = (
+        _small_files(tasks, _small_file_rows(metadata))
+        if mode == MERGE_ON_READ and to_write.num_rows
+        else set()
+    )
     rewritten: list[pa.Table] = []
-    for path in sorted(affected):
+    for path in sorted(affected | folded):
         task = by_path[path]
-        gone = pa.concat_arrays(
-            [a for a in (updated_pos.get(path), deleted_pos.get(path)) if a is not None]
-        )
-        if mode == COPY_ON_WRITE:
+        parts = [a for a in (updated_pos.get(path), deleted_pos.get(path)) if a is not None]
+        gone = pa.concat_arrays(parts) if parts else pa.array([], pa.int64())
+        if mode == COPY_ON_WRITE or path in folded:
             rewritten.append(_kept_rows(io, schema, task, gone))
             delta.remove_data_file(task.file, task.delete_files)
         else:
@@ -319,6 +337,27 @@ def _stage(
         **result, unchanged=len(unchanged_src), snapshot_id=staged.snapshot_id, mode=mode,
         candidate_files=len(tasks), attempts=attempt,
     )  # fmt: skip
+
+
+def _small_file_rows(metadata: TableMetadata) -> int:
+    raw = metadata.properties.get(SMALL_FILE_ROWS, str(SMALL_FILE_ROWS_DEFAULT))
+    try:
+        return max(0, int(raw))
+    except ValueError:
+        msg = f"table property {SMALL_FILE_ROWS}={raw!r} is not a number"
+        raise RowLevelWriteError(msg) from None
+
+
+def _small_files(tasks: Sequence[FileScanTask], budget: int) -> set[str]:
+    """The smallest candidate data files, up to ``budget`` rows in all, to rewrite."""
+    out: set[str] = set()
+    total = 0
+    for task in sorted(tasks, key=lambda t: (t.file.record_count, t.file.file_path)):
+        total += task.file.record_count
+        if total > budget:
+            break
+        out.add(task.file.file_path)
+    return out
 
 
 # -- schema ------------------------------------------------------------------------------
@@ -440,13 +479,16 @@ def _locate(
     tasks: Sequence[FileScanTask],
     new_rows: pa.Table,
     deletes: pa.Table | None,
+    *,
+    carry: Sequence[str] = (),
 ) -> list[tuple[FileScanTask, pa.Table]]:
     """Per candidate file: live positions matching a key, with the new row's index (or NULL).
 
     One key column is matched with a hash lookup (``index_in``); several with a hash join.
+    When few keys are looked for (only the row groups whose statistics may hold one are
+    read), the ``carry`` columns are read in the same pass and returned with the matched
+    positions, so that change detection does not open the files a second time.
     """
-    from pyiceberg.utils.concurrent import ExecutorFactory
-
     upsert_keys = new_rows.select(keys).append_column(
         _IDX, pa.array(np.arange(new_rows.num_rows, dtype=np.int64))
     )
@@ -469,15 +511,17 @@ def _locate(
         else None
     )
 
+    carried = list(carry) if values is not None else []
+
     def live_keys(task: FileScanTask) -> pa.Table:
-        found = read_columns(io, task.file, schema, keys, values=values)
+        found = read_columns(io, task.file, schema, [*keys, *carried], values=values)
         if task.delete_files:
             gone = read_position_deletes(io, task.delete_files, task.file.file_path)
             found = drop_positions(found, gone)
         return found
 
-    executor = ExecutorFactory.get_or_create()
-    read = list(executor.map(live_keys, tasks))
+    # pruned reads are a row group or two per file: cheaper than the pool's hand-offs
+    read = map_files(live_keys, tasks, parallel=values is None and len(tasks) > 1)
     out: list[tuple[FileScanTask, pa.Table]] = []
     if probe_keys is not None:
         # one hash lookup over every candidate file's keys (the set is built once)
@@ -495,15 +539,14 @@ def _locate(
             hit = pc.is_valid(part)
             if not size or not pc.any(hit).as_py():
                 continue
-            matched = pa.table(
-                {POS: found.column(POS).filter(hit), _IDX: probe_idx.take(part.filter(hit))}
-            )
+            matched = found.select([POS, *carried]).filter(hit)
+            matched = matched.append_column(_IDX, probe_idx.take(part.filter(hit)))
             out.append((task, matched))  # positions stay in file order
         return out
     for task, found in zip(tasks, read, strict=True):
         joined = found.join(probe, keys=keys, join_type="inner")
         if joined.num_rows:
-            out.append((task, joined.select([POS, _IDX]).sort_by(POS)))
+            out.append((task, joined.select([POS, *carried, _IDX]).sort_by(POS)))
     return out
 
 
@@ -517,12 +560,11 @@ def _unchanged(
 ) -> tuple[dict[str, pa.Array], pa.Array]:
     """Positions (per file) and new-row indexes of matched rows whose values are the same.
 
-    ``updates`` holds, per file, the matched positions (sorted) and their new rows' indexes:
-    the old rows are read at those positions and compared column by column with the new
-    rows taken in the same order (no join).
+    ``updates`` holds, per file, the matched positions (sorted) and their new rows' indexes,
+    and the old values when :func:`_locate` carried them; otherwise the old rows are read at
+    those positions. They are compared column by column with the new rows taken in the same
+    order (no join).
     """
-    from pyiceberg.utils.concurrent import ExecutorFactory
-
     names = [f.name for f in arrow_schema(schema) if f.name not in keys]
     by_path = {t.file.file_path: t for t in tasks}
     new_values = new_rows.select(names)
@@ -530,7 +572,10 @@ def _unchanged(
     def one(item: tuple[str, pa.Table]) -> tuple[str, pa.Array, pa.Array] | None:
         path, matched = item
         positions = matched.column(POS).combine_chunks()
-        old = read_columns(io, by_path[path].file, schema, names, positions)
+        if all(c in matched.column_names for c in names):
+            old = matched.select(names)
+        else:
+            old = read_columns(io, by_path[path].file, schema, names, positions)
         new = new_values.take(matched.column(_IDX))
         same: pa.Array | pa.ChunkedArray | None = None
         try:
@@ -552,10 +597,10 @@ def _unchanged(
             matched.column(_IDX).combine_chunks().filter(same),
         )
 
-    executor = ExecutorFactory.get_or_create()
+    reads = any(any(c not in m.column_names for c in names) for m in updates.values())
     out: dict[str, pa.Array] = {}
     indexes: list[pa.Array] = []
-    for found in executor.map(one, updates.items()):
+    for found in map_files(one, updates.items(), parallel=reads and len(updates) > 1):
         if found is not None:
             path, positions, idx = found
             out[path] = positions
@@ -614,9 +659,7 @@ def lookup(
         rows = read_columns(table.io, task.file, schema, names, found.column(POS).combine_chunks())
         return rows.drop_columns([POS])
 
-    from pyiceberg.utils.concurrent import ExecutorFactory
-
-    parts = list(ExecutorFactory.get_or_create().map(one, matches))
+    parts = map_files(one, matches, parallel=len(matches) > 1)
     return pa.concat_tables(parts)
 
 
@@ -642,6 +685,7 @@ __all__ = [
     "DELETE_MODE",
     "MERGE_MODE",
     "MERGE_ON_READ",
+    "SMALL_FILE_ROWS",
     "UPDATE_MODE",
     "UpsertResult",
     "conform",
