@@ -249,12 +249,13 @@ def test_row_level_writes_on_s3_write_position_deletes_every_reader_applies(
     lh: Lakehouse, s3: pafs.S3FileSystem
 ) -> None:
     from lakehouse.tables import DEFAULT_TABLE_PROPERTIES, upsert
+    from lakehouse.tables.upsert import SMALL_FILE_ROWS
 
     main = lh.catalog("main")
     main.create_namespace("silver")
-    main.create_table(
-        "silver.accounts", schema=ROWS.schema, properties=DEFAULT_TABLE_PROPERTIES
-    ).append(ROWS)
+    # Positional deletes are what this checks, so small-file rewrites are off.
+    properties = {**DEFAULT_TABLE_PROPERTIES, SMALL_FILE_ROWS: "0"}
+    main.create_table("silver.accounts", schema=ROWS.schema, properties=properties).append(ROWS)
     changed = pa.table(
         {
             "id": pa.array([2, 4], pa.int64()),

@@ -28,6 +28,7 @@ from lakehouse.pipelines.engines.spark import (
     stop_spark_session,
 )
 from lakehouse.tables import DEFAULT_TABLE_PROPERTIES, upsert
+from lakehouse.tables.upsert import SMALL_FILE_ROWS
 from tests.tables.conftest import SCHEMA, keys, make_rows
 
 pytestmark = [
@@ -96,7 +97,9 @@ def our_rows(lh: Lakehouse, table: str) -> list[tuple[Any, ...]]:
 def test_spark_reads_our_position_deletes(served: tuple[Lakehouse, Any]) -> None:
     lh, spark = served
     catalog = lh.catalog("main")
-    table = catalog.create_table("s.ours", schema=SCHEMA, properties=DEFAULT_TABLE_PROPERTIES)
+    # Positional deletes are what this checks, so small-file rewrites are off.
+    properties = {**DEFAULT_TABLE_PROPERTIES, SMALL_FILE_ROWS: "0"}
+    table = catalog.create_table("s.ours", schema=SCHEMA, properties=properties)
     table.append(make_rows(list(range(50))))
     upsert(catalog.load_table("s.ours"), make_rows([3, 60], tag="up"), ["id"],
            delete_keys=keys([4, 5]))  # fmt: skip
