@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
 
-    from lakehouse.client import Lakehouse
     from lakehouse.query.execution import QueryPlan, QuerySession
+    from lakehouse.session import Lakehouse
 
 
 def session(
