@@ -15,6 +15,10 @@
       revert COMMIT [--on BRANCH] | cherry-pick COMMIT... --onto BRANCH
       table list [--ref REF] [--namespace NS] | show NAME [--ref REF] | history NAME [--ref REF]
       maintenance expire|compact|gc|run [--dry-run] [--ref BRANCH]... [--table T]...
+      run PIPELINE [--select MODEL[+]]... [--dry-run] [--ref REF] [--full-refresh [MODEL…]]
+      plan PIPELINE [--select MODEL[+]]... [--ref REF]     bind models and checks, write nothing
+      test [PIPELINE] [--model MODEL]...                  model unit tests (*.test.yaml)
+      pipeline new NAME                                   scaffold a pipeline that runs
 
 Every command accepts ``--output`` (and reading commands ``--ref``) after its name
 too. Errors print ``Error: <one line>`` on stderr (with ``did you mean …?`` for a
@@ -36,7 +40,7 @@ from typing import Annotated
 
 import typer
 
-from lakehouse.cli import history, refs, run, serve, sql, tables
+from lakehouse.cli import history, pipeline, refs, run, serve, sql, tables
 from lakehouse.cli._common import (
     LakehouseGroup,
     Output,
@@ -69,6 +73,7 @@ app.add_typer(backup_app, name="backup")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(dr_app, name="dr")
 app.add_typer(maintenance_app, name="maintenance")
+app.add_typer(pipeline.pipeline_app, name="pipeline")
 refs.branch_app.command("approve")(approve_command)
 
 
@@ -191,6 +196,8 @@ app.command("merge")(history.merge_command)
 app.command("revert")(history.revert_command)
 app.command("cherry-pick")(history.cherry_pick_command)
 app.command("run")(run.run_command)
+app.command("plan")(pipeline.plan_command)
+app.command("test")(pipeline.model_tests_command)
 app.command("sql")(sql.sql_command)
 app.command("serve")(serve.serve_command)
 
