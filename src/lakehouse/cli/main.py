@@ -47,6 +47,7 @@ from lakehouse.cli._common import (
     OutputOpt,
     RefOpt,
     State,
+    complete_ref,
     console,
     print_json,
 )
@@ -61,7 +62,7 @@ app = typer.Typer(
     help="Iceberg tables in a versioned catalog: branches, tags, commits and merges.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -114,6 +115,7 @@ def _root(
             "-r",
             help="Reference for reads when a command gets none (default: NESSIE_REF, else main).",
             show_default=False,
+            autocompletion=complete_ref,
         ),
     ] = None,
     debug: Annotated[
