@@ -146,11 +146,43 @@ def test_a_malformed_test_file_is_one_line_naming_it(shop: Path) -> None:
 # -- plan / run --dry-run --------------------------------------------------------------------
 
 
-def test_plan_before_the_first_ingest_skips_what_ingestion_creates(shop: Path) -> None:
+def test_plan_before_the_first_ingest_reads_bronze_schemas_from_the_source_files(
+    shop: Path,
+) -> None:
+    before = main_hash()
     result = lakehouse("plan", "shop")
     assert result.exit_code == 0, result.output
-    assert "skip  model  silver.shop_orders  bronze.shop_orders is not on main yet" in result.stdout
-    assert "0 error(s); nothing was written" in result.stdout
+    assert (
+        "ok    model  silver.shop_orders  incremental; reads bronze.shop_orders "
+        "(from its source's files)"
+    ) in result.stdout
+    assert "pipeline shop binds: 9 ok, 0 skipped, 0 error(s)" in result.stdout
+    assert main_hash() == before
+    assert not any(Path("lakehouse_home").rglob("*.csv"))  # nothing was landed
+
+
+def test_plan_skips_what_reads_a_source_with_no_file_and_says_why(shop: Path) -> None:
+    (shop / "data/orders.csv").unlink()
+    replace(shop / "silver/shop_orders.sql", "CAST(amount AS", "CAST(amout AS")
+    result = lakehouse("plan", "shop")
+    assert result.exit_code == 0, result.output  # nothing could be bound, nothing failed
+    assert (
+        "skip  model  silver.shop_orders  bronze.shop_orders is not on main yet: ingestion "
+        "creates it (source shop offers no file for it now)"
+    ) in result.stdout
+
+
+def test_a_broken_model_not_yet_on_the_ref_fails_once_and_skips_what_reads_it(
+    shop: Path,
+) -> None:
+    replace(shop / "silver/shop_orders.sql", "CAST(amount AS", "CAST(amout AS")
+    result = lakehouse("plan", "shop")
+    assert result.exit_code == 1
+    assert "pipeline shop does NOT bind: 2 ok, 6 skipped, 1 error(s)" in result.stdout
+    assert (
+        "skip  model  gold.shop_revenue_by_status  silver.shop_orders does not bind "
+        "(see its error above)"
+    ) in result.stdout
 
 
 def test_plan_binds_every_model_and_check_and_writes_nothing(shop_ran: Path) -> None:

@@ -16,10 +16,13 @@ that have the schemas the run would see, and nothing is read or written:
 * checks bind the query the run would evaluate (the failing-rows query of
   :func:`~lakehouse.pipelines.checks.failing_rows_sql`, the row count or the freshness query).
 
-A model that reads a table that is neither on the ref nor made by an earlier model is
-``skip`` when ingestion creates it (a ``bronze`` table of a pipeline with sources, before
-its first ingest) and ``error`` otherwise; what depends on a skipped model is skipped
-too. The plan is the same for both engines: Spark runs the same SQL.
+A ``bronze`` table that ingestion creates but that is not on the ref yet (before a
+pipeline's first run) gets the schema ingesting its ``folder`` source's first file would
+give it (read here, landed nowhere; ``http`` and ``sql`` sources are not contacted). A
+table that is on neither and that no model makes is an ``error``. What reads a table that
+cannot be had (no source file yet, or a model that does not bind and is not on the ref)
+is ``skip``, as is what depends on a skipped model. The plan is the same for both
+engines: Spark runs the same SQL.
 """
 
 from __future__ import annotations
@@ -127,9 +130,51 @@ class _Binder:
         self.known: dict[str, _UnavailableError | None] = {}
         #: the tables ingestion creates (``bronze.<table>``)
         self.ingested = {t.lower() for s in pipeline.sources for t in s.targets()}
+        #: bronze tables not on the ref, whose schema was read from their source's files
+        self.inferred: set[str] = set()
 
     def close(self) -> None:
         self.con.close()
+
+    def from_source(self, name: str) -> tuple[pa.Table | None, str]:
+        """Bronze table ``name`` as ingesting its folder source's first file would make it.
+
+        Only ``folder`` sources are read (a plan makes no HTTP request and opens no
+        database); ``(None, why)`` when there is nothing to read.
+        """
+        import datetime as dt
+        import tempfile
+        from pathlib import Path
+
+        from lakehouse.errors import LakehouseError
+        from lakehouse.ingest.bronze import with_ingestion_columns
+        from lakehouse.ingest.formats import read_file
+
+        for source in self.pipeline.sources:
+            if name.lower() not in {t.lower() for t in source.targets()}:
+                continue
+            if source.type != "folder":
+                return None, f"a {source.type} source is not read by a plan"
+            try:
+                with tempfile.TemporaryDirectory(prefix="lakehouse-plan-") as scratch:
+                    found = source.discover({}, Path(scratch))
+                    files = [f for f in found.files if f.table.lower() == name.lower()]
+                    if not files:
+                        return None, f"source {source.name} offers no file for it now"
+                    first = files[0]
+                    data = read_file(first.ref, first.format, first.options, name=first.name)
+            except (LakehouseError, OSError, ValueError) as exc:
+                return None, f"its source cannot be read: {' '.join(str(exc).split())}"
+            return (
+                with_ingestion_columns(
+                    data.slice(0, 0),
+                    batch_id="",
+                    source_file="",
+                    ingested_at=dt.datetime.now(dt.UTC),
+                ),
+                "",
+            )
+        return None, "no source of the pipeline feeds it"
 
     def register(self, name: str, data: pa.Table) -> None:
         """Make ``name`` (``namespace.table``) an empty table with ``data``'s schema."""
@@ -166,9 +211,13 @@ class _Binder:
             table = self.catalog.load_table(name)
         except NoSuchTableError:
             if name.lower() in self.ingested:
+                inferred, why = self.from_source(name)
+                if inferred is not None:
+                    self.register(name, inferred)
+                    self.inferred.add(name.lower())
+                    return None
                 return _UnavailableError(
-                    f"{name} is not on {self.ref} yet: ingestion creates it (bound once it exists)",
-                    skip=True,
+                    f"{name} is not on {self.ref} yet: ingestion creates it ({why})", skip=True
                 )
             return _UnavailableError(
                 f"reads {name}, which is not on {self.ref} and no model or source of "
@@ -219,7 +268,7 @@ def plan_pipeline(
                 binder.known.pop(key, None)
                 if binder.from_ref(model.name) is not None:
                     binder.known[key] = _UnavailableError(
-                        f"{model.name} does not bind (see its error above)", skip=False
+                        f"{model.name} does not bind (see its error above)", skip=True
                     )
             steps.append(step)
         for index, check in enumerate(pipeline.checks):
@@ -268,7 +317,11 @@ def _plan_model(binder: _Binder, model: Model, skipped: set[str]) -> PlannedStep
     binder.register(model.name, result)
     if problem:
         return step("error", problem, columns=columns)
-    others = [r for r in reads if r.lower() != model.name.lower()]
+    others = [
+        r + (" (from its source's files)" if r.lower() in binder.inferred else "")
+        for r in reads
+        if r.lower() != model.name.lower()
+    ]
     detail = f"{model.config.materialized}; reads {', '.join(others) or 'no table'}"
     return step("ok", detail, columns=columns)
 
