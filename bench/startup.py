@@ -31,7 +31,7 @@ from pathlib import Path
 
 from _common import REPO, Report, Table, median, paired_ratio, ratio_iqr, replace_section, say
 
-SECTION = "Start-up (bench/startup.py)"
+SECTION = "## Start-up (bench/startup.py)"
 LAKEHOUSE = "import sys; from lakehouse.cli.main import main; sys.argv[0] = 'lakehouse'; main()"
 
 
@@ -49,8 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--markdown", type=Path)
+    parser.add_argument(
+        "--baseline",
+        metavar="LABEL=CHECKOUT",
+        help='also time `lakehouse sql "select 1"` from another checkout\'s src/ '
+        "(e.g. main=../main), labelled LABEL",
+    )
     args = parser.parse_args(argv)
-    given = list(argv if argv is not None else sys.argv[1:])
+    given = [a.split("=")[0] + "=…" if "=" in a else a for a in (argv or sys.argv[1:])]
     import duckdb
 
     header = (
@@ -90,13 +96,20 @@ def main(argv: list[str] | None = None) -> int:
                 "select count(*) from s.t",
             ],
         }
+        envs = {name: env for name in commands}
+        if args.baseline:
+            label, _, checkout = args.baseline.partition("=")
+            other = dict(env, PYTHONPATH=str(Path(checkout).resolve() / "src"))
+            name = f'lakehouse sql "select 1" ({label})'
+            commands[name] = [py, "-c", LAKEHOUSE, "sql", "select 1"]
+            envs[name] = other
         times: dict[str, list[float]] = {name: [] for name in commands}
         say(f"{args.rounds} rounds of {len(commands)} commands")
-        for command in commands.values():  # warm the file cache once
-            run(command, env)
+        for name, command in commands.items():  # warm the file cache once
+            run(command, envs[name])
         for _ in range(args.rounds):
             for name, command in commands.items():
-                times[name].append(run(command, env))
+                times[name].append(run(command, envs[name]))
     base = times["python -c 'import duckdb'"]
     report = Report()
     table = Table(
