@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 # Interpreter used to create the venv: python3.11 if present, else python3.
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 STAMP := $(VENV)/.installed
-SERVICES := $(sort $(wildcard scripts/services/*.sh))
+SERVICES := $(sort $(filter-out scripts/services/_%,$(wildcard scripts/services/*.sh)))
 LINT_PATHS := $(wildcard src tests bench dags)
 COMPOSE := docker compose -f docker/docker-compose.yml
 

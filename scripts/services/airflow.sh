@@ -21,27 +21,18 @@
 # environment to use on its last line.
 set -euo pipefail
 
+SERVICE="airflow"
+# shellcheck source=scripts/services/_lib.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/_lib.sh"
+
 VERSION="${LAKEHOUSE_AIRFLOW_VERSION:-3.3.2}"
-HERE="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd -- "$HERE/../.." && pwd)"
 CONSTRAINTS="$REPO/airflow/constraints-3.11.txt"
-CACHE="${LAKEHOUSE_CACHE:-$HOME/.cache/lakehouse}"
-CACHE="$(realpath -m -- "$CACHE")"
 VENV="${LAKEHOUSE_AIRFLOW_VENV:-$CACHE/airflow-venv}"
 AF_HOME="${LAKEHOUSE_AIRFLOW_HOME:-$CACHE/airflow-home}"
 PY="$VENV/bin/python"
-SELF="scripts/services/airflow.sh"
 # Python used to create the venv: python3.11 if present (the constraints are for 3.11).
 BASE_PYTHON="${LAKEHOUSE_AIRFLOW_PYTHON:-$(command -v python3.11 2>/dev/null || command -v python3)}"
-
-die() {
-    echo "airflow.sh: error: $*" >&2
-    exit 1
-}
-
-say() {
-    echo "airflow.sh: $*"
-}
 
 # The environment Airflow runs with (config from env vars: no airflow.cfg edits needed).
 airflow_env() {
@@ -166,7 +157,7 @@ main() {
         python) echo "$PY" ;;
         env) airflow_env ;;
         run) cmd_run "$@" ;;
-        -h | --help | help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' ;;
+        -h | --help | help) print_help 23 ;;
         *) die "unknown command '$cmd' (use start, stop, status, python, env or run)" ;;
     esac
 }

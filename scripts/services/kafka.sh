@@ -20,6 +20,10 @@
 # address on its last line.
 set -euo pipefail
 
+SERVICE="kafka"
+# shellcheck source=scripts/services/_lib.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/_lib.sh"
+
 VERSION="${LAKEHOUSE_KAFKA_VERSION:-4.4.0}"
 LOG4J_VERSION="${LAKEHOUSE_KAFKA_LOG4J_VERSION:-2.25.5}"
 PORT="${LAKEHOUSE_KAFKA_PORT:-19092}"
@@ -27,8 +31,6 @@ CONTROLLER_PORT="${LAKEHOUSE_KAFKA_CONTROLLER_PORT:-19093}"
 HEAP="${LAKEHOUSE_KAFKA_HEAP:-512m}"
 MAVEN_REPO="${LAKEHOUSE_MAVEN_REPO:-https://repo.maven.apache.org/maven2}"
 MIN_JAVA=17
-CACHE="${LAKEHOUSE_CACHE:-$HOME/.cache/lakehouse}"
-CACHE="$(realpath -m -- "$CACHE")"
 KDIR="$CACHE/kafka"
 LIBS="$KDIR/libs-$VERSION"
 STATE="$KDIR/state"
@@ -38,18 +40,7 @@ LOG4J_CONF="$STATE/log4j2.properties"
 LOG="$KDIR/kafka.log"
 PIDFILE="$KDIR/kafka.pid"
 STATEFILE="$KDIR/kafka.state"
-HOST="127.0.0.1"
 WAIT_SECONDS=90
-SELF="scripts/services/kafka.sh"
-
-die() {
-    echo "kafka.sh: error: $*" >&2
-    exit 1
-}
-
-say() {
-    echo "kafka.sh: $*"
-}
 
 url() {
     echo "${HOST}:${PORT}"
@@ -103,12 +94,6 @@ EOF
 
 # -- java ----------------------------------------------------------------------------------
 
-java_major() {
-    local v
-    v="$("$1" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java\.specification\.version = //p')"
-    v="${v#1.}"
-    [[ "$v" =~ ^[0-9]+$ ]] && echo "$v"
-}
 
 # LAKEHOUSE_KAFKA_JAVA, else JAVA_HOME, else `java` on the PATH, else the newest JDK
 # under /usr/lib/jvm — the first one of version MIN_JAVA or later.
@@ -203,19 +188,11 @@ ensure_formatted() {
 # -- process -------------------------------------------------------------------------------
 
 pid() {
-    cat "$PIDFILE" 2>/dev/null || true
+    pidfile_pid
 }
 
 running() {
-    local p cmdline
-    p="$(pid)"
-    [[ -n "$p" && -d "/proc/$p" ]] || return 1
-    cmdline="$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)" || return 1
-    [[ "$cmdline" == *kafka.Kafka* ]]
-}
-
-port_in_use() {
-    (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
+    cmdline_has "$(pid)" '*kafka.Kafka*'
 }
 
 # Healthy: both ports accept connections and the log of this run says the server started.
@@ -226,25 +203,8 @@ ready() {
     [[ "$tail_text" == *"Kafka Server started"* ]]
 }
 
-show_log_tail() {
-    echo "---- last lines of $LOG ----" >&2
-    tail -n 40 "$LOG" >&2 || true
-    echo "----" >&2
-}
-
 wait_ready() {
-    local since="$1" deadline=$((SECONDS + WAIT_SECONDS))
-    until ready "$since"; do
-        if ! running; then
-            show_log_tail
-            die "Kafka exited while starting (log: $LOG)"
-        fi
-        if ((SECONDS >= deadline)); then
-            show_log_tail
-            die "Kafka was not ready on $HOST:$PORT within ${WAIT_SECONDS}s (log: $LOG)"
-        fi
-        sleep 0.5
-    done
+    wait_until "$WAIT_SECONDS" "Kafka on $HOST:$PORT" "ready $1" running
 }
 
 # -- commands ------------------------------------------------------------------------------
@@ -283,15 +243,7 @@ cmd_start() {
         echo "==== $(date -u +%Y-%m-%dT%H:%M:%SZ) starting Kafka $VERSION with $java (Java $jv)"
     } >>"$LOG"
     say "starting Kafka $VERSION (KRaft broker+controller) on $HOST:$PORT with Java $jv (log: $LOG)"
-    # setsid: the broker outlives this shell; the inner sh writes its own pid, then execs java.
-    # shellcheck disable=SC2016  # $$ and "$@" are for the inner sh, not this shell
-    setsid sh -c 'echo $$ >"$1"; shift; exec "$@"' sh "$PIDFILE" \
-        "${JAVA_CMD[@]}" kafka.Kafka "$PROPS" >>"$LOG" 2>&1 </dev/null &
-    local waited=0
-    until [[ -s "$PIDFILE" ]] || ((waited >= 50)); do
-        sleep 0.1
-        waited=$((waited + 1))
-    done
+    spawn_detached "$PIDFILE" "${JAVA_CMD[@]}" kafka.Kafka "$PROPS"
     echo "$state" >"$STATEFILE"
     wait_ready "$since"
     say "ready (pid $(pid)); stop with: $SELF stop"
@@ -307,17 +259,7 @@ cmd_stop() {
     local p
     p="$(pid)"
     say "stopping (pid $p)"
-    kill -TERM "$p" 2>/dev/null || true
-    local deadline=$((SECONDS + 30))
-    while [[ -d "/proc/$p" ]]; do
-        if ((SECONDS >= deadline)); then
-            say "still running after 30s; sending SIGKILL"
-            kill -KILL "$p" 2>/dev/null || true
-            sleep 0.5
-            break
-        fi
-        sleep 0.2
-    done
+    stop_pid "$p"
     rm -f "$PIDFILE"
     say "stopped"
 }
@@ -360,7 +302,7 @@ main() {
         env) cmd_env ;;
         logs) cmd_logs "$@" ;;
         reset) cmd_reset ;;
-        -h | --help | help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' ;;
+        -h | --help | help) print_help 20 ;;
         *) die "unknown command '$cmd' (use start, stop, status, url, env, logs or reset)" ;;
     esac
 }

@@ -26,6 +26,10 @@
 #   LAKEHOUSE_S3__SECRET_ACCESS_KEY=lakehouse-dev-secret
 set -euo pipefail
 
+SERVICE="minio"
+# shellcheck source=scripts/services/_lib.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/_lib.sh"
+
 MINIO_MODULE="github.com/minio/minio"
 # Newest commit the Go module proxy serves (2026-02-12); builds with Go >= 1.24.
 MINIO_VERSION="${LAKEHOUSE_MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
@@ -35,9 +39,6 @@ CONSOLE_PORT="${LAKEHOUSE_S3_CONSOLE_PORT:-19001}"
 ACCESS_KEY="${LAKEHOUSE_S3_ACCESS_KEY:-lakehouse}"
 SECRET_KEY="${LAKEHOUSE_S3_SECRET_KEY:-lakehouse-dev-secret}"
 REGION="us-east-1"
-HOST="127.0.0.1"
-CACHE="${LAKEHOUSE_CACHE:-$HOME/.cache/lakehouse}"
-CACHE="$(realpath -m -- "$CACHE")"
 ROOT="$CACHE/minio"
 BIN_DIR="$ROOT/bin"
 BIN="$BIN_DIR/minio"
@@ -48,16 +49,6 @@ LOG="$LOGDIR/minio.log"
 PIDFILE="$ROOT/minio.pid"
 BUCKETS=("raw" "bronze" "silver" "gold" "iceberg-metadata")
 WAIT_SECONDS=60
-SELF="scripts/services/minio.sh"
-
-die() {
-    echo "minio.sh: error: $*" >&2
-    exit 1
-}
-
-say() {
-    echo "minio.sh: $*"
-}
 
 endpoint() {
     echo "http://${HOST}:${PORT}"
@@ -105,12 +96,6 @@ running() {
 
 healthy() {
     curl -sf -o /dev/null --max-time 2 "$(endpoint)/minio/health/ready"
-}
-
-show_log_tail() {
-    echo "---- last lines of $LOG ----" >&2
-    tail -n 30 "$LOG" >&2 || true
-    echo "----" >&2
 }
 
 wait_healthy() {
@@ -194,19 +179,10 @@ cmd_stop() {
         say "not running (data: $DATA)"
         return 0
     fi
-    local p deadline
+    local p
     p="$(pid)"
     say "stopping pid $p"
-    kill -TERM "$p"
-    deadline=$((SECONDS + 30))
-    while kill -0 "$p" 2>/dev/null; do
-        if ((SECONDS >= deadline)); then
-            say "pid $p did not stop within 30s; killing it"
-            kill -KILL "$p" 2>/dev/null || true
-            break
-        fi
-        sleep 0.2
-    done
+    stop_pid "$p"
     rm -f "$PIDFILE"
     say "stopped"
 }
@@ -236,7 +212,7 @@ main() {
             echo "LAKEHOUSE_S3__ACCESS_KEY_ID=$ACCESS_KEY"
             echo "LAKEHOUSE_S3__SECRET_ACCESS_KEY=$SECRET_KEY"
             ;;
-        -h | --help | help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//' ;;
+        -h | --help | help) print_help 27 ;;
         *) die "unknown command '$cmd' (use start, stop, status, url, env, access-key or secret-key)" ;;
     esac
 }

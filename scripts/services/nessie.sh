@@ -20,36 +20,26 @@
 # `start` prints the API URL on its last line.
 set -euo pipefail
 
+SERVICE="nessie"
+# shellcheck source=scripts/services/_lib.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/_lib.sh"
+
 VERSION="${LAKEHOUSE_NESSIE_VERSION:-0.99.0}"
 PORT="${LAKEHOUSE_NESSIE_PORT:-19120}"
 MGMT_PORT="${LAKEHOUSE_NESSIE_MGMT_PORT:-19121}"
 HEAP="${LAKEHOUSE_NESSIE_HEAP:-1g}"
 MAVEN_REPO="${LAKEHOUSE_MAVEN_REPO:-https://repo.maven.apache.org/maven2}"
 MIN_JAVA=21
-CACHE="${LAKEHOUSE_CACHE:-$HOME/.cache/lakehouse}"
-CACHE="$(realpath -m -- "$CACHE")"
 NDIR="$CACHE/nessie"
 JAR="$NDIR/nessie-quarkus-$VERSION-runner.jar"
 LOG="$NDIR/nessie.log"
 PIDFILE="$NDIR/nessie.pid"
 STATEFILE="$NDIR/nessie.state"
-HOST="127.0.0.1"
 WAIT_SECONDS=120
-SELF="scripts/services/nessie.sh"
-HERE="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
 PG_PORT="${LAKEHOUSE_PG_PORT:-55432}"
 PG_ROLE="lakehouse"
 PG_PASSWORD="lakehouse"
 PG_DB="nessie"
-
-die() {
-    echo "nessie.sh: error: $*" >&2
-    exit 1
-}
-
-say() {
-    echo "nessie.sh: $*"
-}
 
 url() {
     echo "http://${HOST}:${PORT}/api/v2"
@@ -66,33 +56,14 @@ ensure_jar() {
     [[ -f "$JAR" ]] && return 0
     command -v curl >/dev/null || die "curl is needed to download Nessie (apt-get install -y curl)"
     command -v sha1sum >/dev/null || die "sha1sum is needed to verify the download (coreutils)"
-    local src part expected actual
+    local src
     src="$(artifact_url)"
-    part="$JAR.part"
     say "downloading Nessie $VERSION from $src"
-    curl -fsSL --retry 3 --connect-timeout 30 -o "$part" "$src" \
-        || { rm -f "$part"; die "download failed: $src (set LAKEHOUSE_NESSIE_VERSION or LAKEHOUSE_MAVEN_REPO)"; }
-    expected="$(curl -fsSL --retry 3 --connect-timeout 30 "$src.sha1" | tr -d '[:space:]' | cut -c1-40)" \
-        || { rm -f "$part"; die "could not fetch the checksum $src.sha1"; }
-    [[ "$expected" =~ ^[0-9a-f]{40}$ ]] || { rm -f "$part"; die "malformed checksum at $src.sha1: '$expected'"; }
-    actual="$(sha1sum "$part" | cut -d' ' -f1)"
-    if [[ "$actual" != "$expected" ]]; then
-        rm -f "$part"
-        die "checksum mismatch for $src: expected $expected, got $actual (download removed)"
-    fi
-    mv -f "$part" "$JAR"
-    say "verified (sha1 $actual) and cached as $JAR"
+    fetch_verified "$src" "$JAR" "set LAKEHOUSE_NESSIE_VERSION or LAKEHOUSE_MAVEN_REPO"
 }
 
 # -- java ----------------------------------------------------------------------------
 
-# Major version of a java binary (17, 21, 25, ...), or nothing.
-java_major() {
-    local v
-    v="$("$1" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java\.specification\.version = //p')"
-    v="${v#1.}"
-    [[ "$v" =~ ^[0-9]+$ ]] && echo "$v"
-}
 
 # The newest java of version >= MIN_JAVA: LAKEHOUSE_NESSIE_JAVA, JAVA_HOME, JDKs under
 # /usr/lib/jvm and /opt, then `java` on the PATH.
@@ -127,16 +98,11 @@ find_java() {
 # -- process -------------------------------------------------------------------------
 
 pid() {
-    cat "$PIDFILE" 2>/dev/null || true
+    pidfile_pid
 }
 
 running() {
-    local p
-    p="$(pid)"
-    [[ -n "$p" && -d "/proc/$p" ]] || return 1
-    local cmdline
-    cmdline="$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)" || return 1
-    [[ "$cmdline" == *nessie-quarkus-*-runner.jar* ]]
+    cmdline_has "$(pid)" '*nessie-quarkus-*-runner.jar*'
 }
 
 ready() {
@@ -144,29 +110,8 @@ ready() {
         && curl -fsS -m 2 -o /dev/null "http://$HOST:$PORT/api/v2/config" 2>/dev/null
 }
 
-port_in_use() {
-    (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
-}
-
-show_log_tail() {
-    echo "---- last lines of $LOG ----" >&2
-    tail -n 40 "$LOG" >&2 || true
-    echo "----" >&2
-}
-
 wait_ready() {
-    local deadline=$((SECONDS + WAIT_SECONDS))
-    until ready; do
-        if ! running; then
-            show_log_tail
-            die "Nessie exited while starting (log: $LOG)"
-        fi
-        if ((SECONDS >= deadline)); then
-            show_log_tail
-            die "Nessie was not ready on $HOST:$PORT within ${WAIT_SECONDS}s (log: $LOG)"
-        fi
-        sleep 0.5
-    done
+    wait_until "$WAIT_SECONDS" "Nessie on $HOST:$PORT" ready running
 }
 
 # -- JDBC mode: database `nessie` on the PostgreSQL of postgres.sh ----------------------
@@ -256,15 +201,7 @@ cmd_start() {
         echo "==== $(date -u +%Y-%m-%dT%H:%M:%SZ) starting Nessie $VERSION ($mode) with $java (Java $jv)"
     } >>"$LOG"
     say "starting Nessie $VERSION ($mode store) on $HOST:$PORT with Java $jv (log: $LOG)"
-    # setsid: the server outlives this shell; the inner sh writes its own pid, then execs java.
-    # shellcheck disable=SC2016  # $$ and "$@" are for the inner sh, not this shell
-    env "${env_extra[@]}" setsid sh -c 'echo $$ >"$1"; shift; exec "$@"' sh "$PIDFILE" \
-        "$java" "${jvm[@]}" "${props[@]}" -jar "$JAR" >>"$LOG" 2>&1 </dev/null &
-    local waited=0
-    until [[ -s "$PIDFILE" ]] || ((waited >= 50)); do
-        sleep 0.1
-        waited=$((waited + 1))
-    done
+    spawn_detached "$PIDFILE" env "${env_extra[@]}" "$java" "${jvm[@]}" "${props[@]}" -jar "$JAR"
     echo "$state" >"$STATEFILE"
     wait_ready
     say "ready (pid $(pid)); stop with: $SELF stop"
@@ -280,17 +217,7 @@ cmd_stop() {
     local p
     p="$(pid)"
     say "stopping (pid $p)"
-    kill -TERM "$p" 2>/dev/null || true
-    local deadline=$((SECONDS + 30))
-    while [[ -d "/proc/$p" ]]; do
-        if ((SECONDS >= deadline)); then
-            say "still running after 30s; sending SIGKILL"
-            kill -KILL "$p" 2>/dev/null || true
-            sleep 0.5
-            break
-        fi
-        sleep 0.2
-    done
+    stop_pid "$p"
     rm -f "$PIDFILE"
     say "stopped"
 }
@@ -314,7 +241,7 @@ main() {
         stop) cmd_stop ;;
         status) cmd_status ;;
         url) url ;;
-        -h | --help | help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' ;;
+        -h | --help | help) print_help 21 ;;
         *) die "unknown command '$cmd' (use start, stop, status or url)" ;;
     esac
 }

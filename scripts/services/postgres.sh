@@ -17,9 +17,11 @@
 # `start` prints the SQLAlchemy URL on its last line.
 set -euo pipefail
 
+SERVICE="postgres"
+# shellcheck source=scripts/services/_lib.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/_lib.sh"
+
 PORT="${LAKEHOUSE_PG_PORT:-55432}"
-CACHE="${LAKEHOUSE_CACHE:-$HOME/.cache/lakehouse}"
-CACHE="$(realpath -m -- "$CACHE")"
 PGROOT="$CACHE/postgres"
 DATA="$PGROOT/data"
 SOCK="$PGROOT/run"
@@ -28,18 +30,7 @@ LOG="$LOGDIR/postgres.log"
 ROLE="lakehouse"
 PASSWORD="lakehouse"
 DATABASES=("lakehouse" "lakehouse_test")
-HOST="127.0.0.1"
 WAIT_SECONDS=60
-SELF="scripts/services/postgres.sh"
-
-die() {
-    echo "postgres.sh: error: $*" >&2
-    exit 1
-}
-
-say() {
-    echo "postgres.sh: $*"
-}
 
 url() {
     echo "postgresql+psycopg://${ROLE}:${PASSWORD}@${HOST}:${PORT}/${1:-lakehouse}"
@@ -163,12 +154,6 @@ ready() {
     "$BIN/pg_isready" -q -h "$HOST" -p "$PORT" -t 2 >/dev/null 2>&1
 }
 
-show_log_tail() {
-    echo "---- last lines of $LOG ----" >&2
-    tail -n 30 "$LOG" >&2 || true
-    echo "----" >&2
-}
-
 # Wait until the server accepts connections. Returns 1 if it is not (or no
 # longer) running; exits on timeout.
 wait_ready() {
@@ -271,7 +256,7 @@ main() {
         stop) cmd_stop ;;
         status) cmd_status ;;
         url) url "${2:-lakehouse}" ;;
-        -h | --help | help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' ;;
+        -h | --help | help) print_help 17 ;;
         *) die "unknown command '$cmd' (use start, stop, status or url)" ;;
     esac
 }

@@ -26,32 +26,23 @@
 # Spark 4.1 runs on Java 17 or 21 (JAVA_HOME, else the newest such JDK found).
 set -euo pipefail
 
+SERVICE="spark"
+# shellcheck source=scripts/services/_lib.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/_lib.sh"
+
 ICEBERG_VERSION="${LAKEHOUSE_ICEBERG_VERSION:-1.12.0}"
 SPARK_MINOR="4.1"
 SCALA="2.13"
 MAVEN_REPO="${LAKEHOUSE_MAVEN_REPO:-https://repo.maven.apache.org/maven2}"
-HERE="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd -- "$HERE/../.." && pwd)"
 PY="$REPO/.venv/bin/python"
-CACHE="${LAKEHOUSE_CACHE:-$HOME/.cache/lakehouse}"
-CACHE="$(realpath -m -- "$CACHE")"
 SDIR="$CACHE/spark"
 JARS_DIR="$SDIR/jars"
-SELF="scripts/services/spark.sh"
 # group:artifact of every jar the engine needs (version: ICEBERG_VERSION).
 ARTIFACTS=(
     "org.apache.iceberg:iceberg-spark-runtime-${SPARK_MINOR}_${SCALA}"
     "org.apache.iceberg:iceberg-aws-bundle"
 )
-
-die() {
-    echo "spark.sh: error: $*" >&2
-    exit 1
-}
-
-say() {
-    echo "spark.sh: $*"
-}
 
 # -- jars ----------------------------------------------------------------------------
 
@@ -73,27 +64,12 @@ have_jars() {
 }
 
 download_jar() {
-    local coordinate="$1" target src part expected actual
+    local coordinate="$1" target src
     target="$JARS_DIR/$(jar_name "$coordinate")"
     [[ -f "$target" ]] && return 0
     src="$(jar_url "$coordinate")"
-    part="$target.part"
     say "downloading $coordinate:$ICEBERG_VERSION from $src"
-    curl -fsSL --retry 3 --connect-timeout 30 -o "$part" "$src" \
-        || { rm -f "$part"; die "download failed: $src (set LAKEHOUSE_ICEBERG_VERSION or LAKEHOUSE_MAVEN_REPO)"; }
-    expected="$(curl -fsSL --retry 3 --connect-timeout 30 "$src.sha1")" \
-        || { rm -f "$part"; die "could not fetch the checksum $src.sha1"; }
-    expected="$(tr -d '[:space:]' <<<"$expected")"
-    expected="${expected:0:40}"
-    [[ "$expected" =~ ^[0-9a-f]{40}$ ]] || { rm -f "$part"; die "malformed checksum at $src.sha1: '$expected'"; }
-    actual="$(sha1sum "$part")"
-    actual="${actual%% *}"
-    if [[ "$actual" != "$expected" ]]; then
-        rm -f "$part"
-        die "checksum mismatch for $src: expected $expected, got $actual (download removed)"
-    fi
-    mv -f "$part" "$target"
-    say "verified (sha1 $actual) and cached as $target"
+    fetch_verified "$src" "$target" "set LAKEHOUSE_ICEBERG_VERSION or LAKEHOUSE_MAVEN_REPO"
 }
 
 cmd_jars() {
@@ -126,13 +102,6 @@ cmd_install() {
 
 # -- java ----------------------------------------------------------------------------
 
-# Major version of a java binary (17, 21, 25, ...), or nothing.
-java_major() {
-    local v
-    v="$("$1" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java\.specification\.version = //p')"
-    v="${v#1.}"
-    [[ "$v" =~ ^[0-9]+$ ]] && echo "$v"
-}
 
 # A JAVA_HOME Spark 4.1 supports (17 or 21): JAVA_HOME if it fits, else the newest under /usr/lib/jvm.
 find_java_home() {
@@ -219,7 +188,7 @@ main() {
             echo "LAKEHOUSE_SPARK__JARS_DIR=$JARS_DIR"
             echo "JAVA_HOME=$(find_java_home)"
             ;;
-        -h | --help | help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//' ;;
+        -h | --help | help) print_help 27 ;;
         *) die "unknown command '$cmd' (use start, install, jars, check, stop, status or env)" ;;
     esac
 }

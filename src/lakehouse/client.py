@@ -30,8 +30,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
+from lakehouse.catalog import CATALOG_NAME, open_store, sqlite_path
 from lakehouse.catalog.model import (
     Branch,
     CommitMeta,
@@ -72,9 +72,6 @@ if TYPE_CHECKING:
     from lakehouse.storage.zones import Warehouse
 
 logger = logging.getLogger(__name__)
-
-#: Name PyIceberg shows for our catalogs.
-CATALOG_NAME = "lakehouse"
 
 
 def connect(
@@ -125,25 +122,8 @@ def connect(
             "(or point LAKEHOUSE_HOME / --home at an existing one)"
         )
 
-    from lakehouse.catalog import open_store
-
     store = open_store(settings.catalog_uri, default_branch=settings.default_branch)
     return Lakehouse(store, warehouse, settings)
-
-
-def sqlite_path(uri: str) -> Path | None:
-    """The database file of a ``sqlite:`` URL or plain path (``None`` for other URLs, in-memory)."""
-    if "://" not in uri:
-        return Path(uri).expanduser()
-    parts = urlsplit(uri)
-    if not parts.scheme.startswith("sqlite"):
-        return None
-    path = unquote(parts.path)
-    if path.startswith("/"):
-        path = path[1:]  # sqlite:///relative, sqlite:////absolute
-    if not path or path == ":memory:" or path.startswith("file:") or "mode=memory" in parts.query:
-        return None
-    return Path(path)
 
 
 def _open_warehouse(settings: Settings) -> Warehouse:

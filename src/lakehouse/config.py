@@ -40,6 +40,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lakehouse.catalog.model import RefSpec, validate_ref_name
 from lakehouse.errors import ConfigError
+from lakehouse.storage.filesystem import fileio_properties, s3_properties
 
 ENV_PREFIX = "LAKEHOUSE_"
 #: File name of the catalog database inside the home folder (embedded profile).
@@ -100,8 +101,6 @@ class S3Settings(BaseModel):
 
     def fileio_properties(self) -> dict[str, str]:
         """The PyIceberg FileIO properties (``s3.*``) for these settings, secrets revealed."""
-        from lakehouse.storage.filesystem import s3_properties
-
         return s3_properties(self)
 
 
@@ -268,8 +267,6 @@ class Settings(BaseSettings):
 
     def fileio_properties(self) -> dict[str, str]:
         """PyIceberg FileIO properties for the warehouse (empty for a local one)."""
-        from lakehouse.storage.filesystem import fileio_properties
-
         return fileio_properties(self)
 
     def summary(self) -> dict[str, Any]:

@@ -38,6 +38,11 @@ Domain subtrees live beside their code (``lakehouse.ingest.errors``,
 each documenting its full subtree) and all derive
 from :class:`LakehouseError`, so ``except LakehouseError`` catches every one of them.
 
+:class:`LakehouseError`, :class:`CatalogError` and :class:`InvalidInputError` are defined
+in :mod:`lakehouse._errors`, below :mod:`lakehouse.catalog.model` (which raises
+``InvalidInputError`` and whose types the conflict errors here carry); import every
+error from this module.
+
 Context is kept on the exception as attributes (``ref``, ``key``, ``conflicts``)
 and repeated in the message, so a one-line ``Error: …`` is enough for a person.
 """
@@ -47,15 +52,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from lakehouse._errors import CatalogError as CatalogError
+from lakehouse._errors import InvalidInputError as InvalidInputError
+from lakehouse._errors import LakehouseError as LakehouseError
+
 if TYPE_CHECKING:
     from lakehouse.catalog.model import Conflict, ContentKey
-
-
-class LakehouseError(Exception):
-    """Root of every error raised by Lakehouse."""
-
-    #: Whether retrying the same call may succeed.
-    transient: bool = False
 
 
 class ConfigError(LakehouseError):
@@ -80,14 +82,6 @@ class LocationNotAllowedError(StorageError, ValueError):
             f"{what} {shown!r} is not allowed: locations must be normalized URIs (no '..') "
             "inside the warehouse's buckets"
         )
-
-
-class CatalogError(LakehouseError):
-    """Base of versioned-catalog errors."""
-
-
-class InvalidInputError(CatalogError, ValueError):
-    """A name, key, hash or reference spec is malformed."""
 
 
 class NotFoundError(CatalogError, LookupError):
@@ -171,6 +165,21 @@ class TransientCatalogError(CatalogError):
     transient = True
 
 
+# The root of the operations subtree and the one operations error every writer raises live
+# here, below the writers; the rest of the subtree is :mod:`lakehouse.ops.errors`.
+
+
+class OpsError(LakehouseError):
+    """Base of operations errors."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))
+
+
+class PausedError(OpsError):
+    """The lakehouse is paused for disaster recovery: ingestion, pipelines and maintenance wait."""
+
+
 __all__ = [
     "CatalogError",
     "CommitConflictError",
@@ -182,6 +191,8 @@ __all__ = [
     "LocationNotAllowedError",
     "MergeConflictError",
     "NotFoundError",
+    "OpsError",
+    "PausedError",
     "ReadOnlyReferenceError",
     "ReferenceAlreadyExistsError",
     "ReferenceConflictError",

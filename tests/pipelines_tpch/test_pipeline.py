@@ -10,6 +10,7 @@ gold is compared with the standard TPC-H queries run by DuckDB on the generated 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -222,3 +223,26 @@ def test_broken_batch_stays_on_its_branch_for_inspection(runs: Runs) -> None:
     negative = "SELECT count(*) FROM silver.orders WHERE o_totalprice < 0"
     assert _sql(runs, negative, branch) == [(runs.broken.negative_price_orders,)]
     assert _sql(runs, negative, "main") == [(0,)]
+
+
+def test_the_pipeline_plans_clean_on_main_and_a_misspelled_column_is_caught(
+    runs: Runs, tmp_path: Path
+) -> None:
+    from lakehouse.pipelines import load_pipeline
+    from lakehouse.pipelines.definition import display_path
+    from lakehouse.pipelines.plan import plan_pipeline
+
+    plan = plan_pipeline(runs.lh, load_pipeline(PIPELINE_DIR))
+    assert plan.errors == []
+    assert {s.status for s in plan.steps} == {"ok"}
+    orders = next(s for s in plan.steps if s.name == "silver.orders")
+    assert ("o_totalprice", "DECIMAL(15,2)") in orders.columns
+    copy = tmp_path / "tpch"
+    shutil.copytree(PIPELINE_DIR, copy)
+    q1 = copy / "gold" / "q1_pricing_summary.sql"
+    q1.write_text(q1.read_text().replace("    l_returnflag,", "    l_retrunflag,", 1))
+    bad = plan_pipeline(runs.lh, load_pipeline(copy))
+    assert [(s.name, s.where) for s in bad.errors] == [
+        ("gold.q1_pricing_summary", f"{display_path(q1)}:4:5")
+    ]
+    assert 'Candidate bindings: "l_returnflag"' in bad.errors[0].detail

@@ -1,5 +1,8 @@
 -- silver.customer: customers, typed (TPC-H types), strings trimmed (empty is NULL), one row
 -- per primary key (c_custkey): the most recently ingested version wins.
+-- Bronze holds the types inferred from the CSV (BIGINT keys, DOUBLE prices, DATE dates,
+-- VARCHAR text); the casts pin the TPC-H types (exact DECIMAL money, INTEGER keys)
+-- whatever a batch inferred (docs/pipelines-spec.md, "Bronze types are inferred").
 SELECT
     CAST(c_custkey AS INTEGER) AS c_custkey,
     NULLIF(TRIM(c_name), '') AS c_name,

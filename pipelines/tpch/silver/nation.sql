@@ -1,5 +1,8 @@
 -- silver.nation: the 25 nations, typed (TPC-H types), strings trimmed (empty is NULL), one
 -- row per primary key (n_nationkey): the most recently ingested version wins.
+-- Bronze holds the types inferred from the CSV (BIGINT keys, DOUBLE prices, DATE dates,
+-- VARCHAR text); the casts pin the TPC-H types (exact DECIMAL money, INTEGER keys)
+-- whatever a batch inferred (docs/pipelines-spec.md, "Bronze types are inferred").
 SELECT
     CAST(n_nationkey AS INTEGER) AS n_nationkey,
     NULLIF(TRIM(n_name), '') AS n_name,

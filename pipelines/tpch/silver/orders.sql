@@ -4,6 +4,9 @@
 -- Incremental (pipeline.yaml): a run reads only the bronze rows ingested since the last
 -- one and merges them on the key: keys whose latest version is a delete are removed from
 -- the table, the others inserted or updated.
+-- Bronze holds the types inferred from the CSV (BIGINT keys, DOUBLE prices, DATE dates,
+-- VARCHAR text); the casts pin the TPC-H types (exact DECIMAL money, INTEGER keys)
+-- whatever a batch inferred (docs/pipelines-spec.md, "Bronze types are inferred").
 SELECT
     CAST(o_orderkey AS BIGINT) AS o_orderkey,
     CAST(o_custkey AS INTEGER) AS o_custkey,

@@ -1,5 +1,8 @@
 -- silver.part: parts, typed (TPC-H types), strings trimmed (empty is NULL), one row per
 -- primary key (p_partkey): the most recently ingested version wins.
+-- Bronze holds the types inferred from the CSV (BIGINT keys, DOUBLE prices, DATE dates,
+-- VARCHAR text); the casts pin the TPC-H types (exact DECIMAL money, INTEGER keys)
+-- whatever a batch inferred (docs/pipelines-spec.md, "Bronze types are inferred").
 SELECT
     CAST(p_partkey AS INTEGER) AS p_partkey,
     NULLIF(TRIM(p_name), '') AS p_name,

@@ -1,5 +1,8 @@
 -- silver.supplier: suppliers, typed (TPC-H types), strings trimmed (empty is NULL), one row
 -- per primary key (s_suppkey): the most recently ingested version wins.
+-- Bronze holds the types inferred from the CSV (BIGINT keys, DOUBLE prices, DATE dates,
+-- VARCHAR text); the casts pin the TPC-H types (exact DECIMAL money, INTEGER keys)
+-- whatever a batch inferred (docs/pipelines-spec.md, "Bronze types are inferred").
 SELECT
     CAST(s_suppkey AS INTEGER) AS s_suppkey,
     NULLIF(TRIM(s_name), '') AS s_name,

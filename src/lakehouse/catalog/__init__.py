@@ -10,11 +10,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from lakehouse.catalog.store import RefLike as RefLike
 from lakehouse.catalog.store import ResolvedRef as ResolvedRef
 from lakehouse.catalog.store import VersionStore as VersionStore
 from lakehouse.errors import ConfigError
+
+#: Name PyIceberg shows for our catalogs.
+CATALOG_NAME = "lakehouse"
 
 
 def open_store(
@@ -45,4 +49,26 @@ def open_store(
     return SqlStore(text, default_branch=default_branch)
 
 
-__all__ = ["RefLike", "ResolvedRef", "VersionStore", "open_store"]
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:`` URL or plain path (``None`` for other URLs, in-memory)."""
+    if "://" not in uri:
+        return Path(uri).expanduser()
+    parts = urlsplit(uri)
+    if not parts.scheme.startswith("sqlite"):
+        return None
+    path = unquote(parts.path)
+    if path.startswith("/"):
+        path = path[1:]  # sqlite:///relative, sqlite:////absolute
+    if not path or path == ":memory:" or path.startswith("file:") or "mode=memory" in parts.query:
+        return None
+    return Path(path)
+
+
+__all__ = [
+    "CATALOG_NAME",
+    "RefLike",
+    "ResolvedRef",
+    "VersionStore",
+    "open_store",
+    "sqlite_path",
+]

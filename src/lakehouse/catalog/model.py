@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Literal, TypeAlias
 
-from lakehouse.errors import InvalidInputError
+from lakehouse._errors import InvalidInputError
 
 #: Hash of the empty catalog, before any commit (the same value as Nessie's "no ancestor").
 NO_ANCESTOR = "2e1cfa82b035c26cbbbdae632cea070514eb8b773f616aaeaf668e2f0be8f10d"

@@ -24,6 +24,7 @@ import logging
 import re
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -67,6 +68,38 @@ OutputOpt = Annotated[
         callback=remember_output,
     ),
 ]
+
+
+def _completing(ctx: typer.Context, names: Callable[[Lakehouse], list[str]]) -> list[str]:
+    """``names`` of the lakehouse the command line points at; nothing when it cannot open.
+
+    Shell completion runs this: it must be quiet and never fail.
+    """
+    try:
+        from lakehouse.client import connect
+        from lakehouse.config import load_settings
+
+        root = ctx.find_root().params
+        settings = load_settings(home=root.get("home"), ref=root.get("ref"))
+        with connect(settings=settings) as lh:
+            return names(lh)
+    except Exception:
+        return []
+
+
+def complete_ref(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Branch and tag names starting with ``incomplete`` (shell completion)."""
+    found = _completing(ctx, lambda lh: [r.name for r in lh.references()])
+    return [n for n in found if n.startswith(incomplete)]
+
+
+def complete_table(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Table names (of the command's ``--ref``) starting with ``incomplete``."""
+    ref = ctx.params.get("ref")
+    found = _completing(ctx, lambda lh: [str(e.key) for e in lh.tables(ref)])
+    return [n for n in found if n.startswith(incomplete)]
+
+
 RefOpt = Annotated[
     str | None,
     typer.Option(
@@ -74,6 +107,7 @@ RefOpt = Annotated[
         "-r",
         help="Branch, tag or hash (name@hash, @hash, name~N) (default: NESSIE_REF, else main).",
         show_default=False,
+        autocompletion=complete_ref,
     ),
 ]
 

@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from lakehouse.cli._common import Output, OutputOpt, State, console, print_json
+from lakehouse.cli._common import (
+    Output,
+    OutputOpt,
+    State,
+    complete_ref,
+    console,
+    print_json,
+)
 
 if TYPE_CHECKING:
     from lakehouse.catalog.model import MergeResult
@@ -18,8 +25,16 @@ if TYPE_CHECKING:
 
 def diff_command(
     ctx: typer.Context,
-    from_ref: Annotated[str, typer.Argument(metavar="FROM", help="Reference to compare from.")],
-    to_ref: Annotated[str, typer.Argument(metavar="TO", help="Reference to compare to.")],
+    from_ref: Annotated[
+        str,
+        typer.Argument(
+            metavar="FROM", help="Reference to compare from.", autocompletion=complete_ref
+        ),
+    ],
+    to_ref: Annotated[
+        str,
+        typer.Argument(metavar="TO", help="Reference to compare to.", autocompletion=complete_ref),
+    ],
     namespace: Annotated[
         str | None, typer.Option("--namespace", help="Only keys inside this namespace.")
     ] = None,
@@ -86,7 +101,9 @@ def diff_command(
 
 def merge_command(
     ctx: typer.Context,
-    source: Annotated[str, typer.Argument(help="Branch, tag or hash to merge.")],
+    source: Annotated[
+        str, typer.Argument(help="Branch, tag or hash to merge.", autocompletion=complete_ref)
+    ],
     into: Annotated[
         str | None,
         typer.Option("--into", help="Target branch (default: main).", show_default=False),

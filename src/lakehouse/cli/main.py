@@ -15,6 +15,10 @@
       revert COMMIT [--on BRANCH] | cherry-pick COMMIT... --onto BRANCH
       table list [--ref REF] [--namespace NS] | show NAME [--ref REF] | history NAME [--ref REF]
       maintenance expire|compact|gc|run [--dry-run] [--ref BRANCH]... [--table T]...
+      run PIPELINE [--select MODEL[+]]... [--dry-run] [--ref REF] [--full-refresh [MODEL…]]
+      plan PIPELINE [--select MODEL[+]]... [--ref REF]     bind models and checks, write nothing
+      test [PIPELINE] [--model MODEL]...                  model unit tests (*.test.yaml)
+      pipeline new NAME                                   scaffold a pipeline that runs
 
 Every command accepts ``--output`` (and reading commands ``--ref``) after its name
 too. Errors print ``Error: <one line>`` on stderr (with ``did you mean …?`` for a
@@ -36,13 +40,14 @@ from typing import Annotated
 
 import typer
 
-from lakehouse.cli import history, refs, run, serve, sql, tables
+from lakehouse.cli import history, pipeline, refs, run, serve, sql, tables
 from lakehouse.cli._common import (
     LakehouseGroup,
     Output,
     OutputOpt,
     RefOpt,
     State,
+    complete_ref,
     console,
     print_json,
 )
@@ -57,7 +62,7 @@ app = typer.Typer(
     help="Iceberg tables in a versioned catalog: branches, tags, commits and merges.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -69,6 +74,7 @@ app.add_typer(backup_app, name="backup")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(dr_app, name="dr")
 app.add_typer(maintenance_app, name="maintenance")
+app.add_typer(pipeline.pipeline_app, name="pipeline")
 refs.branch_app.command("approve")(approve_command)
 
 
@@ -109,6 +115,7 @@ def _root(
             "-r",
             help="Reference for reads when a command gets none (default: NESSIE_REF, else main).",
             show_default=False,
+            autocompletion=complete_ref,
         ),
     ] = None,
     debug: Annotated[
@@ -191,6 +198,8 @@ app.command("merge")(history.merge_command)
 app.command("revert")(history.revert_command)
 app.command("cherry-pick")(history.cherry_pick_command)
 app.command("run")(run.run_command)
+app.command("plan")(pipeline.plan_command)
+app.command("test")(pipeline.model_tests_command)
 app.command("sql")(sql.sql_command)
 app.command("serve")(serve.serve_command)
 

@@ -6,7 +6,14 @@ from typing import Annotated
 
 import typer
 
-from lakehouse.cli._common import Output, OutputOpt, State, console, print_json
+from lakehouse.cli._common import (
+    Output,
+    OutputOpt,
+    State,
+    complete_ref,
+    console,
+    print_json,
+)
 
 branch_app = typer.Typer(
     help="Create, list and delete branches.",
@@ -21,7 +28,9 @@ tag_app = typer.Typer(
     rich_markup_mode=None,
 )
 
-NameArg = Annotated[str, typer.Argument(metavar="NAME", help="Reference name.")]
+NameArg = Annotated[
+    str, typer.Argument(metavar="NAME", help="Reference name.", autocompletion=complete_ref)
+]
 
 
 @branch_app.command("create")

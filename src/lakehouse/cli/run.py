@@ -1,5 +1,8 @@
 """``lakehouse run PIPELINE [--ref REF] [--engine duckdb|spark] [--full-refresh [MODEL…]]``.
 
+Also ``--select MODEL[+]`` (that model, and with ``+`` every model depending on it,
+without ingestion) and ``--dry-run`` (the plan of :mod:`lakehouse.cli.pipeline`).
+
 A write-audit-publish run. ``--full-refresh`` rebuilds the incremental models from
 everything (all of them, or only the MODELs named after the pipeline).
 
@@ -28,6 +31,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from lakehouse.cli._common import Output, OutputOpt, RefOpt, State, console, print_json
+from lakehouse.cli.pipeline import SelectOpt, show_plan
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -141,6 +145,14 @@ def run_command(
             show_default="LAKEHOUSE_COMPUTE__ENGINE: duckdb, spark in the cluster profile",
         ),
     ] = None,
+    select: SelectOpt = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Only plan: bind every model and check to the ref's schemas (lakehouse plan).",
+        ),
+    ] = False,
     output: OutputOpt = None,
 ) -> None:
     """Run a pipeline: branch, ingest, build silver and gold, check, merge into main if clean.
@@ -149,6 +161,8 @@ def run_command(
     when clean: every branch gets the same audit as main.
     Incremental models read only the rows their sources gained since their last run;
     --full-refresh [MODEL]... rebuilds them (or the ones named) from everything.
+    --select MODEL runs that model only (MODEL+: and what depends on it), without
+    ingestion, on a run branch audited like any run. --dry-run only plans (writes nothing).
     Exit code 1 when a blocking check fails (main is unchanged, the run branch is kept).
     """
     from lakehouse.errors import LakehouseError
@@ -161,10 +175,15 @@ def run_command(
             "--full-refresh (lakehouse run PIPELINE --full-refresh MODEL...)"
         )
 
+    if dry_run:
+        show_plan(ctx, pipeline, select=select, ref=ref, pipelines_dir=pipelines_dir, output=output)
+        return
     state = State.of(ctx)
     as_json = state.format(output) is Output.JSON
     lh = state.lakehouse()
     loaded = load_pipeline(pipeline, pipelines_dir)
+    if select:
+        loaded = loaded.select(select)
     run_id = run_id or new_run_id()
     given = ref if ref is not None else lh.settings.ref
     branch = given or run_branch(loaded.name, run_id)

@@ -3,6 +3,9 @@
 On a terminal the default output is a table for people (``--max-rows`` rows); piped or
 redirected it is TSV: a header line, then every row, values whole, NULL as an empty
 field, tabs and newlines inside values escaped as ``\t`` and ``\n``.
+
+Without a query, an interactive shell (:mod:`lakehouse.cli.shell`); fed from a pipe
+(``lakehouse sql < script.sql``) it runs the script's statements.
 """
 
 from __future__ import annotations
@@ -41,11 +44,14 @@ class SqlOutput(StrEnum):
 def sql_command(
     ctx: typer.Context,
     query: Annotated[
-        str,
+        str | None,
         typer.Argument(
-            metavar="QUERY", help="One query in DuckDB's SQL dialect ('-' reads it from stdin)."
+            metavar="[QUERY]",
+            help="One query in DuckDB's SQL dialect ('-' reads it from stdin); without it, "
+            "an interactive shell (statements end with ';', \\help for commands).",
+            show_default=False,
         ),
-    ],
+    ] = None,
     ref: RefOpt = None,
     output: Annotated[
         SqlOutput | None,
@@ -70,8 +76,6 @@ def sql_command(
     """
     state = State.of(ctx)
     state.read_ref = ref or state.ref
-    text = sys.stdin.read() if query == "-" else query
-    result = state.lakehouse().sql(text, ref)
     terminal = stdout_is_terminal()
     chosen = output or (
         SqlOutput.JSON
@@ -80,6 +84,30 @@ def sql_command(
         if terminal
         else SqlOutput.TSV
     )
+
+    def show(result: pa.Table) -> None:
+        show_result(result, chosen, max_rows if terminal else None)
+
+    if query is None:
+        from lakehouse.cli.shell import SqlShell, piped_lines, terminal_lines
+
+        lh = state.lakehouse()
+        label = ref or lh.default_ref
+        lh.resolve(label)  # a bad --ref fails here, before the shell starts
+        interactive = sys.stdin.isatty()
+        shell = SqlShell(state, label, show=show, interactive=interactive)
+        history = lh.settings.home / "sql_history"
+        lines = terminal_lines(shell, history) if interactive else piped_lines()
+        code = shell.run(lines)
+        if code:
+            raise typer.Exit(code)
+        return
+    text = sys.stdin.read() if query == "-" else query
+    show(state.lakehouse().sql(text, ref))
+
+
+def show_result(result: pa.Table, chosen: SqlOutput, max_rows: int | None) -> None:
+    """Print ``result`` in the chosen format (the table cut to ``max_rows`` when given)."""
     if chosen is SqlOutput.JSON:
         from lakehouse.query.output import json_rows
 
@@ -91,7 +119,7 @@ def sql_command(
     elif chosen is SqlOutput.TSV:
         typer.echo(tsv_text(result), nl=False)
     else:
-        print_table(console(), result, max_rows if terminal else None)
+        print_table(console(), result, max_rows)
 
 
 def _tsv_field(value: object) -> str:

@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from lakehouse.cli._common import Output, OutputOpt, RefOpt, State, console, print_json
+from lakehouse.cli._common import (
+    Output,
+    OutputOpt,
+    RefOpt,
+    State,
+    complete_table,
+    console,
+    print_json,
+)
 
 table_app = typer.Typer(
     help="List tables and show their schema and snapshots on a reference.",
@@ -16,7 +24,12 @@ table_app = typer.Typer(
 )
 
 TableArg = Annotated[
-    str, typer.Argument(metavar="NAME", help="Table name: namespace.table (bronze.orders).")
+    str,
+    typer.Argument(
+        metavar="NAME",
+        help="Table name: namespace.table (bronze.orders).",
+        autocompletion=complete_table,
+    ),
 ]
 
 

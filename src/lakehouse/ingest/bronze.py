@@ -79,6 +79,7 @@ from pyiceberg.schema import Schema, promote
 from pyiceberg.table.snapshots import Snapshot, ancestors_of
 
 from lakehouse.catalog.files import INGEST_CHECKPOINT_PROPERTY
+from lakehouse.control import SUMMARY_KAFKA_OFFSETS, parse_kafka_offsets
 from lakehouse.ingest.sources.base import Cursor, SchemaPolicy, TableState
 
 if TYPE_CHECKING:
@@ -245,8 +246,6 @@ def has_ingest_keys(snapshot: Snapshot) -> bool:
 
 def state_of_snapshots(snapshots: Iterable[Snapshot]) -> IngestState:
     """The ingestion state recorded in ``snapshots`` (newest first, e.g. an ancestry)."""
-    from lakehouse.ops.dr import SUMMARY_KAFKA_OFFSETS, parse_kafka_offsets
-
     loaded: dict[str, str] = {}
     batches: list[str] = []
     sources: dict[str, SourceProgress] = {}

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lakehouse.control import ensure_not_paused
 from lakehouse.ingest import bronze
 from lakehouse.ingest._fs import FileRef, hash_file, resolve, storage_properties
 from lakehouse.ingest.errors import BadInputError, IngestError, SourceChangedError
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     from pyiceberg.table import Table
 
     from lakehouse.catalog.iceberg import RefCatalog
-    from lakehouse.client import Lakehouse
+    from lakehouse.session import Lakehouse
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +98,6 @@ def ingest(
     source is missing or down or a file cannot be read; a batch that does not fit its
     table is not an error but a result with ``quarantined`` set.
     """
-    from lakehouse.ops.dr import ensure_not_paused  # late: ops imports this package
 
     ensure_not_paused(lakehouse, "ingestion")
     report = progress or _no_progress

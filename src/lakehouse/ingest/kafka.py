@@ -94,6 +94,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from lakehouse.control import SUMMARY_KAFKA_OFFSETS, ensure_not_paused, pause_state
 from lakehouse.ingest import bronze
 from lakehouse.ingest._fs import FileRef, hash_file, resolve, storage_properties
 from lakehouse.ingest.errors import (
@@ -113,7 +114,7 @@ if TYPE_CHECKING:
     from pyiceberg.table import Table, Transaction
 
     from lakehouse.catalog.iceberg import RefCatalog
-    from lakehouse.client import Lakehouse
+    from lakehouse.session import Lakehouse
 
 logger = logging.getLogger(__name__)
 
@@ -726,8 +727,6 @@ def consume_cdc(
     :class:`BatchQuarantinedError` when a batch does not fit silver (nothing committed)
     and :class:`SourceUnavailableError` when Kafka cannot be reached.
     """
-    from lakehouse.ops.dr import ensure_not_paused, pause_state
-
     ensure_not_paused(lakehouse, "ingestion")
     target = lakehouse.store.writable_branch(branch or lakehouse.default_ref).name
     catalog = lakehouse.catalog(target)
@@ -812,8 +811,6 @@ class _Loader:
     # -- one batch ------------------------------------------------------------------------
 
     def load(self, records: list[Record], offsets: Offsets) -> BatchResult:
-        from lakehouse.ops.dr import SUMMARY_KAFKA_OFFSETS
-
         at = dt.datetime.now(dt.UTC)
         batch_id = new_batch_id(at)
         ordered = in_source_order(records)

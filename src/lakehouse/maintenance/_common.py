@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from lakehouse.catalog.model import ContentType
 
 if TYPE_CHECKING:
-    from lakehouse.client import Lakehouse
+    from lakehouse.session import Lakehouse
 
 
 @dataclass(frozen=True)

@@ -36,13 +36,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from lakehouse.catalog.model import CommitMeta, LogEntry, Unchanged
+from lakehouse.control import ensure_not_paused
 from lakehouse.errors import MergeConflictError, ReferenceConflictError
 from lakehouse.maintenance._common import ProgressEvent, ProgressListener, listener, utcnow
 from lakehouse.maintenance.errors import MaintenanceError
 from lakehouse.maintenance.policies import BranchPolicy, Policies
 
 if TYPE_CHECKING:
-    from lakehouse.client import Lakehouse
+    from lakehouse.session import Lakehouse
 
 logger = logging.getLogger(__name__)
 
@@ -319,7 +320,6 @@ def merge_approved_branches(
     ``branches`` restricts the branches looked at (default: all the policy considers).
     Errors on one branch are reported for it; the others go on.
     """
-    from lakehouse.ops.dr import ensure_not_paused  # late: ops imports this package
 
     if not dry_run:
         ensure_not_paused(lh, "merging approved branches")

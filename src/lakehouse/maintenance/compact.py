@@ -47,6 +47,7 @@ from pyiceberg.table import TableProperties
 from pyiceberg.table.refs import MAIN_BRANCH
 from pyiceberg.typedef import Record
 
+from lakehouse.control import ensure_not_paused
 from lakehouse.maintenance._common import (
     ProgressEvent,
     ProgressListener,
@@ -60,7 +61,7 @@ from lakehouse.maintenance.policies import CompactionPolicy, Policies
 if TYPE_CHECKING:
     from pyiceberg.table import FileScanTask, Table
 
-    from lakehouse.client import Lakehouse
+    from lakehouse.session import Lakehouse
 
 logger = logging.getLogger(__name__)
 
@@ -483,7 +484,6 @@ def compact(
     (default: the lakehouse home's ``maintenance.yaml``). A table that fails (conflicting
     concurrent change, unreadable file) is reported with its error; the others go on.
     """
-    from lakehouse.ops.dr import ensure_not_paused  # late: ops imports this package
 
     if not dry_run:
         ensure_not_paused(lh, "compaction")

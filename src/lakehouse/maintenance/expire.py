@@ -74,6 +74,7 @@ from pyiceberg.table.update import (
 from lakehouse.catalog import incremental
 from lakehouse.catalog.files import snapshot_ancestry
 from lakehouse.catalog.iceberg import TableChange
+from lakehouse.control import ensure_not_paused
 from lakehouse.ingest import bronze
 from lakehouse.ingest.errors import IngestError
 from lakehouse.maintenance._common import (
@@ -89,7 +90,7 @@ from lakehouse.maintenance.policies import Policies, SnapshotPolicy
 if TYPE_CHECKING:
     from pyiceberg.table import Table
 
-    from lakehouse.client import Lakehouse
+    from lakehouse.session import Lakehouse
 
 logger = logging.getLogger(__name__)
 
@@ -286,7 +287,6 @@ def expire_snapshots(
     writers kept changing the tables for ``attempts`` tries, and
     :class:`~lakehouse.errors.ReadOnlyReferenceError` for a tag or hash.
     """
-    from lakehouse.ops.dr import ensure_not_paused  # late: ops imports this package
 
     if not dry_run:
         ensure_not_paused(lh, "snapshot expiry")

@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from lakehouse.catalog.files import HistoryLimit, RetainedHistory, TableFile, TableWalker
 from lakehouse.catalog.model import Reference
+from lakehouse.control import ensure_not_paused
 from lakehouse.maintenance._common import (
     ProgressEvent,
     ProgressListener,
@@ -63,7 +64,7 @@ from lakehouse.maintenance.policies import GCPolicy, Policies
 from lakehouse.storage.zones import METADATA_BUCKET, ZONES
 
 if TYPE_CHECKING:
-    from lakehouse.client import Lakehouse
+    from lakehouse.session import Lakehouse
     from lakehouse.storage.objects import ListedFile, Storage
     from lakehouse.storage.zones import Warehouse
 
@@ -294,7 +295,6 @@ def collect_garbage(
     :class:`~lakehouse.maintenance.errors.GCRefusedError` when GC is disabled by policy or
     what it found does not add up (nothing is deleted in either case).
     """
-    from lakehouse.ops.dr import ensure_not_paused  # late: ops imports this package
 
     if not dry_run:
         ensure_not_paused(lh, "garbage collection")

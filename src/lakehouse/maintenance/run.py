@@ -21,7 +21,7 @@ from lakehouse.maintenance.gc import GCResult, collect_garbage
 from lakehouse.maintenance.policies import Policies, load_policies
 
 if TYPE_CHECKING:
-    from lakehouse.client import Lakehouse
+    from lakehouse.session import Lakehouse
 
 Step = Literal["merge", "compact", "expire", "gc"]
 #: Every step, in the order a run takes them.

@@ -104,8 +104,8 @@ from lakehouse.storage.zones import Warehouse
 if TYPE_CHECKING:
     from pyiceberg.io import FileIO
 
-    from lakehouse.client import Lakehouse
     from lakehouse.config import Settings
+    from lakehouse.session import Lakehouse
 
 logger = logging.getLogger(__name__)
 

@@ -66,7 +66,7 @@ if TYPE_CHECKING:
     from pyiceberg.io import FileIO
 
     from lakehouse.catalog.iceberg import RefCatalog
-    from lakehouse.client import Lakehouse
+    from lakehouse.session import Lakehouse
     from lakehouse.storage.zones import Warehouse
 
 logger = logging.getLogger(__name__)
@@ -660,8 +660,8 @@ def _repair_catalog(
     lakehouse: Lakehouse, ref: str, message: str, properties: Mapping[str, str]
 ) -> RefCatalog:
     """A RefCatalog whose commits carry the repair's message and properties."""
+    from lakehouse.catalog import CATALOG_NAME
     from lakehouse.catalog.iceberg import AUTHOR, RefCatalog
-    from lakehouse.client import CATALOG_NAME
 
     class _RepairCatalog(RefCatalog):
         def _meta(self, msg: str, props: Mapping[str, str]) -> CommitMeta:

@@ -26,7 +26,6 @@ batch ingestion, whose cursors and landed-file checksums make that idempotent.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,82 +34,31 @@ from typing import TYPE_CHECKING, Any
 from lakehouse.catalog.model import (
     NO_ANCESTOR,
     CommitMeta,
-    ContentKey,
     IcebergTable,
     Namespace,
     Put,
     ReferenceType,
 )
 from lakehouse.catalog.store import VersionStore
-from lakehouse.errors import ReferenceAlreadyExistsError, ReferenceNotFoundError
-from lakehouse.ops.errors import PausedError
+from lakehouse.control import OPS_BRANCH as OPS_BRANCH
+from lakehouse.control import PAUSE_KEY as PAUSE_KEY
+from lakehouse.control import SUMMARY_KAFKA_OFFSETS as SUMMARY_KAFKA_OFFSETS
+from lakehouse.control import PauseState as PauseState
+from lakehouse.control import ensure_not_paused as ensure_not_paused
+from lakehouse.control import parse_kafka_offsets as parse_kafka_offsets
+from lakehouse.control import pause_state as pause_state
+from lakehouse.errors import ReferenceAlreadyExistsError
+from lakehouse.ingest.bronze import ingest_state
 
 if TYPE_CHECKING:
-    from lakehouse.client import Lakehouse
+    from lakehouse.session import Lakehouse
 
 logger = logging.getLogger(__name__)
 
-#: The reserved branch holding operations state (created from the empty root commit).
-OPS_BRANCH = "lakehouse-ops"
-#: The content key of the pause flag on :data:`OPS_BRANCH`.
-PAUSE_KEY = ContentKey.of("lakehouse_dr")
-#: Snapshot summary property where Kafka ingestion records the next offsets to read.
-SUMMARY_KAFKA_OFFSETS = "lakehouse.ingest.kafka.offsets"
 #: Snapshot summary properties of batch ingestion (mirrors :mod:`lakehouse.ingest.bronze`).
 SUMMARY_CURSOR = "lakehouse.ingest.cursor"
 SUMMARY_SOURCE = "lakehouse.ingest.source"
 SUMMARY_BATCH_ID = "lakehouse.ingest.batch-id"
-
-
-@dataclass(frozen=True)
-class PauseState:
-    """Whether the lakehouse is paused, since when, by whom and why."""
-
-    paused: bool
-    reason: str | None = None
-    by: str | None = None
-    since: datetime | None = None
-    commit: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON form."""
-        return {
-            "paused": self.paused,
-            "reason": self.reason,
-            "by": self.by,
-            "since": self.since.isoformat() if self.since else None,
-            "commit": self.commit,
-        }
-
-    def describe(self) -> str:
-        """One line for people."""
-        if not self.paused:
-            return "not paused"
-        since = f" since {self.since:%Y-%m-%d %H:%M:%S}Z" if self.since else ""
-        by = f" by {self.by}" if self.by else ""
-        why = f": {self.reason}" if self.reason else ""
-        return f"paused for disaster recovery{since}{by}{why}"
-
-
-def pause_state(store: VersionStore) -> PauseState:
-    """The current pause flag (not paused when the ops branch does not exist)."""
-    try:
-        head = store.resolve(OPS_BRANCH).hash
-        found = store.get_contents("@" + head, [PAUSE_KEY])
-    except ReferenceNotFoundError:
-        return PauseState(False)
-    content = found.get(PAUSE_KEY)
-    if not isinstance(content, Namespace):
-        return PauseState(False, commit=head)
-    props = content.properties
-    since = props.get("since")
-    return PauseState(
-        paused=props.get("paused") == "true",
-        reason=props.get("reason") or None,
-        by=props.get("by") or None,
-        since=datetime.fromisoformat(since) if since else None,
-        commit=head,
-    )
 
 
 def _set_flag(store: VersionStore, paused: bool, reason: str | None, by: str | None) -> PauseState:
@@ -156,19 +104,6 @@ def resume(lakehouse: Lakehouse, reason: str | None = None) -> tuple[PauseState,
     if not state.paused:
         return state, False
     return _set_flag(lakehouse.store, False, reason, lakehouse.settings.author), True
-
-
-def ensure_not_paused(lakehouse: Lakehouse, what: str = "this job") -> None:
-    """Raise :class:`PausedError` when the lakehouse is paused for disaster recovery.
-
-    Call it at the start of ingestion, pipeline runs and maintenance, before any write.
-    """
-    state = pause_state(lakehouse.store)
-    if state.paused:
-        raise PausedError(
-            f"{what} cannot start: the lakehouse is {state.describe()}; "
-            "run `lakehouse dr resume` when recovery is done"
-        )
 
 
 # -- replay points ----------------------------------------------------------------------------
@@ -220,20 +155,6 @@ class ReplayPoint:
         }
 
 
-def parse_kafka_offsets(value: str | None) -> dict[str, dict[int, int]]:
-    """Parse a :data:`SUMMARY_KAFKA_OFFSETS` value (empty for absent or malformed)."""
-    if not value:
-        return {}
-    try:
-        data = json.loads(value)
-        return {
-            str(topic): {int(p): int(o) for p, o in parts.items()} for topic, parts in data.items()
-        }
-    except (ValueError, AttributeError, TypeError):
-        logger.warning("ignoring a malformed %s value: %r", SUMMARY_KAFKA_OFFSETS, value[:200])
-        return {}
-
-
 def replay_points(lakehouse: Lakehouse, ref: str | None = None) -> list[ReplayPoint]:
     """Per table on ``ref`` (default: the default branch), the recorded ingestion positions.
 
@@ -241,8 +162,6 @@ def replay_points(lakehouse: Lakehouse, ref: str | None = None) -> list[ReplayPo
     its current snapshot's ancestry, newest first, then the ingest-state checkpoint that
     snapshot expiry left; for each Kafka topic partition the newest recorded offset wins.
     """
-    from lakehouse.ingest.bronze import ingest_state
-
     ref = ref or lakehouse.default_branch
     resolved = lakehouse.store.resolve(ref)
     points: list[ReplayPoint] = []

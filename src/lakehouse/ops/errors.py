@@ -18,14 +18,8 @@ Every message is one line naming the object, table, reference or location concer
 
 from __future__ import annotations
 
-from lakehouse.errors import LakehouseError
-
-
-class OpsError(LakehouseError):
-    """Base of operations errors."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(" ".join(message.split()))
+from lakehouse.errors import OpsError as OpsError
+from lakehouse.errors import PausedError as PausedError
 
 
 class BackupError(OpsError):
@@ -65,10 +59,6 @@ class TargetNotEmptyError(BackupError):
 
 class IntegrityError(OpsError):
     """The catalog references files that are missing, truncated or unreadable."""
-
-
-class PausedError(OpsError):
-    """The lakehouse is paused for disaster recovery: ingestion, pipelines and maintenance wait."""
 
 
 __all__ = [

@@ -137,8 +137,8 @@ def restore_backup(
     progress: ProgressFn | None = None,
 ) -> RestoreResult:
     """Restore ``backup`` into the lakehouse ``settings`` describe (see the module doc)."""
+    from lakehouse.catalog import sqlite_path
     from lakehouse.catalog.sql_store import SqlStore
-    from lakehouse.client import sqlite_path
     from lakehouse.config import redact_url
     from lakehouse.ops.check import check_walked, walk_catalog
     from lakehouse.ops.export import read_records

@@ -20,6 +20,7 @@ A custom check file may start with ``-- severity: warn`` to only warn.
 
 from __future__ import annotations
 
+import difflib
 import heapq
 import re
 from collections.abc import Collection, Mapping, Sequence
@@ -146,6 +147,52 @@ class Pipeline:
             models=tuple(m for m in self.models if m.layer in layers),
             checks=self.checks if checks else (),
         )
+
+    def select(self, specs: Sequence[str]) -> Pipeline:
+        """This pipeline narrowed to the models ``specs`` name, without its sources.
+
+        ``MODEL`` selects one model, ``MODEL+`` the model and every model that depends on
+        it, directly or not. The selection keeps build order and the checks about the
+        selected models (a check's ``model``, or a custom SQL check reading one of them);
+        tables it reads but does not build are read as they are on the run's branch.
+        Raises :class:`PipelineConfigError` for a name that is no model of the pipeline.
+        """
+        from lakehouse.query.analysis import parse, tables_read
+
+        chosen: set[str] = set()
+        for spec in specs:
+            name, plus = (spec[:-1], True) if spec.endswith("+") else (spec, False)
+            if not self.has_model(name):
+                known = [m.name for m in self.models]
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f"; did you mean {close[0]}?" if close else f" (models: {', '.join(known)})"
+                raise PipelineConfigError(f"no model {name!r} in pipeline {self.name}{hint}")
+            chosen.add(self.model(name).name)
+            if plus:
+                chosen.update(self.downstream(name))
+        models = tuple(m for m in self.models if m.name in chosen)
+        lowered = {n.lower() for n in chosen}
+
+        def about_selection(check: Check) -> bool:
+            if check.target is not None and check.target.lower() in lowered:
+                return True
+            if isinstance(check, SqlCheck):
+                return any(
+                    str(t).lower() in lowered for t in tables_read(check.sql, parse(check.sql))
+                )
+            return False
+
+        checks = tuple(c for c in self.checks if about_selection(c))
+        return replace(self, sources=(), models=models, checks=checks)
+
+    def downstream(self, name: str) -> list[str]:
+        """Every model that depends on model ``name``, directly or not, in build order."""
+        found = {self.model(name).name}
+        for model in self.models:  # build order: a model comes after what it depends on
+            if any(d in found for d in model.depends_on):
+                found.add(model.name)
+        found.discard(self.model(name).name)
+        return [m.name for m in self.models if m.name in found]
 
 
 def find_pipeline(path_or_name: str | Path, pipelines_dir: str | Path | None = None) -> Path:

@@ -53,10 +53,10 @@ if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
     from pyiceberg.table import Table
 
-    from lakehouse.client import Lakehouse
     from lakehouse.pipelines.definition import Model
     from lakehouse.query.execution import Registration
     from lakehouse.query.planning import ScanFile
+    from lakehouse.session import Lakehouse
 
 logger = logging.getLogger(__name__)
 

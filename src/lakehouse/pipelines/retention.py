@@ -17,7 +17,7 @@ from lakehouse.catalog.model import CommitMeta
 from lakehouse.catalog.recovery import PrunedBranch, prune_branches
 
 if TYPE_CHECKING:
-    from lakehouse.client import Lakehouse
+    from lakehouse.session import Lakehouse
 
 #: Commit property recording a run's outcome (also in :mod:`lakehouse.pipelines.runner`).
 RUN_STATUS = "lakehouse.run.status"

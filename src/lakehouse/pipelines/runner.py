@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from lakehouse.control import ensure_not_paused
 from lakehouse.pipelines.checks import CheckResult, run_check
 from lakehouse.pipelines.definition import Model, Pipeline, load_pipeline
 from lakehouse.pipelines.engines import Engine, WriteResult, get_engine
@@ -53,7 +54,7 @@ from lakehouse.pipelines.incremental import IncrementalRead, plan_reads, reset_t
 from lakehouse.pipelines.retention import RUN_STATUS, expire_failed_run_branches
 
 if TYPE_CHECKING:
-    from lakehouse.client import Lakehouse
+    from lakehouse.session import Lakehouse
 
 logger = logging.getLogger(__name__)
 
@@ -515,7 +516,6 @@ def run_pipeline(
     ``in_place=True`` writes straight to ``ref`` and never merges: for a step of a run
     driven from outside (the Airflow DAG runs each step on its run branch, then publishes).
     """
-    from lakehouse.ops.dr import ensure_not_paused  # late: ops imports this package
 
     ensure_not_paused(lakehouse, "pipeline run")
     from lakehouse.catalog.model import validate_ref_name

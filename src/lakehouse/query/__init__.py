@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
 
-    from lakehouse.client import Lakehouse
     from lakehouse.query.execution import QueryPlan, QuerySession
+    from lakehouse.session import Lakehouse
 
 
 def session(
@@ -59,7 +59,7 @@ def session(
         pinned = f"{resolved.reference.name}@{resolved.hash}"
     else:
         pinned = f"@{resolved.hash}"
-    return QuerySession(lakehouse.catalog(pinned), ref=label, connection=connection)
+    return QuerySession(lambda: lakehouse.catalog(pinned), ref=label, connection=connection)
 
 
 def plan(lakehouse: Lakehouse, query: str, ref: str | None = None) -> QueryPlan:

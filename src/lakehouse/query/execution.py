@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -119,14 +119,23 @@ class QuerySession:
 
     def __init__(
         self,
-        catalog: Catalog,
+        catalog: Catalog | Callable[[], Catalog],
         *,
         ref: str,
         connection: duckdb.DuckDBPyConnection | None = None,
     ) -> None:
-        self.catalog = catalog
+        # a factory defers opening the catalog (and importing PyIceberg) to the first
+        # table a query reads: ``SELECT 1`` never needs it
+        self._catalog = catalog
         self.ref = ref
         self._connection = connection
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog tables are loaded from (made on first use when given as a factory)."""
+        if callable(self._catalog):
+            self._catalog = self._catalog()
+        return self._catalog
 
     # -- planning -------------------------------------------------------------------------
 

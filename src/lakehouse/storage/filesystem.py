@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from lakehouse.errors import StorageError
 
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
-
-    from lakehouse.config import S3Settings, Settings
+    from pydantic import SecretStr
 
 #: PyIceberg FileIO property names (``pyiceberg.io``), spelled out for the S3 API.
 S3_ENDPOINT = "s3.endpoint"
@@ -44,7 +43,50 @@ DEFAULT_REGION = "us-east-1"
 S3_SCHEMES = ("s3", "s3a", "s3n")
 
 
-def s3_properties(s3: S3Settings) -> dict[str, str]:
+class S3Config(Protocol):
+    """The S3 settings this module reads (:class:`lakehouse.config.S3Settings` has them)."""
+
+    @property
+    def endpoint(self) -> str | None:
+        """Custom endpoint URL (MinIO …); ``None`` for AWS."""
+        ...
+
+    @property
+    def region(self) -> str | None:
+        """Region; :data:`DEFAULT_REGION` with a custom endpoint when unset."""
+        ...
+
+    @property
+    def access_key_id(self) -> str | None:
+        """Access key id."""
+        ...
+
+    @property
+    def secret_access_key(self) -> SecretStr | None:
+        """Secret access key."""
+        ...
+
+    @property
+    def path_style_access(self) -> bool:
+        """Address buckets as paths."""
+        ...
+
+
+class StorageConfig(Protocol):
+    """The settings :func:`fileio_properties` reads (:class:`lakehouse.config.Settings`)."""
+
+    @property
+    def s3(self) -> S3Config:
+        """S3 settings."""
+        ...
+
+    @property
+    def warehouse_location(self) -> str:
+        """Where table files live (a folder or an ``s3://`` URI)."""
+        ...
+
+
+def s3_properties(s3: S3Config) -> dict[str, str]:
     """PyIceberg FileIO properties (``s3.*``) of ``s3``, secrets revealed (never log them).
 
     Path-style access (``s3.force-virtual-addressing=false``) is set whenever an endpoint
@@ -70,7 +112,7 @@ def is_s3(uri: str) -> bool:
     return bool(sep) and scheme.lower() in S3_SCHEMES
 
 
-def fileio_properties(settings: Settings) -> dict[str, str]:
+def fileio_properties(settings: StorageConfig) -> dict[str, str]:
     """FileIO properties for the warehouse of ``settings``: the S3 ones on S3, else none."""
     return s3_properties(settings.s3) if is_s3(settings.warehouse_location) else {}
 
@@ -114,6 +156,8 @@ __all__ = [
     "S3_REGION",
     "S3_SCHEMES",
     "S3_SECRET_ACCESS_KEY",
+    "S3Config",
+    "StorageConfig",
     "arrow_filesystem",
     "fileio_properties",
     "is_s3",

@@ -33,9 +33,9 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
 
-    from lakehouse.client import Lakehouse
     from lakehouse.pipelines.config import ModelConfig
     from lakehouse.pipelines.incremental import SourceRead
+    from lakehouse.session import Lakehouse
 
 
 @dataclass(frozen=True)

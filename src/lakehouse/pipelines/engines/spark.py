@@ -68,9 +68,9 @@ if TYPE_CHECKING:
     from pyiceberg.table import Table
     from pyspark.sql import DataFrame, SparkSession
 
-    from lakehouse.client import Lakehouse
     from lakehouse.config import Settings
     from lakehouse.pipelines.config import ModelConfig
+    from lakehouse.session import Lakehouse
 
 logger = logging.getLogger(__name__)
 

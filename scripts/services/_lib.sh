@@ -1,0 +1,142 @@
+# shellcheck shell=bash
+# Shared helpers of scripts/services/*.sh, sourced (never run) after the script sets SERVICE:
+#
+#   SERVICE="minio"
+#   source "$(dirname -- "${BASH_SOURCE[0]}")/_lib.sh"
+#
+# Sets HERE (this folder), SELF (scripts/services/$SERVICE.sh, for messages), CACHE
+# (${LAKEHOUSE_CACHE:-$HOME/.cache/lakehouse}, absolute) and HOST (127.0.0.1: every
+# service listens on loopback only), and defines:
+#
+#   die MSG / say MSG                 one line on stderr (exit 1) / stdout, prefixed "$SERVICE.sh:"
+#   print_help LAST                   lines 2..LAST of the script's header, without "# "
+#   show_log_tail [N]                 the last N (30) lines of $LOG on stderr
+#   port_in_use PORT                  true when something accepts connections on HOST:PORT
+#   pidfile_pid                       the pid in $PIDFILE (nothing when absent)
+#   cmdline_has PID PATTERN           true when process PID is alive and its command line
+#                                     matches the glob PATTERN
+#   spawn_detached PIDFILE CMD…       start CMD in its own session, outliving this shell, with
+#                                     its output appended to $LOG; its pid is written to PIDFILE
+#   wait_until SECONDS WHAT READY ALIVE  poll READY until it succeeds; when ALIVE fails, or
+#                                     after SECONDS, show the log tail and die
+#   stop_pid PID                      SIGTERM, up to 30 s, then SIGKILL
+#   java_major JAVA                   the major version of a java binary (17, 21 …)
+#   fetch_verified URL TARGET HINT    download URL to TARGET, verified against URL.sha1
+#                                     (HINT: which settings to change when it fails)
+
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+    echo "_lib.sh: error: this file is sourced by scripts/services/*.sh, not run" >&2
+    exit 2
+fi
+
+HERE="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
+SELF="scripts/services/${SERVICE:?set SERVICE before sourcing _lib.sh}.sh"
+CACHE="${LAKEHOUSE_CACHE:-$HOME/.cache/lakehouse}"
+CACHE="$(realpath -m -- "$CACHE")"
+HOST="127.0.0.1"
+
+die() {
+    echo "$SERVICE.sh: error: $*" >&2
+    exit 1
+}
+
+say() {
+    echo "$SERVICE.sh: $*"
+}
+
+print_help() {
+    sed -n "2,${1}p" "$0" | sed 's/^# \{0,1\}//'
+}
+
+show_log_tail() {
+    echo "---- last lines of $LOG ----" >&2
+    tail -n "${1:-30}" "$LOG" >&2 || true
+    echo "----" >&2
+}
+
+port_in_use() {
+    (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
+}
+
+pidfile_pid() {
+    cat "$PIDFILE" 2>/dev/null || true
+}
+
+cmdline_has() {
+    local p="$1" pattern="$2" cmdline
+    [[ -n "$p" && -d "/proc/$p" ]] || return 1
+    cmdline="$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)" || return 1
+    # shellcheck disable=SC2053  # PATTERN is a glob on purpose
+    [[ "$cmdline" == $pattern ]]
+}
+
+spawn_detached() {
+    local pidfile="$1"
+    shift
+    # setsid: the server outlives this shell; the inner sh writes its own pid, then execs.
+    # shellcheck disable=SC2016  # $$ and "$@" are for the inner sh, not this shell
+    setsid sh -c 'echo $$ >"$1"; shift; exec "$@"' sh "$pidfile" "$@" >>"$LOG" 2>&1 </dev/null &
+    local waited=0
+    until [[ -s "$pidfile" ]] || ((waited >= 50)); do
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+}
+
+wait_until() {
+    local seconds="$1" what="$2" ready="$3" alive="$4" deadline
+    deadline=$((SECONDS + seconds))
+    until $ready; do
+        if ! $alive; then
+            show_log_tail 40
+            die "$what exited while starting (log: $LOG)"
+        fi
+        if ((SECONDS >= deadline)); then
+            show_log_tail 40
+            die "$what was not ready within ${seconds}s (log: $LOG)"
+        fi
+        sleep 0.5
+    done
+}
+
+stop_pid() {
+    local p="$1" deadline
+    kill -TERM "$p" 2>/dev/null || true
+    deadline=$((SECONDS + 30))
+    while [[ -d "/proc/$p" ]]; do
+        if ((SECONDS >= deadline)); then
+            say "still running after 30s; sending SIGKILL"
+            kill -KILL "$p" 2>/dev/null || true
+            sleep 0.5
+            break
+        fi
+        sleep 0.2
+    done
+}
+
+java_major() {
+    local v
+    v="$("$1" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java\.specification\.version = //p')"
+    v="${v#1.}"
+    [[ "$v" =~ ^[0-9]+$ ]] && echo "$v"
+}
+
+fetch_verified() {
+    local src="$1" target="$2" hint="$3" part expected actual
+    part="$target.part"
+    curl -fsSL --retry 3 --connect-timeout 30 -o "$part" "$src" \
+        || { rm -f "$part"; die "download failed: $src ($hint)"; }
+    expected="$(curl -fsSL --retry 3 --connect-timeout 30 "$src.sha1")" \
+        || { rm -f "$part"; die "could not fetch the checksum $src.sha1"; }
+    expected="$(tr -d '[:space:]' <<<"$expected")"
+    expected="${expected:0:40}"
+    [[ "$expected" =~ ^[0-9a-f]{40}$ ]] || { rm -f "$part"; die "malformed checksum at $src.sha1: '$expected'"; }
+    actual="$(sha1sum "$part")"
+    actual="${actual%% *}"
+    if [[ "$actual" != "$expected" ]]; then
+        rm -f "$part"
+        die "checksum mismatch for $src: expected $expected, got $actual (download removed)"
+    fi
+    mv -f "$part" "$target"
+    say "verified (sha1 $actual) and cached as $target"
+}
