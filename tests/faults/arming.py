@@ -49,13 +49,13 @@ class ArmedTransport(httpx.HTTPTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Fire a matching armed action, then send the request."""
+        action: Action | None = None
         with self._lock:
-            for i, (when, action) in enumerate(self._armed):
+            for i, (when, armed) in enumerate(self._armed):
                 if when(request):
                     del self._armed[i]
+                    action = armed
                     break
-            else:
-                action = None
         if action is not None:
             action()
             self.fired.append(f"{request.method} {request.url.path}")

@@ -1,4 +1,4 @@
-"""The catalog server as a user runs it (`lakehouse serve`), and lakehouses wired through proxies."""
+"""The catalog server as a user runs it (`lakehouse serve`); lakehouses wired through proxies."""
 
 from __future__ import annotations
 

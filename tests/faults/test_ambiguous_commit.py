@@ -69,9 +69,7 @@ APPLIED = {"reply lost": True, "reply timeout": True, "request cut": False}
 
 
 @pytest.fixture(params=["lakehouse-serve", "nessie"])
-def catalog_api(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[str]:
+def catalog_api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """API v2 URL of the catalog server under test."""
     if request.param == "nessie":
         yield request.getfixturevalue("nessie_url")
@@ -82,9 +80,7 @@ def catalog_api(
 
 
 @pytest.fixture
-def wired(
-    catalog_api: str, proxy_to: Callable[[str], Proxy], tmp_path: Path
-) -> Iterator[Wired]:
+def wired(catalog_api: str, proxy_to: Callable[[str], Proxy], tmp_path: Path) -> Iterator[Wired]:
     proxy = proxy_to(host_port(catalog_api))
     transport = ArmedTransport()
     lh = remote_lakehouse(

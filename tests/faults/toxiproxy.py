@@ -127,7 +127,9 @@ class Proxy:
                 "attributes": attributes,
             },
         )
-        return Toxic(body["name"], body["type"], body["stream"], body["toxicity"], body["attributes"])
+        return Toxic(
+            body["name"], body["type"], body["stream"], body["toxicity"], body["attributes"]
+        )
 
     def remove_toxic(self, name: str) -> None:
         """Remove one toxic."""
