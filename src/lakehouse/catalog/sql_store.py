@@ -348,7 +348,15 @@ def _pg_advisory_lock(engine: Engine, name: str, deadline: float) -> Iterator[bo
             yield got
         finally:
             if got:
-                conn.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": lock_id})
+                # A session lock dies with its session: when the connection broke (the
+                # network failed during the commit it guarded), the server has released
+                # it already, and raising here would hide the commit's own outcome (an
+                # unknown outcome must reach the caller as unknown, not as this error).
+                try:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": lock_id})
+                except DBAPIError as exc:
+                    log.warning("commit lock %s not released (connection lost): %s", name, exc)
+                    conn.invalidate()
 
 
 #: In-process locks of in-memory SQLite databases, by database and lock name.

@@ -1,0 +1,83 @@
+"""Faults armed at an exact moment: just before a chosen request leaves the client.
+
+Toxiproxy applies a toxic to open connections at once, so adding one right before a
+request is sent decides what happens to that request and no other:
+
+* :class:`ArmedTransport` (an httpx transport for :class:`~lakehouse.catalog.nessie_store.
+  NessieStore`) runs an action before the first request matching a predicate, e.g. a
+  ``limit_data`` toxic on the downstream before a commit: the server receives and applies
+  the commit, its reply is cut — the ambiguous commit.
+* :func:`arm_before_commit` does the same for the SQL store's PostgreSQL connection,
+  before a transaction's ``COMMIT`` is sent.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy import event
+
+Action = Callable[[], object]
+
+
+def is_commit(request: httpx.Request) -> bool:
+    """A Nessie API v2 commit (``POST …/history/commit``)."""
+    return request.method == "POST" and request.url.path.endswith("history/commit")
+
+
+def is_merge(request: httpx.Request) -> bool:
+    """A Nessie API v2 merge (``POST …/history/merge``)."""
+    return request.method == "POST" and request.url.path.endswith("history/merge")
+
+
+class ArmedTransport(httpx.HTTPTransport):
+    """An HTTP transport that runs an action once, before a matching request is sent."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._armed: list[tuple[Callable[[httpx.Request], bool], Action]] = []
+        self._lock = threading.Lock()
+        self.fired: list[str] = []
+
+    def arm(self, when: Callable[[httpx.Request], bool], action: Action) -> None:
+        """Run ``action`` before the next request for which ``when`` is true (once)."""
+        with self._lock:
+            self._armed.append((when, action))
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Fire a matching armed action, then send the request."""
+        action: Action | None = None
+        with self._lock:
+            for i, (when, armed) in enumerate(self._armed):
+                if when(request):
+                    del self._armed[i]
+                    action = armed
+                    break
+        if action is not None:
+            action()
+            self.fired.append(f"{request.method} {request.url.path}")
+        return super().handle_request(request)
+
+
+def arm_before_commit(engine: sa.Engine, action: Action, *, skip: int = 0) -> list[int]:
+    """Run ``action`` once, just before the ``skip``-th next transaction ``COMMIT`` is sent.
+
+    Returns a list that gets one element when the action fired.
+    """
+    fired: list[int] = []
+    seen = [0]
+
+    def before_commit(conn: sa.Connection) -> None:
+        if fired:
+            return
+        if seen[0] < skip:
+            seen[0] += 1
+            return
+        fired.append(1)
+        action()
+
+    event.listen(engine, "commit", before_commit)
+    return fired

@@ -1,0 +1,91 @@
+"""The catalog server as a user runs it (`lakehouse serve`); lakehouses wired through proxies."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from lakehouse.catalog.nessie_store import NessieStore
+from lakehouse.client import Lakehouse
+from lakehouse.config import Settings
+from lakehouse.storage.zones import Warehouse
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _lakehouse_command() -> list[str]:
+    script = Path(sys.executable).with_name("lakehouse")
+    return [str(script)] if script.exists() else [shutil.which("lakehouse") or "lakehouse"]
+
+
+@contextmanager
+def lakehouse_serve(catalog_uri: str, home: Path) -> Iterator[str]:
+    """Run `lakehouse serve` over ``catalog_uri`` on a free loopback port; yield its API v2 URL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "LAKEHOUSE_HOME": str(home),
+        "LAKEHOUSE_CATALOG__URI": catalog_uri,
+        "LAKEHOUSE_WAREHOUSE": str(home / "warehouse"),
+    }
+    log = home.parent / f"serve-{port}.log"
+    home.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*_lakehouse_command(), "serve", "--port", str(port), "--log-level", "warning"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"lakehouse serve exited: {log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"lakehouse serve did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        yield f"{base}/api/v2"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def remote_lakehouse(
+    uri: str, warehouse: Path, *, transport: httpx.BaseTransport | None = None, timeout: float = 10
+) -> Lakehouse:
+    """A lakehouse whose catalog is the Nessie API at ``uri`` and whose files are local."""
+    settings = Settings(
+        home=warehouse.parent / "client-home", catalog={"uri": uri}, warehouse=str(warehouse)
+    )
+    store = NessieStore(uri, transport=transport, timeout=timeout)
+    wh = Warehouse.from_uri(settings.warehouse_location)
+    wh.ensure_local_dirs()
+    return Lakehouse(store, wh, settings)
