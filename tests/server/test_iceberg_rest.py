@@ -216,6 +216,27 @@ def test_config_with_a_warehouse_gives_nessies_ref_and_warehouse_prefix(
     iceberg_error(http.get("/iceberg/v1/dev%7Celsewhere/namespaces"), 400)
 
 
+def test_config_warehouse_may_name_an_existing_reference_for_clients_without_a_prefix(
+    http: httpx.Client,
+) -> None:
+    """DuckDB's ATTACH sends only ``warehouse`` (and ignores the ``uri`` override)."""
+    nessie_create(http, "dev")
+    bare = http.get("/iceberg/v1/config", params={"warehouse": "dev"}).json()
+    assert bare["defaults"]["prefix"] == "dev"
+    assert bare["overrides"]["nessie.default-branch.name"] == "dev"
+    with_warehouse = http.get("/iceberg/v1/config", params={"warehouse": "dev|warehouse"})
+    assert unquote(with_warehouse.json()["defaults"]["prefix"]) == "dev|warehouse"
+    for prefix in (bare["defaults"]["prefix"], with_warehouse.json()["defaults"]["prefix"]):
+        assert http.get(f"/iceberg/v1/{prefix}/namespaces").status_code == 200
+
+    # neither the warehouse nor an existing reference: 400, nothing guessed
+    for value in ("nope", "dev|elsewhere", "nope|warehouse", "s3://someone-else"):
+        message = iceberg_error(http.get("/iceberg/v1/config", params={"warehouse": value}), 400)
+        assert "unknown warehouse" in message and "reference" in message
+    # with a reference in the path the warehouse must be the warehouse
+    iceberg_error(http.get("/iceberg/main/v1/config", params={"warehouse": "dev"}), 400)
+
+
 def test_config_overrides_say_this_is_a_nessie_catalog_as_the_real_nessie_does(
     http: httpx.Client,
 ) -> None:
