@@ -46,6 +46,9 @@ test-integration: install ## integration tests against real services (PostgreSQL
 	@# Spark engine tests (tests/pipelines/engines): pyspark into .venv, Iceberg jars into the cache
 	bash scripts/services/spark.sh install
 	bash scripts/services/spark.sh jars >/dev/null
+	@# DuckDB client tests (tests/server/test_duckdb_rest_integration.py): DuckDB 1.4 + PyPI extensions, own venv in the cache
+	bash scripts/tools/duckdb.sh >/dev/null
+	LAKEHOUSE_TEST_DUCKDB_PYTHON="$$(bash scripts/tools/duckdb.sh)" \
 	LAKEHOUSE_TEST_POSTGRES_URL="$$(bash scripts/services/postgres.sh url lakehouse_test)" \
 	LAKEHOUSE_TEST_NESSIE_URL="$$(bash scripts/services/nessie.sh url)" \
 	LAKEHOUSE_TEST_S3_ENDPOINT="$$(bash scripts/services/minio.sh url)" \

@@ -80,7 +80,7 @@ class LocationNotAllowedError(StorageError, ValueError):
         shown = location if len(location) <= 300 else location[:300] + "…"
         super().__init__(
             f"{what} {shown!r} is not allowed: locations must be normalized URIs (no '..') "
-            "inside the warehouse's buckets"
+            "inside the warehouse (its root folder or buckets)"
         )
 
 

@@ -357,7 +357,7 @@ def test_an_explicit_location_moves_the_data_but_not_the_metadata(
     assert local(table.metadata_location).is_relative_to(
         local(warehouse.bucket_uri("iceberg-metadata"))
     )
-    # a location outside the warehouse's buckets is refused
+    # a location outside the warehouse is refused
     with pytest.raises(LocationNotAllowedError, match="not allowed"):
         dev.create_table(("bronze", "t2"), SCHEMA, location=(tmp_path / "outside").as_uri())
 

@@ -216,6 +216,27 @@ def test_config_with_a_warehouse_gives_nessies_ref_and_warehouse_prefix(
     iceberg_error(http.get("/iceberg/v1/dev%7Celsewhere/namespaces"), 400)
 
 
+def test_config_warehouse_may_name_an_existing_reference_for_clients_without_a_prefix(
+    http: httpx.Client,
+) -> None:
+    """DuckDB's ATTACH sends only ``warehouse`` (and ignores the ``uri`` override)."""
+    nessie_create(http, "dev")
+    bare = http.get("/iceberg/v1/config", params={"warehouse": "dev"}).json()
+    assert bare["defaults"]["prefix"] == "dev"
+    assert bare["overrides"]["nessie.default-branch.name"] == "dev"
+    with_warehouse = http.get("/iceberg/v1/config", params={"warehouse": "dev|warehouse"})
+    assert unquote(with_warehouse.json()["defaults"]["prefix"]) == "dev|warehouse"
+    for prefix in (bare["defaults"]["prefix"], with_warehouse.json()["defaults"]["prefix"]):
+        assert http.get(f"/iceberg/v1/{prefix}/namespaces").status_code == 200
+
+    # neither the warehouse nor an existing reference: 400, nothing guessed
+    for value in ("nope", "dev|elsewhere", "nope|warehouse", "s3://someone-else"):
+        message = iceberg_error(http.get("/iceberg/v1/config", params={"warehouse": value}), 400)
+        assert "unknown warehouse" in message and "reference" in message
+    # with a reference in the path the warehouse must be the warehouse
+    iceberg_error(http.get("/iceberg/main/v1/config", params={"warehouse": "dev"}), 400)
+
+
 def test_config_overrides_say_this_is_a_nessie_catalog_as_the_real_nessie_does(
     http: httpx.Client,
 ) -> None:
@@ -270,7 +291,9 @@ def test_prefix_and_parent_parsing(warehouse: Warehouse) -> None:
         ("{root_path}/silver/t", True),  # a plain absolute path is a file location
         ("file://localhost{root_path}/gold/t", True),
         ("{root}/bronze", True),
-        ("{root}/bronze2/t", False),  # a sibling that only shares a prefix
+        ("{root}/bronze2/t", True),  # under the warehouse root, outside the buckets
+        ("{root}/ns/t/metadata/00001-x.metadata.json", True),  # Spark's warehouse=<root>
+        ("{root}2/bronze/t", False),  # a sibling of the root that only shares a prefix
         ("{root}/bronze/../../../etc", False),
         ("{root}/bronze/t/../u", False),  # '..' is refused, not normalized
         ("{root}/bronze/%2e%2e/%2e%2e/etc", False),
@@ -304,6 +327,16 @@ def test_s3_warehouse_contains_its_buckets_only() -> None:
     assert not wh.contains("s3://acme-bronze-evil/lake/orders")
     assert not wh.contains("s3://user@acme-bronze/lake/orders")
     assert not wh.contains("gs://acme-bronze/lake/orders")
+
+
+def test_s3_warehouse_under_one_root_contains_the_whole_root() -> None:
+    wh = Warehouse.from_uri("s3://lake/prefix")
+    assert wh.root == "s3://lake/prefix"
+    assert wh.contains("s3://lake/prefix/bronze/orders/data/f.parquet")
+    assert wh.contains("s3://lake/prefix/ns/t/metadata/00000-x.metadata.json")
+    assert not wh.contains("s3://lake/prefix2/ns/t")
+    assert not wh.contains("s3://lake/other/t")
+    assert not wh.contains("s3://lake/prefix/ns/../../other")
 
 
 # -- PyIceberg end to end ------------------------------------------------------------------------
@@ -607,6 +640,54 @@ def test_create_with_a_location_outside_the_warehouse_is_refused(
         local(t.file.file_path).is_relative_to(local(bronze) / "custom" / "orders")
         for t in inside.scan().plan_files()
     )
+
+
+def test_create_with_write_paths_outside_the_warehouse_is_refused_not_replaced(
+    main: RestCatalog, tmp_path: Path, warehouse: Warehouse
+) -> None:
+    outside = (tmp_path / "evil").as_uri()
+    for prop in ("write.data.path", "write.metadata.path"):
+        with pytest.raises(ForbiddenError, match=prop.replace(".", r"\.")):
+            main.create_table(("bronze", "orders"), SCHEMA, properties={prop: outside})
+    assert not main.table_exists(("bronze", "orders"))
+
+    # inside the warehouse they are kept as given
+    moved = f"{warehouse.bucket_uri('gold')}/orders_files"
+    table = main.create_table(
+        ("bronze", "orders"), SCHEMA, properties={"write.data.path": f"{moved}/data"}
+    )
+    assert table.properties["write.data.path"] == f"{moved}/data"
+    table.append(rows((1, "a")))
+    assert all(
+        local(t.file.file_path).is_relative_to(local(moved)) for t in table.scan().plan_files()
+    )
+
+
+def test_tables_under_the_warehouse_root_outside_the_buckets_are_served(
+    main: RestCatalog, rest: Callable[..., RestCatalog], warehouse_root: Path
+) -> None:
+    """As Spark's NessieCatalog writes them with ``warehouse=<root>``: ``<root>/ns/t``."""
+    at_root = warehouse_root.as_uri() + "/bronze/orders"
+    props = {
+        "write.data.path": f"{at_root}/data",
+        "write.metadata.path": f"{at_root}/metadata",
+        **NO_RETRIES,
+    }
+    table = main.create_table(("bronze", "orders"), SCHEMA, location=at_root, properties=props)
+    table.append(rows((1, "a")))
+    table.append(rows((2, "b")))
+    assert local(table.metadata_location).is_relative_to(local(at_root))
+
+    loaded = rest("main").load_table(("bronze", "orders"))
+    assert read(loaded) == [(1, "a"), (2, "b")]
+    # registered again under another name from its metadata file under the root
+    again = main.register_table(("bronze", "orders_again"), table.metadata_location)
+    assert read(again) == [(1, "a"), (2, "b")]
+    # a sibling of the root is still outside
+    with pytest.raises(ForbiddenError, match="not allowed"):
+        main.create_table(
+            ("bronze", "t2"), SCHEMA, location=warehouse_root.parent.as_uri() + "/warehouse2/t"
+        )
 
 
 def test_commits_moving_files_outside_the_warehouse_are_refused(

@@ -711,13 +711,15 @@ class RefCatalog(MetastoreCatalog):
         """New table metadata, with the warehouse's locations and the safety properties.
 
         Data goes under the zone bucket (or ``location``/data when given), metadata under
-        the ``iceberg-metadata`` bucket; ``write.data.path``/``write.metadata.path`` given
-        in ``properties`` are replaced by the warehouse's.
+        the ``iceberg-metadata`` bucket, unless ``properties`` give ``write.data.path`` /
+        ``write.metadata.path`` inside the warehouse; any ``write.*.path`` outside it is
+        refused (:class:`LocationNotAllowedError`), never replaced.
         """
         key = self._table_key(identifier, ValueError)
         self._check_safety(properties, f"create table '{key}'")
         if location:
             self._check_location(location, f"create table '{key}': location")
+        self._check_write_paths(f"create table '{key}'", None, properties)
         format_version = int(
             properties.get(TableProperties.FORMAT_VERSION, TableProperties.DEFAULT_FORMAT_VERSION)
         )
@@ -727,8 +729,9 @@ class RefCatalog(MetastoreCatalog):
         data_path = f"{table_location}/data" if location else paths.data
         table_properties = {
             **DEFAULT_TABLE_PROPERTIES,
-            **properties,
             **self._forced_properties(data_path, paths.metadata),
+            **properties,
+            **SAFETY_PROPERTIES,
         }
         self._check_write_paths(f"create table '{key}'", None, table_properties)
         metadata = new_table_metadata(

@@ -448,7 +448,7 @@ def build_router(
         return _json(
             {
                 "defaultBranch": store.default_branch,
-                "minSupportedApiVersion": 1,
+                "minSupportedApiVersion": 2,
                 "maxSupportedApiVersion": 2,
                 "actualApiVersion": 2,
                 "specVersion": SPEC_VERSION,

@@ -6,6 +6,7 @@ Any Iceberg REST client (PyIceberg's ``RestCatalog``, Spark/Trino/Flink with
 
     GET  /iceberg/v1/config[?warehouse=W]          defaults.prefix = the default branch
                                                    (``main|W`` URL-encoded when W is given)
+    GET  /iceberg/v1/config?warehouse=<ref>[|W]    defaults.prefix = ref (DuckDB's ATTACH)
     GET  /iceberg/{ref}/v1/config                  defaults.prefix = ref
                                                    (so uri=…/iceberg/dev selects branch dev)
     GET  /iceberg/v1/{prefix}/namespaces[?parent=]                list
@@ -102,7 +103,7 @@ from lakehouse.catalog.iceberg import (
 )
 from lakehouse.catalog.model import ContentKey, RefSpec
 from lakehouse.catalog.store import VersionStore
-from lakehouse.errors import ReadOnlyReferenceError
+from lakehouse.errors import ReadOnlyReferenceError, ReferenceNotFoundError
 from lakehouse.server import wire
 from lakehouse.server.iceberg_errors import (
     ICEBERG_ROOT,
@@ -186,22 +187,30 @@ class IcebergRestSettings:
             client_properties={k: v for k, v in fileio.items() if k in _CLIENT_FILEIO_KEYS},
         )
 
-    def check_warehouse(self, value: str | None) -> None:
-        """Refuse a ``warehouse`` that is not this server's (400)."""
-        if not value:
-            return
+    def is_warehouse(self, value: str) -> bool:
+        """Whether ``value`` names this server's warehouse (by name or location)."""
         known = {self.warehouse_name}
         if self.warehouse_location:
             known |= {self.warehouse_location, self.warehouse_location.rstrip("/")}
             if self.warehouse_location.startswith("/"):
                 known.add("file://" + self.warehouse_location.rstrip("/"))
-        if value.rstrip("/") not in known and value not in known:
-            raise IcebergRestError(
-                400,
-                f"unknown warehouse {value[:200]!r}: this server serves one warehouse, "
-                f"{self.warehouse_name!r}"
-                + (f" ({self.warehouse_location})" if self.warehouse_location else ""),
-            )
+        return value.rstrip("/") in known or value in known
+
+    def unknown_warehouse(self, value: str) -> IcebergRestError:
+        """The 400 for a ``warehouse`` that is not this server's."""
+        return IcebergRestError(
+            400,
+            f"unknown warehouse {value[:200]!r}: this server serves one warehouse, "
+            f"{self.warehouse_name!r}"
+            + (f" ({self.warehouse_location})" if self.warehouse_location else "")
+            + "; in GET /v1/config the warehouse may also name a reference "
+            "('<ref>' or '<ref>|<warehouse>')",
+        )
+
+    def check_warehouse(self, value: str | None) -> None:
+        """Refuse a ``warehouse`` that is not this server's (400)."""
+        if value and not self.is_warehouse(value):
+            raise self.unknown_warehouse(value)
 
 
 # -- request models (PyIceberg's where it has them) ------------------------------------------
@@ -510,14 +519,34 @@ def build_iceberg_router(
 
     # -- config ------------------------------------------------------------------------------
 
+    def reference_as_warehouse(warehouse: str) -> tuple[RefSpec, str]:
+        """``warehouse=<ref>`` or ``<ref>|<warehouse>``: the reference and the prefix to hand out.
+
+        Clients that cannot set a prefix or keep a ``uri`` override (DuckDB's iceberg
+        extension) reach a branch this way; the reference must exist (else 400, as for
+        any unknown warehouse).
+        """
+        ref, bar, rest = warehouse.partition("|")
+        if bar:
+            settings.check_warehouse(rest)
+        try:
+            spec = parse_prefix(quote(ref, safe=""), store.default_branch, settings)
+            store.resolve(spec)
+        except (ReferenceNotFoundError, ValueError, IcebergRestError):
+            raise settings.unknown_warehouse(warehouse) from None
+        return spec, str(spec) if not bar else f"{spec}|{rest}"
+
     def config_response(ref: str | None, warehouse: str | None, request: Request) -> Response:
-        settings.check_warehouse(warehouse)
-        spec = (
-            parse_prefix(ref, store.default_branch, settings)
-            if ref
-            else RefSpec(store.default_branch)
-        )
-        prefix = str(spec) if warehouse is None else f"{spec}|{warehouse}"
+        if ref is None and warehouse and not settings.is_warehouse(warehouse):
+            spec, prefix = reference_as_warehouse(warehouse)
+        else:
+            settings.check_warehouse(warehouse)
+            spec = (
+                parse_prefix(ref, store.default_branch, settings)
+                if ref
+                else RefSpec(store.default_branch)
+            )
+            prefix = str(spec) if warehouse is None else f"{spec}|{warehouse}"
         defaults = {
             "prefix": quote(prefix, safe="@~^*:"),
             "warehouse": settings.warehouse_name,

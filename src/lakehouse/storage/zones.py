@@ -141,6 +141,11 @@ class Warehouse:
     """
 
     buckets: Mapping[str, str]
+    #: The one folder all buckets sit under (``local`` and ``from_uri`` without a
+    #: ``{bucket}`` template), or None. Locations under it are inside the warehouse too:
+    #: clients such as Spark's ``NessieCatalog`` with ``warehouse=<root>`` write
+    #: ``<root>/<namespace>/<table>``.
+    root: str | None = None
 
     def __post_init__(self) -> None:
         missing = [b for b in BUCKETS if b not in self.buckets]
@@ -152,12 +157,20 @@ class Warehouse:
                 raise StorageError(f"warehouse bucket {name!r} has an empty URI")
             cleaned[name] = uri.strip().rstrip("/")
         object.__setattr__(self, "buckets", MappingProxyType(cleaned))
+        if self.root is not None:
+            if not self.root.strip():
+                raise StorageError("warehouse root is an empty URI")
+            object.__setattr__(self, "root", self.root.strip().rstrip("/"))
 
     def __hash__(self) -> int:
-        return hash(tuple(sorted(self.buckets.items())))
+        return hash((tuple(sorted(self.buckets.items())), self.root))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Warehouse) and dict(self.buckets) == dict(other.buckets)
+        return (
+            isinstance(other, Warehouse)
+            and dict(self.buckets) == dict(other.buckets)
+            and self.root == other.root
+        )
 
     # -- constructors -------------------------------------------------------------------
 
@@ -172,7 +185,7 @@ class Warehouse:
         if local is None:
             raise StorageError(f"not a local folder: {text!r}")
         root = _file_uri(local)
-        return cls({bucket: f"{root}/{bucket}" for bucket in BUCKETS})
+        return cls({bucket: f"{root}/{bucket}" for bucket in BUCKETS}, root=root)
 
     @classmethod
     def s3(cls, names: Mapping[str, str] | None = None, *, scheme: str = "s3") -> Warehouse:
@@ -204,7 +217,7 @@ class Warehouse:
         if _local_path(text) is not None:
             return cls.local(text)
         root = text.rstrip("/")
-        return cls({bucket: f"{root}/{bucket}" for bucket in BUCKETS})
+        return cls({bucket: f"{root}/{bucket}" for bucket in BUCKETS}, root=root)
 
     # -- lookups ------------------------------------------------------------------------
 
@@ -230,7 +243,7 @@ class Warehouse:
         return path
 
     def contains(self, uri: str) -> bool:
-        """True if ``uri`` is a normalized location inside one of the warehouse's buckets.
+        """True if ``uri`` is a normalized location inside the warehouse's root or buckets.
 
         Scheme and host must match a bucket's (``s3a``/``s3n`` count as ``s3``; a plain
         absolute path as ``file``), and the path must be at or below the bucket's path,
@@ -242,7 +255,8 @@ class Warehouse:
         if target is None:
             return False
         scheme, host, segments = target
-        for bucket_uri in self.buckets.values():
+        folders = [*self.buckets.values(), *([self.root] if self.root else [])]
+        for bucket_uri in folders:
             bucket = _normalized(bucket_uri)
             if bucket is None:
                 continue
