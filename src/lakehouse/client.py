@@ -299,12 +299,14 @@ class Lakehouse:
         raise_on_conflict: bool = True,
         strategy: MergeStrategy | str = MergeStrategy.NORMAL,
         content_merge: bool = True,
+        meta: CommitMeta | None = None,
     ) -> MergeResult:
         """Merge ``source`` into branch ``into`` (default: the default branch) as one commit.
 
         With ``content_merge`` (the default), an Iceberg table changed on both sides is
         merged by content when the changes commute (:mod:`lakehouse.catalog.content_merge`);
-        ``content_merge=False`` makes every such table a conflict, as in Nessie.
+        ``content_merge=False`` makes every such table a conflict, as in Nessie. ``meta``
+        replaces the commit metadata built from ``message``.
 
         Keys changed on both sides conflict (:class:`~lakehouse.errors.MergeConflictError`,
         target unchanged) unless listed in ``force_keys`` (the source wins) or
@@ -315,7 +317,7 @@ class Lakehouse:
         target = into or self.default_branch
         behaviors = _key_behaviors(force_keys, drop_keys)
         chosen = _strategy(strategy)
-        meta = CommitMeta(
+        meta = meta or CommitMeta(
             message=message or f"Merge {source} into {target}", author=self._settings.author
         )
         if content_merge:
