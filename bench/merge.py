@@ -62,10 +62,10 @@ def main() -> None:
             (f"{args.tables} tables, appended on both sides", "many", 2.0),
         )
         for what, source, target in cases:
-            content = timed(lambda: lh.merge(source, dry_run=True), args.repeat)
+            content = timed(lambda s=source: lh.merge(s, dry_run=True), args.repeat)
             keys = timed(
-                lambda: lh.merge(
-                    source, dry_run=True, content_merge=False, raise_on_conflict=False
+                lambda s=source: lh.merge(
+                    s, dry_run=True, content_merge=False, raise_on_conflict=False
                 ),
                 args.repeat,
             )
