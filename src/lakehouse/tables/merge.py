@@ -150,8 +150,21 @@ def merge_tables(
             f"the source wrote delete files (first: {deletes[0].file_path}); content "
             "merges of the source's row deletes are not supported yet"
         )
-    live_on_target = _live(io, _manifests(target.current_snapshot(), io)) if added else {}
-    to_add = [f for f in added if f.file_path not in live_on_target]
+    # a file the source added can be on the target only if the target added it too: read
+    # just the target's manifests the ancestor does not have
+    target_new = (
+        _live(
+            io,
+            [
+                m
+                for m in _manifests(target.current_snapshot(), io)
+                if m.manifest_path not in base_paths
+            ],
+        )
+        if added
+        else {}
+    )
+    to_add = [f for f in added if f.file_path not in target_new]
 
     dropped = tuple(
         [f"table ref {name}" for name in sorted(set(source.refs) - set(target.refs) - {"main"})]
