@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lakehouse.catalog import CATALOG_NAME, open_store, sqlite_path
+from lakehouse.catalog.content_merge import content_merge as merge_by_content
 from lakehouse.catalog.model import (
     Branch,
     CommitMeta,
@@ -277,8 +278,15 @@ class Lakehouse:
         expected_target_hash: str | None = None,
         raise_on_conflict: bool = True,
         strategy: MergeStrategy | str = MergeStrategy.NORMAL,
+        content_merge: bool = True,
+        meta: CommitMeta | None = None,
     ) -> MergeResult:
         """Merge ``source`` into branch ``into`` (default: the default branch) as one commit.
+
+        With ``content_merge`` (the default), an Iceberg table changed on both sides is
+        merged by content when the changes commute (:mod:`lakehouse.catalog.content_merge`);
+        ``content_merge=False`` makes every such table a conflict, as in Nessie. ``meta``
+        replaces the commit metadata built from ``message``.
 
         Keys changed on both sides conflict (:class:`~lakehouse.errors.MergeConflictError`,
         target unchanged) unless listed in ``force_keys`` (the source wins) or
@@ -289,9 +297,22 @@ class Lakehouse:
         target = into or self.default_branch
         behaviors = _key_behaviors(force_keys, drop_keys)
         chosen = _strategy(strategy)
-        meta = CommitMeta(
+        meta = meta or CommitMeta(
             message=message or f"Merge {source} into {target}", author=self._settings.author
         )
+        if content_merge:
+            return merge_by_content(
+                self._store,
+                source,
+                target,
+                io_properties=self._settings.fileio_properties(),
+                expected_target_hash=expected_target_hash,
+                default_behavior=chosen.behavior,
+                key_behaviors=behaviors or None,
+                dry_run=dry_run,
+                meta=meta,
+                raise_on_conflict=raise_on_conflict,
+            ).result
         return self._store.merge(
             source,
             target,

@@ -24,6 +24,7 @@ from lakehouse.catalog.model import (
     Put,
     ReferenceType,
     RepositoryConfig,
+    ResolvedContent,
     Tag,
     Unchanged,
 )
@@ -734,3 +735,26 @@ def test_an_in_memory_sqlite_catalog_locks_within_the_process() -> None:
             assert again is True
     finally:
         store.close()
+
+
+def test_a_resolved_key_lands_in_the_merge_commit_when_the_target_is_as_expected(
+    store: VersionStore,
+) -> None:
+    with_namespace(store)
+    put_table(store, T1, 1)
+    store.create_reference("dev", ReferenceType.BRANCH)
+    put_table(store, T1, 2, branch="dev")
+    put_table(store, T1, 3)
+    target_now = store.get_content("main", T1)
+    merged = IcebergTable("s3://b/merged.json", 4, id=target_now.id)
+    stale = store.merge(
+        "dev",
+        "main",
+        resolved={T1: ResolvedContent(store.get_content("dev", T1), merged)},
+        raise_on_conflict=False,
+    )
+    assert not stale.was_successful and [str(c.key) for c in stale.conflicts] == ["bronze.orders"]
+    result = store.merge("dev", "main", resolved={T1: ResolvedContent(target_now, merged)})
+    assert result.was_applied
+    assert store.get_content("main", T1).snapshot_id == 4  # type: ignore[union-attr]
+    assert len(store.log("main", limit=1).entries[0].meta.parent_hashes) == 2

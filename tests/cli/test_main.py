@@ -390,3 +390,23 @@ def test_help_does_not_import_heavy_modules() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert out.stdout.strip() == ""
+
+
+def test_merge_of_appends_on_both_sides_merges_by_content_unless_told_not_to(
+    lh: Lakehouse,
+) -> None:
+    import pyarrow as pa
+
+    catalog = lh.catalog("main")
+    catalog.create_namespace("bronze")
+    schema = pa.schema([pa.field("id", pa.int64())])
+    catalog.create_table("bronze.orders", schema=schema).append(pa.table({"id": [1]}, schema))
+    ok("branch", "create", "dev")
+    lh.table("bronze.orders", "main").append(pa.table({"id": [2]}, schema))
+    lh.table("bronze.orders", "dev").append(pa.table({"id": [3]}, schema))
+
+    refused = run("merge", "dev", "--no-content-merge")
+    assert_one_line_error(refused, "bronze.orders")
+    assert ok_json("merge", "dev")["applied"] is True
+    got = lh.table("bronze.orders", "main").scan().to_arrow().column("id").to_pylist()
+    assert sorted(got) == [1, 2, 3]

@@ -568,6 +568,20 @@ class MergeBehavior(StrEnum):
 
 
 @dataclass(frozen=True)
+class ResolvedContent:
+    """A client's resolution of one key changed on both sides of a merge (Nessie 0.99).
+
+    The merge commit puts ``content`` at the key instead of reporting a conflict, provided
+    the target still holds ``expected_target`` there (otherwise: a conflict). This is how
+    a content-aware merge, computed by the client from both sides, lands as one merge
+    commit with the source as second parent on either backend.
+    """
+
+    expected_target: Content
+    content: Content
+
+
+@dataclass(frozen=True)
 class KeyMergeDetail:
     """What a merge did with one key."""
 

@@ -74,6 +74,7 @@ from lakehouse.catalog.model import (
     ReferenceType,
     RefSpec,
     RepositoryConfig,
+    ResolvedContent,
     content_from_json,
     operation_from_json,
     operation_to_json,
@@ -898,15 +899,19 @@ class NessieStore(VersionStore):
         dry_run: bool = False,
         meta: CommitMeta | str | None = None,
         raise_on_conflict: bool = True,
+        resolved: Mapping[ContentKey, ResolvedContent] | None = None,
     ) -> MergeResult:
-        """Merge ``source`` into branch ``into`` (default branch) as one commit."""
+        """Merge ``source`` into branch ``into`` (default branch) as one commit.
+
+        ``resolved`` is sent as Nessie's ``expectedTargetContent``/``resolvedContent``.
+        """
         target = validate_ref_name(into or self.default_branch)
         src = self.resolve(source)
         expected = self._target_head(target, expected_target_hash)
         body: dict[str, Any] = {
             "fromRefName": src.reference.name if src.reference is not None else DETACHED,
             "fromHash": src.hash,
-            **_merge_modes(default_behavior, key_behaviors),
+            **_merge_modes(default_behavior, key_behaviors, resolved),
             **_flags(dry_run),
         }
         if meta is not None:
@@ -1168,14 +1173,24 @@ def _meta_json(meta: CommitMeta) -> dict[str, Any]:
 
 
 def _merge_modes(
-    default: MergeBehavior, keys: Mapping[ContentKey, MergeBehavior] | None
+    default: MergeBehavior,
+    keys: Mapping[ContentKey, MergeBehavior] | None,
+    resolved: Mapping[ContentKey, ResolvedContent] | None = None,
 ) -> dict[str, Any]:
+    modes: dict[ContentKey, dict[str, Any]] = {
+        key: {"key": key.to_json(), "mergeBehavior": MergeBehavior(b).value}
+        for key, b in (keys or {}).items()
+    }
+    for key, resolution in (resolved or {}).items():
+        modes[key] = {
+            "key": key.to_json(),
+            "mergeBehavior": MergeBehavior.NORMAL.value,
+            "expectedTargetContent": resolution.expected_target.to_json(),
+            "resolvedContent": resolution.content.to_json(),
+        }
     return {
         "defaultKeyMergeMode": MergeBehavior(default).value,
-        "keyMergeModes": [
-            {"key": key.to_json(), "mergeBehavior": MergeBehavior(b).value}
-            for key, b in sorted((keys or {}).items())
-        ],
+        "keyMergeModes": [modes[key] for key in sorted(modes)],
     }
 
 

@@ -71,6 +71,7 @@ from lakehouse.catalog.model import (
     ReferenceType,
     RefSpec,
     RepositoryConfig,
+    ResolvedContent,
     Unchanged,
     content_from_json,
     operation_from_json,
@@ -1354,6 +1355,7 @@ class SqlStore(VersionStore):
         dry_run: bool = False,
         meta: CommitMeta | str | None = None,
         raise_on_conflict: bool = True,
+        resolved: Mapping[ContentKey, ResolvedContent] | None = None,
     ) -> MergeResult:
         """Merge ``source`` into ``into`` as one commit (see :class:`VersionStore`)."""
         target = validate_ref_name(into or self.default_branch)
@@ -1374,6 +1376,8 @@ class SqlStore(VersionStore):
                 source_changes, target_values, default_behavior, dict(key_behaviors or {})
             )
             details = list(plan.details)
+            if resolved:
+                details = _apply_resolved(plan.changes, details, resolved, target_values)
             if expected_target_hash is not None and plan.changes:
                 expected = self._expand_hash(expected_target_hash, conn)
                 if expected != head:
@@ -1903,3 +1907,45 @@ def _ping_when_idle(engine: Engine, after: float = PING_AFTER_IDLE_SECONDS) -> N
 
 
 __all__ = ["SCHEMA_VERSION", "SqlStore"]
+
+
+def _apply_resolved(
+    changes: dict[str, Value | None],
+    details: list[KeyMergeDetail],
+    resolved: Mapping[ContentKey, ResolvedContent],
+    target_values: Mapping[str, Value | None],
+) -> list[KeyMergeDetail]:
+    """Put each resolved key's content in ``changes`` when the target holds the expected one.
+
+    A resolved key the source did not change, or whose target content is not the expected
+    one, stays (or becomes) a conflict: the resolution was computed from other contents.
+    """
+    out: list[KeyMergeDetail] = []
+    by_key = {d.key: d for d in details}
+    for key, resolution in sorted(resolved.items()):
+        path = key.to_path_string()
+        detail = by_key.get(key)
+        if detail is None:
+            out.append(
+                KeyMergeDetail(
+                    key,
+                    MergeBehavior.NORMAL,
+                    Conflict(key, ConflictType.UNKNOWN, "resolved, but not changed on the source"),
+                )
+            )
+            continue
+        if target_values.get(path) != resolution.expected_target.to_json():
+            by_key[key] = KeyMergeDetail(
+                key,
+                detail.merge_behavior,
+                Conflict(
+                    key,
+                    ConflictType.VALUE_DIFFERS,
+                    "the target's content is not the one the resolution expected",
+                ),
+            )
+            changes.pop(path, None)
+            continue
+        changes[path] = resolution.content.to_json()
+        by_key[key] = KeyMergeDetail(key, detail.merge_behavior)
+    return [by_key[d.key] for d in details] + out

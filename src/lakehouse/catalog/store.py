@@ -50,6 +50,7 @@ from lakehouse.catalog.model import (
     ReferenceType,
     RefSpec,
     RepositoryConfig,
+    ResolvedContent,
 )
 from lakehouse.errors import (
     ConfigError,
@@ -259,8 +260,13 @@ class VersionStore(ABC):
         dry_run: bool = False,
         meta: CommitMeta | str | None = None,
         raise_on_conflict: bool = True,
+        resolved: Mapping[ContentKey, ResolvedContent] | None = None,
     ) -> MergeResult:
         """Merge ``source`` into branch ``into`` (default branch) as one commit.
+
+        ``resolved`` gives, for keys changed on both sides, the content to put instead of
+        a conflict, valid only while the target still holds the expected content there
+        (Nessie's ``expectedTargetContent``/``resolvedContent``).
 
         Conflicts raise :class:`~lakehouse.errors.MergeConflictError` (the target is
         unchanged) unless ``raise_on_conflict`` is false, in which case they are

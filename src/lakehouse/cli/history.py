@@ -129,9 +129,19 @@ def merge_command(
         typer.Option("--drop-key", metavar="KEY", help="Keep the target's KEY; drop the source's."),
     ] = None,
     message: Annotated[str | None, typer.Option("--message", "-m", help="Commit message.")] = None,
+    no_content_merge: Annotated[
+        bool,
+        typer.Option(
+            "--no-content-merge",
+            help="A table changed on both sides is a conflict even when the changes commute.",
+        ),
+    ] = False,
     output: OutputOpt = None,
 ) -> None:
     """Merge SOURCE into a branch as one commit; conflicting keys abort the merge.
+
+    A table changed on both sides merges by content when the changes commute (e.g.
+    appends on both sides); otherwise it conflicts with the reason.
 
     Example: lakehouse merge dev --into main --strategy source-wins
     """
@@ -147,6 +157,7 @@ def merge_command(
         message=message,
         raise_on_conflict=not dry_run,
         strategy=strategy,
+        content_merge=not no_content_merge,
     )
     _report(state, output, result, source, dry_run)
     if result.conflicts:  # only reachable on a dry run

@@ -431,7 +431,8 @@ class _Run:
                 properties={"application": "lakehouse", **self.properties()},
             )
             try:
-                merged = self.lakehouse.store.merge(result.branch, result.target, meta=meta)
+                # a table ingestion also appended to meanwhile merges by content
+                merged = self.lakehouse.merge(result.branch, result.target, meta=meta)
             except CommitConflictError as exc:
                 result.status = "error"
                 result.error = f"merge into {result.target} failed: {exc}"

@@ -40,6 +40,7 @@ from lakehouse.catalog.model import (
     ReferenceType,
     RefSpec,
     RepositoryConfig,
+    ResolvedContent,
     Unchanged,
 )
 from lakehouse.catalog.store import VersionStore
@@ -409,11 +410,29 @@ def build_router(
         for mode in modes or ():
             key = ContentKey(tuple(mode.key.elements))
             if mode.expected_target_content is not None or mode.resolved_content is not None:
+                if mode.merge_behavior is MergeBehavior.NORMAL and (
+                    mode.expected_target_content is not None and mode.resolved_content is not None
+                ):
+                    continue  # a resolution: resolved_contents() takes it (merges only)
                 raise InvalidInputError(
-                    f"key merge mode for '{key}': expectedTargetContent/resolvedContent "
-                    "are not supported by this server"
+                    f"key merge mode for '{key}': resolvedContent needs mergeBehavior NORMAL "
+                    "and expectedTargetContent"
                 )
             out[key] = mode.merge_behavior
+        return out
+
+    def resolved_contents(
+        modes: Sequence[MergeKeyBehaviorBody] | None,
+    ) -> dict[ContentKey, ResolvedContent]:
+        """Nessie's client-resolved keys: put ``resolvedContent`` if the target is as expected."""
+        out: dict[ContentKey, ResolvedContent] = {}
+        for mode in modes or ():
+            if mode.expected_target_content is None or mode.resolved_content is None:
+                continue
+            out[ContentKey(tuple(mode.key.elements))] = ResolvedContent(
+                wire.content_from_wire(mode.expected_target_content),
+                wire.content_from_wire(mode.resolved_content),
+            )
         return out
 
     def detached_hash(text: str, rule: wire.HashRule) -> str:
@@ -806,6 +825,7 @@ def build_router(
             dry_run=bool(body.dry_run),
             meta=meta,
             raise_on_conflict=not body.return_conflict_as_result,
+            resolved=resolved_contents(body.key_merge_modes) or None,
         )
 
     @router.post(
@@ -815,6 +835,8 @@ def build_router(
         responses=_WRITE_ERRORS,
     )
     def transplant(branch: str, body: TransplantBody) -> JSONResponse:
+        if resolved_contents(body.key_merge_modes):
+            raise InvalidInputError("resolvedContent is supported by merges only")
         if body.from_ref_name != wire.DETACHED:
             store.get_reference(body.from_ref_name)
         last = detached_hash(body.hashes_to_transplant[-1], _TRANSPLANT_HASH)

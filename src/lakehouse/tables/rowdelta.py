@@ -233,6 +233,19 @@ class RowDelta:
             data_file.spec_id = metadata.default_spec_id  # written with the default spec
             self._added.append(data_file)
 
+    def add_data_files(self, data_files: Iterable[DataFile]) -> None:
+        """Add data files already written (e.g. another branch's, by a content merge).
+
+        Each keeps its partition spec id, which must exist in the table's metadata.
+        """
+        specs = self._metadata.specs()
+        for data_file in data_files:
+            if data_file.content != DataFileContent.DATA or data_file.spec_id not in specs:
+                raise RowLevelWriteError(
+                    f"cannot add {data_file.file_path}: not a data file of a known partition spec"
+                )
+            self._added.append(data_file)
+
     def delete_positions(
         self,
         data_file: DataFile,
