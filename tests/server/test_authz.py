@@ -65,15 +65,21 @@ def test_view_reference_is_allowed_when_no_rule_mentions_it() -> None:
         (ALICE, on_reference(CheckType.COMMIT_CHANGE_AGAINST_REFERENCE, "dev"), False),
         (WRITER, on_reference(CheckType.COMMIT_CHANGE_AGAINST_REFERENCE, "dev"), True),
         (WRITER, on_reference(CheckType.COMMIT_CHANGE_AGAINST_REFERENCE, "main"), False),
-        (WRITER, on_content(CheckType.CREATE_ENTITY, "dev", "bronze.orders", "ICEBERG_TABLE"), True),
-        (WRITER, on_content(CheckType.CREATE_ENTITY, "dev", "silver.orders", "ICEBERG_TABLE"), False),
+        (
+            WRITER,
+            on_content(CheckType.CREATE_ENTITY, "dev", "bronze.orders", "ICEBERG_TABLE"),
+            True,
+        ),
+        (
+            WRITER,
+            on_content(CheckType.CREATE_ENTITY, "dev", "silver.orders", "ICEBERG_TABLE"),
+            False,
+        ),
         (BOT, on_reference(CheckType.COMMIT_CHANGE_AGAINST_REFERENCE, "main"), False),  # no view
         (BOT, [Check(CheckType.COMMIT_CHANGE_AGAINST_REFERENCE, "main")], True),
     ],
 )
-def test_rules_decide_as_written(
-    principal: Principal, checks: list[Check], allowed: bool
-) -> None:
+def test_rules_decide_as_written(principal: Principal, checks: list[Check], allowed: bool) -> None:
     rules = AuthorizationRules.from_properties(RULES)
     assert (not rules.failures(checks, principal)) is allowed
 

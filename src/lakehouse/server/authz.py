@@ -30,6 +30,10 @@ from enum import StrEnum
 from typing import Any
 
 import celpy
+from celpy.adapter import json_to_cel
+from celpy.celparser import CELParseError
+from celpy.celtypes import BoolType
+from celpy.evaluation import CELEvalError
 
 from lakehouse.errors import LakehouseError
 from lakehouse.server.oidc import Principal
@@ -151,7 +155,7 @@ class AuthorizationRules:
         for rule_id, text in rules.items():
             try:
                 self._programs[rule_id] = env.program(env.compile(text))
-            except celpy.CELParseError as exc:
+            except CELParseError as exc:
                 raise RulesError(
                     f"authorization rule {rule_id!r} does not compile: {str(exc).splitlines()[0]}"
                 ) from None
@@ -179,24 +183,21 @@ class AuthorizationRules:
 
     def allows(self, check: Check, principal: Principal) -> bool:
         """Whether any rule is true for ``check`` by ``principal``."""
-        activation = {k: celpy.json_to_cel(v) for k, v in check.variables(principal).items()}
+        activation = {k: json_to_cel(v) for k, v in check.variables(principal).items()}
         for rule_id, program in self._programs.items():
             try:
                 result = program.evaluate(activation)
-            except celpy.CELEvalError as exc:
+            except CELEvalError as exc:
                 raise RulesError(f"authorization rule {rule_id!r} failed: {exc}") from None
-            if isinstance(result, celpy.CELEvalError):
-                continue  # a rule that errors on these variables does not allow
-            if result is True or (isinstance(result, celpy.celtypes.BoolType) and bool(result)):
+            # a rule that errors on these variables (an error value) does not allow
+            if isinstance(result, BoolType) and bool(result):
                 return True
         return False
 
     def failures(self, checks: Iterable[Check], principal: Principal) -> list[str]:
         """The refusal messages of the failed ``checks`` (each check once, in order)."""
         return [
-            c.refusal(principal)
-            for c in dict.fromkeys(checks)
-            if not self.allows(c, principal)
+            c.refusal(principal) for c in dict.fromkeys(checks) if not self.allows(c, principal)
         ]
 
     def check(self, checks: Iterable[Check], principal: Principal) -> None:
