@@ -40,9 +40,11 @@ from lakehouse.server.metrics import MetricsMiddleware, ServerMetrics, operation
 from lakehouse.server.middleware import (
     BearerAuthMiddleware,
     HeadAsGetMiddleware,
+    OidcAuthMiddleware,
     RefPathMiddleware,
     RequestLimitMiddleware,
 )
+from lakehouse.server.oidc import OidcVerifier
 from lakehouse.server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
@@ -72,8 +74,12 @@ def create_app(
     *,
     settings: ServerSettings | None = None,
     iceberg: IcebergRestSettings | None = None,
+    oidc_verifier: OidcVerifier | None = None,
 ) -> FastAPI:
     """The server app over ``store``. The caller keeps ownership of ``store``.
+
+    With ``settings.oidc`` requests need a bearer token of that issuer; ``oidc_verifier``
+    replaces the verifier built from those settings (tests inject one with a transport).
 
     With ``iceberg`` (the warehouse and its FileIO settings) the Iceberg REST catalog
     is served under ``/iceberg`` too.
@@ -126,7 +132,11 @@ def create_app(
 
     # add_middleware puts each new one outside the previous: innermost first here.
     app.add_middleware(RequestLimitMiddleware, max_bytes=settings.max_request_bytes)
-    if settings.token is not None:
+    if oidc_verifier is None and settings.oidc is not None:
+        oidc_verifier = OidcVerifier(settings.oidc)
+    if oidc_verifier is not None:
+        app.add_middleware(OidcAuthMiddleware, verifier=oidc_verifier)
+    elif settings.token is not None:
         app.add_middleware(BearerAuthMiddleware, token=settings.token)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RefPathMiddleware)
@@ -145,7 +155,7 @@ def make_server(
     iceberg: IcebergRestSettings | None = None,
 ) -> uvicorn.Server:
     """A uvicorn server for ``store``, not started (``run()`` it, or ``should_exit`` it)."""
-    no_auth = settings is None or settings.token is None
+    no_auth = settings is None or (settings.token is None and settings.oidc is None)
     if no_auth and host not in ("127.0.0.1", "localhost", "::1"):
         log.warning(
             "serving the catalog on %s without authentication: anyone who can reach "
