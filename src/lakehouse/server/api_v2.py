@@ -51,7 +51,17 @@ from lakehouse.errors import (
     ReferenceNotFoundError,
 )
 from lakehouse.server import cel, wire
+from lakehouse.server.authz import (
+    AuthorizationRules,
+    Check,
+    CheckType,
+    on_content,
+    on_reference,
+    view_reference,
+)
 from lakehouse.server.metrics import ServerMetrics
+from lakehouse.server.middleware import current_principal
+from lakehouse.server.oidc import Principal
 from lakehouse.server.schemas import (
     CommitMetaBody,
     GetMultipleContentsBody,
@@ -218,10 +228,45 @@ def _token_key(token: str | None) -> ContentKey | None:
 
 
 def build_router(
-    store: VersionStore, settings: ServerSettings, metrics: ServerMetrics
+    store: VersionStore,
+    settings: ServerSettings,
+    metrics: ServerMetrics,
+    rules: AuthorizationRules | None = None,
 ) -> APIRouter:
-    """The ``/api/v2`` routes bound to ``store``."""
+    """The ``/api/v2`` routes bound to ``store``; with ``rules``, Nessie's access checks."""
     router = APIRouter(prefix="/api/v2", tags=["Nessie API v2"])
+
+    def principal() -> Principal:
+        return current_principal.get() or Principal("")
+
+    def authorize(checks: Iterable[Check]) -> None:
+        """Raise Nessie's 403 unless every check passes (no-op without rules)."""
+        if rules is not None:
+            rules.check(checks, principal())
+
+    def allowed(checks: Iterable[Check]) -> bool:
+        return rules is None or not rules.failures(checks, principal())
+
+    def ref_name(spec: RefSpec) -> str:
+        return spec.name if spec.name is not None else wire.DETACHED
+
+    def entity_checks(branch: str, at_hash: str, operations: Sequence[Operation]) -> list[Check]:
+        """CREATE/UPDATE/DELETE_ENTITY per changed key, as Nessie's commit validator does."""
+        if rules is None:
+            return []
+        keys = [op.key for op in operations if not isinstance(op, Unchanged)]
+        existing = store.get_contents(RefSpec(None, at_hash), keys) if keys else {}
+        checks: list[Check] = []
+        for op in operations:
+            path = wire.key_to_path(op.key)
+            if isinstance(op, Put):
+                kind = CheckType.UPDATE_ENTITY if op.key in existing else CheckType.CREATE_ENTITY
+                checks += on_content(kind, branch, path, op.content.type.value)
+            elif isinstance(op, Delete):
+                old = existing.get(op.key)
+                content_type = old.type.value if old is not None else ""
+                checks += on_content(CheckType.DELETE_ENTITY, branch, path, content_type)
+        return checks
 
     def page_size(max_records: int | None) -> int:
         return min(max_records or settings.default_page_size, settings.max_page_size)
@@ -427,9 +472,17 @@ def build_router(
         return store.resolve(limit).hash
 
     def contents_response(ref: str, keys: Iterable[ContentKey]) -> JSONResponse:
-        resolved = store.resolve(path_ref(ref))
+        spec = path_ref(ref)
+        resolved = store.resolve(spec)
         wanted = list(dict.fromkeys(keys))
         found = store.get_contents(RefSpec(None, resolved.hash), wanted) if wanted else {}
+        checks = [view_reference(ref_name(spec))]
+        for k in wanted:
+            kind = found[k].type.value if k in found else ""
+            checks += on_content(
+                CheckType.READ_ENTITY_VALUE, ref_name(spec), wire.key_to_path(k), kind
+            )
+        authorize(checks)
         return _json(
             {
                 "contents": [
@@ -467,6 +520,9 @@ def build_router(
             list[str] | None, Query(alias="type", description="e.g. GARBAGE_COLLECTOR")
         ] = None,
     ) -> JSONResponse:
+        authorize(
+            Check(CheckType.READ_REPOSITORY_CONFIG, config_type=str(t).upper()) for t in type_ or []
+        )
         configs = store.repository_config(type_ or [])
         return _json({"configs": [c.to_json() for c in configs]})
 
@@ -477,7 +533,9 @@ def build_router(
         responses=_WRITE_ERRORS,
     )
     def update_repository_config(body: UpdateRepositoryConfigBody) -> JSONResponse:
-        previous = store.update_repository_config(RepositoryConfig.from_json(body.config))
+        config = RepositoryConfig.from_json(body.config)
+        authorize([Check(CheckType.UPDATE_REPOSITORY_CONFIG, config_type=config.type)])
+        previous = store.update_repository_config(config)
         return _json({"previous": previous.to_json() if previous is not None else None})
 
     # -- references -------------------------------------------------------------------
@@ -503,6 +561,8 @@ def build_router(
         token: str | None = None
         for reference in sorted(store.list_references(), key=lambda r: r.name):
             if start is not None and reference.name < start:
+                continue
+            if not allowed([view_reference(reference.name)]):
                 continue
             meta = head_meta(reference) if fetch_all else None
             metadata = None
@@ -537,7 +597,11 @@ def build_router(
         kind = _reference_type(type_)
         assert kind is not None
         wire.check_new_reference_name(name)
-        created = store.create_reference(name, kind, body_ref(body, _TARGET_HASH))
+        source = body_ref(body, _TARGET_HASH)
+        if rules is not None:
+            store.resolve(source)  # Nessie resolves the source (404) before the checks
+        authorize([Check(CheckType.CREATE_REFERENCE, name), view_reference(ref_name(source))])
+        created = store.create_reference(name, kind, source)
         return _json({"reference": created.to_json()})
 
     # -- contents ---------------------------------------------------------------------
@@ -569,7 +633,9 @@ def build_router(
             _optional_key(prefix_key),
         )
         start = _token_key(page_token)
-        resolved = store.resolve(path_ref(ref))
+        spec = path_ref(ref)
+        resolved = store.resolve(spec)
+        authorize([Check(CheckType.READ_ENTRIES, ref_name(spec))])
         at = RefSpec(None, resolved.hash)
         limit = page_size(max_records)
         page: list[Entry] = []
@@ -580,6 +646,10 @@ def build_router(
             if predicate is not None and not predicate(
                 {"entry": {**_key_env(entry.key), "contentType": entry.type.value}}
             ):
+                continue
+            path = wire.key_to_path(entry.key)
+            read_key = Check(CheckType.READ_CONTENT_KEY, ref_name(spec), path, entry.type.value)
+            if not allowed([read_key]):
                 continue
             if len(page) == limit:
                 token = wire.encode_token(wire.key_to_path(entry.key))
@@ -603,8 +673,15 @@ def build_router(
     )
     def get_content(ref: str, key: str) -> JSONResponse:
         content_key = wire.key_from_path(key)
-        resolved = store.resolve(path_ref(ref))
+        spec = path_ref(ref)
+        resolved = store.resolve(spec)
         found = store.get_contents(RefSpec(None, resolved.hash), [content_key])
+        if content_key in found:
+            kind = found[content_key].type.value
+            path = wire.key_to_path(content_key)
+            authorize(on_content(CheckType.READ_ENTITY_VALUE, ref_name(spec), path, kind))
+        else:
+            authorize([view_reference(ref_name(spec))])
         if content_key not in found:
             raise ContentNotFoundError(str(content_key), str(resolved), content_key)
         return _json(
@@ -656,6 +733,9 @@ def build_router(
         predicate = cel.compile_filter(filter_, _LOG_VARS)
         with_operations = fetch_all or (predicate is not None and predicate.uses("operations"))
         spec = path_ref(ref, _YOUNGEST_HASH)
+        if rules is not None:
+            store.resolve(spec)  # 404 before 403, as Nessie
+        authorize(on_reference(CheckType.LIST_COMMIT_LOG, ref_name(spec)))
         stop = oldest_hash(spec, limit_hash) if limit_hash else None
         limit = page_size(max_records)
         found: list[LogEntry] = []
@@ -702,6 +782,9 @@ def build_router(
         spec = path_ref(ref)
         if spec.name is None or spec.hash is not None or spec.relative:
             raise InvalidInputError("Hashes are not allowed when fetching a reference by name")
+        if rules is not None:
+            store.get_reference(spec.name)
+        authorize([view_reference(spec.name)])
         history = store.reference_history(spec.name, scan_commits=scan_commits)
         return _json(wire.reference_history_json(history))
 
@@ -730,8 +813,11 @@ def build_router(
             _optional_key(prefix_key),
         )
         start = _token_key(page_token)
-        from_resolved = store.resolve(path_ref(from_ref, _FROM_HASH))
-        to_resolved = store.resolve(path_ref(to_ref, _TO_HASH))
+        from_spec = path_ref(from_ref, _FROM_HASH)
+        to_spec = path_ref(to_ref, _TO_HASH)
+        from_resolved = store.resolve(from_spec)
+        to_resolved = store.resolve(to_spec)
+        authorize([view_reference(ref_name(from_spec)), view_reference(ref_name(to_spec))])
         diffs = store.diff(RefSpec(None, from_resolved.hash), RefSpec(None, to_resolved.hash))
         limit = page_size(max_records)
         page: list[dict[str, Any]] = []
@@ -740,6 +826,10 @@ def build_router(
             if not _in_key_range(diff.key, requested, low, high, prefix, start):
                 continue
             if predicate is not None and not predicate({"key": _key_env(diff.key)}):
+                continue
+            side = from_spec if diff.from_content is not None else to_spec
+            read_key = Check(CheckType.READ_CONTENT_KEY, ref_name(side), wire.key_to_path(diff.key))
+            if not allowed([read_key]):
                 continue
             if len(page) == limit:
                 token = wire.encode_token(wire.key_to_path(diff.key))
@@ -767,6 +857,12 @@ def build_router(
         with write_target(branch, _COMMIT_TARGET) as target:
             meta = commit_meta(body.commit_meta, request.headers)
             operations = [operation(op) for op in body.operations]
+            authorize(
+                [
+                    *on_reference(CheckType.COMMIT_CHANGE_AGAINST_REFERENCE, target.name),
+                    *entity_checks(target.name, target.hash, operations),
+                ]
+            )
             with expected_in_history(target):
                 result = store.commit(target.name, operations, meta, expected_hash=target.hash)
         metrics.commits.labels("commit").inc()
@@ -784,6 +880,12 @@ def build_router(
             _SOURCE_HASH,
         )
         with write_target(branch, _MERGE_TARGET) as target:
+            authorize(
+                [
+                    view_reference(ref_name(source)),
+                    *on_reference(CheckType.COMMIT_CHANGE_AGAINST_REFERENCE, target.name),
+                ]
+            )
             meta: CommitMeta | None = None
             if body.commit_meta is not None or body.message or _has_commit_headers(request.headers):
                 meta = commit_meta(body.commit_meta, request.headers)
@@ -819,6 +921,12 @@ def build_router(
             store.get_reference(body.from_ref_name)
         last = detached_hash(body.hashes_to_transplant[-1], _TRANSPLANT_HASH)
         with write_target(branch, _TRANSPLANT_TARGET) as target:
+            authorize(
+                [
+                    view_reference(body.from_ref_name),
+                    *on_reference(CheckType.COMMIT_CHANGE_AGAINST_REFERENCE, target.name),
+                ]
+            )
             hashes = [detached_hash(h, _TRANSPLANT_HASH) for h in body.hashes_to_transplant[:-1]]
             hashes.append(last)
             with expected_in_history(target):
@@ -852,6 +960,7 @@ def build_router(
         if spec.name is None or spec.hash is not None or spec.relative:
             raise InvalidInputError("Hashes are not allowed when fetching a reference by name")
         reference = store.get_reference(spec.name)
+        authorize([view_reference(spec.name)])
         metadata = None
         if _fetch_all(fetch):
             counts = ref_counts()(reference)
@@ -876,6 +985,14 @@ def build_router(
         to = body_ref(body, _TARGET_HASH)
         if kind is not None:
             check_type(store.get_reference(spec.name), kind)
+        if rules is not None:
+            store.resolve(to)
+        authorize(
+            [
+                view_reference(ref_name(to)),
+                *on_reference(CheckType.ASSIGN_REFERENCE_TO_HASH, spec.name),
+            ]
+        )
         updated = store.assign_reference(spec.name, expected, to, kind)
         return _json({"reference": updated.to_json()})
 
@@ -896,6 +1013,7 @@ def build_router(
         check_type(current, kind)
         if spec.name == store.default_branch:
             raise InvalidInputError(f"Default branch '{spec.name}' cannot be deleted.")
+        authorize(on_reference(CheckType.DELETE_REFERENCE, spec.name))
         _DELETE_TARGET.check_hash(False, spec.hash, bool(spec.relative))
         expected = expected_hash(spec)
         store.delete_reference(spec.name, expected, kind)

@@ -30,6 +30,7 @@ from starlette.convertors import Convertor, register_url_convertor
 import lakehouse
 from lakehouse.catalog.store import VersionStore
 from lakehouse.server.api_v2 import build_router
+from lakehouse.server.authz import AuthorizationRules
 from lakehouse.server.errors import install_error_handlers
 from lakehouse.server.iceberg_rest import (
     IcebergPathMiddleware,
@@ -40,6 +41,7 @@ from lakehouse.server.metrics import MetricsMiddleware, ServerMetrics, operation
 from lakehouse.server.middleware import (
     BearerAuthMiddleware,
     HeadAsGetMiddleware,
+    IcebergForbiddenMiddleware,
     OidcAuthMiddleware,
     RefPathMiddleware,
     RequestLimitMiddleware,
@@ -105,7 +107,10 @@ def create_app(
         metrics.conflicts.labels(operation_of(request.scope)).inc()
 
     install_error_handlers(app, on_conflict=count_conflict)
-    app.include_router(build_router(store, settings, metrics))
+    rules = None
+    if settings.authorization_rules is not None:
+        rules = AuthorizationRules.from_mapping(settings.authorization_rules)
+    app.include_router(build_router(store, settings, metrics, rules))
     if iceberg is not None:
         app.include_router(build_iceberg_router(store, iceberg, metrics))
 
@@ -132,6 +137,8 @@ def create_app(
 
     # add_middleware puts each new one outside the previous: innermost first here.
     app.add_middleware(RequestLimitMiddleware, max_bytes=settings.max_request_bytes)
+    if rules is not None:
+        app.add_middleware(IcebergForbiddenMiddleware)
     if oidc_verifier is None and settings.oidc is not None:
         oidc_verifier = OidcVerifier(settings.oidc)
     if oidc_verifier is not None:

@@ -27,6 +27,11 @@ class ServerSettings(BaseModel):
     #: When set, every ``/api/…`` and ``/iceberg/…`` request must carry a bearer token
     #: issued by this OIDC provider (:mod:`lakehouse.server.oidc`); replaces ``token``.
     oidc: OidcSettings | None = None
+    #: Nessie authorization rules by id (``nessie.server.authorization.rules.<id>``); when
+    #: set (even empty) every Nessie API call is checked, deny by default
+    #: (:mod:`lakehouse.server.authz`). The Iceberg REST routes then answer 403 until they
+    #: carry the same checks.
+    authorization_rules: dict[str, str] | None = None
     #: Requests with a larger body are refused with 413 before the body is read.
     max_request_bytes: int = Field(default=DEFAULT_MAX_REQUEST_BYTES, ge=1)
     #: Page size when a client sends no ``max-records`` (Nessie: a hint, not a promise).
