@@ -135,3 +135,31 @@ def test_references_are_listed_when_no_rule_restricts_viewing(
 def test_iceberg_rest_fails_closed_while_rules_are_on(client: ApiClient, issuer: Issuer) -> None:
     response = client.get("/iceberg/v1/config", headers=auth(issuer, "admin"))
     assert response.status_code == 403
+
+
+def test_every_write_is_audited_with_principal_outcome_hashes_and_keys(
+    client: ApiClient, issuer: Issuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    import json
+    import logging
+
+    caplog.set_level(logging.INFO, logger="lakehouse.audit")
+    h = head(client, issuer, "main")
+    reader = auth(issuer, "rita", "readers")
+    admin = auth(issuer, "admin")
+    url = f"/api/v2/trees/main@{h}/history/commit"
+    assert client.post(url, json=namespace_put("bronze"), headers=reader).status_code == 403
+    done = client.post(url, json=namespace_put("bronze"), headers=admin)
+    assert done.status_code == 200
+    lines = [json.loads(r.message) for r in caplog.records if r.name == "lakehouse.audit"]
+    assert [(x["principal"], x["operation"], x["ref"], x["outcome"]) for x in lines] == [
+        ("rita", "commit", "main", "denied"),
+        ("admin", "commit", "main", "ok"),
+    ]
+    assert lines[1]["expectedHash"] == h
+    assert lines[1]["resultHash"] == done.json()["targetBranch"]["hash"]
+    assert lines[1]["keys"] == ["bronze"]
+    assert lines[1]["time"].endswith("Z")
+    metrics = client.get("/metrics").text
+    assert 'lakehouse_audit_writes_total{operation="commit",outcome="denied"} 1.0' in metrics
+    assert 'lakehouse_audit_writes_total{operation="commit",outcome="ok"} 1.0' in metrics

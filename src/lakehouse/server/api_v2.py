@@ -51,6 +51,7 @@ from lakehouse.errors import (
     ReferenceNotFoundError,
 )
 from lakehouse.server import cel, wire
+from lakehouse.server.audit import AuditLog
 from lakehouse.server.authz import (
     AuthorizationRules,
     Check,
@@ -235,6 +236,7 @@ def build_router(
 ) -> APIRouter:
     """The ``/api/v2`` routes bound to ``store``; with ``rules``, Nessie's access checks."""
     router = APIRouter(prefix="/api/v2", tags=["Nessie API v2"])
+    audit = AuditLog(metrics.audit_writes)
 
     def principal() -> Principal:
         return current_principal.get() or Principal("")
@@ -600,8 +602,10 @@ def build_router(
         source = body_ref(body, _TARGET_HASH)
         if rules is not None:
             store.resolve(source)  # Nessie resolves the source (404) before the checks
-        authorize([Check(CheckType.CREATE_REFERENCE, name), view_reference(ref_name(source))])
-        created = store.create_reference(name, kind, source)
+        with audit.write("create_reference", name) as record:
+            authorize([Check(CheckType.CREATE_REFERENCE, name), view_reference(ref_name(source))])
+            created = store.create_reference(name, kind, source)
+            record["resultHash"] = created.hash
         return _json({"reference": created.to_json()})
 
     # -- contents ---------------------------------------------------------------------
@@ -854,7 +858,12 @@ def build_router(
         responses=_WRITE_ERRORS,
     )
     def commit(branch: str, body: OperationsBody, request: Request) -> JSONResponse:
-        with write_target(branch, _COMMIT_TARGET) as target:
+        keys = [wire.key_to_path(ContentKey(tuple(op.key.elements))) for op in body.operations]
+        with (
+            audit.write("commit", branch.split("@", 1)[0], keys) as record,
+            write_target(branch, _COMMIT_TARGET) as target,
+        ):
+            record["expectedHash"] = target.hash
             meta = commit_meta(body.commit_meta, request.headers)
             operations = [operation(op) for op in body.operations]
             authorize(
@@ -865,6 +874,7 @@ def build_router(
             )
             with expected_in_history(target):
                 result = store.commit(target.name, operations, meta, expected_hash=target.hash)
+            record["resultHash"] = result.hash
         metrics.commits.labels("commit").inc()
         return _json(wire.commit_response_json(result))
 
@@ -879,7 +889,12 @@ def build_router(
             wire.ref_spec(body.from_ref_name, body.from_hash, store.default_branch, _SOURCE_HASH),
             _SOURCE_HASH,
         )
-        with write_target(branch, _MERGE_TARGET) as target:
+        with (
+            audit.write("merge", branch.split("@", 1)[0]) as record,
+            write_target(branch, _MERGE_TARGET) as target,
+        ):
+            record["expectedHash"] = target.hash
+            record["from"] = ref_name(source)
             authorize(
                 [
                     view_reference(ref_name(source)),
@@ -893,6 +908,9 @@ def build_router(
                     meta = replace(meta, message=body.message)
             with expected_in_history(target):
                 result = merge_into(target, source, body, meta)
+            record["resultHash"] = result.resultant_target_hash
+            record["applied"] = result.was_applied
+            record["keys"] = [wire.key_to_path(d.key) for d in result.details]
         _count(metrics, "merge", result.was_applied, len(result.added_commits), result.conflicts)
         return _json(wire.merge_response_json(result, target.hash))
 
@@ -920,7 +938,12 @@ def build_router(
         if body.from_ref_name != wire.DETACHED:
             store.get_reference(body.from_ref_name)
         last = detached_hash(body.hashes_to_transplant[-1], _TRANSPLANT_HASH)
-        with write_target(branch, _TRANSPLANT_TARGET) as target:
+        with (
+            audit.write("transplant", branch.split("@", 1)[0]) as record,
+            write_target(branch, _TRANSPLANT_TARGET) as target,
+        ):
+            record["expectedHash"] = target.hash
+            record["hashes"] = list(body.hashes_to_transplant)
             authorize(
                 [
                     view_reference(body.from_ref_name),
@@ -939,6 +962,8 @@ def build_router(
                     dry_run=bool(body.dry_run),
                     raise_on_conflict=not body.return_conflict_as_result,
                 )
+            record["resultHash"] = result.resultant_target_hash
+            record["applied"] = result.was_applied
         _count(
             metrics, "transplant", result.was_applied, len(result.added_commits), result.conflicts
         )
@@ -985,15 +1010,18 @@ def build_router(
         to = body_ref(body, _TARGET_HASH)
         if kind is not None:
             check_type(store.get_reference(spec.name), kind)
-        if rules is not None:
-            store.resolve(to)
-        authorize(
-            [
-                view_reference(ref_name(to)),
-                *on_reference(CheckType.ASSIGN_REFERENCE_TO_HASH, spec.name),
-            ]
-        )
-        updated = store.assign_reference(spec.name, expected, to, kind)
+        with audit.write("assign_reference", spec.name) as record:
+            record["expectedHash"] = expected
+            if rules is not None:
+                store.resolve(to)
+            authorize(
+                [
+                    view_reference(ref_name(to)),
+                    *on_reference(CheckType.ASSIGN_REFERENCE_TO_HASH, spec.name),
+                ]
+            )
+            updated = store.assign_reference(spec.name, expected, to, kind)
+            record["resultHash"] = updated.hash
         return _json({"reference": updated.to_json()})
 
     @router.delete(
@@ -1013,10 +1041,12 @@ def build_router(
         check_type(current, kind)
         if spec.name == store.default_branch:
             raise InvalidInputError(f"Default branch '{spec.name}' cannot be deleted.")
-        authorize(on_reference(CheckType.DELETE_REFERENCE, spec.name))
-        _DELETE_TARGET.check_hash(False, spec.hash, bool(spec.relative))
-        expected = expected_hash(spec)
-        store.delete_reference(spec.name, expected, kind)
+        with audit.write("delete_reference", spec.name) as record:
+            record["expectedHash"] = spec.hash
+            authorize(on_reference(CheckType.DELETE_REFERENCE, spec.name))
+            _DELETE_TARGET.check_hash(False, spec.hash, bool(spec.relative))
+            expected = expected_hash(spec)
+            store.delete_reference(spec.name, expected, kind)
         deleted_at = current.hash if current.hash.startswith(expected.lower()) else expected
         return _json({"reference": Reference.of(current.type, current.name, deleted_at).to_json()})
 
