@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -72,6 +73,24 @@ def serve_command(
             show_default=False,
         ),
     ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-cert",
+            envvar="LAKEHOUSE_SERVER__TLS_CERTFILE",
+            help="PEM certificate (chain): serve HTTPS. Needs --tls-key.",
+            show_default=False,
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-key",
+            envvar="LAKEHOUSE_SERVER__TLS_KEYFILE",
+            help="PEM private key of --tls-cert.",
+            show_default=False,
+        ),
+    ] = None,
     log_level: Annotated[
         str,
         typer.Option(
@@ -102,6 +121,12 @@ def serve_command(
                 f"--token-env {token_env}: environment variable {token_env} is not set or empty"
             )
 
+    if (tls_cert is None) != (tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    for option, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key)):
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{option} {path}: no such file")
+
     state = State.of(ctx)
     lh = state.lakehouse()
     if lh.settings.catalog_uri.startswith(("http://", "https://")):
@@ -123,11 +148,16 @@ def serve_command(
         lh.store,
         host,
         actual_port,
-        settings=ServerSettings(token=SecretStr(token) if token else None),
+        settings=ServerSettings(
+            token=SecretStr(token) if token else None,
+            tls_certfile=str(tls_cert) if tls_cert else None,
+            tls_keyfile=str(tls_key) if tls_key else None,
+        ),
         log_level=log_level.lower(),
         iceberg=IcebergRestSettings.from_settings(lh.settings),
     )
-    base = f"http://{_url_host(host)}:{actual_port}"
+    scheme = "https" if tls_cert else "http"
+    base = f"{scheme}://{_url_host(host)}:{actual_port}"
     info = {
         "nessie_uri": f"{base}/api/v2",
         "iceberg_uri": f"{base}/iceberg/",

@@ -29,6 +29,7 @@ from starlette.convertors import Convertor, register_url_convertor
 
 import lakehouse
 from lakehouse.catalog.store import VersionStore
+from lakehouse.errors import ConfigError
 from lakehouse.server.api_v2 import build_router
 from lakehouse.server.authz import AuthorizationRules
 from lakehouse.server.errors import install_error_handlers
@@ -169,6 +170,8 @@ def make_server(
             "the port can change the catalog; set a token",
             host,
         )
+    if settings is not None and (settings.tls_certfile is None) != (settings.tls_keyfile is None):
+        raise ConfigError("TLS needs both a certificate file and a key file")
     config = uvicorn.Config(
         create_app(store, settings=settings, iceberg=iceberg),
         host=host,
@@ -176,6 +179,8 @@ def make_server(
         log_level=log_level,
         proxy_headers=False,
         server_header=False,
+        ssl_certfile=settings.tls_certfile if settings is not None else None,
+        ssl_keyfile=settings.tls_keyfile if settings is not None else None,
     )
     return uvicorn.Server(config)
 

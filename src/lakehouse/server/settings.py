@@ -32,6 +32,9 @@ class ServerSettings(BaseModel):
     #: (:mod:`lakehouse.server.authz`). The Iceberg REST routes then answer 403 until they
     #: carry the same checks.
     authorization_rules: dict[str, str] | None = None
+    #: PEM certificate chain and private key: serve HTTPS instead of HTTP (both or neither).
+    tls_certfile: str | None = None
+    tls_keyfile: str | None = None
     #: Requests with a larger body are refused with 413 before the body is read.
     max_request_bytes: int = Field(default=DEFAULT_MAX_REQUEST_BYTES, ge=1)
     #: Page size when a client sends no ``max-records`` (Nessie: a hint, not a promise).
