@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -72,6 +73,62 @@ def serve_command(
             show_default=False,
         ),
     ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-cert",
+            envvar="LAKEHOUSE_SERVER__TLS_CERTFILE",
+            help="PEM certificate (chain): serve HTTPS. Needs --tls-key.",
+            show_default=False,
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-key",
+            envvar="LAKEHOUSE_SERVER__TLS_KEYFILE",
+            help="PEM private key of --tls-cert.",
+            show_default=False,
+        ),
+    ] = None,
+    oidc_issuer: Annotated[
+        str | None,
+        typer.Option(
+            "--oidc-issuer",
+            envvar="LAKEHOUSE_SERVER__OIDC__ISSUER",
+            help="Require OIDC bearer tokens of this issuer (replaces --token-env).",
+            show_default=False,
+        ),
+    ] = None,
+    oidc_audience: Annotated[
+        str | None,
+        typer.Option(
+            "--oidc-audience",
+            envvar="LAKEHOUSE_SERVER__OIDC__AUDIENCE",
+            help="Expected 'aud' of the tokens.",
+            show_default=False,
+        ),
+    ] = None,
+    oidc_roles_claim: Annotated[
+        str,
+        typer.Option(
+            "--oidc-roles-claim",
+            envvar="LAKEHOUSE_SERVER__OIDC__ROLES_CLAIM",
+            help="Dotted path of the roles claim (Keycloak: realm_access.roles).",
+        ),
+    ] = "groups",
+    rules_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--authorization-rules",
+            envvar="LAKEHOUSE_SERVER__AUTHORIZATION_RULES_FILE",
+            help=(
+                "Nessie properties file whose nessie.server.authorization.rules.<id> "
+                "entries are enforced (deny by default)."
+            ),
+            show_default=False,
+        ),
+    ] = None,
     log_level: Annotated[
         str,
         typer.Option(
@@ -102,6 +159,29 @@ def serve_command(
                 f"--token-env {token_env}: environment variable {token_env} is not set or empty"
             )
 
+    if (tls_cert is None) != (tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    for option, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key)):
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{option} {path}: no such file")
+
+    if oidc_issuer and token_env:
+        raise ConfigError("use either --oidc-issuer or --token-env, not both")
+    rules: dict[str, str] | None = None
+    if rules_file is not None:
+        from lakehouse.server.authz import RULE_PREFIX, AuthorizationRules, parse_properties
+
+        try:
+            text = rules_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"--authorization-rules {rules_file}: {exc.strerror}") from None
+        rules = {
+            k.removeprefix(RULE_PREFIX): v
+            for k, v in parse_properties(text).items()
+            if k.startswith(RULE_PREFIX)
+        }
+        AuthorizationRules.from_mapping(rules)  # a rule that does not compile: error now
+
     state = State.of(ctx)
     lh = state.lakehouse()
     if lh.settings.catalog_uri.startswith(("http://", "https://")):
@@ -116,6 +196,7 @@ def serve_command(
     from lakehouse.server import ServerSettings
     from lakehouse.server.app import make_server
     from lakehouse.server.iceberg_rest import IcebergRestSettings
+    from lakehouse.server.oidc import OidcSettings
 
     sock = _bind(host, port)
     actual_port = int(sock.getsockname()[1])
@@ -123,18 +204,30 @@ def serve_command(
         lh.store,
         host,
         actual_port,
-        settings=ServerSettings(token=SecretStr(token) if token else None),
+        settings=ServerSettings(
+            token=SecretStr(token) if token else None,
+            tls_certfile=str(tls_cert) if tls_cert else None,
+            tls_keyfile=str(tls_key) if tls_key else None,
+            oidc=OidcSettings(
+                issuer=oidc_issuer, audience=oidc_audience, roles_claim=oidc_roles_claim
+            )
+            if oidc_issuer
+            else None,
+            authorization_rules=rules,
+        ),
         log_level=log_level.lower(),
         iceberg=IcebergRestSettings.from_settings(lh.settings),
     )
-    base = f"http://{_url_host(host)}:{actual_port}"
+    scheme = "https" if tls_cert else "http"
+    base = f"{scheme}://{_url_host(host)}:{actual_port}"
     info = {
         "nessie_uri": f"{base}/api/v2",
         "iceberg_uri": f"{base}/iceberg/",
         "catalog": lh.settings.summary()["catalog"],
         "warehouse": lh.settings.summary()["warehouse"],
         "default_branch": lh.default_branch,
-        "auth": "bearer token" if token else "none",
+        "auth": "oidc" if oidc_issuer else ("bearer token" if token else "none"),
+        "authorization": "rules" if rules is not None else "none",
     }
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal with the
     # previous handler: make SIGTERM end like Ctrl-C (KeyboardInterrupt, caught below).
@@ -151,7 +244,7 @@ def serve_command(
                 f"catalog:        {info['catalog']}  (default branch {info['default_branch']})"
             )
             out.print(f"warehouse:      {info['warehouse']}")
-            if not token and host not in _LOOPBACK:
+            if not token and not oidc_issuer and host not in _LOOPBACK:
                 out.print(
                     "auth:           none: anyone who can reach the port can change the catalog"
                 )

@@ -52,7 +52,18 @@ from lakehouse.errors import (
     ReferenceNotFoundError,
 )
 from lakehouse.server import cel, wire
+from lakehouse.server.audit import AuditLog
+from lakehouse.server.authz import (
+    AuthorizationRules,
+    Check,
+    CheckType,
+    on_content,
+    on_reference,
+    view_reference,
+)
 from lakehouse.server.metrics import ServerMetrics
+from lakehouse.server.middleware import current_principal
+from lakehouse.server.oidc import Principal
 from lakehouse.server.schemas import (
     CommitMetaBody,
     GetMultipleContentsBody,
@@ -219,10 +230,46 @@ def _token_key(token: str | None) -> ContentKey | None:
 
 
 def build_router(
-    store: VersionStore, settings: ServerSettings, metrics: ServerMetrics
+    store: VersionStore,
+    settings: ServerSettings,
+    metrics: ServerMetrics,
+    rules: AuthorizationRules | None = None,
 ) -> APIRouter:
-    """The ``/api/v2`` routes bound to ``store``."""
+    """The ``/api/v2`` routes bound to ``store``; with ``rules``, Nessie's access checks."""
     router = APIRouter(prefix="/api/v2", tags=["Nessie API v2"])
+    audit = AuditLog(metrics.audit_writes)
+
+    def principal() -> Principal:
+        return current_principal.get() or Principal("")
+
+    def authorize(checks: Iterable[Check]) -> None:
+        """Raise Nessie's 403 unless every check passes (no-op without rules)."""
+        if rules is not None:
+            rules.check(checks, principal())
+
+    def allowed(checks: Iterable[Check]) -> bool:
+        return rules is None or not rules.failures(checks, principal())
+
+    def ref_name(spec: RefSpec) -> str:
+        return spec.name if spec.name is not None else wire.DETACHED
+
+    def entity_checks(branch: str, at_hash: str, operations: Sequence[Operation]) -> list[Check]:
+        """CREATE/UPDATE/DELETE_ENTITY per changed key, as Nessie's commit validator does."""
+        if rules is None:
+            return []
+        keys = [op.key for op in operations if not isinstance(op, Unchanged)]
+        existing = store.get_contents(RefSpec(None, at_hash), keys) if keys else {}
+        checks: list[Check] = []
+        for op in operations:
+            path = wire.key_to_path(op.key)
+            if isinstance(op, Put):
+                kind = CheckType.UPDATE_ENTITY if op.key in existing else CheckType.CREATE_ENTITY
+                checks += on_content(kind, branch, path, op.content.type.value)
+            elif isinstance(op, Delete):
+                old = existing.get(op.key)
+                content_type = old.type.value if old is not None else ""
+                checks += on_content(CheckType.DELETE_ENTITY, branch, path, content_type)
+        return checks
 
     def page_size(max_records: int | None) -> int:
         return min(max_records or settings.default_page_size, settings.max_page_size)
@@ -446,9 +493,17 @@ def build_router(
         return store.resolve(limit).hash
 
     def contents_response(ref: str, keys: Iterable[ContentKey]) -> JSONResponse:
-        resolved = store.resolve(path_ref(ref))
+        spec = path_ref(ref)
+        resolved = store.resolve(spec)
         wanted = list(dict.fromkeys(keys))
         found = store.get_contents(RefSpec(None, resolved.hash), wanted) if wanted else {}
+        checks = [view_reference(ref_name(spec))]
+        for k in wanted:
+            kind = found[k].type.value if k in found else ""
+            checks += on_content(
+                CheckType.READ_ENTITY_VALUE, ref_name(spec), wire.key_to_path(k), kind
+            )
+        authorize(checks)
         return _json(
             {
                 "contents": [
@@ -486,6 +541,9 @@ def build_router(
             list[str] | None, Query(alias="type", description="e.g. GARBAGE_COLLECTOR")
         ] = None,
     ) -> JSONResponse:
+        authorize(
+            Check(CheckType.READ_REPOSITORY_CONFIG, config_type=str(t).upper()) for t in type_ or []
+        )
         configs = store.repository_config(type_ or [])
         return _json({"configs": [c.to_json() for c in configs]})
 
@@ -496,7 +554,9 @@ def build_router(
         responses=_WRITE_ERRORS,
     )
     def update_repository_config(body: UpdateRepositoryConfigBody) -> JSONResponse:
-        previous = store.update_repository_config(RepositoryConfig.from_json(body.config))
+        config = RepositoryConfig.from_json(body.config)
+        authorize([Check(CheckType.UPDATE_REPOSITORY_CONFIG, config_type=config.type)])
+        previous = store.update_repository_config(config)
         return _json({"previous": previous.to_json() if previous is not None else None})
 
     # -- references -------------------------------------------------------------------
@@ -522,6 +582,8 @@ def build_router(
         token: str | None = None
         for reference in sorted(store.list_references(), key=lambda r: r.name):
             if start is not None and reference.name < start:
+                continue
+            if not allowed([view_reference(reference.name)]):
                 continue
             meta = head_meta(reference) if fetch_all else None
             metadata = None
@@ -556,7 +618,13 @@ def build_router(
         kind = _reference_type(type_)
         assert kind is not None
         wire.check_new_reference_name(name)
-        created = store.create_reference(name, kind, body_ref(body, _TARGET_HASH))
+        source = body_ref(body, _TARGET_HASH)
+        if rules is not None:
+            store.resolve(source)  # Nessie resolves the source (404) before the checks
+        with audit.write("create_reference", name) as record:
+            authorize([Check(CheckType.CREATE_REFERENCE, name), view_reference(ref_name(source))])
+            created = store.create_reference(name, kind, source)
+            record["resultHash"] = created.hash
         return _json({"reference": created.to_json()})
 
     # -- contents ---------------------------------------------------------------------
@@ -588,7 +656,9 @@ def build_router(
             _optional_key(prefix_key),
         )
         start = _token_key(page_token)
-        resolved = store.resolve(path_ref(ref))
+        spec = path_ref(ref)
+        resolved = store.resolve(spec)
+        authorize([Check(CheckType.READ_ENTRIES, ref_name(spec))])
         at = RefSpec(None, resolved.hash)
         limit = page_size(max_records)
         page: list[Entry] = []
@@ -599,6 +669,10 @@ def build_router(
             if predicate is not None and not predicate(
                 {"entry": {**_key_env(entry.key), "contentType": entry.type.value}}
             ):
+                continue
+            path = wire.key_to_path(entry.key)
+            read_key = Check(CheckType.READ_CONTENT_KEY, ref_name(spec), path, entry.type.value)
+            if not allowed([read_key]):
                 continue
             if len(page) == limit:
                 token = wire.encode_token(wire.key_to_path(entry.key))
@@ -622,8 +696,15 @@ def build_router(
     )
     def get_content(ref: str, key: str) -> JSONResponse:
         content_key = wire.key_from_path(key)
-        resolved = store.resolve(path_ref(ref))
+        spec = path_ref(ref)
+        resolved = store.resolve(spec)
         found = store.get_contents(RefSpec(None, resolved.hash), [content_key])
+        if content_key in found:
+            kind = found[content_key].type.value
+            path = wire.key_to_path(content_key)
+            authorize(on_content(CheckType.READ_ENTITY_VALUE, ref_name(spec), path, kind))
+        else:
+            authorize([view_reference(ref_name(spec))])
         if content_key not in found:
             raise ContentNotFoundError(str(content_key), str(resolved), content_key)
         return _json(
@@ -675,6 +756,9 @@ def build_router(
         predicate = cel.compile_filter(filter_, _LOG_VARS)
         with_operations = fetch_all or (predicate is not None and predicate.uses("operations"))
         spec = path_ref(ref, _YOUNGEST_HASH)
+        if rules is not None:
+            store.resolve(spec)  # 404 before 403, as Nessie
+        authorize(on_reference(CheckType.LIST_COMMIT_LOG, ref_name(spec)))
         stop = oldest_hash(spec, limit_hash) if limit_hash else None
         limit = page_size(max_records)
         found: list[LogEntry] = []
@@ -721,6 +805,9 @@ def build_router(
         spec = path_ref(ref)
         if spec.name is None or spec.hash is not None or spec.relative:
             raise InvalidInputError("Hashes are not allowed when fetching a reference by name")
+        if rules is not None:
+            store.get_reference(spec.name)
+        authorize([view_reference(spec.name)])
         history = store.reference_history(spec.name, scan_commits=scan_commits)
         return _json(wire.reference_history_json(history))
 
@@ -749,8 +836,11 @@ def build_router(
             _optional_key(prefix_key),
         )
         start = _token_key(page_token)
-        from_resolved = store.resolve(path_ref(from_ref, _FROM_HASH))
-        to_resolved = store.resolve(path_ref(to_ref, _TO_HASH))
+        from_spec = path_ref(from_ref, _FROM_HASH)
+        to_spec = path_ref(to_ref, _TO_HASH)
+        from_resolved = store.resolve(from_spec)
+        to_resolved = store.resolve(to_spec)
+        authorize([view_reference(ref_name(from_spec)), view_reference(ref_name(to_spec))])
         diffs = store.diff(RefSpec(None, from_resolved.hash), RefSpec(None, to_resolved.hash))
         limit = page_size(max_records)
         page: list[dict[str, Any]] = []
@@ -759,6 +849,10 @@ def build_router(
             if not _in_key_range(diff.key, requested, low, high, prefix, start):
                 continue
             if predicate is not None and not predicate({"key": _key_env(diff.key)}):
+                continue
+            side = from_spec if diff.from_content is not None else to_spec
+            read_key = Check(CheckType.READ_CONTENT_KEY, ref_name(side), wire.key_to_path(diff.key))
+            if not allowed([read_key]):
                 continue
             if len(page) == limit:
                 token = wire.encode_token(wire.key_to_path(diff.key))
@@ -783,11 +877,23 @@ def build_router(
         responses=_WRITE_ERRORS,
     )
     def commit(branch: str, body: OperationsBody, request: Request) -> JSONResponse:
-        with write_target(branch, _COMMIT_TARGET) as target:
+        keys = [wire.key_to_path(ContentKey(tuple(op.key.elements))) for op in body.operations]
+        with (
+            audit.write("commit", branch.split("@", 1)[0], keys) as record,
+            write_target(branch, _COMMIT_TARGET) as target,
+        ):
+            record["expectedHash"] = target.hash
             meta = commit_meta(body.commit_meta, request.headers)
             operations = [operation(op) for op in body.operations]
+            authorize(
+                [
+                    *on_reference(CheckType.COMMIT_CHANGE_AGAINST_REFERENCE, target.name),
+                    *entity_checks(target.name, target.hash, operations),
+                ]
+            )
             with expected_in_history(target):
                 result = store.commit(target.name, operations, meta, expected_hash=target.hash)
+            record["resultHash"] = result.hash
         metrics.commits.labels("commit").inc()
         return _json(wire.commit_response_json(result))
 
@@ -802,7 +908,18 @@ def build_router(
             wire.ref_spec(body.from_ref_name, body.from_hash, store.default_branch, _SOURCE_HASH),
             _SOURCE_HASH,
         )
-        with write_target(branch, _MERGE_TARGET) as target:
+        with (
+            audit.write("merge", branch.split("@", 1)[0]) as record,
+            write_target(branch, _MERGE_TARGET) as target,
+        ):
+            record["expectedHash"] = target.hash
+            record["from"] = ref_name(source)
+            authorize(
+                [
+                    view_reference(ref_name(source)),
+                    *on_reference(CheckType.COMMIT_CHANGE_AGAINST_REFERENCE, target.name),
+                ]
+            )
             meta: CommitMeta | None = None
             if body.commit_meta is not None or body.message or _has_commit_headers(request.headers):
                 meta = commit_meta(body.commit_meta, request.headers)
@@ -810,6 +927,9 @@ def build_router(
                     meta = replace(meta, message=body.message)
             with expected_in_history(target):
                 result = merge_into(target, source, body, meta)
+            record["resultHash"] = result.resultant_target_hash
+            record["applied"] = result.was_applied
+            record["keys"] = [wire.key_to_path(d.key) for d in result.details]
         _count(metrics, "merge", result.was_applied, len(result.added_commits), result.conflicts)
         return _json(wire.merge_response_json(result, target.hash))
 
@@ -840,7 +960,18 @@ def build_router(
         if body.from_ref_name != wire.DETACHED:
             store.get_reference(body.from_ref_name)
         last = detached_hash(body.hashes_to_transplant[-1], _TRANSPLANT_HASH)
-        with write_target(branch, _TRANSPLANT_TARGET) as target:
+        with (
+            audit.write("transplant", branch.split("@", 1)[0]) as record,
+            write_target(branch, _TRANSPLANT_TARGET) as target,
+        ):
+            record["expectedHash"] = target.hash
+            record["hashes"] = list(body.hashes_to_transplant)
+            authorize(
+                [
+                    view_reference(body.from_ref_name),
+                    *on_reference(CheckType.COMMIT_CHANGE_AGAINST_REFERENCE, target.name),
+                ]
+            )
             hashes = [detached_hash(h, _TRANSPLANT_HASH) for h in body.hashes_to_transplant[:-1]]
             hashes.append(last)
             with expected_in_history(target):
@@ -853,6 +984,8 @@ def build_router(
                     dry_run=bool(body.dry_run),
                     raise_on_conflict=not body.return_conflict_as_result,
                 )
+            record["resultHash"] = result.resultant_target_hash
+            record["applied"] = result.was_applied
         _count(
             metrics, "transplant", result.was_applied, len(result.added_commits), result.conflicts
         )
@@ -874,6 +1007,7 @@ def build_router(
         if spec.name is None or spec.hash is not None or spec.relative:
             raise InvalidInputError("Hashes are not allowed when fetching a reference by name")
         reference = store.get_reference(spec.name)
+        authorize([view_reference(spec.name)])
         metadata = None
         if _fetch_all(fetch):
             counts = ref_counts()(reference)
@@ -898,7 +1032,18 @@ def build_router(
         to = body_ref(body, _TARGET_HASH)
         if kind is not None:
             check_type(store.get_reference(spec.name), kind)
-        updated = store.assign_reference(spec.name, expected, to, kind)
+        with audit.write("assign_reference", spec.name) as record:
+            record["expectedHash"] = expected
+            if rules is not None:
+                store.resolve(to)
+            authorize(
+                [
+                    view_reference(ref_name(to)),
+                    *on_reference(CheckType.ASSIGN_REFERENCE_TO_HASH, spec.name),
+                ]
+            )
+            updated = store.assign_reference(spec.name, expected, to, kind)
+            record["resultHash"] = updated.hash
         return _json({"reference": updated.to_json()})
 
     @router.delete(
@@ -918,9 +1063,12 @@ def build_router(
         check_type(current, kind)
         if spec.name == store.default_branch:
             raise InvalidInputError(f"Default branch '{spec.name}' cannot be deleted.")
-        _DELETE_TARGET.check_hash(False, spec.hash, bool(spec.relative))
-        expected = expected_hash(spec)
-        store.delete_reference(spec.name, expected, kind)
+        with audit.write("delete_reference", spec.name) as record:
+            record["expectedHash"] = spec.hash
+            authorize(on_reference(CheckType.DELETE_REFERENCE, spec.name))
+            _DELETE_TARGET.check_hash(False, spec.hash, bool(spec.relative))
+            expected = expected_hash(spec)
+            store.delete_reference(spec.name, expected, kind)
         deleted_at = current.hash if current.hash.startswith(expected.lower()) else expected
         return _json({"reference": Reference.of(current.type, current.name, deleted_at).to_json()})
 

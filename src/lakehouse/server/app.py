@@ -29,7 +29,9 @@ from starlette.convertors import Convertor, register_url_convertor
 
 import lakehouse
 from lakehouse.catalog.store import VersionStore
+from lakehouse.errors import ConfigError
 from lakehouse.server.api_v2 import build_router
+from lakehouse.server.authz import AuthorizationRules
 from lakehouse.server.errors import install_error_handlers
 from lakehouse.server.iceberg_rest import (
     IcebergPathMiddleware,
@@ -40,9 +42,12 @@ from lakehouse.server.metrics import MetricsMiddleware, ServerMetrics, operation
 from lakehouse.server.middleware import (
     BearerAuthMiddleware,
     HeadAsGetMiddleware,
+    IcebergForbiddenMiddleware,
+    OidcAuthMiddleware,
     RefPathMiddleware,
     RequestLimitMiddleware,
 )
+from lakehouse.server.oidc import OidcVerifier
 from lakehouse.server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
@@ -72,8 +77,12 @@ def create_app(
     *,
     settings: ServerSettings | None = None,
     iceberg: IcebergRestSettings | None = None,
+    oidc_verifier: OidcVerifier | None = None,
 ) -> FastAPI:
     """The server app over ``store``. The caller keeps ownership of ``store``.
+
+    With ``settings.oidc`` requests need a bearer token of that issuer; ``oidc_verifier``
+    replaces the verifier built from those settings (tests inject one with a transport).
 
     With ``iceberg`` (the warehouse and its FileIO settings) the Iceberg REST catalog
     is served under ``/iceberg`` too.
@@ -99,7 +108,10 @@ def create_app(
         metrics.conflicts.labels(operation_of(request.scope)).inc()
 
     install_error_handlers(app, on_conflict=count_conflict)
-    app.include_router(build_router(store, settings, metrics))
+    rules = None
+    if settings.authorization_rules is not None:
+        rules = AuthorizationRules.from_mapping(settings.authorization_rules)
+    app.include_router(build_router(store, settings, metrics, rules))
     if iceberg is not None:
         app.include_router(build_iceberg_router(store, iceberg, metrics))
 
@@ -126,7 +138,13 @@ def create_app(
 
     # add_middleware puts each new one outside the previous: innermost first here.
     app.add_middleware(RequestLimitMiddleware, max_bytes=settings.max_request_bytes)
-    if settings.token is not None:
+    if rules is not None:
+        app.add_middleware(IcebergForbiddenMiddleware)
+    if oidc_verifier is None and settings.oidc is not None:
+        oidc_verifier = OidcVerifier(settings.oidc)
+    if oidc_verifier is not None:
+        app.add_middleware(OidcAuthMiddleware, verifier=oidc_verifier)
+    elif settings.token is not None:
         app.add_middleware(BearerAuthMiddleware, token=settings.token)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RefPathMiddleware)
@@ -145,13 +163,15 @@ def make_server(
     iceberg: IcebergRestSettings | None = None,
 ) -> uvicorn.Server:
     """A uvicorn server for ``store``, not started (``run()`` it, or ``should_exit`` it)."""
-    no_auth = settings is None or settings.token is None
+    no_auth = settings is None or (settings.token is None and settings.oidc is None)
     if no_auth and host not in ("127.0.0.1", "localhost", "::1"):
         log.warning(
             "serving the catalog on %s without authentication: anyone who can reach "
             "the port can change the catalog; set a token",
             host,
         )
+    if settings is not None and (settings.tls_certfile is None) != (settings.tls_keyfile is None):
+        raise ConfigError("TLS needs both a certificate file and a key file")
     config = uvicorn.Config(
         create_app(store, settings=settings, iceberg=iceberg),
         host=host,
@@ -159,6 +179,8 @@ def make_server(
         log_level=log_level,
         proxy_headers=False,
         server_header=False,
+        ssl_certfile=settings.tls_certfile if settings is not None else None,
+        ssl_keyfile=settings.tls_keyfile if settings is not None else None,
     )
     return uvicorn.Server(config)
 

@@ -51,6 +51,7 @@ from lakehouse.errors import (
     TransientCatalogError,
 )
 from lakehouse.server import wire
+from lakehouse.server.authz import AccessDeniedError
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,8 @@ def error_response(
 def map_error(exc: LakehouseError) -> tuple[int, str, str, dict[str, Any] | None]:
     """``(status, errorCode, message, errorDetails)`` for a domain error."""
     message = str(exc)
+    if isinstance(exc, AccessDeniedError):
+        return 403, "FORBIDDEN", message, None
     if isinstance(exc, CommitConflictError):
         return 409, "REFERENCE_CONFLICT", message, wire.conflicts_details_json(exc.conflicts)
     if isinstance(exc, ReferenceConflictError):

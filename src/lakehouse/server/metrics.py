@@ -41,6 +41,12 @@ class ServerMetrics:
             ["operation"],
             registry=self.registry,
         )
+        self.audit_writes = Counter(
+            "lakehouse_audit_writes",
+            "Catalog writes recorded in the audit log, by operation and outcome.",
+            ["operation", "outcome"],
+            registry=self.registry,
+        )
         self.conflicts = Counter(
             "lakehouse_catalog_conflicts",
             "Requests refused or answered with conflicts, by operation.",

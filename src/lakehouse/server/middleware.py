@@ -10,9 +10,11 @@ from __future__ import annotations
 import hmac
 import zlib
 from collections.abc import Mapping
+from contextvars import ContextVar
 from urllib.parse import unquote
 
 from pydantic import SecretStr
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
@@ -20,6 +22,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lakehouse.server.errors import error_response
 from lakehouse.server.iceberg_errors import iceberg_error_response, is_iceberg_path
+from lakehouse.server.oidc import (
+    AuthenticationError,
+    IdentityProviderUnavailableError,
+    OidcVerifier,
+    Principal,
+)
+
+#: The principal of the request being served (set by :class:`OidcAuthMiddleware`).
+current_principal: ContextVar[Principal | None] = ContextVar("current_principal", default=None)
 
 TREES_PREFIX = "/api/v2/trees/"
 #: Nessie's REST API (``HEAD`` is served as ``GET`` there).
@@ -126,6 +137,75 @@ class BearerAuthMiddleware:
                 )
                 await response(scope, receive, send)
                 return
+        await self.app(scope, receive, send)
+
+
+class OidcAuthMiddleware:
+    """Require an OIDC bearer token (:class:`OidcVerifier`) on everything but :data:`OPEN_PATHS`.
+
+    A missing, malformed or invalid token is a 401 with the reason and a
+    ``WWW-Authenticate`` header; an identity provider whose keys cannot be fetched (and
+    whose cached keys are too old) is a 503. The principal is kept in ``scope["state"]``
+    and in :data:`current_principal` for the handlers' authorization checks.
+    """
+
+    def __init__(self, app: ASGIApp, verifier: OidcVerifier) -> None:
+        self.app = app
+        self.verifier = verifier
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        scheme, _, credentials = headers.get("authorization", "").partition(" ")
+        try:
+            if scheme.lower() != "bearer" or not credentials.strip():
+                raise AuthenticationError("send an 'Authorization: Bearer <token>' header")
+            principal = await run_in_threadpool(self.verifier.verify, credentials.strip())
+        except AuthenticationError as exc:
+            challenge = 'Bearer realm="lakehouse", error="invalid_token"'
+            response = _refusal_response(
+                scope,
+                headers,
+                401,
+                f"Unauthorized: {exc}",
+                "UNKNOWN",
+                extra_headers={"WWW-Authenticate": challenge},
+            )
+            await response(scope, receive, send)
+            return
+        except IdentityProviderUnavailableError as exc:
+            response = _refusal_response(scope, headers, 503, str(exc), "SERVICE_UNAVAILABLE")
+            await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        reset = current_principal.set(principal)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            current_principal.reset(reset)
+
+
+class IcebergForbiddenMiddleware:
+    """Answer 403 on the Iceberg REST routes (authorization is on, they have no checks yet).
+
+    Failing closed: with authorization rules configured, a route that cannot evaluate
+    them must not serve anyone.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and is_iceberg_path(str(scope["path"])):
+            message = (
+                "Forbidden: the Iceberg REST catalog is not served while authorization "
+                "rules are enabled; use the Nessie API"
+            )
+            response = _refusal_response(scope, Headers(scope=scope), 403, message, "FORBIDDEN")
+            await response(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
 
@@ -273,6 +353,9 @@ def _is_json(content_type: str) -> bool:
 __all__ = [
     "OPEN_PATHS",
     "BearerAuthMiddleware",
+    "IcebergForbiddenMiddleware",
+    "OidcAuthMiddleware",
     "RefPathMiddleware",
     "RequestLimitMiddleware",
+    "current_principal",
 ]

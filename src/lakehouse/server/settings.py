@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from lakehouse.server.oidc import OidcSettings
+
 #: Default cap on a request body: Nessie's own default for a commit is far below this.
 DEFAULT_MAX_REQUEST_BYTES = 10 * 1024 * 1024
 
@@ -22,6 +24,17 @@ class ServerSettings(BaseModel):
     #: others get 401. ``/healthz``, ``/readyz``, ``/metrics`` and the OpenAPI document
     #: stay open so that probes and scrapers work: restrict them at the network level.
     token: SecretStr | None = None
+    #: When set, every ``/api/…`` and ``/iceberg/…`` request must carry a bearer token
+    #: issued by this OIDC provider (:mod:`lakehouse.server.oidc`); replaces ``token``.
+    oidc: OidcSettings | None = None
+    #: Nessie authorization rules by id (``nessie.server.authorization.rules.<id>``); when
+    #: set (even empty) every Nessie API call is checked, deny by default
+    #: (:mod:`lakehouse.server.authz`). The Iceberg REST routes then answer 403 until they
+    #: carry the same checks.
+    authorization_rules: dict[str, str] | None = None
+    #: PEM certificate chain and private key: serve HTTPS instead of HTTP (both or neither).
+    tls_certfile: str | None = None
+    tls_keyfile: str | None = None
     #: Requests with a larger body are refused with 413 before the body is read.
     max_request_bytes: int = Field(default=DEFAULT_MAX_REQUEST_BYTES, ge=1)
     #: Page size when a client sends no ``max-records`` (Nessie: a hint, not a promise).

@@ -1,0 +1,258 @@
+"""Authorization rules with Nessie's semantics, evaluated with ``cel-python``.
+
+Rules are written exactly as Nessie reads them, so one file configures both servers::
+
+    nessie.server.authorization.rules.read_all=op in ['VIEW_REFERENCE', 'READ_ENTRIES', \\
+        'READ_CONTENT_KEY', 'LIST_COMMIT_LOG', 'READ_ENTITY_VALUE']
+    nessie.server.authorization.rules.bronze_writers=op in ['COMMIT_CHANGE_AGAINST_REFERENCE', \\
+        'CREATE_ENTITY', 'UPDATE_ENTITY', 'DELETE_ENTITY'] && 'writers' in roles \\
+        && ref != 'main' && (path == '' || path.startsWith('bronze'))
+
+A check passes when any rule is true (deny by default). As in Nessie (0.99):
+
+* the variables are ``op`` (a :class:`CheckType` name), ``role`` (the principal's name),
+  ``roles`` (its roles), ``ref`` (the reference name, ``DETACHED`` for a bare hash, ``''``
+  for repository checks), ``path`` (Nessie's path string of the content key, else ``''``),
+  ``contentType`` (``ICEBERG_TABLE``, ``NAMESPACE``…, else ``''``) and ``type`` (repository
+  config checks only);
+* when no rule mentions ``VIEW_REFERENCE`` a rule allowing every ``VIEW_REFERENCE`` is
+  added, so that listing references keeps working;
+* a refusal names every failed check: ``'COMMIT_CHANGE_AGAINST_REFERENCE' is not allowed
+  for role 'alice' on reference 'main'``, joined with ``, ``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import celpy
+from celpy.adapter import json_to_cel
+from celpy.celparser import CELParseError
+from celpy.celtypes import BoolType
+from celpy.evaluation import CELEvalError
+
+from lakehouse.errors import LakehouseError
+from lakehouse.server.oidc import Principal
+
+#: Prefix of a rule in Nessie's ``application.properties``.
+RULE_PREFIX = "nessie.server.authorization.rules."
+_DEFAULT_VIEW_RULE_ID = "__ALLOW_VIEWING_REF_ID"
+_DEFAULT_VIEW_RULE = "op=='VIEW_REFERENCE' && ref.matches('.*')"
+
+
+class AccessDeniedError(LakehouseError, PermissionError):
+    """An authorization rule set refused a check (403, Nessie's ``FORBIDDEN``)."""
+
+
+class RulesError(LakehouseError, ValueError):
+    """A rules file is malformed or a rule does not compile."""
+
+
+class CheckType(StrEnum):
+    """Nessie's ``Check.CheckType``: the operation names rules test with ``op``."""
+
+    VIEW_REFERENCE = "VIEW_REFERENCE"
+    CREATE_REFERENCE = "CREATE_REFERENCE"
+    ASSIGN_REFERENCE_TO_HASH = "ASSIGN_REFERENCE_TO_HASH"
+    DELETE_REFERENCE = "DELETE_REFERENCE"
+    READ_ENTRIES = "READ_ENTRIES"
+    READ_CONTENT_KEY = "READ_CONTENT_KEY"
+    LIST_COMMIT_LOG = "LIST_COMMIT_LOG"
+    COMMIT_CHANGE_AGAINST_REFERENCE = "COMMIT_CHANGE_AGAINST_REFERENCE"
+    READ_ENTITY_VALUE = "READ_ENTITY_VALUE"
+    CREATE_ENTITY = "CREATE_ENTITY"
+    UPDATE_ENTITY = "UPDATE_ENTITY"
+    DELETE_ENTITY = "DELETE_ENTITY"
+    READ_REPOSITORY_CONFIG = "READ_REPOSITORY_CONFIG"
+    UPDATE_REPOSITORY_CONFIG = "UPDATE_REPOSITORY_CONFIG"
+
+    @property
+    def on_content(self) -> bool:
+        """Whether the check names a content key (``path``, ``contentType``)."""
+        return self in _CONTENT_CHECKS
+
+    @property
+    def on_repository_config(self) -> bool:
+        """Whether the check is about repository config (``type``, no ``ref``)."""
+        return self in (CheckType.READ_REPOSITORY_CONFIG, CheckType.UPDATE_REPOSITORY_CONFIG)
+
+
+_CONTENT_CHECKS = frozenset(
+    {
+        CheckType.READ_CONTENT_KEY,
+        CheckType.READ_ENTITY_VALUE,
+        CheckType.CREATE_ENTITY,
+        CheckType.UPDATE_ENTITY,
+        CheckType.DELETE_ENTITY,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One access check: an operation on a reference, a content key or a config type."""
+
+    type: CheckType
+    ref: str = ""
+    path: str = ""
+    content_type: str = ""
+    config_type: str = ""
+
+    def variables(self, principal: Principal) -> dict[str, Any]:
+        """The CEL variables of this check for ``principal`` (Nessie's names)."""
+        env: dict[str, Any] = {
+            "op": self.type.value,
+            "role": principal.name,
+            "roles": list(principal.roles),
+            "ref": "" if self.type.on_repository_config else self.ref,
+            "path": self.path if self.type.on_content else "",
+            "contentType": self.content_type if self.type.on_content else "",
+        }
+        if self.type.on_repository_config:
+            env["type"] = self.config_type
+        return env
+
+    def refusal(self, principal: Principal) -> str:
+        """Nessie's message when this check fails."""
+        op, role = self.type.value, principal.name
+        if self.type.on_repository_config:
+            return f"'{op}' is not allowed for repository config type '{self.config_type}'"
+        if self.type.on_content:
+            return f"'{op}' is not allowed for role '{role}' on content '{self.path}'"
+        return f"'{op}' is not allowed for role '{role}' on reference '{self.ref}'"
+
+
+def view_reference(ref: str) -> Check:
+    """``VIEW_REFERENCE`` on ``ref``."""
+    return Check(CheckType.VIEW_REFERENCE, ref)
+
+
+def on_reference(kind: CheckType, ref: str) -> list[Check]:
+    """``kind`` on ``ref`` with the ``VIEW_REFERENCE`` Nessie's checker adds to it."""
+    if kind is CheckType.VIEW_REFERENCE or kind is CheckType.CREATE_REFERENCE:
+        return [Check(kind, ref)]
+    return [view_reference(ref), Check(kind, ref)]
+
+
+def on_content(kind: CheckType, ref: str, path: str, content_type: str = "") -> list[Check]:
+    """``kind`` on the content at ``path`` of ``ref``, with ``VIEW_REFERENCE`` first."""
+    return [view_reference(ref), Check(kind, ref, path, content_type)]
+
+
+class AuthorizationRules:
+    """A compiled rule set. Build with :meth:`from_mapping` or :meth:`from_properties`."""
+
+    def __init__(self, rules: Mapping[str, str]) -> None:
+        rules = dict(rules)
+        if not any(CheckType.VIEW_REFERENCE.value in text for text in rules.values()):
+            rules[_DEFAULT_VIEW_RULE_ID] = _DEFAULT_VIEW_RULE
+        env = celpy.Environment()
+        self._programs: dict[str, celpy.Runner] = {}
+        for rule_id, text in rules.items():
+            try:
+                self._programs[rule_id] = env.program(env.compile(text))
+            except CELParseError as exc:
+                raise RulesError(
+                    f"authorization rule {rule_id!r} does not compile: {str(exc).splitlines()[0]}"
+                ) from None
+        self.rules = rules
+
+    @classmethod
+    def from_mapping(cls, rules: Mapping[str, str]) -> AuthorizationRules:
+        """Rules by id (``{"readers": "op == 'VIEW_REFERENCE'"}``)."""
+        return cls(rules)
+
+    @classmethod
+    def from_properties(cls, text: str) -> AuthorizationRules:
+        """The ``nessie.server.authorization.rules.<id>=<CEL>`` entries of a properties file.
+
+        Other keys are ignored (the same file may hold the rest of Nessie's configuration).
+        """
+        rules: dict[str, str] = {}
+        for key, value in parse_properties(text).items():
+            if key.startswith(RULE_PREFIX):
+                rule_id = key.removeprefix(RULE_PREFIX)
+                if not rule_id:
+                    raise RulesError(f"rule key {key!r} has no id")
+                rules[rule_id] = value
+        return cls(rules)
+
+    def allows(self, check: Check, principal: Principal) -> bool:
+        """Whether any rule is true for ``check`` by ``principal``."""
+        activation = {k: json_to_cel(v) for k, v in check.variables(principal).items()}
+        for rule_id, program in self._programs.items():
+            try:
+                result = program.evaluate(activation)
+            except CELEvalError as exc:
+                raise RulesError(f"authorization rule {rule_id!r} failed: {exc}") from None
+            # a rule that errors on these variables (an error value) does not allow
+            if isinstance(result, BoolType) and bool(result):
+                return True
+        return False
+
+    def failures(self, checks: Iterable[Check], principal: Principal) -> list[str]:
+        """The refusal messages of the failed ``checks`` (each check once, in order)."""
+        return [
+            c.refusal(principal) for c in dict.fromkeys(checks) if not self.allows(c, principal)
+        ]
+
+    def check(self, checks: Iterable[Check], principal: Principal) -> None:
+        """Raise :class:`AccessDeniedError` naming every failed check."""
+        failed = self.failures(checks, principal)
+        if failed:
+            raise AccessDeniedError(", ".join(failed))
+
+
+_PROPERTY_SEPARATOR = re.compile(r"(?<!\\)[=:]|(?<!\\)\s")
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    """Key/value pairs of a Java ``.properties`` text (comments, ``\\`` continuations)."""
+    logical: list[str] = []
+    pending = ""
+    for raw in text.splitlines():
+        line = raw.lstrip()
+        if not pending and (not line or line[0] in "#!"):
+            continue
+        trailing = len(line) - len(line.rstrip("\\"))
+        if trailing % 2 == 1:
+            pending += line[:-1]
+            continue
+        logical.append(pending + line)
+        pending = ""
+    if pending:
+        logical.append(pending)
+    result: dict[str, str] = {}
+    for line in logical:
+        match = _PROPERTY_SEPARATOR.search(line)
+        if match is None:
+            key, value = line, ""
+        else:
+            key = line[: match.start()]
+            value = line[match.end() :].lstrip()
+            if match.group().isspace() and value[:1] in ("=", ":"):
+                value = value[1:].lstrip()
+        result[_unescape(key.strip())] = _unescape(value)
+    return result
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), text)
+
+
+__all__ = [
+    "RULE_PREFIX",
+    "AccessDeniedError",
+    "AuthorizationRules",
+    "Check",
+    "CheckType",
+    "RulesError",
+    "on_content",
+    "on_reference",
+    "parse_properties",
+    "view_reference",
+]
