@@ -193,6 +193,7 @@ app.command("cherry-pick")(history.cherry_pick_command)
 app.command("run")(run.run_command)
 app.command("sql")(sql.sql_command)
 app.command("serve")(serve.serve_command)
+app.command("ui")(serve.ui_command)
 
 
 def main() -> None:

@@ -9,7 +9,10 @@ path                   what
 ``/healthz``           the process is up (no store call)
 ``/readyz``            the store answers (reads the default branch), else 503
 ``/metrics``           Prometheus text format (:mod:`lakehouse.server.metrics`)
-``/openapi.json``      OpenAPI document; ``/docs`` renders it
+``/openapi.json``      OpenAPI document; ``/docs`` and ``/redoc`` render it (assets
+                       served locally from ``/docs-static``: no CDN)
+``/``, ``/ui/…``       the web console (:mod:`lakehouse.console`), when the app is
+                       given a lakehouse (``console=``); it signs users in itself
 =====================  ==========================================================
 
 Middleware, outermost first: reference-path decoding (Nessie and Iceberg paths),
@@ -19,11 +22,14 @@ metrics, bearer auth (when a token is configured), request size and media-type l
 from __future__ import annotations
 
 import logging
-from typing import Any
+from importlib.resources import files
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.convertors import Convertor, register_url_convertor
 
@@ -45,7 +51,12 @@ from lakehouse.server.middleware import (
 )
 from lakehouse.server.settings import ServerSettings
 
+if TYPE_CHECKING:
+    from lakehouse.client import Lakehouse
+
 log = logging.getLogger(__name__)
+#: Where the Swagger UI and ReDoc assets (package ``fastapi-offline``) are served.
+DOCS_STATIC = "/docs-static"
 
 
 class NessieRefConvertor(Convertor[str]):
@@ -72,11 +83,13 @@ def create_app(
     *,
     settings: ServerSettings | None = None,
     iceberg: IcebergRestSettings | None = None,
+    console: Lakehouse | None = None,
 ) -> FastAPI:
     """The server app over ``store``. The caller keeps ownership of ``store``.
 
     With ``iceberg`` (the warehouse and its FileIO settings) the Iceberg REST catalog
-    is served under ``/iceberg`` too.
+    is served under ``/iceberg`` too; with ``console`` (a lakehouse over the same store)
+    the web console at ``/``.
     """
     settings = settings or ServerSettings()
     metrics = ServerMetrics()
@@ -89,6 +102,7 @@ def create_app(
             "to receive per-key conflict details. When the server runs with a token, "
             "`/api/…` requires `Authorization: Bearer <token>`."
         ),
+        docs_url=None,
         redoc_url=None,
     )
     app.state.store = store
@@ -102,6 +116,17 @@ def create_app(
     app.include_router(build_router(store, settings, metrics))
     if iceberg is not None:
         app.include_router(build_iceberg_router(store, iceberg, metrics))
+
+    _install_docs(app)
+    if console is not None:
+        from lakehouse.console import build_console_router
+
+        app.include_router(build_console_router(console, settings.token))
+        app.mount(
+            "/ui/static",
+            StaticFiles(directory=str(files("lakehouse.console") / "static")),
+            name="console-static",
+        )
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process is up")
     async def healthz() -> JSONResponse:
@@ -127,12 +152,44 @@ def create_app(
     # add_middleware puts each new one outside the previous: innermost first here.
     app.add_middleware(RequestLimitMiddleware, max_bytes=settings.max_request_bytes)
     if settings.token is not None:
-        app.add_middleware(BearerAuthMiddleware, token=settings.token)
+        app.add_middleware(
+            BearerAuthMiddleware,
+            token=settings.token,
+            console=console is not None,
+        )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RefPathMiddleware)
     app.add_middleware(IcebergPathMiddleware)
     app.add_middleware(HeadAsGetMiddleware)
     return app
+
+
+def _install_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` with assets from this process: no CDN."""
+    import fastapi_offline
+
+    assets = files(fastapi_offline) / "static"
+    app.mount(DOCS_STATIC, StaticFiles(directory=str(assets)), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{DOCS_STATIC}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_STATIC}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_STATIC}/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{DOCS_STATIC}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_STATIC}/favicon.png",
+            with_google_fonts=False,
+        )
 
 
 def make_server(
@@ -143,6 +200,7 @@ def make_server(
     settings: ServerSettings | None = None,
     log_level: str = "info",
     iceberg: IcebergRestSettings | None = None,
+    console: Lakehouse | None = None,
 ) -> uvicorn.Server:
     """A uvicorn server for ``store``, not started (``run()`` it, or ``should_exit`` it)."""
     no_auth = settings is None or settings.token is None
@@ -153,7 +211,7 @@ def make_server(
             host,
         )
     config = uvicorn.Config(
-        create_app(store, settings=settings, iceberg=iceberg),
+        create_app(store, settings=settings, iceberg=iceberg, console=console),
         host=host,
         port=port,
         log_level=log_level,
