@@ -190,9 +190,7 @@ def ui_command(
 
     Example: lakehouse ui --port 8080
     """
-    serve_command(
-        ctx, host="127.0.0.1", port=port, token_env=None, log_level="info", output=output
-    )
+    serve_command(ctx, host="127.0.0.1", port=port, token_env=None, log_level="info", output=output)
 
 
 __all__ = ["serve_command", "ui_command"]
