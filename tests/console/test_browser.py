@@ -88,6 +88,7 @@ def test_click_through_the_demo(page: Any, home: Lakehouse) -> None:
 
     page.get_by_role("link", name="main", exact=True).first.click()
     assert page.locator("h1").inner_text() == "History of main"
+    assert page.locator("tr.side").count() > 0  # the run branches' commits under each merge
     shot(page, "history")
 
     page.locator("td.hash a").first.click()

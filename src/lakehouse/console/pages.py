@@ -18,6 +18,8 @@ from lakehouse.views import diff_json, history_json, log_json, merge_json, table
 if TYPE_CHECKING:
     from lakehouse.client import Lakehouse
 
+#: Commits of a merged branch the history page draws under its merge commit.
+MERGED_COMMITS = 50
 #: Rows the SQL box returns at most unless asked for fewer.
 SQL_ROW_LIMIT = 1000
 
@@ -51,7 +53,24 @@ def history_page(lh: Lakehouse, ref: str | None, limit: int = 100) -> dict[str, 
         commit["operations"] = [
             {"type": type(op).__name__.upper(), "key": str(op.key)} for op in entry.operations or ()
         ]
+    on_line = {e.hash for e in entries}
+    for commit in commits:
+        parents = commit["parentCommitHashes"]
+        commit["merged"] = _side_commits(lh, parents[1], on_line) if len(parents) > 1 else []
     return {"ref": ref or lh.default_ref, "commits": commits}
+
+
+def _side_commits(
+    lh: Lakehouse, head: str, stop: set[str], limit: int = MERGED_COMMITS
+) -> list[dict[str, Any]]:
+    """The commits a merge brought in: the merged head's first parents until ``stop``."""
+    out: list[dict[str, Any]] = []
+    for entry in lh.log("@" + head, limit=limit + 1):
+        if entry.hash in stop or len(out) >= limit:
+            break
+        meta = entry.meta
+        out.append({"hash": entry.hash, "message": meta.message.split("\n")[0]})
+    return out
 
 
 def commit_page(lh: Lakehouse, hash_: str) -> dict[str, Any]:
