@@ -13,7 +13,7 @@ LINT_PATHS := $(wildcard src tests bench dags)
 COMPOSE := docker compose -f docker/docker-compose.yml
 
 .PHONY: help install test test-integration test-airflow services-up services-down lint format demo bench \
-	bench-pipeline clean up down
+	bench-pipeline clean up down chromium console-screenshots bench-console
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -48,6 +48,8 @@ test-integration: install ## integration tests against real services (PostgreSQL
 	bash scripts/services/spark.sh jars >/dev/null
 	@# DuckDB client tests (tests/server/test_duckdb_rest_integration.py): DuckDB 1.4 + PyPI extensions, own venv in the cache
 	bash scripts/tools/duckdb.sh >/dev/null
+	@# console browser tests (tests/console/test_browser.py): Debian's chromium, driven by Playwright
+	$(MAKE) --no-print-directory chromium
 	LAKEHOUSE_TEST_DUCKDB_PYTHON="$$(bash scripts/tools/duckdb.sh)" \
 	LAKEHOUSE_TEST_POSTGRES_URL="$$(bash scripts/services/postgres.sh url lakehouse_test)" \
 	LAKEHOUSE_TEST_NESSIE_URL="$$(bash scripts/services/nessie.sh url)" \
@@ -58,6 +60,16 @@ test-integration: install ## integration tests against real services (PostgreSQL
 	LAKEHOUSE_TEST_TOXIPROXY_URL="$$(bash scripts/services/toxiproxy.sh url)" \
 		$(VENV)/bin/pytest -m integration -q
 	$(MAKE) --no-print-directory test-airflow
+
+chromium: ## Debian's chromium for the console's browser tests (Playwright's own download is not used)
+	command -v chromium >/dev/null || { test "$$(id -u)" = 0 && apt-get install -y -q chromium >/dev/null; } \
+		|| { echo "chromium is needed for tests/console: apt-get install -y chromium" >&2; exit 1; }
+
+console-screenshots: install chromium ## click through the console on a demo home; PNGs into docs/console/
+	CONSOLE_SCREENSHOTS=docs/console $(VENV)/bin/pytest tests/console/test_browser.py -m integration -q
+
+bench-console: install ## console page server time on a demo home (median per page)
+	$(PY) bench/console.py
 
 test-airflow: ## DAG tests with real Airflow (own venv and SQLite DB, scripts/services/airflow.sh)
 	bash scripts/services/airflow.sh start

@@ -202,6 +202,7 @@ app.command("plan")(pipeline.plan_command)
 app.command("test")(pipeline.model_tests_command)
 app.command("sql")(sql.sql_command)
 app.command("serve")(serve.serve_command)
+app.command("ui")(serve.ui_command)
 
 
 def main() -> None:

@@ -137,7 +137,7 @@ def serve_command(
     ] = "info",
     output: OutputOpt = None,
 ) -> None:
-    """Serve the catalog: Nessie API v2 at /api/v2, Iceberg REST at /iceberg/.
+    """Serve the catalog: console at /, Nessie API v2 at /api/v2, Iceberg REST at /iceberg/.
 
     Uses the lakehouse's catalog store (SQLite file or PostgreSQL) and warehouse.
     Stops on Ctrl-C or SIGTERM.
@@ -217,10 +217,17 @@ def serve_command(
         ),
         log_level=log_level.lower(),
         iceberg=IcebergRestSettings.from_settings(lh.settings),
+        console=lh,
     )
     scheme = "https" if tls_cert else "http"
     base = f"{scheme}://{_url_host(host)}:{actual_port}"
     info = {
+        "console_uri": f"{base}/",
+        "docs_uri": f"{base}/docs",
+        "redoc_uri": f"{base}/redoc",
+        "metrics_uri": f"{base}/metrics",
+        "health_uri": f"{base}/healthz",
+        "ready_uri": f"{base}/readyz",
         "nessie_uri": f"{base}/api/v2",
         "iceberg_uri": f"{base}/iceberg/",
         "catalog": lh.settings.summary()["catalog"],
@@ -238,8 +245,12 @@ def serve_command(
             print_json(info)
         else:
             out = console()
+            out.print(f"console:        {info['console_uri']}")
             out.print(f"Nessie API v2:  {info['nessie_uri']}")
             out.print(f"Iceberg REST:   {info['iceberg_uri']}")
+            out.print(f"API docs:       {info['docs_uri']}  (ReDoc: {info['redoc_uri']})")
+            out.print(f"metrics:        {info['metrics_uri']}")
+            out.print(f"health:         {info['health_uri']}  (ready: {info['ready_uri']})")
             out.print(
                 f"catalog:        {info['catalog']}  (default branch {info['default_branch']})"
             )
@@ -260,4 +271,19 @@ def serve_command(
         console().print("Stopped.")
 
 
-__all__ = ["serve_command"]
+def ui_command(
+    ctx: typer.Context,
+    port: Annotated[
+        int,
+        typer.Option("--port", "-p", min=0, max=65535, help="Port to listen on (0: any free)."),
+    ] = 19120,
+    output: OutputOpt = None,
+) -> None:
+    """Open the web console on this lakehouse: the same app as serve, on loopback only.
+
+    Example: lakehouse ui --port 8080
+    """
+    serve_command(ctx, host="127.0.0.1", port=port, token_env=None, log_level="info", output=output)
+
+
+__all__ = ["serve_command", "ui_command"]

@@ -61,6 +61,7 @@ from lakehouse.maintenance._common import (
 )
 from lakehouse.maintenance.errors import GCRefusedError, IncompleteWalkError
 from lakehouse.maintenance.policies import GCPolicy, Policies
+from lakehouse.storage.records import RECORDS_FOLDER
 from lakehouse.storage.zones import METADATA_BUCKET, ZONES
 
 if TYPE_CHECKING:
@@ -74,6 +75,8 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 #: Folder (inside the ``iceberg-metadata`` bucket) of the deferred-delete lists.
 GC_FOLDER = "_gc"
+#: Folders of the metadata bucket that are never table files: never swept.
+KEPT_FOLDERS = (GC_FOLDER + "/", RECORDS_FOLDER + "/")
 #: Buckets the sweep lists (never ``raw``).
 SWEPT_BUCKETS: tuple[str, ...] = (*(z for z in ZONES if z != "raw"), METADATA_BUCKET)
 #: How many times references that moved during a run are marked again before giving up.
@@ -360,7 +363,7 @@ def collect_garbage(
     candidates: list[ListedFile] = []
     found_live: set[str] = set()
     for f, relative in listed:
-        if policy.excluded(relative) or relative.startswith(GC_FOLDER + "/"):
+        if policy.excluded(relative) or relative.startswith(KEPT_FOLDERS):
             result.excluded.add(f.size)
         elif f.uri in marker.marked:
             result.live.add(f.size)

@@ -19,6 +19,7 @@ from lakehouse.maintenance.compact import CompactResult, compact
 from lakehouse.maintenance.expire import ExpireResult, expire_snapshots
 from lakehouse.maintenance.gc import GCResult, collect_garbage
 from lakehouse.maintenance.policies import Policies, load_policies
+from lakehouse.storage.records import save_record
 
 if TYPE_CHECKING:
     from lakehouse.session import Lakehouse
@@ -136,6 +137,14 @@ def run_maintenance(
                 )
             except Exception as exc:
                 report.errors["gc"] = " ".join(str(exc).split())
+    if not dry_run:  # the console's operations page: the last maintenance run
+        save_record(
+            lh.warehouse,
+            lh.settings.fileio_properties(),
+            "maintenance",
+            started.strftime("%Y%m%dT%H%M%S%fZ"),
+            report.to_json(),
+        )
     return report
 
 

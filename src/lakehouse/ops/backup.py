@@ -99,6 +99,7 @@ from lakehouse.ops.errors import (
 )
 from lakehouse.ops.export import EXPORT_FORMAT_VERSION, read_header, write_export
 from lakehouse.storage.objects import Location, Storage, canonical, default_workers, describe
+from lakehouse.storage.records import RecordKind, save_record
 from lakehouse.storage.zones import Warehouse
 
 if TYPE_CHECKING:
@@ -648,7 +649,7 @@ def create_backup(
             except Exception:  # scratch only; never hide the real outcome
                 logger.warning("could not remove %s", repo.tmp(backup_id).uri, exc_info=True)
 
-    return BackupResult(
+    result = BackupResult(
         backup_id=backup_id,
         location=folder.uri,
         references=len(refs),
@@ -666,6 +667,8 @@ def create_backup(
         artifacts=artifacts,
         seconds=time.perf_counter() - started,
     )
+    _record(settings, "backup", result.to_json(), created)
+    return result
 
 
 def _report(progress: ProgressFn | None, phase: str, done: int, total: int) -> None:
@@ -1398,7 +1401,7 @@ def verify_backup(
                     problems += walk_problems
             finally:
                 store.close()
-    return VerifyResult(
+    result = VerifyResult(
         backup_id=backup_id,
         location=repo.folder(backup_id).uri,
         objects=len(manifest.objects),
@@ -1408,6 +1411,26 @@ def verify_backup(
         problems=problems,
         seconds=time.perf_counter() - started,
         repaired=repaired,
+    )
+    if settings is not None:  # the console's operations page: the last verification
+        _record(settings, "backup-verify", result.to_json(), manifest.created_at)
+    return result
+
+
+def _record(
+    settings: Settings, kind: RecordKind, data: dict[str, Any], created: datetime | None
+) -> None:
+    now = datetime.now(UTC)
+    record_id = now.strftime("%Y%m%dT%H%M%S%fZ")
+    extra = {"recorded_at": now.isoformat()}
+    if created is not None:
+        extra["backup_created_at"] = created.isoformat()
+    save_record(
+        Warehouse.from_uri(settings.warehouse_location),
+        settings.fileio_properties(),
+        kind,
+        record_id,
+        {**data, **extra},
     )
 
 

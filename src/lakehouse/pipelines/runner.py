@@ -52,6 +52,7 @@ from lakehouse.pipelines.errors import (
 )
 from lakehouse.pipelines.incremental import IncrementalRead, plan_reads, reset_table
 from lakehouse.pipelines.retention import RUN_STATUS, expire_failed_run_branches
+from lakehouse.storage.records import RecordKind, save_record
 
 if TYPE_CHECKING:
     from lakehouse.session import Lakehouse
@@ -64,6 +65,8 @@ RUN_PIPELINE = "lakehouse.run.pipeline"
 RUN_BRANCH = "lakehouse.run.branch"
 RUN_FAILED_CHECKS = "lakehouse.run.failed-checks"
 RUN_ERROR = "lakehouse.run.error"
+#: Kind of the record each run leaves (:mod:`lakehouse.storage.records`).
+RUN_RECORD: RecordKind = "pipeline-run"
 #: Iceberg snapshot property naming the model that wrote a snapshot.
 SNAPSHOT_MODEL = "lakehouse.model"
 
@@ -561,6 +564,7 @@ def run_pipeline(
             result.head_hash = run.record(branch)
         except Exception:  # do not hide the run's own error behind this one
             logger.warning("run %s: could not record the failure on %s", run_id, branch)
+        _save(lakehouse, result)
         if isinstance(exc, PipelineError):
             exc.run_id, exc.branch = run_id, branch
             if target is not None:
@@ -573,7 +577,19 @@ def run_pipeline(
     else:
         result.head_hash = run.record(branch)
     result.seconds = time.perf_counter() - started
+    _save(lakehouse, result)
     return result
+
+
+def _save(lakehouse: Lakehouse, result: RunResult) -> None:
+    """Keep the run's report (``lakehouse runs show``, the console's run page)."""
+    save_record(
+        lakehouse.warehouse,
+        lakehouse.settings.fileio_properties(),
+        RUN_RECORD,
+        result.run_id,
+        result.to_json(),
+    )
 
 
 __all__ = [

@@ -23,6 +23,7 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from lakehouse.catalog import refcounts
 from lakehouse.catalog.model import (
     NO_ANCESTOR,
     Branch,
@@ -43,6 +44,7 @@ from lakehouse.catalog.model import (
     ResolvedContent,
     Unchanged,
 )
+from lakehouse.catalog.refcounts import RefCounts, ReferenceCounter
 from lakehouse.catalog.store import VersionStore
 from lakehouse.errors import (
     CommitConflictError,
@@ -359,50 +361,11 @@ def build_router(
 
     def first_parents(hash_: str) -> Iterator[str]:
         """``hash_`` and its first-parent ancestors, newest first (not the root)."""
-        if hash_ == NO_ANCESTOR:
-            return
-        for entry in store.iter_log(RefSpec(None, hash_), page_size=500):
-            if entry.meta.hash is not None:
-                yield entry.meta.hash
+        return refcounts.first_parents(store, hash_)
 
-    def ref_counts() -> Callable[[Reference], wire.RefCounts]:
-        """Nessie's reference counts, for the references of one request.
-
-        Walks the default branch's history once (first parents), then each other
-        reference only back to where it meets that history: the cost of ``fetch=ALL``
-        is the length of the default branch plus each reference's commits since it forked.
-        """
-        index: dict[str, int] | None = None  # default branch: hash -> commits behind its head
-
-        def default_index() -> dict[str, int]:
-            nonlocal index
-            if index is None:
-                head = store.get_reference(store.default_branch).hash
-                index = {h: n for n, h in enumerate(first_parents(head))}
-            return index
-
-        def counts(reference: Reference) -> wire.RefCounts:
-            on_default = default_index()
-            is_default = (
-                reference.type is ReferenceType.BRANCH and reference.name == store.default_branch
-            )
-            if is_default:
-                return wire.RefCounts(total=len(on_default))
-            ahead = 0
-            common: str | None = None
-            for h in first_parents(reference.hash):
-                if h in on_default:
-                    common = h
-                    break
-                ahead += 1
-            total = ahead + (len(on_default) - on_default[common] if common is not None else 0)
-            if reference.type is not ReferenceType.BRANCH:
-                return wire.RefCounts(total=total)
-            if common is None:  # no commit in common: both histories start at the root
-                return wire.RefCounts(total, ahead, len(on_default), NO_ANCESTOR)
-            return wire.RefCounts(total, ahead, on_default[common], common)
-
-        return counts
+    def ref_counts() -> Callable[[Reference], RefCounts]:
+        """Nessie's reference counts, for the references of one request."""
+        return ReferenceCounter(store)
 
     def commit_meta(body: CommitMetaBody | None, headers: Mapping[str, str]) -> CommitMeta:
         """Client commit metadata plus Nessie's ``Nessie-Commit-*`` header overrides."""

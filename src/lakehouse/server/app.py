@@ -9,7 +9,10 @@ path                   what
 ``/healthz``           the process is up (no store call)
 ``/readyz``            the store answers (reads the default branch), else 503
 ``/metrics``           Prometheus text format (:mod:`lakehouse.server.metrics`)
-``/openapi.json``      OpenAPI document; ``/docs`` renders it
+``/openapi.json``      OpenAPI document; ``/docs`` and ``/redoc`` render it (assets
+                       served locally from ``/docs-static``: no CDN)
+``/``, ``/ui/…``       the web console (:mod:`lakehouse.console`), when the app is
+                       given a lakehouse (``console=``); it signs users in itself
 =====================  ==========================================================
 
 Middleware, outermost first: reference-path decoding (Nessie and Iceberg paths),
@@ -19,11 +22,14 @@ metrics, bearer auth (when a token is configured), request size and media-type l
 from __future__ import annotations
 
 import logging
-from typing import Any
+from importlib.resources import files
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.convertors import Convertor, register_url_convertor
 
@@ -50,7 +56,12 @@ from lakehouse.server.middleware import (
 from lakehouse.server.oidc import OidcVerifier
 from lakehouse.server.settings import ServerSettings
 
+if TYPE_CHECKING:
+    from lakehouse.client import Lakehouse
+
 log = logging.getLogger(__name__)
+#: Where the Swagger UI and ReDoc assets (package ``fastapi-offline``) are served.
+DOCS_STATIC = "/docs-static"
 
 
 class NessieRefConvertor(Convertor[str]):
@@ -78,6 +89,7 @@ def create_app(
     settings: ServerSettings | None = None,
     iceberg: IcebergRestSettings | None = None,
     oidc_verifier: OidcVerifier | None = None,
+    console: Lakehouse | None = None,
 ) -> FastAPI:
     """The server app over ``store``. The caller keeps ownership of ``store``.
 
@@ -85,7 +97,8 @@ def create_app(
     replaces the verifier built from those settings (tests inject one with a transport).
 
     With ``iceberg`` (the warehouse and its FileIO settings) the Iceberg REST catalog
-    is served under ``/iceberg`` too.
+    is served under ``/iceberg`` too; with ``console`` (a lakehouse over the same store)
+    the web console at ``/``.
     """
     settings = settings or ServerSettings()
     metrics = ServerMetrics()
@@ -98,6 +111,7 @@ def create_app(
             "to receive per-key conflict details. When the server runs with a token, "
             "`/api/…` requires `Authorization: Bearer <token>`."
         ),
+        docs_url=None,
         redoc_url=None,
     )
     app.state.store = store
@@ -114,6 +128,17 @@ def create_app(
     app.include_router(build_router(store, settings, metrics, rules))
     if iceberg is not None:
         app.include_router(build_iceberg_router(store, iceberg, metrics))
+
+    _install_docs(app)
+    if console is not None:
+        from lakehouse.console import build_console_router
+
+        app.include_router(build_console_router(console, settings.token))
+        app.mount(
+            "/ui/static",
+            StaticFiles(directory=str(files("lakehouse.console") / "static")),
+            name="console-static",
+        )
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process is up")
     async def healthz() -> JSONResponse:
@@ -143,14 +168,47 @@ def create_app(
     if oidc_verifier is None and settings.oidc is not None:
         oidc_verifier = OidcVerifier(settings.oidc)
     if oidc_verifier is not None:
+        # The console has no OIDC sign-in flow yet: with OIDC its pages need a bearer token too.
         app.add_middleware(OidcAuthMiddleware, verifier=oidc_verifier)
     elif settings.token is not None:
-        app.add_middleware(BearerAuthMiddleware, token=settings.token)
+        app.add_middleware(
+            BearerAuthMiddleware,
+            token=settings.token,
+            console=console is not None,
+        )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RefPathMiddleware)
     app.add_middleware(IcebergPathMiddleware)
     app.add_middleware(HeadAsGetMiddleware)
     return app
+
+
+def _install_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` with assets from this process: no CDN."""
+    import fastapi_offline
+
+    assets = files(fastapi_offline) / "static"
+    app.mount(DOCS_STATIC, StaticFiles(directory=str(assets)), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{DOCS_STATIC}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_STATIC}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_STATIC}/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{DOCS_STATIC}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_STATIC}/favicon.png",
+            with_google_fonts=False,
+        )
 
 
 def make_server(
@@ -161,6 +219,7 @@ def make_server(
     settings: ServerSettings | None = None,
     log_level: str = "info",
     iceberg: IcebergRestSettings | None = None,
+    console: Lakehouse | None = None,
 ) -> uvicorn.Server:
     """A uvicorn server for ``store``, not started (``run()`` it, or ``should_exit`` it)."""
     no_auth = settings is None or (settings.token is None and settings.oidc is None)
@@ -173,7 +232,7 @@ def make_server(
     if settings is not None and (settings.tls_certfile is None) != (settings.tls_keyfile is None):
         raise ConfigError("TLS needs both a certificate file and a key file")
     config = uvicorn.Config(
-        create_app(store, settings=settings, iceberg=iceberg),
+        create_app(store, settings=settings, iceberg=iceberg, console=console),
         host=host,
         port=port,
         log_level=log_level,

@@ -36,7 +36,11 @@ TREES_PREFIX = "/api/v2/trees/"
 #: Nessie's REST API (``HEAD`` is served as ``GET`` there).
 API_PREFIX = "/api/"
 #: Paths served without a token when auth is on: probes, scraping, the API description.
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc"})
+#: Prefixes served without a token: the API docs' assets.
+OPEN_PREFIXES = ("/docs-static/",)
+#: The console's paths: it signs users in itself (session cookie or bearer token).
+CONSOLE_PREFIXES = ("/ui/",)
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
 #: Request ``Content-Encoding`` values decoded (Nessie's Java client gzips its bodies).
 _ZLIB_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": 0}
@@ -115,14 +119,24 @@ def _decode_tree_path(raw: str) -> str:
 
 
 class BearerAuthMiddleware:
-    """Require ``Authorization: Bearer <token>`` on everything but :data:`OPEN_PATHS`."""
+    """Require ``Authorization: Bearer <token>`` on everything but :data:`OPEN_PATHS`.
 
-    def __init__(self, app: ASGIApp, token: SecretStr) -> None:
+    With ``console=True`` the console's paths (``/`` and ``/ui/…``) are left to the
+    console, which asks for sign-in itself.
+    """
+
+    def __init__(self, app: ASGIApp, token: SecretStr, *, console: bool = False) -> None:
         self.app = app
         self._token = token.get_secret_value().encode("utf-8")
+        self._console = console
+
+    def _open(self, path: str) -> bool:
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+            return True
+        return self._console and (path == "/" or path.startswith(CONSOLE_PREFIXES))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
+        if scope["type"] == "http" and not self._open(scope["path"]):
             headers = Headers(scope=scope)
             scheme, _, credentials = headers.get("authorization", "").partition(" ")
             given = credentials.strip().encode("utf-8")

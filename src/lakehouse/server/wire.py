@@ -51,6 +51,7 @@ from lakehouse.catalog.model import (
     content_from_json,
     operation_to_json,
 )
+from lakehouse.catalog.refcounts import RefCounts as RefCounts
 from lakehouse.catalog.store import ResolvedRef
 from lakehouse.errors import InvalidInputError
 
@@ -216,21 +217,6 @@ def effective_reference_json(resolved: ResolvedRef) -> dict[str, Any]:
         "name": resolved.reference.name,
         "hash": resolved.hash,
     }
-
-
-@dataclass(frozen=True)
-class RefCounts:
-    """The numbers of Nessie's ``ReferenceMetadata`` (``None``: not reported).
-
-    ``total`` counts the commits along first parents from the head; ``ahead``, ``behind``
-    and ``common_ancestor`` compare a branch with the default branch (not reported for the
-    default branch itself, nor for tags).
-    """
-
-    total: int | None = None
-    ahead: int | None = None
-    behind: int | None = None
-    common_ancestor: str | None = None
 
 
 def reference_metadata_json(
