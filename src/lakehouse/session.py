@@ -18,7 +18,15 @@ if TYPE_CHECKING:
     from pyiceberg.table import Table
 
     from lakehouse.catalog.iceberg import RefCatalog
-    from lakehouse.catalog.model import Branch, Entry, LogEntry, Reference, Tag
+    from lakehouse.catalog.model import (
+        Branch,
+        CommitMeta,
+        Entry,
+        LogEntry,
+        MergeResult,
+        Reference,
+        Tag,
+    )
     from lakehouse.catalog.store import RefLike, ResolvedRef, VersionStore
     from lakehouse.config import Settings
     from lakehouse.storage.zones import Warehouse
@@ -78,6 +86,12 @@ class Lakehouse(Protocol):
 
     def delete_branch(self, name: str, expected_hash: str | None = None) -> None:
         """Delete branch ``name``."""
+        ...
+
+    def merge(
+        self, source: RefLike, into: str | None = None, *, meta: CommitMeta | None = None
+    ) -> MergeResult:
+        """Merge ``source`` into branch ``into`` as one commit, by content where it commutes."""
         ...
 
     def log(
