@@ -83,15 +83,19 @@ def test_references_show_ahead_and_behind_main(client: ApiClient) -> None:
     assert refs["main"]["ahead"] is None
 
 
-def test_compare_reports_rows_and_the_dry_run_conflict(client: ApiClient, lh: Lakehouse) -> None:
+def test_compare_previews_the_merge_without_committing(client: ApiClient, lh: Lakehouse) -> None:
     before = lh.resolve("main").hash
     page = client.get("/ui/compare?base=main&head=dev&format=json").json()
-    assert page["conflicts"] == ["bronze.orders"]
+    assert page["conflicts"] == []  # both sides only appended: the merge is by content
     assert page["merge"]["dry_run"] is True
     assert page["rows"] == cli_json("diff", "main", "dev", "--rows")
-    assert lh.resolve("main").hash == before  # a dry run commits nothing
+    assert "merge is clean" in client.get("/ui/compare?base=main&head=dev").text
+    lh.table("bronze.orders", "dev").delete("id = 2")  # a rewrite on the source side
+    page = client.get("/ui/compare?base=main&head=dev&format=json").json()
+    assert page["conflicts"] == ["bronze.orders"]
     html = client.get("/ui/compare?base=main&head=dev").text
     assert "Merge would conflict on bronze.orders" in html
+    assert lh.resolve("main").hash == before  # a dry run commits nothing
 
 
 def test_table_page_is_table_show_plus_files_and_rows(client: ApiClient) -> None:

@@ -88,7 +88,7 @@ def test_branch_merge_and_delete(nessie_client: ModuleType, lh: Lakehouse) -> No
 def test_merge_conflict_leaves_target_unchanged(nessie_client: ModuleType, lh: Lakehouse) -> None:
     add_rows(lh, "main")
     nessie_client.create_branch(lh, "dev")
-    add_rows(lh, "dev")
+    lh.catalog("dev").load_table("bronze.orders").overwrite(ROWS)  # a rewrite, not an append
     add_rows(lh, "main")
     before = nessie_client.head(lh, "main")
     with pytest.raises(MergeConflictError):
