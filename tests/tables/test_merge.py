@@ -7,10 +7,14 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.manifest import DataFileContent
+from pyiceberg.schema import Schema
 from pyiceberg.table import Table
-from pyiceberg.types import StringType
+from pyiceberg.types import LongType, NestedField, StringType
 
-from lakehouse.tables.merge import MERGE_PROPERTY, merge_tables
+from lakehouse.tables.merge import MERGE_PROPERTY, TableMerge, merge_tables
+from lakehouse.tables.rowdelta import RowDelta
+from lakehouse.tables.upsert import SMALL_FILE_ROWS, delete_rows, upsert
 
 
 def rows(*ids: int) -> pa.Table:
@@ -74,21 +78,6 @@ def test_appends_land_on_a_target_that_deleted_and_overwrote(
     assert ids(merged_table(target, result.metadata)) == [4, 7]
 
 
-def test_deletes_on_the_source_are_a_conflict_that_says_why(
-    sides: tuple[SqlCatalog, Table],
-) -> None:
-    catalog, target = sides
-    ancestor = target.metadata
-    source = fork(catalog, target)
-    target.append(rows(3))
-    source.delete("id = 1")
-    result = merge_tables(ancestor, target.refresh().metadata, source.refresh().metadata, target.io)
-    assert not result.merged and result.metadata is None
-    assert (
-        result.conflict is not None and "the source removed or rewrote 1 file(s)" in result.conflict
-    )
-
-
 def test_properties_merge_key_by_key_and_clash_when_set_differently(
     sides: tuple[SqlCatalog, Table],
 ) -> None:
@@ -116,3 +105,312 @@ def test_a_schema_change_on_the_source_is_a_conflict(sides: tuple[SqlCatalog, Ta
         update.add_column("note", StringType())
     result = merge_tables(ancestor, target.metadata, source.refresh().metadata, target.io)
     assert result.conflict is not None and "changed the schema" in result.conflict
+
+
+# -- row-level changes: position deletes, copy-on-write rewrites, compaction ---------------
+
+KEYED = pa.schema([pa.field("id", pa.int64()), pa.field("v", pa.string())])
+Rows = dict[int, list[str]]
+
+
+def keyed(values: Rows) -> pa.Table:
+    pairs = [(k, v) for k, vs in sorted(values.items()) for v in vs]
+    return pa.table(
+        {"id": pa.array([k for k, _ in pairs], pa.int64()), "v": [v for _, v in pairs]},
+        schema=KEYED,
+    )
+
+
+def state(table: Table) -> Rows:
+    """The table's rows by id, through PyIceberg's reader (deletes applied)."""
+    out: Rows = {}
+    for row in table.scan().to_arrow().to_pylist():
+        out.setdefault(row["id"], []).append(row["v"])
+    return {k: sorted(v) for k, v in out.items()}
+
+
+@pytest.fixture
+def kv(tmp_path: Path) -> tuple[SqlCatalog, Table]:
+    """Table ns.kv with ids 0..9 (v "a") in two data files; upserts write position deletes."""
+    catalog = SqlCatalog("t", uri=f"sqlite:///{tmp_path}/c.db", warehouse=f"file://{tmp_path}/wh")
+    catalog.create_namespace("ns")
+    table = catalog.create_table(
+        "ns.kv",
+        schema=KEYED,
+        properties={"format-version": "2", SMALL_FILE_ROWS: "0"},
+    )
+    table.append(keyed({i: ["a"] for i in range(5)}))
+    table.append(keyed({i: ["a"] for i in range(5, 10)}))
+    return catalog, table
+
+
+def fork_kv(catalog: SqlCatalog, table: Table) -> Table:
+    return catalog.register_table("ns.src", table.metadata_location)
+
+
+def merge(ancestor: object, target: Table, source: Table) -> TableMerge:
+    return merge_tables(
+        ancestor,  # type: ignore[arg-type]
+        target.refresh().metadata,
+        source.refresh().metadata,
+        target.io,
+    )
+
+
+def data_file_of(table: Table, key: int) -> str:
+    """The live data file holding ``id = key``."""
+    for task in table.scan(row_filter=f"id = {key}").plan_files():
+        return task.file.file_path
+    raise AssertionError(f"no data file holds id {key}")
+
+
+def delete_files(table: Table) -> set[str]:
+    return {d.file_path for t in table.scan().plan_files() for d in t.delete_files}
+
+
+def test_the_sources_position_deletes_are_carried_over_onto_the_targets_appends(
+    kv: tuple[SqlCatalog, Table],
+) -> None:
+    catalog, target = kv
+    ancestor = target.metadata
+    source = fork_kv(catalog, target)
+    target.append(keyed({20: ["t"]}))
+    upsert(source, keyed({1: ["s"], 6: ["s"]}), ["id"])  # position deletes on both files
+    delete_rows(source, pa.table({"id": pa.array([2], pa.int64())}), ["id"])
+    result = merge(ancestor, target, source)
+    assert result.merged and result.metadata is not None, result.conflict
+    assert "deletes on the source" in result.description
+    expected = {i: ["a"] for i in range(10)} | {1: ["s"], 6: ["s"], 20: ["t"]}
+    del expected[2]
+    merged = merged_table(target, result.metadata)
+    assert state(merged) == expected
+    assert delete_files(merged) == delete_files(source.refresh())
+    summary = merged.current_snapshot().summary  # type: ignore[union-attr]
+    assert summary is not None and summary["total-records"] == "13"
+
+
+def test_a_position_delete_of_a_file_the_source_added_still_applies_after_the_merge(
+    kv: tuple[SqlCatalog, Table],
+) -> None:
+    """Re-added in one snapshot, the data file and its delete file share a sequence number."""
+    catalog, target = kv
+    ancestor = target.metadata
+    source = fork_kv(catalog, target)
+    target.append(keyed({20: ["t"]}))
+    source.append(keyed({30: ["s"], 31: ["s"]}))
+    upsert(source, keyed({30: ["s2"]}), ["id"])  # deletes a row of the source's own file
+    result = merge(ancestor, target, source)
+    assert result.metadata is not None, result.conflict
+    merged = merged_table(target, result.metadata)
+    assert state(merged) == {i: ["a"] for i in range(10)} | {
+        20: ["t"],
+        30: ["s2"],
+        31: ["s"],
+    }
+
+
+def test_deleting_rows_of_a_file_the_target_rewrote_is_a_conflict_naming_the_file(
+    kv: tuple[SqlCatalog, Table],
+) -> None:
+    catalog, target = kv
+    ancestor = target.metadata
+    source = fork_kv(catalog, target)
+    rewritten = data_file_of(target, 1)
+    target.delete("id = 0")  # copy-on-write: the file of ids 0..4 is rewritten
+    upsert(source, keyed({1: ["s"]}), ["id"])
+    result = merge(ancestor, target, source)
+    assert result.metadata is None
+    assert result.conflict is not None
+    assert f"the source deleted rows from data file {rewritten}" in result.conflict
+    assert "which the target rewrote or removed" in result.conflict
+
+
+def test_both_sides_deleting_rows_of_one_data_file_merge_as_the_union_of_their_deletes(
+    kv: tuple[SqlCatalog, Table],
+) -> None:
+    catalog, target = kv
+    ancestor = target.metadata
+    source = fork_kv(catalog, target)
+    upsert(target, keyed({1: ["t"]}), ["id"])
+    delete_rows(target, pa.table({"id": pa.array([3], pa.int64())}), ["id"])
+    upsert(source, keyed({2: ["s"]}), ["id"])
+    delete_rows(source, pa.table({"id": pa.array([3, 4], pa.int64())}), ["id"])
+    result = merge(ancestor, target, source)
+    assert result.metadata is not None, result.conflict
+    merged = merged_table(target, result.metadata)
+    expected = {i: ["a"] for i in range(10) if i not in (3, 4)} | {1: ["t"], 2: ["s"]}
+    assert state(merged) == expected
+    # the data file of ids 0..4 has the target's delete file and the source's
+    shared = data_file_of(merged, 0)
+    [task] = [t for t in merged.scan().plan_files() if t.file.file_path == shared]
+    assert len(task.delete_files) == 2
+
+
+def test_a_source_that_folded_an_ancestor_delete_file_replaces_it_on_the_target(
+    kv: tuple[SqlCatalog, Table],
+) -> None:
+    catalog, target = kv
+    delete_rows(target, pa.table({"id": pa.array([0], pa.int64())}), ["id"])
+    ancestor = target.refresh().metadata
+    folded = delete_files(target)
+    source = fork_kv(catalog, target)
+    target.append(keyed({20: ["t"]}))
+    delete_rows(source, pa.table({"id": pa.array([1], pa.int64())}), ["id"])  # folds it
+    assert not folded & delete_files(source.refresh())
+    result = merge(ancestor, target, source)
+    assert result.metadata is not None, result.conflict
+    merged = merged_table(target, result.metadata)
+    assert state(merged) == {i: ["a"] for i in range(2, 10)} | {20: ["t"]}
+    assert not folded & delete_files(merged)
+
+
+def test_a_source_that_drops_a_delete_file_without_keeping_its_deletes_is_a_conflict(
+    kv: tuple[SqlCatalog, Table],
+) -> None:
+    """Removing a delete file alone brings rows back: not something a merge may replay."""
+    catalog, target = kv
+    delete_rows(target, pa.table({"id": pa.array([0], pa.int64())}), ["id"])
+    ancestor = target.refresh().metadata
+    source = fork_kv(catalog, target)
+    target.append(keyed({20: ["t"]}))
+    [dropped] = [d for t in source.scan().plan_files() for d in t.delete_files]
+    tx = source.transaction()
+    delta = RowDelta(tx)
+    delta.remove_files([dropped])
+    delta.stage()
+    tx.commit_transaction()
+    assert 0 in state(source.refresh())
+    result = merge(ancestor, target, source)
+    assert result.conflict is not None
+    assert f"the source removed delete file {dropped.file_path} without keeping" in result.conflict
+
+
+def test_a_copy_on_write_delete_on_the_source_merges_with_the_targets_appends(
+    kv: tuple[SqlCatalog, Table],
+) -> None:
+    catalog, target = kv
+    ancestor = target.metadata
+    source = fork_kv(catalog, target)
+    target.append(keyed({20: ["t"]}))
+    source.delete("id = 7")  # PyIceberg rewrites the file of ids 5..9
+    result = merge(ancestor, target, source)
+    assert result.metadata is not None, result.conflict
+    assert "rewrite on the source (1 data file(s) removed, 1 added)" in result.description
+    merged = merged_table(target, result.metadata)
+    assert state(merged) == {i: ["a"] for i in range(10) if i != 7} | {20: ["t"]}
+
+
+def test_compaction_on_the_source_and_appends_on_the_target_merge(
+    kv: tuple[SqlCatalog, Table],
+) -> None:
+    catalog, target = kv
+    upsert(target, keyed({1: ["b"]}), ["id"])
+    ancestor = target.refresh().metadata
+    source = fork_kv(catalog, target)
+    target.append(keyed({20: ["t"]}))
+    target.append(keyed({21: ["t"]}))
+    source.overwrite(source.scan().to_arrow())  # compaction: one file replaces all
+    result = merge(ancestor, target, source)
+    assert result.metadata is not None, result.conflict
+    merged = merged_table(target, result.metadata)
+    expected = {i: ["a"] for i in range(10)} | {1: ["b"], 20: ["t"], 21: ["t"]}
+    assert state(merged) == expected
+    live = {t.file.file_path for t in merged.scan().plan_files()}
+    assert live == {t.file.file_path for t in source.refresh().scan().plan_files()} | {
+        data_file_of(target, 20),
+        data_file_of(target, 21),
+    }
+
+
+def test_compaction_on_the_source_and_row_deletes_of_the_replaced_files_on_the_target_conflict(
+    kv: tuple[SqlCatalog, Table],
+) -> None:
+    catalog, target = kv
+    ancestor = target.metadata
+    source = fork_kv(catalog, target)
+    deleted_from = data_file_of(target, 3)
+    delete_rows(target, pa.table({"id": pa.array([3], pa.int64())}), ["id"])
+    source.overwrite(source.scan().to_arrow())
+    result = merge(ancestor, target, source)
+    assert result.conflict is not None
+    assert f"data file {deleted_from}, which the target deleted rows from" in result.conflict
+
+
+def test_both_sides_rewriting_one_data_file_is_a_conflict(kv: tuple[SqlCatalog, Table]) -> None:
+    catalog, target = kv
+    ancestor = target.metadata
+    source = fork_kv(catalog, target)
+    rewritten = data_file_of(target, 0)
+    target.delete("id = 0")
+    source.delete("id = 1")
+    result = merge(ancestor, target, source)
+    assert result.conflict == f"both sides removed or rewrote data file {rewritten}"
+
+
+def test_the_same_key_written_on_both_sides_of_a_keyed_table_is_a_conflict(
+    tmp_path: Path,
+) -> None:
+    catalog = SqlCatalog("t", uri=f"sqlite:///{tmp_path}/c.db", warehouse=f"file://{tmp_path}/wh")
+    catalog.create_namespace("ns")
+    schema = Schema(
+        NestedField(1, "id", LongType(), required=True),
+        NestedField(2, "v", StringType(), required=False),
+        identifier_field_ids=[1],
+    )
+    target = catalog.create_table(
+        "ns.kv", schema=schema, properties={"format-version": "2", SMALL_FILE_ROWS: "0"}
+    )
+    required = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("v", pa.string())])
+    target.append(keyed({i: ["a"] for i in range(5)}).cast(required))
+    ancestor = target.metadata
+    source = catalog.register_table("ns.src", target.metadata_location)
+    upsert(target, keyed({1: ["t"], 7: ["t"]}).cast(required), ["id"])
+    upsert(source, keyed({2: ["s"]}).cast(required), ["id"])
+    ok = merge(ancestor, target, source)
+    assert ok.metadata is not None, ok.conflict
+    assert state(merged_table(target, ok.metadata)) == {0: ["a"], 1: ["t"], 2: ["s"]} | {
+        3: ["a"],
+        4: ["a"],
+        7: ["t"],
+    }
+    upsert(source, keyed({1: ["s"]}).cast(required), ["id"])  # the key the target upserted
+    clash = merge(ancestor, target, source)
+    assert clash.conflict is not None
+    assert clash.conflict.startswith("both sides wrote rows with key id=1 (1 key(s) in all)")
+
+
+def test_equality_deletes_from_the_source_are_a_conflict(kv: tuple[SqlCatalog, Table]) -> None:
+    import pyarrow.parquet as pq
+    from pyiceberg.manifest import DataFile, FileFormat
+
+    catalog, target = kv
+    ancestor = target.metadata
+    source = fork_kv(catalog, target)
+    target.append(keyed({20: ["t"]}))
+    path = f"{source.location()}/data/eq-deletes.parquet"
+    ids_ = pa.table(
+        {"id": pa.array([1], pa.int64())},
+        schema=pa.schema([pa.field("id", pa.int64(), metadata={b"PARQUET:field_id": b"1"})]),
+    )
+    with source.io.new_output(path).create() as out:
+        pq.write_table(ids_, out)
+    eq = DataFile.from_args(
+        content=DataFileContent.EQUALITY_DELETES,
+        file_path=path,
+        file_format=FileFormat.PARQUET,
+        partition={},
+        record_count=1,
+        file_size_in_bytes=len(source.io.new_input(path)),
+        equality_ids=[1],
+    )
+    eq.spec_id = 0
+    tx = source.transaction()
+    delta = RowDelta(tx)
+    delta.add_delete_files([eq])
+    delta.stage()
+    tx.commit_transaction()
+    summary = source.refresh().current_snapshot().summary  # type: ignore[union-attr]
+    assert summary is not None and summary["added-equality-delete-files"] == "1"
+    result = merge(ancestor, target, source)
+    assert result.conflict is not None
+    assert f"the source wrote equality delete file {path}" in result.conflict

@@ -30,11 +30,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from lakehouse.tables.rowdelta import RowDelta, manifest_entries
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lakehouse.tables.files import read_columns
+from lakehouse.tables.rowdelta import (
+    RowDelta,
+    manifest_entries,
+    read_position_deletes,
+    referenced_data_files,
+)
 
 if TYPE_CHECKING:
     from pyiceberg.io import FileIO
-    from pyiceberg.manifest import DataFile, ManifestFile
+    from pyiceberg.manifest import DataFile, DataFileContent, ManifestEntry, ManifestFile
     from pyiceberg.table.metadata import TableMetadata
     from pyiceberg.table.snapshots import Snapshot
 
@@ -70,8 +79,32 @@ def _manifests(snapshot: Snapshot | None, io: FileIO) -> list[ManifestFile]:
     return list(snapshot.manifests(io)) if snapshot is not None else []
 
 
-def _live(io: FileIO, manifests: list[ManifestFile]) -> dict[str, DataFile]:
-    return {e.data_file.file_path: e.data_file for m in manifests for e in manifest_entries(io, m)}
+def _live(io: FileIO, manifests: list[ManifestFile]) -> dict[str, ManifestEntry]:
+    return {e.data_file.file_path: e for m in manifests for e in manifest_entries(io, m)}
+
+
+@dataclass(frozen=True)
+class _Diff:
+    """One side's net change since the ancestor: files it added and files it removed."""
+
+    added: dict[str, ManifestEntry]
+    removed: dict[str, ManifestEntry]
+
+
+def _diff(io: FileIO, base: list[ManifestFile], head: list[ManifestFile]) -> _Diff:
+    """Read only the manifests the two snapshots do not share (cost follows the change)."""
+    base_paths = {m.manifest_path for m in base}
+    head_paths = {m.manifest_path for m in head}
+    gone = _live(io, [m for m in base if m.manifest_path not in head_paths])
+    new = _live(io, [m for m in head if m.manifest_path not in base_paths])
+    return _Diff(
+        {p: e for p, e in sorted(new.items()) if p not in gone},
+        {p: e for p, e in sorted(gone.items()) if p not in new},
+    )
+
+
+def _kind(entry: ManifestEntry) -> DataFileContent:
+    return entry.data_file.content
 
 
 def _property_updates(
@@ -103,7 +136,6 @@ def merge_tables(
     the caller writes the metadata file and commits it.
     """
     from pyiceberg.catalog.noop import NoopCatalog
-    from pyiceberg.manifest import DataFileContent
     from pyiceberg.table import Table
     from pyiceberg.table.update import (
         RemovePropertiesUpdate,
@@ -133,38 +165,15 @@ def merge_tables(
     head = source.current_snapshot()
     base_manifests = _manifests(base, io)
     head_manifests = _manifests(head, io)
-    base_paths = {m.manifest_path for m in base_manifests}
-    head_paths = {m.manifest_path for m in head_manifests}
-    gone = _live(io, [m for m in base_manifests if m.manifest_path not in head_paths])
-    new = _live(io, [m for m in head_manifests if m.manifest_path not in base_paths])
-    added = [f for path, f in sorted(new.items()) if path not in gone]
-    removed = sorted(path for path in gone if path not in new)
-    if removed:
-        return _conflict(
-            f"the source removed or rewrote {len(removed)} file(s) (first: {removed[0]}); "
-            "content merges of the source's deletes and rewrites are not supported yet"
-        )
-    deletes = [f for f in added if f.content != DataFileContent.DATA]
-    if deletes:
-        return _conflict(
-            f"the source wrote delete files (first: {deletes[0].file_path}); content "
-            "merges of the source's row deletes are not supported yet"
-        )
-    # a file the source added can be on the target only if the target added it too: read
-    # just the target's manifests the ancestor does not have
-    target_new = (
-        _live(
-            io,
-            [
-                m
-                for m in _manifests(target.current_snapshot(), io)
-                if m.manifest_path not in base_paths
-            ],
-        )
-        if added
-        else {}
+    src = _diff(io, base_manifests, head_manifests)
+    tgt = (
+        _diff(io, base_manifests, _manifests(target.current_snapshot(), io))
+        if src.added or src.removed
+        else _Diff({}, {})
     )
-    to_add = [f for f in added if f.file_path not in target_new]
+    plan = _plan(src, tgt, head_manifests, source, target, io)
+    if isinstance(plan, str):
+        return _conflict(plan)
 
     dropped = tuple(
         [f"table ref {name}" for name in sorted(set(source.refs) - set(target.refs) - {"main"})]
@@ -182,7 +191,7 @@ def merge_tables(
     if removals:
         updates.append(RemovePropertiesUpdate(removals=sorted(removals)))
     metadata = update_table_metadata(target, tuple(updates)) if updates else target  # type: ignore[arg-type]
-    if to_add:
+    if not plan.is_empty:
         table = Table(("merge",), metadata, "", io, NoopCatalog("merge"))
         tx = table.transaction()
         delta = RowDelta(
@@ -193,17 +202,201 @@ def merge_tables(
             },
             metadata=metadata,
         )
-        delta.add_data_files(to_add)
+        delta.add_data_files(plan.add_data)
+        delta.add_delete_files(plan.add_deletes)
+        delta.remove_files([*plan.remove_data, *plan.remove_deletes])
         delta.stage()
         metadata = update_table_metadata(metadata, tx._updates)
-    what = (
-        f"appends on the source ({len(to_add)} data file(s)) added on top of the target"
-        if to_add
-        else "nothing of the source's files to add"
-    )
+    what = plan.describe()
     if sets or removals:
         what += "; properties merged key by key"
     return TableMerge(metadata, None, "merged by content (" + what + ")", dropped)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The files the merged snapshot adds and removes on top of the target."""
+
+    add_data: list[DataFile]
+    add_deletes: list[DataFile]
+    remove_data: list[DataFile]
+    remove_deletes: list[DataFile]
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.add_data or self.add_deletes or self.remove_data or self.remove_deletes)
+
+    def describe(self) -> str:
+        """The reason kinds, for people: appends, deletes, rewrite."""
+        kinds: list[str] = []
+        if self.add_data and not self.remove_data:
+            kinds.append(f"appends on the source ({len(self.add_data)} data file(s))")
+        if self.add_deletes or self.remove_deletes:
+            kinds.append(
+                f"deletes on the source ({len(self.add_deletes)} position delete file(s) "
+                f"added, {len(self.remove_deletes)} removed)"
+            )
+        if self.remove_data:
+            kinds.append(
+                f"rewrite on the source ({len(self.remove_data)} data file(s) removed, "
+                f"{len(self.add_data)} added)"
+            )
+        if not kinds:
+            return "nothing of the source's files to add"
+        return "; ".join(kinds) + " applied on top of the target"
+
+
+def _plan(
+    src: _Diff,
+    tgt: _Diff,
+    head_manifests: list[ManifestFile],
+    source: TableMetadata,
+    target: TableMetadata,
+    io: FileIO,
+) -> _Plan | str:
+    """What the merged snapshot must do, or why it cannot be proved safe (a conflict)."""
+    from pyiceberg.manifest import DataFileContent, ManifestContent
+
+    data, positions, equality = (
+        DataFileContent.DATA,
+        DataFileContent.POSITION_DELETES,
+        DataFileContent.EQUALITY_DELETES,
+    )
+    added = [e for p, e in src.added.items() if p not in tgt.added]
+    add_data = [e for e in added if _kind(e) == data]
+    add_deletes = [e for e in added if _kind(e) == positions]
+    removed = list(src.removed.values())
+    remove_data = [e for e in removed if _kind(e) == data]
+    for e in src.added.values():
+        if _kind(e) == equality:
+            return (
+                f"the source wrote equality delete file {e.data_file.file_path}; re-adding it "
+                "with a new sequence number changes the rows it applies to"
+            )
+    # equality deletes of the source that applied to a data file the source added (its
+    # data sequence number is lower) would no longer apply once that file is re-added
+    if add_data:
+        first_new = min(e.sequence_number or 0 for e in add_data)
+        for manifest in head_manifests:
+            if manifest.content != ManifestContent.DELETES:
+                continue
+            for e in manifest_entries(io, manifest):
+                if _kind(e) == equality and (e.sequence_number or 0) > first_new:
+                    return (
+                        f"equality delete file {e.data_file.file_path} applies to data files "
+                        "the source added; re-adding them would escape it"
+                    )
+
+    # 1. the source's position deletes must only name data files the target still has
+    referenced = {
+        e.data_file.file_path: referenced_data_files(io, e.data_file) for e in add_deletes
+    }
+    for path, names in referenced.items():
+        for name in sorted(names):
+            if name in tgt.removed:
+                return (
+                    f"the source deleted rows from data file {name} (delete file {path}), "
+                    "which the target rewrote or removed"
+                )
+
+    # 2. a data file the source removed must be live on the target and untouched by the
+    # target's deletes since the ancestor
+    if remove_data:
+        target_deleted: dict[str, str] = {}
+        for e in tgt.added.values():
+            if _kind(e) == equality:
+                return (
+                    f"the target wrote equality delete file {e.data_file.file_path}; the "
+                    f"source's rewrite of data file {remove_data[0].data_file.file_path} "
+                    "would escape it"
+                )
+            if _kind(e) == positions:
+                for name in referenced_data_files(io, e.data_file):
+                    target_deleted.setdefault(name, e.data_file.file_path)
+        for e in remove_data:
+            path = e.data_file.file_path
+            if path in tgt.removed:
+                return f"both sides removed or rewrote data file {path}"
+            if path in target_deleted:
+                return (
+                    f"the source rewrote or removed data file {path}, which the target "
+                    f"deleted rows from (delete file {target_deleted[path]})"
+                )
+
+    # delete files the source removed: dropped when the target still has them and their
+    # deletes are kept (the source removed the data file too, or folded them into a new
+    # delete file of its own); a delete file the target removed as well is already gone
+    removed_data = {e.data_file.file_path for e in remove_data}
+    remove_deletes: list[DataFile] = []
+    for e in removed:
+        if _kind(e) == data or e.data_file.file_path in tgt.removed:
+            continue
+        path = e.data_file.file_path
+        if _kind(e) == equality:
+            return f"the source removed equality delete file {path}"
+        for name in sorted(referenced_data_files(io, e.data_file)):
+            if name in removed_data:
+                continue
+            kept = read_position_deletes(io, [e.data_file], name)
+            folded = [d.data_file for d in add_deletes if name in referenced[d.data_file.file_path]]
+            now = read_position_deletes(io, folded, name) if folded else pa.array([], pa.int64())
+            if not pc.all(pc.is_in(kept, value_set=now)).as_py():
+                return (
+                    f"the source removed delete file {path} without keeping its deletes of "
+                    f"data file {name}"
+                )
+        remove_deletes.append(e.data_file)
+
+    # 3. the same key added on both sides would be in the merged table twice
+    clash = _key_clash(source, target, add_data, tgt, io)
+    if clash is not None:
+        return clash
+    return _Plan(
+        [e.data_file for e in add_data],
+        [e.data_file for e in add_deletes],
+        [e.data_file for e in remove_data],
+        remove_deletes,
+    )
+
+
+def _key_clash(
+    source: TableMetadata,
+    target: TableMetadata,
+    add_data: list[ManifestEntry],
+    tgt: _Diff,
+    io: FileIO,
+) -> str | None:
+    """A key of the schema's identifier fields that both sides wrote rows for, if any.
+
+    Only the key columns of the data files each side added since the ancestor are read.
+    Rows a side added and then deleted again still count (a false conflict, never a
+    missed one).
+    """
+    from pyiceberg.manifest import DataFileContent
+
+    schema = source.schema()
+    ids = list(schema.identifier_field_ids)
+    target_data = [e for e in tgt.added.values() if _kind(e) == DataFileContent.DATA]
+    if not ids or not add_data or not target_data:
+        return None
+    names = [schema.find_column_name(i) for i in ids]
+    if any(n is None for n in names) or target.schema().identifier_field_ids != ids:
+        return "the two sides key the table differently (identifier fields differ)"
+    columns = [str(n) for n in names]
+
+    def keys(entries: list[ManifestEntry]) -> pa.Table:
+        tables = [read_columns(io, e.data_file, schema, columns) for e in entries]
+        return pa.concat_tables(tables).select(columns).group_by(columns).aggregate([])
+
+    both = keys(add_data).join(keys(target_data), columns, join_type="inner")
+    if both.num_rows == 0:
+        return None
+    first = both.slice(0, 1).to_pylist()[0]
+    shown = ", ".join(f"{k}={first[k]!r}" for k in columns)
+    return (
+        f"both sides wrote rows with key {shown} ({both.num_rows} key(s) in all); merged, the "
+        "key would be in the table twice"
+    )
 
 
 __all__ = ["MERGE_PROPERTY", "MERGE_SOURCE_PROPERTY", "TableMerge", "merge_tables"]

@@ -115,6 +115,23 @@ def _remember_delete_file(path: str, table: pa.Table) -> None:
             _DELETE_FILES.popitem(last=False)
 
 
+def referenced_data_files(io: FileIO, delete_file: DataFile) -> frozenset[str]:
+    """Every data file a position delete file names: its bounds, or else its rows.
+
+    A file-scoped delete file (ours, Spark's with ``file`` granularity) is answered from
+    its ``file_path`` bounds without opening it; others are read (they are cached).
+    """
+    if delete_file.content != DataFileContent.POSITION_DELETES:
+        raise RowLevelWriteError(f"{delete_file.file_path} is not a position delete file")
+    scoped = referenced_data_file(delete_file)
+    if scoped is not None:
+        return frozenset((scoped,))
+    import pyarrow.compute as pc
+
+    column = _delete_file_rows(io, delete_file.file_path).column("file_path")
+    return frozenset(str(v) for v in pc.unique(column).to_pylist())
+
+
 def read_position_deletes(io: FileIO, delete_files: Iterable[DataFile], data_file: str) -> pa.Array:
     """Sorted, distinct positions of ``data_file`` deleted by ``delete_files``."""
     import pyarrow.compute as pc
@@ -193,6 +210,7 @@ class RowDelta:
         self._added: list[DataFile] = []
         self._deletes: dict[str, _FileDeletes] = {}
         self._removed: dict[str, DataFile] = {}
+        self._carried_deletes: list[DataFile] = []
         self._compression = cast(
             "AvroCompressionCodec",
             metadata.properties.get(
@@ -214,7 +232,12 @@ class RowDelta:
     @property
     def is_empty(self) -> bool:
         """True when nothing was added or deleted."""
-        return not self._added and not self._deletes and not self._removed
+        return (
+            not self._added
+            and not self._deletes
+            and not self._removed
+            and not self._carried_deletes
+        )
 
     def add_rows(self, rows: pa.Table) -> None:
         """Write ``rows`` (already in the table's schema) as new data files."""
@@ -245,6 +268,33 @@ class RowDelta:
                     f"cannot add {data_file.file_path}: not a data file of a known partition spec"
                 )
             self._added.append(data_file)
+
+    def add_delete_files(self, delete_files: Iterable[DataFile]) -> None:
+        """Add delete files already written (e.g. another branch's, by a content merge).
+
+        They are added as they are, with this snapshot's sequence number; the caller
+        makes sure every data file they apply to is meant to be deleted from.
+        """
+        specs = self._metadata.specs()
+        for delete in delete_files:
+            if delete.content == DataFileContent.DATA or delete.spec_id not in specs:
+                raise RowLevelWriteError(
+                    f"cannot add {delete.file_path}: not a delete file of a known partition spec"
+                )
+            if self._metadata.format_version < 2:
+                raise RowLevelWriteError(
+                    f"cannot add {delete.file_path}: Iceberg format v1 has no delete files"
+                )
+            self._carried_deletes.append(delete)
+
+    def remove_files(self, files: Iterable[DataFile]) -> None:
+        """Remove live data or delete files as they are (no delete file goes with them)."""
+        for f in files:
+            if f.file_path in self._deletes:
+                raise RowLevelWriteError(
+                    f"data file {f.file_path} is both removed and deleted from"
+                )
+            self._removed[f.file_path] = f
 
     def delete_positions(
         self,
@@ -372,6 +422,7 @@ class RowDelta:
             )
         snapshot_id = metadata.new_snapshot_id()
         new_deletes = [self._write_delete_file(d) for d in self._deletes.values()]
+        new_deletes.extend(self._carried_deletes)
         replaced = {r.file_path: r for d in self._deletes.values() for r in d.replaces}
         replaced.update(self._removed)
         manifests = self._manifests(metadata, head, snapshot_id, new_deletes, replaced)
@@ -537,7 +588,7 @@ class RowDelta:
             collector.add_file(f, schema=schema, partition_spec=specs[f.spec_id])
         for f in removed:
             collector.remove_file(f, schema=schema, partition_spec=specs[f.spec_id])
-        if self._added and (self._deletes or self._removed):
+        if self._added and (self._deletes or self._removed or self._carried_deletes):
             operation = Operation.OVERWRITE
         elif self._added:
             operation = Operation.APPEND
@@ -609,4 +660,5 @@ __all__ = [
     "RowDeltaSummary",
     "read_position_deletes",
     "referenced_data_file",
+    "referenced_data_files",
 ]
