@@ -293,7 +293,9 @@ def _plan(
     }
     for path, names in referenced.items():
         for name in sorted(names):
-            if name in tgt.removed:
+            # a delete of a file the source removed as well names nothing live: the
+            # removal is judged below
+            if name in tgt.removed and name not in src.removed:
                 return (
                     f"the source deleted rows from data file {name} (delete file {path}), "
                     "which the target rewrote or removed"
