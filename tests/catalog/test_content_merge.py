@@ -10,6 +10,7 @@ import pytest
 
 from lakehouse.client import Lakehouse, connect
 from lakehouse.errors import MergeConflictError
+from lakehouse.tables.upsert import SMALL_FILE_ROWS, delete_rows, upsert
 
 
 @pytest.fixture
@@ -52,13 +53,90 @@ def test_without_content_merge_both_sides_changed_is_a_conflict(lh: Lakehouse) -
     assert ids(lh, "main") == [1, 2, 3]
 
 
-def test_deletes_on_the_source_conflict_with_the_reason_and_change_nothing(
+def test_a_copy_on_write_delete_on_the_source_merges_and_the_dry_run_says_rewrite(
     lh: Lakehouse,
 ) -> None:
     lh.table("bronze.orders", "main").append(rows(3))
-    lh.table("bronze.orders", "run").delete("id = 1")
+    lh.table("bronze.orders", "run").delete("id = 1")  # rewrites the file of 1, 2
+    dry = lh.merge("run", dry_run=True)
+    [detail] = dry.details
+    assert detail.content_merge is not None
+    assert detail.content_merge.startswith("merged by content (rewrite on the source")
+    assert ids(lh, "main") == [1, 2, 3]
+    assert lh.merge("run").was_applied
+    assert ids(lh, "main") == [2, 3]
+
+
+CUSTOMERS = pa.schema([pa.field("id", pa.int64()), pa.field("name", pa.string())])
+
+
+def customers(**names: str) -> pa.Table:
+    pairs = sorted((int(k[1:]), v) for k, v in names.items())
+    return pa.table({"id": [k for k, _ in pairs], "name": [v for _, v in pairs]}, schema=CUSTOMERS)
+
+
+@pytest.fixture
+def silver(lh: Lakehouse) -> Lakehouse:
+    """silver.customers (ids 1..4) on main and on branch ``run2``; upserts write deletes."""
+    catalog = lh.catalog("main")
+    catalog.create_namespace("silver")
+    table = catalog.create_table(
+        "silver.customers", schema=CUSTOMERS, properties={SMALL_FILE_ROWS: "0"}
+    )
+    table.append(customers(c1="ann", c2="bob", c3="cid", c4="dan"))
+    lh.create_branch("run2")
+    return lh
+
+
+def names(lh: Lakehouse, ref: str) -> list[tuple[int, str]]:
+    """The rows through DuckDB (``Lakehouse.sql``) and PyIceberg, which must agree."""
+    table = lh.sql("SELECT id, name FROM silver.customers ORDER BY id", ref)
+    by_duckdb = list(
+        zip(table.column("id").to_pylist(), table.column("name").to_pylist(), strict=True)
+    )
+    scanned = lh.table("silver.customers", ref).scan().to_arrow().to_pylist()
+    assert sorted((r["id"], r["name"]) for r in scanned) == by_duckdb
+    return by_duckdb
+
+
+def test_a_run_that_upserted_with_position_deletes_publishes_over_ingestion_on_main(
+    silver: Lakehouse,
+) -> None:
+    lh = silver
+    lh.table("silver.customers", "main").append(customers(c5="eve"))  # ingestion on main
+    run = lh.table("silver.customers", "run2")
+    upsert(run, customers(c2="bea", c6="fay"), ["id"])
+    delete_rows(lh.table("silver.customers", "run2"), pa.table({"id": [3]}), ["id"])
+    dry = lh.merge("run2", dry_run=True)
+    [detail] = [d for d in dry.details if str(d.key) == "silver.customers"]
+    assert detail.content_merge is not None and "deletes on the source" in detail.content_merge
+    assert lh.merge("run2").was_applied
+    assert names(lh, "main") == [(1, "ann"), (2, "bea"), (4, "dan"), (5, "eve"), (6, "fay")]
+
+
+def test_both_sides_deleting_rows_of_one_file_merge_as_the_union(silver: Lakehouse) -> None:
+    lh = silver
+    upsert(lh.table("silver.customers", "main"), customers(c1="amy"), ["id"])
+    delete_rows(lh.table("silver.customers", "run2"), pa.table({"id": [4]}), ["id"])
+    assert lh.merge("run2").was_applied
+    assert names(lh, "main") == [(1, "amy"), (2, "bob"), (3, "cid")]
+
+
+def test_deleting_rows_of_a_file_main_rewrote_conflicts_naming_table_and_file(
+    silver: Lakehouse,
+) -> None:
+    lh = silver
+    main = lh.table("silver.customers", "main")
+    [rewritten] = [t.file.file_path for t in main.scan().plan_files()]
+    main.delete("id = 4")  # copy-on-write on main
+    upsert(lh.table("silver.customers", "run2"), customers(c2="bea"), ["id"])
     before = lh.resolve("main").hash
     with pytest.raises(MergeConflictError) as info:
-        lh.merge("run")
-    assert "the source removed or rewrote" in str(info.value)
+        lh.merge("run2")
+    message = str(info.value)
+    assert "silver.customers" in message
+    assert f"the source deleted rows from data file {rewritten}" in message
+    assert "which the target rewrote or removed" in message
     assert lh.resolve("main").hash == before
+    dry = lh.merge("run2", dry_run=True, raise_on_conflict=False)
+    assert not dry.was_successful and dry.conflicts

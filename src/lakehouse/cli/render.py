@@ -135,6 +135,7 @@ def print_merge(console: Console, data: dict[str, Any]) -> None:
             console.print(
                 f"  {key['key']}"
                 + ("" if key["behavior"] == "NORMAL" else f"  ({key['behavior'].lower()})")
+                + (f": {key['content_merge']}" if key.get("content_merge") else "")
             )
 
 
