@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from pyiceberg.manifest import DataFileContent
 
 from lakehouse.client import Lakehouse, connect
 from lakehouse.errors import MergeConflictError
+from lakehouse.tables.rowdelta import referenced_data_files
 from lakehouse.tables.upsert import SMALL_FILE_ROWS, delete_rows, upsert
 
 
@@ -140,3 +142,25 @@ def test_deleting_rows_of_a_file_main_rewrote_conflicts_naming_table_and_file(
     assert lh.resolve("main").hash == before
     dry = lh.merge("run2", dry_run=True, raise_on_conflict=False)
     assert not dry.was_successful and dry.conflicts
+
+
+def test_a_delete_file_left_naming_a_file_the_source_rewrote_deletes_nothing_after_merge(
+    silver: Lakehouse,
+) -> None:
+    """PyIceberg's copy-on-write keeps the old delete file: both readers must ignore it."""
+    lh = silver
+    delete_rows(lh.table("silver.customers", "run2"), pa.table({"id": [4]}), ["id"])
+    lh.table("silver.customers", "run2").delete("id = 1")  # rewrites the file deleted from
+    run = lh.table("silver.customers", "run2")
+    live = {t.file.file_path for t in run.scan().plan_files()}
+    named = {
+        name
+        for m in run.current_snapshot().manifests(run.io)  # type: ignore[union-attr]
+        for e in m.fetch_manifest_entry(run.io, discard_deleted=True)
+        if e.data_file.content == DataFileContent.POSITION_DELETES
+        for name in referenced_data_files(run.io, e.data_file)
+    }
+    assert named and not named & live  # the delete file names only the rewritten file
+    lh.table("silver.customers", "main").append(customers(c5="eve"))
+    assert lh.merge("run2").was_applied
+    assert names(lh, "main") == [(2, "bob"), (3, "cid"), (5, "eve")]

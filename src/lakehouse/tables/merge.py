@@ -2,19 +2,41 @@
 
 A catalog merge where both sides changed one table conflicts at the key level. When the
 changes commute, :func:`merge_tables` builds the merged table instead: the target's
-current snapshot plus one new snapshot holding the source's net changes since the
+current snapshot plus one new snapshot replaying the source's net change since the
 ancestor, built with :class:`~lakehouse.tables.rowdelta.RowDelta`.
 
-What is merged today, and why the rest is a conflict (never a silent pick):
+What is merged, and why the rest is a conflict (never a silent pick; each reason names
+the file):
 
-* **files** — the source's net change is the difference of its live files and the
-  ancestor's, found by reading only the manifests either side does not share (cost grows
-  with the change). When the source only *added data files*, they are added again on top
-  of the target (whatever the target did: appends, deletes, overwrites, compaction), as
-  ADDED entries of the new snapshot, whose sequence number is higher than any of the
-  target's, so no delete file of the target applies to them. A source that removed files
-  or wrote delete files is a conflict ("content merges of the source's deletes and
-  rewrites are not supported yet") — safe, but narrower than the issue asks;
+* **files** — each side's net change (files added, files removed) is found by reading
+  only the manifests that side's snapshot does not share with the ancestor (cost grows
+  with the change). A file is *live on the target* when the ancestor had it and the
+  target did not remove it. The merged snapshot
+
+  - adds the source's new **data files** (appends, the output of rewrites), except those
+    the target added too;
+  - adds the source's new **position delete files** when every data file they name is
+    live on the target (or was added or removed by the source itself); a position
+    delete names its file and row, so re-adding it with the merged snapshot's higher
+    sequence number deletes exactly the same rows. Otherwise: ``the source deleted rows
+    from data file … which the target rewrote or removed``;
+  - removes the **data files the source removed** (copy-on-write deletes, overwrites,
+    compaction) when each is live on the target and the target wrote no delete file
+    naming it (``both sides removed or rewrote data file …``, ``the source rewrote or
+    removed data file …, which the target deleted rows from``) and no equality delete
+    (the rewritten rows would escape it);
+  - removes the **delete files the source removed** when their deletes are kept (the
+    source removed the data file too, or folded the positions into a delete file it
+    added); one the target removed as well is already gone. A delete file left naming a
+    removed data file is kept: it deletes nothing;
+  - **equality deletes** of the source (added or removed, or applying to a data file the
+    source added) are a conflict: they apply by sequence number, which the merge changes.
+
+  Both sides deleting rows of one data file with position deletes merge (both delete
+  files apply: position deletes commute). When the schema has identifier fields, the
+  key columns of the data files both sides added are read, and a key written on both
+  sides is a conflict (it would be in the table twice); without them that is not
+  detected (see ``docs/architecture.md``);
 * **schema, partition spec, sort order, format version** — must be unchanged on the source
   (the target may have changed them; the source's files keep the ancestor's spec id, and
   Iceberg reads them by field id);
