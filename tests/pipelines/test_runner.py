@@ -11,6 +11,7 @@ from lakehouse.client import Lakehouse, connect
 from lakehouse.errors import ReadOnlyReferenceError
 from lakehouse.pipelines import ModelError, PipelineConfigError, RunEvent, run_pipeline
 from lakehouse.pipelines.runner import RUN_ID, RUN_PIPELINE, RUN_STATUS, new_run_id
+from lakehouse.tables.upsert import delete_rows
 from tests.pipelines.conftest import bronze, rows, write_pipeline
 
 YAML = """
@@ -227,21 +228,34 @@ def test_a_model_reading_a_missing_table_names_the_model_file(
     )
 
 
-def test_a_merge_conflict_fails_the_publish_and_keeps_main(lh: Lakehouse, shop: Path) -> None:
+def test_a_run_whose_publish_races_an_append_on_main_still_publishes(
+    lh: Lakehouse, shop: Path
+) -> None:
+    """The run rewrote silver.orders; main appended a file the run never saw: they commute."""
     run_pipeline(lh, shop, run_id="r1")
     bronze(lh, "bronze.orders", orders([4]))
 
     def meddle(event: RunEvent) -> None:
         if event.step == "publish" and event.phase == "start":
             lh.catalog("main").load_table("silver.orders").append(
-                pa.table(
-                    {
-                        "id": pa.array([99], pa.int64()),
-                        "status": ["x"],
-                        "amount": [1.0],
-                    }
-                )
+                pa.table({"id": pa.array([99], pa.int64()), "status": ["x"], "amount": [1.0]})
             )
+
+    result = run_pipeline(lh, shop, run_id="r2", listener=meddle)
+    assert result.status == "success" and result.merged, result.error
+    got = sorted(r["id"] for r in rows(lh, "SELECT id FROM silver.orders"))
+    assert got == [1, 2, 3, 4, 99]
+
+
+def test_a_merge_conflict_fails_the_publish_and_keeps_main(lh: Lakehouse, shop: Path) -> None:
+    run_pipeline(lh, shop, run_id="r1")
+    bronze(lh, "bronze.orders", orders([4]))
+
+    def meddle(event: RunEvent) -> None:
+        if event.step == "publish" and event.phase == "start":
+            # a row delete on main, from the data file the run rewrote
+            table = lh.catalog("main").load_table("silver.orders")
+            delete_rows(table, pa.table({"id": pa.array([1], pa.int64())}), ["id"])
 
     result = run_pipeline(lh, shop, run_id="r2", listener=meddle)
     assert result.status == "error" and not result.merged
