@@ -359,8 +359,8 @@ def _plan(
         if _kind(e) == equality:
             return f"the source removed equality delete file {path}"
         for name in sorted(referenced_data_files(io, e.data_file)):
-            if name in removed_data:
-                continue
+            if name in removed_data or name in tgt.removed:
+                continue  # not live after the merge: its deletes no longer matter
             kept = read_position_deletes(io, [e.data_file], name)
             folded = [d.data_file for d in add_deletes if name in referenced[d.data_file.file_path]]
             now = read_position_deletes(io, folded, name) if folded else pa.array([], pa.int64())
