@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from pydantic import SecretStr
+from pyiceberg.types import StringType
 from typer.testing import CliRunner
 
 from lakehouse.cli.main import app as cli
@@ -90,7 +91,8 @@ def test_compare_previews_the_merge_without_committing(client: ApiClient, lh: La
     assert page["merge"]["dry_run"] is True
     assert page["rows"] == cli_json("diff", "main", "dev", "--rows")
     assert "merge is clean" in client.get("/ui/compare?base=main&head=dev").text
-    lh.table("bronze.orders", "dev").delete("id = 2")  # a rewrite on the source side
+    with lh.table("bronze.orders", "dev").update_schema() as update:
+        update.add_column("note", StringType())  # a schema change is not merged by content
     page = client.get("/ui/compare?base=main&head=dev&format=json").json()
     assert page["conflicts"] == ["bronze.orders"]
     html = client.get("/ui/compare?base=main&head=dev").text
