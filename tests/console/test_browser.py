@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pyiceberg.types import DoubleType
 from rich.console import Console
 
 from lakehouse import demo
@@ -40,7 +41,10 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lakehouse]:
     with connect(path) as lh:
         lh.create_branch("feature/discounts", demo.TAG_INITIAL)
         orders = lh.table("silver.orders", "feature/discounts")
-        orders.append(orders.scan(limit=3).to_arrow())
+        # A schema change: not merged by content, so the branch conflicts with main
+        # (whose change batch upserted silver.orders since the tag).
+        with orders.update_schema() as update:
+            update.add_column("discount_pct", DoubleType())
         yield lh
 
 
