@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +20,7 @@ from rich.console import Console
 
 from lakehouse import demo
 from lakehouse.client import Lakehouse, connect
-from lakehouse.server.app import make_server
+from lakehouse.server.app import make_server, serving
 
 pytestmark = pytest.mark.integration
 
@@ -50,19 +47,9 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lakehouse]:
 
 @pytest.fixture(scope="module")
 def base_url(home: Lakehouse) -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    port = sock.getsockname()[1]
-    server = make_server(home.store, "127.0.0.1", port, console=home, log_level="warning")
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    server = make_server(home.store, "127.0.0.1", 0, console=home, log_level="warning")
+    with serving(server) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
