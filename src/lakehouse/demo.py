@@ -422,7 +422,7 @@ class Demo:
         self.console.print(rows)
 
     def concurrent(self, dataset: tpch.Dataset, batches: Path) -> None:
-        """A run in flight while ``main`` moves on: ingestion lands first, the run still publishes."""
+        """A run in flight while ``main`` moves on: ingestion lands first; the run publishes."""
         late = tpch.write_change_batch(
             dataset.path,
             batches / "late-orders",
@@ -455,18 +455,22 @@ class Demo:
         self.verify_concurrent(before, late, customers)
 
     def ingest_into_main(self, folder: Path) -> str:
-        """Ingest ``folder`` through the pipeline's own source into ``main``; the new head."""
+        """Ingest ``folder`` through the pipeline's own source into ``main``; the new head.
+
+        The same as the ``lakehouse ingest folder`` command it prints: ``folder`` holds
+        only ``customer.csv``, so only ``bronze.customer`` gains rows.
+        """
         from lakehouse.ingest import ingest
         from lakehouse.pipelines import load_pipeline
 
         with _env(DATA_VARIABLE, str(folder)):
             pipeline = load_pipeline(self.pipeline_path)
+        command = ["lakehouse", "ingest", "folder", str(folder), "--table", "bronze.customer"]
+        command += ["--source", PIPELINE, "--pattern", "customer.csv", "--ref", "main"]
         self.console.print(
-            f"$ {DATA_VARIABLE}={shlex.quote(str(folder))} lakehouse ingest ... --ref main"
-            "   [dim](while the run waits to publish)[/dim]",
-            style="cyan",
-            highlight=False,
+            f"$ {_quote(command)}", style="cyan", highlight=False, soft_wrap=True, end=""
         )
+        self.console.print("   # while the run waits to publish", style="dim", highlight=False)
         for source in pipeline.sources:
             for r in ingest(self.lh, source, branch="main"):
                 if r.rows_loaded:
@@ -479,9 +483,7 @@ class Demo:
     def publish_report(self, run: RunResult, main_before: str, main_after: str) -> None:
         """Per table: who changed it since the run branched, and what the publish did."""
         meanwhile = {str(e.key) for e in self.lh.diff(f"@{main_before}", f"@{main_after}")}
-        published = {
-            str(e.key) for e in self.lh.diff(f"@{main_after}", f"@{run.merge_hash}")
-        }
+        published = {str(e.key) for e in self.lh.diff(f"@{main_after}", f"@{run.merge_hash}")}
         table = RichTable("table", "changed by", "at publish", title_justify="left")
         table.title = "the publish, per table"
         for key in sorted(meanwhile | published):
@@ -506,9 +508,7 @@ class Demo:
             " ".join(
                 [
                     "SELECT",
-                    ", ".join(
-                        f"(SELECT count(*) FROM {t}) AS \"{t}\"" for t in CONCURRENT_TABLES
-                    ),
+                    ", ".join(f'(SELECT count(*) FROM {t}) AS "{t}"' for t in CONCURRENT_TABLES),
                 ]
             ),
             ref,
@@ -535,7 +535,9 @@ class Demo:
         for name in CONCURRENT_TABLES:
             ok = after[name] == expected[name]
             mark = "[green]ok[/green]" if ok else "[red]MISMATCH[/red]"
-            rows.add_row(name, f"{before[name]:,}", f"{after[name]:,}", f"{expected[name]:,} {mark}")
+            rows.add_row(
+                name, f"{before[name]:,}", f"{after[name]:,}", f"{expected[name]:,} {mark}"
+            )
         self.console.print(rows)
         report = check(self.lh, ["main"])
         self.result.concurrent_check_ok = report.ok
