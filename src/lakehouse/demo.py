@@ -18,10 +18,19 @@ It shows write-audit-publish end to end with the shipped pipeline ``pipelines/tp
    their line items, a few new ones; ``_op`` = U/D/I) through the same pipeline: the
    merge materialization of ``silver.orders`` and ``silver.lineitem`` applies it;
    tagged ``tpch-changes``;
-5. **broken batch** — negative prices, a missing customer key, an unknown status,
+5. **ingestion on main while a run is in flight** — a run brings new orders; when its
+   audit has passed and before it publishes (the runner's ``publish`` start event), new
+   customers are ingested into ``bronze.customer`` on ``main``. The run still publishes:
+   the demo prints, per table, who changed it and what the merge did (a table both sides
+   changed would say ``merged by content (…)``), then checks that ``main`` holds both the
+   ingested customers and the run's orders (row counts) and that ``catalog check`` finds
+   no problem. Why the two sides do not write the same table here: ingestion on both
+   sides of one bronze table, or an incremental silver merge, does not merge by content
+   yet (docs/sql-and-pipelines.md, "Publishing after ``main`` moved on");
+6. **broken batch** — negative prices, a missing customer key, an unknown status,
    orphan line items: the checks fail, nothing is merged, ``main`` is untouched and the
    run branch is kept for inspection;
-6. the gold tables, the log of ``main``, and commands to explore further.
+7. the gold tables, the log of ``main``, and commands to explore further.
 
 Everything goes through the library the ``lakehouse`` command uses
 (:func:`lakehouse.pipelines.run_pipeline`, :func:`lakehouse.query.sql`), so each step
