@@ -17,7 +17,10 @@ from lakehouse.pipelines.runner import RUN_STATUS
 SCALE_FACTOR = "0.01"
 
 
-def test_demo_in_a_given_home(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_in_a_given_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)  # as in a log: 120 columns, tables unwrapped
     home = tmp_path / "demo"
     assert main(["--home", str(home), "--scale-factor", SCALE_FACTOR]) == 0
     out = capsys.readouterr().out
