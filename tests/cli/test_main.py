@@ -407,6 +407,10 @@ def test_merge_of_appends_on_both_sides_merges_by_content_unless_told_not_to(
 
     refused = run("merge", "dev", "--no-content-merge")
     assert_one_line_error(refused, "bronze.orders")
+    dry = ok("merge", "dev", "--dry-run")
+    assert "bronze.orders  merged by content (appends on the source" in dry.stdout
+    [key] = ok_json("merge", "dev", "--dry-run")["keys"]
+    assert key["resolution"].startswith("merged by content (")
     assert ok_json("merge", "dev")["applied"] is True
     got = lh.table("bronze.orders", "main").scan().to_arrow().column("id").to_pylist()
     assert sorted(got) == [1, 2, 3]

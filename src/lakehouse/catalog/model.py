@@ -588,6 +588,9 @@ class KeyMergeDetail:
     key: ContentKey
     merge_behavior: MergeBehavior
     conflict: Conflict | None = None
+    #: How a key both sides changed was resolved without a conflict, for people (e.g.
+    #: ``merged by content (appends on the source …)``); ``None`` otherwise.
+    resolution: str | None = None
 
 
 @dataclass(frozen=True)
