@@ -385,11 +385,6 @@ def test_a_run_publishes_when_main_ingested_into_the_same_bronze_table(
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a content merge adds one snapshot on top of main without the run's "
-    "lakehouse.ingest.* summaries: main forgets the batch the run loaded",
-)
 def test_a_batch_the_run_ingested_stays_loaded_after_a_content_merge(
     lh: Lakehouse, feed: Path, tmp_path: Path
 ) -> None:

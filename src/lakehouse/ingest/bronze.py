@@ -81,6 +81,7 @@ from pyiceberg.table.snapshots import Snapshot, ancestors_of
 from lakehouse.catalog.files import INGEST_CHECKPOINT_PROPERTY
 from lakehouse.control import SUMMARY_KAFKA_OFFSETS, parse_kafka_offsets
 from lakehouse.ingest.sources.base import Cursor, SchemaPolicy, TableState
+from lakehouse.tables.merge import summaries
 
 if TYPE_CHECKING:
     from pyiceberg.io import FileIO
@@ -237,11 +238,8 @@ class IngestState:
 
 
 def has_ingest_keys(snapshot: Snapshot) -> bool:
-    """True if ``snapshot``'s summary carries ``lakehouse.ingest.*`` keys."""
-    summary = snapshot.summary
-    if summary is None:
-        return False
-    return any(k.startswith(SUMMARY_PREFIX) for k in summary.additional_properties)
+    """True if ``snapshot`` carries ``lakehouse.ingest.*`` summary keys (its own or merged)."""
+    return any(k.startswith(SUMMARY_PREFIX) for props in summaries(snapshot) for k in props)
 
 
 def state_of_snapshots(snapshots: Iterable[Snapshot]) -> IngestState:
@@ -253,11 +251,9 @@ def state_of_snapshots(snapshots: Iterable[Snapshot]) -> IngestState:
     latest_source: str | None = None
     latest_batch: str | None = None
     latest_cursor: str | None = None
-    for snapshot in snapshots:
-        summary = snapshot.summary
-        if summary is None:
-            continue
-        props = summary.additional_properties
+    # a content-merged snapshot stands for the source snapshots it merged (their
+    # summaries follow its own, newest first): the source branch's batches stay loaded
+    for props in (props for snapshot in snapshots for props in summaries(snapshot)):
         if not any(k.startswith(SUMMARY_PREFIX) for k in props):
             continue
         for topic, parts in parse_kafka_offsets(props.get(SUMMARY_KAFKA_OFFSETS)).items():

@@ -26,6 +26,7 @@ What is merged today, and why the rest is a conflict (never a silent pick):
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -41,6 +42,41 @@ if TYPE_CHECKING:
 #: Snapshot summary properties of a merged snapshot.
 MERGE_PROPERTY = "lakehouse.merge"
 MERGE_SOURCE_PROPERTY = "lakehouse.merge.source-snapshot-id"
+#: Summary key of a merged snapshot: the bookkeeping summaries of the source snapshots it
+#: stands for (JSON list, newest first; see :func:`summaries`).
+CARRIED_PROPERTY = "lakehouse.merge.carried"
+#: Summary keys that readers find by walking a table's ancestry (exactly-once ingestion
+#: state, :mod:`lakehouse.ingest.bronze`): a merged snapshot carries them from the source.
+CARRIED_PREFIXES = ("lakehouse.ingest.",)
+
+
+def summaries(snapshot: Snapshot) -> list[Mapping[str, str]]:
+    """The summary properties ``snapshot`` stands for, newest first.
+
+    Its own, then — for a snapshot a content merge wrote — those of the source snapshots
+    it merged (:data:`CARRIED_PROPERTY`), so a reader walking an ancestry for state
+    (ingested files, cursors, offsets) sees what the source branch recorded.
+    """
+    if snapshot.summary is None:
+        return []
+    own: Mapping[str, str] = snapshot.summary.additional_properties
+    carried = own.get(CARRIED_PROPERTY)
+    return [own, *json.loads(carried)] if carried else [own]
+
+
+def _carried(source: TableMetadata, base: Snapshot | None) -> list[Mapping[str, str]]:
+    """Bookkeeping of the source's snapshots since ``base``, newest first (flattened)."""
+    from pyiceberg.table.snapshots import ancestors_of
+
+    carried: list[Mapping[str, str]] = []
+    for snapshot in ancestors_of(source.current_snapshot(), source):
+        if base is not None and snapshot.snapshot_id == base.snapshot_id:
+            break
+        for props in summaries(snapshot):
+            kept = {k: v for k, v in props.items() if k.startswith(CARRIED_PREFIXES)}
+            if kept:
+                carried.append(kept)
+    return carried
 
 
 @dataclass(frozen=True)
@@ -183,6 +219,8 @@ def merge_tables(
         updates.append(RemovePropertiesUpdate(removals=sorted(removals)))
     metadata = update_table_metadata(target, tuple(updates)) if updates else target  # type: ignore[arg-type]
     if to_add:
+        state = _carried(source, base)
+        carried = {CARRIED_PROPERTY: json.dumps(state, separators=(",", ":"))} if state else {}
         table = Table(("merge",), metadata, "", io, NoopCatalog("merge"))
         tx = table.transaction()
         delta = RowDelta(
@@ -190,6 +228,7 @@ def merge_tables(
             snapshot_properties={
                 MERGE_PROPERTY: "content",
                 MERGE_SOURCE_PROPERTY: str(head.snapshot_id if head is not None else -1),
+                **carried,
             },
             metadata=metadata,
         )
@@ -206,4 +245,12 @@ def merge_tables(
     return TableMerge(metadata, None, "merged by content (" + what + ")", dropped)
 
 
-__all__ = ["MERGE_PROPERTY", "MERGE_SOURCE_PROPERTY", "TableMerge", "merge_tables"]
+__all__ = [
+    "CARRIED_PREFIXES",
+    "CARRIED_PROPERTY",
+    "MERGE_PROPERTY",
+    "MERGE_SOURCE_PROPERTY",
+    "TableMerge",
+    "merge_tables",
+    "summaries",
+]
