@@ -356,11 +356,6 @@ def test_a_run_main_did_not_race_reports_no_content_merge(lh: Lakehouse, feed: P
     assert result.ok and result.content_merges == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingestion on both sides sets lakehouse.ingest.last-batch-id to different values: "
-    "tables.merge reports a property clash",
-)
 def test_a_run_publishes_when_main_ingested_into_the_same_bronze_table(
     lh: Lakehouse, feed: Path, tmp_path: Path
 ) -> None:
@@ -383,6 +378,27 @@ def test_a_run_publishes_when_main_ingested_into_the_same_bronze_table(
         {"id": 3},
         {"id": 9},
     ]
+
+
+def test_a_run_that_ingested_the_file_main_ingested_meanwhile_does_not_publish(
+    lh: Lakehouse, feed: Path, tmp_path: Path
+) -> None:
+    from lakehouse.ingest import FolderSource, ingest
+
+    def ingest_the_same_folder_on_main(event: RunEvent) -> None:
+        if event.step == "publish" and event.phase == "start":
+            landing = str(tmp_path / "landing")
+            source = FolderSource(name="shop", path=landing, format="csv", table="bronze.orders")
+            ingest(lh, source, branch="main")
+
+    before = rows(lh, "SELECT id FROM bronze.orders ORDER BY id")
+    result = run_pipeline(lh, feed, run_id="f2", listener=ingest_the_same_folder_on_main)
+    assert not result.ok and not result.merged
+    assert "both sides ingested into the table: both sides loaded the same file" in str(
+        result.error
+    )
+    # main holds the file once: its own ingestion of it, not the run's as well
+    assert len(rows(lh, "SELECT id FROM bronze.orders")) == len(before) + 1
 
 
 def test_a_batch_the_run_ingested_stays_loaded_after_a_content_merge(

@@ -18,7 +18,14 @@ What is merged today, and why the rest is a conflict (never a silent pick):
 * **schema, partition spec, sort order, format version** — must be unchanged on the source
   (the target may have changed them; the source's files keep the ancestor's spec id, and
   Iceberg reads them by field id);
-* **properties** — merged key by key; a key both sides set to different values conflicts;
+* **properties** — merged key by key; a key both sides set to different values conflicts,
+  except ingestion's guard ``lakehouse.ingest.last-batch-id`` (both sides ingested): the
+  target's value stays when the two sides' bookkeeping is disjoint — no file loaded on
+  both sides, no cursor or Kafka partition advanced on both
+  (:func:`lakehouse.tables.bookkeeping.overlap`) — else a conflict that names the overlap;
+* **bookkeeping** — the merged snapshot carries the ``lakehouse.ingest.*`` summaries of the
+  source snapshots it merged (:data:`CARRIED_PROPERTY`, read with :func:`summaries`), so
+  exactly-once ingestion keeps knowing what the source loaded;
 * **snapshot refs other than ``main``, statistics and partition statistics files of the
   source** are dropped (they name snapshots that do not exist on the target), and the
   result says so in :attr:`TableMerge.dropped`.
@@ -31,6 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from lakehouse.tables.bookkeeping import LAST_BATCH_PROPERTY, SUMMARY_PREFIX, claims, overlap
 from lakehouse.tables.rowdelta import RowDelta, manifest_entries
 
 if TYPE_CHECKING:
@@ -46,8 +54,8 @@ MERGE_SOURCE_PROPERTY = "lakehouse.merge.source-snapshot-id"
 #: stands for (JSON list, newest first; see :func:`summaries`).
 CARRIED_PROPERTY = "lakehouse.merge.carried"
 #: Summary keys that readers find by walking a table's ancestry (exactly-once ingestion
-#: state, :mod:`lakehouse.ingest.bronze`): a merged snapshot carries them from the source.
-CARRIED_PREFIXES = ("lakehouse.ingest.",)
+#: state, :mod:`lakehouse.tables.bookkeeping`): a merged snapshot carries them from the source.
+CARRIED_PREFIXES = (SUMMARY_PREFIX,)
 
 
 def summaries(snapshot: Snapshot) -> list[Mapping[str, str]]:
@@ -64,12 +72,12 @@ def summaries(snapshot: Snapshot) -> list[Mapping[str, str]]:
     return [own, *json.loads(carried)] if carried else [own]
 
 
-def _carried(source: TableMetadata, base: Snapshot | None) -> list[Mapping[str, str]]:
-    """Bookkeeping of the source's snapshots since ``base``, newest first (flattened)."""
+def _carried(side: TableMetadata, base: Snapshot | None) -> list[Mapping[str, str]]:
+    """Bookkeeping of one side's snapshots since ``base``, newest first (flattened)."""
     from pyiceberg.table.snapshots import ancestors_of
 
     carried: list[Mapping[str, str]] = []
-    for snapshot in ancestors_of(source.current_snapshot(), source):
+    for snapshot in ancestors_of(side.current_snapshot(), side):
         if base is not None and snapshot.snapshot_id == base.snapshot_id:
             break
         for props in summaries(snapshot):
@@ -162,10 +170,18 @@ def merge_tables(
     sets, removals, clashes = _property_updates(
         ancestor.properties, target.properties, source.properties
     )
+    base = ancestor.current_snapshot()
+    if LAST_BATCH_PROPERTY in clashes:
+        # both sides ingested: a guard, not data; the target's value stays when the two
+        # sides loaded different files, cursors and Kafka partitions
+        clashes.remove(LAST_BATCH_PROPERTY)
+        sets.pop(LAST_BATCH_PROPERTY, None)
+        both = overlap(claims(_carried(source, base)), claims(_carried(target, base)))
+        if both is not None:
+            return _conflict("both sides ingested into the table: " + both)
     if clashes:
         return _conflict("both sides changed table properties " + ", ".join(clashes))
 
-    base = ancestor.current_snapshot()
     head = source.current_snapshot()
     base_manifests = _manifests(base, io)
     head_manifests = _manifests(head, io)
