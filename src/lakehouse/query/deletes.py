@@ -13,7 +13,8 @@ deleted cost twice the read of the same table compacted (see ``docs/benchmarks.m
   its ``file_index``) and the ``BIGINT`` position — no path string is compared per row.
 
 Positions of data files the scan does not read (pruned, or deleted by a later snapshot)
-are ignored; an empty delete file adds nothing.
+are ignored; an empty delete file adds nothing; a data file that none of its delete files
+deletes from is read like a file without deletes (:func:`without_unused_deletes`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
+
+from lakehouse.query.planning import ScanFile
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -111,6 +115,25 @@ def _read_grouped(io: FileIO, path: str) -> tuple[dict[str, pa.Array], int]:
 DELETE_FILES = DeleteFileCache()
 
 
+def without_unused_deletes(
+    io: FileIO, files: Sequence[ScanFile], cache: DeleteFileCache | None = None
+) -> tuple[ScanFile, ...]:
+    """``files`` with the position delete files that delete none of their rows dropped.
+
+    The planner gives a data file every delete file of its partition that may apply (all
+    of them when a delete file does not say which data file it is for, as Spark's often
+    do not); a data file none of them deletes from is then read plainly, without the join.
+    """
+    cache = DELETE_FILES if cache is None else cache
+    out: list[ScanFile] = []
+    for f in files:
+        used = tuple(
+            d for d in f.position_deletes if len(cache.positions(io, d).get(f.path, ())) > 0
+        )
+        out.append(f if used == f.position_deletes else replace(f, position_deletes=used))
+    return tuple(out)
+
+
 def position_delete_table(
     io: FileIO,
     files: Sequence[tuple[str, Sequence[str]]],
@@ -146,4 +169,5 @@ __all__ = [
     "POSITION",
     "DeleteFileCache",
     "position_delete_table",
+    "without_unused_deletes",
 ]

@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from lakehouse.query import sandbox
@@ -37,7 +37,12 @@ from lakehouse.query.analysis import (
     pushdowns,
     tables_read,
 )
-from lakehouse.query.deletes import FILE_ID, POSITION, position_delete_table
+from lakehouse.query.deletes import (
+    FILE_ID,
+    POSITION,
+    position_delete_table,
+    without_unused_deletes,
+)
 from lakehouse.query.errors import QueryError, QueryExecutionError, TableNotFoundError
 from lakehouse.query.planning import (
     FILE_INDEX_COLUMN,
@@ -276,6 +281,7 @@ def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registratio
     import duckdb
 
     assert scan.table is not None, "plans made by plan_table carry their table"
+    io = scan.table.io
     namespace, _, name = scan.name.rpartition(".")
     view = f"{quote_identifier(namespace)}.{quote_identifier(name)}"
     source: str | None = None
@@ -284,15 +290,15 @@ def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registratio
     try:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(namespace)}")
         if reader == "parquet":
+            if any(f.position_deletes for f in scan.files):
+                scan = replace(scan, files=without_unused_deletes(io, scan.files))
             positional = position_delete_files(scan)
             if positional:
                 # delete files read once per process, joined on integers (query.deletes)
                 deletes = f"__lakehouse_deletes_{next(_counter)}"
                 con.register(
                     deletes,
-                    position_delete_table(
-                        scan.table.io, [(f.path, f.position_deletes) for f in positional]
-                    ),
+                    position_delete_table(io, [(f.path, f.position_deletes) for f in positional]),
                 )
             try:
                 sql = parquet_sql(scan, quote_identifier(deletes) if deletes else None)

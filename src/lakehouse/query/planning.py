@@ -159,7 +159,8 @@ def plan_table(
         return True
 
     planner = _planner(table, row_filter)
-    tasks = list(planner.plan_files(snapshot.manifests(table.io), manifest_entry_filter=keep))
+    manifests = MANIFEST_ENTRIES.manifests(table.io, snapshot.manifest_list)
+    tasks = list(planner.plan_files(manifests, manifest_entry_filter=keep))
     files = tuple(
         ScanFile(
             path=task.file.file_path,
@@ -197,19 +198,27 @@ def plan_table(
 #: Manifest entries a :class:`ManifestEntryCache` keeps by default.
 DEFAULT_MAX_ENTRIES = 50_000
 
+#: Manifest lists (one per snapshot read) a :class:`ManifestEntryCache` keeps by default.
+DEFAULT_MAX_LISTS = 256
+
 _ManifestKey = tuple[str, int, int, int, int | None]
 
 
 class ManifestEntryCache:
-    """Live entries of manifest files, read once per process (manifests are immutable).
+    """Manifest lists and live manifest entries, read once per process (both immutable).
 
-    Keyed by the manifest's path, length and the values its entries inherit from the
-    manifest list (sequence numbers, snapshot id); least recently used manifests are
-    dropped beyond ``max_entries`` entries. Thread-safe.
+    Lists are keyed by path (at most ``max_lists``, least recently used dropped); entries
+    by the manifest's path, length and the values its entries inherit from the manifest
+    list (sequence numbers, snapshot id), least recently used manifests dropped beyond
+    ``max_entries`` entries. Thread-safe.
     """
 
-    def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+    def __init__(
+        self, max_entries: int = DEFAULT_MAX_ENTRIES, max_lists: int = DEFAULT_MAX_LISTS
+    ) -> None:
         self.max_entries = max_entries
+        self.max_lists = max_lists
+        self._lists: OrderedDict[str, tuple[ManifestFile, ...]] = OrderedDict()
         self._manifests: OrderedDict[_ManifestKey, list[ManifestEntry]] = OrderedDict()
         self._held = 0
         self._lock = threading.Lock()
@@ -221,8 +230,25 @@ class ManifestEntryCache:
     def clear(self) -> None:
         """Forget every manifest."""
         with self._lock:
+            self._lists.clear()
             self._manifests.clear()
             self._held = 0
+
+    def manifests(self, io: FileIO, manifest_list: str) -> tuple[ManifestFile, ...]:
+        """The manifests listed by the manifest list file ``manifest_list`` (a snapshot's)."""
+        with self._lock:
+            hit = self._lists.get(manifest_list)
+            if hit is not None:
+                self._lists.move_to_end(manifest_list)
+                return hit
+        from pyiceberg.manifest import read_manifest_list
+
+        listed = tuple(read_manifest_list(io.new_input(manifest_list)))
+        with self._lock:
+            self._lists[manifest_list] = listed
+            while len(self._lists) > self.max_lists:
+                self._lists.popitem(last=False)
+        return listed
 
     def entries(self, io: FileIO, manifest: ManifestFile) -> list[ManifestEntry]:
         """The live (not deleted) entries of ``manifest``; do not modify them."""
@@ -367,6 +393,7 @@ def _arrow_reason(table: Table, files: Sequence[ScanFile]) -> str | None:
 
 __all__ = [
     "DEFAULT_MAX_ENTRIES",
+    "DEFAULT_MAX_LISTS",
     "MANIFEST_ENTRIES",
     "EqualityDelete",
     "ManifestEntryCache",
