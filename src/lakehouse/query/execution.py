@@ -294,8 +294,9 @@ def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registratio
                 scan = replace(scan, files=without_unused_deletes(io, scan.files))
             positional = position_delete_files(scan)
             if positional:
-                # delete files read once per process, joined on integers (query.deletes)
-                deletes = f"__lakehouse_deletes_{next(_counter)}"
+                # delete files read once per process, joined on integers (query.deletes);
+                # named after the view: a caller's connection replaces it with the view
+                deletes = f"__lakehouse_deletes_{namespace}.{name}"
                 con.register(
                     deletes,
                     position_delete_table(io, [(f.path, f.position_deletes) for f in positional]),
