@@ -269,11 +269,31 @@ def test_query_views_and_delete_tables_are_removed_after_the_query(
     a = file_of(file_ids(five_files), 0)
     add_delete_file(five_files, deletes((a, 0)), DataFileContent.POSITION_DELETES)
     plan = query.plan(lh, "SELECT count(*) FROM silver.orders")
+    with sandbox.borrowed(allowed_paths(plan)) as con:  # the connection the query borrows
+        con.execute("CREATE TEMP TABLE marker (x INTEGER)")
     assert lh.sql("SELECT count(*) AS n FROM silver.orders").column("n")[0].as_py() == 19
     with sandbox.borrowed(allowed_paths(plan)) as con:
         names = [row[0] for row in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()]
         views = [row[0] for row in con.sql("SELECT view_name FROM duckdb_views()").fetchall()]
+    assert "marker" in names, "the query ran on this connection"
     assert not [n for n in names + views if n.startswith("__lakehouse") or n == "orders"]
+
+
+def test_a_callers_connection_keeps_one_delete_table_per_view(
+    lh: Lakehouse, five_files: Table
+) -> None:
+    from lakehouse.query.execution import allowed_paths, connect_duckdb
+
+    a = file_of(file_ids(five_files), 0)
+    add_delete_file(five_files, deletes((a, 0), (a, 1)), DataFileContent.POSITION_DELETES)
+    plan = query.plan(lh, "SELECT * FROM silver.orders")
+    con = connect_duckdb(allowed_paths(plan))
+    session = query.session(lh, connection=con)
+    for _ in range(3):
+        assert len(session.execute("SELECT id FROM silver.orders")) == 18
+    views = [row[0] for row in con.sql("SELECT view_name FROM duckdb_views()").fetchall()]
+    assert len([v for v in views if v.startswith("__lakehouse_deletes_")]) == 1
+    con.close()
 
 
 # -- manifests read once ---------------------------------------------------------------------------
