@@ -205,6 +205,28 @@ def test_rows_deleted_by_merge_on_read_writes_match_pyiceberg(
     assert sorted(ids) == [21, 23, 30, 31, 32, 40, 41, 42]
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_deletes_and_filters_match_pyiceberg(
+    lh: Lakehouse, five_files: Table, seed: int
+) -> None:
+    import random
+
+    rng = random.Random(seed)
+    files = file_ids(five_files)
+    paths = sorted(files)
+    table = five_files
+    for _ in range(rng.randint(1, 4)):  # delete files, some spanning several data files
+        targets = rng.sample(paths, rng.randint(1, 3))
+        pairs = [(p, pos) for p in targets for pos in rng.sample(range(4), rng.randint(0, 3))]
+        if rng.random() < 0.3:
+            pairs.append((table.metadata.location + "/data/gone.parquet", 0))
+        table = add_delete_file(table, deletes(*pairs), DataFileContent.POSITION_DELETES)
+    low = rng.choice([0, 10, 21, 35])
+    sql = f"SELECT id, amount FROM silver.orders WHERE id >= {low}"
+    assert sorted_rows(lh.sql(sql)) == pyiceberg_rows(table, ("id", "amount"), f"id >= {low}")
+    assert sorted_rows(lh.sql("SELECT * FROM silver.orders")) == pyiceberg_rows(table)
+
+
 # -- the delete file cache and its join table ---------------------------------------------------
 
 
