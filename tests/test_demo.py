@@ -32,6 +32,7 @@ def test_demo_in_a_given_home(
         "ingested on main: bronze.customer",
         "the publish, per table",
         "kept: the run did not change it",
+        "merged by content (appends on the source",
         "files checked, no problems",
         "failed checks",
         "-> unchanged",
@@ -52,19 +53,27 @@ def test_demo_in_a_given_home(
         kept = [n for n in names if n.startswith("run/tpch/")]
         assert len(kept) == 1
         assert lh.log(kept[0], limit=1)[0].meta.properties[RUN_STATUS] == "failed"
-        top = lh.log("main", limit=3)
-        assert [e.meta.properties.get(RUN_STATUS) for e in top] == ["success", None, "success"]
-        assert top[2].hash == lh.resolve(TAG_CHANGES).hash
-        assert top[0].meta.parent_hashes[0] == top[1].hash
-        assert [str(e.key) for e in lh.diff(TAG_CHANGES, f"@{top[1].hash}")] == ["bronze.customer"]
-        # main holds both the customers ingested meanwhile and the run's new orders
-        late, customers = home / "batches" / "late-orders", home / "batches" / "new-customers"
+        merge = lh.log("main", limit=1)[0]
+        assert merge.meta.properties[RUN_STATUS] == "success"
+        before_publish = merge.meta.parent_hashes[0]
+        log = lh.log(f"@{before_publish}", limit=None)
+        ingested = log[: [e.hash for e in log].index(lh.resolve(TAG_CHANGES).hash)]
+        assert ingested and all(RUN_STATUS not in e.meta.properties for e in ingested)
+        meanwhile = [str(e.key) for e in lh.diff(TAG_CHANGES, f"@{before_publish}")]
+        assert meanwhile == ["bronze.customer", "bronze.lineitem", "bronze.orders"]
+        # main holds both what was ingested on it meanwhile and the run's new orders: the
+        # bronze tables both sides ingested into merged by content
+        late, on_main = home / "batches" / "late-orders", home / "batches" / "on-main"
         new_orders = csv_rows(late / "orders_changes.csv")
         new_lineitems = csv_rows(late / "lineitem_changes.csv")
-        new_customers = csv_rows(customers / "customer.csv")
-        assert min(new_orders, new_lineitems, new_customers) > 0
+        new_customers = csv_rows(on_main / "customer.csv")
+        main_orders = csv_rows(on_main / "orders_changes.csv")
+        main_lineitems = csv_rows(on_main / "lineitem_changes.csv")
+        assert min(new_orders, new_lineitems, new_customers, main_orders, main_lineitems) > 0
         for table, added in [
             ("bronze.customer", new_customers),
+            ("bronze.orders", new_orders + main_orders),
+            ("bronze.lineitem", new_lineitems + main_lineitems),
             ("silver.orders", new_orders),
             ("silver.lineitem", new_lineitems),
         ]:

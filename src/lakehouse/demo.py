@@ -19,14 +19,14 @@ It shows write-audit-publish end to end with the shipped pipeline ``pipelines/tp
    merge materialization of ``silver.orders`` and ``silver.lineitem`` applies it;
    tagged ``tpch-changes``;
 5. **ingestion on main while a run is in flight** — a run brings new orders; when its
-   audit has passed and before it publishes (the runner's ``publish`` start event), new
-   customers are ingested into ``bronze.customer`` on ``main``. The run still publishes:
-   the demo prints, per table, who changed it and what the merge did (a table both sides
-   changed would say ``merged by content (…)``), then checks that ``main`` holds both the
-   ingested customers and the run's orders (row counts) and that ``catalog check`` finds
-   no problem. Why the two sides do not write the same table here: ingestion on both
-   sides of one bronze table, or an incremental silver merge, does not merge by content
-   yet (docs/sql-and-pipelines.md, "Publishing after ``main`` moved on");
+   audit has passed and before it publishes (the runner's ``publish`` start event), other
+   new orders and new customers are ingested on ``main`` (``bronze.orders``,
+   ``bronze.lineitem``, ``bronze.customer``). The run still publishes: the demo prints, per
+   table, who changed it and what the merge did (``bronze.orders`` and ``bronze.lineitem``,
+   ingested on both sides: ``merged by content (…)``), then checks that ``main`` holds
+   both sides' rows (row counts) and that ``catalog check`` finds no problem. What does
+   not merge by content yet: docs/sql-and-pipelines.md, "Publishing after ``main`` moved
+   on";
 6. **broken batch** — negative prices, a missing customer key, an unknown status,
    orphan line items: the checks fail, nothing is merged, ``main`` is untouched and the
    run branch is kept for inspection;
@@ -93,7 +93,19 @@ TAG_CHANGES = "tpch-changes"
 #: Share of the orders the run in flight brings as new orders (the concurrent step).
 LATE_ORDERS_FRACTION = 0.002
 #: Tables whose rows the concurrent step counts on ``main`` before and after the publish.
-CONCURRENT_TABLES = ("bronze.customer", "silver.orders", "silver.lineitem")
+CONCURRENT_TABLES = (
+    "bronze.customer",
+    "bronze.orders",
+    "bronze.lineitem",
+    "silver.orders",
+    "silver.lineitem",
+)
+#: What ingestion on main loads in the concurrent step: bronze table -> file pattern.
+ON_MAIN_FILES = {
+    "bronze.customer": "customer.csv",
+    "bronze.orders": "orders*.csv",
+    "bronze.lineitem": "lineitem*.csv",
+}
 
 
 def pipeline_dir() -> Path:
@@ -124,6 +136,7 @@ class DemoResult:
     #: ``main``, or how a table both changed was merged) and the catalog check's verdict.
     late_orders: tpch.ChangeBatch | None = None
     new_customers: tpch.CustomerBatch | None = None
+    main_orders: tpch.ChangeBatch | None = None
     ingested_on_main: dict[str, int] = field(default_factory=dict)
     publish: dict[str, str] = field(default_factory=dict)
     concurrent_check_ok: bool = False
@@ -441,18 +454,31 @@ class Demo:
             salt=7,
             key_offset=1,
         )
-        customers = tpch.write_new_customers(dataset.path, batches / "new-customers")
+        on_main = batches / "on-main"
+        customers = tpch.write_new_customers(dataset.path, on_main)
+        main_orders = tpch.write_change_batch(
+            dataset.path,
+            on_main,
+            update_fraction=0.0,
+            delete_fraction=0.0,
+            insert_fraction=LATE_ORDERS_FRACTION,
+            salt=11,
+            key_offset=2,
+        )
         self.result.late_orders, self.result.new_customers = late, customers
+        self.result.main_orders = main_orders
         self.console.print(
             f"the run: {late.inserted_orders:,} new orders with {late.inserted_lineitems:,} "
             f"line items in {late.path}\n"
-            f"meanwhile on main: {customers.customers:,} new customers in {customers.path}"
+            f"meanwhile on main: {customers.customers:,} new customers and "
+            f"{main_orders.inserted_orders:,} other new orders with "
+            f"{main_orders.inserted_lineitems:,} line items in {on_main}"
         )
         before = self.row_counts("main")
         heads: list[str] = []
 
         def ingest_on_main() -> None:
-            heads.append(self.ingest_into_main(customers.path))
+            heads.append(self.ingest_into_main(on_main))
 
         run = self.run("concurrent", late.path, before_publish=ingest_on_main)
         if not run.ok or not heads:
@@ -461,25 +487,27 @@ class Demo:
             )
         # main's changes since the run branched off, then the run's as merged
         self.publish_report(run, run.base_hash, heads[0])
-        self.verify_concurrent(before, late, customers)
+        self.verify_concurrent(before, late, customers, main_orders)
 
     def ingest_into_main(self, folder: Path) -> str:
         """Ingest ``folder`` through the pipeline's own source into ``main``; the new head.
 
-        The same as the ``lakehouse ingest folder`` command it prints: ``folder`` holds
-        only ``customer.csv``, so only ``bronze.customer`` gains rows.
+        The same as the ``lakehouse ingest folder`` commands it prints: ``folder`` holds
+        new customers and new orders, so ``bronze.customer``, ``bronze.orders`` and
+        ``bronze.lineitem`` gain rows — the last two are tables the run ingests into too.
         """
         from lakehouse.ingest import ingest
         from lakehouse.pipelines import load_pipeline
 
         with _env(DATA_VARIABLE, str(folder)):
             pipeline = load_pipeline(self.pipeline_path)
-        command = ["lakehouse", "ingest", "folder", str(folder), "--table", "bronze.customer"]
-        command += ["--source", PIPELINE, "--pattern", "customer.csv", "--ref", "main"]
-        self.console.print(
-            f"$ {_quote(command)}", style="cyan", highlight=False, soft_wrap=True, end=""
-        )
-        self.console.print("   # while the run waits to publish", style="dim", highlight=False)
+        for table, pattern in ON_MAIN_FILES.items():
+            command = ["lakehouse", "ingest", "folder", str(folder), "--table", table]
+            command += ["--source", PIPELINE, "--pattern", pattern, "--ref", "main"]
+            self.console.print(
+                f"$ {_quote(command)}", style="cyan", highlight=False, soft_wrap=True, end=""
+            )
+            self.console.print("   # while the run waits to publish", style="dim", highlight=False)
         for source in pipeline.sources:
             for r in ingest(self.lh, source, branch="main"):
                 if r.rows_loaded:
@@ -529,6 +557,7 @@ class Demo:
         before: dict[str, int],
         late: tpch.ChangeBatch,
         customers: tpch.CustomerBatch,
+        main_orders: tpch.ChangeBatch,
     ) -> None:
         """``main`` holds both the rows ingested meanwhile and the run's; ``catalog check`` ok."""
         from lakehouse.ops.check import check
@@ -536,6 +565,14 @@ class Demo:
         after = self.row_counts("main")
         expected = {
             "bronze.customer": before["bronze.customer"] + customers.customers,
+            # both sides ingested into these two: merged by content
+            "bronze.orders": before["bronze.orders"]
+            + late.inserted_orders
+            + main_orders.inserted_orders,
+            "bronze.lineitem": before["bronze.lineitem"]
+            + late.inserted_lineitems
+            + main_orders.inserted_lineitems,
+            # main's new orders reach silver on the next run
             "silver.orders": before["silver.orders"] + late.inserted_orders,
             "silver.lineitem": before["silver.lineitem"] + late.inserted_lineitems,
         }
@@ -555,10 +592,10 @@ class Demo:
             f"lakehouse catalog check main: {report.files_checked:,} files checked, {verdict}"
         )
         self.console.print(
-            "[dim]not merged by content yet, so the two sides write different tables here: "
-            "ingestion on both sides of one bronze table (both set "
-            "lakehouse.ingest.last-batch-id), a silver table the run's incremental merge "
-            "rewrote, a gold table it rebuilt (docs/sql-and-pipelines.md)[/dim]",
+            "[dim]main's new orders reach silver with the next run. Not merged by content "
+            "yet: a silver table the run's incremental merge rewrote, a gold table it "
+            "rebuilt, or ingestion of the same file on both sides "
+            "(docs/sql-and-pipelines.md)[/dim]",
             soft_wrap=True,
         )
         if after != expected or not report.ok:
