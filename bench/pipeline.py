@@ -360,8 +360,9 @@ def bench_e2e(report: Report, scale_factors: Sequence[float], work: Path) -> Non
                 run.returncode == 0 and run.seconds < 180,
             )
     table.notes.append(
-        "Fresh home each time: init, three pipeline runs (initial load, change batch, rejected "
-        "broken batch), gold tables, log. Peak RSS: the demo process's VmHWM. CPU time: "
+        "Fresh home each time: init, four pipeline runs (initial load, change batch, new "
+        "orders while customers are ingested into main, rejected broken batch), gold tables, "
+        "log. Peak RSS: the demo process's VmHWM. CPU time: "
         "user + sys of the demo process (wait4), independent of other load on the machine."
     )
     report.add(table)

@@ -27,11 +27,12 @@ import datetime as dt
 import itertools
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lakehouse.catalog import CATALOG_NAME, open_store, sqlite_path
+from lakehouse.catalog.content_merge import TableOutcome
 from lakehouse.catalog.content_merge import content_merge as merge_by_content
 from lakehouse.catalog.model import (
     Branch,
@@ -301,7 +302,7 @@ class Lakehouse:
             message=message or f"Merge {source} into {target}", author=self._settings.author
         )
         if content_merge:
-            return merge_by_content(
+            merged = merge_by_content(
                 self._store,
                 source,
                 target,
@@ -312,7 +313,8 @@ class Lakehouse:
                 dry_run=dry_run,
                 meta=meta,
                 raise_on_conflict=raise_on_conflict,
-            ).result
+            )
+            return _with_resolutions(merged.result, merged.tables)
         return self._store.merge(
             source,
             target,
@@ -579,6 +581,18 @@ def _strategy(value: MergeStrategy | str) -> MergeStrategy:
     except ValueError:
         choices = ", ".join(m.value for m in MergeStrategy)
         raise InvalidInputError(f"unknown merge strategy {value!r}: use {choices}") from None
+
+
+def _with_resolutions(result: MergeResult, tables: Sequence[TableOutcome]) -> MergeResult:
+    """``result`` with each table merged by content described on its key's detail."""
+    merged = {o.key: o.description for o in tables if o.merged}
+    if not merged:
+        return result
+    details = tuple(
+        replace(d, resolution=merged[d.key]) if d.key in merged and d.conflict is None else d
+        for d in result.details
+    )
+    return replace(result, details=details)
 
 
 def _key_behaviors(

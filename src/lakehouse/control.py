@@ -13,12 +13,12 @@ at the start of ingestion, pipeline runs and maintenance, before any write.
 
 Kafka ingestion records, in every snapshot it commits, the next offset to read per topic
 and partition (snapshot summary property :data:`SUMMARY_KAFKA_OFFSETS`, JSON
-``{"<topic>": {"<partition>": <next offset>}}``); :func:`parse_kafka_offsets` reads it.
+``{"<topic>": {"<partition>": <next offset>}}``); :func:`parse_kafka_offsets` reads it
+(both defined in :mod:`lakehouse.tables.bookkeeping` with the other bookkeeping keys).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 from lakehouse.catalog.model import ContentKey, Namespace
 from lakehouse.catalog.store import VersionStore
 from lakehouse.errors import PausedError, ReferenceNotFoundError
+from lakehouse.tables.bookkeeping import SUMMARY_KAFKA_OFFSETS as SUMMARY_KAFKA_OFFSETS
+from lakehouse.tables.bookkeeping import parse_kafka_offsets as parse_kafka_offsets
 
 if TYPE_CHECKING:
     from lakehouse.session import Lakehouse
@@ -37,8 +39,6 @@ logger = logging.getLogger(__name__)
 OPS_BRANCH = "lakehouse-ops"
 #: The content key of the pause flag on :data:`OPS_BRANCH`.
 PAUSE_KEY = ContentKey.of("lakehouse_dr")
-#: Snapshot summary property where Kafka ingestion records the next offsets to read.
-SUMMARY_KAFKA_OFFSETS = "lakehouse.ingest.kafka.offsets"
 
 
 @dataclass(frozen=True)
@@ -103,20 +103,6 @@ def ensure_not_paused(lakehouse: Lakehouse, what: str = "this job") -> None:
             f"{what} cannot start: the lakehouse is {state.describe()}; "
             "run `lakehouse dr resume` when recovery is done"
         )
-
-
-def parse_kafka_offsets(value: str | None) -> dict[str, dict[int, int]]:
-    """Parse a :data:`SUMMARY_KAFKA_OFFSETS` value (empty for absent or malformed)."""
-    if not value:
-        return {}
-    try:
-        data = json.loads(value)
-        return {
-            str(topic): {int(p): int(o) for p, o in parts.items()} for topic, parts in data.items()
-        }
-    except (ValueError, AttributeError, TypeError):
-        logger.warning("ignoring a malformed %s value: %r", SUMMARY_KAFKA_OFFSETS, value[:200])
-        return {}
 
 
 __all__ = [

@@ -468,6 +468,7 @@ def write_change_batch(
     delete_fraction: float = 0.005,
     insert_fraction: float = 0.001,
     salt: int = 1,
+    key_offset: int = 0,
 ) -> ChangeBatch:
     """Write a deterministic CDC batch for ``orders`` and ``lineitem`` into ``out_dir``.
 
@@ -481,10 +482,13 @@ def write_change_batch(
     * ``D`` — ``delete_fraction`` of the orders (disjoint from the updated ones), and
       every line item of those orders;
     * ``I`` — ``insert_fraction`` of the orders copied under new order keys (above the
-      largest one) with copies of their line items; status ``O``.
+      largest one: ``max + 32 * n + key_offset``, so batches with different offsets in
+      ``0..31`` never share a new key) with copies of their line items; status ``O``.
     """
     import duckdb
 
+    if not 0 <= key_offset < 32:
+        raise TpchError(f"key_offset must be in 0..31, not {key_offset}")
     out_dir.mkdir(parents=True, exist_ok=True)
     orders_src = read_csv_sql(table_files(data_dir, "orders"), "orders", typed=False)
     lineitem_src = read_csv_sql(table_files(data_dir, "lineitem"), "lineitem", typed=False)
@@ -514,7 +518,8 @@ def write_change_batch(
             SELECT * EXCLUDE (_b), 'D', o_orderkey
             FROM src_orders WHERE _b >= {update_cut} AND _b < {delete_cut}
             UNION ALL
-            SELECT CAST({max_key} + 32 * row_number() OVER (ORDER BY CAST(o_orderkey AS BIGINT))
+            SELECT CAST({max_key} + {key_offset}
+                        + 32 * row_number() OVER (ORDER BY CAST(o_orderkey AS BIGINT))
                         AS VARCHAR),
                    o_custkey, 'O', o_totalprice, o_orderdate,
                    o_orderpriority, o_clerk, o_shippriority, o_comment, 'I', o_orderkey
@@ -557,6 +562,46 @@ def write_change_batch(
         deleted_lineitems=int(line_counts.get("D", 0)),
         inserted_lineitems=int(line_counts.get("I", 0)),
     )
+
+
+@dataclass(frozen=True)
+class CustomerBatch:
+    """What :func:`write_new_customers` wrote."""
+
+    path: Path
+    file: Path
+    customers: int
+
+
+def write_new_customers(
+    data_dir: Path, out_dir: Path, *, fraction: float = 0.01, salt: int = 3
+) -> CustomerBatch:
+    """Write ``customer.csv`` with new customers into ``out_dir`` (a late ingestion batch).
+
+    ``fraction`` of the customers (picked by a deterministic hash) copied under new keys
+    above the largest one, in the first load's columns and format.
+    """
+    import duckdb
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    source = read_csv_sql(table_files(data_dir, "customer"), "customer", typed=False)
+    cut = max(1, round(fraction * _HASH_MODULUS))
+    path = out_dir / "customer.csv"
+    with duckdb.connect() as con:
+        (max_key,) = _one(con, f"SELECT max(CAST(c_custkey AS BIGINT)) FROM {source}")
+        _copy_csv(
+            con,
+            f"""
+            SELECT CAST({max_key} + row_number() OVER (ORDER BY CAST(c_custkey AS BIGINT))
+                        AS VARCHAR) AS c_custkey,
+                   * EXCLUDE (c_custkey)
+            FROM {source} WHERE {_bucket_sql("c_custkey", salt)} < {cut}
+            ORDER BY 1
+            """,
+            path,
+        )
+        (n,) = _one(con, f"SELECT count(*) FROM read_csv({_quote(str(path))})")
+    return CustomerBatch(path=out_dir, file=path, customers=int(n))
 
 
 @dataclass(frozen=True)
@@ -728,6 +773,7 @@ __all__ = [
     "TABLES",
     "BrokenBatch",
     "ChangeBatch",
+    "CustomerBatch",
     "Dataset",
     "TpchError",
     "cache_root",
@@ -743,6 +789,7 @@ __all__ = [
     "tpchgen_command",
     "write_broken_batch",
     "write_change_batch",
+    "write_new_customers",
 ]
 
 

@@ -79,7 +79,7 @@ def merge_json(result: MergeResult, *, source: str, dry_run: bool) -> dict[str, 
                 "key": str(d.key),
                 "behavior": d.merge_behavior.value,
                 "conflict": d.conflict.to_json() if d.conflict else None,
-                "content_merge": d.content_merge,
+                "resolution": d.resolution,
             }
             for d in result.details
         ],

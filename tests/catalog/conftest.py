@@ -5,8 +5,6 @@ from __future__ import annotations
 import fcntl
 import os
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -53,26 +51,17 @@ def served_store(tmp_path: Path) -> Iterator[VersionStore]:
     """A NessieStore talking HTTP to our own server (uvicorn thread) over a fresh SqlStore."""
     from lakehouse.catalog.nessie_store import NessieStore
     from lakehouse.server import ServerSettings
-    from lakehouse.server.app import make_server
+    from lakehouse.server.app import make_server, serving
 
     backing = SqlStore(f"sqlite:///{tmp_path}/served.db")
     server = make_server(backing, "127.0.0.1", 0, settings=ServerSettings(), log_level="warning")
-    thread = threading.Thread(target=server.run, name="lakehouse-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the lakehouse server did not start", pytrace=False)
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    client = NessieStore(f"http://127.0.0.1:{port}/api/v2", timeout=30)
-    try:
-        yield client
-    finally:
-        client.close()
-        server.should_exit = True
-        thread.join(timeout=30)
-        backing.close()
+    with serving(server) as port:
+        client = NessieStore(f"http://127.0.0.1:{port}/api/v2", timeout=30)
+        try:
+            yield client
+        finally:
+            client.close()
+            backing.close()
 
 
 @pytest.fixture

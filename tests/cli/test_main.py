@@ -407,11 +407,10 @@ def test_merge_of_appends_on_both_sides_merges_by_content_unless_told_not_to(
 
     refused = run("merge", "dev", "--no-content-merge")
     assert_one_line_error(refused, "bronze.orders")
-    dry = ok("merge", "dev", "--dry-run").stdout
-    assert "bronze.orders: merged by content (appends on the source (1 data file(s))" in dry
-    merged = ok_json("merge", "dev")
-    assert merged["applied"] is True
-    [key] = merged["keys"]
-    assert key["content_merge"].startswith("merged by content (appends on the source")
+    dry = ok("merge", "dev", "--dry-run")
+    assert "bronze.orders  merged by content (appends on the source" in dry.stdout
+    [key] = ok_json("merge", "dev", "--dry-run")["keys"]
+    assert key["resolution"].startswith("merged by content (")
+    assert ok_json("merge", "dev")["applied"] is True
     got = lh.table("bronze.orders", "main").scan().to_arrow().column("id").to_pylist()
     assert sorted(got) == [1, 2, 3]

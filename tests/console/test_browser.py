@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pyiceberg.types import DoubleType
 from rich.console import Console
 
 from lakehouse import demo
 from lakehouse.client import Lakehouse, connect
-from lakehouse.server.app import make_server
+from lakehouse.server.app import make_server, serving
 
 pytestmark = pytest.mark.integration
 
@@ -40,25 +38,18 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lakehouse]:
     with connect(path) as lh:
         lh.create_branch("feature/discounts", demo.TAG_INITIAL)
         orders = lh.table("silver.orders", "feature/discounts")
-        orders.append(orders.scan(limit=3).to_arrow())
+        # A schema change: not merged by content, so the branch conflicts with main
+        # (whose change batch upserted silver.orders since the tag).
+        with orders.update_schema() as update:
+            update.add_column("discount_pct", DoubleType())
         yield lh
 
 
 @pytest.fixture(scope="module")
 def base_url(home: Lakehouse) -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    port = sock.getsockname()[1]
-    server = make_server(home.store, "127.0.0.1", port, console=home, log_level="warning")
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    server = make_server(home.store, "127.0.0.1", 0, console=home, log_level="warning")
+    with serving(server) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")

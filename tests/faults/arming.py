@@ -13,6 +13,7 @@ request is sent decides what happens to that request and no other:
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 
@@ -29,8 +30,15 @@ def is_commit(request: httpx.Request) -> bool:
 
 
 def is_merge(request: httpx.Request) -> bool:
-    """A Nessie API v2 merge (``POST …/history/merge``)."""
-    return request.method == "POST" and request.url.path.endswith("history/merge")
+    """A Nessie API v2 merge that commits (``POST …/history/merge``, not a dry run).
+
+    A content-aware merge sends a dry run first; a dry run changes nothing, so its lost
+    reply is retried like any read and is not the ambiguous case under test.
+    """
+    if request.method != "POST" or not request.url.path.endswith("history/merge"):
+        return False
+    body = json.loads(request.content or b"{}")
+    return not (body.get("dryRun") or body.get("isDryRun"))
 
 
 class ArmedTransport(httpx.HTTPTransport):

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pytest
 from pyiceberg.exceptions import CommitStateUnknownException
 
+from lakehouse.catalog.model import Delete
 from lakehouse.client import Lakehouse
 from lakehouse.errors import CommitStateUnknownError
 from lakehouse.ingest import FolderSource, ingest
@@ -88,6 +89,11 @@ def wired(catalog_api: str, proxy_to: Callable[[str], Proxy], tmp_path: Path) ->
     )
     branch = f"faults-{uuid.uuid4().hex[:8]}"
     lh.create_branch(branch, lh.default_branch)
+    # The real Nessie is shared with the rest of the integration tier: its main may hold
+    # tables of other tests. Each test starts from an empty branch.
+    leftovers = [Delete(entry.key) for entry in lh.store.entries(branch)]
+    if leftovers:
+        lh.store.commit(branch, leftovers, "faults: start from an empty branch")
     try:
         yield Wired(lh, proxy, transport, branch)
     finally:

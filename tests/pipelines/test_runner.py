@@ -302,3 +302,133 @@ def test_run_ids_are_sortable_and_unique() -> None:
 def test_lakehouse_run_delegates(lh: Lakehouse, shop: Path) -> None:
     result = lh.run("shop", pipelines_dir=shop.parent, run_id="via-client")
     assert result.ok and result.run_id == "via-client"
+
+
+# -- main moved on while the run was in flight ----------------------------------------------
+
+FEED = """
+name: feed
+sources:
+  - name: shop
+    type: folder
+    path: ${SHOP_DATA}
+    format: csv
+    tables: [{table: orders, pattern: "orders*.csv"}]
+checks:
+  - {model: silver.orders, type: row_count, min: 1}
+"""
+
+
+@pytest.fixture
+def feed(lh: Lakehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A pipeline ingesting ``orders*.csv`` of ``SHOP_DATA`` into bronze.orders; one run done."""
+    data = tmp_path / "landing"
+    data.mkdir()
+    (data / "orders1.csv").write_text("id,status,amount\n1,new,2.5\n2,paid,4\n", encoding="utf-8")
+    monkeypatch.setenv("SHOP_DATA", str(data))
+    folder = write_pipeline(
+        tmp_path,
+        "feed",
+        FEED,
+        {"silver/orders.sql": "SELECT id, status, amount FROM bronze.orders"},
+    )
+    assert run_pipeline(lh, folder, run_id="f1").ok
+    (data / "orders2.csv").write_text("id,status,amount\n3,new,1\n", encoding="utf-8")
+    return folder
+
+
+def test_a_run_publishes_when_main_appended_to_a_table_it_appended_to(
+    lh: Lakehouse, feed: Path
+) -> None:
+    def another_writer(event: RunEvent) -> None:
+        if event.step == "publish" and event.phase == "start":
+            table = lh.catalog("main").load_table("bronze.orders")
+            table.append(table.scan(row_filter="id = 1").to_arrow())
+
+    events: list[RunEvent] = []
+    result = run_pipeline(
+        lh, feed, run_id="f2", listener=lambda e: (events.append(e), another_writer(e))
+    )
+
+    assert result.ok and result.merged, result.error
+    assert list(result.content_merges) == ["bronze.orders"]
+    assert result.content_merges["bronze.orders"].startswith("merged by content (")
+    assert result.to_json()["content_merges"] == result.content_merges
+    # main holds both: the other writer's copy of order 1 and the run's order 3
+    assert rows(lh, "SELECT id FROM bronze.orders ORDER BY id") == [
+        {"id": 1},
+        {"id": 1},
+        {"id": 2},
+        {"id": 3},
+    ]
+    publish = [e for e in events if e.step == "publish" and e.phase == "end"]
+    assert publish[0].detail.endswith("1 table(s) merged by content")
+
+
+def test_a_run_main_did_not_race_reports_no_content_merge(lh: Lakehouse, feed: Path) -> None:
+    result = run_pipeline(lh, feed, run_id="f2")
+    assert result.ok and result.content_merges == {}
+
+
+def test_a_run_publishes_when_main_ingested_into_the_same_bronze_table(
+    lh: Lakehouse, feed: Path, tmp_path: Path
+) -> None:
+    from lakehouse.ingest import FolderSource, ingest
+
+    late = tmp_path / "late"
+    late.mkdir()
+    (late / "orders9.csv").write_text("id,status,amount\n9,new,1\n", encoding="utf-8")
+
+    def ingest_on_main(event: RunEvent) -> None:
+        if event.step == "publish" and event.phase == "start":
+            source = FolderSource(name="shop", path=str(late), format="csv", table="bronze.orders")
+            ingest(lh, source, branch="main")
+
+    result = run_pipeline(lh, feed, run_id="f2", listener=ingest_on_main)
+    assert result.ok, result.error
+    assert rows(lh, "SELECT id FROM bronze.orders ORDER BY id") == [
+        {"id": 1},
+        {"id": 2},
+        {"id": 3},
+        {"id": 9},
+    ]
+
+
+def test_a_run_that_ingested_the_file_main_ingested_meanwhile_does_not_publish(
+    lh: Lakehouse, feed: Path, tmp_path: Path
+) -> None:
+    from lakehouse.ingest import FolderSource, ingest
+
+    def ingest_the_same_folder_on_main(event: RunEvent) -> None:
+        if event.step == "publish" and event.phase == "start":
+            landing = str(tmp_path / "landing")
+            source = FolderSource(name="shop", path=landing, format="csv", table="bronze.orders")
+            ingest(lh, source, branch="main")
+
+    before = rows(lh, "SELECT id FROM bronze.orders ORDER BY id")
+    result = run_pipeline(lh, feed, run_id="f2", listener=ingest_the_same_folder_on_main)
+    assert not result.ok and not result.merged
+    assert "both sides ingested into the table: both sides loaded the same file" in str(
+        result.error
+    )
+    # main holds the file once: its own ingestion of it, not the run's as well
+    assert len(rows(lh, "SELECT id FROM bronze.orders")) == len(before) + 1
+
+
+def test_a_batch_the_run_ingested_stays_loaded_after_a_content_merge(
+    lh: Lakehouse, feed: Path, tmp_path: Path
+) -> None:
+    from lakehouse.ingest import FolderSource, ingest
+
+    def another_writer(event: RunEvent) -> None:
+        if event.step == "publish" and event.phase == "start":
+            table = lh.catalog("main").load_table("bronze.orders")
+            table.append(table.scan(row_filter="id = 1").to_arrow())
+
+    result = run_pipeline(lh, feed, run_id="f2", listener=another_writer)
+    assert result.content_merges
+    # the run's orders2.csv is on main: ingesting the folder again must load nothing
+    source = FolderSource(
+        name="shop", path=str(tmp_path / "landing"), format="csv", table="bronze.orders"
+    )
+    assert [r.rows_loaded for r in ingest(lh, source, branch="main")] == [0]

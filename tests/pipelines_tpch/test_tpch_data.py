@@ -105,3 +105,51 @@ def test_broken_batch_keeps_every_primary_key(broken_batch: tpch.BrokenBatch) ->
     assert sum(r["o_custkey"] == "" for r in orders) == 5
     assert sum(r["o_orderstatus"] == "X" for r in orders) == 5
     assert sum(r["l_quantity"].startswith("-") for r in lines) == 5
+
+
+def test_insert_only_batches_with_different_key_offsets_share_no_new_key(
+    tpch_data: Path, change_batch: tpch.ChangeBatch, tmp_path: Path
+) -> None:
+    late = tpch.write_change_batch(
+        tpch_data,
+        tmp_path / "late",
+        update_fraction=0.0,
+        delete_fraction=0.0,
+        insert_fraction=0.002,
+        salt=7,
+        key_offset=1,
+    )
+    orders = _rows(late.path / "orders_changes.csv")
+    assert {r["_op"] for r in orders} == {"I"} and len(orders) == late.inserted_orders > 0
+    largest = max(int(r["o_orderkey"]) for r in _rows(tpch_data / "orders.csv"))
+    new = {int(r["o_orderkey"]) for r in orders}
+    assert min(new) > largest
+    inserted = _rows(change_batch.path / "orders_changes.csv")
+    assert not new & {int(r["o_orderkey"]) for r in inserted if r["_op"] == "I"}
+    lines = _rows(late.path / "lineitem_changes.csv")
+    assert {int(r["l_orderkey"]) for r in lines} <= new
+    assert len(lines) == late.inserted_lineitems
+
+
+@pytest.mark.parametrize("offset", [-1, 32])
+def test_a_key_offset_outside_a_block_is_refused(
+    tpch_data: Path, tmp_path: Path, offset: int
+) -> None:
+    with pytest.raises(tpch.TpchError, match="key_offset"):
+        tpch.write_change_batch(tpch_data, tmp_path, key_offset=offset)
+    assert not (tmp_path / "orders_changes.csv").exists()
+
+
+def test_new_customers_get_new_keys_and_keep_the_columns(tpch_data: Path, tmp_path: Path) -> None:
+    batch = tpch.write_new_customers(tpch_data, tmp_path / "customers", fraction=0.01)
+    assert batch.file == batch.path / "customer.csv"
+    existing = _rows(tpch_data / "customer.csv")
+    new = _rows(batch.file)
+    assert list(new[0]) == list(existing[0])  # the first load's columns, in order
+    assert len(new) == batch.customers and 0.005 < len(new) / len(existing) < 0.02
+    largest = max(int(r["c_custkey"]) for r in existing)
+    assert sorted(int(r["c_custkey"]) for r in new) == list(
+        range(largest + 1, largest + 1 + len(new))
+    )
+    again = tpch.write_new_customers(tpch_data, tmp_path / "again", fraction=0.01)
+    assert again.file.read_bytes() == batch.file.read_bytes()

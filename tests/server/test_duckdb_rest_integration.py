@@ -19,8 +19,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -62,7 +60,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lakehouse
     """An embedded lakehouse with branch ``dev``, our server over its store: (lh, endpoint)."""
     if not DUCKDB_PYTHON:
         pytest.skip("LAKEHOUSE_TEST_DUCKDB_PYTHON unset (scripts/tools/duckdb.sh prints it)")
-    from lakehouse.server.app import make_server
+    from lakehouse.server.app import make_server, serving
     from lakehouse.server.iceberg_rest import IcebergRestSettings
 
     home: Path = tmp_path_factory.mktemp("duckdb-rest") / "home"
@@ -70,19 +68,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lakehouse
     lh.create_branch("dev")
     iceberg = IcebergRestSettings.from_settings(lh.settings)
     server = make_server(lh.store, "127.0.0.1", 0, log_level="warning", iceberg=iceberg)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield lh, f"http://127.0.0.1:{port}/iceberg"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        lh.close()
+    with serving(server) as port:
+        try:
+            yield lh, f"http://127.0.0.1:{port}/iceberg"
+        finally:
+            lh.close()
 
 
 def duckdb(endpoint: str, *statements: str) -> list[list[Any]]:

@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -48,7 +47,7 @@ from lakehouse.catalog.model import (
 )
 from lakehouse.catalog.sql_store import SqlStore
 from lakehouse.server import ServerSettings
-from lakehouse.server.app import make_server
+from lakehouse.server.app import make_server, serving
 from lakehouse.server.iceberg_rest import (
     IcebergRestSettings,
     parse_parent,
@@ -101,16 +100,8 @@ def base_url(store: SqlStore, warehouse: Warehouse, warehouse_root: Path) -> Ite
         log_level="warning",
         iceberg=iceberg,
     )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(server) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from lakehouse.catalog.sql_store import SqlStore
+from lakehouse.errors import LakehouseError
 from lakehouse.server import ServerSettings
-from lakehouse.server.app import make_server
+from lakehouse.server.app import make_server, serving
 
 
 @pytest.fixture
@@ -20,16 +19,8 @@ def live_url(store: SqlStore) -> Iterator[str]:
     server = make_server(
         store, "127.0.0.1", 0, settings=ServerSettings(token="t0ken"), log_level="warning"
     )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(server) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def test_a_real_http_round_trip(live_url: str) -> None:
@@ -61,3 +52,11 @@ def test_a_real_http_round_trip(live_url: str) -> None:
         assert unauthenticated.status_code == 401
         assert unauthenticated.json()["status"] == 401
         assert httpx.get(f"{live_url}/healthz", timeout=10).json() == {"status": "UP"}
+
+
+def test_serving_a_port_in_use_is_one_error_not_a_hang(store: SqlStore, live_url: str) -> None:
+    taken = int(live_url.rsplit(":", 1)[1])
+    server = make_server(store, "127.0.0.1", taken, log_level="critical")
+    refused = pytest.raises(LakehouseError, match=r"starting: .*address already in use")
+    with refused, serving(server, timeout=5):
+        pass

@@ -13,8 +13,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +20,7 @@ import httpx
 import pytest
 
 from lakehouse.client import connect
-from lakehouse.server.app import make_server
+from lakehouse.server.app import make_server, serving
 from lakehouse.server.iceberg_rest import IcebergRestSettings
 
 pytestmark = pytest.mark.integration
@@ -89,18 +87,8 @@ def ours(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     lh = connect(tmp_path_factory.mktemp("ours") / "home", create=True)
     iceberg = IcebergRestSettings.from_settings(lh.settings)
     server = make_server(lh.store, "127.0.0.1", 0, log_level="warning", iceberg=iceberg)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        lh.close()
+    with lh, serving(server) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.mark.parametrize(("path", "query"), REQUESTS)

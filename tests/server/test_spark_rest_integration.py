@@ -16,8 +16,6 @@ Needs ``scripts/services/spark.sh install`` and ``jars``.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,7 +47,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lakehouse, Any]]:
     """An embedded lakehouse, our server over its store, Spark with two REST catalogs."""
-    from lakehouse.server.app import make_server
+    from lakehouse.server.app import make_server, serving
     from lakehouse.server.iceberg_rest import IcebergRestSettings
 
     home: Path = tmp_path_factory.mktemp("spark-rest") / "home"
@@ -57,38 +55,30 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lakehouse
     first.create_branch("dev")
     iceberg = IcebergRestSettings.from_settings(first.settings)
     server = make_server(first.store, "127.0.0.1", 0, log_level="warning", iceberg=iceberg)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    lh = connect(
-        home,
-        spark={
-            "master": "local[2]",
-            "catalog_type": "rest",
-            "catalog_uri": f"http://127.0.0.1:{port}/iceberg",
-            "conf": {"spark.sql.shuffle.partitions": "2"},
-        },
-    )
-    spark = spark_session(lh.settings)
-    dev_extra = {"warehouse": "warehouse"}
-    for catalog, ref, extra in (("rest_main", "main", {}), ("rest_dev", "dev", dev_extra)):
-        properties = {**catalog_properties(lh.settings, ref), **extra}
-        assert properties["type"] == "rest"
-        assert properties["uri"] == f"http://127.0.0.1:{port}/iceberg/{ref}"
-        for key, value in properties.items():
-            spark.conf.set(f"spark.sql.catalog.{catalog}" + (f".{key}" if key else ""), value)
-    try:
-        yield lh, spark
-    finally:
-        stop_spark_session()
-        server.should_exit = True
-        thread.join(timeout=30)
-        lh.close()
-        first.close()
+    with serving(server) as port:
+        lh = connect(
+            home,
+            spark={
+                "master": "local[2]",
+                "catalog_type": "rest",
+                "catalog_uri": f"http://127.0.0.1:{port}/iceberg",
+                "conf": {"spark.sql.shuffle.partitions": "2"},
+            },
+        )
+        spark = spark_session(lh.settings)
+        dev_extra = {"warehouse": "warehouse"}
+        for catalog, ref, extra in (("rest_main", "main", {}), ("rest_dev", "dev", dev_extra)):
+            properties = {**catalog_properties(lh.settings, ref), **extra}
+            assert properties["type"] == "rest"
+            assert properties["uri"] == f"http://127.0.0.1:{port}/iceberg/{ref}"
+            for key, value in properties.items():
+                spark.conf.set(f"spark.sql.catalog.{catalog}" + (f".{key}" if key else ""), value)
+        try:
+            yield lh, spark
+        finally:
+            stop_spark_session()
+            lh.close()
+            first.close()
 
 
 def spark_rows(spark: Any, table: str) -> list[tuple[Any, ...]]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import ssl
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from cryptography.x509.oid import NameOID
 from lakehouse.catalog.sql_store import SqlStore
 from lakehouse.errors import ConfigError
 from lakehouse.server import ServerSettings
-from lakehouse.server.app import make_server
+from lakehouse.server.app import make_server, serving
 
 
 def _name(cn: str) -> x509.Name:
@@ -75,16 +73,8 @@ def tls_server(store: SqlStore, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     ca, cert, key = make_ca_and_server_cert(tmp_path)
     settings = ServerSettings(tls_certfile=str(cert), tls_keyfile=str(key))
     server = make_server(store, "127.0.0.1", 0, settings=settings, log_level="warning")
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"https://127.0.0.1:{port}", ca
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(server) as port:
+        yield f"https://127.0.0.1:{port}", ca
 
 
 def test_https_with_a_certificate_the_client_trusts(tls_server: tuple[str, Path]) -> None:

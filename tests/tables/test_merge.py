@@ -12,7 +12,7 @@ from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 from pyiceberg.types import LongType, NestedField, StringType
 
-from lakehouse.tables.merge import MERGE_PROPERTY, TableMerge, merge_tables
+from lakehouse.tables.merge import MERGE_PROPERTY, TableMerge, merge_tables, summaries
 from lakehouse.tables.rowdelta import RowDelta
 from lakehouse.tables.upsert import SMALL_FILE_ROWS, delete_rows, upsert
 
@@ -62,6 +62,26 @@ def test_appends_on_both_sides_merge_into_one_new_snapshot(
     assert snapshot.summary[MERGE_PROPERTY] == "content"
     assert snapshot.parent_snapshot_id == target.metadata.current_snapshot_id
     assert snapshot.summary["total-records"] == "5"
+
+
+def test_the_merged_snapshot_carries_the_sources_ingestion_bookkeeping(
+    sides: tuple[SqlCatalog, Table],
+) -> None:
+    catalog, target = sides
+    ancestor = target.metadata
+    source = fork(catalog, target)
+    target.append(rows(3))
+    source.append(rows(4), snapshot_properties={"lakehouse.ingest.batch-id": "b1", "x": "1"})
+    source.append(rows(5), snapshot_properties={"lakehouse.ingest.batch-id": "b2"})
+    result = merge_tables(ancestor, target.refresh().metadata, source.refresh().metadata, target.io)
+    assert result.metadata is not None
+    snapshot = merged_table(target, result.metadata).current_snapshot()
+    assert snapshot is not None
+    # newest first, only the bookkeeping prefixes: what an ancestry walk would have found
+    assert summaries(snapshot)[1:] == [
+        {"lakehouse.ingest.batch-id": "b2"},
+        {"lakehouse.ingest.batch-id": "b1"},
+    ]
 
 
 def test_appends_land_on_a_target_that_deleted_and_overwrote(

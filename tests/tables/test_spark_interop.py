@@ -11,8 +11,6 @@ the lakehouse's SQLite store), the files in the lakehouse's local warehouse:
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,39 +43,31 @@ CATALOG = "lh"
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lakehouse, Any]]:
     """An embedded lakehouse, our server over its store, and a Spark session bound to main."""
-    from lakehouse.server.app import make_server
+    from lakehouse.server.app import make_server, serving
 
     home: Path = tmp_path_factory.mktemp("interop") / "home"
     first = connect(home, create=True)
     server = make_server(first.store, "127.0.0.1", 0, log_level="warning")
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    lh = connect(
-        home,
-        spark={
-            "master": "local[2]",
-            "catalog_uri": f"http://127.0.0.1:{port}/api/v2",
-            "conf": {"spark.sql.shuffle.partitions": "2"},
-        },
-    )
-    spark = spark_session(lh.settings)
-    prefix = f"spark.sql.catalog.{CATALOG}"
-    for key, value in catalog_properties(lh.settings, "main").items():
-        spark.conf.set(f"{prefix}.{key}" if key else prefix, value)
-    lh.catalog("main").create_namespace("s")
-    try:
-        yield lh, spark
-    finally:
-        stop_spark_session()
-        server.should_exit = True
-        thread.join(timeout=30)
-        lh.close()
-        first.close()
+    with serving(server) as port:
+        lh = connect(
+            home,
+            spark={
+                "master": "local[2]",
+                "catalog_uri": f"http://127.0.0.1:{port}/api/v2",
+                "conf": {"spark.sql.shuffle.partitions": "2"},
+            },
+        )
+        spark = spark_session(lh.settings)
+        prefix = f"spark.sql.catalog.{CATALOG}"
+        for key, value in catalog_properties(lh.settings, "main").items():
+            spark.conf.set(f"{prefix}.{key}" if key else prefix, value)
+        lh.catalog("main").create_namespace("s")
+        try:
+            yield lh, spark
+        finally:
+            stop_spark_session()
+            lh.close()
+            first.close()
 
 
 def spark_rows(spark: Any, table: str) -> list[tuple[Any, ...]]:

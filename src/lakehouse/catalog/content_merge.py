@@ -9,9 +9,10 @@ as **one** merge commit carrying that content for the key
 only while the target still holds the content the merge was computed from. Any other
 conflict, or a table whose merge cannot be proved safe, fails the whole merge with one
 reason per key (``bronze.orders: … both sides removed or rewrote data file …``); nothing
-is committed. Each table merged by content says what was merged, in its
-:attr:`~lakehouse.catalog.model.KeyMergeDetail.content_merge` ("merged by content (appends
-on the source …; deletes on the source …; rewrite on the source …)"), also on a dry run.
+is committed. :meth:`lakehouse.client.Lakehouse.merge` describes each table merged by
+content in its key's :attr:`~lakehouse.catalog.model.KeyMergeDetail.resolution` ("merged
+by content (appends on the source …; deletes on the source …; rewrite on the source …)"),
+also on a dry run.
 
 The same path serves every backend: against the real Nessie server the client computes
 the merged metadata and Nessie checks the expected content atomically.
@@ -177,7 +178,6 @@ def content_merge(
             ),
         )
     failed = {o.key: o for o in outcomes if not o.merged}
-    merged_by_content = {o.key: o.description for o in outcomes if o.merged}
     details = tuple(
         KeyMergeDetail(
             d.key,
@@ -189,7 +189,6 @@ def content_merge(
                 if d.key in failed
                 else d.conflict
             ),
-            merged_by_content.get(d.key),
         )
         for d in preview.details
     )
@@ -211,13 +210,6 @@ def content_merge(
         meta=meta,
         raise_on_conflict=raise_on_conflict,
         resolved=resolved,
-    )
-    result = replace(
-        result,
-        details=tuple(
-            replace(d, content_merge=merged_by_content[d.key]) if d.key in merged_by_content else d
-            for d in result.details
-        ),
     )
     return ContentMergeResult(result, tuple(outcomes))
 

@@ -588,9 +588,9 @@ class KeyMergeDetail:
     key: ContentKey
     merge_behavior: MergeBehavior
     conflict: Conflict | None = None
-    #: For a table changed on both sides and merged by content: what was merged
-    #: ("merged by content (appends on the source …)"); ``None`` otherwise.
-    content_merge: str | None = None
+    #: How a key both sides changed was resolved without a conflict, for people (e.g.
+    #: ``merged by content (appends on the source …)``); ``None`` otherwise.
+    resolution: str | None = None
 
 
 @dataclass(frozen=True)

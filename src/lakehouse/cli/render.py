@@ -132,11 +132,9 @@ def print_merge(console: Console, data: dict[str, Any]) -> None:
         if conflict:
             console.print(Text(f"  ! {key['key']}: {conflict['message']}", style="red"))
         else:
-            console.print(
-                f"  {key['key']}"
-                + ("" if key["behavior"] == "NORMAL" else f"  ({key['behavior'].lower()})")
-                + (f": {key['content_merge']}" if key.get("content_merge") else "")
-            )
+            behavior = "" if key["behavior"] == "NORMAL" else f"  ({key['behavior'].lower()})"
+            resolution = f"  {key['resolution']}" if key.get("resolution") else ""
+            console.print(f"  {key['key']}{behavior}{resolution}")
 
 
 # -- tables -------------------------------------------------------------------------------

@@ -79,8 +79,19 @@ from pyiceberg.schema import Schema, promote
 from pyiceberg.table.snapshots import Snapshot, ancestors_of
 
 from lakehouse.catalog.files import INGEST_CHECKPOINT_PROPERTY
-from lakehouse.control import SUMMARY_KAFKA_OFFSETS, parse_kafka_offsets
 from lakehouse.ingest.sources.base import Cursor, SchemaPolicy, TableState
+from lakehouse.tables.bookkeeping import (  # the summary keys (see the module docstring)
+    LAST_BATCH_PROPERTY,
+    SUMMARY_BATCH_ID,
+    SUMMARY_CURSOR,
+    SUMMARY_FILES,
+    SUMMARY_KAFKA_OFFSETS,
+    SUMMARY_MANIFEST,
+    SUMMARY_PREFIX,
+    SUMMARY_SOURCE,
+    parse_kafka_offsets,
+)
+from lakehouse.tables.merge import summaries
 
 if TYPE_CHECKING:
     from pyiceberg.io import FileIO
@@ -95,16 +106,6 @@ SOURCE_FILE = "_source_file"
 INGESTED_AT = "_ingested_at"
 INGESTION_COLUMNS = (BATCH_ID, SOURCE_FILE, INGESTED_AT)
 
-#: Snapshot summary keys (see the module docstring).
-SUMMARY_BATCH_ID = "lakehouse.ingest.batch-id"
-SUMMARY_SOURCE = "lakehouse.ingest.source"
-SUMMARY_FILES = "lakehouse.ingest.files"
-SUMMARY_MANIFEST = "lakehouse.ingest.manifest"
-SUMMARY_CURSOR = "lakehouse.ingest.cursor"
-
-#: Prefix of every snapshot summary key ingestion writes.
-SUMMARY_PREFIX = "lakehouse.ingest."
-
 #: Table property naming the table's ingest-state checkpoint file (see the module docstring;
 #: defined with the file walkers, which must all see the file).
 CHECKPOINT_PROPERTY = INGEST_CHECKPOINT_PROPERTY
@@ -118,8 +119,6 @@ CHECKPOINT_KIND = "lakehouse.ingest.checkpoint"
 CHECKPOINT_PREFIX = "ingest-checkpoint-"
 CHECKPOINT_SUFFIX = ".gz.json"
 
-#: Table property set by every ingestion commit (makes it a non-rebasable commit).
-LAST_BATCH_PROPERTY = "lakehouse.ingest.last-batch-id"
 #: Table properties of ingestion tables: no blind retry of a conflicting append.
 TABLE_PROPERTIES: Mapping[str, str] = {"commit.retry.num-retries": "0"}
 
@@ -237,11 +236,8 @@ class IngestState:
 
 
 def has_ingest_keys(snapshot: Snapshot) -> bool:
-    """True if ``snapshot``'s summary carries ``lakehouse.ingest.*`` keys."""
-    summary = snapshot.summary
-    if summary is None:
-        return False
-    return any(k.startswith(SUMMARY_PREFIX) for k in summary.additional_properties)
+    """True if ``snapshot`` carries ``lakehouse.ingest.*`` summary keys (its own or merged)."""
+    return any(k.startswith(SUMMARY_PREFIX) for props in summaries(snapshot) for k in props)
 
 
 def state_of_snapshots(snapshots: Iterable[Snapshot]) -> IngestState:
@@ -253,11 +249,9 @@ def state_of_snapshots(snapshots: Iterable[Snapshot]) -> IngestState:
     latest_source: str | None = None
     latest_batch: str | None = None
     latest_cursor: str | None = None
-    for snapshot in snapshots:
-        summary = snapshot.summary
-        if summary is None:
-            continue
-        props = summary.additional_properties
+    # a content-merged snapshot stands for the source snapshots it merged (their
+    # summaries follow its own, newest first): the source branch's batches stay loaded
+    for props in (props for snapshot in snapshots for props in summaries(snapshot)):
         if not any(k.startswith(SUMMARY_PREFIX) for k in props):
             continue
         for topic, parts in parse_kafka_offsets(props.get(SUMMARY_KAFKA_OFFSETS)).items():

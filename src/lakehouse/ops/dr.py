@@ -55,11 +55,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Snapshot summary properties of batch ingestion (mirrors :mod:`lakehouse.ingest.bronze`).
-SUMMARY_CURSOR = "lakehouse.ingest.cursor"
-SUMMARY_SOURCE = "lakehouse.ingest.source"
-SUMMARY_BATCH_ID = "lakehouse.ingest.batch-id"
-
 
 def _set_flag(store: VersionStore, paused: bool, reason: str | None, by: str | None) -> PauseState:
     with contextlib.suppress(ReferenceAlreadyExistsError):

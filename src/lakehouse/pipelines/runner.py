@@ -18,8 +18,16 @@
 4. **audit** — every check on the branch; a check of severity ``error`` that fails (or
    cannot run) blocks the publish, a ``warn`` one is only reported;
 5. **publish** — merge the branch into ``main`` (or the given branch) in one merge
-   commit, then delete the run branch (``keep_branch=True`` keeps it). A run that fails
-   leaves its target exactly as it was and keeps the branch for inspection.
+   commit, then delete the run branch (``keep_branch=True`` keeps it). ``main`` may have
+   moved on meanwhile (ingestion, maintenance): a table both sides changed merges by
+   content when the changes commute (:meth:`Lakehouse.merge`), and
+   :attr:`RunResult.content_merges` says how; otherwise the run ends in ``error``. A run
+   that fails leaves its target exactly as it was and keeps the branch for inspection.
+
+A ``listener`` receives a :class:`RunEvent` at the start and end of every step, in the
+caller's thread: the ``publish`` step's ``start`` event comes after the audit passed and
+before the merge, so a listener sees the run in flight at the last moment (the demo
+ingests into ``main`` there to show a run publishing after ``main`` moved on).
 
 Every run records its outcome as commit properties ``lakehouse.run.id``,
 ``lakehouse.run.pipeline`` and ``lakehouse.run.status`` (``success`` | ``failed`` |
@@ -158,6 +166,9 @@ class RunResult:
     merged: bool = False
     #: The commit on :attr:`target` recording the published run.
     merge_hash: str | None = None
+    #: Tables both the run and :attr:`target` changed, merged by content at publish:
+    #: name -> how (``merged by content (…)``).
+    content_merges: dict[str, str] = field(default_factory=dict)
     #: The run branch's head at the end (``None`` if it was deleted after publishing).
     head_hash: str | None = None
     branch_deleted: bool = False
@@ -198,6 +209,7 @@ class RunResult:
             "target": self.target,
             "merged": self.merged,
             "merge_hash": self.merge_hash,
+            "content_merges": dict(self.content_merges),
             "base_hash": self.base_hash,
             "head_hash": self.head_hash,
             "branch_deleted": self.branch_deleted,
@@ -442,9 +454,16 @@ class _Run:
                 outcome["status"], outcome["detail"] = "error", result.error
                 result.head_hash = self.record(result.branch)
                 return
+            result.content_merges = {
+                str(d.key): d.resolution for d in merged.details if d.resolution is not None
+            }
             if merged.was_applied and merged.resultant_target_hash:
                 result.merge_hash = merged.resultant_target_hash
                 outcome["detail"] = f"merged at {result.merge_hash[:12]}"
+                if result.content_merges:
+                    outcome["detail"] += (
+                        f", {len(result.content_merges)} table(s) merged by content"
+                    )
             else:  # nothing changed: still record the run on the target
                 result.merge_hash = self.record(result.target)
                 outcome["detail"] = "no changes to merge"

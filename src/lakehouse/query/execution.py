@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from lakehouse.query import sandbox
@@ -37,11 +37,18 @@ from lakehouse.query.analysis import (
     pushdowns,
     tables_read,
 )
+from lakehouse.query.deletes import (
+    FILE_ID,
+    POSITION,
+    position_delete_table,
+    without_unused_deletes,
+)
 from lakehouse.query.errors import QueryError, QueryExecutionError, TableNotFoundError
 from lakehouse.query.planning import (
     FILE_INDEX_COLUMN,
     ROW_NUMBER_COLUMN,
     EqualityDelete,
+    ScanFile,
     TableScanPlan,
     plan_table,
 )
@@ -242,6 +249,8 @@ class Registration:
     schema: str
     view: str
     source: str | None = None
+    #: The Arrow table of position deletes the view anti-joins with.
+    deletes: str | None = None
 
 
 def unregister(con: duckdb.DuckDBPyConnection, registered: Iterable[Registration]) -> None:
@@ -252,8 +261,9 @@ def unregister(con: duckdb.DuckDBPyConnection, registered: Iterable[Registration
     for item in registered:
         try:
             con.execute(f"DROP VIEW IF EXISTS {item.view}")
-            if item.source is not None:
-                con.unregister(item.source)
+            for source in (item.source, item.deletes):
+                if source is not None:
+                    con.unregister(source)
         except duckdb.Error:  # pragma: no cover - best effort
             logger.debug("could not drop %s", item.view, exc_info=True)
         schemas.setdefault(item.schema)
@@ -271,19 +281,36 @@ def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registratio
     import duckdb
 
     assert scan.table is not None, "plans made by plan_table carry their table"
+    io = scan.table.io
     namespace, _, name = scan.name.rpartition(".")
     view = f"{quote_identifier(namespace)}.{quote_identifier(name)}"
     source: str | None = None
+    deletes: str | None = None
     reader = scan.reader
     try:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(namespace)}")
         if reader == "parquet":
+            if any(f.position_deletes for f in scan.files):
+                scan = replace(scan, files=without_unused_deletes(io, scan.files))
+            positional = position_delete_files(scan)
+            if positional:
+                # delete files read once per process, joined on integers (query.deletes);
+                # named after the view: a caller's connection replaces it with the view
+                deletes = f"__lakehouse_deletes_{namespace}.{name}"
+                con.register(
+                    deletes,
+                    position_delete_table(io, [(f.path, f.position_deletes) for f in positional]),
+                )
             try:
-                con.execute(f"CREATE OR REPLACE VIEW {view} AS {parquet_sql(scan)}")
+                sql = parquet_sql(scan, quote_identifier(deletes) if deletes else None)
+                con.execute(f"CREATE OR REPLACE VIEW {view} AS {sql}")
             except duckdb.PermissionException:
                 # a locked connection not allowed to read these files: PyIceberg reads them
                 logger.debug("%s: files not allowed on this connection, read by PyIceberg", view)
                 reader = "arrow"
+                if deletes is not None:
+                    con.unregister(deletes)
+                    deletes = None
         if reader != "parquet":
             source = f"__lakehouse_scan_{next(_counter)}"
             con.register(source, read_arrow(scan))
@@ -291,6 +318,9 @@ def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registratio
                 f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {quote_identifier(source)}"
             )
     except duckdb.Error as exc:
+        for registered in (source, deletes):
+            if registered is not None:
+                con.unregister(registered)
         message = f"cannot read table '{scan.name}': {first_line(str(exc))}"
         raise QueryExecutionError(message) from exc
     logger.debug(
@@ -300,7 +330,7 @@ def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registratio
         len(scan.files),
         scan.row_filter,
     )
-    return Registration(namespace, view, source)
+    return Registration(namespace, view, source, deletes)
 
 
 def read_arrow(scan: TableScanPlan) -> pa.Table:
@@ -335,8 +365,25 @@ def _file_list(paths: list[str]) -> str:
     return "[" + ", ".join(quote_string(p) for p in paths) + "]"
 
 
-def parquet_sql(scan: TableScanPlan) -> str:
-    """The ``SELECT`` DuckDB runs to read the planned files, deletes applied."""
+def position_delete_files(scan: TableScanPlan) -> list[ScanFile]:
+    """The files of ``scan`` with position deletes, in the order their file ids number them.
+
+    Files with position deletes only come first (read together: the id is DuckDB's
+    ``file_index`` in that read), then files that also have equality deletes.
+    """
+    pure = [f for f in scan.files if f.position_deletes and not f.equality_deletes]
+    mixed = [f for f in scan.files if f.position_deletes and f.equality_deletes]
+    return pure + mixed
+
+
+def parquet_sql(scan: TableScanPlan, deletes: str | None = None) -> str:
+    """The ``SELECT`` DuckDB runs to read the planned files, deletes applied.
+
+    ``deletes`` names a relation of ``(file_id, pos)`` rows (see
+    :func:`lakehouse.query.deletes.position_delete_table` over
+    :func:`position_delete_files`); without it the position delete files are read by
+    DuckDB in the query itself.
+    """
     assert scan.table is not None
     schema = scan.table.schema()
     columns = _schema_map(schema)
@@ -348,43 +395,53 @@ def parquet_sql(scan: TableScanPlan) -> str:
     for f in scan.files:
         if f.has_deletes and not f.position_deletes:
             by_equality.setdefault(f.equality_deletes, []).append(f.path)
-    for deletes, paths in by_equality.items():
-        conditions = [_equality_condition(schema, d, scan.name) for d in deletes]
+    for eq_deletes, paths in by_equality.items():
+        conditions = [_equality_condition(schema, d, scan.name) for d in eq_deletes]
         parts.append(
             f"SELECT * FROM read_parquet({_file_list(paths)}, schema={columns}) AS d "
             f"WHERE {' AND '.join(conditions)}"
         )
-    # Files with position deletes only: ONE read of them all, anti-joined once with every
-    # delete file that applies (a branch per file made DuckDB read them one at a time).
-    positional = [f for f in scan.files if f.position_deletes and not f.equality_deletes]
+    positional = position_delete_files(scan)
     if positional:
-        delete_files = sorted({p for f in positional for p in f.position_deletes})
-        # the delete files name data files by path; DuckDB numbers the files it reads
-        # (file_index): join on two integers, not on a path per row
-        index = ", ".join(f"({quote_string(f.path)}, {i})" for i, f in enumerate(positional))
-        parts.append(
-            f"SELECT * EXCLUDE ({ROW_NUMBER_COLUMN}) FROM read_parquet("
-            f"{_file_list([f.path for f in positional])}, schema={columns}, "
-            f"file_row_number = true) AS d "
-            f"ANTI JOIN (SELECT m.i, p.pos FROM read_parquet({_file_list(delete_files)}) AS p "
-            f"JOIN (VALUES {index}) AS m(path, i) ON p.file_path = m.path) AS x "
-            f"ON d.{FILE_INDEX_COLUMN} = x.i AND d.{ROW_NUMBER_COLUMN} = x.pos"
-        )
-    for f in scan.files:
-        if not f.position_deletes or not f.equality_deletes:
-            continue
-        conditions = [
-            "NOT EXISTS (SELECT 1 FROM read_parquet("
-            f"{_file_list(list(f.position_deletes))}) AS p "
-            f"WHERE p.file_path = {quote_string(f.path)} AND p.pos = d.{ROW_NUMBER_COLUMN})"
-        ]
-        conditions += [_equality_condition(schema, d, scan.name) for d in f.equality_deletes]
-        parts.append(
-            f"SELECT * EXCLUDE ({ROW_NUMBER_COLUMN}) FROM read_parquet("
-            f"{_file_list([f.path])}, schema={columns}, file_row_number = true) AS d "
-            f"WHERE {' AND '.join(conditions)}"
-        )
+        relation = deletes if deletes is not None else _inline_deletes(positional)
+        pure = [f for f in positional if not f.equality_deletes]
+        # Files with position deletes only: ONE read of them all, anti-joined once on two
+        # integers, DuckDB's file_index and the row's position (a branch per file made
+        # DuckDB read them one at a time; a path per row was a string comparison)
+        if pure:
+            parts.append(
+                f"SELECT * EXCLUDE ({ROW_NUMBER_COLUMN}) FROM read_parquet("
+                f"{_file_list([f.path for f in pure])}, schema={columns}, "
+                f"file_row_number = true) AS d "
+                f"ANTI JOIN {relation} AS x "
+                f"ON d.{FILE_INDEX_COLUMN} = x.{FILE_ID} "
+                f"AND d.{ROW_NUMBER_COLUMN} = x.{POSITION}"
+            )
+        for file_id, f in enumerate(positional):
+            if not f.equality_deletes:
+                continue
+            conditions = [
+                f"NOT EXISTS (SELECT 1 FROM {relation} AS x WHERE x.{FILE_ID} = {file_id} "
+                f"AND x.{POSITION} = d.{ROW_NUMBER_COLUMN})"
+            ]
+            conditions += [_equality_condition(schema, d, scan.name) for d in f.equality_deletes]
+            parts.append(
+                f"SELECT * EXCLUDE ({ROW_NUMBER_COLUMN}) FROM read_parquet("
+                f"{_file_list([f.path])}, schema={columns}, file_row_number = true) AS d "
+                f"WHERE {' AND '.join(conditions)}"
+            )
     return "\nUNION ALL\n".join(parts)
+
+
+def _inline_deletes(positional: list[ScanFile]) -> str:
+    """``(file_id, pos)`` of ``positional`` read from the delete files within the query."""
+    delete_files = sorted({p for f in positional for p in f.position_deletes})
+    index = ", ".join(f"({quote_string(f.path)}, {i}::UBIGINT)" for i, f in enumerate(positional))
+    return (
+        f"(SELECT m.i AS {FILE_ID}, p.pos AS {POSITION} "
+        f"FROM read_parquet({_file_list(delete_files)}) AS p "
+        f"JOIN (VALUES {index}) AS m(path, i) ON p.file_path = m.path)"
+    )
 
 
 def _equality_condition(schema: Schema, delete: EqualityDelete, table: str) -> str:
@@ -417,6 +474,7 @@ __all__ = [
     "allowed_paths",
     "connect_duckdb",
     "parquet_sql",
+    "position_delete_files",
     "quote_identifier",
     "quote_string",
     "read_arrow",

@@ -16,11 +16,19 @@ Each planned table gets a reader:
   Arrow table: for files DuckDB cannot open (object stores), nested columns, name-mapped
   or default-valued columns;
 * ``empty`` — no file to read.
+
+Manifests are immutable: the entries read from one are kept per process
+(:class:`ManifestEntryCache`, bounded by the number of entries), so planning a query again
+reads only the manifest list — a table written by many small commits (one manifest each)
+no longer pays one manifest read per commit in every query.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlparse
@@ -30,8 +38,9 @@ from lakehouse.query.errors import QueryError
 
 if TYPE_CHECKING:
     from pyiceberg.expressions import BooleanExpression
-    from pyiceberg.manifest import DataFile, ManifestEntry
-    from pyiceberg.table import Table
+    from pyiceberg.io import FileIO
+    from pyiceberg.manifest import DataFile, ManifestEntry, ManifestFile
+    from pyiceberg.table import ManifestGroupPlanner, Table
 
 Reader = Literal["parquet", "arrow", "empty"]
 
@@ -130,7 +139,6 @@ def plan_table(
 ) -> TableScanPlan:
     """Plan the read of ``table`` (current snapshot) for ``row_filter`` and ``columns``."""
     from pyiceberg.manifest import DataFileContent
-    from pyiceberg.table import ManifestGroupPlanner
 
     snapshot = table.current_snapshot()
     selected = tuple(columns) if columns is not None else None
@@ -138,7 +146,6 @@ def plan_table(
         return TableScanPlan(
             name, None, row_filter, selected, (), "empty", None, tuple(predicates), table
         )
-    metadata = table.metadata
     equality: list[ManifestEntry] = []
     data_sequence: dict[str, int] = {}
 
@@ -151,8 +158,9 @@ def plan_table(
             data_sequence[entry.data_file.file_path] = entry.sequence_number or 0
         return True
 
-    planner = ManifestGroupPlanner(metadata, table.io, row_filter, case_sensitive=True)
-    tasks = list(planner.plan_files(snapshot.manifests(table.io), manifest_entry_filter=keep))
+    planner = _planner(table, row_filter)
+    manifests = MANIFEST_ENTRIES.manifests(table.io, snapshot.manifest_list)
+    tasks = list(planner.plan_files(manifests, manifest_entry_filter=keep))
     files = tuple(
         ScanFile(
             path=task.file.file_path,
@@ -185,6 +193,136 @@ def plan_table(
         predicates=tuple(predicates),
         table=table,
     )
+
+
+#: Manifest entries a :class:`ManifestEntryCache` keeps by default.
+DEFAULT_MAX_ENTRIES = 50_000
+
+#: Manifest lists (one per snapshot read) a :class:`ManifestEntryCache` keeps by default.
+DEFAULT_MAX_LISTS = 256
+
+_ManifestKey = tuple[str, int, int, int, int | None]
+
+
+class ManifestEntryCache:
+    """Manifest lists and live manifest entries, read once per process (both immutable).
+
+    Lists are keyed by path (at most ``max_lists``, least recently used dropped); entries
+    by the manifest's path, length and the values its entries inherit from the manifest
+    list (sequence numbers, snapshot id), least recently used manifests dropped beyond
+    ``max_entries`` entries. Thread-safe.
+    """
+
+    def __init__(
+        self, max_entries: int = DEFAULT_MAX_ENTRIES, max_lists: int = DEFAULT_MAX_LISTS
+    ) -> None:
+        self.max_entries = max_entries
+        self.max_lists = max_lists
+        self._lists: OrderedDict[str, tuple[ManifestFile, ...]] = OrderedDict()
+        self._manifests: OrderedDict[_ManifestKey, list[ManifestEntry]] = OrderedDict()
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._manifests)
+
+    def clear(self) -> None:
+        """Forget every manifest."""
+        with self._lock:
+            self._lists.clear()
+            self._manifests.clear()
+            self._held = 0
+
+    def manifests(self, io: FileIO, manifest_list: str) -> tuple[ManifestFile, ...]:
+        """The manifests listed by the manifest list file ``manifest_list`` (a snapshot's)."""
+        with self._lock:
+            hit = self._lists.get(manifest_list)
+            if hit is not None:
+                self._lists.move_to_end(manifest_list)
+                return hit
+        from pyiceberg.manifest import read_manifest_list
+
+        listed = tuple(read_manifest_list(io.new_input(manifest_list)))
+        with self._lock:
+            self._lists[manifest_list] = listed
+            while len(self._lists) > self.max_lists:
+                self._lists.popitem(last=False)
+        return listed
+
+    def entries(self, io: FileIO, manifest: ManifestFile) -> list[ManifestEntry]:
+        """The live (not deleted) entries of ``manifest``; do not modify them."""
+        key = (
+            manifest.manifest_path,
+            manifest.manifest_length,
+            manifest.sequence_number,
+            manifest.min_sequence_number,
+            manifest.added_snapshot_id,
+        )
+        with self._lock:
+            hit = self._manifests.get(key)
+            if hit is not None:
+                self._manifests.move_to_end(key)
+                return hit
+        entries = manifest.fetch_manifest_entry(io, discard_deleted=True)
+        with self._lock:
+            if key not in self._manifests and len(entries) <= self.max_entries:
+                self._manifests[key] = entries
+                self._held += len(entries)
+                while self._held > self.max_entries:
+                    _, dropped = self._manifests.popitem(last=False)
+                    self._held -= len(dropped)
+        return entries
+
+
+#: The process-wide cache :func:`plan_table` reads manifests through.
+MANIFEST_ENTRIES = ManifestEntryCache()
+
+
+def _planner(table: Table, row_filter: BooleanExpression) -> ManifestGroupPlanner:
+    return _planner_class()(table.metadata, table.io, row_filter, case_sensitive=True)
+
+
+@functools.cache
+def _planner_class() -> type[ManifestGroupPlanner]:
+    """PyIceberg's planner reading manifests through :data:`MANIFEST_ENTRIES`.
+
+    Made on first use: PyIceberg's table module is imported only when a table is planned.
+    """
+    from pyiceberg.manifest import ManifestContent
+    from pyiceberg.table import ManifestGroupPlanner
+    from pyiceberg.typedef import KeyDefaultDict
+
+    class CachedManifestPlanner(ManifestGroupPlanner):
+        def plan_manifest_entries(
+            self, manifests: Iterable[ManifestFile]
+        ) -> Iterator[list[ManifestEntry]]:
+            # the same pruning as PyIceberg's (partition summaries, then per entry the
+            # partition and metrics evaluators; delete manifests older than every data
+            # manifest skipped), the entries from the cache, in the calling thread
+            by_spec: dict[int, Callable[[ManifestFile], bool]] = KeyDefaultDict(
+                self._build_manifest_evaluator
+            )
+            kept = [m for m in manifests if by_spec[m.partition_spec_id](m)]
+            data_sequences = [
+                m.min_sequence_number or 0 for m in kept if m.content == ManifestContent.DATA
+            ]
+            oldest = min(data_sequences, default=0)
+            partitions: dict[int, Callable[[DataFile], bool]] = KeyDefaultDict(
+                self._build_partition_evaluator
+            )
+            metrics = self._build_metrics_evaluator()
+            for manifest in kept:
+                if not self._check_sequence_number(oldest, manifest):
+                    continue
+                in_partition = partitions[manifest.partition_spec_id]
+                yield [
+                    entry
+                    for entry in MANIFEST_ENTRIES.entries(self.io, manifest)
+                    if in_partition(entry.data_file) and metrics(entry.data_file)
+                ]
+
+    return CachedManifestPlanner
 
 
 def _equality_deletes(
@@ -254,7 +392,11 @@ def _arrow_reason(table: Table, files: Sequence[ScanFile]) -> str | None:
 
 
 __all__ = [
+    "DEFAULT_MAX_ENTRIES",
+    "DEFAULT_MAX_LISTS",
+    "MANIFEST_ENTRIES",
     "EqualityDelete",
+    "ManifestEntryCache",
     "Reader",
     "ScanFile",
     "TableScanPlan",

@@ -22,6 +22,10 @@ metrics, bearer auth (when a token is configured), request size and media-type l
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +39,7 @@ from starlette.convertors import Convertor, register_url_convertor
 
 import lakehouse
 from lakehouse.catalog.store import VersionStore
-from lakehouse.errors import ConfigError
+from lakehouse.errors import ConfigError, LakehouseError
 from lakehouse.server.api_v2 import build_router
 from lakehouse.server.authz import AuthorizationRules
 from lakehouse.server.errors import install_error_handlers
@@ -242,6 +246,41 @@ def make_server(
         ssl_keyfile=settings.tls_keyfile if settings is not None else None,
     )
     return uvicorn.Server(config)
+
+
+@contextmanager
+def serving(server: uvicorn.Server, *, timeout: float = 30.0) -> Iterator[int]:
+    """Run ``server`` in a background thread for the ``with`` block; yields its port.
+
+    For embedding the server in another process (a notebook, a benchmark, a test): waits
+    until it accepts connections (:class:`~lakehouse.errors.LakehouseError` after
+    ``timeout`` seconds or if it dies while starting), and stops it when the block ends.
+    """
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            server.run()
+        except BaseException as exc:  # uvicorn exits (SystemExit) when it cannot bind
+            failed.append(exc.__context__ or exc)
+
+    thread = threading.Thread(target=run, name="lakehouse-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if failed or not thread.is_alive():
+            thread.join(timeout=timeout)
+            reason = f": {failed[0]}" if failed else ""
+            raise LakehouseError(f"the catalog server stopped while starting{reason}")
+        if time.monotonic() > deadline:
+            server.should_exit = True
+            raise LakehouseError(f"the catalog server did not start within {timeout:g} s")
+        time.sleep(0.01)
+    try:
+        yield server.servers[0].sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=timeout)
 
 
 def run(

@@ -40,7 +40,14 @@ the file):
 * **schema, partition spec, sort order, format version** — must be unchanged on the source
   (the target may have changed them; the source's files keep the ancestor's spec id, and
   Iceberg reads them by field id);
-* **properties** — merged key by key; a key both sides set to different values conflicts;
+* **properties** — merged key by key; a key both sides set to different values conflicts,
+  except ingestion's guard ``lakehouse.ingest.last-batch-id`` (both sides ingested): the
+  target's value stays when the two sides' bookkeeping is disjoint — no file loaded on
+  both sides, no cursor or Kafka partition advanced on both
+  (:func:`lakehouse.tables.bookkeeping.overlap`) — else a conflict that names the overlap;
+* **bookkeeping** — the merged snapshot carries the ``lakehouse.ingest.*`` summaries of the
+  source snapshots it merged (:data:`CARRIED_PROPERTY`, read with :func:`summaries`), so
+  exactly-once ingestion keeps knowing what the source loaded;
 * **snapshot refs other than ``main``, statistics and partition statistics files of the
   source** are dropped (they name snapshots that do not exist on the target), and the
   result says so in :attr:`TableMerge.dropped`.
@@ -48,6 +55,7 @@ the file):
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -55,6 +63,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lakehouse.tables.bookkeeping import LAST_BATCH_PROPERTY, SUMMARY_PREFIX, claims, overlap
 from lakehouse.tables.files import read_columns
 from lakehouse.tables.rowdelta import (
     RowDelta,
@@ -72,6 +81,41 @@ if TYPE_CHECKING:
 #: Snapshot summary properties of a merged snapshot.
 MERGE_PROPERTY = "lakehouse.merge"
 MERGE_SOURCE_PROPERTY = "lakehouse.merge.source-snapshot-id"
+#: Summary key of a merged snapshot: the bookkeeping summaries of the source snapshots it
+#: stands for (JSON list, newest first; see :func:`summaries`).
+CARRIED_PROPERTY = "lakehouse.merge.carried"
+#: Summary keys that readers find by walking a table's ancestry (exactly-once ingestion
+#: state, :mod:`lakehouse.tables.bookkeeping`): a merged snapshot carries them from the source.
+CARRIED_PREFIXES = (SUMMARY_PREFIX,)
+
+
+def summaries(snapshot: Snapshot) -> list[Mapping[str, str]]:
+    """The summary properties ``snapshot`` stands for, newest first.
+
+    Its own, then — for a snapshot a content merge wrote — those of the source snapshots
+    it merged (:data:`CARRIED_PROPERTY`), so a reader walking an ancestry for state
+    (ingested files, cursors, offsets) sees what the source branch recorded.
+    """
+    if snapshot.summary is None:
+        return []
+    own: Mapping[str, str] = snapshot.summary.additional_properties
+    carried = own.get(CARRIED_PROPERTY)
+    return [own, *json.loads(carried)] if carried else [own]
+
+
+def _carried(side: TableMetadata, base: Snapshot | None) -> list[Mapping[str, str]]:
+    """Bookkeeping of one side's snapshots since ``base``, newest first (flattened)."""
+    from pyiceberg.table.snapshots import ancestors_of
+
+    carried: list[Mapping[str, str]] = []
+    for snapshot in ancestors_of(side.current_snapshot(), side):
+        if base is not None and snapshot.snapshot_id == base.snapshot_id:
+            break
+        for props in summaries(snapshot):
+            kept = {k: v for k, v in props.items() if k.startswith(CARRIED_PREFIXES)}
+            if kept:
+                carried.append(kept)
+    return carried
 
 
 @dataclass(frozen=True)
@@ -180,10 +224,18 @@ def merge_tables(
     sets, removals, clashes = _property_updates(
         ancestor.properties, target.properties, source.properties
     )
+    base = ancestor.current_snapshot()
+    if LAST_BATCH_PROPERTY in clashes:
+        # both sides ingested: a guard, not data; the target's value stays when the two
+        # sides loaded different files, cursors and Kafka partitions
+        clashes.remove(LAST_BATCH_PROPERTY)
+        sets.pop(LAST_BATCH_PROPERTY, None)
+        both = overlap(claims(_carried(source, base)), claims(_carried(target, base)))
+        if both is not None:
+            return _conflict("both sides ingested into the table: " + both)
     if clashes:
         return _conflict("both sides changed table properties " + ", ".join(clashes))
 
-    base = ancestor.current_snapshot()
     head = source.current_snapshot()
     base_manifests = _manifests(base, io)
     head_manifests = _manifests(head, io)
@@ -214,6 +266,8 @@ def merge_tables(
         updates.append(RemovePropertiesUpdate(removals=sorted(removals)))
     metadata = update_table_metadata(target, tuple(updates)) if updates else target  # type: ignore[arg-type]
     if not plan.is_empty:
+        state = _carried(source, base)
+        carried = {CARRIED_PROPERTY: json.dumps(state, separators=(",", ":"))} if state else {}
         table = Table(("merge",), metadata, "", io, NoopCatalog("merge"))
         tx = table.transaction()
         delta = RowDelta(
@@ -221,6 +275,7 @@ def merge_tables(
             snapshot_properties={
                 MERGE_PROPERTY: "content",
                 MERGE_SOURCE_PROPERTY: str(head.snapshot_id if head is not None else -1),
+                **carried,
             },
             metadata=metadata,
         )
@@ -423,4 +478,12 @@ def _key_clash(
     )
 
 
-__all__ = ["MERGE_PROPERTY", "MERGE_SOURCE_PROPERTY", "TableMerge", "merge_tables"]
+__all__ = [
+    "CARRIED_PREFIXES",
+    "CARRIED_PROPERTY",
+    "MERGE_PROPERTY",
+    "MERGE_SOURCE_PROPERTY",
+    "TableMerge",
+    "merge_tables",
+    "summaries",
+]

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -109,20 +107,12 @@ def postgres_database() -> Iterator[str]:
 def catalog_server(postgres_database: str) -> Iterator[str]:
     """Our catalog server (uvicorn in a thread) over the PostgreSQL database: its API v2 URL."""
     from lakehouse.catalog import open_store
-    from lakehouse.server.app import make_server
+    from lakehouse.server.app import make_server, serving
 
     store = open_store(postgres_database)
     server = make_server(store, "127.0.0.1", 0, log_level="warning")
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}/api/v2"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with serving(server) as port:
+        yield f"http://127.0.0.1:{port}/api/v2"
     store.close()
 
 

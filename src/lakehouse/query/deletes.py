@@ -1,0 +1,173 @@
+"""Position deletes for the ``parquet`` reader: read each delete file once, join on integers.
+
+A position delete file lists ``(file_path, pos)`` pairs. Reading them in every query and
+matching rows on the data file's path made a query over a table with 5 % of its rows
+deleted cost twice the read of the same table compacted (see ``docs/benchmarks.md``,
+"Row-level writes"). Here
+
+* a delete file is read once per process and kept, grouped by the data file it deletes
+  from, as sorted ``int64`` positions (:class:`DeleteFileCache`; Iceberg files are
+  immutable, so the path is the key; bounded by the number of positions held);
+* :func:`position_delete_table` builds, per query, the small Arrow table DuckDB anti-joins
+  with: one ``UBIGINT`` file id (the index DuckDB's ``read_parquet`` gives the data file,
+  its ``file_index``) and the ``BIGINT`` position — no path string is compared per row.
+
+Positions of data files the scan does not read (pruned, or deleted by a later snapshot)
+are ignored; an empty delete file adds nothing; a data file that none of its delete files
+deletes from is read like a file without deletes (:func:`without_unused_deletes`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from lakehouse.query.planning import ScanFile
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyiceberg.io import FileIO
+
+#: Column of :func:`position_delete_table` with the data file's id (DuckDB's ``file_index``).
+FILE_ID = "file_id"
+#: Column of :func:`position_delete_table` with the deleted row's position in its file.
+POSITION = "pos"
+#: Positions a :class:`DeleteFileCache` keeps by default (~8 bytes each, plus the paths).
+DEFAULT_MAX_POSITIONS = 20_000_000
+
+
+class DeleteFileCache:
+    """Position delete files read once: path → {data file path → sorted positions}.
+
+    Thread-safe. Least recently used files are dropped once more than ``max_positions``
+    positions are held (a file larger than that on its own is read but not kept).
+    """
+
+    def __init__(self, max_positions: int = DEFAULT_MAX_POSITIONS) -> None:
+        self.max_positions = max_positions
+        self._files: OrderedDict[str, tuple[Mapping[str, pa.Array], int]] = OrderedDict()
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._files)
+
+    @property
+    def positions_held(self) -> int:
+        """How many positions the cache holds now."""
+        with self._lock:
+            return self._held
+
+    def clear(self) -> None:
+        """Forget every file."""
+        with self._lock:
+            self._files.clear()
+            self._held = 0
+
+    def positions(self, io: FileIO, path: str) -> Mapping[str, pa.Array]:
+        """The positions delete file ``path`` deletes, by data file path (sorted, distinct)."""
+        with self._lock:
+            hit = self._files.get(path)
+            if hit is not None:
+                self._files.move_to_end(path)
+                return hit[0]
+        grouped, count = _read_grouped(io, path)
+        with self._lock:
+            if path not in self._files and count <= self.max_positions:
+                self._files[path] = (grouped, count)
+                self._held += count
+                while self._held > self.max_positions:
+                    _, (_, dropped) = self._files.popitem(last=False)
+                    self._held -= dropped
+        return grouped
+
+
+def _read_grouped(io: FileIO, path: str) -> tuple[dict[str, pa.Array], int]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    with io.new_input(path).open() as stream:
+        table = pq.read_table(stream, columns=["file_path", "pos"])
+    if table.num_rows == 0:
+        return {}, 0
+    table = table.sort_by([("file_path", "ascending"), ("pos", "ascending")])
+    paths = table.column("file_path").combine_chunks()
+    positions = table.column("pos").combine_chunks().cast(pa.int64())
+    grouped: dict[str, pa.Array] = {}
+    # runs of one path in the sorted table: [start, start + length)
+    runs = pc.run_end_encode(paths)
+    ends = runs.run_ends.to_pylist()
+    values = runs.values.to_pylist()
+    start = 0
+    for value, end in zip(values, ends, strict=True):
+        run = positions.slice(start, end - start)
+        grouped[str(value)] = pc.unique(run)  # sorted input: unique keeps the order
+        start = end
+    return grouped, sum(len(v) for v in grouped.values())
+
+
+#: The process-wide cache :func:`position_delete_table` uses by default.
+DELETE_FILES = DeleteFileCache()
+
+
+def without_unused_deletes(
+    io: FileIO, files: Sequence[ScanFile], cache: DeleteFileCache | None = None
+) -> tuple[ScanFile, ...]:
+    """``files`` with the position delete files that delete none of their rows dropped.
+
+    The planner gives a data file every delete file of its partition that may apply (all
+    of them when a delete file does not say which data file it is for, as Spark's often
+    do not); a data file none of them deletes from is then read plainly, without the join.
+    """
+    cache = DELETE_FILES if cache is None else cache
+    out: list[ScanFile] = []
+    for f in files:
+        used = tuple(
+            d for d in f.position_deletes if len(cache.positions(io, d).get(f.path, ())) > 0
+        )
+        out.append(f if used == f.position_deletes else replace(f, position_deletes=used))
+    return tuple(out)
+
+
+def position_delete_table(
+    io: FileIO,
+    files: Sequence[tuple[str, Sequence[str]]],
+    cache: DeleteFileCache | None = None,
+) -> pa.Table:
+    """``(file_id, pos)`` rows deleting from ``files``: (data file path, its delete files).
+
+    ``file_id`` is the data file's index in ``files`` (``UBIGINT``, as DuckDB's
+    ``file_index``); ``pos`` the deleted row's position (``BIGINT``).
+    """
+    import pyarrow as pa
+
+    cache = DELETE_FILES if cache is None else cache
+    ids: list[pa.Array] = []
+    chunks: list[pa.Array] = []
+    for index, (path, delete_files) in enumerate(files):
+        for delete_file in delete_files:
+            positions = cache.positions(io, delete_file).get(path)
+            if positions is None or len(positions) == 0:
+                continue
+            chunks.append(positions)
+            ids.append(pa.repeat(pa.scalar(index, pa.uint64()), len(positions)))
+    schema = pa.schema([(FILE_ID, pa.uint64()), (POSITION, pa.int64())])
+    if not chunks:
+        return schema.empty_table()
+    return pa.table([pa.concat_arrays(ids), pa.concat_arrays(chunks)], schema=schema)
+
+
+__all__ = [
+    "DEFAULT_MAX_POSITIONS",
+    "DELETE_FILES",
+    "FILE_ID",
+    "POSITION",
+    "DeleteFileCache",
+    "position_delete_table",
+    "without_unused_deletes",
+]

@@ -1,0 +1,352 @@
+"""Position deletes on the read path: the rows ``lakehouse sql`` returns are PyIceberg's.
+
+Every case builds a table of several data files (one per append), commits position
+delete files against some of them and compares the query's rows with what PyIceberg's
+own scan of the same snapshot returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from pyiceberg.expressions import AlwaysTrue, GreaterThanOrEqual
+from pyiceberg.manifest import DataFileContent
+from pyiceberg.table import Table
+
+from lakehouse import query
+from lakehouse.client import Lakehouse
+from lakehouse.query.deletes import (
+    FILE_ID,
+    POSITION,
+    DeleteFileCache,
+    position_delete_table,
+    without_unused_deletes,
+)
+from lakehouse.query.execution import parquet_sql, position_delete_files
+from lakehouse.query.planning import ManifestEntryCache, plan_table
+from tests.query.conftest import add_delete_file, make_table, orders
+
+
+def file_ids(table: Table) -> dict[str, list[int]]:
+    """Data file path → the ids it holds, in row order."""
+    out: dict[str, list[int]] = {}
+    for task in table.scan().plan_files():
+        with table.io.new_input(task.file.file_path).open() as stream:
+            out[task.file.file_path] = pq.read_table(stream).column("id").to_pylist()
+    return out
+
+
+def file_of(files: dict[str, list[int]], first_id: int) -> str:
+    [path] = [p for p, ids in files.items() if ids[0] == first_id]
+    return path
+
+
+def deletes(*pairs: tuple[str, int]) -> pa.Table:
+    return pa.table(
+        {
+            "file_path": pa.array([p for p, _ in pairs], pa.string()),
+            "pos": pa.array([n for _, n in pairs], pa.int64()),
+        }
+    )
+
+
+def sorted_rows(result: pa.Table) -> list[dict[str, object]]:
+    return sorted(result.to_pylist(), key=lambda r: tuple(str(v) for v in r.values()))
+
+
+def pyiceberg_rows(
+    table: Table, columns: tuple[str, ...] = ("*",), row_filter: str = "true"
+) -> list[dict[str, object]]:
+    scan = table.scan(row_filter=row_filter, selected_fields=columns)
+    return sorted_rows(scan.to_arrow())
+
+
+@pytest.fixture
+def five_files(lh: Lakehouse) -> Table:
+    """``silver.orders`` with five data files of four rows: ids 0-3, 10-13, ... 40-43."""
+    table = make_table(lh, "silver.orders", orders([0, 1, 2, 3]))
+    for start in (10, 20, 30, 40):
+        table.append(orders(list(range(start, start + 4))))
+    return lh.catalog("main").load_table("silver.orders")
+
+
+def test_deletes_apply_to_their_files_only_and_files_without_deletes_read_plainly(
+    lh: Lakehouse, five_files: Table
+) -> None:
+    from lakehouse.tables import delete_rows
+
+    files = file_ids(five_files)
+    # merge-on-read deletes scoped to their data file (the writer records which one)
+    delete_rows(five_files, pa.table({"id": pa.array([1, 3, 20, 42], pa.int64())}), ["id"])
+    table = lh.catalog("main").load_table("silver.orders")
+    plan = query.plan(lh, "SELECT * FROM silver.orders").tables["silver.orders"]
+    assert plan.reader == "parquet"
+    with_deletes = {f.path for f in plan.files if f.position_deletes}
+    assert with_deletes == {file_of(files, 0), file_of(files, 20), file_of(files, 40)}
+    sql = parquet_sql(plan, '"x"')
+    # files without deletes: one plain read, no row numbers; the rest one anti-joined read
+    assert sql.count("file_row_number = true") == 1
+    assert sql.count("read_parquet(") == 2
+    got = lh.sql("SELECT * FROM silver.orders")
+    assert sorted_rows(got) == pyiceberg_rows(table)
+    assert len(got) == 16 and not {1, 3, 20, 42} & set(got.column("id").to_pylist())
+
+
+def test_a_delete_file_for_other_rows_of_the_partition_is_not_joined(
+    lh: Lakehouse, five_files: Table
+) -> None:
+    files = file_ids(five_files)
+    a = file_of(files, 10)
+    # no bounds on file_path: the planner gives this delete file to every data file
+    table = add_delete_file(five_files, deletes((a, 1)), DataFileContent.POSITION_DELETES)
+    plan = plan_table(table, "silver.orders", AlwaysTrue())
+    assert all(f.position_deletes for f in plan.files)
+    used = without_unused_deletes(table.io, plan.files, DeleteFileCache())
+    assert [f.path for f in used if f.position_deletes] == [a]
+    assert sorted_rows(lh.sql("SELECT * FROM silver.orders")) == pyiceberg_rows(table)
+    assert 11 not in lh.sql("SELECT id FROM silver.orders").column("id").to_pylist()
+
+
+def test_one_delete_file_spanning_several_data_files(lh: Lakehouse, five_files: Table) -> None:
+    files = file_ids(five_files)
+    pairs = [(file_of(files, first), pos) for first in (0, 10, 30) for pos in (0, 3)]
+    table = add_delete_file(five_files, deletes(*pairs), DataFileContent.POSITION_DELETES)
+    assert (
+        len(query.plan(lh, "SELECT * FROM silver.orders").tables["silver.orders"].delete_files) == 1
+    )
+    ids = lh.sql("SELECT id FROM silver.orders").column("id").to_pylist()
+    assert sorted(ids) == [1, 2, 11, 12, 20, 21, 22, 23, 31, 32, 40, 41, 42, 43]
+    assert sorted_rows(lh.sql("SELECT * FROM silver.orders")) == pyiceberg_rows(table)
+
+
+def test_two_delete_files_on_one_data_file_and_duplicate_positions(
+    lh: Lakehouse, five_files: Table
+) -> None:
+    a = file_of(file_ids(five_files), 10)
+    table = add_delete_file(five_files, deletes((a, 2), (a, 0)), DataFileContent.POSITION_DELETES)
+    table = add_delete_file(table, deletes((a, 2), (a, 1)), DataFileContent.POSITION_DELETES)
+    assert lh.sql("SELECT count(*) AS n FROM silver.orders").column("n")[0].as_py() == 17
+    assert sorted_rows(lh.sql("SELECT * FROM silver.orders")) == pyiceberg_rows(table)
+
+
+def test_filters_and_projections_are_pushed_down_with_deletes(
+    lh: Lakehouse, five_files: Table
+) -> None:
+    files = file_ids(five_files)
+    pairs = [(file_of(files, 0), 0), (file_of(files, 30), 1), (file_of(files, 40), 3)]
+    table = add_delete_file(five_files, deletes(*pairs), DataFileContent.POSITION_DELETES)
+    sql = "SELECT id, amount FROM silver.orders WHERE id >= 30"
+    plan = query.plan(lh, sql).tables["silver.orders"]
+    # the files of ids below 30 are pruned by their metrics; the delete file still applies
+    assert sorted(plan.data_files) == sorted([file_of(files, 30), file_of(files, 40)])
+    assert plan.columns == ("amount", "id")
+    got = lh.sql(sql)
+    assert got.column_names == ["id", "amount"]
+    assert sorted_rows(got) == pyiceberg_rows(table, ("id", "amount"), "id >= 30")
+    assert sorted(got.column("id").to_pylist()) == [30, 32, 33, 40, 41, 42]
+    # an aggregate over one column only
+    total = lh.sql("SELECT sum(amount) AS s FROM silver.orders WHERE id < 12").column("s")
+    assert total[0].as_py() == pytest.approx(1.5 * (1 + 2 + 3 + 10 + 11))
+
+
+def test_an_empty_delete_file_deletes_nothing(lh: Lakehouse, five_files: Table) -> None:
+    table = add_delete_file(five_files, deletes(), DataFileContent.POSITION_DELETES)
+    assert sorted_rows(lh.sql("SELECT * FROM silver.orders")) == pyiceberg_rows(table)
+    assert lh.sql("SELECT count(*) AS n FROM silver.orders").column("n")[0].as_py() == 20
+
+
+def test_positions_of_a_data_file_not_in_the_scan_are_ignored(
+    lh: Lakehouse, five_files: Table
+) -> None:
+    files = file_ids(five_files)
+    elsewhere = five_files.metadata.location + "/data/not-a-file-of-this-table.parquet"
+    table = add_delete_file(
+        five_files,
+        deletes((elsewhere, 0), (elsewhere, 1), (file_of(files, 20), 1)),
+        DataFileContent.POSITION_DELETES,
+    )
+    ids = lh.sql("SELECT id FROM silver.orders").column("id").to_pylist()
+    assert len(ids) == 19 and 21 not in ids
+    assert sorted_rows(lh.sql("SELECT * FROM silver.orders")) == pyiceberg_rows(table)
+
+
+def test_position_and_equality_deletes_on_the_same_file(lh: Lakehouse, five_files: Table) -> None:
+    files = file_ids(five_files)
+    table = add_delete_file(
+        five_files,
+        deletes((file_of(files, 10), 0), (file_of(files, 30), 3)),
+        DataFileContent.POSITION_DELETES,
+    )
+    table = add_delete_file(
+        table,
+        pa.table({"id": pa.array([12, 31], pa.int64())}),
+        DataFileContent.EQUALITY_DELETES,
+        [1],
+    )
+    ids = sorted(lh.sql("SELECT id FROM silver.orders").column("id").to_pylist())
+    assert ids == [0, 1, 2, 3, 11, 13, 20, 21, 22, 23, 30, 32, 40, 41, 42, 43]
+
+
+def test_rows_deleted_by_merge_on_read_writes_match_pyiceberg(
+    lh: Lakehouse, five_files: Table
+) -> None:
+    from lakehouse.tables import delete_rows
+
+    delete_rows(five_files, pa.table({"id": pa.array([0, 11, 22, 33, 43], pa.int64())}), ["id"])
+    table = lh.catalog("main").load_table("silver.orders")
+    plan = query.plan(lh, "SELECT * FROM silver.orders").tables["silver.orders"]
+    assert plan.delete_files, "the table's default write mode is merge-on-read"
+    assert sorted_rows(lh.sql("SELECT * FROM silver.orders")) == pyiceberg_rows(table)
+    # read again: the delete files come from the cache, same rows
+    ids = lh.sql("SELECT id FROM silver.orders WHERE id > 20").column("id").to_pylist()
+    assert sorted(ids) == [21, 23, 30, 31, 32, 40, 41, 42]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_deletes_and_filters_match_pyiceberg(
+    lh: Lakehouse, five_files: Table, seed: int
+) -> None:
+    import random
+
+    rng = random.Random(seed)
+    files = file_ids(five_files)
+    paths = sorted(files)
+    table = five_files
+    for _ in range(rng.randint(1, 4)):  # delete files, some spanning several data files
+        targets = rng.sample(paths, rng.randint(1, 3))
+        pairs = [(p, pos) for p in targets for pos in rng.sample(range(4), rng.randint(0, 3))]
+        if rng.random() < 0.3:
+            pairs.append((table.metadata.location + "/data/gone.parquet", 0))
+        table = add_delete_file(table, deletes(*pairs), DataFileContent.POSITION_DELETES)
+    low = rng.choice([0, 10, 21, 35])
+    sql = f"SELECT id, amount FROM silver.orders WHERE id >= {low}"
+    assert sorted_rows(lh.sql(sql)) == pyiceberg_rows(table, ("id", "amount"), f"id >= {low}")
+    assert sorted_rows(lh.sql("SELECT * FROM silver.orders")) == pyiceberg_rows(table)
+
+
+# -- the delete file cache and its join table ---------------------------------------------------
+
+
+def test_delete_files_are_read_once_and_grouped_by_data_file(five_files: Table) -> None:
+    files = file_ids(five_files)
+    a, b = file_of(files, 0), file_of(files, 10)
+    table = add_delete_file(
+        five_files, deletes((b, 3), (a, 2), (b, 1), (a, 2)), DataFileContent.POSITION_DELETES
+    )
+    [delete_path] = {d.file_path for t in table.scan().plan_files() for d in t.delete_files}
+    cache = DeleteFileCache()
+    grouped = cache.positions(table.io, delete_path)
+    assert {k: v.to_pylist() for k, v in grouped.items()} == {a: [2], b: [1, 3]}
+    assert cache.positions(table.io, delete_path) is grouped
+    assert len(cache) == 1 and cache.positions_held == 3
+
+
+def test_the_delete_file_cache_is_bounded(five_files: Table) -> None:
+    a = file_of(file_ids(five_files), 0)
+    table = five_files
+    for pos in range(3):
+        table = add_delete_file(table, deletes((a, pos)), DataFileContent.POSITION_DELETES)
+    paths = sorted({d.file_path for t in table.scan().plan_files() for d in t.delete_files})
+    cache = DeleteFileCache(max_positions=2)
+    for path in paths:
+        cache.positions(table.io, path)
+    assert len(cache) == 2 and cache.positions_held == 2
+    cache.clear()
+    assert len(cache) == 0 and cache.positions_held == 0
+
+
+def test_join_table_numbers_files_as_duckdb_does(lh: Lakehouse, five_files: Table) -> None:
+    files = file_ids(five_files)
+    a, b = file_of(files, 0), file_of(files, 30)
+    table = add_delete_file(
+        five_files, deletes((b, 2), (a, 1), (b, 0)), DataFileContent.POSITION_DELETES
+    )
+    plan = plan_table(table, "silver.orders", AlwaysTrue())
+    cache = DeleteFileCache()
+    plan = replace(plan, files=without_unused_deletes(table.io, plan.files, cache))
+    positional = position_delete_files(plan)
+    assert {f.path for f in positional} == {a, b}
+    joined = position_delete_table(
+        table.io, [(f.path, f.position_deletes) for f in positional], cache
+    )
+    assert joined.schema.field(FILE_ID).type == pa.uint64()
+    assert joined.schema.field(POSITION).type == pa.int64()
+    index = {f.path: i for i, f in enumerate(positional)}
+    assert sorted(
+        zip(joined.column(FILE_ID).to_pylist(), joined.column(POSITION).to_pylist(), strict=True)
+    ) == (sorted([(index[a], 1), (index[b], 0), (index[b], 2)]))
+    empty = position_delete_table(table.io, [], DeleteFileCache())
+    assert empty.num_rows == 0 and empty.schema == joined.schema
+
+
+def test_query_views_and_delete_tables_are_removed_after_the_query(
+    lh: Lakehouse, five_files: Table
+) -> None:
+    from lakehouse.query import sandbox
+    from lakehouse.query.execution import allowed_paths
+
+    a = file_of(file_ids(five_files), 0)
+    add_delete_file(five_files, deletes((a, 0)), DataFileContent.POSITION_DELETES)
+    plan = query.plan(lh, "SELECT count(*) FROM silver.orders")
+    with sandbox.borrowed(allowed_paths(plan)) as con:  # the connection the query borrows
+        con.execute("CREATE TEMP TABLE marker (x INTEGER)")
+    assert lh.sql("SELECT count(*) AS n FROM silver.orders").column("n")[0].as_py() == 19
+    with sandbox.borrowed(allowed_paths(plan)) as con:
+        names = [row[0] for row in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()]
+        views = [row[0] for row in con.sql("SELECT view_name FROM duckdb_views()").fetchall()]
+    assert "marker" in names, "the query ran on this connection"
+    assert not [n for n in names + views if n.startswith("__lakehouse") or n == "orders"]
+
+
+def test_a_callers_connection_keeps_one_delete_table_per_view(
+    lh: Lakehouse, five_files: Table
+) -> None:
+    from lakehouse.query.execution import allowed_paths, connect_duckdb
+
+    a = file_of(file_ids(five_files), 0)
+    add_delete_file(five_files, deletes((a, 0), (a, 1)), DataFileContent.POSITION_DELETES)
+    plan = query.plan(lh, "SELECT * FROM silver.orders")
+    con = connect_duckdb(allowed_paths(plan))
+    session = query.session(lh, connection=con)
+    for _ in range(3):
+        assert len(session.execute("SELECT id FROM silver.orders")) == 18
+    views = [row[0] for row in con.sql("SELECT view_name FROM duckdb_views()").fetchall()]
+    assert len([v for v in views if v.startswith("__lakehouse_deletes_")]) == 1
+    con.close()
+
+
+# -- manifests read once ---------------------------------------------------------------------------
+
+
+def test_planning_through_the_manifest_cache_matches_pyiceberg(
+    lh: Lakehouse, five_files: Table
+) -> None:
+    files = file_ids(five_files)
+    table = add_delete_file(
+        five_files, deletes((file_of(files, 20), 0)), DataFileContent.POSITION_DELETES
+    )
+    for row_filter in (AlwaysTrue(), GreaterThanOrEqual("id", 20)):
+        ours = plan_table(table, "silver.orders", row_filter)
+        theirs = table.scan(row_filter=row_filter).plan_files()
+        assert sorted((f.path, f.position_deletes) for f in ours.files) == sorted(
+            (t.file.file_path, tuple(sorted(d.file_path for d in t.delete_files))) for t in theirs
+        )
+
+
+def test_manifest_entries_are_read_once_and_bounded(five_files: Table) -> None:
+    snapshot = five_files.current_snapshot()
+    assert snapshot is not None
+    cache = ManifestEntryCache(max_entries=3)
+    listed = cache.manifests(five_files.io, snapshot.manifest_list)
+    assert cache.manifests(five_files.io, snapshot.manifest_list) is listed
+    assert len(listed) == 5
+    first = cache.entries(five_files.io, listed[0])
+    assert cache.entries(five_files.io, listed[0]) is first
+    for manifest in listed:
+        cache.entries(five_files.io, manifest)
+    assert len(cache) == 3  # one entry per manifest, three kept
+    cache.clear()
+    assert len(cache) == 0
