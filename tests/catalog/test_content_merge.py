@@ -62,8 +62,8 @@ def test_a_copy_on_write_delete_on_the_source_merges_and_the_dry_run_says_rewrit
     lh.table("bronze.orders", "run").delete("id = 1")  # rewrites the file of 1, 2
     dry = lh.merge("run", dry_run=True)
     [detail] = dry.details
-    assert detail.content_merge is not None
-    assert detail.content_merge.startswith("merged by content (rewrite on the source")
+    assert detail.resolution is not None
+    assert detail.resolution.startswith("merged by content (rewrite on the source")
     assert ids(lh, "main") == [1, 2, 3]
     assert lh.merge("run").was_applied
     assert ids(lh, "main") == [2, 3]
@@ -111,7 +111,7 @@ def test_a_run_that_upserted_with_position_deletes_publishes_over_ingestion_on_m
     delete_rows(lh.table("silver.customers", "run2"), pa.table({"id": [3]}), ["id"])
     dry = lh.merge("run2", dry_run=True)
     [detail] = [d for d in dry.details if str(d.key) == "silver.customers"]
-    assert detail.content_merge is not None and "deletes on the source" in detail.content_merge
+    assert detail.resolution is not None and "deletes on the source" in detail.resolution
     assert lh.merge("run2").was_applied
     assert names(lh, "main") == [(1, "ann"), (2, "bea"), (4, "dan"), (5, "eve"), (6, "fay")]
 
