@@ -109,11 +109,14 @@ def test_a_run_that_upserted_with_position_deletes_publishes_over_ingestion_on_m
     run = lh.table("silver.customers", "run2")
     upsert(run, customers(c2="bea", c6="fay"), ["id"])
     delete_rows(lh.table("silver.customers", "run2"), pa.table({"id": [3]}), ["id"])
+    # a row of the run's own new file replaced: after the merge the data file and its
+    # delete file share one sequence number, and the delete must still apply
+    upsert(lh.table("silver.customers", "run2"), customers(c6="fay2"), ["id"])
     dry = lh.merge("run2", dry_run=True)
     [detail] = [d for d in dry.details if str(d.key) == "silver.customers"]
     assert detail.resolution is not None and "deletes on the source" in detail.resolution
     assert lh.merge("run2").was_applied
-    assert names(lh, "main") == [(1, "ann"), (2, "bea"), (4, "dan"), (5, "eve"), (6, "fay")]
+    assert names(lh, "main") == [(1, "ann"), (2, "bea"), (4, "dan"), (5, "eve"), (6, "fay2")]
 
 
 def test_both_sides_deleting_rows_of_one_file_merge_as_the_union(silver: Lakehouse) -> None:
