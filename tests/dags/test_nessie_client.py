@@ -88,8 +88,9 @@ def test_branch_merge_and_delete(nessie_client: ModuleType, lh: Lakehouse) -> No
 def test_merge_conflict_leaves_target_unchanged(nessie_client: ModuleType, lh: Lakehouse) -> None:
     add_rows(lh, "main")
     nessie_client.create_branch(lh, "dev")
-    lh.catalog("dev").load_table("bronze.orders").overwrite(ROWS)  # a rewrite, not an append
-    add_rows(lh, "main")
+    # both sides rewrite the same data file: no content merge can keep both
+    lh.catalog("dev").load_table("bronze.orders").overwrite(ROWS)
+    lh.catalog("main").load_table("bronze.orders").overwrite(ROWS)
     before = nessie_client.head(lh, "main")
     with pytest.raises(MergeConflictError):
         nessie_client.merge_branch(lh, "dev")
