@@ -14,7 +14,7 @@ from pyiceberg.types import LongType, NestedField, StringType
 
 from lakehouse.tables.merge import MERGE_PROPERTY, TableMerge, merge_tables, summaries
 from lakehouse.tables.rowdelta import RowDelta
-from lakehouse.tables.upsert import SMALL_FILE_ROWS, delete_rows, upsert
+from lakehouse.tables.upsert import KEY_PROPERTY, SMALL_FILE_ROWS, delete_rows, upsert
 
 
 def rows(*ids: int) -> pa.Table:
@@ -397,6 +397,37 @@ def test_the_same_key_written_on_both_sides_of_a_keyed_table_is_a_conflict(
     clash = merge(ancestor, target, source)
     assert clash.conflict is not None
     assert clash.conflict.startswith("both sides wrote rows with key id=1 (1 key(s) in all)")
+
+
+def test_the_same_key_upserted_on_both_sides_is_a_conflict_without_identifier_fields(
+    kv: tuple[SqlCatalog, Table],
+) -> None:
+    catalog, target = kv  # no identifier fields: the key upserts recorded is used
+    ancestor = target.metadata
+    source = fork_kv(catalog, target)
+    upsert(target, keyed({1: ["t"]}), ["id"])
+    upsert(source, keyed({2: ["s"]}), ["id"])
+    assert target.refresh().properties[KEY_PROPERTY] == '["id"]'
+    ok = merge(ancestor, target, source)
+    assert ok.metadata is not None, ok.conflict
+    expected = {i: ["a"] for i in range(10)} | {1: ["t"], 2: ["s"]}
+    assert state(merged_table(target, ok.metadata)) == expected
+    upsert(source, keyed({1: ["s"]}), ["id"])
+    clash = merge(ancestor, target, source)
+    assert clash.conflict is not None
+    assert clash.conflict.startswith("both sides wrote rows with key id=1 (1 key(s) in all)")
+
+
+def test_upserts_on_different_keys_of_one_table_are_a_conflict(
+    kv: tuple[SqlCatalog, Table],
+) -> None:
+    catalog, target = kv
+    ancestor = target.metadata
+    source = fork_kv(catalog, target)
+    upsert(target, keyed({1: ["t"]}), ["id"])
+    upsert(source, keyed({2: ["s"]}), ["v"])
+    clash = merge(ancestor, target, source)
+    assert clash.conflict is not None and KEY_PROPERTY in clash.conflict
 
 
 def test_equality_deletes_from_the_source_are_a_conflict(kv: tuple[SqlCatalog, Table]) -> None:

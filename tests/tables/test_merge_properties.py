@@ -4,7 +4,8 @@ Random appends, copy-on-write deletes, merge-on-read upserts and row deletes (po
 delete files, written by :func:`lakehouse.tables.upsert.upsert`) and compactions
 (overwrites) on two forks of one table. The expected rows are computed independently in
 DuckDB from what each side did to the ancestor's rows; a merge that refuses must name a
-data file whose state on the three sides proves the reason.
+data file whose state on the three sides proves the reason (or, for a table upserts
+keyed, a key both sides wrote).
 """
 
 from __future__ import annotations
@@ -90,10 +91,29 @@ def files(table: Table) -> dict[str, set[str]]:
     }
 
 
+def added_ids(table: Table, before: dict[str, set[str]]) -> set[int]:
+    """Ids in the data files ``table`` has that ``before`` did not (deletes not applied)."""
+    import pyarrow.parquet as pq
+
+    ids: set[int] = set()
+    for path in set(files(table)) - set(before):
+        with table.io.new_input(path).open() as f:
+            ids.update(pq.read_table(f, columns=["id"]).column("id").to_pylist())
+    return ids
+
+
 def check_conflict(
-    reason: str, a: dict[str, set[str]], t: dict[str, set[str]], s: dict[str, set[str]]
+    reason: str,
+    a: dict[str, set[str]],
+    t: dict[str, set[str]],
+    s: dict[str, set[str]],
+    written: tuple[set[int], set[int]] = (set(), set()),
 ) -> None:
-    """The data file the reason names is in the state the reason says."""
+    """The data file (or key) the reason names is in the state the reason says."""
+    keyed = re.match(r"both sides wrote rows with key id=(\d+) ", reason)
+    if keyed is not None:  # upserts record the key: a key in files both sides added
+        assert all(int(keyed.group(1)) in side for side in written), reason
+        return
     match = re.search(r"data file (\S+?)(?:,| \(|$)", reason)
     assert match is not None, reason
     path = match.group(1)
@@ -134,7 +154,9 @@ def test_merged_rows_are_the_ancestor_plus_both_sides_changes(
         event(re.sub(r"\d+|data file \S+.*", "", result.description))  # coverage of the cases
         if result.metadata is None:
             assert result.conflict is not None
-            check_conflict(result.conflict, files(ancestor_table), files(target), files(source))
+            before = files(ancestor_table)
+            written = (added_ids(target, before), added_ids(source, before))
+            check_conflict(result.conflict, before, files(target), files(source), written)
             return
         merged = Table(target.name(), result.metadata, "", target.io, catalog)
         want = expected(read(ancestor_table), read(target), read(source))

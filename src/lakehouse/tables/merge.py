@@ -71,6 +71,7 @@ from lakehouse.tables.rowdelta import (
     read_position_deletes,
     referenced_data_files,
 )
+from lakehouse.tables.upsert import KEY_PROPERTY
 
 if TYPE_CHECKING:
     from pyiceberg.io import FileIO
@@ -438,6 +439,30 @@ def _plan(
     )
 
 
+def _key_columns(source: TableMetadata, target: TableMetadata) -> list[str] | str:
+    """The table's key columns (none: not keyed), or why the two sides disagree on it."""
+    schema = source.schema()
+    ids = list(schema.identifier_field_ids)
+    if ids:
+        names = [schema.find_column_name(i) for i in ids]
+        if any(n is None for n in names) or target.schema().identifier_field_ids != ids:
+            return "the two sides key the table differently (identifier fields differ)"
+        return [str(n) for n in names]
+    declared = source.properties.get(KEY_PROPERTY)
+    if declared is None:
+        return []
+    if target.properties.get(KEY_PROPERTY, declared) != declared:
+        return f"the two sides upserted on different keys ({KEY_PROPERTY})"
+    try:
+        columns = [str(c) for c in json.loads(declared)]
+    except (ValueError, TypeError):
+        return f"the table property {KEY_PROPERTY}={declared!r} is not a JSON list"
+    missing = [c for c in columns if c not in {f.name for f in schema.fields}]
+    if missing:
+        return f"the key column(s) {', '.join(missing)} of {KEY_PROPERTY} are not in the table"
+    return columns
+
+
 def _key_clash(
     source: TableMetadata,
     target: TableMetadata,
@@ -445,23 +470,24 @@ def _key_clash(
     tgt: _Diff,
     io: FileIO,
 ) -> str | None:
-    """A key of the schema's identifier fields that both sides wrote rows for, if any.
+    """A key that both sides wrote rows for, if any.
 
-    Only the key columns of the data files each side added since the ancestor are read.
-    Rows a side added and then deleted again still count (a false conflict, never a
-    missed one).
+    The key is the schema's identifier fields, else the columns upserts recorded in
+    :data:`~lakehouse.tables.upsert.KEY_PROPERTY`. Only the key columns of the data files
+    each side added since the ancestor are read. Rows a side added and then deleted again
+    still count (a false conflict, never a missed one).
     """
     from pyiceberg.manifest import DataFileContent
 
     schema = source.schema()
-    ids = list(schema.identifier_field_ids)
     target_data = [e for e in tgt.added.values() if _kind(e) == DataFileContent.DATA]
-    if not ids or not add_data or not target_data:
+    if not add_data or not target_data:
         return None
-    names = [schema.find_column_name(i) for i in ids]
-    if any(n is None for n in names) or target.schema().identifier_field_ids != ids:
-        return "the two sides key the table differently (identifier fields differ)"
-    columns = [str(n) for n in names]
+    columns = _key_columns(source, target)
+    if isinstance(columns, str):
+        return columns
+    if not columns:
+        return None
 
     def keys(entries: list[ManifestEntry]) -> pa.Table:
         tables = [read_columns(io, e.data_file, schema, columns) for e in entries]

@@ -28,6 +28,9 @@ what tables the lakehouse creates say) writes position delete files; ``copy-on-w
 rewrites each affected data file without the old rows. Format v1 tables are written
 copy-on-write.
 
+Key: every upsert records its key columns in the table property ``lakehouse.upsert.key``
+(:data:`KEY_PROPERTY`), which content merges use to detect one key written on both sides.
+
 Concurrency: the snapshot requires the branch head it was computed on. When another
 writer committed in between, the whole write is recomputed on the new head (bounded,
 jittered back-off), so a concurrent compaction or delete can never make a delete miss
@@ -36,6 +39,7 @@ its row or apply twice.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -72,6 +76,11 @@ COPY_ON_WRITE = "copy-on-write"
 #: upsert's new rows (merge-on-read), so that small upserts do not pile up small files.
 SMALL_FILE_ROWS = "lakehouse.upsert.small-file-rows"
 SMALL_FILE_ROWS_DEFAULT = 4096
+
+#: Table property: the key columns upserts write the table on (JSON list), recorded by
+#: every upsert, so that a content merge can refuse one key written on both sides
+#: (:mod:`lakehouse.tables.merge`) when the table has no identifier fields.
+KEY_PROPERTY = "lakehouse.upsert.key"
 
 #: Up to this many distinct values a key column prunes with ``IN``; above, with its range.
 IN_PRUNING_LIMIT = 64
@@ -333,6 +342,9 @@ def _stage(
             delta.delete_positions(task.file, gone, task.delete_files)
     delta.add_rows(pa.concat_tables([to_write, *rewritten]) if rewritten else to_write)
     staged = delta.stage()
+    declared = json.dumps(keys)
+    if metadata.properties.get(KEY_PROPERTY) != declared:
+        tx.set_properties({KEY_PROPERTY: declared})
     return UpsertResult(
         **result, unchanged=len(unchanged_src), snapshot_id=staged.snapshot_id, mode=mode,
         candidate_files=len(tasks), attempts=attempt,
