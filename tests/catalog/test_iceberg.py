@@ -36,7 +36,7 @@ from pyiceberg.table.update import update_table_metadata
 from pyiceberg.types import LongType, NestedField, StringType
 from pyiceberg.view.metadata import SQLViewRepresentation, ViewRepresentation, ViewVersion
 
-from lakehouse.catalog.iceberg import RefCatalog, _apply_updates, _metadata_json
+from lakehouse.catalog.iceberg import RefCatalog, _metadata_json
 from lakehouse.catalog.model import (
     CommitMeta,
     CommitResult,
@@ -55,6 +55,7 @@ from lakehouse.errors import (
     ReadOnlyReferenceError,
 )
 from lakehouse.storage import Warehouse
+from lakehouse.tables.metadata import apply_updates
 
 ORDERS = ("bronze", "orders")
 ORDERS_KEY = ContentKey.of(*ORDERS)
@@ -822,7 +823,7 @@ def test_staged_and_committed_metadata_are_what_pyiceberg_computes(
     tx.append(rows((2, "b")))
     updates = tx._updates
 
-    ours = _apply_updates(base, updates, location)
+    ours = apply_updates(base, updates, location)
     theirs = update_table_metadata(base, updates, metadata_location=location)
     assert ours.model_dump() == theirs.model_dump() | {"last-updated-ms": ours.last_updated_ms}
     assert tx.table_metadata is tx.table_metadata  # computed once while nothing changes

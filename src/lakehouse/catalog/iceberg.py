@@ -41,8 +41,8 @@ then one catalog commit carries all of them (or none lands).
 
 Cost (issue 10): a commit costs in proportion to the change, not to the table's history.
 Staged and committed metadata share every unchanged snapshot and log entry with the
-metadata they came from (no deep copies, see :func:`_apply_updates`; tables of this
-catalog hand out transactions that do the same), parsed metadata files and manifest
+metadata they came from (no deep copies, see :mod:`lakehouse.tables.metadata`; tables of
+this catalog hand out transactions that do the same), parsed metadata files and manifest
 lists are kept per location (both are immutable), each snapshot is serialised to JSON
 once, a rebase reuses the manifests the writer already wrote, and new tables merge
 small manifests on append (:data:`DEFAULT_TABLE_PROPERTIES`).
@@ -70,7 +70,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from pyiceberg.avro.codecs import AvroCompressionCodec
@@ -113,14 +112,10 @@ from pyiceberg.table.update import (
     SetSnapshotRefUpdate,
     TableRequirement,
     TableUpdate,
-    _apply_table_update,
-    _TableMetadataUpdateContext,
-    _update_table_metadata_log,
     update_table_metadata,
 )
 from pyiceberg.typedef import EMPTY_DICT, Identifier, Properties
 from pyiceberg.utils.config import Config
-from pyiceberg.utils.datetime import datetime_to_millis
 from pyiceberg.view import View
 from pyiceberg.view.metadata import ViewHistoryEntry, ViewMetadata, ViewVersion
 
@@ -151,6 +146,7 @@ from lakehouse.errors import (
     TransientCatalogError,
 )
 from lakehouse.storage.zones import Warehouse
+from lakehouse.tables.metadata import StagedTransaction, apply_updates
 from lakehouse.tables.rowdelta import WRITER_PROPERTY as ROW_DELTA_PROPERTY
 
 if TYPE_CHECKING:
@@ -237,36 +233,6 @@ _METADATA_CACHE_SIZE = 16
 _MANIFEST_LIST_CACHE_SIZE = 16
 
 
-def _apply_updates(
-    base: TableMetadata, updates: Sequence[TableUpdate], metadata_location: str | None = None
-) -> TableMetadata:
-    """``base`` with ``updates`` applied: PyIceberg's own per-update rules, without a deep copy.
-
-    :func:`pyiceberg.table.update.update_table_metadata` ends with a deep copy of the whole
-    result (every snapshot, log entry and schema), so its cost grows with the table's
-    history. The rules it applies (one ``_apply_table_update`` per update) build every
-    changed list and dict anew and metadata models are frozen, so the result can share its
-    unchanged parts with ``base``; this applies the same rules (and the same metadata-log
-    and ``last-updated-ms`` bookkeeping) and skips the copy. For existing tables only: a
-    new table's metadata goes through ``update_table_metadata`` with validation.
-    """
-    context = _TableMetadataUpdateContext()
-    new_metadata = base
-    for update in updates:
-        new_metadata = _apply_table_update(update, new_metadata, context)
-    if context.has_changes():
-        if metadata_location:
-            new_metadata = _update_table_metadata_log(
-                new_metadata, metadata_location, base.last_updated_ms
-            )
-        if new_metadata.last_updated_ms == base.last_updated_ms:
-            now = datetime_to_millis(datetime.now().astimezone())
-            new_metadata = new_metadata.model_copy(update={"last_updated_ms": now})
-    new_metadata.spec().check_compatible(new_metadata.schema())
-    new_metadata.sort_order().check_compatible(new_metadata.schema())
-    return new_metadata
-
-
 #: Serialised JSON of snapshot objects, by object identity; an entry goes with its snapshot.
 _SNAPSHOT_JSON: dict[int, tuple[weakref.ref[Snapshot], str]] = {}
 
@@ -275,8 +241,8 @@ def _snapshot_json(snapshot: Snapshot) -> str:
     """``snapshot`` as Iceberg metadata JSON, serialised once per snapshot object.
 
     Snapshots are immutable and consecutive metadata versions of a table share the objects
-    (see :func:`_apply_updates`), so each snapshot is serialised once rather than once per
-    commit.
+    (see :mod:`lakehouse.tables.metadata`), so each snapshot is serialised once rather than
+    once per commit.
     """
     key = id(snapshot)
     hit = _SNAPSHOT_JSON.get(key)
@@ -325,34 +291,12 @@ class _BoundedCache(Generic[T]):
                 self._items.popitem(last=False)
 
 
-class _RefTransaction(Transaction):
-    """A PyIceberg transaction whose staged metadata does not cost a copy of the table's history.
-
-    PyIceberg recomputes :attr:`table_metadata` (base + staged updates, deep-copied) each
-    time it is read, a dozen times and more per append; here it is computed with
-    :func:`_apply_updates` and kept until the base or the staged updates change.
-    """
-
-    _staged: tuple[TableMetadata, tuple[TableUpdate, ...], TableMetadata] | None = None
-
-    @property
-    def table_metadata(self) -> TableMetadata:
-        """The table's metadata with the staged updates applied."""
-        base, updates = self._table.metadata, self._updates
-        staged = self._staged
-        if staged is not None and staged[0] is base and staged[1] is updates:
-            return staged[2]
-        result = _apply_updates(base, updates) if updates else base
-        self._staged = (base, updates, result)
-        return result
-
-
 class _RefTable(Table):
-    """A PyIceberg table of a :class:`RefCatalog`: its transactions are :class:`_RefTransaction`."""
+    """A PyIceberg table of a :class:`RefCatalog`: its transactions stage without copies."""
 
     def transaction(self) -> Transaction:
         """A transaction on this table; changes are committed on the catalog's branch."""
-        return _RefTransaction(self)
+        return StagedTransaction(self)
 
     def append(
         self,
@@ -1090,10 +1034,10 @@ class RefCatalog(MetastoreCatalog):
                         enforce_validation=True,
                     )
             else:
-                new_metadata = _apply_updates(current.metadata, updates, current.metadata_location)
+                new_metadata = apply_updates(current.metadata, updates, current.metadata_location)
                 missing = self._missing_safety(new_metadata)
                 if missing:  # tables registered elsewhere: add the safety properties on the way
-                    new_metadata = _apply_updates(
+                    new_metadata = apply_updates(
                         new_metadata, (SetPropertiesUpdate(updates=missing),)
                     )
         except ValueError as exc:

@@ -65,6 +65,7 @@ import pyarrow.compute as pc
 
 from lakehouse.tables.bookkeeping import LAST_BATCH_PROPERTY, SUMMARY_PREFIX, claims, overlap
 from lakehouse.tables.files import read_columns
+from lakehouse.tables.metadata import StagedTransaction, apply_updates
 from lakehouse.tables.rowdelta import (
     RowDelta,
     manifest_entries,
@@ -106,16 +107,18 @@ def summaries(snapshot: Snapshot) -> list[Mapping[str, str]]:
 
 def _carried(side: TableMetadata, base: Snapshot | None) -> list[Mapping[str, str]]:
     """Bookkeeping of one side's snapshots since ``base``, newest first (flattened)."""
-    from pyiceberg.table.snapshots import ancestors_of
-
+    by_id = {s.snapshot_id: s for s in side.snapshots}  # a walk of n parents in O(n)
     carried: list[Mapping[str, str]] = []
-    for snapshot in ancestors_of(side.current_snapshot(), side):
+    snapshot = side.current_snapshot()
+    while snapshot is not None:
         if base is not None and snapshot.snapshot_id == base.snapshot_id:
             break
         for props in summaries(snapshot):
             kept = {k: v for k, v in props.items() if k.startswith(CARRIED_PREFIXES)}
             if kept:
                 carried.append(kept)
+        parent = snapshot.parent_snapshot_id
+        snapshot = by_id.get(parent) if parent is not None else None
     return carried
 
 
@@ -207,7 +210,6 @@ def merge_tables(
     from pyiceberg.table.update import (
         RemovePropertiesUpdate,
         SetPropertiesUpdate,
-        update_table_metadata,
     )
 
     if len({ancestor.table_uuid, target.table_uuid, source.table_uuid}) != 1:
@@ -265,12 +267,12 @@ def merge_tables(
         updates.append(SetPropertiesUpdate(updates=sets))
     if removals:
         updates.append(RemovePropertiesUpdate(removals=sorted(removals)))
-    metadata = update_table_metadata(target, tuple(updates)) if updates else target  # type: ignore[arg-type]
+    metadata = apply_updates(target, updates) if updates else target  # type: ignore[arg-type]
     if not plan.is_empty:
         state = _carried(source, base)
         carried = {CARRIED_PROPERTY: json.dumps(state, separators=(",", ":"))} if state else {}
         table = Table(("merge",), metadata, "", io, NoopCatalog("merge"))
-        tx = table.transaction()
+        tx = StagedTransaction(table)  # no deep copy of the target's history per read
         delta = RowDelta(
             tx,
             snapshot_properties={
@@ -284,7 +286,7 @@ def merge_tables(
         delta.add_delete_files(plan.add_deletes)
         delta.remove_files([*plan.remove_data, *plan.remove_deletes])
         delta.stage()
-        metadata = update_table_metadata(metadata, tx._updates)
+        metadata = apply_updates(metadata, tx._updates)
     what = plan.describe()
     if sets or removals:
         what += "; properties merged key by key"
