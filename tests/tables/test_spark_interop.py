@@ -20,6 +20,7 @@ import pytest
 pytest.importorskip("pyspark", reason="the spark extra is not installed")
 
 from lakehouse.client import Lakehouse, connect
+from lakehouse.ops.check import check
 from lakehouse.pipelines.engines.spark import (
     catalog_properties,
     spark_session,
@@ -124,3 +125,31 @@ def test_we_read_spark_merge_on_read_deletes(served: tuple[Lakehouse, Any]) -> N
         (7, "ours7", 3.5),
         (8, "ours8", 4.0),
     ]
+
+
+def test_spark_reads_a_content_merged_table_as_we_do(served: tuple[Lakehouse, Any]) -> None:
+    lh, spark = served
+    catalog = lh.catalog("main")
+    properties = {**DEFAULT_TABLE_PROPERTIES, SMALL_FILE_ROWS: "0"}
+    catalog.create_table("s.merged", schema=SCHEMA, properties=properties).append(
+        make_rows(list(range(30)))
+    )
+    lh.create_branch("interop-dev")
+    try:
+        # the branch upserts and deletes (position delete files), main appends meanwhile
+        dev = lh.catalog("interop-dev").load_table("s.merged")
+        upsert(dev, make_rows([3, 40], tag="dev"), ["id"], delete_keys=keys([5]))
+        catalog.load_table("s.merged").append(make_rows([50, 51], tag="main"))
+        result = lh.merge("interop-dev", "main")
+        assert result.was_applied
+        merged = [d.resolution for d in result.details if d.resolution]
+        assert merged and merged[0].startswith("merged by content (appends on the source")
+        assert "deletes on the source" in merged[0]
+        assert check(lh, ["main"]).ok
+    finally:
+        lh.delete_branch("interop-dev")
+    ours = our_rows(lh, "s.merged")
+    assert spark_rows(spark, "s.merged") == ours
+    ids = sorted(r[0] for r in ours)
+    assert ids == sorted([i for i in range(30) if i != 5] + [40, 50, 51])
+    assert [r for r in ours if r[0] == 3] == [(3, "dev3", 1.5)]
