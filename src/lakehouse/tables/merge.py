@@ -228,12 +228,13 @@ def merge_tables(
         ancestor.properties, target.properties, source.properties
     )
     base = ancestor.current_snapshot()
+    source_state = _carried(source, base)  # the source's bookkeeping since the ancestor
     if LAST_BATCH_PROPERTY in clashes:
         # both sides ingested: a guard, not data; the target's value stays when the two
         # sides loaded different files, cursors and Kafka partitions
         clashes.remove(LAST_BATCH_PROPERTY)
         sets.pop(LAST_BATCH_PROPERTY, None)
-        both = overlap(claims(_carried(source, base)), claims(_carried(target, base)))
+        both = overlap(claims(source_state), claims(_carried(target, base)))
         if both is not None:
             return _conflict("both sides ingested into the table: " + both)
     if clashes:
@@ -269,8 +270,11 @@ def merge_tables(
         updates.append(RemovePropertiesUpdate(removals=sorted(removals)))
     metadata = apply_updates(target, updates) if updates else target  # type: ignore[arg-type]
     if not plan.is_empty:
-        state = _carried(source, base)
-        carried = {CARRIED_PROPERTY: json.dumps(state, separators=(",", ":"))} if state else {}
+        carried = (
+            {CARRIED_PROPERTY: json.dumps(source_state, separators=(",", ":"))}
+            if source_state
+            else {}
+        )
         table = Table(("merge",), metadata, "", io, NoopCatalog("merge"))
         tx = StagedTransaction(table)  # no deep copy of the target's history per read
         delta = RowDelta(
