@@ -38,10 +38,12 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lakehouse]:
     with connect(path) as lh:
         lh.create_branch("feature/discounts", demo.TAG_INITIAL)
         orders = lh.table("silver.orders", "feature/discounts")
-        # A schema change: not merged by content, so the branch conflicts with main
-        # (whose change batch upserted silver.orders since the tag).
+        # A backfill that rewrites every data file: main's change batch deleted rows from
+        # some of them since the tag (merge-on-read upsert), so the branch conflicts.
         with orders.update_schema() as update:
             update.add_column("discount_pct", DoubleType())
+        with pytest.warns(UserWarning, match="falling back to copy-on-write"):
+            orders.overwrite(orders.scan().to_arrow())  # PyIceberg rewrites every file
         yield lh
 
 

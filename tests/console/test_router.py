@@ -91,8 +91,8 @@ def test_compare_previews_the_merge_without_committing(client: ApiClient, lh: La
     assert page["merge"]["dry_run"] is True
     assert page["rows"] == cli_json("diff", "main", "dev", "--rows")
     assert "merge is clean" in client.get("/ui/compare?base=main&head=dev").text
-    with lh.table("bronze.orders", "dev").update_schema() as update:
-        update.add_column("note", StringType())  # a schema change is not merged by content
+    with lh.table("bronze.orders", "dev").update_schema(allow_incompatible_changes=True) as u:
+        u.add_column("note", StringType(), required=True)  # main's new rows lack it: conflict
     page = client.get("/ui/compare?base=main&head=dev&format=json").json()
     assert page["conflicts"] == ["bronze.orders"]
     html = client.get("/ui/compare?base=main&head=dev").text

@@ -117,14 +117,149 @@ def test_properties_merge_key_by_key_and_clash_when_set_differently(
     assert clash.conflict == "both sides changed table properties owner"
 
 
-def test_a_schema_change_on_the_source_is_a_conflict(sides: tuple[SqlCatalog, Table]) -> None:
+def test_a_column_the_source_added_reaches_the_target_and_reads_null_in_the_targets_files(
+    sides: tuple[SqlCatalog, Table],
+) -> None:
     catalog, target = sides
     ancestor = target.metadata
     source = fork(catalog, target)
     with source.update_schema() as update:
         update.add_column("note", StringType())
+    source.append(pa.table({"id": pa.array([4], pa.int64()), "note": ["new"]}))
+    target.append(rows(3))
+    result = merge_tables(ancestor, target.refresh().metadata, source.refresh().metadata, target.io)
+    assert result.merged and result.metadata is not None, result.conflict
+    assert "the source's schema change applied" in result.description
+    merged = merged_table(target, result.metadata)
+    assert merged.schema() == source.schema()
+    got = merged.scan().to_arrow().sort_by("id").to_pylist()
+    assert got == [
+        {"id": 1, "note": None},
+        {"id": 2, "note": None},
+        {"id": 3, "note": None},
+        {"id": 4, "note": "new"},
+    ]
+
+
+def test_the_same_schema_change_on_both_sides_is_one_change(
+    sides: tuple[SqlCatalog, Table],
+) -> None:
+    catalog, target = sides
+    ancestor = target.metadata
+    source = fork(catalog, target)
+    for side in (target, source):
+        with side.update_schema() as update:
+            update.add_column("note", StringType())
+    source.append(pa.table({"id": pa.array([4], pa.int64()), "note": ["s"]}))
+    result = merge_tables(ancestor, target.refresh().metadata, source.refresh().metadata, target.io)
+    assert result.merged and result.metadata is not None
+    assert len(result.metadata.schemas) == len(target.metadata.schemas)
+    assert ids(merged_table(target, result.metadata)) == [1, 2, 4]
+
+
+def test_different_schema_changes_on_the_two_sides_are_a_conflict(
+    sides: tuple[SqlCatalog, Table],
+) -> None:
+    catalog, target = sides
+    ancestor = target.metadata
+    source = fork(catalog, target)
+    with target.update_schema() as update:
+        update.add_column("a", StringType())
+    with source.update_schema() as update:
+        update.add_column("b", StringType())
     result = merge_tables(ancestor, target.metadata, source.refresh().metadata, target.io)
-    assert result.conflict is not None and "changed the schema" in result.conflict
+    assert result.conflict == "both sides changed the schema, differently"
+
+
+def test_a_required_column_added_on_the_source_is_a_conflict_naming_it(
+    sides: tuple[SqlCatalog, Table],
+) -> None:
+    catalog, target = sides
+    ancestor = target.metadata
+    source = fork(catalog, target)
+    with source.update_schema(allow_incompatible_changes=True) as update:
+        update.add_column("must", StringType(), required=True)
+    target.append(rows(3))
+    result = merge_tables(ancestor, target.refresh().metadata, source.refresh().metadata, target.io)
+    assert result.conflict is not None
+    assert "column must was added as required" in result.conflict
+
+
+def test_a_widened_column_on_the_source_reads_the_targets_narrow_files(tmp_path: Path) -> None:
+    catalog = SqlCatalog("t", uri=f"sqlite:///{tmp_path}/c.db", warehouse=f"file://{tmp_path}/wh")
+    catalog.create_namespace("ns")
+    narrow = pa.table({"n": pa.array([1], pa.int32())})
+    target = catalog.create_table("ns.t", schema=narrow.schema, properties={"format-version": "2"})
+    target.append(narrow)
+    ancestor = target.metadata
+    source = catalog.register_table("ns.src", target.metadata_location)
+    with source.update_schema() as update:
+        update.update_column("n", LongType())
+    source.append(pa.table({"n": pa.array([2**40], pa.int64())}))
+    target.append(pa.table({"n": pa.array([2], pa.int32())}))
+    result = merge_tables(ancestor, target.refresh().metadata, source.refresh().metadata, target.io)
+    assert result.merged and result.metadata is not None, result.conflict
+    merged = merged_table(target, result.metadata)
+    assert sorted(merged.scan().to_arrow().column("n").to_pylist()) == [1, 2, 2**40]
+
+
+def test_a_partition_spec_the_source_added_becomes_the_default_and_old_files_keep_theirs(
+    sides: tuple[SqlCatalog, Table],
+) -> None:
+    from pyiceberg.transforms import IdentityTransform
+
+    catalog, target = sides
+    ancestor = target.metadata
+    source = fork(catalog, target)
+    with source.update_spec() as update:
+        update.add_field("id", IdentityTransform(), "id_part")
+    source.append(rows(4, 5))
+    target.append(rows(3))
+    result = merge_tables(ancestor, target.refresh().metadata, source.refresh().metadata, target.io)
+    assert result.merged and result.metadata is not None, result.conflict
+    assert "the source's partition spec applied" in result.description
+    merged = merged_table(target, result.metadata)
+    assert merged.spec() == source.spec()
+    assert ids(merged) == [1, 2, 3, 4, 5]
+    specs = {t.file.spec_id for t in merged.scan().plan_files()}
+    assert specs == {ancestor.default_spec_id, source.spec().spec_id}
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda u: u.add_column("x", StringType()), None),
+        (lambda u: u.rename_column("id", "key"), None),
+        (lambda u: u.delete_column("v"), None),
+        (lambda u: u.update_column("v", doc="a note"), None),
+        (lambda u: u.update_column("id", required=True), "column id became required"),
+    ],
+    ids=["add optional", "rename", "drop", "doc", "make required"],
+)
+def test_files_written_under_the_old_schema_read_under_these_changes(
+    change: object, reason: str | None, kv: tuple[SqlCatalog, Table]
+) -> None:
+    from lakehouse.tables.evolution import unreadable
+
+    _, table = kv
+    old = table.schema()
+    with table.update_schema(allow_incompatible_changes=True) as update:
+        change(update)  # type: ignore[operator]
+    got = unreadable(old, table.schema())
+    assert (got is None) if reason is None else (got is not None and reason in got)
+
+
+def test_a_narrowed_or_retyped_column_is_unreadable_for_older_files() -> None:
+    from pyiceberg.types import IntegerType
+
+    from lakehouse.tables.evolution import unreadable
+
+    wide = Schema(NestedField(1, "n", LongType(), required=False))
+    narrow = Schema(NestedField(1, "n", IntegerType(), required=False))
+    text = Schema(NestedField(1, "n", StringType(), required=False))
+    assert unreadable(narrow, wide) is None
+    assert unreadable(wide, narrow) == "column n changed from long to int"
+    assert unreadable(narrow, text) == "column n changed from int to string"
 
 
 # -- row-level changes: position deletes, copy-on-write rewrites, compaction ---------------

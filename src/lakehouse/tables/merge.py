@@ -37,9 +37,11 @@ the file):
   key columns of the data files both sides added are read, and a key written on both
   sides is a conflict (it would be in the table twice); without them that is not
   detected (see ``docs/architecture.md``);
-* **schema, partition spec, sort order, format version** — must be unchanged on the source
-  (the target may have changed them; the source's files keep the ancestor's spec id, and
-  Iceberg reads them by field id);
+* **schema, partition spec, sort order** — a change on one side is applied when the data
+  files the other side wrote since the ancestor read under it (added optional columns,
+  widened types, renames, drops; :mod:`lakehouse.tables.evolution`); the same change on
+  both sides is one change; different changes conflict. Data files keep the spec id they
+  were written with. The **format version** must be unchanged on the source;
 * **properties** — merged key by key; a key both sides set to different values conflicts,
   except ingestion's guard ``lakehouse.ingest.last-batch-id`` (both sides ingested): the
   target's value stays when the two sides' bookkeeping is disjoint — no file loaded on
@@ -64,6 +66,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lakehouse.tables.bookkeeping import LAST_BATCH_PROPERTY, SUMMARY_PREFIX, claims, overlap
+from lakehouse.tables.evolution import merge_evolution
 from lakehouse.tables.files import read_columns
 from lakehouse.tables.metadata import StagedTransaction, apply_updates
 from lakehouse.tables.rowdelta import (
@@ -216,14 +219,9 @@ def merge_tables(
         return _conflict("the two sides hold different tables (table uuids differ)")
     if source.format_version != ancestor.format_version:
         return _conflict("the source upgraded the format version")
-    if source.schema() != ancestor.schema():
-        return _conflict("the source changed the schema (not merged by content yet)")
-    if source.spec() != ancestor.spec():
-        return _conflict("the source changed the partition spec (not merged by content yet)")
-    if source.sort_order_by_id(source.default_sort_order_id) != ancestor.sort_order_by_id(
-        ancestor.default_sort_order_id
-    ):
-        return _conflict("the source changed the sort order (not merged by content yet)")
+    evolution = merge_evolution(ancestor, target, source)
+    if isinstance(evolution, str):
+        return _conflict(evolution)
     sets, removals, clashes = _property_updates(
         ancestor.properties, target.properties, source.properties
     )
@@ -263,7 +261,7 @@ def merge_tables(
         if head is not None and (base is None or head.snapshot_id != base.snapshot_id)
         else []
     )
-    updates: list[object] = []
+    updates: list[object] = list(evolution.updates)
     if sets:
         updates.append(SetPropertiesUpdate(updates=sets))
     if removals:
@@ -292,6 +290,8 @@ def merge_tables(
         delta.stage()
         metadata = apply_updates(metadata, tx._updates)
     what = plan.describe()
+    if evolution.changes:
+        what += "; " + ", ".join(evolution.changes) + " applied"
     if sets or removals:
         what += "; properties merged key by key"
     return TableMerge(metadata, None, "merged by content (" + what + ")", dropped)
