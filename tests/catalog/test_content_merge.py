@@ -8,9 +8,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from pyiceberg.manifest import DataFileContent
+from pyiceberg.types import StringType
 
 from lakehouse.client import Lakehouse, connect
 from lakehouse.errors import MergeConflictError
+from lakehouse.ops.check import check
 from lakehouse.tables.rowdelta import referenced_data_files
 from lakehouse.tables.upsert import SMALL_FILE_ROWS, delete_rows, upsert
 
@@ -45,6 +47,22 @@ def test_appends_on_both_sides_merge_as_one_merge_commit(lh: Lakehouse) -> None:
     assert len(lh.log("main", limit=1)[0].meta.parent_hashes) == 2
     again = lh.merge("run")  # the source is now an ancestor: nothing is re-applied
     assert not again.was_applied and ids(lh, "main") == [1, 2, 3, 4]
+
+
+def test_a_column_added_on_the_run_branch_publishes_over_appends_on_main(lh: Lakehouse) -> None:
+    lh.table("bronze.orders", "main").append(rows(3))
+    run = lh.table("bronze.orders", "run")
+    with run.update_schema() as update:
+        update.add_column("channel", StringType())
+    run.append(pa.table({"id": pa.array([4], pa.int64()), "channel": ["web"]}))
+    result = lh.merge("run")
+    assert result.was_applied
+    table = lh.table("bronze.orders", "main")
+    assert table.schema().find_field("channel") is not None
+    got = table.scan().to_arrow().sort_by("id").to_pylist()
+    assert [r["channel"] for r in got] == [None, None, None, "web"]
+    assert lh.sql("SELECT count(channel) AS n FROM bronze.orders").to_pylist() == [{"n": 1}]
+    assert check(lh).ok
 
 
 def test_without_content_merge_both_sides_changed_is_a_conflict(lh: Lakehouse) -> None:
