@@ -80,6 +80,10 @@ def _physical_columns(
 #: Up to this many positions are read through DuckDB, which skips to them (row-number
 #: filter pushdown); more are read by whole row groups.
 POSITIONED_READ_LIMIT = 2048
+#: ... but only when the row groups holding them are larger than this: decoding a small
+#: row group with pyarrow costs less than a DuckDB query (measured: a 32,768-row group of
+#: two columns, 2.9 ms by row group vs 6.2 ms through DuckDB, on a busy machine).
+SKIPPING_READ_ROWS = 131_072
 
 _DUCKDB: Any = None
 _DUCKDB_LOCK = threading.Lock()
@@ -107,13 +111,12 @@ def read_columns(
 ) -> pa.Table:
     """Columns ``names`` of ``data_file`` (typed as ``schema`` says) and their ``__pos``.
 
-    With ``positions`` (sorted, distinct), only those rows are returned: a local file
-    is read by DuckDB with a row-number filter (it skips to the pages), others by the
-    row groups that hold them. With ``values`` (a column and a few of its values), only
-    the row groups whose statistics may hold one of them are read (rows of other groups
-    are left out: the caller looks for those values).
+    With ``positions`` (sorted, distinct), only those rows are returned: read by the row
+    groups that hold them, or — for a local file whose row groups are large — by DuckDB
+    with a row-number filter (it skips to the pages). With ``values`` (a column and a few
+    of its values), only the row groups whose statistics may hold one of them are read
+    (rows of other groups are left out: the caller looks for those values).
     """
-    target = arrow_schema(schema, names)
     path = data_file.file_path
     with io.new_input(path).open() as stream:
         parquet = pq.ParquetFile(stream)
@@ -126,11 +129,71 @@ def read_columns(
                 pos = pa.array(np.arange(table.num_rows, dtype=np.int64))
             else:
                 table, pos = _read_groups_with_positions(parquet, present, groups)
-        elif _is_local(path) and len(positions) <= POSITIONED_READ_LIMIT:
+        elif (
+            _is_local(path)
+            and len(positions) <= POSITIONED_READ_LIMIT
+            and _group_rows(parquet, positions) > SKIPPING_READ_ROWS
+        ):
             table, pos = _read_by_duckdb(_local_path(path), present, positions)
         else:
             table = _read_row_groups(parquet, present, positions)
             pos = positions.cast(pa.int64())
+    return _typed(table, pos, schema, names, physical, path)
+
+
+def read_matching(
+    io: FileIO,
+    data_file: DataFile,
+    schema: Schema,
+    keys: Sequence[str],
+    carry: Sequence[str],
+    keep: Callable[[pa.Table], pa.Array | pa.ChunkedArray],
+    *,
+    values: tuple[str, Sequence[Any]] | None = None,
+) -> pa.Table:
+    """The rows of ``data_file`` whose ``keys`` columns ``keep`` accepts, with ``carry``.
+
+    The key columns (of the row groups ``values`` may be in, see :func:`read_columns`)
+    are read first; ``keep`` gets them with ``__pos`` and returns a mask; the ``carry``
+    columns are then read only from the row groups holding a kept row. A file that holds
+    none of the keys looked for costs its key columns, not its rows.
+    """
+    path = data_file.file_path
+    with io.new_input(path).open() as stream:
+        parquet = pq.ParquetFile(stream)
+        physical = _physical_columns(parquet, schema, keys)
+        present = [p for p in physical if p is not None]
+        groups = _groups_for(parquet, schema, values) if values is not None else None
+        if groups is None:
+            groups = list(range(parquet.metadata.num_row_groups))
+        table, pos = _read_groups_with_positions(parquet, present, groups)
+        found = _typed(table, pos, schema, keys, physical, path)
+        if found.num_rows:
+            found = found.filter(keep(found))
+        if not carry:
+            return found
+        carried = _physical_columns(parquet, schema, carry)
+        kept = found.column(POS).combine_chunks()
+        if len(kept):
+            rows = _read_row_groups(parquet, [p for p in carried if p is not None], kept)
+        else:
+            rows = parquet.schema_arrow.empty_table().select([p for p in carried if p is not None])
+    extra = _typed(rows, kept, schema, carry, carried, path)
+    for name in carry:
+        found = found.append_column(name, extra.column(name))
+    return found
+
+
+def _typed(
+    table: pa.Table,
+    pos: pa.Array,
+    schema: Schema,
+    names: Sequence[str],
+    physical: Sequence[str | None],
+    path: str,
+) -> pa.Table:
+    """``table`` (physical columns) as columns ``names`` typed as ``schema`` says, + ``__pos``."""
+    target = arrow_schema(schema, names)
     columns: list[pa.Array | pa.ChunkedArray] = []
     for name, phys in zip(names, physical, strict=True):
         kind = target.field(name).type
@@ -148,6 +211,16 @@ def read_columns(
         columns.append(column)
     columns.append(pos)
     return pa.table(columns, names=[*names, POS])
+
+
+def _group_rows(parquet: pq.ParquetFile, positions: pa.Array) -> int:
+    """Rows in the row groups that hold ``positions`` (what a row-group read decodes)."""
+    meta = parquet.metadata
+    sizes = np.array([meta.row_group(i).num_rows for i in range(meta.num_row_groups)], np.int64)
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    wanted = positions.to_numpy(zero_copy_only=False).astype(np.int64)
+    groups = np.unique(np.searchsorted(starts, wanted, side="right") - 1)
+    return int(sizes[groups].sum())
 
 
 def _groups_for(
@@ -256,4 +329,4 @@ def drop_positions(table: pa.Table, deleted: pa.Array) -> pa.Table:
     return table.filter(pa.array(gone[at] != pos))
 
 
-__all__ = ["POS", "arrow_schema", "drop_positions", "map_files", "read_columns"]
+__all__ = ["POS", "arrow_schema", "drop_positions", "map_files", "read_columns", "read_matching"]

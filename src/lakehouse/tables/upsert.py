@@ -52,7 +52,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lakehouse.tables.errors import RowDeltaConflictError, RowLevelWriteError, UpsertKeyError
-from lakehouse.tables.files import POS, arrow_schema, drop_positions, map_files, read_columns
+from lakehouse.tables.files import (
+    POS,
+    arrow_schema,
+    drop_positions,
+    map_files,
+    read_columns,
+    read_matching,
+)
 from lakehouse.tables.planning import plan_tasks
 from lakehouse.tables.rowdelta import RowDelta, read_position_deletes
 
@@ -340,7 +347,12 @@ def _stage(
             delta.remove_data_file(task.file, task.delete_files)
         else:
             delta.delete_positions(task.file, gone, task.delete_files)
-    delta.add_rows(pa.concat_tables([to_write, *rewritten]) if rewritten else to_write)
+    written = pa.concat_tables([to_write, *rewritten]) if rewritten else to_write
+    if metadata.sort_order().is_unsorted and written.num_rows > 1:
+        # clustered by key, the new files' row groups have narrow key bounds: later
+        # upserts read only the row groups that may hold their keys
+        written = written.sort_by([(k, "ascending") for k in keys])
+    delta.add_rows(written)
     staged = delta.stage()
     declared = json.dumps(keys)
     if metadata.properties.get(KEY_PROPERTY) != declared:
@@ -497,9 +509,11 @@ def _locate(
     """Per candidate file: live positions matching a key, with the new row's index (or NULL).
 
     One key column is matched with a hash lookup (``index_in``); several with a hash join.
-    When few keys are looked for (only the row groups whose statistics may hold one are
-    read), the ``carry`` columns are read in the same pass and returned with the matched
-    positions, so that change detection does not open the files a second time.
+    When few keys of one column are looked for, each file's key column is read only in the
+    row groups whose statistics may hold one, and the ``carry`` columns only in the row
+    groups that do hold one (:func:`~lakehouse.tables.files.read_matching`); they are
+    returned with the matched positions, so that change detection does not open the
+    files a second time.
     """
     upsert_keys = new_rows.select(keys).append_column(
         _IDX, pa.array(np.arange(new_rows.num_rows, dtype=np.int64))
@@ -523,18 +537,44 @@ def _locate(
         else None
     )
 
-    carried = list(carry) if values is not None else []
+    if probe_keys is not None and values is not None:
+        # few keys: per file, the key columns of the row groups that may hold one, then the
+        # carried columns of the row groups that do
+        carried = list(carry)
+
+        def matches(task: FileScanTask) -> pa.Table:
+            gone = (
+                read_position_deletes(io, task.delete_files, task.file.file_path)
+                if task.delete_files
+                else None
+            )
+
+            def keep(found: pa.Table) -> pa.Array | pa.ChunkedArray:
+                hit = pc.is_in(found.column(keys[0]), value_set=probe_keys)
+                if gone is not None and len(gone):
+                    hit = pc.and_(hit, pc.invert(pc.is_in(found.column(POS), value_set=gone)))
+                return hit
+
+            return read_matching(io, task.file, schema, keys, carried, keep, values=values)
+
+        out: list[tuple[FileScanTask, pa.Table]] = []
+        # a few row groups per file: cheaper in this thread than through the pool
+        for task, found in zip(tasks, [matches(t) for t in tasks], strict=True):
+            if found.num_rows:
+                where = pc.index_in(found.column(keys[0]), value_set=probe_keys)
+                matched = found.select([POS, *carried])
+                out.append((task, matched.append_column(_IDX, probe_idx.take(where))))
+        return out
 
     def live_keys(task: FileScanTask) -> pa.Table:
-        found = read_columns(io, task.file, schema, [*keys, *carried], values=values)
+        found = read_columns(io, task.file, schema, keys)
         if task.delete_files:
             gone = read_position_deletes(io, task.delete_files, task.file.file_path)
             found = drop_positions(found, gone)
         return found
 
-    # pruned reads are a row group or two per file: cheaper than the pool's hand-offs
-    read = map_files(live_keys, tasks, parallel=values is None and len(tasks) > 1)
-    out: list[tuple[FileScanTask, pa.Table]] = []
+    read = map_files(live_keys, tasks, parallel=len(tasks) > 1)
+    out = []
     if probe_keys is not None:
         # one hash lookup over every candidate file's keys (the set is built once)
         sizes = [t.num_rows for t in read]
@@ -551,14 +591,14 @@ def _locate(
             hit = pc.is_valid(part)
             if not size or not pc.any(hit).as_py():
                 continue
-            matched = found.select([POS, *carried]).filter(hit)
+            matched = found.select([POS]).filter(hit)
             matched = matched.append_column(_IDX, probe_idx.take(part.filter(hit)))
             out.append((task, matched))  # positions stay in file order
         return out
     for task, found in zip(tasks, read, strict=True):
         joined = found.join(probe, keys=keys, join_type="inner")
         if joined.num_rows:
-            out.append((task, joined.select([POS, *carried, _IDX]).sort_by(POS)))
+            out.append((task, joined.select([POS, _IDX]).sort_by(POS)))
     return out
 
 
