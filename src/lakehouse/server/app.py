@@ -52,7 +52,6 @@ from lakehouse.server.metrics import MetricsMiddleware, ServerMetrics, operation
 from lakehouse.server.middleware import (
     BearerAuthMiddleware,
     HeadAsGetMiddleware,
-    IcebergForbiddenMiddleware,
     OidcAuthMiddleware,
     RefPathMiddleware,
     RequestLimitMiddleware,
@@ -131,7 +130,7 @@ def create_app(
         rules = AuthorizationRules.from_mapping(settings.authorization_rules)
     app.include_router(build_router(store, settings, metrics, rules))
     if iceberg is not None:
-        app.include_router(build_iceberg_router(store, iceberg, metrics))
+        app.include_router(build_iceberg_router(store, iceberg, metrics, rules))
 
     _install_docs(app)
     if console is not None:
@@ -167,8 +166,6 @@ def create_app(
 
     # add_middleware puts each new one outside the previous: innermost first here.
     app.add_middleware(RequestLimitMiddleware, max_bytes=settings.max_request_bytes)
-    if rules is not None:
-        app.add_middleware(IcebergForbiddenMiddleware)
     if oidc_verifier is None and settings.oidc is not None:
         oidc_verifier = OidcVerifier(settings.oidc)
     if oidc_verifier is not None:

@@ -201,28 +201,6 @@ class OidcAuthMiddleware:
             current_principal.reset(reset)
 
 
-class IcebergForbiddenMiddleware:
-    """Answer 403 on the Iceberg REST routes (authorization is on, they have no checks yet).
-
-    Failing closed: with authorization rules configured, a route that cannot evaluate
-    them must not serve anyone.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and is_iceberg_path(str(scope["path"])):
-            message = (
-                "Forbidden: the Iceberg REST catalog is not served while authorization "
-                "rules are enabled; use the Nessie API"
-            )
-            response = _refusal_response(scope, Headers(scope=scope), 403, message, "FORBIDDEN")
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-
 class RequestLimitMiddleware:
     """Refuse bodies over ``max_bytes`` (413) and non-JSON bodies on the API (415).
 
@@ -367,7 +345,6 @@ def _is_json(content_type: str) -> bool:
 __all__ = [
     "OPEN_PATHS",
     "BearerAuthMiddleware",
-    "IcebergForbiddenMiddleware",
     "OidcAuthMiddleware",
     "RefPathMiddleware",
     "RequestLimitMiddleware",
