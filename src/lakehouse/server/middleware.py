@@ -157,18 +157,27 @@ class BearerAuthMiddleware:
 class OidcAuthMiddleware:
     """Require an OIDC bearer token (:class:`OidcVerifier`) on everything but :data:`OPEN_PATHS`.
 
+    With ``console=True`` the console's paths (``/`` and ``/ui/…``) are left to the
+    console, which signs people in itself (:mod:`lakehouse.console.access`).
+
     A missing, malformed or invalid token is a 401 with the reason and a
     ``WWW-Authenticate`` header; an identity provider whose keys cannot be fetched (and
     whose cached keys are too old) is a 503. The principal is kept in ``scope["state"]``
     and in :data:`current_principal` for the handlers' authorization checks.
     """
 
-    def __init__(self, app: ASGIApp, verifier: OidcVerifier) -> None:
+    def __init__(self, app: ASGIApp, verifier: OidcVerifier, *, console: bool = False) -> None:
         self.app = app
         self.verifier = verifier
+        self._console = console
+
+    def _open(self, path: str) -> bool:
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+            return True
+        return self._console and (path == "/" or path.startswith(CONSOLE_PREFIXES))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or self._open(str(scope["path"])):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
