@@ -55,6 +55,11 @@ configured warehouse (403 ``ForbiddenException`` otherwise), and the server refu
 read or write metadata of tables whose metadata lies outside it, however they got into
 the catalog.
 
+**Authorization.** With Nessie's authorization rules configured, each operation is checked
+as the Nessie operations it implies (:mod:`lakehouse.server.iceberg_authz`): a refusal is
+403 ``ForbiddenException`` naming the failed checks; listings leave out keys whose
+``READ_CONTENT_KEY`` fails.
+
 Not served: views, credential vending, server-side scan planning, the OAuth2 token
 endpoint (use a bearer token), ETags on load. ``snapshots=refs`` on load returns all
 snapshots. See :mod:`lakehouse.server.iceberg_errors` for error bodies and statuses.
