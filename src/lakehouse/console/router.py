@@ -11,6 +11,7 @@ about something they refuse is a 403 naming the failed checks.
 
 from __future__ import annotations
 
+import html
 import time
 from collections.abc import Sequence
 from importlib.resources import files
@@ -34,10 +35,21 @@ from lakehouse.console.access import (
     ConsoleAuth,
     session_value,
 )
+from lakehouse.console.oidc_login import (
+    FLOW_COOKIE,
+    FLOW_SECONDS,
+    AuthorizationCodeFlow,
+    PendingSignIn,
+)
 from lakehouse.errors import LakehouseError
 from lakehouse.server import wire
 from lakehouse.server.authz import AccessDeniedError, AuthorizationRules
-from lakehouse.server.oidc import IdentityProviderUnavailableError, OidcVerifier, Principal
+from lakehouse.server.oidc import (
+    AuthenticationError,
+    IdentityProviderUnavailableError,
+    OidcVerifier,
+    Principal,
+)
 
 if TYPE_CHECKING:
     from lakehouse.client import Lakehouse
@@ -62,12 +74,35 @@ def build_console_router(
     """
     router = APIRouter(include_in_schema=False)
     auth = ConsoleAuth(token, verifier)
+    flow: AuthorizationCodeFlow | None = None
+    if verifier is not None and verifier.settings.console_client_id:
+        flow = AuthorizationCodeFlow(
+            verifier,
+            verifier.settings.console_client_id,
+            verifier.settings.console_client_secret,
+        )
 
     def wants_json(request: Request) -> bool:
         return request.query_params.get("format") == "json"
 
     def context(**extra: Any) -> dict[str, Any]:
-        return {"lh": lh, "auth": auth.enabled, "oidc": verifier is not None, **extra}
+        return {
+            "lh": lh,
+            "auth": auth.enabled,
+            "oidc": verifier is not None,
+            "oidc_redirect": flow is not None,
+            **extra,
+        }
+
+    def token_cookie(response: Response, request: Request, value: str) -> None:
+        response.set_cookie(
+            TOKEN_COOKIE,
+            value,
+            max_age=_seconds_left(value),
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
 
     def ref_name(text: str | None) -> str:
         """The ``ref`` of checks for a page's reference (``DETACHED`` for a bare hash)."""
@@ -250,9 +285,7 @@ def build_console_router(
     async def login(request: Request) -> Response:
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
         given = (form.get("token") or [""])[0].strip()
-        target = (form.get("next") or ["/"])[0]
-        if not target.startswith("/") or target.startswith("//"):
-            target = "/"
+        target = _local((form.get("next") or ["/"])[0])
         secure = request.url.scheme == "https"
         if verifier is not None:
             try:
@@ -261,14 +294,7 @@ def build_console_router(
                 return failure(request, 503, str(exc))
             if principal is not None:
                 response = RedirectResponse(target, 303)
-                response.set_cookie(
-                    TOKEN_COOKIE,
-                    given,
-                    max_age=_seconds_left(given),
-                    httponly=True,
-                    samesite="strict",
-                    secure=secure,
-                )
+                token_cookie(response, request, given)
                 return response
         elif token is None or auth.static_token_matches(given):
             response = RedirectResponse(target, 303)
@@ -285,6 +311,62 @@ def build_console_router(
             request, "login.html", context(next=target, failed=True), status_code=401
         )
 
+    def callback_uri(request: Request) -> str:
+        return f"{str(request.base_url).rstrip('/')}/ui/login/callback"
+
+    @router.get("/ui/login/oidc")
+    async def login_redirect(request: Request, next: str = "/") -> Response:
+        if flow is None:
+            return failure(request, 404, "no OIDC sign-in client is configured")
+        target = _local(next)
+        try:
+            url, pending = await run_in_threadpool(flow.start, callback_uri(request), target)
+        except IdentityProviderUnavailableError as exc:
+            return failure(request, 503, str(exc))
+        response = RedirectResponse(url, 303)
+        # Lax: the provider sends the browser back with a cross-site navigation
+        response.set_cookie(
+            FLOW_COOKIE,
+            pending.to_cookie(),
+            max_age=FLOW_SECONDS,
+            httponly=True,
+            samesite="lax",
+            secure=request.url.scheme == "https",
+            path="/ui/login",
+        )
+        return response
+
+    @router.get("/ui/login/callback")
+    async def login_callback(
+        request: Request, code: str = "", state: str = "", error: str = ""
+    ) -> Response:
+        if flow is None:
+            return failure(request, 404, "no OIDC sign-in client is configured")
+        try:
+            if error:
+                raise AuthenticationError(f"the identity provider refused the sign-in: {error}")
+            pending = PendingSignIn.from_cookie(request.cookies.get(FLOW_COOKIE, ""))
+            access_token = await run_in_threadpool(
+                flow.finish, code, state, pending, callback_uri(request)
+            )
+            principal = await run_in_threadpool(auth.verify, access_token)
+            if principal is None:
+                raise AuthenticationError("the identity provider's token does not verify here")
+        except AuthenticationError as exc:
+            return failure(request, 401, f"Sign-in failed: {exc}")
+        except IdentityProviderUnavailableError as exc:
+            return failure(request, 503, str(exc))
+        # a page, not a redirect: the SameSite=Strict cookie is then sent on the next
+        # navigation, which starts on this site (a redirect would continue the provider's)
+        target = _local(pending.next)
+        response = HTMLResponse(
+            f'<!doctype html><meta http-equiv="refresh" content="0;url={html.escape(target)}">'
+            f'<a href="{html.escape(target)}">Continue</a>'
+        )
+        token_cookie(response, request, access_token)
+        response.delete_cookie(FLOW_COOKIE, path="/ui/login")
+        return response
+
     @router.get("/ui/logout")
     def logout() -> Response:
         response = RedirectResponse("/ui/login", 303)
@@ -293,6 +375,13 @@ def build_console_router(
         return response
 
     return router
+
+
+def _local(target: str) -> str:
+    """``target`` if it is a path on this server, else ``/`` (no open redirect)."""
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
 
 
 def _type_of(item: object) -> str:
