@@ -179,6 +179,9 @@ READS = [
     Case("nobody", "GET", "/iceberg/v1/config", 200),
     Case("rita", "GET", "/iceberg/dev/v1/config", 200),
     Case("nobody", "GET", "/iceberg/dev/v1/config", 403),
+    Case("nobody", "GET", "/iceberg/v1/config?warehouse=warehouse", 200),
+    Case("nobody", "GET", "/iceberg/v1/config?warehouse=dev", 403),
+    Case("rita", "GET", "/iceberg/v1/config?warehouse=dev%7Cwarehouse", 200),
     # listings: VIEW_REFERENCE + READ_ENTRIES, keys filtered by READ_CONTENT_KEY
     Case("rita", "GET", f"{BASE}/main/namespaces", 200),
     Case("nobody", "GET", f"{BASE}/main/namespaces", 403),

@@ -599,8 +599,8 @@ def build_iceberg_router(
                 else RefSpec(store.default_branch)
             )
             prefix = str(spec) if warehouse is None else f"{spec}|{warehouse}"
-        if ref is not None or warehouse:
-            access.view(spec)
+        if ref is not None or (warehouse and not settings.is_warehouse(warehouse)):
+            access.view(spec)  # a reference the request names (bootstrapping is open)
         defaults = {
             "prefix": quote(prefix, safe="@~^*:"),
             "warehouse": settings.warehouse_name,
