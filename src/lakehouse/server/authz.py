@@ -19,6 +19,12 @@ A check passes when any rule is true (deny by default). As in Nessie (0.99):
   added, so that listing references keeps working;
 * a refusal names every failed check: ``'COMMIT_CHANGE_AGAINST_REFERENCE' is not allowed
   for role 'alice' on reference 'main'``, joined with ``, ``.
+
+cel-python interprets a rule in milliseconds, so decisions are memoized: a rule's outcome
+is a function of the variables it mentions (found in its text outside string literals),
+and is kept per rule and those variables' values. A listing that checks
+``READ_CONTENT_KEY`` per key then evaluates a rule that does not mention ``path`` once,
+not once per key. Exact: the same variables always give the same outcome.
 """
 
 from __future__ import annotations
@@ -143,6 +149,27 @@ def on_content(kind: CheckType, ref: str, path: str, content_type: str = "") -> 
     return [view_reference(ref), Check(kind, ref, path, content_type)]
 
 
+#: Every variable a rule may read.
+_VARIABLES = ("op", "role", "roles", "ref", "path", "contentType", "type")
+#: CEL string and bytes literals (triple-quoted first), removed before looking for names.
+_STRING_LITERAL = re.compile(
+    r"(?s)'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\\n])*'|\"(?:\\.|[^\"\\\n])*\""
+)
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Memoized decisions kept at most (the memo is emptied when full).
+_MAX_DECISIONS = 100_000
+
+
+def _mentioned(text: str) -> tuple[str, ...]:
+    """The variables a rule's text names outside string literals (a superset is safe)."""
+    names = set(_IDENTIFIER.findall(_STRING_LITERAL.sub(" ", text)))
+    return tuple(v for v in _VARIABLES if v in names)
+
+
+def _frozen(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
 class AuthorizationRules:
     """A compiled rule set. Build with :meth:`from_mapping` or :meth:`from_properties`."""
 
@@ -160,6 +187,8 @@ class AuthorizationRules:
                     f"authorization rule {rule_id!r} does not compile: {str(exc).splitlines()[0]}"
                 ) from None
         self.rules = rules
+        self._mentions = {rule_id: _mentioned(text) for rule_id, text in rules.items()}
+        self._decisions: dict[tuple[Any, ...], bool] = {}
 
     @classmethod
     def from_mapping(cls, rules: Mapping[str, str]) -> AuthorizationRules:
@@ -183,14 +212,29 @@ class AuthorizationRules:
 
     def allows(self, check: Check, principal: Principal) -> bool:
         """Whether any rule is true for ``check`` by ``principal``."""
-        activation = {k: json_to_cel(v) for k, v in check.variables(principal).items()}
-        for rule_id, program in self._programs.items():
+        variables = check.variables(principal)
+        pending: list[tuple[str, tuple[Any, ...]]] = []
+        for rule_id in self._programs:
+            key = (rule_id, *(_frozen(variables.get(v)) for v in self._mentions[rule_id]))
+            known = self._decisions.get(key)
+            if known:
+                return True
+            if known is None:
+                pending.append((rule_id, key))
+        if not pending:
+            return False
+        activation = {k: json_to_cel(v) for k, v in variables.items()}
+        if len(self._decisions) > _MAX_DECISIONS:
+            self._decisions.clear()
+        for rule_id, key in pending:
             try:
-                result = program.evaluate(activation)
+                result = self._programs[rule_id].evaluate(activation)
             except CELEvalError as exc:
                 raise RulesError(f"authorization rule {rule_id!r} failed: {exc}") from None
             # a rule that errors on these variables (an error value) does not allow
-            if isinstance(result, BoolType) and bool(result):
+            allowed = isinstance(result, BoolType) and bool(result)
+            self._decisions[key] = allowed
+            if allowed:
                 return True
         return False
 
