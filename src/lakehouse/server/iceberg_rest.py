@@ -517,9 +517,6 @@ def build_iceberg_router(
     def ref_of(prefix: str) -> RefSpec:
         return parse_prefix(prefix, store.default_branch, settings)
 
-    def reader(prefix: str) -> RefCatalog:
-        return catalog(ref_of(prefix))
-
     def writer(prefix: str) -> RefCatalog:
         """A catalog on the head of the branch the prefix names (else 400 / 404)."""
         spec = parse_prefix(prefix, store.default_branch, settings)
