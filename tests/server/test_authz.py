@@ -131,3 +131,21 @@ def test_a_listing_evaluates_a_rule_without_path_once() -> None:
     for i in range(50):
         assert rules.allows(Check(CheckType.READ_CONTENT_KEY, "main", f"ns.t{i}"), rita)
     assert len(rules._decisions) == 1
+
+
+def test_a_rule_restricted_to_other_operations_is_not_evaluated() -> None:
+    rules = AuthorizationRules.from_mapping(
+        {
+            "writers": "op in ['UPDATE_ENTITY', 'DELETE_ENTITY'] && path.startsWith('bronze.')",
+            "viewers": "op == 'VIEW_REFERENCE' && ref == 'main'",
+        }
+    )
+    wes = Principal("wes")
+    for i in range(20):
+        check = Check(CheckType.READ_CONTENT_KEY, "main", f"bronze.t{i}", "ICEBERG_TABLE")
+        assert not rules.allows(check, wes)
+    assert rules._decisions == {}  # no rule could allow READ_CONTENT_KEY: none ran
+    update = Check(CheckType.UPDATE_ENTITY, "dev", "bronze.t1", "ICEBERG_TABLE")
+    assert rules.allows(update, wes)
+    assert rules.allows(Check(CheckType.VIEW_REFERENCE, "main"), wes)
+    assert not rules.allows(Check(CheckType.VIEW_REFERENCE, "dev"), wes)
