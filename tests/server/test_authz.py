@@ -104,3 +104,48 @@ def test_path_and_content_type_are_empty_for_reference_checks() -> None:
 def test_a_rule_that_does_not_compile_is_refused_with_its_id() -> None:
     with pytest.raises(RulesError, match="'broken'"):
         AuthorizationRules.from_mapping({"broken": "op == ("})
+
+
+def test_memoized_decisions_follow_every_variable_a_rule_mentions() -> None:
+    # 'path' and 'op' appear inside string literals too: only real uses count, and a
+    # decision is reused only for the same values of the variables the rule reads
+    rules = AuthorizationRules.from_mapping(
+        {
+            "silver": "op == 'READ_CONTENT_KEY' && path.startsWith('silver') && 'path' != 'op'",
+            "admins": "'admins' in roles",
+        }
+    )
+    sam, root = Principal("sam"), Principal("root", ("admins",))
+    for _ in range(3):  # the second and third rounds answer from the memo
+        for path, allowed in (("silver.sales", True), ("bronze.orders", False)):
+            check = Check(CheckType.READ_CONTENT_KEY, "main", path, "ICEBERG_TABLE")
+            assert rules.allows(check, sam) is allowed
+            assert rules.allows(check, root) is True
+        other_op = Check(CheckType.READ_ENTITY_VALUE, "main", "silver.sales", "ICEBERG_TABLE")
+        assert rules.allows(other_op, sam) is False
+
+
+def test_a_listing_evaluates_a_rule_without_path_once() -> None:
+    rules = AuthorizationRules.from_mapping({"readers": "'readers' in roles"})
+    rita = Principal("rita", ("readers",))
+    for i in range(50):
+        assert rules.allows(Check(CheckType.READ_CONTENT_KEY, "main", f"ns.t{i}"), rita)
+    assert len(rules._decisions) == 1
+
+
+def test_a_rule_restricted_to_other_operations_is_not_evaluated() -> None:
+    rules = AuthorizationRules.from_mapping(
+        {
+            "writers": "op in ['UPDATE_ENTITY', 'DELETE_ENTITY'] && path.startsWith('bronze.')",
+            "viewers": "op == 'VIEW_REFERENCE' && ref == 'main'",
+        }
+    )
+    wes = Principal("wes")
+    for i in range(20):
+        check = Check(CheckType.READ_CONTENT_KEY, "main", f"bronze.t{i}", "ICEBERG_TABLE")
+        assert not rules.allows(check, wes)
+    assert rules._decisions == {}  # no rule could allow READ_CONTENT_KEY: none ran
+    update = Check(CheckType.UPDATE_ENTITY, "dev", "bronze.t1", "ICEBERG_TABLE")
+    assert rules.allows(update, wes)
+    assert rules.allows(Check(CheckType.VIEW_REFERENCE, "main"), wes)
+    assert not rules.allows(Check(CheckType.VIEW_REFERENCE, "dev"), wes)

@@ -117,6 +117,19 @@ def serve_command(
             help="Dotted path of the roles claim (Keycloak: realm_access.roles).",
         ),
     ] = "groups",
+    oidc_console_client_id: Annotated[
+        str | None,
+        typer.Option(
+            "--oidc-console-client-id",
+            envvar="LAKEHOUSE_SERVER__OIDC__CONSOLE_CLIENT_ID",
+            help=(
+                "OAuth2 client of the console's sign-in (authorization code + PKCE; redirect "
+                "URI <server>/ui/login/callback). A confidential client's secret is read from "
+                "LAKEHOUSE_SERVER__OIDC__CONSOLE_CLIENT_SECRET."
+            ),
+            show_default=False,
+        ),
+    ] = None,
     rules_file: Annotated[
         Path | None,
         typer.Option(
@@ -167,6 +180,9 @@ def serve_command(
 
     if oidc_issuer and token_env:
         raise ConfigError("use either --oidc-issuer or --token-env, not both")
+    if oidc_console_client_id and not oidc_issuer:
+        raise ConfigError("--oidc-console-client-id needs --oidc-issuer")
+    console_secret = os.environ.get("LAKEHOUSE_SERVER__OIDC__CONSOLE_CLIENT_SECRET", "").strip()
     rules: dict[str, str] | None = None
     if rules_file is not None:
         from lakehouse.server.authz import RULE_PREFIX, AuthorizationRules, parse_properties
@@ -209,7 +225,11 @@ def serve_command(
             tls_certfile=str(tls_cert) if tls_cert else None,
             tls_keyfile=str(tls_key) if tls_key else None,
             oidc=OidcSettings(
-                issuer=oidc_issuer, audience=oidc_audience, roles_claim=oidc_roles_claim
+                issuer=oidc_issuer,
+                audience=oidc_audience,
+                roles_claim=oidc_roles_claim,
+                console_client_id=oidc_console_client_id,
+                console_client_secret=SecretStr(console_secret) if console_secret else None,
             )
             if oidc_issuer
             else None,

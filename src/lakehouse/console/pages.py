@@ -7,10 +7,11 @@ results with :mod:`lakehouse.views`, so a page and ``--output json`` agree.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from lakehouse.catalog.model import Branch
+from lakehouse.catalog.model import Branch, ContentKey
 from lakehouse.catalog.refcounts import ReferenceCounter
 from lakehouse.storage.records import Records
 from lakehouse.views import diff_json, history_json, log_json, merge_json, table_json
@@ -24,11 +25,16 @@ MERGED_COMMITS = 50
 SQL_ROW_LIMIT = 1000
 
 
-def references_page(lh: Lakehouse) -> dict[str, Any]:
-    """Branches and tags with heads, ahead/behind the default branch, last commit."""
+def references_page(lh: Lakehouse, visible: Callable[[str], bool] | None = None) -> dict[str, Any]:
+    """Branches and tags with heads, ahead/behind the default branch, last commit.
+
+    With ``visible``, only the references it accepts (by name) are listed.
+    """
     counter = ReferenceCounter(lh.store)
     out: list[dict[str, Any]] = []
     for ref in lh.references():
+        if visible is not None and not visible(ref.name):
+            continue
         counts = counter(ref)
         head = lh.log("@" + ref.hash, limit=1)
         item = ref.to_json()
@@ -174,12 +180,26 @@ def operations_page(lh: Lakehouse) -> dict[str, Any]:
 
 
 def sql_page(
-    lh: Lakehouse, query: str, ref: str | None, limit: int = SQL_ROW_LIMIT
+    lh: Lakehouse,
+    query: str,
+    ref: str | None,
+    limit: int = SQL_ROW_LIMIT,
+    *,
+    authorize: Callable[[Sequence[ContentKey]], None] | None = None,
 ) -> dict[str, Any]:
-    """``lakehouse sql QUERY --ref REF -o json``, cut to ``limit`` rows."""
+    """``lakehouse sql QUERY --ref REF -o json``, cut to ``limit`` rows.
+
+    ``authorize`` is called with the keys of the tables the query reads once it is
+    planned, before any data is read; it raises to refuse the query.
+    """
+    from lakehouse.query import session
     from lakehouse.query.output import json_rows
 
-    result = lh.sql(query, ref)
+    querying = session(lh, ref)
+    plan = querying.plan(query)
+    if authorize is not None:
+        authorize([ContentKey(tuple(name.split("."))) for name in plan.tables])
+    result = querying.run(plan)
     return {
         "query": query,
         "ref": ref or lh.default_ref,

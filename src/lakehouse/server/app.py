@@ -52,7 +52,6 @@ from lakehouse.server.metrics import MetricsMiddleware, ServerMetrics, operation
 from lakehouse.server.middleware import (
     BearerAuthMiddleware,
     HeadAsGetMiddleware,
-    IcebergForbiddenMiddleware,
     OidcAuthMiddleware,
     RefPathMiddleware,
     RequestLimitMiddleware,
@@ -131,13 +130,17 @@ def create_app(
         rules = AuthorizationRules.from_mapping(settings.authorization_rules)
     app.include_router(build_router(store, settings, metrics, rules))
     if iceberg is not None:
-        app.include_router(build_iceberg_router(store, iceberg, metrics))
+        app.include_router(build_iceberg_router(store, iceberg, metrics, rules))
 
     _install_docs(app)
+    if oidc_verifier is None and settings.oidc is not None:
+        oidc_verifier = OidcVerifier(settings.oidc)
     if console is not None:
         from lakehouse.console import build_console_router
 
-        app.include_router(build_console_router(console, settings.token))
+        app.include_router(
+            build_console_router(console, settings.token, verifier=oidc_verifier, rules=rules)
+        )
         app.mount(
             "/ui/static",
             StaticFiles(directory=str(files("lakehouse.console") / "static")),
@@ -167,13 +170,9 @@ def create_app(
 
     # add_middleware puts each new one outside the previous: innermost first here.
     app.add_middleware(RequestLimitMiddleware, max_bytes=settings.max_request_bytes)
-    if rules is not None:
-        app.add_middleware(IcebergForbiddenMiddleware)
-    if oidc_verifier is None and settings.oidc is not None:
-        oidc_verifier = OidcVerifier(settings.oidc)
     if oidc_verifier is not None:
-        # The console has no OIDC sign-in flow yet: with OIDC its pages need a bearer token too.
-        app.add_middleware(OidcAuthMiddleware, verifier=oidc_verifier)
+        # the console signs people in itself (a token in a cookie, or a bearer header)
+        app.add_middleware(OidcAuthMiddleware, verifier=oidc_verifier, console=console is not None)
     elif settings.token is not None:
         app.add_middleware(
             BearerAuthMiddleware,

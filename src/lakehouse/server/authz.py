@@ -19,6 +19,14 @@ A check passes when any rule is true (deny by default). As in Nessie (0.99):
   added, so that listing references keeps working;
 * a refusal names every failed check: ``'COMMIT_CHANGE_AGAINST_REFERENCE' is not allowed
   for role 'alice' on reference 'main'``, joined with ``, ``.
+
+cel-python interprets a rule in milliseconds, so decisions are memoized: a rule's outcome
+is a function of the variables it mentions (found in its text outside string literals),
+and is kept per rule and those variables' values. A listing that checks
+``READ_CONTENT_KEY`` per key then evaluates a rule that does not mention ``path`` once,
+not once per key. Exact: the same variables always give the same outcome. A rule whose
+top-level conjunction has ``op in [...]`` or ``op == '...'`` is not evaluated for other
+operations (it is false for them whatever the rest says).
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from celpy.adapter import json_to_cel
 from celpy.celparser import CELParseError
 from celpy.celtypes import BoolType
 from celpy.evaluation import CELEvalError
+from lark import Token, Tree
 
 from lakehouse.errors import LakehouseError
 from lakehouse.server.oidc import Principal
@@ -143,6 +152,116 @@ def on_content(kind: CheckType, ref: str, path: str, content_type: str = "") -> 
     return [view_reference(ref), Check(kind, ref, path, content_type)]
 
 
+#: Every variable a rule may read.
+_VARIABLES = ("op", "role", "roles", "ref", "path", "contentType", "type")
+#: CEL string and bytes literals (triple-quoted first), removed before looking for names.
+_STRING_LITERAL = re.compile(
+    r"(?s)'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\\n])*'|\"(?:\\.|[^\"\\\n])*\""
+)
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Memoized decisions kept at most (the memo is emptied when full).
+_MAX_DECISIONS = 100_000
+
+
+def _mentioned(text: str) -> tuple[str, ...]:
+    """The variables a rule's text names outside string literals (a superset is safe)."""
+    names = set(_IDENTIFIER.findall(_STRING_LITERAL.sub(" ", text)))
+    return tuple(v for v in _VARIABLES if v in names)
+
+
+def _ops_allowed(ast: Tree[Token]) -> frozenset[str] | None:
+    """The ``op`` values a rule can be true for, when a top-level conjunct says so.
+
+    A rule ``op in ['A', 'B'] && …`` or ``op == 'A' && …`` is false for any other
+    operation whatever the rest says (``false && x`` is false in CEL, errors included), so
+    it need not be evaluated. ``None``: the rule does not restrict ``op`` this plainly.
+    """
+    node = _only_child(ast, "expr")
+    node = _only_child(node, "conditionalor") if node is not None else None
+    if node is None:
+        return None
+    conjuncts: list[Tree[Token]] = []
+    pending = [node]
+    while pending:  # 'conditionaland' nests to the left: a && b && c
+        current = pending.pop()
+        if current.data == "conditionaland" and len(current.children) == 2:
+            pending.extend(c for c in current.children if isinstance(c, Tree))
+        elif current.data == "conditionaland" and len(current.children) == 1:
+            child = current.children[0]
+            if isinstance(child, Tree):
+                pending.append(child)
+        else:
+            conjuncts.append(current)
+    allowed: frozenset[str] | None = None
+    for conjunct in conjuncts:
+        ops = _op_restriction(conjunct)
+        if ops is not None:
+            allowed = ops if allowed is None else allowed & ops
+    return allowed
+
+
+def _only_child(node: Tree[Token], data: str) -> Tree[Token] | None:
+    if node.data != data or len(node.children) != 1 or not isinstance(node.children[0], Tree):
+        return None
+    return node.children[0]
+
+
+def _leaf(node: Any) -> Token | None:
+    """The one token at the end of a chain of single-child nodes."""
+    while isinstance(node, Tree):
+        if len(node.children) != 1:
+            return None
+        node = node.children[0]
+    return node if isinstance(node, Token) else None
+
+
+def _string(token: Token | None) -> str | None:
+    """The value of a plain quoted string literal (no escapes, prefixes, triple quotes)."""
+    if token is None or token.type != "STRING_LIT":
+        return None
+    text = str(token)
+    if len(text) < 2 or text[0] not in "'\"" or text[-1] != text[0] or "\\" in text:
+        return None
+    inner = text[1:-1]
+    return None if text[0] in inner or inner.startswith(text[0] * 2) else inner
+
+
+def _op_restriction(relation: Tree[Token]) -> frozenset[str] | None:
+    """``{'A', 'B'}`` for a conjunct ``op in ['A', 'B']``, ``{'A'}`` for ``op == 'A'``."""
+    if relation.data != "relation" or len(relation.children) != 2:
+        return None
+    operator, right = relation.children
+    if not isinstance(operator, Tree) or operator.data not in ("relation_in", "relation_eq"):
+        return None
+    if len(operator.children) != 1:
+        return None
+    left = _leaf(operator.children[0])
+    if left is None or left.type != "IDENT" or str(left) != "op":
+        return None
+    if operator.data == "relation_eq":
+        value = _string(_leaf(right))
+        return frozenset({value}) if value is not None else None
+    node: Any = right
+    while isinstance(node, Tree) and node.data != "list_lit" and len(node.children) == 1:
+        node = node.children[0]
+    if not isinstance(node, Tree) or node.data != "list_lit":
+        return None
+    if not node.children:
+        return frozenset()  # op in []
+    exprlist = node.children[0]
+    if len(node.children) != 1 or not isinstance(exprlist, Tree) or exprlist.data != "exprlist":
+        return None
+    items = exprlist.children
+    values = {_string(_leaf(item)) for item in items}
+    if None in values:
+        return None
+    return frozenset(v for v in values if v is not None)
+
+
+def _frozen(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
 class AuthorizationRules:
     """A compiled rule set. Build with :meth:`from_mapping` or :meth:`from_properties`."""
 
@@ -152,14 +271,20 @@ class AuthorizationRules:
             rules[_DEFAULT_VIEW_RULE_ID] = _DEFAULT_VIEW_RULE
         env = celpy.Environment()
         self._programs: dict[str, celpy.Runner] = {}
+        #: the operations a rule can allow at all, when its text restricts ``op``
+        self._ops: dict[str, frozenset[str] | None] = {}
         for rule_id, text in rules.items():
             try:
-                self._programs[rule_id] = env.program(env.compile(text))
+                ast = env.compile(text)
+                self._programs[rule_id] = env.program(ast)
             except CELParseError as exc:
                 raise RulesError(
                     f"authorization rule {rule_id!r} does not compile: {str(exc).splitlines()[0]}"
                 ) from None
+            self._ops[rule_id] = _ops_allowed(ast)
         self.rules = rules
+        self._mentions = {rule_id: _mentioned(text) for rule_id, text in rules.items()}
+        self._decisions: dict[tuple[Any, ...], bool] = {}
 
     @classmethod
     def from_mapping(cls, rules: Mapping[str, str]) -> AuthorizationRules:
@@ -183,14 +308,32 @@ class AuthorizationRules:
 
     def allows(self, check: Check, principal: Principal) -> bool:
         """Whether any rule is true for ``check`` by ``principal``."""
-        activation = {k: json_to_cel(v) for k, v in check.variables(principal).items()}
-        for rule_id, program in self._programs.items():
+        variables = check.variables(principal)
+        pending: list[tuple[str, tuple[Any, ...]]] = []
+        for rule_id in self._programs:
+            ops = self._ops[rule_id]
+            if ops is not None and check.type.value not in ops:
+                continue  # a conjunct 'op in [...]' / 'op == ...' is false: so is the rule
+            key = (rule_id, *(_frozen(variables.get(v)) for v in self._mentions[rule_id]))
+            known = self._decisions.get(key)
+            if known:
+                return True
+            if known is None:
+                pending.append((rule_id, key))
+        if not pending:
+            return False
+        activation = {k: json_to_cel(v) for k, v in variables.items()}
+        if len(self._decisions) > _MAX_DECISIONS:
+            self._decisions.clear()
+        for rule_id, key in pending:
             try:
-                result = program.evaluate(activation)
+                result = self._programs[rule_id].evaluate(activation)
             except CELEvalError as exc:
                 raise RulesError(f"authorization rule {rule_id!r} failed: {exc}") from None
             # a rule that errors on these variables (an error value) does not allow
-            if isinstance(result, BoolType) and bool(result):
+            allowed = isinstance(result, BoolType) and bool(result)
+            self._decisions[key] = allowed
+            if allowed:
                 return True
         return False
 

@@ -15,6 +15,7 @@ error                                           status  type
 malformed body/parameter, read-only reference   400     BadRequestException
 pyiceberg ``ValidationException``               400     ValidationException
 location outside the warehouse                  403     ForbiddenException
+refused by the authorization rules              403     ForbiddenException
 no such table / namespace / view                404     NoSuchTableException …
 no such reference, metadata file not found      404     NotFoundException
 table / namespace exists                        409     AlreadyExistsException
@@ -56,6 +57,7 @@ from lakehouse.errors import (
     ReferenceNotFoundError,
     TransientCatalogError,
 )
+from lakehouse.server.authz import AccessDeniedError
 from lakehouse.server.errors import validation_message
 
 log = logging.getLogger(__name__)
@@ -160,7 +162,7 @@ def map_exception(exc: BaseException, *, commit: bool = False) -> tuple[int, str
         return 409, "AlreadyExistsException", str(exc)
     if isinstance(exc, ice.NamespaceNotEmptyError):
         return 409, "NamespaceNotEmptyException", str(exc)
-    if isinstance(exc, LocationNotAllowedError):
+    if isinstance(exc, AccessDeniedError | LocationNotAllowedError):
         return 403, "ForbiddenException", str(exc)
     if isinstance(exc, ReadOnlyReferenceError):
         return (

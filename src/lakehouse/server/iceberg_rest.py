@@ -55,6 +55,11 @@ configured warehouse (403 ``ForbiddenException`` otherwise), and the server refu
 read or write metadata of tables whose metadata lies outside it, however they got into
 the catalog.
 
+**Authorization.** With Nessie's authorization rules configured, each operation is checked
+as the Nessie operations it implies (:mod:`lakehouse.server.iceberg_authz`): a refusal is
+403 ``ForbiddenException`` naming the failed checks; listings leave out keys whose
+``READ_CONTENT_KEY`` fails.
+
 Not served: views, credential vending, server-side scan planning, the OAuth2 token
 endpoint (use a bearer token), ETags on load. ``snapshots=refs`` on load returns all
 snapshots. See :mod:`lakehouse.server.iceberg_errors` for error bodies and statuses.
@@ -73,6 +78,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import Field
+from pyiceberg import exceptions as ice
 from pyiceberg.catalog.rest import (
     Capability,
     CreateTableRequest,
@@ -90,7 +96,7 @@ from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
 from pyiceberg.table import TableIdentifier
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.sorting import UNSORTED_SORT_ORDER, SortOrder
-from pyiceberg.table.update import TableRequirement, TableUpdate
+from pyiceberg.table.update import AssertCreate, TableRequirement, TableUpdate
 from pyiceberg.typedef import IcebergBaseModel
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -101,10 +107,12 @@ from lakehouse.catalog.iceberg import (
     RefCatalog,
     TableChange,
 )
-from lakehouse.catalog.model import ContentKey, RefSpec
+from lakehouse.catalog.model import ContentKey, ContentType, RefSpec
 from lakehouse.catalog.store import VersionStore
 from lakehouse.errors import ReadOnlyReferenceError, ReferenceNotFoundError
 from lakehouse.server import wire
+from lakehouse.server.authz import AuthorizationRules, CheckType
+from lakehouse.server.iceberg_authz import EntityChange, IcebergAccess, parents
 from lakehouse.server.iceberg_errors import (
     ICEBERG_ROOT,
     IcebergRestError,
@@ -484,9 +492,18 @@ def _page_size(value: int | None) -> int | None:
 
 
 def build_iceberg_router(
-    store: VersionStore, settings: IcebergRestSettings, metrics: ServerMetrics
+    store: VersionStore,
+    settings: IcebergRestSettings,
+    metrics: ServerMetrics,
+    rules: AuthorizationRules | None = None,
 ) -> APIRouter:
-    """The ``/iceberg`` routes over ``store`` and the warehouse of ``settings``."""
+    """The ``/iceberg`` routes over ``store`` and the warehouse of ``settings``.
+
+    With ``rules``, each operation is checked as the Nessie operations it implies
+    (:mod:`lakehouse.server.iceberg_authz`): 403 ``ForbiddenException`` when refused,
+    listings filtered.
+    """
+    access = IcebergAccess(store, rules)
     router = APIRouter(prefix=ICEBERG_ROOT, tags=["Iceberg REST catalog"], route_class=IcebergRoute)
     properties = {
         **settings.fileio_properties,
@@ -497,8 +514,8 @@ def build_iceberg_router(
     def catalog(spec: RefSpec) -> RefCatalog:
         return RefCatalog(CATALOG_NAME, store, str(spec), settings.warehouse, **properties)
 
-    def reader(prefix: str) -> RefCatalog:
-        return catalog(parse_prefix(prefix, store.default_branch, settings))
+    def ref_of(prefix: str) -> RefSpec:
+        return parse_prefix(prefix, store.default_branch, settings)
 
     def writer(prefix: str) -> RefCatalog:
         """A catalog on the head of the branch the prefix names (else 400 / 404)."""
@@ -515,6 +532,38 @@ def build_iceberg_router(
                 metadata=metadata,
                 config=dict(settings.client_properties),
             )
+        )
+
+    def check_table_commits(
+        spec: RefSpec, changes: Sequence[tuple[ContentKey, Sequence[TableRequirement]]]
+    ) -> None:
+        """Read for write on every table, then one commit batch (Nessie's catalog commit)."""
+        existing = access.read_for_write(spec, [key for key, _ in changes])
+        entity_changes: list[EntityChange] = []
+        for key, requirements in changes:
+            if key in existing:
+                kind = CheckType.UPDATE_ENTITY
+            elif any(isinstance(r, AssertCreate) for r in requirements):
+                kind = CheckType.CREATE_ENTITY
+            else:
+                return  # a missing table without assert-create: 404 from the commit
+            entity_changes.append(EntityChange(kind, key, ContentType.ICEBERG_TABLE))
+        access.commit(access.ref_name(spec), entity_changes)
+
+    def check_drop_namespace(spec: RefSpec, key: ContentKey) -> None:
+        """Entries of the namespace; a hidden namespace is absent; a non-empty one is a 409."""
+        access.entries(spec)
+        found = store.get_contents(spec, [key]).get(key)
+        if found is None or found.type is not ContentType.NAMESPACE:
+            return  # 404 from the drop
+        if not access.visible(spec, [key.elements], ContentType.NAMESPACE):
+            raise ice.NoSuchNamespaceError(f"namespace '{key}' does not exist on '{spec}'")
+        inside = [e for e in store.entries(spec, prefix=key) if e.key != key]
+        if any(access.visible(spec, [e.key.elements], e.type) for e in inside):
+            return  # not empty: 409 from the drop
+        access.commit(
+            access.ref_name(spec),
+            [EntityChange(CheckType.DELETE_ENTITY, key, ContentType.NAMESPACE)],
         )
 
     # -- config ------------------------------------------------------------------------------
@@ -547,6 +596,8 @@ def build_iceberg_router(
                 else RefSpec(store.default_branch)
             )
             prefix = str(spec) if warehouse is None else f"{spec}|{warehouse}"
+        if ref is not None or (warehouse and not settings.is_warehouse(warehouse)):
+            access.view(spec)  # a reference the request names (bootstrapping is open)
         defaults = {
             "prefix": quote(prefix, safe="@~^*:"),
             "warehouse": settings.warehouse_name,
@@ -600,7 +651,9 @@ def build_iceberg_router(
         page_size: Annotated[int | None, Query(alias="pageSize", ge=1)] = None,
     ) -> Response:
         levels = parse_parent(parent) if parent else ()
-        found = reader(prefix).list_namespaces(levels)
+        spec = ref_of(prefix)
+        access.entries(spec)
+        found = access.visible(spec, catalog(spec).list_namespaces(levels), ContentType.NAMESPACE)
         page, token = _page(found, page_token, _page_size(page_size))
         return _json_model(ListNamespaceResponse(namespaces=page, next_page_token=token))
 
@@ -613,7 +666,14 @@ def build_iceberg_router(
     )
     def create_namespace(prefix: str, body: RawBody) -> Response:
         request = parse_body(CreateNamespaceBody, body)
-        levels = ContentKey(tuple(request.namespace)).elements
+        key = ContentKey(tuple(request.namespace))
+        levels = key.elements
+        spec = ref_of(prefix)
+        if key not in access.read(spec, [key]):
+            access.commit(
+                access.ref_name(spec),
+                [EntityChange(CheckType.CREATE_ENTITY, key, ContentType.NAMESPACE)],
+            )
         writer(prefix).create_namespace(levels, request.properties)
         metrics.commits.labels("iceberg").inc()
         return _json_model(NamespaceResponse(namespace=levels, properties=request.properties))
@@ -626,7 +686,10 @@ def build_iceberg_router(
     )
     def load_namespace(prefix: str, namespace: str) -> Response:
         levels = parse_namespace(namespace)
-        props = reader(prefix).load_namespace_properties(levels)
+        spec = ref_of(prefix)
+        key = ContentKey(levels)
+        access.read(spec, [*parents(key), key])
+        props = catalog(spec).load_namespace_properties(levels)
         return _json_model(NamespaceResponse(namespace=levels, properties=props))
 
     @router.head(
@@ -636,7 +699,10 @@ def build_iceberg_router(
         responses=_READ_ERRORS,
     )
     def namespace_exists(prefix: str, namespace: str) -> Response:
-        exists = reader(prefix).namespace_exists(parse_namespace(namespace))
+        levels = parse_namespace(namespace)
+        spec = ref_of(prefix)
+        access.read(spec, [ContentKey(levels)])
+        exists = catalog(spec).namespace_exists(levels)
         return Response(status_code=204 if exists else 404)
 
     @router.delete(
@@ -647,7 +713,10 @@ def build_iceberg_router(
         responses=_WRITE_ERRORS,
     )
     def drop_namespace(prefix: str, namespace: str) -> Response:
-        writer(prefix).drop_namespace(parse_namespace(namespace))
+        levels = parse_namespace(namespace)
+        if access.enabled:
+            check_drop_namespace(ref_of(prefix), ContentKey(levels))
+        writer(prefix).drop_namespace(levels)
         metrics.commits.labels("iceberg").inc()
         return _no_content()
 
@@ -666,8 +735,16 @@ def build_iceberg_router(
         both = sorted(set(request.removals) & set(request.updates))
         if both:
             raise IcebergRestError(422, f"properties both set and removed: {', '.join(both)}")
+        levels = parse_namespace(namespace)
+        spec, key = ref_of(prefix), ContentKey(levels)
+        existing = access.read_for_write(spec, [key])
+        if key in existing and existing[key].type is ContentType.NAMESPACE:
+            access.commit(
+                access.ref_name(spec),
+                [EntityChange(CheckType.UPDATE_ENTITY, key, ContentType.NAMESPACE)],
+            )
         summary = writer(prefix).update_namespace_properties(
-            parse_namespace(namespace), set(request.removals), request.updates
+            levels, set(request.removals), request.updates
         )
         metrics.commits.labels("iceberg").inc()
         return _json_model(
@@ -690,7 +767,11 @@ def build_iceberg_router(
         page_token: Annotated[str | None, Query(alias="pageToken")] = None,
         page_size: Annotated[int | None, Query(alias="pageSize", ge=1)] = None,
     ) -> Response:
-        found = reader(prefix).list_tables(parse_namespace(namespace))
+        spec = ref_of(prefix)
+        access.entries(spec)
+        found = access.visible(
+            spec, catalog(spec).list_tables(parse_namespace(namespace)), ContentType.ICEBERG_TABLE
+        )
         page, token = _page(found, page_token, _page_size(page_size))
         entries = [ListTableResponseEntry(name=t[-1], namespace=t[:-1]) for t in page]
         return _json_model(ListTablesResponse(identifiers=entries, next_page_token=token))
@@ -705,7 +786,16 @@ def build_iceberg_router(
     def create_table(prefix: str, namespace: str, body: RawBody) -> Response:
         request = parse_body(CreateTableBody, body)
         levels = parse_namespace(namespace)
-        identifier = ContentKey((*levels, request.name)).elements
+        key = ContentKey((*levels, request.name))
+        identifier = key.elements
+        ref = ref_of(prefix)
+        if key not in access.read_for_write(ref, [key]):
+            access.read(ref, parents(key))  # the location derives from the namespaces
+            if not request.stage_create:
+                access.commit(
+                    access.ref_name(ref),
+                    [EntityChange(CheckType.CREATE_ENTITY, key, ContentType.ICEBERG_TABLE)],
+                )
         cat = writer(prefix)
         spec = request.partition_spec or UNPARTITIONED_PARTITION_SPEC
         order = request.write_order or UNSORTED_SORT_ORDER
@@ -742,7 +832,18 @@ def build_iceberg_router(
     )
     def register_table(prefix: str, namespace: str, body: RawBody) -> Response:
         request = parse_body(RegisterTableBody, body)
-        identifier = ContentKey((*parse_namespace(namespace), request.name)).elements
+        key = ContentKey((*parse_namespace(namespace), request.name))
+        identifier = key.elements
+        spec = ref_of(prefix)
+        if request.overwrite:  # an extension of the spec: may replace a table
+            existing = access.read_for_write(spec, [key])
+        else:
+            existing = access.read(spec, [key])
+        if key not in existing or request.overwrite:
+            kind = CheckType.UPDATE_ENTITY if key in existing else CheckType.CREATE_ENTITY
+            access.commit(
+                access.ref_name(spec), [EntityChange(kind, key, ContentType.ICEBERG_TABLE)]
+            )
         cat = writer(prefix)
         try:
             table = cat.register_table(
@@ -773,8 +874,10 @@ def build_iceberg_router(
     ) -> Response:
         if snapshots is not None and snapshots not in ("all", "refs"):
             raise IcebergRestError(400, f"invalid snapshots={snapshots[:40]!r}: use all or refs")
-        identifier = ContentKey((*parse_namespace(namespace), segment(table))).elements
-        loaded = reader(prefix).load_table(identifier)
+        key = ContentKey((*parse_namespace(namespace), segment(table)))
+        spec = ref_of(prefix)
+        access.read(spec, [key])
+        loaded = catalog(spec).load_table(key.elements)
         return table_response(loaded.metadata, loaded.metadata_location)
 
     @router.head(
@@ -784,8 +887,10 @@ def build_iceberg_router(
         responses=_READ_ERRORS,
     )
     def table_exists(prefix: str, namespace: str, table: str) -> Response:
-        identifier = ContentKey((*parse_namespace(namespace), segment(table))).elements
-        exists = reader(prefix).table_exists(identifier)
+        key = ContentKey((*parse_namespace(namespace), segment(table)))
+        spec = ref_of(prefix)
+        access.read(spec, [key])
+        exists = catalog(spec).table_exists(key.elements)
         return Response(status_code=204 if exists else 404)
 
     @router.delete(
@@ -810,7 +915,15 @@ def build_iceberg_router(
             ),
         ] = False,
     ) -> Response:
-        identifier = ContentKey((*parse_namespace(namespace), segment(table))).elements
+        key = ContentKey((*parse_namespace(namespace), segment(table)))
+        identifier = key.elements
+        spec = ref_of(prefix)
+        existing = access.read(spec, [key])
+        if key in existing:
+            access.commit(
+                access.ref_name(spec),
+                [EntityChange(CheckType.DELETE_ENTITY, key, existing[key].type)],
+            )
         cat = writer(prefix)
         if purge_requested:
             log.info("drop of '%s' with purgeRequested: files are kept", ".".join(identifier))
@@ -835,6 +948,8 @@ def build_iceberg_router(
                 f"path names '{'.'.join(identifier)}'",
             )
         change = TableChange(identifier, request.requirements, request.updates)
+        if access.enabled:
+            check_table_commits(ref_of(prefix), [(ContentKey(identifier), request.requirements)])
         [response] = writer(prefix).commit_tables([change])
         metrics.commits.labels("iceberg-commit").inc()
         return _json_model(response)
@@ -862,7 +977,20 @@ def build_iceberg_router(
     )
     def rename_table(prefix: str, body: RawBody) -> Response:
         request = parse_body(RenameTableBody, body)
-        writer(prefix).rename_table(_identifier(request.source), _identifier(request.destination))
+        source = ContentKey(_identifier(request.source))
+        target = ContentKey(_identifier(request.destination))
+        spec = ref_of(prefix)
+        existing = access.read(spec, [target, source])
+        if source in existing and target not in existing:
+            content_type = existing[source].type
+            access.commit(
+                access.ref_name(spec),
+                [
+                    EntityChange(CheckType.DELETE_ENTITY, source, content_type),
+                    EntityChange(CheckType.CREATE_ENTITY, target, content_type),
+                ],
+            )
+        writer(prefix).rename_table(source.elements, target.elements)
         metrics.commits.labels("iceberg").inc()
         return _no_content()
 
@@ -877,12 +1005,15 @@ def build_iceberg_router(
     def commit_transaction(prefix: str, body: RawBody) -> Response:
         request = parse_body(CommitTransactionBody, body)
         changes: list[TableChange] = []
+        keys: list[tuple[ContentKey, Sequence[TableRequirement]]] = []
         for i, change in enumerate(request.table_changes):
             if change.identifier is None:
                 raise IcebergRestError(400, f"table-changes[{i}] needs an 'identifier'")
-            changes.append(
-                TableChange(_identifier(change.identifier), change.requirements, change.updates)
-            )
+            identifier = _identifier(change.identifier)
+            changes.append(TableChange(identifier, change.requirements, change.updates))
+            keys.append((ContentKey(identifier), change.requirements))
+        if access.enabled:
+            check_table_commits(ref_of(prefix), keys)
         writer(prefix).commit_tables(changes)
         metrics.commits.labels("iceberg-transaction").inc()
         return _no_content()

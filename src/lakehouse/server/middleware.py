@@ -157,18 +157,27 @@ class BearerAuthMiddleware:
 class OidcAuthMiddleware:
     """Require an OIDC bearer token (:class:`OidcVerifier`) on everything but :data:`OPEN_PATHS`.
 
+    With ``console=True`` the console's paths (``/`` and ``/ui/…``) are left to the
+    console, which signs people in itself (:mod:`lakehouse.console.access`).
+
     A missing, malformed or invalid token is a 401 with the reason and a
     ``WWW-Authenticate`` header; an identity provider whose keys cannot be fetched (and
     whose cached keys are too old) is a 503. The principal is kept in ``scope["state"]``
     and in :data:`current_principal` for the handlers' authorization checks.
     """
 
-    def __init__(self, app: ASGIApp, verifier: OidcVerifier) -> None:
+    def __init__(self, app: ASGIApp, verifier: OidcVerifier, *, console: bool = False) -> None:
         self.app = app
         self.verifier = verifier
+        self._console = console
+
+    def _open(self, path: str) -> bool:
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+            return True
+        return self._console and (path == "/" or path.startswith(CONSOLE_PREFIXES))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or self._open(str(scope["path"])):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
@@ -199,28 +208,6 @@ class OidcAuthMiddleware:
             await self.app(scope, receive, send)
         finally:
             current_principal.reset(reset)
-
-
-class IcebergForbiddenMiddleware:
-    """Answer 403 on the Iceberg REST routes (authorization is on, they have no checks yet).
-
-    Failing closed: with authorization rules configured, a route that cannot evaluate
-    them must not serve anyone.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and is_iceberg_path(str(scope["path"])):
-            message = (
-                "Forbidden: the Iceberg REST catalog is not served while authorization "
-                "rules are enabled; use the Nessie API"
-            )
-            response = _refusal_response(scope, Headers(scope=scope), 403, message, "FORBIDDEN")
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
 
 
 class RequestLimitMiddleware:
@@ -367,7 +354,6 @@ def _is_json(content_type: str) -> bool:
 __all__ = [
     "OPEN_PATHS",
     "BearerAuthMiddleware",
-    "IcebergForbiddenMiddleware",
     "OidcAuthMiddleware",
     "RefPathMiddleware",
     "RequestLimitMiddleware",

@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 import jwt
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from lakehouse.errors import LakehouseError
 
@@ -80,6 +80,11 @@ class OidcSettings(BaseModel):
     jwks_min_refetch_seconds: int = Field(default=10, ge=0)
     jwks_max_stale_seconds: int = Field(default=3600, ge=1)
     http_timeout_seconds: float = Field(default=5.0, gt=0)
+    #: OAuth2 client the web console signs people in with (authorization code + PKCE,
+    #: redirect URI ``<server>/ui/login/callback``); unset: the console takes a pasted token.
+    console_client_id: str | None = None
+    #: Secret of ``console_client_id`` when it is a confidential client.
+    console_client_secret: SecretStr | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,11 @@ class OidcVerifier:
         self._lock = threading.Lock()
         self._keys = _KeySet()
         self._jwks_uri = settings.jwks_uri
+
+    @property
+    def client(self) -> httpx.Client:
+        """The HTTP client that reaches the identity provider (the console's sign-in uses it)."""
+        return self._client
 
     # -- keys -------------------------------------------------------------------------
 

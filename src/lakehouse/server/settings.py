@@ -28,9 +28,9 @@ class ServerSettings(BaseModel):
     #: issued by this OIDC provider (:mod:`lakehouse.server.oidc`); replaces ``token``.
     oidc: OidcSettings | None = None
     #: Nessie authorization rules by id (``nessie.server.authorization.rules.<id>``); when
-    #: set (even empty) every Nessie API call is checked, deny by default
-    #: (:mod:`lakehouse.server.authz`). The Iceberg REST routes then answer 403 until they
-    #: carry the same checks.
+    #: set (even empty) every Nessie API and Iceberg REST call is checked, deny by default
+    #: (:mod:`lakehouse.server.authz`, :mod:`lakehouse.server.iceberg_authz`), and the
+    #: console shows only what the rules allow.
     authorization_rules: dict[str, str] | None = None
     #: PEM certificate chain and private key: serve HTTPS instead of HTTP (both or neither).
     tls_certfile: str | None = None
