@@ -46,28 +46,40 @@ class ArmedTransport(httpx.HTTPTransport):
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self._armed: list[tuple[Callable[[httpx.Request], bool], Action]] = []
+        self._armed: list[tuple[Callable[[httpx.Request], bool], Action, Action | None]] = []
         self._lock = threading.Lock()
         self.fired: list[str] = []
 
-    def arm(self, when: Callable[[httpx.Request], bool], action: Action) -> None:
-        """Run ``action`` before the next request for which ``when`` is true (once)."""
+    def arm(
+        self, when: Callable[[httpx.Request], bool], action: Action, *, then: Action | None = None
+    ) -> None:
+        """Run ``action`` before the next request for which ``when`` is true (once).
+
+        ``then`` runs once that request is over (answered or failed): e.g. removing the
+        toxic, so that only this one request meets the fault.
+        """
         with self._lock:
-            self._armed.append((when, action))
+            self._armed.append((when, action, then))
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Fire a matching armed action, then send the request."""
         action: Action | None = None
+        then: Action | None = None
         with self._lock:
-            for i, (when, armed) in enumerate(self._armed):
+            for i, (when, armed, after) in enumerate(self._armed):
                 if when(request):
                     del self._armed[i]
-                    action = armed
+                    action, then = armed, after
                     break
-        if action is not None:
-            action()
-            self.fired.append(f"{request.method} {request.url.path}")
-        return super().handle_request(request)
+        if action is None:
+            return super().handle_request(request)
+        action()
+        self.fired.append(f"{request.method} {request.url.path}")
+        try:
+            return super().handle_request(request)
+        finally:
+            if then is not None:
+                then()
 
 
 def arm_before_commit(engine: sa.Engine, action: Action, *, skip: int = 0) -> list[int]:
