@@ -82,9 +82,12 @@ class ArmedTransport(httpx.HTTPTransport):
                 then()
 
 
-def arm_before_commit(engine: sa.Engine, action: Action, *, skip: int = 0) -> list[int]:
+def arm_before_commit(
+    engine: sa.Engine, action: Action, *, skip: int = 0, writes_only: bool = False
+) -> list[int]:
     """Run ``action`` once, just before the ``skip``-th next transaction ``COMMIT`` is sent.
 
+    ``writes_only`` counts only the SQL store's write transactions (not its reads).
     Returns a list that gets one element when the action fired.
     """
     fired: list[int] = []
@@ -92,6 +95,8 @@ def arm_before_commit(engine: sa.Engine, action: Action, *, skip: int = 0) -> li
 
     def before_commit(conn: sa.Connection) -> None:
         if fired:
+            return
+        if writes_only and not conn.get_execution_options().get("lakehouse_write"):
             return
         if seen[0] < skip:
             seen[0] += 1

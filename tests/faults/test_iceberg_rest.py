@@ -38,7 +38,6 @@ import httpx
 import pyarrow as pa
 import pytest
 import requests
-import sqlalchemy as sa
 from pyiceberg.catalog import load_catalog
 from pyiceberg.catalog.rest import RestCatalog
 from pyiceberg.exceptions import (
@@ -46,7 +45,6 @@ from pyiceberg.exceptions import (
     CommitStateUnknownException,
 )
 from requests.adapters import HTTPAdapter
-from sqlalchemy import event
 
 from lakehouse.catalog.sql_store import SqlStore
 from lakehouse.client import Lakehouse
@@ -56,6 +54,7 @@ from lakehouse.server import ServerSettings
 from lakehouse.server.app import make_server, serving
 from lakehouse.server.iceberg_rest import IcebergRestSettings
 from lakehouse.storage import Warehouse
+from tests.faults.arming import arm_before_commit
 from tests.faults.conftest import host_port, through
 from tests.faults.services import lakehouse_serve, remote_lakehouse
 from tests.faults.toxiproxy import Proxy
@@ -233,19 +232,6 @@ def in_process(
         store.close()
 
 
-def arm_before_write_commit(engine: sa.Engine, action: Callable[[], object]) -> list[int]:
-    """Run ``action`` once, before the next *write* transaction's ``COMMIT`` (not a read's)."""
-    fired: list[int] = []
-
-    def before_commit(conn: sa.Connection) -> None:
-        if not fired and conn.get_execution_options().get("lakehouse_write"):
-            fired.append(1)
-            action()
-
-    event.listen(engine, "commit", before_commit)
-    return fired
-
-
 def test_a_rest_commit_whose_database_reply_is_lost_is_commit_state_unknown_and_landed_once(
     in_process: tuple[SqlStore, Proxy, RestCatalog, ArmedAdapter], tmp_path: Path
 ) -> None:
@@ -258,7 +244,7 @@ def test_a_rest_commit_whose_database_reply_is_lost_is_commit_state_unknown_and_
         (
             is_table_commit,
             lambda: fired.append(
-                arm_before_write_commit(store.engine, lambda: pg_proxy.cut_after(0))
+                arm_before_commit(store.engine, lambda: pg_proxy.cut_after(0), writes_only=True)
             ),
         )
     )

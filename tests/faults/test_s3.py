@@ -10,12 +10,9 @@ a reference still needs.
 
 from __future__ import annotations
 
-import contextlib
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pyarrow.fs as pafs
 import pytest
 
 from lakehouse.client import Lakehouse, connect
@@ -23,8 +20,7 @@ from lakehouse.config import Settings
 from lakehouse.ingest import FolderSource, ingest
 from lakehouse.maintenance import collect_garbage, expire_snapshots
 from lakehouse.ops import check, create_backup, verify_backup
-from lakehouse.storage import BUCKETS
-from tests.faults.conftest import host_port, through
+from tests.faults.conftest import through
 from tests.faults.toxiproxy import Proxy
 
 pytestmark = pytest.mark.integration
@@ -33,28 +29,6 @@ FAULTS: dict[str, Callable[[Proxy], object]] = {
     "reset": lambda p: p.reset_peer(stream="downstream"),
     "cut replies": lambda p: p.cut_after(200, stream="downstream"),
 }
-
-
-@pytest.fixture
-def prefix(s3_settings: dict[str, str]) -> Iterator[str]:
-    """A fresh prefix in every (shared) bucket, deleted afterwards."""
-    name = f"faults-{uuid.uuid4().hex[:8]}"
-    yield name
-    s3 = pafs.S3FileSystem(
-        endpoint_override=s3_settings["endpoint"],
-        access_key=s3_settings["access_key_id"],
-        secret_key=s3_settings["secret_access_key"],
-        region="us-east-1",
-        force_virtual_addressing=False,
-    )
-    for bucket in BUCKETS:
-        with contextlib.suppress(FileNotFoundError, OSError):
-            s3.delete_dir(f"{bucket}/{name}")
-
-
-@pytest.fixture
-def s3_proxy(s3_settings: dict[str, str], proxy_to: Callable[[str], Proxy]) -> Proxy:
-    return proxy_to(host_port(s3_settings["endpoint"]))
 
 
 @pytest.fixture
