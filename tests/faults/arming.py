@@ -8,16 +8,20 @@ request is sent decides what happens to that request and no other:
   ``limit_data`` toxic on the downstream before a commit: the server receives and applies
   the commit, its reply is cut — the ambiguous commit.
 * :func:`arm_before_commit` does the same for the SQL store's PostgreSQL connection,
-  before a transaction's ``COMMIT`` is sent.
+  before a transaction's ``COMMIT`` is sent;
+* :func:`arm_on_call` before the n-th call of a library function (e.g. the second file
+  GC deletes, the third file a backup copies): a fault that starts mid-operation.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import threading
 from collections.abc import Callable
 
 import httpx
+import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
@@ -105,4 +109,33 @@ def arm_before_commit(
         action()
 
     event.listen(engine, "commit", before_commit)
+    return fired
+
+
+def arm_on_call(
+    monkeypatch: pytest.MonkeyPatch, owner: object, name: str, action: Action, *, skip: int = 0
+) -> list[int]:
+    """Run ``action`` once, just before the ``skip``-th next call of ``owner.name`` (from 0).
+
+    ``owner`` is a module or a class (then every instance's calls count, from any thread):
+    a fault that starts in the middle of an operation, at a point the test chose.
+    Returns a list that gets one element when the action fired.
+    """
+    real = getattr(owner, name)
+    static = isinstance(inspect.getattr_static(owner, name), staticmethod)
+    lock = threading.Lock()
+    calls = [0]
+    fired: list[int] = []
+
+    def wrapper(*args: object, **kwargs: object) -> object:
+        with lock:
+            fire = calls[0] == skip and not fired
+            calls[0] += 1
+            if fire:
+                fired.append(1)
+        if fire:
+            action()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, staticmethod(wrapper) if static else wrapper)
     return fired
