@@ -136,7 +136,7 @@ def test_cdc_apply_with_a_fault_mid_stream_is_completed_exactly_once_by_a_rerun(
             armed.append(FAULTS[fault](wired))
 
     with pytest.raises(Exception) as raised:
-        consume_cdc(lh, cdc, idle_timeout=3, on_batch=after_first_batch)
+        consume_cdc(lh, cdc, idle_timeout=1.5, on_batch=after_first_batch)
     # the catalog's faults are an unknown outcome (never a plain failure); S3's are I/O errors
     assert isinstance(raised.value, EXPECTED[fault]), raised.value
     wired.pg.clear()
@@ -145,7 +145,7 @@ def test_cdc_apply_with_a_fault_mid_stream_is_completed_exactly_once_by_a_rerun(
     first = sum(recorded_offsets(lh.table("bronze.orders_changes")).get(topic, {}).values())
     assert 0 < first < len(source_table.events), (first, raised.value)  # stopped mid-stream
 
-    rerun = consume_cdc(lh, cdc, idle_timeout=3)
+    rerun = consume_cdc(lh, cdc, idle_timeout=1.5)
     assert rerun.stopped == "idle"
 
     silver = lh.table("silver.orders").scan().to_arrow().to_pylist()

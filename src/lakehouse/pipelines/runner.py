@@ -23,6 +23,10 @@
    content when the changes commute (:meth:`Lakehouse.merge`), and
    :attr:`RunResult.content_merges` says how; otherwise the run ends in ``error``. A run
    that fails leaves its target exactly as it was and keeps the branch for inspection.
+   When the merge's reply is lost, the runner looks for its merge commit on the target
+   (by run id): found, the run is published; otherwise the run's report is saved with
+   status ``error``, its branch kept, and :class:`~lakehouse.errors.CommitStateUnknownError`
+   raised — running the pipeline again publishes only what the target lacks.
 
 A ``listener`` receives a :class:`RunEvent` at the start and end of every step, in the
 caller's thread: the ``publish`` step's ``start`` event comes after the audit passed and
@@ -626,7 +630,7 @@ def run_pipeline(
         try:
             run.publish(keep_branch)
         except Exception as exc:  # e.g. the merge's outcome is unknown: keep the run's report
-            if result.status == "success":
+            if result.status == "success" and not result.merged:
                 result.status, result.error = "error", _describe(exc)
             result.seconds = time.perf_counter() - started
             _save(lakehouse, result)
