@@ -216,6 +216,46 @@ def test_gc_whose_s3_fails_after_its_first_delete_deletes_nothing_live_and_the_n
     assert_clean(lakehouse)
 
 
+def test_expiry_whose_s3_fails_between_two_tables_commits_neither_and_a_rerun_expires_both(
+    lakehouse: Lakehouse, s3_proxy: Proxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(lakehouse, tmp_path / "inbox")
+    (tmp_path / "crm").mkdir()
+    customers = FolderSource(name="crm", path=str(tmp_path / "crm"), table="customers")
+    for i in range(2):
+        (tmp_path / "crm" / f"c{i}.csv").write_text(f"id,name\n{i},c{i}\n")
+        ingest(lakehouse, customers)
+    tables = ("bronze.orders", "bronze.customers")
+
+    def snapshots() -> list[int]:
+        return [len(lakehouse.table(t).snapshots()) for t in tables]
+
+    before = snapshots()
+    assert min(before) >= 2
+    policies = aggressive()
+    # the first table's new metadata file is written; the second one's write fails
+    fired = arm_on_call(
+        monkeypatch, RefCatalog, "_write_metadata", lambda: s3_proxy.reset_peer(), skip=1
+    )
+    with pytest.raises((OSError, StorageError)):
+        expire_snapshots(lakehouse, policies=policies)
+    assert fired, "the fault was never armed: the test proved nothing"
+    s3_proxy.clear()
+    monkeypatch.undo()
+
+    assert snapshots() == before  # one catalog commit for all tables: none expired
+    assert ids(lakehouse) == [1, 2, 3]
+    assert_clean(lakehouse)
+    assert not expire_snapshots(lakehouse, policies=policies).errors
+    assert snapshots() == [1, 1]
+    assert not collect_garbage(lakehouse, policies=policies).failed  # the orphan goes too
+    assert ids(lakehouse) == [1, 2, 3]
+    assert sorted(
+        lakehouse.table("bronze.customers").scan().to_arrow().column("id").to_pylist()
+    ) == [0, 1]
+    assert_clean(lakehouse)
+
+
 def test_a_backup_whose_s3_fails_midway_is_reported_failed_and_a_rerun_verifies(
     lakehouse: Lakehouse, s3_proxy: Proxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
