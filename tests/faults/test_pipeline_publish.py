@@ -3,17 +3,21 @@
 `lakehouse serve` (on PostgreSQL, a subprocess) is the catalog; Toxiproxy sits between it
 and the runner. The pipeline ingests a folder into ``bronze.orders``, builds an incremental
 ``silver.orders`` and a ``gold.totals`` table, audits, and publishes. While the run is in
-flight ``main`` moves on (rows appended to ``bronze.orders``), so the publish is a
-*content* merge, as in production. A fault is armed just before the merge request that
-commits leaves the runner:
+flight ``main`` moves on (another source is ingested into ``bronze.orders``), so the
+publish is a *content* merge, as in production. A fault is armed just before the merge
+request that commits leaves the runner:
 
-* ``reply lost`` — the server merges, the connection closes before any byte of the answer;
-* ``request cut`` — the server gets half the request and merges nothing.
+* ``reply lost, network back`` — the server merges, the connection closes before any byte
+  of the answer, the next request goes through: the runner finds its merge commit on
+  ``main`` (by run id) and the run succeeds;
+* ``reply lost, network still down`` — the same, but the runner cannot look: it raises the
+  unknown outcome, saves the run's report (status ``error``) and keeps the run branch;
+* ``request cut, network back`` — the server gets half the request and merges nothing: the
+  runner finds no merge commit and reports the unknown outcome the same way.
 
-Either way the run must not report a failure it would act on, and a rerun of the pipeline
-must leave ``main`` with every row once: the first run's rows were merged once (reply lost)
-or are published by the rerun (request cut), never twice, the concurrent append survives,
-and ``catalog check`` is clean.
+Then a rerun of the pipeline must leave ``main`` with every row once: the first run's rows
+merged once (never a second merge of it) or published by the rerun, the concurrent
+ingestion kept, and ``catalog check`` clean.
 """
 
 from __future__ import annotations
