@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from pyiceberg.exceptions import CommitStateUnknownException
 
 from lakehouse.catalog.sql_store import SqlStore
@@ -102,7 +103,7 @@ EXPECTED: dict[str, type[Exception]] = {
 }
 
 
-def store_engine(w: Wired) -> object:
+def store_engine(w: Wired) -> sa.Engine:
     assert isinstance(w.lh.store, SqlStore)
     return w.lh.store.engine
 

@@ -180,9 +180,12 @@ def test_a_cut_reply_to_a_rest_commit_is_not_a_failure_and_a_retry_cannot_land_t
 
     # the identical request again: its requirement (the old snapshot) no longer holds
     lost = served.adapter.sent[-1]
+    assert isinstance(lost.body, bytes)
     with httpx.Client(timeout=30) as http:
         again = http.post(
-            str(lost.url), content=lost.body, headers={"Content-Type": "application/json"}
+            str(lost.url),
+            content=lost.body,
+            headers={"Content-Type": "application/json"},
         )
     assert again.status_code == 409, again.text
     assert again.json()["error"]["type"] == "CommitFailedException"

@@ -169,6 +169,6 @@ def test_a_publish_whose_merge_reply_is_lost_is_resolved_by_a_rerun_without_a_do
     assert ids(lh, "silver.orders") == [1, 2, 3, 4, 100]
     (totals,) = lh.table("gold.totals", "main").scan().to_arrow().to_pylist()
     assert (totals["n"], totals["amount"]) == (5, 1100)
-    report = check(lh, ["main"])
-    assert report.ok, [p for t in report.tables for p in t.problems]
+    checked = check(lh, ["main"])
+    assert checked.ok, [p for t in checked.tables for p in t.problems]
     assert run_branch("shop", "r3") not in {r.name for r in lh.store.list_references()}
