@@ -8,13 +8,16 @@ proxy of its own for one test and removes it afterwards, so tests never share to
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
+import pyarrow.fs as pafs
 import pytest
 
+from lakehouse.storage import BUCKETS
 from tests.faults.toxiproxy import Proxy, Toxiproxy
 
 TOXIPROXY_URL_ENV = "LAKEHOUSE_TEST_TOXIPROXY_URL"
@@ -78,3 +81,25 @@ def nessie_url() -> str:
             pytrace=False,
         )
     return url
+
+
+@pytest.fixture
+def prefix(s3_settings: dict[str, str]) -> Iterator[str]:
+    """A fresh prefix in every (shared) bucket, deleted afterwards."""
+    name = f"faults-{uuid.uuid4().hex[:8]}"
+    yield name
+    s3 = pafs.S3FileSystem(
+        endpoint_override=s3_settings["endpoint"],
+        access_key=s3_settings["access_key_id"],
+        secret_key=s3_settings["secret_access_key"],
+        region="us-east-1",
+        force_virtual_addressing=False,
+    )
+    for bucket in BUCKETS:
+        with contextlib.suppress(FileNotFoundError, OSError):
+            s3.delete_dir(f"{bucket}/{name}")
+
+
+@pytest.fixture
+def s3_proxy(s3_settings: dict[str, str], proxy_to: Callable[[str], Proxy]) -> Proxy:
+    return proxy_to(host_port(s3_settings["endpoint"]))

@@ -12,6 +12,9 @@ from typer.testing import CliRunner, Result
 
 from lakehouse.cli.main import app
 from lakehouse.client import Lakehouse, connect
+from lakehouse.errors import CommitStateUnknownError
+from lakehouse.pipelines.runner import RUN_RECORD
+from lakehouse.storage.records import Records
 from tests.pipelines.conftest import bronze, write_pipeline
 
 runner = CliRunner()
@@ -155,3 +158,20 @@ def test_usage_errors(lh: Lakehouse, pipelines: Path, args: tuple[str, ...], fra
     result = run(*args)
     assert result.exit_code == 1
     assert result.stderr.startswith(fragment), result.stderr
+
+
+def test_a_publish_whose_outcome_stays_unknown_is_one_line_and_its_report_kept(
+    lh: Lakehouse, pipelines: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def lost(*args: object, **kwargs: object) -> object:
+        raise CommitStateUnknownError("merge into 'main': no answer came; it may or may not …")
+
+    monkeypatch.setattr(Lakehouse, "merge", lost)
+    result = run("run", "shop", "--run-id", "r1")
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("Error: "), result.stderr
+    assert "may or may not" in errors[0] and "Traceback" not in result.output
+    report = Records(lh.warehouse).read(RUN_RECORD, "r1")  # the console's run page
+    assert report is not None and report["status"] == "error"
+    assert "run the pipeline again" in report["error"]

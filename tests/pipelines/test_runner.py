@@ -8,9 +8,10 @@ import pyarrow as pa
 import pytest
 
 from lakehouse.client import Lakehouse, connect
-from lakehouse.errors import ReadOnlyReferenceError
+from lakehouse.errors import CommitStateUnknownError, ReadOnlyReferenceError
 from lakehouse.pipelines import ModelError, PipelineConfigError, RunEvent, run_pipeline
-from lakehouse.pipelines.runner import RUN_ID, RUN_PIPELINE, RUN_STATUS, new_run_id
+from lakehouse.pipelines.runner import RUN_ID, RUN_PIPELINE, RUN_RECORD, RUN_STATUS, new_run_id
+from lakehouse.storage.records import Records
 from lakehouse.tables.upsert import delete_rows
 from tests.pipelines.conftest import bronze, rows, write_pipeline
 
@@ -432,3 +433,46 @@ def test_a_batch_the_run_ingested_stays_loaded_after_a_content_merge(
         name="shop", path=str(tmp_path / "landing"), format="csv", table="bronze.orders"
     )
     assert [r.rows_loaded for r in ingest(lh, source, branch="main")] == [0]
+
+
+# -- the publish's reply is lost ---------------------------------------------------------------
+
+
+def _lose_merge_reply(lh: Lakehouse, monkeypatch: pytest.MonkeyPatch, *, applied: bool) -> None:
+    """The next merge raises "outcome unknown", after merging (``applied``) or without."""
+    real = lh.merge
+
+    def merge(*args: object, **kwargs: object) -> object:
+        monkeypatch.setattr(lh, "merge", real)
+        if applied:
+            real(*args, **kwargs)  # type: ignore[arg-type]
+        raise CommitStateUnknownError("merge into 'main': no answer came; it may or may not …")
+
+    monkeypatch.setattr(lh, "merge", merge)
+
+
+def test_a_publish_whose_reply_was_lost_finds_its_merge_on_main(
+    lh: Lakehouse, shop: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _lose_merge_reply(lh, monkeypatch, applied=True)
+    result = run_pipeline(lh, shop, run_id="r1")
+    assert result.ok and result.merged and result.branch_deleted
+    assert result.merge_hash == lh.log("main", 1)[0].hash
+    assert [e.meta.properties.get(RUN_ID) for e in lh.log("main", 2)] == ["r1", None]
+
+
+def test_a_publish_whose_outcome_stays_unknown_keeps_its_report_and_a_rerun_publishes_once(
+    lh: Lakehouse, shop: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _lose_merge_reply(lh, monkeypatch, applied=False)
+    with pytest.raises(CommitStateUnknownError):
+        run_pipeline(lh, shop, run_id="r1")
+    report = Records(lh.warehouse).read(RUN_RECORD, "r1")
+    assert report is not None and report["status"] == "error"
+    assert "may or may not have been applied" in report["error"]
+    assert "run/shop/r1" in [b.name for b in lh.branches()]  # kept for inspection
+
+    assert run_pipeline(lh, shop, run_id="r2").ok
+    runs = [e.meta.properties.get(RUN_ID) for e in lh.log("main", None)]
+    assert runs.count("r2") == 1 and "r1" not in runs
+    assert rows(lh, "SELECT count(*) AS n FROM silver.orders") == [{"n": 3}]

@@ -23,6 +23,10 @@
    content when the changes commute (:meth:`Lakehouse.merge`), and
    :attr:`RunResult.content_merges` says how; otherwise the run ends in ``error``. A run
    that fails leaves its target exactly as it was and keeps the branch for inspection.
+   When the merge's reply is lost, the runner looks for its merge commit on the target
+   (by run id): found, the run is published; otherwise the run's report is saved with
+   status ``error``, its branch kept, and :class:`~lakehouse.errors.CommitStateUnknownError`
+   raised — running the pipeline again publishes only what the target lacks.
 
 A ``listener`` receives a :class:`RunEvent` at the start and end of every step, in the
 caller's thread: the ``publish`` step's ``start`` event comes after the audit passed and
@@ -63,6 +67,7 @@ from lakehouse.pipelines.retention import RUN_STATUS, expire_failed_run_branches
 from lakehouse.storage.records import RecordKind, save_record
 
 if TYPE_CHECKING:
+    from lakehouse.catalog.model import MergeResult
     from lakehouse.session import Lakehouse
 
 logger = logging.getLogger(__name__)
@@ -77,6 +82,8 @@ RUN_ERROR = "lakehouse.run.error"
 RUN_RECORD: RecordKind = "pipeline-run"
 #: Iceberg snapshot property naming the model that wrote a snapshot.
 SNAPSHOT_MODEL = "lakehouse.model"
+#: How many of the target's newest commits are searched for a merge whose reply was lost.
+_PUBLISHED_LOOKBACK = 50
 
 RunStatus = Literal["success", "failed", "error"]
 Step = Literal["branch", "ingest", "model", "check", "publish"]
@@ -432,9 +439,17 @@ class _Run:
         )
         return self.lakehouse.store.commit(branch, [Unchanged(key)], meta).hash
 
+    def published(self, target: str, message: str) -> str | None:
+        """The commit of ``target`` that merged this run (``message``), if one landed."""
+        for entry in self.lakehouse.log(target, limit=_PUBLISHED_LOOKBACK):
+            props = entry.meta.properties
+            if props.get(RUN_ID) == self.result.run_id and entry.meta.message == message:
+                return entry.hash
+        return None
+
     def publish(self, keep_branch: bool) -> None:
         from lakehouse.catalog.model import CommitMeta
-        from lakehouse.errors import CommitConflictError
+        from lakehouse.errors import CommitConflictError, CommitStateUnknownError
 
         result = self.result
         assert result.target is not None
@@ -445,6 +460,7 @@ class _Run:
                 author=self.lakehouse.settings.author,
                 properties={"application": "lakehouse", **self.properties()},
             )
+            merged: MergeResult | None
             try:
                 # a table ingestion also appended to meanwhile merges by content
                 merged = self.lakehouse.merge(result.branch, result.target, meta=meta)
@@ -454,10 +470,29 @@ class _Run:
                 outcome["status"], outcome["detail"] = "error", result.error
                 result.head_hash = self.record(result.branch)
                 return
-            result.content_merges = {
-                str(d.key): d.resolution for d in merged.details if d.resolution is not None
-            }
-            if merged.was_applied and merged.resultant_target_hash:
+            except CommitStateUnknownError as exc:
+                # the reply was lost: the merge commit carries the run id, so look for it
+                try:
+                    landed = self.published(result.target, meta.message)
+                except Exception:  # still unreachable: the outcome stays unknown
+                    landed = None
+                if landed is None:
+                    result.status = "error"
+                    result.error = (
+                        f"the merge into {result.target} may or may not have been applied "
+                        f"({exc}); run branch '{result.branch}' kept: run the pipeline again, "
+                        "it publishes only what is not on the target yet"
+                    )
+                    raise
+                logger.info("run %s: the merge whose reply was lost landed", result.run_id)
+                merged, result.merge_hash = None, landed
+                outcome["detail"] = f"merged at {landed[:12]} (found after a lost reply)"
+            if merged is None:  # found on the target after a lost reply
+                pass
+            elif merged.was_applied and merged.resultant_target_hash:
+                result.content_merges = {
+                    str(d.key): d.resolution for d in merged.details if d.resolution is not None
+                }
                 result.merge_hash = merged.resultant_target_hash
                 outcome["detail"] = f"merged at {result.merge_hash[:12]}"
                 if result.content_merges:
@@ -592,7 +627,14 @@ def run_pipeline(
     if result.failed_checks or result.quarantined:
         result.status = "failed"
     if target is not None and result.status == "success":
-        run.publish(keep_branch)
+        try:
+            run.publish(keep_branch)
+        except Exception as exc:  # e.g. the merge's outcome is unknown: keep the run's report
+            if result.status == "success" and not result.merged:
+                result.status, result.error = "error", _describe(exc)
+            result.seconds = time.perf_counter() - started
+            _save(lakehouse, result)
+            raise
     else:
         result.head_hash = run.record(branch)
     result.seconds = time.perf_counter() - started
