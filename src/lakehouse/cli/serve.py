@@ -117,6 +117,24 @@ def serve_command(
             help="Dotted path of the roles claim (Keycloak: realm_access.roles).",
         ),
     ] = "groups",
+    oidc_principal_claim: Annotated[
+        str,
+        typer.Option(
+            "--oidc-principal-claim",
+            envvar="LAKEHOUSE_SERVER__OIDC__PRINCIPAL_CLAIM",
+            help="Claim naming the principal (Nessie's 'role'); falls back to 'sub'.",
+        ),
+    ] = "preferred_username",
+    oidc_leeway: Annotated[
+        int,
+        typer.Option(
+            "--oidc-leeway",
+            envvar="LAKEHOUSE_SERVER__OIDC__LEEWAY_SECONDS",
+            min=0,
+            max=600,
+            help="Clock skew allowed on 'exp' and 'nbf', in seconds.",
+        ),
+    ] = 30,
     rules_file: Annotated[
         Path | None,
         typer.Option(
@@ -209,7 +227,11 @@ def serve_command(
             tls_certfile=str(tls_cert) if tls_cert else None,
             tls_keyfile=str(tls_key) if tls_key else None,
             oidc=OidcSettings(
-                issuer=oidc_issuer, audience=oidc_audience, roles_claim=oidc_roles_claim
+                issuer=oidc_issuer,
+                audience=oidc_audience,
+                roles_claim=oidc_roles_claim,
+                principal_claim=oidc_principal_claim,
+                leeway_seconds=oidc_leeway,
             )
             if oidc_issuer
             else None,
