@@ -85,8 +85,9 @@ def test_the_principal_is_preferred_username_and_roles_come_from_the_roles_claim
         )
     assert on_main.status_code == 403, on_main.text
     assert on_main.json()["errorCode"] == "FORBIDDEN"
-    assert "'COMMIT_CHANGE_AGAINST_REFERENCE' is not allowed for role 'bob' on reference 'main'" in (
-        on_main.json()["message"]
+    assert (
+        "'COMMIT_CHANGE_AGAINST_REFERENCE' is not allowed for role 'bob' on reference 'main'"
+        in (on_main.json()["message"])
     )
     with server.client(carol) as http:
         refused = http.post(
