@@ -60,10 +60,15 @@ ensure_dist() {
         say "downloading Keycloak $VERSION from $src (165 MB, once)"
         fetch_verified "$src" "$ZIP" "set LAKEHOUSE_KEYCLOAK_VERSION or LAKEHOUSE_MAVEN_REPO"
     fi
-    command -v unzip >/dev/null || die "unzip is needed to unpack Keycloak (apt-get install -y unzip)"
     local tmp="$KDIR/.unpack.$$"
     rm -rf "$tmp"
-    unzip -q "$ZIP" -d "$tmp" || { rm -rf "$tmp"; die "could not unpack $ZIP (remove it to download again)"; }
+    if command -v unzip >/dev/null; then
+        unzip -q "$ZIP" -d "$tmp" || { rm -rf "$tmp"; die "could not unpack $ZIP (remove it to download again)"; }
+    else
+        # python's zipfile drops the executable bits: restore them on the launch scripts
+        python3 -m zipfile -e "$ZIP" "$tmp" || { rm -rf "$tmp"; die "could not unpack $ZIP (remove it to download again)"; }
+        chmod +x "$tmp/keycloak-$VERSION"/bin/*.sh
+    fi
     [[ -x "$tmp/keycloak-$VERSION/bin/kc.sh" ]] || { rm -rf "$tmp"; die "$ZIP has no keycloak-$VERSION/bin/kc.sh"; }
     rm -rf "$KC_HOME"
     mv "$tmp/keycloak-$VERSION" "$KC_HOME"

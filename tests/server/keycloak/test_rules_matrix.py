@@ -10,7 +10,8 @@ starting state. Every case must be allowed (2xx) or denied (403) on both, the sa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,15 +62,37 @@ def namespace(name: str) -> dict[str, Any]:
     return put(name, {"type": "NAMESPACE", "elements": [name]})
 
 
+class Signed:
+    """The shared client, each request with ``token`` (nested uses cannot mix tokens up)."""
+
+    def __init__(self, http: httpx.Client, token: str) -> None:
+        self._http = http
+        self._headers = {"Authorization": f"Bearer {token}"}
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self._http.get(url, headers=self._headers, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self._http.post(url, headers=self._headers, **kwargs)
+
+    def put(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self._http.put(url, headers=self._headers, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self._http.delete(url, headers=self._headers, **kwargs)
+
+
 class Driver:
     """Runs the cases against one server; the admin prepares what each case needs."""
 
-    def __init__(self, server: Server, realm: Realm) -> None:
+    def __init__(self, server: Server, realm: Realm, http: httpx.Client) -> None:
         self.server = server
         self.realm = realm
+        self._http = http  # one connection pool; the token goes on each request
 
-    def http(self, principal: str) -> httpx.Client:
-        return self.server.client(self.realm.token(principal))
+    @contextmanager
+    def http(self, principal: str) -> Iterator[Signed]:
+        yield Signed(self._http, self.realm.token(principal))
 
     def ok(self, response: httpx.Response) -> dict[str, Any]:
         assert response.is_success, (
@@ -155,7 +178,7 @@ def cases() -> list[Case]:
 
 def run(driver: Driver, case: Case) -> httpx.Response:
     p, ref, ns, s = case.principal, case.ref, case.namespace, slug(case.principal)
-    actions: dict[str, Callable[[httpx.Client], httpx.Response]] = {
+    actions: dict[str, Callable[[Signed], httpx.Response]] = {
         "list references": lambda http: http.get("trees"),
         "view reference": lambda http: http.get(f"trees/{ref}"),
         "commit log": lambda http: http.get(f"trees/{ref}/history"),
@@ -209,9 +232,10 @@ def test_one_rules_file_gives_the_same_verdicts_on_both_servers(
     assert len(matrix) >= 500
     verdicts: dict[str, list[str]] = {}
     for name, server in servers.items():
-        driver = Driver(server, realm)
-        driver.setup()
-        verdicts[name] = [verdict(run(driver, case)) for case in matrix]
+        with server.client(None) as http:
+            driver = Driver(server, realm, http)
+            driver.setup()
+            verdicts[name] = [verdict(run(driver, case)) for case in matrix]
 
     ours, nessie = verdicts["lakehouse"], verdicts["nessie"]
     unexpected = [
