@@ -41,15 +41,15 @@ def test_connect_signs_in_with_client_credentials(server: Server, realm: Realm) 
 
 def test_connect_with_a_wrong_secret_is_a_sign_in_error(server: Server, realm: Realm) -> None:
     settings = {**oauth2(realm), "client_secret": "not-the-secret"}
-    with pytest.raises(SignInError, match="invalid_client") as raised:
-        with lakehouse.connect(server.api, catalog={"oauth2": settings}) as lh:
-            lh.branches()
+    with (
+        pytest.raises(SignInError, match="invalid_client") as raised,
+        lakehouse.connect(server.api, catalog={"oauth2": settings}) as lh,
+    ):
+        lh.branches()
     assert "not-the-secret" not in str(raised.value)
 
 
-def test_a_one_second_token_is_renewed_while_the_client_works(
-    server: Server, realm: Realm
-) -> None:
+def test_a_one_second_token_is_renewed_while_the_client_works(server: Server, realm: Realm) -> None:
     credentials = ClientCredentials(
         "lakehouse-short-lived",
         SecretStr(realm.clients["lakehouse-short-lived"]),
@@ -97,7 +97,9 @@ def test_the_cli_signs_in_from_the_environment(
     server: Server, realm: Realm, tmp_path: Path
 ) -> None:
     name = f"cli-{server.name}-{time.time_ns()}"
-    created = _cli(["branch", "create", name], server, realm, tmp_path, realm.clients["lakehouse-etl"])
+    created = _cli(
+        ["branch", "create", name], server, realm, tmp_path, realm.clients["lakehouse-etl"]
+    )
     assert created.returncode == 0, created.stderr
     listed = _cli(["branch", "list"], server, realm, tmp_path, realm.clients["lakehouse-etl"])
     assert listed.returncode == 0, listed.stderr
