@@ -81,6 +81,7 @@ from lakehouse.catalog.model import (
     validate_hash,
     validate_ref_name,
 )
+from lakehouse.catalog.oauth2 import ClientCredentials
 from lakehouse.catalog.store import (
     RefLike,
     ResolvedRef,
@@ -188,6 +189,7 @@ class NessieStore(VersionStore):
             auth=auth,
             follow_redirects=False,
         )
+        self._auth = auth
         self._config: dict[str, Any] | None = None
         self._default_branch: str | None = None
 
@@ -195,8 +197,10 @@ class NessieStore(VersionStore):
         return f"NessieStore({self.uri!r})"
 
     def close(self) -> None:
-        """Close the HTTP connections."""
+        """Close the HTTP connections (to the identity provider too, when signing in)."""
         self._client.close()
+        if isinstance(self._auth, ClientCredentials):
+            self._auth.close()
 
     # -- server configuration -----------------------------------------------------------
 
