@@ -130,8 +130,8 @@ wait_ready() {
     wait_until "$WAIT_SECONDS" "Keycloak on $HOST:$PORT" ready running
 }
 
-# The realm files, newest first: a change to them restarts nothing by itself, so `start`
-# compares their checksum with the running server's.
+# A checksum of the committed realm files: the server imports them only when it starts, so
+# `start` refuses to reuse a running server that imported other ones.
 realms_checksum() {
     cat "$REALMS_DIR"/*-realm.json | sha1sum | cut -c1-12
 }
