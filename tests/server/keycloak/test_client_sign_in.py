@@ -42,7 +42,9 @@ def test_connect_signs_in_with_client_credentials(server: Server, realm: Realm) 
 def test_connect_with_a_wrong_secret_is_a_sign_in_error(server: Server, realm: Realm) -> None:
     settings = {**oauth2(realm), "client_secret": "not-the-secret"}
     with (
-        pytest.raises(SignInError, match="invalid_client") as raised,
+        pytest.raises(
+            SignInError, match=r"refused: \w+ \(Invalid client or Invalid client"
+        ) as raised,
         lakehouse.connect(server.api, catalog={"oauth2": settings}) as lh,
     ):
         lh.branches()
@@ -114,5 +116,5 @@ def test_the_cli_with_a_wrong_secret_is_one_line_and_exit_1(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("Error: cannot sign in as client 'lakehouse-etl'")
-    assert "invalid_client" in lines[0]
+    assert "refused: unauthorized_client (Invalid client or Invalid client credentials)" in lines[0]
     assert "wrong-secret-value" not in result.stderr + result.stdout

@@ -70,6 +70,7 @@ def test_the_principal_is_preferred_username_and_roles_come_from_the_roles_claim
             "trees", params={"name": f"bob-work-{time.time_ns()}", "type": "BRANCH"}, json=target
         )
         assert created.status_code == 200, created.text
+        fresh = f"ns_{time.time_ns()}"  # a new key: Nessie validates content ids first
         on_main = http.post(
             f"trees/main@{head}/history/commit",
             json={
@@ -77,8 +78,8 @@ def test_the_principal_is_preferred_username_and_roles_come_from_the_roles_claim
                 "operations": [
                     {
                         "type": "PUT",
-                        "key": {"elements": ["bronze"]},
-                        "content": {"type": "NAMESPACE", "elements": ["bronze"]},
+                        "key": {"elements": [fresh]},
+                        "content": {"type": "NAMESPACE", "elements": [fresh]},
                     }
                 ],
             },
