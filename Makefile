@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 test: install ## fast tests (no services needed)
 	$(VENV)/bin/pytest -m "not integration" -n 2 -q
 
-test-integration: install ## integration tests against real services (PostgreSQL, Nessie, MinIO, Kafka, Toxiproxy from scripts/services/)
+test-integration: install ## integration tests against real services (PostgreSQL, Nessie, MinIO, Kafka, Toxiproxy, Keycloak from scripts/services/)
 	@# tests/deploy: helm and compose-config (compose-go), built from the Go module proxy once, then cached
 	bash scripts/tools/helm.sh >/dev/null
 	bash scripts/tools/compose.sh >/dev/null
@@ -43,6 +43,9 @@ test-integration: install ## integration tests against real services (PostgreSQL
 	bash scripts/services/kafka.sh start
 	@# tests/faults: Toxiproxy between the lakehouse and its services, built from the Go module proxy once
 	bash scripts/services/toxiproxy.sh start
+	@# tests/server/keycloak: real OIDC sign-in (realm docker/keycloak/lakehouse-realm.json); the
+	@# tests start their own authenticated Nessie beside the shared one
+	bash scripts/services/keycloak.sh start
 	@# Spark engine tests (tests/pipelines/engines): pyspark into .venv, Iceberg jars into the cache
 	bash scripts/services/spark.sh install
 	bash scripts/services/spark.sh jars >/dev/null
@@ -58,6 +61,7 @@ test-integration: install ## integration tests against real services (PostgreSQL
 	LAKEHOUSE_TEST_S3_SECRET_KEY="$$(bash scripts/services/minio.sh secret-key)" \
 	LAKEHOUSE_TEST_KAFKA_BOOTSTRAP="$$(bash scripts/services/kafka.sh url)" \
 	LAKEHOUSE_TEST_TOXIPROXY_URL="$$(bash scripts/services/toxiproxy.sh url)" \
+	LAKEHOUSE_TEST_KEYCLOAK_URL="$$(bash scripts/services/keycloak.sh url)" \
 		$(VENV)/bin/pytest -m integration -q
 	$(MAKE) --no-print-directory test-airflow
 

@@ -7,6 +7,8 @@
   sets LAKEHOUSE_TEST_POSTGRES_URL).
 - `s3_settings` serves the integration tier's S3 server from `scripts/services/minio.sh`
   (LAKEHOUSE_TEST_S3_ENDPOINT, LAKEHOUSE_TEST_S3_ACCESS_KEY, LAKEHOUSE_TEST_S3_SECRET_KEY).
+- `keycloak_issuer` is the issuer URL of realm `lakehouse` on the Keycloak of
+  `scripts/services/keycloak.sh` (LAKEHOUSE_TEST_KEYCLOAK_URL).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 import pytest
 
 POSTGRES_URL_ENV = "LAKEHOUSE_TEST_POSTGRES_URL"
+KEYCLOAK_URL_ENV = "LAKEHOUSE_TEST_KEYCLOAK_URL"
 S3_ENV = (
     "LAKEHOUSE_TEST_S3_ENDPOINT",
     "LAKEHOUSE_TEST_S3_ACCESS_KEY",
@@ -113,3 +116,19 @@ def s3_settings() -> dict[str, str]:
         )
     endpoint, access_key, secret_key = (os.environ[name] for name in S3_ENV)
     return {"endpoint": endpoint, "access_key_id": access_key, "secret_access_key": secret_key}
+
+
+@pytest.fixture(scope="session")
+def keycloak_issuer() -> str:
+    """Issuer URL of realm ``lakehouse`` (docker/keycloak/lakehouse-realm.json) on Keycloak.
+
+    A missing server is a failure, not a skip: `make test-integration` starts it.
+    """
+    url = os.environ.get(KEYCLOAK_URL_ENV)
+    if not url:
+        pytest.fail(
+            f"{KEYCLOAK_URL_ENV} is not set: run `make test-integration` "
+            "(or `scripts/services/keycloak.sh start` and export the URL it prints)",
+            pytrace=False,
+        )
+    return url.rstrip("/")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 
 import pytest
@@ -235,6 +236,9 @@ def setting_variables() -> list[str]:
     def walk(model: type[BaseModel], prefix: str) -> None:
         for name, field in model.model_fields.items():
             kind = field.annotation
+            optional = [a for a in typing.get_args(kind) if a is not type(None)]
+            if len(optional) == 1:  # `Model | None`: its fields are settings too
+                kind = optional[0]
             if isinstance(kind, type) and issubclass(kind, BaseModel):
                 walk(kind, f"{prefix}{name.upper()}__")
             elif field.validation_alias is not None:  # ref: NESSIE_REF / LAKEHOUSE_REF

@@ -5,6 +5,8 @@
 #   scripts/services/nessie.sh stop               stop the server (no-op when it is not running)
 #   scripts/services/nessie.sh status             exit 0 when running, 3 when not
 #   scripts/services/nessie.sh url                print the API v2 base URL
+#   scripts/services/nessie.sh jar                download if missing, print the runner jar's path
+#   scripts/services/nessie.sh java               print the Java 21+ binary the server runs on
 #
 # The server is the Quarkus runner jar of org.projectnessie.nessie:nessie-quarkus
 # from Maven Central (version ${LAKEHOUSE_NESSIE_VERSION:-0.99.0}), checked against
@@ -241,8 +243,10 @@ main() {
         stop) cmd_stop ;;
         status) cmd_status ;;
         url) url ;;
-        -h | --help | help) print_help 21 ;;
-        *) die "unknown command '$cmd' (use start, stop, status or url)" ;;
+        jar) ensure_jar >&2 && echo "$JAR" ;;
+        java) local jj && jj="$(find_java)" && echo "${jj% *}" ;;
+        -h | --help | help) print_help 22 ;;
+        *) die "unknown command '$cmd' (use start, stop, status, url, jar or java)" ;;
     esac
 }
 

@@ -69,7 +69,8 @@ if TYPE_CHECKING:
     from pyiceberg.table import Table
 
     from lakehouse.catalog.iceberg import RefCatalog
-    from lakehouse.config import Settings
+    from lakehouse.catalog.oauth2 import ClientCredentials
+    from lakehouse.config import OAuth2ClientSettings, Settings
     from lakehouse.pipelines import RunResult
     from lakehouse.storage.zones import Warehouse
 
@@ -124,8 +125,26 @@ def connect(
             "(or point LAKEHOUSE_HOME / --home at an existing one)"
         )
 
-    store = open_store(settings.catalog_uri, default_branch=settings.default_branch)
+    store = open_store(
+        settings.catalog_uri,
+        default_branch=settings.default_branch,
+        token=settings.catalog.token,
+        auth=_sign_in(settings.catalog.oauth2) if settings.catalog.oauth2 is not None else None,
+    )
     return Lakehouse(store, warehouse, settings)
+
+
+def _sign_in(oauth2: OAuth2ClientSettings) -> ClientCredentials:
+    """The client-credentials flow of ``oauth2`` (httpx is imported only when it is used)."""
+    from lakehouse.catalog.oauth2 import ClientCredentials
+
+    return ClientCredentials(
+        oauth2.client_id,
+        oauth2.client_secret,
+        issuer=oauth2.issuer,
+        token_url=oauth2.token_url,
+        scope=oauth2.scope,
+    )
 
 
 def _open_warehouse(settings: Settings) -> Warehouse:

@@ -57,6 +57,30 @@ Profile = Literal["embedded", "cluster"]
 _REF_VARIABLES = ("NESSIE_REF", "LAKEHOUSE_REF")
 
 
+class OAuth2ClientSettings(BaseModel):
+    """Client credentials of a catalog client (``LAKEHOUSE_CATALOG__OAUTH2__*``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: The issuer URL (e.g. ``https://keycloak.example.com/realms/lakehouse``); its
+    #: discovery document names the token endpoint. Either this or ``token_url``.
+    issuer: str | None = None
+    #: The token endpoint itself (skips discovery).
+    token_url: str | None = None
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    #: Space-separated scopes to ask for (none by default).
+    scope: str | None = None
+
+    @model_validator(mode="after")
+    def _one_endpoint(self) -> OAuth2ClientSettings:
+        if not self.issuer and not self.token_url:
+            raise ValueError("set the issuer or the token_url of the OAuth2 client")
+        if not self.client_secret.get_secret_value():
+            raise ValueError("the OAuth2 client_secret is empty")
+        return self
+
+
 class CatalogSettings(BaseModel):
     """Where the versioned catalog lives."""
 
@@ -67,8 +91,11 @@ class CatalogSettings(BaseModel):
     uri: str | None = None
     #: The branch that exists from the start and that merges target by default.
     default_branch: str = "main"
-    #: Bearer token for a remote catalog server.
+    #: Bearer token for a remote catalog server (static; see ``oauth2`` for signing in).
     token: SecretStr | None = None
+    #: OAuth2 client credentials: the client gets its own tokens from the issuer and renews
+    #: them (``LAKEHOUSE_CATALOG__OAUTH2__ISSUER``, ``…__CLIENT_ID``, ``…__CLIENT_SECRET``).
+    oauth2: OAuth2ClientSettings | None = None
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
@@ -78,6 +105,14 @@ class CatalogSettings(BaseModel):
     @classmethod
     def _valid_branch(cls, value: str) -> str:
         return validate_ref_name(value)
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> CatalogSettings:
+        if self.token is not None and self.oauth2 is not None:
+            raise ValueError(
+                "set either LAKEHOUSE_CATALOG__TOKEN or LAKEHOUSE_CATALOG__OAUTH2__*, not both"
+            )
+        return self
 
 
 class S3Settings(BaseModel):
@@ -329,4 +364,4 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
-__all__ = ["CatalogSettings", "S3Settings", "Settings", "load_settings"]
+__all__ = ["CatalogSettings", "OAuth2ClientSettings", "S3Settings", "Settings", "load_settings"]

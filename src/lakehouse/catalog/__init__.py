@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from lakehouse.catalog.store import RefLike as RefLike
@@ -17,22 +18,32 @@ from lakehouse.catalog.store import ResolvedRef as ResolvedRef
 from lakehouse.catalog.store import VersionStore as VersionStore
 from lakehouse.errors import ConfigError
 
+if TYPE_CHECKING:
+    import httpx
+    from pydantic import SecretStr
+
 #: Name PyIceberg shows for our catalogs.
 CATALOG_NAME = "lakehouse"
 
 
 def open_store(
-    uri: str | Path, *, default_branch: str = "main", token: str | None = None
+    uri: str | Path,
+    *,
+    default_branch: str = "main",
+    token: SecretStr | str | None = None,
+    auth: httpx.Auth | None = None,
 ) -> VersionStore:
     """Open the versioned catalog at ``uri`` (see the module docstring for the forms).
 
-    ``token`` is a bearer token for a Nessie server (ignored by SQL stores).
+    ``token`` is a static bearer token for a Nessie server, ``auth`` any other way to sign
+    its requests (:class:`~lakehouse.catalog.oauth2.ClientCredentials`); SQL stores ignore
+    both.
     """
     text = str(uri)
     if text.startswith(("http://", "https://")):
         from lakehouse.catalog.nessie_store import NessieStore
 
-        return NessieStore(text, auth_token=token)
+        return NessieStore(text, auth_token=token, auth=auth)
     if "://" not in text:
         path = Path(text).expanduser().resolve()
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -81,6 +81,7 @@ from lakehouse.catalog.model import (
     validate_hash,
     validate_ref_name,
 )
+from lakehouse.catalog.oauth2 import ClientCredentials
 from lakehouse.catalog.store import (
     RefLike,
     ResolvedRef,
@@ -153,9 +154,10 @@ class NessieStore(VersionStore):
 
     ``uri`` is the API base, e.g. ``http://127.0.0.1:19120/api/v2`` (a bare
     ``http://host:port`` gets ``/api/v2`` appended). ``auth_token`` is sent as a
-    bearer token and never shown. ``transport`` replaces the network (tests use
-    :class:`httpx.MockTransport`). ``max_retries`` and ``retry_backoff`` (seconds)
-    bound the retries of requests that are safe to repeat.
+    bearer token and never shown; ``auth`` instead signs every request another way (e.g.
+    :class:`~lakehouse.catalog.oauth2.ClientCredentials`). ``transport`` replaces the
+    network (tests use :class:`httpx.MockTransport`). ``max_retries`` and ``retry_backoff``
+    (seconds) bound the retries of requests that are safe to repeat.
     """
 
     def __init__(
@@ -163,6 +165,7 @@ class NessieStore(VersionStore):
         uri: str,
         *,
         auth_token: SecretStr | str | None = None,
+        auth: httpx.Auth | None = None,
         timeout: float = 30,
         transport: httpx.BaseTransport | None = None,
         max_retries: int = 3,
@@ -174,14 +177,19 @@ class NessieStore(VersionStore):
         self.max_retries = max_retries
         self.retry_backoff = retry_backoff
         token = SecretStr(auth_token) if isinstance(auth_token, str) else auth_token
+        if auth is not None and token is not None:
+            raise InvalidInputError("NessieStore: pass auth_token or auth, not both")
+        if auth is None and token is not None and token.get_secret_value():
+            auth = _BearerAuth(token)
         self._client = httpx.Client(
             base_url=self.uri + "/",
             headers={CLIENT_SPEC_HEADER: "2", "Accept": "application/json"},
             timeout=timeout,
             transport=transport,
-            auth=_BearerAuth(token) if token is not None and token.get_secret_value() else None,
+            auth=auth,
             follow_redirects=False,
         )
+        self._auth = auth
         self._config: dict[str, Any] | None = None
         self._default_branch: str | None = None
 
@@ -189,8 +197,10 @@ class NessieStore(VersionStore):
         return f"NessieStore({self.uri!r})"
 
     def close(self) -> None:
-        """Close the HTTP connections."""
+        """Close the HTTP connections (to the identity provider too, when signing in)."""
         self._client.close()
+        if isinstance(self._auth, ClientCredentials):
+            self._auth.close()
 
     # -- server configuration -----------------------------------------------------------
 

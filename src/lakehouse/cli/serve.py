@@ -130,6 +130,24 @@ def serve_command(
             show_default=False,
         ),
     ] = None,
+    oidc_principal_claim: Annotated[
+        str,
+        typer.Option(
+            "--oidc-principal-claim",
+            envvar="LAKEHOUSE_SERVER__OIDC__PRINCIPAL_CLAIM",
+            help="Claim naming the principal (Nessie's 'role'); falls back to 'sub'.",
+        ),
+    ] = "preferred_username",
+    oidc_leeway: Annotated[
+        int,
+        typer.Option(
+            "--oidc-leeway",
+            envvar="LAKEHOUSE_SERVER__OIDC__LEEWAY_SECONDS",
+            min=0,
+            max=600,
+            help="Clock skew allowed on 'exp' and 'nbf', in seconds.",
+        ),
+    ] = 30,
     rules_file: Annotated[
         Path | None,
         typer.Option(
@@ -230,6 +248,8 @@ def serve_command(
                 roles_claim=oidc_roles_claim,
                 console_client_id=oidc_console_client_id,
                 console_client_secret=SecretStr(console_secret) if console_secret else None,
+                principal_claim=oidc_principal_claim,
+                leeway_seconds=oidc_leeway,
             )
             if oidc_issuer
             else None,

@@ -273,6 +273,28 @@ def build_router(
                 checks += on_content(CheckType.DELETE_ENTITY, branch, path, content_type)
         return checks
 
+    def merged_entity_checks(target: Branch, dry_run: MergeResult) -> list[Check]:
+        """The entity checks of the keys a merge or transplant changes on ``target``.
+
+        Nessie runs its commit validator on the operations a merge applies, so merging a
+        key the principal may not create, update or delete on the target is refused even
+        when committing to the target is allowed. ``dry_run`` names those keys.
+        """
+        if rules is None:
+            return []
+        keys = [
+            d.key
+            for d in dry_run.details
+            if d.conflict is None and d.merge_behavior is not MergeBehavior.DROP
+        ]
+        if not keys:
+            return []
+        incoming = store.get_contents(RefSpec(None, dry_run.source_hash), keys)
+        operations: list[Operation] = [
+            Put(k, incoming[k]) if k in incoming else Delete(k) for k in keys
+        ]
+        return entity_checks(target.name, target.hash, operations)
+
     def page_size(max_records: int | None) -> int:
         return min(max_records or settings.default_page_size, settings.max_page_size)
 
@@ -883,6 +905,12 @@ def build_router(
                     *on_reference(CheckType.COMMIT_CHANGE_AGAINST_REFERENCE, target.name),
                 ]
             )
+            if rules is not None and not body.dry_run:
+                with expected_in_history(target):
+                    preview = merge_into(
+                        target, source, body.model_copy(update={"dry_run": True}), None
+                    )
+                authorize(merged_entity_checks(target, preview))
             meta: CommitMeta | None = None
             if body.commit_meta is not None or body.message or _has_commit_headers(request.headers):
                 meta = commit_meta(body.commit_meta, request.headers)
@@ -937,16 +965,22 @@ def build_router(
             )
             hashes = [detached_hash(h, _TRANSPLANT_HASH) for h in body.hashes_to_transplant[:-1]]
             hashes.append(last)
-            with expected_in_history(target):
-                result = store.transplant(
-                    hashes,
-                    target.name,
-                    expected_target_hash=target.hash,
-                    default_behavior=body.default_key_merge_mode or MergeBehavior.NORMAL,
-                    key_behaviors=key_behaviors(body.key_merge_modes),
-                    dry_run=bool(body.dry_run),
-                    raise_on_conflict=not body.return_conflict_as_result,
-                )
+
+            def transplant_into(dry_run: bool) -> MergeResult:
+                with expected_in_history(target):
+                    return store.transplant(
+                        hashes,
+                        target.name,
+                        expected_target_hash=target.hash,
+                        default_behavior=body.default_key_merge_mode or MergeBehavior.NORMAL,
+                        key_behaviors=key_behaviors(body.key_merge_modes),
+                        dry_run=dry_run,
+                        raise_on_conflict=not body.return_conflict_as_result,
+                    )
+
+            if rules is not None and not body.dry_run:
+                authorize(merged_entity_checks(target, transplant_into(True)))
+            result = transplant_into(bool(body.dry_run))
             record["resultHash"] = result.resultant_target_hash
             record["applied"] = result.was_applied
         _count(

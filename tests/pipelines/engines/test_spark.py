@@ -130,6 +130,33 @@ def test_the_catalog_token_is_sent_as_a_bearer_token() -> None:
     assert (props["authentication.type"], props["authentication.token"]) == ("BEARER", "t0k")
 
 
+def test_oauth2_client_credentials_become_nessie_client_properties() -> None:
+    oauth2 = {
+        "issuer": "https://idp/realms/lakehouse",
+        "client_id": "lakehouse-etl",
+        "client_secret": "s3cret",
+        "scope": "openid",
+    }
+    settings = _cluster(catalog={"uri": "https://cat/api/v2", "oauth2": oauth2})
+    props = catalog_properties(settings, "main")
+    assert {k: v for k, v in props.items() if k.startswith("authentication.")} == {
+        "authentication.type": "OAUTH2",
+        "authentication.oauth2.issuer-url": "https://idp/realms/lakehouse",
+        "authentication.oauth2.client-id": "lakehouse-etl",
+        "authentication.oauth2.client-secret": "s3cret",
+        "authentication.oauth2.client-scopes": "openid",
+    }
+
+
+def test_the_rest_catalog_refuses_oauth2_settings_it_cannot_use() -> None:
+    oauth2 = {"token_url": "https://idp/token", "client_id": "c", "client_secret": "s3cret"}
+    catalog = {"uri": "http://catalog:19120/api/v2", "oauth2": oauth2}
+    settings = _cluster(spark={"catalog_type": "rest"}, catalog=catalog)
+    with pytest.raises(PipelineConfigError, match="CATALOG_TYPE=nessie") as raised:
+        catalog_properties(settings, "main")
+    assert "s3cret" not in str(raised.value)
+
+
 def test_rest_catalog_puts_the_branch_in_the_prefix() -> None:
     settings = _cluster(spark={"catalog_type": "rest"})
     props = catalog_properties(settings, "run/tpch/1")

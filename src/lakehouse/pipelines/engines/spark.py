@@ -179,7 +179,25 @@ def catalog_properties(settings: Settings, ref: str) -> dict[str, str]:
         if token:
             props["authentication.type"] = "BEARER"
             props["authentication.token"] = token
+        oauth2 = settings.catalog.oauth2
+        if oauth2 is not None:
+            # Nessie's own client signs in (nessie.authentication.oauth2.*, client credentials)
+            props["authentication.type"] = "OAUTH2"
+            if oauth2.issuer:
+                props["authentication.oauth2.issuer-url"] = oauth2.issuer
+            if oauth2.token_url:
+                props["authentication.oauth2.token-endpoint"] = oauth2.token_url
+            props["authentication.oauth2.client-id"] = oauth2.client_id
+            props["authentication.oauth2.client-secret"] = oauth2.client_secret.get_secret_value()
+            if oauth2.scope:
+                props["authentication.oauth2.client-scopes"] = oauth2.scope
     else:
+        if settings.catalog.oauth2 is not None:
+            raise PipelineConfigError(
+                "the Spark engine's rest catalog takes a static token only "
+                "(LAKEHOUSE_CATALOG__TOKEN); to sign in with LAKEHOUSE_CATALOG__OAUTH2__* use "
+                "LAKEHOUSE_SPARK__CATALOG_TYPE=nessie"
+            )
         base = uri if uri.endswith("/iceberg") else f"{_server_root(uri)}/iceberg"
         props.update({"type": "rest", "uri": f"{base}/{quote(ref, safe='')}"})
         if token:
