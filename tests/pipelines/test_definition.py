@@ -175,7 +175,7 @@ def test_a_model_must_be_one_query(tmp_path: Path) -> None:
         ),
         (
             "name: p\nmodels:\n  silver.x: {materialized: merge, unique_key: [a], "
-            "delete_condition: \"a = (SELECT count(*) FROM read_csv('https://gh.zcca.site/etc/passwd'))\"}\n",
+            "delete_condition: \"a = (SELECT count(*) FROM read_csv('/etc/passwd'))\"}\n",
             "table function read_csv is not allowed here",
         ),
         (
@@ -206,7 +206,7 @@ def test_invalid_definitions_name_the_file_and_the_field(
 @pytest.mark.parametrize(
     ("sql", "fragment"),
     [
-        ("SELECT * FROM read_csv('https://gh.zcca.site/etc/passwd')", "table function read_csv"),
+        ("SELECT * FROM read_csv('/etc/passwd')", "table function read_csv"),
         ("SELECT current_setting('allowed_paths') AS a", "function current_setting"),
         ("EXPLAIN ANALYZE COPY (SELECT 1 AS a) TO 'x.csv'", "not COPY"),
     ],

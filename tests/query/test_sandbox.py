@@ -123,20 +123,20 @@ HOSTILE: list[tuple[str, str]] = [
     ("PREPARE p AS SELECT 1", "PREPARE"),
     ("BEGIN TRANSACTION", "BEGIN"),
     # reads of paths and the network, and DuckDB's internals
-    ("SELECT * FROM read_csv('https://gh.zcca.site/etc/passwd')", "table function read_csv"),
+    ("SELECT * FROM read_csv('/etc/passwd')", "table function read_csv"),
     (
-        "SELECT * FROM read_csv_auto('https://gh.zcca.site/etc/passwd')",
+        "SELECT * FROM read_csv_auto('/etc/passwd')",
         "table function read_csv_auto",
     ),
     ("SELECT * FROM read_parquet('{data}')", "table function read_parquet"),
     ("SELECT * FROM parquet_scan('{data}')", "table function parquet_scan"),
     ("SELECT * FROM parquet_metadata('{data}')", "table function parquet_metadata"),
-    ("SELECT * FROM read_json('https://gh.zcca.site/etc/hostname')", "table function read_json"),
+    ("SELECT * FROM read_json('/etc/hostname')", "table function read_json"),
     ("SELECT * FROM read_json_auto('http://example.com/x.json')", "table function read_json_auto"),
-    ("SELECT * FROM read_text('https://gh.zcca.site/etc/passwd')", "table function read_text"),
-    ("SELECT * FROM read_blob('https://gh.zcca.site/etc/passwd')", "table function read_blob"),
-    ("SELECT * FROM glob('https://gh.zcca.site/etc/*')", "table function glob"),
-    ("SELECT * FROM sniff_csv('https://gh.zcca.site/etc/passwd')", "table function sniff_csv"),
+    ("SELECT * FROM read_text('/etc/passwd')", "table function read_text"),
+    ("SELECT * FROM read_blob('/etc/passwd')", "table function read_blob"),
+    ("SELECT * FROM glob('/etc/*')", "table function glob"),
+    ("SELECT * FROM sniff_csv('/etc/passwd')", "table function sniff_csv"),
     ("SELECT * FROM iceberg_scan('{home}')", "table function iceberg_scan"),
     ("SELECT * FROM delta_scan('s3://bucket/table')", "table function delta_scan"),
     ("SELECT * FROM query('SELECT 1')", "table function query"),
@@ -146,7 +146,7 @@ HOSTILE: list[tuple[str, str]] = [
         "SELECT * FROM json_execute_serialized_sql(json_serialize_sql('SELECT 1'))",
         "table function json_execute_serialized_sql",
     ),
-    ("SELECT * FROM 'https://gh.zcca.site/etc/passwd'", "table 'https://gh.zcca.site/etc/passwd'"),
+    ("SELECT * FROM '/etc/passwd'", "table '/etc/passwd'"),
     ("SELECT * FROM '{data}'", "looks like a file path"),
     ('SELECT * FROM "orders.csv"', "table 'orders.csv'"),
     ("SELECT current_setting('enable_external_access')", "function current_setting"),
@@ -155,47 +155,47 @@ HOSTILE: list[tuple[str, str]] = [
     ("SELECT nextval('seq')", "function nextval"),
     # the same, wrapped: CTEs, subqueries, joins, EXPLAIN, DESCRIBE, case and comment tricks
     (
-        "WITH p AS (SELECT * FROM read_csv('https://gh.zcca.site/etc/passwd')) SELECT * FROM p",
+        "WITH p AS (SELECT * FROM read_csv('/etc/passwd')) SELECT * FROM p",
         "table function read_csv",
     ),
     (
         "WITH a AS (SELECT 1), "
-        "b AS (SELECT * FROM (SELECT * FROM read_text('https://gh.zcca.site/etc/passwd'))) "
+        "b AS (SELECT * FROM (SELECT * FROM read_text('/etc/passwd'))) "
         "SELECT * FROM a, b",
         "table function read_text",
     ),
     (
-        "SELECT * FROM silver.orders WHERE id IN (SELECT 1 FROM read_csv('https://gh.zcca.site/etc/passwd'))",
+        "SELECT * FROM silver.orders WHERE id IN (SELECT 1 FROM read_csv('/etc/passwd'))",
         "table function read_csv",
     ),
     (
-        "SELECT (SELECT count(*) FROM read_text('https://gh.zcca.site/etc/passwd')) AS n "
+        "SELECT (SELECT count(*) FROM read_text('/etc/passwd')) AS n "
         "FROM silver.orders",
         "table function read_text",
     ),
     (
-        "SELECT * FROM silver.orders o JOIN read_csv('https://gh.zcca.site/etc/passwd') p ON true",
+        "SELECT * FROM silver.orders o JOIN read_csv('/etc/passwd') p ON true",
         "table function read_csv",
     ),
     (
-        "SELECT id FROM silver.orders UNION ALL SELECT 1 FROM glob('https://gh.zcca.site/*')",
+        "SELECT id FROM silver.orders UNION ALL SELECT 1 FROM glob('/*')",
         "table function glob",
     ),
     (
-        "EXPLAIN ANALYZE SELECT * FROM read_csv('https://gh.zcca.site/etc/passwd')",
+        "EXPLAIN ANALYZE SELECT * FROM read_csv('/etc/passwd')",
         "table function read_csv",
     ),
     (
-        "DESCRIBE SELECT * FROM read_csv('https://gh.zcca.site/etc/passwd')",
+        "DESCRIBE SELECT * FROM read_csv('/etc/passwd')",
         "table function read_csv",
     ),
     ("SUMMARIZE SELECT * FROM read_parquet('{data}')", "table function read_parquet"),
-    ("select * from READ_CSV('https://gh.zcca.site/etc/passwd')", "table function read_csv"),
+    ("select * from READ_CSV('/etc/passwd')", "table function read_csv"),
     (
-        "SELECT * FROM /* a */ \"Read_Csv\" -- b\n ('https://gh.zcca.site/etc/passwd')",
+        "SELECT * FROM /* a */ \"Read_Csv\" -- b\n ('/etc/passwd')",
         "table function read_csv",
     ),
-    ("SELECT * FROM main.read_csv('https://gh.zcca.site/etc/passwd')", "table function read_csv"),
+    ("SELECT * FROM main.read_csv('/etc/passwd')", "table function read_csv"),
     (
         "SELECT id FROM silver.orders WHERE region = current_setting('TimeZone')",
         "function current_setting",
@@ -365,7 +365,7 @@ def test_the_locked_connection_reads_only_the_files_it_was_given(
         assert con.execute(f"SELECT count(*) FROM read_parquet('{data.as_uri()}')").fetchone()
         for sql in (
             f"SELECT * FROM read_parquet('{other.as_uri()}')",
-            "SELECT * FROM read_csv('https://gh.zcca.site/etc/passwd')",
+            "SELECT * FROM read_csv('/etc/passwd')",
             f"COPY (SELECT 1 AS id) TO '{data}' (FORMAT parquet)",
             f"COPY (SELECT 1) TO '{tmp_path / 'new.csv'}'",
             f"ATTACH '{tmp_path / 'new.db'}'",
@@ -375,7 +375,7 @@ def test_the_locked_connection_reads_only_the_files_it_was_given(
                 con.execute(sql)
         for setting in (
             "enable_external_access = true",
-            "allowed_directories = ['https://gh.zcca.site/']",
+            "allowed_directories = ['/']",
         ):
             with pytest.raises(duckdb.InvalidInputException, match="locked"):
                 con.execute(f"SET {setting}")
