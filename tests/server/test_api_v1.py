@@ -344,3 +344,20 @@ def test_a_table_at_a_namespace_key_is_other_content(client: ApiClient, with_tab
     body = error(taken, 409, "NAMESPACE_ALREADY_EXISTS")
     assert body["message"] == "Another content object with name 'ns.t' already exists"
     error(client.get(f"{V1}/namespaces/namespace/main/ns.t"), 404, "NAMESPACE_NOT_FOUND")
+
+
+def test_a_name_with_a_slash_is_one_path_element_when_encoded(client: ApiClient) -> None:
+    main = main_hash(client)
+    made = ok(
+        client.post(f"{V1}/trees/tree", json={"type": "BRANCH", "name": "team/x", "hash": main})
+    )
+    assert made["name"] == "team/x"
+    assert ok(client.get(f"{V1}/trees/tree/team%2Fx"))["name"] == "team/x"
+    done = v1_commit(client, [put(namespace("ns"), "ns")], "team%2Fx", expected=main)
+    assert ok(done)["name"] == "team/x"
+    assert ok(client.get(f"{V1}/namespaces/namespace/team%2Fx/ns"))["elements"] == ["ns"]
+    assert len(ok(client.get(f"{V1}/trees/tree/team%2Fx/log"))["logEntries"]) == 1
+    gone = client.delete(
+        f"{V1}/trees/branch/team%2Fx", params={"expectedHash": done.json()["hash"]}
+    )
+    assert gone.status_code == 204

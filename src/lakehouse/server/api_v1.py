@@ -147,8 +147,12 @@ def _no_content() -> Response:
 
 
 def _name(name: str) -> str:
-    """A reference name as v1 takes it: a plain name (v2's ``@``/``~`` syntax is refused)."""
-    return validate_ref_name(name)
+    """A reference name as v1 takes it: a plain name (v2's ``@``/``~`` syntax is refused).
+
+    One trailing ``@`` is dropped: the server's path decoding adds it to a name sent with
+    an encoded slash (``feature%2Fx``), so that the name stays one path element.
+    """
+    return validate_ref_name(name.removesuffix("@"))
 
 
 def _at(name: str, hash_: str | None) -> str:
@@ -557,7 +561,7 @@ def build_router(v2: NessieHandlers) -> APIRouter:
     # -- namespaces -------------------------------------------------------------------
 
     @router.get(
-        "/namespaces/namespace/{ref}/{name}",
+        "/namespaces/namespace/{ref:nessieref}/{name}",
         operation_id="getNamespace",
         summary="One namespace (explicitly created, or implied by keys under it)",
     )
@@ -567,7 +571,7 @@ def build_router(v2: NessieHandlers) -> APIRouter:
         return _json(find_namespace(_at(ref, hash_on_ref), _namespace_key(name)))
 
     @router.put(
-        "/namespaces/namespace/{ref}/{name}",
+        "/namespaces/namespace/{ref:nessieref}/{name}",
         operation_id="createNamespace",
         summary="Create a namespace with a commit on the branch's head",
     )
@@ -596,7 +600,7 @@ def build_router(v2: NessieHandlers) -> APIRouter:
         return _json(_namespace_json(created["content"]))
 
     @router.delete(
-        "/namespaces/namespace/{ref}/{name}",
+        "/namespaces/namespace/{ref:nessieref}/{name}",
         operation_id="deleteNamespace",
         summary="Delete an empty namespace with a commit on the branch's head",
         status_code=204,
@@ -615,7 +619,7 @@ def build_router(v2: NessieHandlers) -> APIRouter:
         return _no_content()
 
     @router.post(
-        "/namespaces/namespace/{ref}/{name}",
+        "/namespaces/namespace/{ref:nessieref}/{name}",
         operation_id="updateProperties",
         summary="Set and remove a namespace's properties with a commit on the branch's head",
         status_code=204,
@@ -637,7 +641,7 @@ def build_router(v2: NessieHandlers) -> APIRouter:
         return _no_content()
 
     @router.get(
-        "/namespaces/{ref}",
+        "/namespaces/{ref:nessieref}",
         operation_id="getNamespaces",
         summary="Namespaces (explicit and implied) at or under 'name'",
     )
