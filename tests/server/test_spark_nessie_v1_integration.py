@@ -66,11 +66,13 @@ def test_spark_nessie_catalog_on_api_v1_behaves_as_on_the_real_nessie(
         pytest.skip("LAKEHOUSE_TEST_NESSIE_URL unset (scripts/services/nessie.sh url prints it)")
     real = NESSIE_URL.rstrip("/").removesuffix("/api/v2")
     env = spark_env()
-    servers = [f"ours={ours}={(tmp_path / 'ours').as_uri()}"]
-    servers.append(f"real={real}={(tmp_path / 'real').as_uri()}")
+    servers = [
+        f"ours={ours}={(tmp_path / 'ours').as_uri()}",
+        f"real={real}={(tmp_path / 'real').as_uri()}",
+    ]
+    jars, suffix = env["LAKEHOUSE_SPARK__JARS_DIR"], uuid.uuid4().hex[:8]
     done = subprocess.run(
-        [sys.executable, str(SCENARIO), env["LAKEHOUSE_SPARK__JARS_DIR"], uuid.uuid4().hex[:8]]
-        + servers,
+        [sys.executable, str(SCENARIO), jars, suffix, *servers],
         capture_output=True,
         text=True,
         timeout=900,
