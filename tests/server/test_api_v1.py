@@ -93,6 +93,8 @@ def test_create_refuses_what_nessie_refuses(client: ApiClient) -> None:
     assert "Reference name must start with a letter" in error(bad, 400, "BAD_REQUEST")["message"]
     foo = client.post(f"{V1}/trees/tree", json={"type": "FOOBAR", "name": "x", "hash": main})
     assert "Could not resolve type id 'FOOBAR'" in error(foo, 400, "BAD_REQUEST")["message"]
+    untyped = client.post(f"{V1}/trees/tree", json={"name": "x", "hash": main})
+    assert "missing type id property 'type'" in error(untyped, 400, "BAD_REQUEST")["message"]
     missing = client.post(
         f"{V1}/trees/tree",
         params={"sourceRefName": "nope"},

@@ -81,6 +81,11 @@ def reference_body(data: Any) -> ReferenceBody:
     if not isinstance(data, Mapping):
         raise InvalidInputError("a reference must be a JSON object with 'type' and 'name'")
     kind = data.get("type")
+    if kind is None:
+        raise InvalidInputError(
+            "Missing type id when trying to resolve subtype of "
+            "`org.projectnessie.model.Reference`: missing type id property 'type'"
+        )
     model = _REFERENCE_MODELS.get(str(kind).upper()) if isinstance(kind, str) else None
     if model is None:
         raise InvalidInputError(
@@ -476,7 +481,9 @@ def build_router(v2: NessieHandlers) -> APIRouter:
         branch: str,
         body: Annotated[V1TransplantBody | None, Body()] = None,
         expected_hash: Annotated[str | None, Query(alias="expectedHash")] = None,
-        message: Annotated[str | None, Query(description="Ignored, as by Nessie")] = None,
+        message: Annotated[
+            str | None, Query(description="Accepted, not applied: commits keep their messages")
+        ] = None,
     ) -> JSONResponse:
         _required("transplantCommitsIntoBranch", transplant=body)
         assert body is not None

@@ -1,4 +1,4 @@
-"""The ASGI application: Nessie API v2, health, readiness, metrics, OpenAPI.
+"""The ASGI application: Nessie API v2 and v1, health, readiness, metrics, OpenAPI.
 
 =====================  ==========================================================
 path                   what
@@ -111,7 +111,8 @@ def create_app(
         title="Lakehouse catalog server",
         version=lakehouse.__version__,
         description=(
-            "Project Nessie's REST API v2 over the Lakehouse versioned catalog. "
+            "Project Nessie's REST API v2 (and v1, for v1-only clients) over the Lakehouse "
+            "versioned catalog. "
             "Errors are Nessie's `NessieError` JSON; send `Nessie-Client-Spec: 2` "
             "to receive per-key conflict details. When the server runs with a token, "
             "`/api/…` requires `Authorization: Bearer <token>`."
