@@ -7,7 +7,8 @@ namespace and a table, reads contents, keys, the log and a diff, merges, cherry-
 and provokes Nessie's errors (unknown reference or key, existing branch, stale hashes),
 which pynessie maps to its exception types by ``errorCode``. The same scenario runs
 against our server (a thread over a fresh SQLite store) and against the real Nessie
-(``LAKEHOUSE_TEST_NESSIE_URL``, on branches of its own); the transcripts must be equal.
+(``LAKEHOUSE_TEST_NESSIE_URL``, on branches of its own, holding the shared server's test
+lock); the transcripts must be equal.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import pytest
 
 from lakehouse.catalog.sql_store import SqlStore
+from tests.server.helpers import shared_nessie_lock
 
 pytestmark = pytest.mark.integration
 
@@ -81,4 +83,6 @@ def test_pynessie_sees_the_same_behaviour_as_on_the_real_nessie(ours: str) -> No
     if not NESSIE_URL:
         pytest.skip("LAKEHOUSE_TEST_NESSIE_URL unset (scripts/services/nessie.sh url prints it)")
     real = NESSIE_URL.rstrip("/").removesuffix("/api/v2") + "/api/v1"
-    assert run_scenario(ours) == run_scenario(real)
+    with shared_nessie_lock(NESSIE_URL):
+        on_nessie = run_scenario(real)
+    assert run_scenario(ours) == on_nessie

@@ -7,7 +7,8 @@ process (``data/spark_nessie_v1_scenario.py``, Spark 4.1 with Iceberg 1.12 from
 it creates a namespace and a table and inserts on main, inserts on the branch (invisible
 on main), merges the branch through ``/api/v1`` and reads main again, then drops what it
 made. Our server (a thread over a fresh SQLite store) and the real Nessie
-(``LAKEHOUSE_TEST_NESSIE_URL``) must give the same transcript.
+(``LAKEHOUSE_TEST_NESSIE_URL``, holding the shared server's test lock) must give the same
+transcript.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from lakehouse.catalog.sql_store import SqlStore
+from tests.server.helpers import shared_nessie_lock
 
 pytest.importorskip("pyspark", reason="the spark extra is not installed")
 
@@ -71,13 +73,14 @@ def test_spark_nessie_catalog_on_api_v1_behaves_as_on_the_real_nessie(
         f"real={real}={(tmp_path / 'real').as_uri()}",
     ]
     jars, suffix = env["LAKEHOUSE_SPARK__JARS_DIR"], uuid.uuid4().hex[:8]
-    done = subprocess.run(
-        [sys.executable, str(SCENARIO), jars, suffix, *servers],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "JAVA_HOME": env["JAVA_HOME"]},
-    )
+    with shared_nessie_lock(NESSIE_URL):
+        done = subprocess.run(
+            [sys.executable, str(SCENARIO), jars, suffix, *servers],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env={**os.environ, "JAVA_HOME": env["JAVA_HOME"]},
+        )
     assert done.returncode == 0, done.stderr[-4000:]
     transcripts = json.loads(done.stdout.strip().splitlines()[-1])
     steps = dict((step, value) for step, value in transcripts["ours"])
