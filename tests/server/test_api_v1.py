@@ -95,12 +95,9 @@ def test_create_refuses_what_nessie_refuses(client: ApiClient) -> None:
     assert "Could not resolve type id 'FOOBAR'" in error(foo, 400, "BAD_REQUEST")["message"]
     untyped = client.post(f"{V1}/trees/tree", json={"name": "x", "hash": main})
     assert "missing type id property 'type'" in error(untyped, 400, "BAD_REQUEST")["message"]
-    missing = client.post(
-        f"{V1}/trees/tree",
-        params={"sourceRefName": "nope"},
-        json={"type": "TAG", "name": "t", "hash": main},
-    )
-    error(missing, 404, "REFERENCE_NOT_FOUND")
+    for body in ({"type": "TAG", "name": "t", "hash": main}, {"type": "TAG", "name": "t"}):
+        missing = client.post(f"{V1}/trees/tree", params={"sourceRefName": "nope"}, json=body)
+        error(missing, 404, "REFERENCE_NOT_FOUND")
     create(client, "dev")
     again = client.post(f"{V1}/trees/tree", json={"type": "BRANCH", "name": "dev", "hash": main})
     error(again, 409, "REFERENCE_ALREADY_EXISTS")
@@ -196,6 +193,7 @@ def test_log_shows_v1_commit_metadata_between_start_and_end_hash(client: ApiClie
     paged = ok(client.get(f"{V1}/trees/tree/main/log", params={"maxRecords": 1, "fetch": "ALL"}))
     assert paged["hasMore"] and paged["token"]
     assert [op["type"] for op in paged["logEntries"][0]["operations"]] == ["PUT"]
+    assert paged["logEntries"][0]["operations"][0]["expectedContent"] is None
     rest = ok(client.get(f"{V1}/trees/tree/main/log", params={"pageToken": paged["token"]}))
     assert [e["commitMeta"]["hash"] for e in rest["logEntries"]] == [first]
 

@@ -197,10 +197,16 @@ def reference_v1(reference: Mapping[str, Any]) -> dict[str, Any]:
 def log_entry_v1(entry: Mapping[str, Any]) -> dict[str, Any]:
     """A v2 ``LogEntry`` as v1 shows it (extra parents in ``additionalParents``)."""
     parents = entry["commitMeta"].get("parentCommitHashes") or []
+    operations = entry.get("operations")
+    if operations is not None:  # v1's Put still names its deprecated 'expectedContent'
+        operations = [
+            {**op, "expectedContent": op.get("expectedContent")} if op["type"] == "PUT" else op
+            for op in operations
+        ]
     out = {
         "commitMeta": commit_meta_v1(entry["commitMeta"]),
         "parentCommitHash": entry.get("parentCommitHash"),
-        "operations": entry.get("operations"),
+        "operations": operations,
     }
     if len(parents) > 1:
         out["additionalParents"] = parents[1:]
@@ -348,6 +354,9 @@ def build_router(v2: NessieHandlers) -> APIRouter:
         _required("createReference", reference=body)
         reference = reference_body(body)
         assert reference.name is not None
+        if source_ref_name and reference.hash is None:
+            # Nessie looks the source up before it asks for the hash: 404 first
+            v2.get_reference(ref=_name(source_ref_name))
         source = ReferenceBody(name=ref_or_default(source_ref_name), hash=reference.hash)
         created = v2.create_reference(name=reference.name, type_=reference.type, body=source)
         return _json(_body(created)["reference"])
