@@ -51,9 +51,12 @@ test-integration: install ## integration tests against real services (PostgreSQL
 	bash scripts/services/spark.sh jars >/dev/null
 	@# DuckDB client tests (tests/server/test_duckdb_rest_integration.py): DuckDB 1.4 + PyPI extensions, own venv in the cache
 	bash scripts/tools/duckdb.sh >/dev/null
+	@# pynessie (Nessie API v1 client) tests (tests/server/test_pynessie_v1_integration.py): own venv in the cache
+	bash scripts/tools/pynessie.sh >/dev/null
 	@# console browser tests (tests/console/test_browser.py): Debian's chromium, driven by Playwright
 	$(MAKE) --no-print-directory chromium
 	LAKEHOUSE_TEST_DUCKDB_PYTHON="$$(bash scripts/tools/duckdb.sh)" \
+	LAKEHOUSE_TEST_PYNESSIE_PYTHON="$$(bash scripts/tools/pynessie.sh)" \
 	LAKEHOUSE_TEST_POSTGRES_URL="$$(bash scripts/services/postgres.sh url lakehouse_test)" \
 	LAKEHOUSE_TEST_NESSIE_URL="$$(bash scripts/services/nessie.sh url)" \
 	LAKEHOUSE_TEST_S3_ENDPOINT="$$(bash scripts/services/minio.sh url)" \

@@ -8,8 +8,11 @@ The tree (retryable types are marked *transient*)::
     │   ├── InvalidInputError (ValueError)  malformed name, key, hash, ref spec
     │   ├── NotFoundError (LookupError)
     │   │   ├── ReferenceNotFoundError   no branch/tag/commit of that name/hash
-    │   │   └── ContentNotFoundError     no content at that key
+    │   │   ├── ContentNotFoundError     no content at that key
+    │   │   └── NamespaceNotFoundError   no namespace (explicit or implied by a key) there
     │   ├── ReferenceAlreadyExistsError
+    │   ├── NamespaceAlreadyExistsError  a namespace (or other content) is at that key
+    │   ├── NamespaceNotEmptyError       a namespace to delete still holds tables or views
     │   ├── ReferenceConflictError       expected hash is stale (ref moved)
     │   ├── CommitConflictError          per-key conflicts of a commit
     │   │   └── MergeConflictError       per-key conflicts of a merge/transplant
@@ -107,6 +110,31 @@ class ContentNotFoundError(NotFoundError):
         super().__init__(f"no content at key '{key}' on '{ref}'")
 
 
+class NamespaceNotFoundError(NotFoundError):
+    """No namespace at a key: neither one created there nor one implied by a key under it."""
+
+    def __init__(self, namespace: ContentKey) -> None:
+        self.namespace = namespace
+        super().__init__(f"Namespace '{namespace}' does not exist")
+
+
+class NamespaceAlreadyExistsError(CatalogError):
+    """A namespace, or another content object, is at the key of a namespace to create."""
+
+    def __init__(self, namespace: ContentKey, *, other_content: bool = False) -> None:
+        self.namespace = namespace
+        what = "Another content object with name" if other_content else "Namespace"
+        super().__init__(f"{what} '{namespace}' already exists")
+
+
+class NamespaceNotEmptyError(CatalogError):
+    """A namespace to delete still holds content other than namespaces."""
+
+    def __init__(self, namespace: ContentKey) -> None:
+        self.namespace = namespace
+        super().__init__(f"Namespace '{namespace}' is not empty")
+
+
 class ReferenceAlreadyExistsError(CatalogError):
     """A branch or tag of that name exists already."""
 
@@ -190,6 +218,9 @@ __all__ = [
     "LakehouseError",
     "LocationNotAllowedError",
     "MergeConflictError",
+    "NamespaceAlreadyExistsError",
+    "NamespaceNotEmptyError",
+    "NamespaceNotFoundError",
     "NotFoundError",
     "OpsError",
     "PausedError",

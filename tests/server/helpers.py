@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from contextlib import ExitStack
+import fcntl
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from functools import partial
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio.from_thread
 import httpx
@@ -161,3 +166,17 @@ def create_branch(client: ApiClient, name: str, source: str = "main", kind: str 
         "reference"
     ]["hash"]
     return hash_
+
+
+@contextmanager
+def shared_nessie_lock(url: str) -> Iterator[None]:
+    """Hold the inter-process lock on the shared test Nessie at ``url``.
+
+    The same lock as ``fresh_nessie_store`` in ``tests/catalog/conftest.py``, whose tests
+    reset the server (delete every other reference, rewind main) while they hold it.
+    """
+    netloc = urlsplit(url).netloc.replace(":", "_")
+    lock_path = Path(tempfile.gettempdir()) / f"lakehouse-test-nessie-{netloc}.lock"
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield

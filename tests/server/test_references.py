@@ -21,7 +21,7 @@ def test_config_describes_a_nessie_v2_server(client: ApiClient) -> None:
     config = ok(client.get(f"{API}/config"))
     assert config == {
         "defaultBranch": "main",
-        "minSupportedApiVersion": 2,
+        "minSupportedApiVersion": 1,
         "maxSupportedApiVersion": 2,
         "actualApiVersion": 2,
         "specVersion": "2.2.0",

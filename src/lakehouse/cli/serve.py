@@ -1,6 +1,7 @@
 """``lakehouse serve``: the catalog server over this lakehouse's store and warehouse.
 
-Serves Nessie's REST API v2 (``/api/v2``) and the Iceberg REST catalog (``/iceberg/``,
+Serves Nessie's REST API v2 (``/api/v2``) and v1 (``/api/v1``, for v1-only clients such as
+pynessie) and the Iceberg REST catalog (``/iceberg/``,
 the reference in the prefix) from one uvicorn process until Ctrl-C or SIGTERM, then
 stops cleanly (exit code 0). Only typer and the standard library are imported at
 module level; the server stack is imported when the command runs.
@@ -168,7 +169,7 @@ def serve_command(
     ] = "info",
     output: OutputOpt = None,
 ) -> None:
-    """Serve the catalog: console at /, Nessie API v2 at /api/v2, Iceberg REST at /iceberg/.
+    """Serve the catalog: console at /, Nessie API at /api/v2 (and v1), Iceberg REST at /iceberg/.
 
     Uses the lakehouse's catalog store (SQLite file or PostgreSQL) and warehouse.
     Stops on Ctrl-C or SIGTERM.
@@ -269,6 +270,7 @@ def serve_command(
         "health_uri": f"{base}/healthz",
         "ready_uri": f"{base}/readyz",
         "nessie_uri": f"{base}/api/v2",
+        "nessie_v1_uri": f"{base}/api/v1",
         "iceberg_uri": f"{base}/iceberg/",
         "catalog": lh.settings.summary()["catalog"],
         "warehouse": lh.settings.summary()["warehouse"],
@@ -287,6 +289,7 @@ def serve_command(
             out = console()
             out.print(f"console:        {info['console_uri']}")
             out.print(f"Nessie API v2:  {info['nessie_uri']}")
+            out.print(f"Nessie API v1:  {info['nessie_v1_uri']}")
             out.print(f"Iceberg REST:   {info['iceberg_uri']}")
             out.print(f"API docs:       {info['docs_uri']}  (ReDoc: {info['redoc_uri']})")
             out.print(f"metrics:        {info['metrics_uri']}")

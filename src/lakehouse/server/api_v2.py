@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC
 from typing import Annotated, Any
 
@@ -231,6 +231,33 @@ def _token_key(token: str | None) -> ContentKey | None:
     return wire.key_from_path(wire.decode_token(token)) if token else None
 
 
+@dataclass(frozen=True)
+class NessieHandlers:
+    """The v2 endpoint functions of one router, for other API versions to call.
+
+    Each is the route's own function (parameters as the route declares them, plain
+    defaults), so a caller gets the v2 behaviour whole: parsing, the store call, access
+    checks, audit records and metrics. API v1 (:mod:`lakehouse.server.api_v1`) is a thin
+    translation over these.
+    """
+
+    default_branch: str
+    get_config: Callable[[], JSONResponse]
+    get_all_references: Callable[..., JSONResponse]
+    create_reference: Callable[..., JSONResponse]
+    get_reference: Callable[..., JSONResponse]
+    assign_reference: Callable[..., JSONResponse]
+    delete_reference: Callable[..., JSONResponse]
+    get_entries: Callable[..., JSONResponse]
+    get_content: Callable[..., JSONResponse]
+    get_multiple_contents: Callable[..., JSONResponse]
+    get_commit_log: Callable[..., JSONResponse]
+    get_diff: Callable[..., JSONResponse]
+    commit: Callable[..., JSONResponse]
+    merge: Callable[..., JSONResponse]
+    transplant: Callable[..., JSONResponse]
+
+
 def build_router(
     store: VersionStore,
     settings: ServerSettings,
@@ -238,6 +265,16 @@ def build_router(
     rules: AuthorizationRules | None = None,
 ) -> APIRouter:
     """The ``/api/v2`` routes bound to ``store``; with ``rules``, Nessie's access checks."""
+    return build(store, settings, metrics, rules)[0]
+
+
+def build(
+    store: VersionStore,
+    settings: ServerSettings,
+    metrics: ServerMetrics,
+    rules: AuthorizationRules | None = None,
+) -> tuple[APIRouter, NessieHandlers]:
+    """The ``/api/v2`` router and its handlers (see :class:`NessieHandlers`)."""
     router = APIRouter(prefix="/api/v2", tags=["Nessie API v2"])
     audit = AuditLog(metrics.audit_writes)
 
@@ -507,7 +544,7 @@ def build_router(
         return _json(
             {
                 "defaultBranch": store.default_branch,
-                "minSupportedApiVersion": 2,
+                "minSupportedApiVersion": 1,
                 "maxSupportedApiVersion": 2,
                 "actualApiVersion": 2,
                 "specVersion": SPEC_VERSION,
@@ -1069,7 +1106,24 @@ def build_router(
         deleted_at = current.hash if current.hash.startswith(expected.lower()) else expected
         return _json({"reference": Reference.of(current.type, current.name, deleted_at).to_json()})
 
-    return router
+    handlers = NessieHandlers(
+        default_branch=store.default_branch,
+        get_config=get_config,
+        get_all_references=get_all_references,
+        create_reference=create_reference,
+        get_reference=get_reference,
+        assign_reference=assign_reference,
+        delete_reference=delete_reference,
+        get_entries=get_entries,
+        get_content=get_content,
+        get_multiple_contents=get_multiple_contents,
+        get_commit_log=get_commit_log,
+        get_diff=get_diff,
+        commit=commit,
+        merge=merge,
+        transplant=transplant,
+    )
+    return router, handlers
 
 
 def _count(
@@ -1135,4 +1189,4 @@ def _properties(body: CommitMetaBody | None) -> dict[str, str]:
     return dict(body.properties or {})
 
 
-__all__ = ["SPEC_VERSION", "build_router"]
+__all__ = ["SPEC_VERSION", "NessieHandlers", "build", "build_router"]

@@ -1,9 +1,10 @@
-"""The ASGI application: Nessie API v2, health, readiness, metrics, OpenAPI.
+"""The ASGI application: Nessie API v2 and v1, health, readiness, metrics, OpenAPI.
 
 =====================  ==========================================================
 path                   what
 =====================  ==========================================================
 ``/api/v2/…``          Nessie REST API v2 (:mod:`lakehouse.server.api_v2`)
+``/api/v1/…``          Nessie REST API v1, over the v2 handlers (:mod:`lakehouse.server.api_v1`)
 ``/iceberg/…``         Iceberg REST catalog, ref in the prefix (:mod:`.iceberg_rest`);
                        served when the app is given a warehouse (``iceberg=``)
 ``/healthz``           the process is up (no store call)
@@ -40,7 +41,7 @@ from starlette.convertors import Convertor, register_url_convertor
 import lakehouse
 from lakehouse.catalog.store import VersionStore
 from lakehouse.errors import ConfigError, LakehouseError
-from lakehouse.server.api_v2 import build_router
+from lakehouse.server import api_v1, api_v2
 from lakehouse.server.authz import AuthorizationRules
 from lakehouse.server.errors import install_error_handlers
 from lakehouse.server.iceberg_rest import (
@@ -109,7 +110,8 @@ def create_app(
         title="Lakehouse catalog server",
         version=lakehouse.__version__,
         description=(
-            "Project Nessie's REST API v2 over the Lakehouse versioned catalog. "
+            "Project Nessie's REST API v2 (and v1, for v1-only clients) over the Lakehouse "
+            "versioned catalog. "
             "Errors are Nessie's `NessieError` JSON; send `Nessie-Client-Spec: 2` "
             "to receive per-key conflict details. When the server runs with a token, "
             "`/api/…` requires `Authorization: Bearer <token>`."
@@ -128,7 +130,9 @@ def create_app(
     rules = None
     if settings.authorization_rules is not None:
         rules = AuthorizationRules.from_mapping(settings.authorization_rules)
-    app.include_router(build_router(store, settings, metrics, rules))
+    v2_router, v2_handlers = api_v2.build(store, settings, metrics, rules)
+    app.include_router(v2_router)
+    app.include_router(api_v1.build_router(v2_handlers))
     if iceberg is not None:
         app.include_router(build_iceberg_router(store, iceberg, metrics, rules))
 

@@ -15,6 +15,9 @@ error                          status  errorCode
 InvalidInputError, read-only   400     BAD_REQUEST
 ReferenceNotFoundError         404     REFERENCE_NOT_FOUND
 ContentNotFoundError           404     CONTENT_NOT_FOUND
+NamespaceNotFoundError         404     NAMESPACE_NOT_FOUND
+NamespaceAlreadyExistsError    409     NAMESPACE_ALREADY_EXISTS
+NamespaceNotEmptyError         409     NAMESPACE_NOT_EMPTY
 ReferenceAlreadyExistsError    409     REFERENCE_ALREADY_EXISTS
 ReferenceConflictError         409     REFERENCE_CONFLICT
 CommitConflictError (+merge)   409     REFERENCE_CONFLICT
@@ -43,6 +46,9 @@ from lakehouse.errors import (
     ContentNotFoundError,
     InvalidInputError,
     LakehouseError,
+    NamespaceAlreadyExistsError,
+    NamespaceNotEmptyError,
+    NamespaceNotFoundError,
     NotFoundError,
     ReadOnlyReferenceError,
     ReferenceAlreadyExistsError,
@@ -147,6 +153,18 @@ def map_error(exc: LakehouseError) -> tuple[int, str, str, dict[str, Any] | None
         if exc.content_key is not None:
             details = {"type": "CONTENT_KEY", "contentKey": wire.key_json(exc.content_key)}
         return 404, "CONTENT_NOT_FOUND", message, details
+    if isinstance(
+        exc, NamespaceNotFoundError | NamespaceAlreadyExistsError | NamespaceNotEmptyError
+    ):
+        status, code = (
+            (404, "NAMESPACE_NOT_FOUND")
+            if isinstance(exc, NamespaceNotFoundError)
+            else (409, "NAMESPACE_ALREADY_EXISTS")
+            if isinstance(exc, NamespaceAlreadyExistsError)
+            else (409, "NAMESPACE_NOT_EMPTY")
+        )
+        details = {"type": "CONTENT_KEY", "contentKey": wire.key_json(exc.namespace)}
+        return status, code, message, details
     if isinstance(exc, ReferenceNotFoundError | NotFoundError):
         return 404, "REFERENCE_NOT_FOUND", message, None
     if isinstance(exc, InvalidInputError | ReadOnlyReferenceError):

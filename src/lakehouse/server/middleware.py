@@ -33,6 +33,8 @@ from lakehouse.server.oidc import (
 current_principal: ContextVar[Principal | None] = ContextVar("current_principal", default=None)
 
 TREES_PREFIX = "/api/v2/trees/"
+#: API v1 paths whose segments may name a reference (see :class:`RefPathMiddleware`).
+V1_REF_PREFIXES = ("/api/v1/trees/", "/api/v1/namespaces/")
 #: Nessie's REST API (``HEAD`` is served as ``GET`` there).
 API_PREFIX = "/api/"
 #: Paths served without a token when auth is on: probes, scraping, the API description.
@@ -61,7 +63,7 @@ class RefPathMiddleware:
         raw = scope.get("raw_path") if scope["type"] == "http" else None
         if (
             isinstance(raw, bytes)
-            and scope["path"].startswith(TREES_PREFIX)
+            and scope["path"].startswith((TREES_PREFIX, *V1_REF_PREFIXES))
             and b"%2f" in raw.lower()
         ):
             scope = dict(scope)
@@ -100,15 +102,26 @@ class HeadAsGetMiddleware:
         await self.app({**scope, "method": "GET"}, receive, send_headers_only)
 
 
-def _decode_tree_path(raw: str) -> str:
-    segments = raw.split("/")  # ['', 'api', 'v2', 'trees', <ref>, ...]
-    ref_positions = {4}
+def _ref_positions(segments: list[str]) -> set[int]:
+    """Which segments of a Nessie path name a reference."""
+    if segments[2] == "v1":
+        # trees/{tree|branch|tag}/<ref>/…, namespaces/namespace/<ref>/<name>, namespaces/<ref>
+        if segments[3] == "trees" or segments[4:5] == ["namespace"]:
+            return {5}
+        return {4}
+    positions = {4}  # ['', 'api', 'v2', 'trees', <ref>, ...]
     for j in range(5, len(segments) - 1):
         if segments[j] in ("contents", "entries", "history"):
             break
         if segments[j] == "diff":
-            ref_positions.add(j + 1)
+            positions.add(j + 1)
             break
+    return positions
+
+
+def _decode_tree_path(raw: str) -> str:
+    segments = raw.split("/")
+    ref_positions = _ref_positions(segments)
     out: list[str] = []
     for i, segment in enumerate(segments):
         decoded = unquote(segment)

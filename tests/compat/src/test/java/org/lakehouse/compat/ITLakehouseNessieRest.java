@@ -9,8 +9,8 @@ import org.projectnessie.jaxrs.tests.BaseTestNessieRest;
 
 /**
  * Nessie's REST API v2 conformance tests ({@code BaseTestNessieApi} through {@code
- * BaseTestNessieRest}, and the relative-reference tests) against {@code lakehouse serve}. API v1
- * is not served, so every test is restricted to v2.
+ * BaseTestNessieRest}, and the relative-reference tests) against {@code lakehouse serve}, on API
+ * v2; {@link ITLakehouseNessieRestV1} runs them on API v1.
  */
 @ExtendWith(LakehouseClientResolver.class)
 @NessieApiVersions(versions = NessieApiVersion.V2)

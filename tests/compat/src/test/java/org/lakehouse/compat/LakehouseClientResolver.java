@@ -8,7 +8,7 @@ import org.projectnessie.client.ext.NessieClientResolver;
  * Points Nessie's test extension at a running {@code lakehouse serve}: the API root comes from
  * the system property {@code lakehouse.nessie.uri} (else the environment variable
  * {@code LAKEHOUSE_NESSIE_COMPAT_URI}), the server's root, e.g. {@code http://127.0.0.1:19120/};
- * the extension appends {@code api/v2}.
+ * the extension appends {@code api/v1} or {@code api/v2}, per the test's API version.
  */
 public class LakehouseClientResolver extends NessieClientResolver {
 
