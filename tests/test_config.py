@@ -222,6 +222,56 @@ def test_cluster_profile_refuses_a_local_warehouse_without_showing_secrets() -> 
     assert "pw-secret" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "postgresql+psycopg://postgres:postgres@db.internal:5432/lakehouse",
+        "postgresql+psycopg://lakehouse:lakehouse@db.internal:5432/lakehouse",
+        "postgresql+psycopg://lakehouse:changeme@db.internal:5432/lakehouse",
+    ],
+    ids=["postgres/postgres", "user as password", "changeme"],
+)
+def test_cluster_profile_refuses_a_default_database_password_off_this_machine(uri: str) -> None:
+    with pytest.raises(ConfigError, match="^the cluster profile refuses a default password") as e:
+        load_settings(profile="cluster", catalog={"uri": uri})
+    assert "\n" not in str(e.value) and "changeme" not in str(e.value)
+
+
+def test_cluster_profile_takes_a_real_password_or_none_and_dev_defaults_on_loopback() -> None:
+    for uri in (
+        "postgresql+psycopg://lakehouse:Zq8-long-secret@db.internal:5432/lakehouse",
+        "postgresql+psycopg://lakehouse@db.internal:5432/lakehouse",  # PGPASSWORD / .pgpass
+        "postgresql+psycopg://lakehouse:lakehouse@127.0.0.1:55432/lakehouse",
+    ):
+        assert load_settings(profile="cluster", catalog={"uri": uri}).catalog_uri == uri
+
+
+@pytest.mark.parametrize(
+    ("s3", "message"),
+    [
+        ({"endpoint": "http://minio:9000", "access_key_id": "minioadmin",
+          "secret_access_key": "minioadmin"}, "refuses the default S3 secret key"),
+        ({"access_key_id": "AKIAEXAMPLE", "secret_access_key": "password"},
+         "refuses the default S3 secret key"),
+        ({"endpoint": "http://minio:9000", "access_key_id": "lake"}, "needs both"),
+        ({"endpoint": "http://minio:9000", "secret_access_key": "x" * 20}, "needs both"),
+    ],
+    ids=["minioadmin", "aws with a default", "no secret", "no access key"],
+)  # fmt: skip
+def test_cluster_profile_refuses_default_or_half_s3_credentials(
+    s3: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_settings(profile="cluster", catalog={"uri": PG_URL}, s3=s3)
+    assert "\n" not in str(caught.value)
+
+
+def test_cluster_profile_takes_minio_defaults_on_loopback_only() -> None:
+    s3 = {"endpoint": "http://127.0.0.1:19000", "access_key_id": "minioadmin",
+          "secret_access_key": "minioadmin"}  # fmt: skip
+    assert load_settings(profile="cluster", catalog={"uri": PG_URL}, s3=s3).s3.endpoint
+
+
 # -- env/.env.example ----------------------------------------------------------------------
 
 ENV_EXAMPLE = Path(__file__).resolve().parents[1] / "env" / ".env.example"

@@ -264,6 +264,9 @@ class Settings(BaseSettings):
                 "postgresql+psycopg://USER:PASSWORD@HOST:5432/DB or a Nessie URL "
                 "(http://HOST:19120/api/v2)"
             )
+        problem = _default_credentials(uri, self.s3)
+        if problem is not None:
+            raise ValueError(problem)
         if self.warehouse is not None and not self.warehouse.lower().startswith(
             ("s3://", "s3a://", "s3n://")
         ):
@@ -349,6 +352,51 @@ def _describe(exc: ValidationError) -> str:
             message = str(error["msg"]).removeprefix("Value error, ")
             parts.append(f"invalid setting {name}: {message}")
     return "; ".join(parts) or "invalid settings"
+
+
+#: Passwords and secret keys the components ship with or their docs show: the cluster
+#: profile refuses them (and a user name used as its own password) for any service that is
+#: not on this machine's loopback interface.
+DEFAULT_SECRETS = frozenset(
+    {"", "admin", "changeme", "minioadmin", "nessie", "password", "postgres", "secret"}
+)
+
+
+def _loopback(host: str | None) -> bool:
+    host = (host or "").strip("[]").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _default_credentials(catalog_uri: str, s3: S3Settings) -> str | None:
+    """Why the cluster profile's credentials are a default or empty (``None``: they are not)."""
+    if catalog_uri.startswith("postgresql"):
+        parts = urlsplit(catalog_uri)
+        password = parts.password
+        if (
+            password is not None
+            and (password in DEFAULT_SECRETS or password == parts.username)
+            and not _loopback(parts.hostname)
+        ):
+            return (
+                f"the cluster profile refuses a default password for {redact_url(catalog_uri)}: "
+                "set a real one in LAKEHOUSE_CATALOG__URI (or leave it out for PGPASSWORD / "
+                ".pgpass)"
+            )
+    if s3.access_key_id is not None or s3.secret_access_key is not None:
+        secret = s3.secret_access_key.get_secret_value() if s3.secret_access_key else ""
+        if not s3.access_key_id or not secret:
+            return (
+                "the cluster profile needs both LAKEHOUSE_S3__ACCESS_KEY_ID and "
+                "LAKEHOUSE_S3__SECRET_ACCESS_KEY, or neither (the AWS credential chain)"
+            )
+        endpoint = urlsplit(s3.endpoint).hostname if s3.endpoint else None
+        default = secret in DEFAULT_SECRETS or secret == s3.access_key_id
+        if default and (s3.endpoint is None or not _loopback(endpoint)):
+            return (
+                f"the cluster profile refuses the default S3 secret key of access key "
+                f"{s3.access_key_id!r}: set a real LAKEHOUSE_S3__SECRET_ACCESS_KEY"
+            )
+    return None
 
 
 def redact_url(url: str) -> str:
