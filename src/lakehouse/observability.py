@@ -330,6 +330,8 @@ def metrics() -> PlatformMetrics:
 
 #: Whether this process recorded anything since it last published.
 _recorded = False
+#: Textfile folder -> what this process last added to it (counters are added once).
+_published: dict[Path, str] = {}
 #: Destination -> creation time of the newest backup verified by this process.
 _verified: dict[str, float] = {}
 
@@ -513,19 +515,38 @@ def _families(text: str) -> list[Metric]:
     return out
 
 
-def merge_exposition(old: str, new: str) -> list[Metric]:
+_ADDITIVE = ("counter", "histogram", "summary")
+
+
+def _subtract(families: list[Metric], earlier: list[Metric]) -> list[Metric]:
+    """``families`` with the counter and histogram values of ``earlier`` taken off."""
+    before = {
+        _key(s.name, s.labels): s.value for f in earlier if f.type in _ADDITIVE for s in f.samples
+    }
+    for family in families:
+        if family.type in _ADDITIVE:
+            family.samples = [
+                s._replace(value=s.value - before.get(_key(s.name, s.labels), 0.0))
+                for s in family.samples
+            ]
+    return families
+
+
+def merge_exposition(old: str, new: str, *, published: str = "") -> list[Metric]:
     """``new`` on top of ``old``: counter and histogram samples add up, gauges are replaced.
 
-    Families of ``old`` that ``new`` lacks are kept as they are.
+    Families of ``old`` that ``new`` lacks are kept as they are. ``published`` is what
+    the same process merged before (its counters are already in ``old``): only the
+    increase since then is added.
     """
     merged: dict[str, Metric] = {f.name: f for f in _families(old)}
-    for family in _families(new):
+    for family in _subtract(_families(new), _families(published)):
         before = merged.get(family.name)
         if before is None or before.type != family.type:
             merged[family.name] = family
             continue
         values = {_key(s.name, s.labels): s for s in before.samples}
-        additive = family.type in ("counter", "histogram", "summary")
+        additive = family.type in _ADDITIVE
         for sample in family.samples:
             key = _key(sample.name, sample.labels)
             if additive and key in values:
@@ -560,16 +581,19 @@ def write_textfile(directory: str | Path) -> Path:
 
     Returns the file's path. Raises :class:`OSError` if the folder cannot be written.
     """
-    folder = Path(directory)
+    folder = Path(directory).resolve()
     target = folder / TEXTFILE_NAME
+    current = recorded_text()
     with open(folder / f".{TEXTFILE_NAME}.lock", "a+b") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             old = target.read_text(encoding="utf-8") if target.exists() else ""
-            body = render(merge_exposition(old, recorded_text()))
+            published = _published.get(folder, "")
+            body = render(merge_exposition(old, current, published=published))
             scratch = folder / f".{TEXTFILE_NAME}.{os.getpid()}.tmp"
             scratch.write_bytes(body)
             os.replace(scratch, target)  # node-exporter never sees half a file
+            _published[folder] = current
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return target
@@ -622,6 +646,7 @@ def reset_metrics() -> None:
     for metric in metrics().all():
         metric.clear()
     _verified.clear()
+    _published.clear()
     _recorded = False
 
 
