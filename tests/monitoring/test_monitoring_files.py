@@ -219,3 +219,13 @@ def test_scrape_jobs_named_by_the_rules_exist_and_rule_files_are_loaded() -> Non
             assert job in jobs, (rule["alert"], job)
     assert config["rule_files"] == ["rules/*.yml"]
     assert RULES.parent.name == "rules" and RULES.parent.parent == PROMETHEUS.parent
+
+
+@pytest.mark.parametrize(
+    ("copy", "source"),
+    [("lakehouse-rules.yml", RULES), ("lakehouse-dashboard.json", DASHBOARD)],
+)
+def test_the_helm_chart_ships_monitoring_unchanged(copy: str, source: Path) -> None:
+    """Helm reads files inside the chart only: helm/charts/monitoring/files keeps copies."""
+    shipped = REPO / "helm" / "charts" / "monitoring" / "files" / copy
+    assert shipped.read_bytes() == source.read_bytes(), f"cp {source} {shipped}"
