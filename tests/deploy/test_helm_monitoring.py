@@ -41,6 +41,23 @@ def test_the_scrape_jobs_point_at_the_catalog_service(helm: Helm) -> None:
     assert not by_kind(docs, "PrometheusRule")
 
 
+def test_with_nessie_as_the_catalog_its_management_port_is_scraped(helm: Helm) -> None:
+    values = {
+        "global": {"catalogBackend": "nessie", "catalogAuth": False},
+        "catalog": {"enabled": False},
+        "nessie": {"enabled": True},
+    }
+    docs = helm.template(values)
+    scrape = by_kind(docs, "ConfigMap")["lakehouse-monitoring-scrape"]["data"]["prometheus.yml"]
+    [job] = yaml.safe_load(scrape)["scrape_configs"]
+    assert (job["job_name"], job["metrics_path"]) == ("nessie", "/q/metrics")
+    assert job["static_configs"][0]["targets"] == ["lakehouse-nessie.lakehouse.svc:9000"]
+    ports = {
+        p["name"]: p["port"] for p in by_kind(docs, "Service")["lakehouse-nessie"]["spec"]["ports"]
+    }
+    assert ports["management"] == 9000
+
+
 def test_a_pushgateway_url_reaches_every_lakehouse_container_and_the_scrape_jobs(
     helm: Helm,
 ) -> None:

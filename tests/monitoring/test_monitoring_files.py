@@ -215,8 +215,9 @@ def test_scrape_jobs_named_by_the_rules_exist_and_rule_files_are_loaded() -> Non
     config = yaml.safe_load(PROMETHEUS.read_text(encoding="utf-8"))
     jobs = {job["job_name"] for job in config["scrape_configs"]}
     for rule in rules():
-        for job in re.findall(r'job="([^"]+)"', rule["expr"]):
-            assert job in jobs, (rule["alert"], job)
+        for selector in re.findall(r'job=~?"([^"]+)"', rule["expr"]):
+            for job in selector.split("|"):
+                assert job in jobs, (rule["alert"], job)
     assert config["rule_files"] == ["rules/*.yml"]
     assert RULES.parent.name == "rules" and RULES.parent.parent == PROMETHEUS.parent
 
