@@ -709,6 +709,7 @@ _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))
     "asctime",
     "context",
     "taskName",
+    "color_message",  # uvicorn's copy of the message with terminal colours
 }
 
 
