@@ -193,3 +193,22 @@ def test_the_cli_refuses_a_bad_log_setting_in_one_line(restore_logging: None) ->
     assert result.exit_code == 1
     assert result.stderr.strip().startswith("Error: invalid log format 'xml'")
     assert "Traceback" not in result.stderr
+
+
+WRITER = """
+import sys
+from lakehouse import observability
+observability.record_pipeline_run("tpch", "success", 1.0)
+observability.write_textfile(sys.argv[1])
+"""
+
+
+def test_concurrent_processes_lose_no_count(tmp_path: Path) -> None:
+    """The lock: processes writing the file at the same time all get counted."""
+    import subprocess
+    import sys
+
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)]) for _ in range(3)]
+    assert [w.wait(timeout=300) for w in writers] == [0, 0, 0]
+    text = (tmp_path / observability.TEXTFILE_NAME).read_text(encoding="utf-8")
+    assert sample("lakehouse_pipeline_runs_total", text, pipeline="tpch", status="success") == 3
