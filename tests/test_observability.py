@@ -212,3 +212,15 @@ def test_concurrent_processes_lose_no_count(tmp_path: Path) -> None:
     assert [w.wait(timeout=300) for w in writers] == [0, 0, 0]
     text = (tmp_path / observability.TEXTFILE_NAME).read_text(encoding="utf-8")
     assert sample("lakehouse_pipeline_runs_total", text, pipeline="tpch", status="success") == 3
+
+
+def test_an_unreadable_textfile_is_replaced_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / observability.TEXTFILE_NAME).write_text("this is not { the format\n")
+    one_run()
+    with caplog.at_level(logging.WARNING, "lakehouse.observability"):
+        observability.write_textfile(tmp_path)
+    assert "cannot be read" in caplog.text
+    text = (tmp_path / observability.TEXTFILE_NAME).read_text(encoding="utf-8")
+    assert sample("lakehouse_pipeline_runs_total", text, pipeline="tpch", status="success") == 1

@@ -589,7 +589,11 @@ def write_textfile(directory: str | Path) -> Path:
         try:
             old = target.read_text(encoding="utf-8") if target.exists() else ""
             published = _published.get(folder, "")
-            body = render(merge_exposition(old, current, published=published))
+            try:
+                body = render(merge_exposition(old, current, published=published))
+            except ValueError as exc:  # not the text format: start the file again
+                logger.warning("replacing %s, which cannot be read: %s", target, exc)
+                body = render(merge_exposition("", current))
             scratch = folder / f".{TEXTFILE_NAME}.{os.getpid()}.tmp"
             scratch.write_bytes(body)
             os.replace(scratch, target)  # node-exporter never sees half a file
