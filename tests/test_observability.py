@@ -224,3 +224,21 @@ def test_an_unreadable_textfile_is_replaced_with_a_warning(
     assert "cannot be read" in caplog.text
     text = (tmp_path / observability.TEXTFILE_NAME).read_text(encoding="utf-8")
     assert sample("lakehouse_pipeline_runs_total", text, pipeline="tpch", status="success") == 1
+
+
+def test_the_public_surface_is_deliberate() -> None:
+    assert set(observability.__all__) == {
+        "ContextFilter", "JsonFormatter", "LOG_LEVELS", "LogFormat", "PlatformMetrics",
+        "TEXTFILE_NAME", "add_log_context_provider", "bind_log_context", "configure_logging",
+        "current_log_context", "log_context", "logging_configured", "merge_exposition",
+        "metric_names", "metrics", "pending", "publish_metrics", "push", "record_backup",
+        "record_backup_verify", "record_cdc_lag", "record_compaction", "record_expiry",
+        "record_gc", "record_gc_failure", "record_ingest", "record_model",
+        "record_pipeline_run", "recorded_text", "render", "reset_metrics",
+        "scoped_log_context", "write_textfile",
+    }  # fmt: skip
+    assert all(hasattr(observability, name) for name in observability.__all__)
+    names = observability.metric_names()
+    assert "lakehouse_pipeline_runs_total" in names
+    assert "lakehouse_pipeline_run_duration_seconds_bucket" in names
+    assert "lakehouse_backup_bytes" in names
