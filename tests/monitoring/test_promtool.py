@@ -45,9 +45,10 @@ def test_promtool_accepts_the_scrape_config_and_its_rule_files(promtool: Path) -
 def test_promtool_refuses_a_broken_rule(promtool: Path, tmp_path: Path) -> None:
     """The check can fail: a rule with a PromQL syntax error is refused."""
     broken = tmp_path / "broken.yml"
-    text = RULES.read_text(encoding="utf-8").replace(
-        'up{job="lakehouse-catalog"} == 0', 'up{job="lakehouse-catalog" == 0'
-    )
+    good = 'up{job=~"lakehouse-catalog|nessie"} == 0'
+    text = RULES.read_text(encoding="utf-8")
+    assert good in text
+    text = text.replace(good, 'up{job=~"lakehouse-catalog|nessie" == 0')  # no closing brace
     broken.write_text(text, encoding="utf-8")
     assert run(promtool, "check", "rules", str(broken)).returncode != 0
 
