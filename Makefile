@@ -13,7 +13,7 @@ LINT_PATHS := $(wildcard src tests bench dags)
 COMPOSE := docker compose -f docker/docker-compose.yml
 
 .PHONY: help install test test-integration test-airflow services-up services-down lint format demo bench \
-	bench-pipeline clean up down chromium console-screenshots bench-console
+	bench-pipeline clean up down chromium console-screenshots bench-console monitoring-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -34,6 +34,8 @@ test-integration: install ## integration tests against real services (PostgreSQL
 	@# tests/deploy: helm and compose-config (compose-go), built from the Go module proxy once, then cached
 	bash scripts/tools/helm.sh >/dev/null
 	bash scripts/tools/compose.sh >/dev/null
+	@# tests/monitoring: promtool (check rules, test rules), built from the Go module proxy once, then cached
+	bash scripts/tools/promtool.sh >/dev/null
 	bash scripts/services/postgres.sh start
 	bash scripts/services/nessie.sh start
 	bash scripts/services/minio.sh start
@@ -67,6 +69,9 @@ test-integration: install ## integration tests against real services (PostgreSQL
 	LAKEHOUSE_TEST_KEYCLOAK_URL="$$(bash scripts/services/keycloak.sh url)" \
 		$(VENV)/bin/pytest -m integration -q
 	$(MAKE) --no-print-directory test-airflow
+
+monitoring-check: ## promtool check rules/config and the alert rules' unit tests on monitoring/
+	bash scripts/tools/promtool.sh check
 
 chromium: ## Debian's chromium for the console's browser tests (Playwright's own download is not used)
 	command -v chromium >/dev/null || { test "$$(id -u)" = 0 && apt-get install -y -q chromium >/dev/null; } \

@@ -232,7 +232,7 @@ def test_cluster_profile_refuses_a_local_warehouse_without_showing_secrets() -> 
     ids=["postgres/postgres", "user as password", "changeme"],
 )
 def test_cluster_profile_refuses_a_default_database_password_off_this_machine(uri: str) -> None:
-    with pytest.raises(ConfigError, match="^the cluster profile refuses a default password") as e:
+    with pytest.raises(ConfigError, match=r"^the cluster profile refuses a default password") as e:
         load_settings(profile="cluster", catalog={"uri": uri})
     assert "\n" not in str(e.value) and "changeme" not in str(e.value)
 

@@ -570,7 +570,16 @@ class Lakehouse:
         )
 
     def close(self) -> None:
-        """Release the catalog's connections."""
+        """Release the catalog's connections; publish this process's metrics if configured.
+
+        Metrics go where the ``metrics`` settings say (a textfile, a Pushgateway; see
+        :mod:`lakehouse.observability`): batch processes publish when they are done.
+        """
+        metrics = self._settings.metrics
+        if metrics.textfile_dir is not None or metrics.pushgateway_url is not None:
+            from lakehouse.observability import publish_metrics  # only when configured
+
+            publish_metrics(self._settings)
         self._store.close()
 
     def __enter__(self) -> Lakehouse:

@@ -174,6 +174,30 @@ class KafkaSettings(BaseModel):
     conf: dict[str, str] = Field(default_factory=dict)
 
 
+class MetricsSettings(BaseModel):
+    """Where batch processes publish their metrics (see :mod:`lakehouse.observability`).
+
+    The server exposes them at ``/metrics`` whatever these say.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Folder of node-exporter's textfile collector: ``lakehouse.prom`` is kept there
+    #: (counters accumulate across runs). Unset: no file.
+    textfile_dir: Path | None = None
+    #: Prometheus Pushgateway URL (``http://pushgateway:9091``). Unset: no push.
+    pushgateway_url: str | None = None
+    #: The ``job`` label of pushed metrics.
+    job: str = "lakehouse"
+
+    @field_validator("textfile_dir")
+    @classmethod
+    def _existing_folder(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.expanduser().is_dir():
+            raise ValueError(f"{value} is not a folder")
+        return value.expanduser() if value is not None else None
+
+
 class ComputeSettings(BaseModel):
     """Which engine runs pipeline models."""
 
@@ -213,6 +237,12 @@ class Settings(BaseSettings):
     compute: ComputeSettings = Field(default_factory=ComputeSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    #: Log lines as ``text`` or ``json`` (one object per line), on stderr; the CLI and the
+    #: server configure logging, library code only logs.
+    log_format: Literal["text", "json"] = "text"
+    #: Lowest level logged: ``CRITICAL``, ``ERROR``, ``WARNING``, ``INFO`` or ``DEBUG``.
+    log_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "WARNING"
     #: Days a failed or interrupted run's branch (``run/*``) is kept before ``lakehouse
     #: branch prune`` and the start of every pipeline run delete it; 0 keeps them forever.
     failed_run_retention_days: int = Field(default=7, ge=0)
@@ -224,6 +254,11 @@ class Settings(BaseSettings):
     def _absolute_home(cls, value: Path) -> Path:
         value = value.expanduser()
         return value if value.is_absolute() else Path.cwd() / value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("ref")
     @classmethod
@@ -412,4 +447,11 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
-__all__ = ["CatalogSettings", "OAuth2ClientSettings", "S3Settings", "Settings", "load_settings"]
+__all__ = [
+    "CatalogSettings",
+    "MetricsSettings",
+    "OAuth2ClientSettings",
+    "S3Settings",
+    "Settings",
+    "load_settings",
+]

@@ -43,6 +43,7 @@ TEST_SECRETS = {
     "AIRFLOW_ADMIN_PASSWORD": "test-admin-pw",
     "NIFI_USERNAME": "test-nifi",
     "NIFI_PASSWORD": "test-nifi-password",
+    "GRAFANA_ADMIN_PASSWORD": "test-grafana-pw",
 }
 
 

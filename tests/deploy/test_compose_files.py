@@ -36,6 +36,9 @@ SERVICES = {
     "kafka",
     "nifi",
     "dremio",
+    "prometheus",
+    "pushgateway",
+    "grafana",
 }
 #: Services without a healthcheck, and why.
 ONE_SHOT = {

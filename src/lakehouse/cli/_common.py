@@ -124,6 +124,9 @@ class State:
     read_ref: str | None = None
     #: Report errors as JSON on stderr (``--output json``, global or the command's).
     errors_as_json: bool = False
+    #: ``--log-format`` / ``--log-level`` (or their environment variables), if given.
+    log_format: str | None = None
+    log_level: str | None = None
     _lakehouse: Lakehouse | None = field(default=None, repr=False)
 
     @staticmethod
@@ -145,19 +148,40 @@ class State:
             from lakehouse.client import connect
             from lakehouse.config import load_settings
 
-            settings = load_settings(home=self.home, ref=self.ref)
+            settings = load_settings(
+                home=self.home, ref=self.ref, log_format=self.log_format, log_level=self.log_level
+            )
+            # the settings file (.env) may set the log format and level too
+            self.configure_logging(settings.log_format, settings.log_level)
             self._lakehouse = connect(settings=settings, create=create)
         return self._lakehouse
+
+    def configure_logging(self, fmt: str | None = None, level: str | None = None) -> None:
+        """Log to stderr in the chosen format and level (``--debug``: level DEBUG)."""
+        from lakehouse.errors import ConfigError
+        from lakehouse.observability import configure_logging
+
+        fmt = (fmt or self.log_format or "text").lower()
+        level = "DEBUG" if self.debug else (level or self.log_level or "WARNING")
+        try:
+            configure_logging(fmt, level)
+        except ValueError as exc:
+            raise ConfigError(f"{exc} (LAKEHOUSE_LOG_FORMAT / LAKEHOUSE_LOG_LEVEL)") from None
 
     def opened(self) -> Lakehouse | None:
         """The lakehouse if this invocation opened one (hints never open it)."""
         return self._lakehouse
 
     def close(self) -> None:
-        """Close the lakehouse if one was opened."""
+        """Close the lakehouse if one was opened; publish metrics recorded without one."""
         if self._lakehouse is not None:
-            self._lakehouse.close()
+            self._lakehouse.close()  # publishes the metrics (lakehouse.observability)
             self._lakehouse = None
+        observability = sys.modules.get("lakehouse.observability")  # never import it here
+        if observability is not None and observability.pending():  # e.g. `backup verify`
+            from lakehouse.config import load_settings
+
+            observability.publish_metrics(load_settings(home=self.home, ref=self.ref))
 
 
 def stdout_is_terminal() -> bool:

@@ -34,7 +34,6 @@ what they need, so ``lakehouse --help`` stays fast.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -122,6 +121,24 @@ def _root(
         bool,
         typer.Option("--debug", envvar="LAKEHOUSE_DEBUG", help="Show tracebacks and debug logs."),
     ] = False,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            "--log-format",
+            envvar="LAKEHOUSE_LOG_FORMAT",
+            help="Log lines on stderr as text or json (one object per line).",
+            show_default="text",
+        ),
+    ] = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level",
+            envvar="LAKEHOUSE_LOG_LEVEL",
+            help="Lowest level logged: critical, error, warning, info, debug.",
+            show_default="warning",
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
@@ -129,12 +146,10 @@ def _root(
 ) -> None:
     """Iceberg tables in a versioned catalog: branches, tags, commits and merges."""
     state = State(home=home, output=output, debug=debug, ref=ref)
+    state.log_format, state.log_level = log_format, log_level
     ctx.obj = state
     ctx.call_on_close(state.close)
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    state.configure_logging()
 
 
 @app.command()

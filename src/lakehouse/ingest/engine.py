@@ -45,6 +45,7 @@ from lakehouse.ingest.formats import encoding_checker, read_file, wrong_delimite
 from lakehouse.ingest.landing import Checked, Landing, new_batch_id
 from lakehouse.ingest.result import IngestResult, LandedFile, Quarantine, SkippedFile
 from lakehouse.ingest.sources.base import Cursor, Discovery, Source, TableState
+from lakehouse.observability import record_ingest
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
@@ -121,10 +122,23 @@ def ingest(
             _read_batch(source, name, states[name], existing[name], discovery, landing, at, report)
             for name in tables
         ]
-        return [
+        results = [
             _load_batch(lakehouse, catalog, source, target, batch, landing, at, report)
             for batch in batches
         ]
+    for r in results:
+        if r.batch_id is not None:  # a batch loaded or quarantined (not: nothing new)
+            size = sum(f.size for f in r.landed)
+            quarantined = not r.ok
+            record_ingest(
+                r.source,
+                r.table,
+                rows=r.rows_loaded,
+                files=r.files_landed,
+                size=size,
+                quarantined=quarantined,
+            )
+    return results
 
 
 def _known(source: Source, state: TableState) -> Mapping[str, str]:

@@ -107,6 +107,7 @@ from lakehouse.ingest.errors import (
 from lakehouse.ingest.formats import FormatOptions
 from lakehouse.ingest.landing import Checked, Landing, new_batch_id
 from lakehouse.ingest.sources.base import SourceFile, qualify_table
+from lakehouse.observability import record_cdc_lag, record_ingest
 from lakehouse.tables import DEFAULT_TABLE_PROPERTIES
 from lakehouse.tables.upsert import lookup, stage_upsert
 
@@ -585,6 +586,10 @@ class RecordSource(ABC):
     def close(self) -> None:  # noqa: B027  # optional: sources without a connection
         """Release the connection (nothing by default)."""
 
+    def lag(self, offsets: Mapping[str, Mapping[int, int]]) -> dict[tuple[str, int], int]:
+        """Records behind each partition's end from ``offsets`` (empty when unknown)."""
+        return {}
+
 
 class KafkaRecordSource(RecordSource):
     """A confluent-kafka consumer with manually assigned partitions, no offset commits."""
@@ -692,6 +697,19 @@ class KafkaRecordSource(RecordSource):
             )
         return out
 
+    def lag(self, offsets: Mapping[str, Mapping[int, int]]) -> dict[tuple[str, int], int]:
+        """High watermark minus the next offset, per partition, from the consumer's cache."""
+        from confluent_kafka import TopicPartition
+
+        out: dict[tuple[str, int], int] = {}
+        for topic, parts in offsets.items():
+            for partition, offset in parts.items():
+                tp = TopicPartition(topic, partition)
+                _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                if high is not None and high >= 0 and offset >= 0:
+                    out[(topic, partition)] = high - offset
+        return out
+
     def close(self) -> None:
         """Close the consumer (commits nothing: auto-commit is off)."""
         self._consumer.close()
@@ -763,6 +781,12 @@ def consume_cdc(
                 done = loader.load(batch, offsets)
                 offsets = done.offsets
                 result.add(done)
+                record_ingest(
+                    "kafka", source.table, rows=done.changes, rejected_records=done.rejected
+                )
+                record_cdc_lag(
+                    source.table, newest_event_ms=done.max_ts_ms, lag_records=feed.lag(offsets)
+                )
                 if on_batch is not None:
                     on_batch(done)
             else:

@@ -47,6 +47,7 @@ from pyiceberg.table import TableProperties
 from pyiceberg.table.refs import MAIN_BRANCH
 from pyiceberg.typedef import Record
 
+from lakehouse import observability
 from lakehouse.control import ensure_not_paused
 from lakehouse.maintenance._common import (
     ProgressEvent,
@@ -512,7 +513,10 @@ def compact(
             logger.warning("compaction of %s on %s failed: %s", name, branch, exc)
             results.append(TableCompaction(name, error=" ".join(str(exc).split())))
     report(ProgressEvent("tables", branch, len(names), len(names)))
-    return CompactResult(branch, dry_run, tuple(results))
+    result = CompactResult(branch, dry_run, tuple(results))
+    if not dry_run:
+        observability.record_compaction(branch, result.files_rewritten, len(result.errors))
+    return result
 
 
 __all__ = [

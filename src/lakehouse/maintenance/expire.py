@@ -71,6 +71,7 @@ from pyiceberg.table.update import (
     TableUpdate,
 )
 
+from lakehouse import observability
 from lakehouse.catalog import incremental
 from lakehouse.catalog.files import snapshot_ancestry
 from lakehouse.catalog.iceberg import TableChange
@@ -347,6 +348,8 @@ def expire_snapshots(
                 )
         report(ProgressEvent("expire", branch, len(names), len(names)))
         if dry_run or not changes:
+            if not dry_run:  # tables that failed still count
+                observability.record_expiry(branch, 0, sum(1 for t in results if t.error))
             return ExpireResult(branch, dry_run, tuple(results), committed=False)
         try:
             catalog.commit_tables(changes)
@@ -354,7 +357,9 @@ def expire_snapshots(
             last_error = exc
             logger.info("expire on %s: tables changed concurrently (attempt %d)", branch, attempt)
             continue
-        return ExpireResult(branch, dry_run, tuple(results), committed=True)
+        done = ExpireResult(branch, dry_run, tuple(results), committed=True)
+        observability.record_expiry(branch, done.expired, len(done.errors))
+        return done
     raise ConcurrentChangeError(
         f"snapshot expiry on '{branch}' gave up after {attempts} attempts: tables kept "
         f"changing concurrently ({last_error}); nothing was committed, run it again",

@@ -38,6 +38,7 @@ deleted by the new run, which then closes the old list with its own ``.done.json
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -47,11 +48,13 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec
 
+from lakehouse import observability
 from lakehouse.catalog.files import HistoryLimit, RetainedHistory, TableFile, TableWalker
 from lakehouse.catalog.model import Reference
 from lakehouse.control import ensure_not_paused
+from lakehouse.errors import PausedError
 from lakehouse.maintenance._common import (
     ProgressEvent,
     ProgressListener,
@@ -82,6 +85,8 @@ SWEPT_BUCKETS: tuple[str, ...] = (*(z for z in ZONES if z != "raw"), METADATA_BU
 #: How many times references that moved during a run are marked again before giving up.
 _MAX_RECHECKS = 5
 
+
+P = ParamSpec("P")
 
 # -- results ---------------------------------------------------------------------------------
 
@@ -277,6 +282,30 @@ def read_plan(data: bytes) -> tuple[dict[str, Any], list[str]]:
 # -- collect ---------------------------------------------------------------------------------
 
 
+def _metered(collect: Callable[P, GCResult]) -> Callable[P, GCResult]:
+    """Record every collection that runs for real: what it deleted, or that it failed."""
+
+    @functools.wraps(collect)
+    def metered(*args: P.args, **kwargs: P.kwargs) -> GCResult:
+        try:
+            result = collect(*args, **kwargs)
+        except PausedError:  # paused for disaster recovery: not a failure
+            raise
+        except Exception:
+            if not kwargs.get("dry_run"):
+                observability.record_gc_failure()
+            raise
+        if not result.dry_run:
+            deleted, failed = result.deleted, len(result.failed)
+            observability.record_gc(
+                deleted_files=deleted.files, deleted_bytes=deleted.bytes, delete_failures=failed
+            )
+        return result
+
+    return metered
+
+
+@_metered
 def collect_garbage(
     lh: Lakehouse,
     *,

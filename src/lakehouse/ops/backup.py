@@ -85,6 +85,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow.fs as pafs
 
+from lakehouse import observability
 from lakehouse.catalog.files import TableWalker, reachable_files
 from lakehouse.catalog.model import Reference
 from lakehouse.catalog.store import VersionStore
@@ -668,6 +669,9 @@ def create_backup(
         seconds=time.perf_counter() - started,
     )
     _record(settings, "backup", result.to_json(), created)
+    observability.record_backup(
+        repo.root.uri, size=result.bytes, copied=copied_bytes, seconds=result.seconds
+    )
     return result
 
 
@@ -1414,6 +1418,9 @@ def verify_backup(
     )
     if settings is not None:  # the console's operations page: the last verification
         _record(settings, "backup-verify", result.to_json(), manifest.created_at)
+    observability.record_backup_verify(
+        repo.root.uri, ok=result.ok, created_at=manifest.created_at, seconds=result.seconds
+    )
     return result
 
 

@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from lakehouse import observability
 from lakehouse.control import ensure_not_paused
 from lakehouse.pipelines.checks import CheckResult, run_check
 from lakehouse.pipelines.definition import Model, Pipeline, load_pipeline
@@ -299,16 +300,10 @@ class _Run:
             outcome["status"], outcome["detail"] = "error", detail
             raise
         finally:
-            self.emit(
-                RunEvent(
-                    step,
-                    name,
-                    "end",
-                    outcome["status"],
-                    outcome["detail"],
-                    time.perf_counter() - started,
-                )
-            )
+            seconds = time.perf_counter() - started
+            self.emit(RunEvent(step, name, "end", outcome["status"], outcome["detail"], seconds))
+            detail = f" ({outcome['detail']})" if outcome["detail"] else ""
+            logger.info("%s %s: %s in %.3fs%s", step, name, outcome["status"], seconds, detail)
 
     # -- steps ------------------------------------------------------------------------------
 
@@ -545,6 +540,7 @@ def _full_refresh_models(pipeline: Pipeline, full_refresh: bool | Collection[str
     return list(full_refresh)
 
 
+@observability.scoped_log_context
 def run_pipeline(
     lakehouse: Lakehouse,
     path_or_name: str | Path | Pipeline,
@@ -586,6 +582,8 @@ def run_pipeline(
     engine_class = get_engine(engine or lakehouse.settings.engine)
     rebuild = _full_refresh_models(pipeline, full_refresh)
     run_id = run_id or new_run_id()
+    principal = lakehouse.settings.author
+    observability.bind_log_context(run_id=run_id, pipeline=pipeline.name, principal=principal)
     started = time.perf_counter()
     ref = ref if ref is not None else lakehouse.settings.ref
     target: str | None = (
@@ -603,6 +601,8 @@ def run_pipeline(
         branch = validate_ref_name(run_branch(pipeline.name, run_id))
         base = lakehouse.create_branch(branch, str(target)).hash
     result = RunResult(pipeline.name, run_id, branch, target, base)
+    observability.bind_log_context(ref=branch)
+    logger.info("run of %s on %s started (target: %s)", pipeline.name, branch, target)
     run = _Run(lakehouse, pipeline, result, listener, rebuild)
     run.emit(RunEvent("branch", branch, "end", "ok", f"from {target}" if target else "in place"))
     try:
@@ -643,7 +643,17 @@ def run_pipeline(
 
 
 def _save(lakehouse: Lakehouse, result: RunResult) -> None:
-    """Keep the run's report (``lakehouse runs show``, the console's run page)."""
+    """Keep the run's report (``lakehouse runs show``, the console's run page) and metrics."""
+    for model in result.models:
+        observability.record_model(result.pipeline, model.model, model.seconds)
+    observability.record_pipeline_run(
+        result.pipeline,
+        result.status,
+        result.seconds,
+        [(c.severity, c.status) for c in result.checks],
+        audited=result.status != "error" or bool(result.checks),
+    )
+    logger.info("run %s ended: %s in %.3fs", result.run_id, result.status, result.seconds)
     save_record(
         lakehouse.warehouse,
         lakehouse.settings.fileio_properties(),

@@ -41,6 +41,7 @@ from starlette.convertors import Convertor, register_url_convertor
 import lakehouse
 from lakehouse.catalog.store import VersionStore
 from lakehouse.errors import ConfigError, LakehouseError
+from lakehouse.observability import add_log_context_provider, logging_configured
 from lakehouse.server import api_v1, api_v2
 from lakehouse.server.authz import AuthorizationRules
 from lakehouse.server.errors import install_error_handlers
@@ -56,6 +57,7 @@ from lakehouse.server.middleware import (
     OidcAuthMiddleware,
     RefPathMiddleware,
     RequestLimitMiddleware,
+    current_principal,
 )
 from lakehouse.server.oidc import OidcVerifier
 from lakehouse.server.settings import ServerSettings
@@ -106,6 +108,7 @@ def create_app(
     """
     settings = settings or ServerSettings()
     metrics = ServerMetrics()
+    add_log_context_provider("principal", _principal_log_context)
     app = FastAPI(
         title="Lakehouse catalog server",
         version=lakehouse.__version__,
@@ -218,6 +221,12 @@ def _install_docs(app: FastAPI) -> None:
         )
 
 
+def _principal_log_context() -> dict[str, str]:
+    """The principal of the request being served, for every log line it causes."""
+    principal = current_principal.get()
+    return {"principal": principal.name} if principal is not None and principal.name else {}
+
+
 def make_server(
     store: VersionStore,
     host: str = "127.0.0.1",
@@ -243,6 +252,8 @@ def make_server(
         host=host,
         port=port,
         log_level=log_level,
+        # logging configured by the CLI (text or JSON): uvicorn's lines go through it too
+        log_config=None if logging_configured() else uvicorn.config.LOGGING_CONFIG,
         proxy_headers=False,
         server_header=False,
         ssl_certfile=settings.tls_certfile if settings is not None else None,

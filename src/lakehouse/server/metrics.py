@@ -17,6 +17,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lakehouse.observability import metrics
+
 
 class ServerMetrics:
     """The metrics of one app."""
@@ -55,8 +57,13 @@ class ServerMetrics:
         )
 
     def render(self) -> bytes:
-        """The text exposition format."""
-        return generate_latest(self.registry)
+        """The text exposition format: the server's families, then the platform's.
+
+        The platform families (:mod:`lakehouse.observability`) are those this process
+        recorded: runs, ingestion, maintenance and backups done through the server or
+        by code in the same process.
+        """
+        return generate_latest(self.registry) + generate_latest(metrics().registry)
 
 
 def route_template(scope: Scope) -> str:

@@ -74,6 +74,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - name: NESSIE_REF
   value: {{ . | quote }}
 {{- end }}
+- name: LAKEHOUSE_LOG_FORMAT
+  value: {{ .Values.global.metrics.logFormat | quote }}
+{{- with .Values.global.metrics.pushgatewayUrl }}
+- name: LAKEHOUSE_METRICS__PUSHGATEWAY_URL
+  value: {{ . | quote }}
+{{- end }}
 {{- end -}}
 
 {{/* The catalog's Nessie API v2 URL: the backend enabled in global.catalogBackend. */}}
