@@ -169,8 +169,7 @@ HOSTILE: list[tuple[str, str]] = [
         "table function read_csv",
     ),
     (
-        "SELECT (SELECT count(*) FROM read_text('/etc/passwd')) AS n "
-        "FROM silver.orders",
+        "SELECT (SELECT count(*) FROM read_text('/etc/passwd')) AS n FROM silver.orders",
         "table function read_text",
     ),
     (
