@@ -197,6 +197,24 @@ def test_a_recorded_snapshot_that_is_no_ancestor_means_a_full_read(loaded: Lakeh
     assert read.reason is not None and "no longer an ancestor" in read.reason
 
 
+def test_after_a_content_merge_only_the_rows_the_other_side_added_are_read(
+    loaded: Lakehouse, shop: Path
+) -> None:
+    lh = loaded
+    run_pipeline(lh, shop)
+    lh.create_branch("feature")
+    bronze(lh, "bronze.events", events((3, "c", "I", 3)), branch="feature")
+    assert only_model(run_pipeline(lh, shop, ref="feature")) == ("incremental", 1)
+    bronze(lh, "bronze.events", events((4, "d", "I", 4), (5, "e", "I", 4)))  # main, meanwhile
+    merged = lh.merge("feature")  # bronze.events by content; silver.events from feature
+    assert merged.was_applied
+    # silver.events recorded feature's bronze snapshot, which main's history does not
+    # have: the merged snapshot names it, so main's own two new rows are all that is read
+    result = run_pipeline(lh, shop)
+    assert only_model(result) == ("incremental", 2)
+    assert [r[:2] for r in table_rows(lh)] == [(1, "a"), (2, "b2"), (3, "c"), (4, "d"), (5, "e")]
+
+
 def test_the_state_survives_snapshot_expiry(loaded: Lakehouse, shop: Path) -> None:
     lh = loaded
     run_pipeline(lh, shop)

@@ -18,7 +18,10 @@ A source is read **in full** instead — and the run says why — when:
 
 * the model's table has no recorded state (first build, or after ``--full-refresh``);
 * the recorded snapshot is no longer a parent of the source's current snapshot (the
-  source was rolled back, dropped and created again, or expired past it);
+  source was rolled back, dropped and created again, or expired past it) — except when
+  it is the source side of a content merge into this branch (a run's branch, merged
+  while ingestion went on here): then the files live now that it did not have are read
+  (:func:`_read_after_merge`);
 * any snapshot in between is not a pure ``append`` (an overwrite, a delete, a compaction's
   replace, row-level deletes): correctness over speed;
 * the engine cannot present a table as some of its files (:attr:`Engine.incremental_reads`).
@@ -210,6 +213,10 @@ def read_source(name: str, table: Table, since: int | None) -> SourceRead:
     if since == current.snapshot_id:
         return SourceRead(name, "incremental", since, since, source=table)
     why = _not_an_append(table, since, current.snapshot_id)
+    if why is not None and table.metadata.snapshot_by_id(since) is None:
+        merged = _read_after_merge(name, table, since)
+        if merged is not None:
+            return merged
     if why is not None:
         return _full(name, table, since, why)
     scan = table.incremental_append_scan(
@@ -221,6 +228,56 @@ def read_source(name: str, table: Table, since: int | None) -> SourceRead:
     files = tuple(
         ScanFile(task.file.file_path, task.file.record_count)
         for task in sorted(tasks, key=lambda t: t.file.file_path)
+    )
+    return SourceRead(
+        name,
+        "incremental",
+        current.snapshot_id,
+        since,
+        files=files,
+        rows=sum(f.record_count for f in files),
+        source=table,
+    )
+
+
+def _read_after_merge(name: str, table: Table, since: int) -> SourceRead | None:
+    """The files ``table`` gained since ``since``, a snapshot of a branch merged into it.
+
+    A run records the source snapshot it read on its own branch; once the run is merged by
+    content, that snapshot is not in the target's history, but the merged snapshot names
+    it and its manifest list (:func:`lakehouse.tables.merge.source_data_files`). The new
+    rows are then the data files live now that were not live in it — when every file it
+    had is still live and no delete file applies (else ``None``: read in full).
+    """
+    from pyiceberg.manifest import DataFileContent
+
+    from lakehouse.query.planning import ScanFile
+    from lakehouse.tables.merge import source_data_files
+    from lakehouse.tables.rowdelta import manifest_entries
+
+    current = table.current_snapshot()
+    if current is None:
+        return None
+    consumed = source_data_files(table.metadata, table.io, since)
+    if consumed is None:
+        return None
+    live = [e for m in current.manifests(table.io) for e in manifest_entries(table.io, m)]
+    if any(e.data_file.content != DataFileContent.DATA for e in live):
+        return None
+    paths = {e.data_file.file_path for e in live}
+    if not consumed <= paths:
+        return None
+    files = tuple(
+        ScanFile(e.data_file.file_path, e.data_file.record_count)
+        for e in sorted(live, key=lambda e: e.data_file.file_path)
+        if e.data_file.file_path not in consumed
+    )
+    logger.info(
+        "%s: snapshot %s was merged into the branch by content: reading the %d file(s) "
+        "added besides it",
+        name,
+        since,
+        len(files),
     )
     return SourceRead(
         name,

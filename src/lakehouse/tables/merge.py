@@ -71,6 +71,7 @@ from lakehouse.tables.files import read_columns
 from lakehouse.tables.metadata import StagedTransaction, apply_updates
 from lakehouse.tables.rowdelta import (
     RowDelta,
+    has_live_files,
     manifest_entries,
     read_position_deletes,
     referenced_data_files,
@@ -86,6 +87,10 @@ if TYPE_CHECKING:
 #: Snapshot summary properties of a merged snapshot.
 MERGE_PROPERTY = "lakehouse.merge"
 MERGE_SOURCE_PROPERTY = "lakehouse.merge.source-snapshot-id"
+#: The source snapshot's manifest list: what the source held, for readers that recorded
+#: the source snapshot (an incremental model built on the merged branch) to tell its rows
+#: from the target's (:func:`source_data_files`).
+MERGE_SOURCE_MANIFEST_LIST_PROPERTY = "lakehouse.merge.source-manifest-list"
 #: Summary key of a merged snapshot: the bookkeeping summaries of the source snapshots it
 #: stands for (JSON list, newest first; see :func:`summaries`).
 CARRIED_PROPERTY = "lakehouse.merge.carried"
@@ -123,6 +128,38 @@ def _carried(side: TableMetadata, base: Snapshot | None) -> list[Mapping[str, st
         parent = snapshot.parent_snapshot_id
         snapshot = by_id.get(parent) if parent is not None else None
     return carried
+
+
+def source_data_files(
+    metadata: TableMetadata, io: FileIO, source_snapshot_id: int
+) -> frozenset[str] | None:
+    """The data files live in ``source_snapshot_id`` of a branch merged by content into this one.
+
+    Found through the merged snapshot in the current snapshot's ancestry that names it
+    (:data:`MERGE_SOURCE_PROPERTY`) and its recorded manifest list. ``None`` when no such
+    merge is in the ancestry, the source held delete files, or its manifests are gone
+    (garbage-collected).
+    """
+    from pyiceberg.manifest import DataFileContent, ManifestContent, read_manifest_list
+    from pyiceberg.table.snapshots import ancestors_of
+
+    wanted = str(source_snapshot_id)
+    for snapshot in ancestors_of(metadata.current_snapshot(), metadata):
+        props = snapshot.summary.additional_properties if snapshot.summary is not None else {}
+        listed = props.get(MERGE_SOURCE_MANIFEST_LIST_PROPERTY)
+        if props.get(MERGE_SOURCE_PROPERTY) != wanted or not listed:
+            continue
+        try:
+            manifests = list(read_manifest_list(io.new_input(listed)))
+            entries = [e for m in manifests for e in manifest_entries(io, m)]
+        except (OSError, ValueError):
+            return None
+        if any(m.content == ManifestContent.DELETES for m in manifests if has_live_files(m)):
+            return None
+        return frozenset(
+            e.data_file.file_path for e in entries if e.data_file.content == DataFileContent.DATA
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -280,6 +317,11 @@ def merge_tables(
             snapshot_properties={
                 MERGE_PROPERTY: "content",
                 MERGE_SOURCE_PROPERTY: str(head.snapshot_id if head is not None else -1),
+                **(
+                    {MERGE_SOURCE_MANIFEST_LIST_PROPERTY: head.manifest_list}
+                    if head is not None
+                    else {}
+                ),
                 **carried,
             },
             metadata=metadata,
@@ -514,8 +556,10 @@ __all__ = [
     "CARRIED_PREFIXES",
     "CARRIED_PROPERTY",
     "MERGE_PROPERTY",
+    "MERGE_SOURCE_MANIFEST_LIST_PROPERTY",
     "MERGE_SOURCE_PROPERTY",
     "TableMerge",
     "merge_tables",
+    "source_data_files",
     "summaries",
 ]

@@ -544,7 +544,7 @@ class RowDelta:
             delete_groups[f.spec_id].append(added(f))
         kept: list[ManifestFile] = []
         for manifest in head.manifests(self._io) if head is not None else ():
-            if not _has_live_files(manifest):
+            if not has_live_files(manifest):
                 continue
             if manifest.content == ManifestContent.DELETES:
                 for e in manifest_entries(self._io, manifest):
@@ -612,7 +612,7 @@ def _partition_key(metadata: TableMetadata, data_file: DataFile) -> Any:
     return PartitionKey(field_values=values, partition_spec=spec, schema=metadata.schema())
 
 
-def _has_live_files(manifest: ManifestFile) -> bool:
+def has_live_files(manifest: ManifestFile) -> bool:
     """False when the manifest list says the manifest holds only DELETED entries."""
     counts = (manifest.added_files_count, manifest.existing_files_count)
     if any(c is None for c in counts):
@@ -658,6 +658,7 @@ __all__ = [
     "POS_FIELD_ID",
     "RowDelta",
     "RowDeltaSummary",
+    "has_live_files",
     "read_position_deletes",
     "referenced_data_file",
     "referenced_data_files",
