@@ -140,3 +140,19 @@ fetch_verified() {
     mv -f "$part" "$target"
     say "verified (sha1 $actual) and cached as $target"
 }
+
+# cmd_stop of a service started by spawn_detached: stops the process named by $PIDFILE
+# (the caller defines running and pid) and removes the pid file.
+stop_pidfile_service() {
+    if ! running; then
+        rm -f "$PIDFILE"
+        say "not running"
+        return 0
+    fi
+    local p
+    p="$(pid)"
+    say "stopping (pid $p)"
+    stop_pid "$p"
+    rm -f "$PIDFILE"
+    say "stopped"
+}

@@ -200,17 +200,7 @@ cmd_start() {
 }
 
 cmd_stop() {
-    if ! running; then
-        rm -f "$PIDFILE"
-        say "not running"
-        return 0
-    fi
-    local p
-    p="$(pid)"
-    say "stopping (pid $p)"
-    stop_pid "$p"
-    rm -f "$PIDFILE"
-    say "stopped"
+    stop_pidfile_service
 }
 
 cmd_status() {

@@ -13,47 +13,11 @@
 # tests point HELM_CACHE_HOME/HELM_CONFIG_HOME/HELM_DATA_HOME at temporary folders.
 set -euo pipefail
 
+TOOL="helm"
 MODULE="helm.sh/helm/v3"
 VERSION="${LAKEHOUSE_HELM_VERSION:-v3.22.0}"
-CACHE="${LAKEHOUSE_CACHE:-$HOME/.cache/lakehouse}"
-CACHE="$(realpath -m -- "$CACHE")"
-ROOT="$CACHE/tools"
-BIN_DIR="$ROOT/bin"
-BIN="$BIN_DIR/helm"
-STAMP="$BIN_DIR/helm.version"
-LOG="$ROOT/helm-build.log"
-
-die() {
-    echo "helm.sh: error: $*" >&2
-    exit 1
-}
-
-say() {
-    echo "helm.sh: $*" >&2
-}
-
-built() {
-    [[ -x "$BIN" && -f "$STAMP" && "$(cat "$STAMP")" == "$VERSION" ]]
-}
-
-ensure_built() {
-    built && return 0
-    command -v go >/dev/null || [[ ! -x /usr/local/go/bin/go ]] || PATH="$PATH:/usr/local/go/bin"
-    command -v go >/dev/null || die "helm is built from source and needs the Go toolchain: https://go.dev/dl"
-    mkdir -p "$BIN_DIR"
-    say "building $MODULE/cmd/helm@$VERSION with $(go env GOVERSION) (first run only; takes minutes)"
-    local started=$SECONDS
-    # GOTOOLCHAIN=local: never download another toolchain. -modcacherw: the module cache
-    # stays deletable. -trimpath: no path of this machine inside the binary.
-    if ! env GOBIN="$BIN_DIR" GOMODCACHE="$ROOT/gomodcache" GOTOOLCHAIN=local \
-        GOFLAGS="-modcacherw -buildvcs=false -trimpath" \
-        go install "$MODULE/cmd/helm@$VERSION" >"$LOG" 2>&1; then
-        tail -n 30 "$LOG" >&2
-        die "go install $MODULE/cmd/helm@$VERSION failed (log: $LOG)"
-    fi
-    echo "$VERSION" >"$STAMP"
-    say "built $BIN in $((SECONDS - started))s"
-}
+# shellcheck source=scripts/tools/_go_tool.sh
+source "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/_go_tool.sh"
 
 case "${1:-build}" in
     build | start)

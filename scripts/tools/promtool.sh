@@ -12,48 +12,12 @@
 # version prints the path at once. The first build takes minutes on two cores.
 set -euo pipefail
 
+TOOL="promtool"
 MODULE="github.com/prometheus/prometheus"
 VERSION="${LAKEHOUSE_PROMTOOL_VERSION:-v0.316.0}"
-CACHE="${LAKEHOUSE_CACHE:-$HOME/.cache/lakehouse}"
-CACHE="$(realpath -m -- "$CACHE")"
-ROOT="$CACHE/tools"
-BIN_DIR="$ROOT/bin"
-BIN="$BIN_DIR/promtool"
-STAMP="$BIN_DIR/promtool.version"
-LOG="$ROOT/promtool-build.log"
 REPO="$(cd "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/../.." && pwd)"
-
-die() {
-    echo "promtool.sh: error: $*" >&2
-    exit 1
-}
-
-say() {
-    echo "promtool.sh: $*" >&2
-}
-
-built() {
-    [[ -x "$BIN" && -f "$STAMP" && "$(cat "$STAMP")" == "$VERSION" ]]
-}
-
-ensure_built() {
-    built && return 0
-    command -v go >/dev/null || [[ ! -x /usr/local/go/bin/go ]] || PATH="$PATH:/usr/local/go/bin"
-    command -v go >/dev/null || die "promtool is built from source and needs the Go toolchain: https://go.dev/dl"
-    mkdir -p "$BIN_DIR"
-    say "building $MODULE/cmd/promtool@$VERSION with $(go env GOVERSION) (first run only; takes minutes)"
-    local started=$SECONDS
-    # GOTOOLCHAIN=local: never download another toolchain. -modcacherw: the module cache
-    # stays deletable. -trimpath: no path of this machine inside the binary.
-    if ! env GOBIN="$BIN_DIR" GOMODCACHE="$ROOT/gomodcache" GOTOOLCHAIN=local \
-        GOFLAGS="-modcacherw -buildvcs=false -trimpath" \
-        go install "$MODULE/cmd/promtool@$VERSION" >"$LOG" 2>&1; then
-        tail -n 30 "$LOG" >&2
-        die "go install $MODULE/cmd/promtool@$VERSION failed (log: $LOG)"
-    fi
-    echo "$VERSION" >"$STAMP"
-    say "built $BIN in $((SECONDS - started))s"
-}
+# shellcheck source=scripts/tools/_go_tool.sh
+source "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/_go_tool.sh"
 
 case "${1:-build}" in
     build | start)
