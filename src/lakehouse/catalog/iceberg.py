@@ -27,7 +27,9 @@ requirements against that *current* metadata, apply the updates
 (:func:`pyiceberg.table.update.update_table_metadata`), write the new metadata file and
 commit it with the expected hash. Writers of one table first queue on the store's
 per-table commit lock (:meth:`~lakehouse.catalog.store.VersionStore.commit_lock`, bounded
-wait), so concurrent appends wait their turn instead of redoing work after lost races.
+wait), so concurrent appends wait their turn instead of redoing work after lost races;
+``Table.append`` checks and writes its data files before it queues, so only the snapshot
+(manifests, manifest list, metadata file) and the catalog commit are made one at a time.
 When the store reports that the table changed in
 between, the loop re-reads and tries again (bounded, jittered backoff). When the
 requirements fail because another writer moved the table's branch, a pure fast append
@@ -43,9 +45,11 @@ Cost (issue 10): a commit costs in proportion to the change, not to the table's 
 Staged and committed metadata share every unchanged snapshot and log entry with the
 metadata they came from (no deep copies, see :mod:`lakehouse.tables.metadata`; tables of
 this catalog hand out transactions that do the same), parsed metadata files and manifest
-lists are kept per location (both are immutable), each snapshot is serialised to JSON
-once, a rebase reuses the manifests the writer already wrote, and new tables merge
-small manifests on append (:data:`DEFAULT_TABLE_PROPERTIES`).
+lists are kept per location (both are immutable), a metadata file another writer wrote
+is parsed reusing the snapshots and log entries of the table's previous parse whose JSON
+is unchanged, each snapshot is serialised to JSON once, a rebase reuses the manifests
+the writer already wrote, and new tables merge small manifests on append
+(:data:`DEFAULT_TABLE_PROPERTIES`).
 
 Locations (DESIGN §3, issue 3): an explicit table location, a metadata file to register
 and any ``write.*.path`` or table location a commit sets must be inside the warehouse
