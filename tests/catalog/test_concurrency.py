@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing as mp
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
+import sqlalchemy as sa
 
 from lakehouse.catalog.iceberg import RefCatalog
 from lakehouse.catalog.model import NO_ANCESTOR, ContentKey, IcebergTable, Namespace, Put
@@ -201,3 +204,45 @@ def test_appends_of_many_processes_to_one_table_land_exactly_once(url: str, tmp_
     # and one catalog commit per append
     assert len(list(store.iter_log("main"))) - commits_before == APPENDERS * APPENDS
     store.close()
+
+
+@pytest.mark.integration
+def test_postgres_commit_lock_waiters_queue_in_the_server_instead_of_polling(
+    fresh_postgres_url: str,
+) -> None:
+    store = SqlStore(fresh_postgres_url)
+    waiter = SqlStore(fresh_postgres_url)
+    got: list[bool] = []
+    try:
+        with store.commit_lock("main", [TABLE_KEY], timeout=1) as held:
+            assert held is True
+
+            def wait_for_the_lock() -> None:
+                with waiter.commit_lock("main", [TABLE_KEY], timeout=60) as second:
+                    got.append(second)
+
+            thread = threading.Thread(target=wait_for_the_lock)
+            thread.start()
+            # the waiter shows up as one ungranted advisory lock in the server's lock table
+            deadline = time.monotonic() + 30
+            with store.engine.connect() as conn:
+                while True:
+                    waiting = conn.execute(
+                        sa.text(
+                            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                            "AND NOT granted"
+                        )
+                    ).scalar()
+                    conn.rollback()
+                    if waiting == 1:
+                        break
+                    assert time.monotonic() < deadline
+                    time.sleep(0.01)
+            assert not got
+        thread.join(timeout=30)
+        assert got == [True]  # woken when the holder unlocked, long before its 60 s
+        with waiter.engine.connect() as conn:  # the lock wait left no lock_timeout behind
+            assert conn.execute(sa.text("SHOW lock_timeout")).scalar() == "0"
+    finally:
+        store.close()
+        waiter.close()
