@@ -193,8 +193,11 @@ def test_writes_to_a_tag_fail_with_read_only_reference_error(
     head = store.resolve("main").hash
 
     table = tagged.load_table(ORDERS)
+    data = local(table.metadata.properties["write.data.path"])
+    files_before = set(data.rglob("*.parquet"))
     with pytest.raises(ReadOnlyReferenceError, match="tag 'v1'"):
         table.append(rows((2, "b")))
+    assert set(data.rglob("*.parquet")) == files_before  # refused before writing anything
     with pytest.raises(ReadOnlyReferenceError):
         tagged.create_table(("bronze", "other"), SCHEMA)
     with pytest.raises(ReadOnlyReferenceError):

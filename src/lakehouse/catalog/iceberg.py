@@ -397,9 +397,10 @@ class _RefTable(Table):
             with catalog._append_lock(self):
                 super().append(df, snapshot_properties, branch)
             return
+        branch_name = catalog._writable_branch()  # a tag refuses before any file is written
         base = self.metadata
         files = _write_data_files(base, self.io, cast("pa.Table", df))
-        with catalog._append_lock(self):
+        with catalog._append_lock(self, branch_name):
             if not _same_layout(base, self.metadata):
                 super().append(df, snapshot_properties, branch)
                 return
@@ -747,13 +748,14 @@ class RefCatalog(MetastoreCatalog):
         return self._lock_timeout_ms > 0 and not self.is_read_only
 
     @contextmanager
-    def _append_lock(self, table: Table) -> Iterator[None]:
-        """The commit lock of ``table`` on the bound branch, with ``table`` refreshed inside."""
+    def _append_lock(self, table: Table, branch: str | None = None) -> Iterator[None]:
+        """The commit lock of ``table`` on the bound branch (``branch`` when already
+        resolved), with ``table`` refreshed inside."""
         if not self._queues_appends():
             yield
             return
         key = self._table_key(table.name())
-        branch = self._writable_branch()
+        branch = branch or self._writable_branch()
         with self._table_lock(branch, [key]):
             table.refresh()
             yield
