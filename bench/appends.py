@@ -7,6 +7,7 @@ Run from the repository root::
                                       [--per-writer 25] [--rounds 3]
                                       [--markdown docs/benchmarks.md]
                                       [--sections history,writers] [--strict]
+                                      [--catalog postgresql+psycopg://…]
 
 Everything goes through the public API on the embedded profile, as a user does it: a
 fresh home (``lakehouse.connect(home, create=True)``: SQLite catalog, local-folder
@@ -27,7 +28,9 @@ table ``lh.table(...)`` returns.
    throughput (appends/s) and the median ratio of the rounds, per-append latency p50/p99,
    commit attempts (appends + races lost: the catalog's "lost a race" debug records and
    PyIceberg's client-side retry warnings) and a check that every row is in the table
-   exactly once. Targets: ratio >= 0.8, 0 lost, 0 duplicated.
+   exactly once. Targets: ratio >= 0.8, 0 lost, 0 duplicated. ``--catalog URI`` runs this
+   section on another catalog database (e.g. PostgreSQL, whose per-table commit lock is
+   an advisory lock): every run then creates a table of its own name in that database.
 
 ``--markdown FILE`` writes the results as the "One-row appends (bench/appends.py)" section
 of FILE, replacing that section if present and keeping the others. Targets missed are
@@ -41,9 +44,11 @@ import logging
 import multiprocessing as mp
 import os
 import platform
+import re
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -87,16 +92,24 @@ SCHEMA = pa.schema([("id", pa.int64()), ("writer", pa.int32()), ("payload", pa.s
 def one_row(row_id: int, writer: int = 0) -> pa.Table:
     """The row a user appends: an id, the writer and a short payload."""
     return pa.table(
-        {"id": [row_id], "writer": [writer], "payload": [f"event {row_id}"]}, schema=SCHEMA
+        {"id": [row_id], "writer": [writer], "payload": [f"event {row_id}"]},
+        schema=SCHEMA,
     )
 
 
-def new_home(home: Path) -> None:
-    """A fresh embedded lakehouse with an empty ``bench.events`` on main."""
-    with lakehouse.connect(home, create=True) as lh:
-        catalog = lh.catalog("main")
-        catalog.create_namespace_if_not_exists("bench")
-        catalog.create_table(TABLE, SCHEMA)
+def connect(home: Path, catalog: str | None = None, create: bool = False) -> lakehouse.Lakehouse:
+    """The lakehouse at ``home``: embedded (SQLite in ``home``) or on the ``catalog`` database."""
+    if catalog is None:
+        return lakehouse.connect(home, create=create)
+    return lakehouse.connect(home, create=create, catalog={"uri": catalog})
+
+
+def new_home(home: Path, table: str = TABLE, catalog: str | None = None) -> None:
+    """A fresh lakehouse (embedded unless ``catalog``) with an empty ``table`` on main."""
+    with connect(home, catalog, create=True) as lh:
+        main = lh.catalog("main")
+        main.create_namespace_if_not_exists("bench")
+        main.create_table(table, SCHEMA)
 
 
 def ms(value: float) -> str:
@@ -192,7 +205,13 @@ def bench_history(
             ]
         )
     result.rows.append(
-        ["baseline: `pq.write_table`", "-", ms(median(base)), ms(percentile(base, 0.9)), "1.00x"]
+        [
+            "baseline: `pq.write_table`",
+            "-",
+            ms(median(base)),
+            ms(percentile(base, 0.9)),
+            "1.00x",
+        ]
     )
     paired = paired_ratio(first, late)
     result.notes.append(
@@ -212,13 +231,19 @@ def bench_history(
 
 
 def _writer(
-    home: str, writer: int, count: int, barrier: Barrier, out: Queue[tuple[int, list[float], int]]
+    home: str,
+    table_name: str,
+    catalog: str | None,
+    writer: int,
+    count: int,
+    barrier: Barrier,
+    out: Queue[tuple[int, list[float], int]],
 ) -> None:
     """One process: connect, load the table, wait for the others, append ``count`` rows."""
     counter = RaceCounter.install()
     latencies: list[float] = []
-    with lakehouse.connect(Path(home)) as lh:
-        table = lh.table(TABLE)
+    with connect(Path(home), catalog) as lh:
+        table = lh.table(table_name)
         barrier.wait()
         for i in range(count):
             row = one_row(writer * 1_000_000 + i, writer)
@@ -239,13 +264,22 @@ class WritersRun:
     doubled: int  # rows there more than once, or not expected at all
 
 
-def run_writers(home: Path, writers: int, per_writer: int) -> WritersRun:
-    """``writers`` processes x ``per_writer`` appends to one table; wall time and checks."""
-    new_home(home)
+def run_writers(
+    home: Path, writers: int, per_writer: int, catalog: str | None = None
+) -> WritersRun:
+    """``writers`` processes x ``per_writer`` appends to one table; wall time and checks.
+
+    On a shared ``catalog`` database the table gets a name of its own.
+    """
+    table_name = TABLE if catalog is None else f"{TABLE}_{uuid.uuid4().hex[:12]}"
+    new_home(home, table_name, catalog)
     barrier = MP.Barrier(writers + 1)
     out: Queue[tuple[int, list[float], int]] = MP.Queue()
     procs = [
-        MP.Process(target=_writer, args=(str(home), w, per_writer, barrier, out))
+        MP.Process(
+            target=_writer,
+            args=(str(home), table_name, catalog, w, per_writer, barrier, out),
+        )
         for w in range(writers)
     ]
     for p in procs:
@@ -258,8 +292,8 @@ def run_writers(home: Path, writers: int, per_writer: int) -> WritersRun:
         p.join()
     latencies = [lat for _, lats, _ in results for lat in lats]
     lost_races = sum(lost for _, _, lost in results)
-    with lakehouse.connect(home) as lh:
-        ids = lh.table(TABLE).scan(selected_fields=("id",)).to_arrow().column("id").to_pylist()
+    with connect(home, catalog) as lh:
+        ids = lh.table(table_name).scan(selected_fields=("id",)).to_arrow().column("id").to_pylist()
     expected = {w * 1_000_000 + i for w in range(writers) for i in range(per_writer)}
     return WritersRun(
         wall=wall,
@@ -271,7 +305,7 @@ def run_writers(home: Path, writers: int, per_writer: int) -> WritersRun:
 
 
 def bench_writers(
-    root: Path, writers: int, per_writer: int, rounds: int
+    root: Path, writers: int, per_writer: int, rounds: int, catalog: str | None = None
 ) -> tuple[Table, float, int, int]:
     """One writer vs ``writers`` writers on one table, ``rounds`` times alternately.
 
@@ -282,11 +316,12 @@ def bench_writers(
     multis: list[WritersRun] = []
     for r in range(rounds):
         say(f"round {r + 1}/{rounds}: 1 process x {total} appends …")
-        singles.append(run_writers(root / f"single-{r}", 1, total))
+        singles.append(run_writers(root / f"single-{r}", 1, total, catalog))
         say(f"round {r + 1}/{rounds}: {writers} processes x {per_writer} appends to one table …")
-        multis.append(run_writers(root / f"multi-{r}", writers, per_writer))
+        multis.append(run_writers(root / f"multi-{r}", writers, per_writer, catalog))
+    store = "SQLite catalog" if catalog is None else f"{catalog.split(':', 1)[0]} catalog"
     result = Table(
-        f"Writers on one table: {total} one-row appends, {rounds} round(s)",
+        f"Writers on one table ({store}): {total} one-row appends, {rounds} round(s)",
         [
             "writers",
             "wall (median)",
@@ -298,7 +333,10 @@ def bench_writers(
             "duplicated",
         ],
     )
-    for label, runs in ((f"1 x {total}", singles), (f"{writers} x {per_writer}", multis)):
+    for label, runs in (
+        (f"1 x {total}", singles),
+        (f"{writers} x {per_writer}", multis),
+    ):
         wall = median([run.wall for run in runs])
         lats = [lat for run in runs for lat in run.latencies]
         result.rows.append(
@@ -339,9 +377,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sections", default="history,writers")
     parser.add_argument("--markdown", type=Path, help="write the section into this file")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument(
+        "--catalog",
+        help="catalog database URI for the writers section (default: embedded SQLite)",
+    )
     args = parser.parse_args(argv)
     sections = {s.strip() for s in args.sections.split(",") if s.strip()}
-    given = list(argv if argv is not None else sys.argv[1:])
+    # a catalog URI's password stays out of the printed command and the docs
+    given = [
+        re.sub(r"://([^:/@]+):[^@/]*@", r"://\1:***@", arg)
+        for arg in (argv if argv is not None else sys.argv[1:])
+    ]
     started = datetime.now(UTC)
     header = (
         f"Measured {started:%Y-%m-%d %H:%M} UTC on {platform.node() or 'this machine'} at "
@@ -371,7 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if "writers" in sections:
             table, throughput, lost, doubled = bench_writers(
-                root, args.writers, args.per_writer, max(1, args.rounds)
+                root, args.writers, args.per_writer, max(1, args.rounds), args.catalog
             )
             report.add(table)
             report.check(
@@ -381,7 +427,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 throughput >= 0.8,
             )
             report.check(
-                "rows lost / duplicated", f"{lost} / {doubled}", "0 / 0", not lost and not doubled
+                "rows lost / duplicated",
+                f"{lost} / {doubled}",
+                "0 / 0",
+                not lost and not doubled,
             )
     print("\n" + report.summary().text())
     if args.markdown:

@@ -1,19 +1,29 @@
 """Many processes committing to one branch: nothing lost, nothing applied twice.
 
 8 processes x 200 commits against one branch, on SQLite (one file shared by all
-processes) and on PostgreSQL (many connections).
+processes) and on PostgreSQL (many connections); and 8 processes appending rows to one
+Iceberg table through the catalog (queued on the table's commit lock, optimistic
+underneath).
 """
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing as mp
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
 import pytest
+import sqlalchemy as sa
 
+from lakehouse.catalog.iceberg import RefCatalog
 from lakehouse.catalog.model import NO_ANCESTOR, ContentKey, IcebergTable, Namespace, Put
 from lakehouse.catalog.sql_store import SqlStore
 from lakehouse.errors import CommitConflictError
+from lakehouse.storage import Warehouse
 
 WRITERS = 8
 COMMITS = 200
@@ -125,3 +135,114 @@ def test_the_same_key_with_retries_loses_no_update(url: str) -> None:
     assert final.snapshot_id == WRITERS * COMMITS
     assert conflicts > 0  # the writers really raced
     store.close()
+
+
+# -- appends of many processes to one Iceberg table ---------------------------------------------
+
+APPENDERS = 8
+APPENDS = 8
+TABLE = ("bronze", "events")
+TABLE_KEY = ContentKey.of(*TABLE)
+EVENTS = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("writer", pa.int32())])
+
+
+def _appender(url: str, warehouse: str, writer: int, start: Any, out: mp.Queue) -> None:  # type: ignore[type-arg]
+    """Load the table, wait for the others, append one row at a time; report the snapshots."""
+    store = SqlStore(url)
+    table = RefCatalog("lakehouse", store, "main", Warehouse.local(Path(warehouse))).load_table(
+        TABLE
+    )
+    start.wait()
+    committed = []
+    for i in range(APPENDS):
+        table.append(pa.table({"id": [writer * 1000 + i], "writer": [writer]}, schema=EVENTS))
+        snapshot = table.current_snapshot()  # the table holds the metadata its commit wrote
+        assert snapshot is not None
+        committed.append(snapshot.snapshot_id)
+    out.put((writer, committed, 0))
+    store.close()
+
+
+def test_appends_of_many_processes_to_one_table_land_exactly_once(url: str, tmp_path: Path) -> None:
+    root = tmp_path / "warehouse"
+    warehouse = Warehouse.local(root)
+    warehouse.ensure_local_dirs()
+    store = SqlStore(url)
+    main = RefCatalog("lakehouse", store, "main", warehouse)
+    main.create_namespace("bronze")
+    main.create_table(TABLE, EVENTS)
+    commits_before = len(list(store.iter_log("main")))
+
+    ctx = mp.get_context("spawn")
+    out: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+    start = ctx.Barrier(APPENDERS)
+    procs = [
+        ctx.Process(target=_appender, args=(url, str(root), w, start, out))
+        for w in range(APPENDERS)
+    ]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+
+    table = main.load_table(TABLE)
+    ids = table.scan(selected_fields=("id",)).to_arrow().column("id").to_pylist()
+    expected = [w * 1000 + i for w in range(APPENDERS) for i in range(APPENDS)]
+    assert sorted(ids) == expected  # none lost, none twice
+    # one snapshot per append, in one chain, each the one its writer was told it committed
+    chain = [entry.snapshot_id for entry in table.history()]
+    assert len(chain) == len(set(chain)) == APPENDERS * APPENDS
+    for parent, child in itertools.pairwise(chain):
+        snapshot = table.snapshot_by_id(child)
+        assert snapshot is not None and snapshot.parent_snapshot_id == parent
+    assert sorted(s for _, committed, _ in results for s in committed) == sorted(chain)
+    head = table.current_snapshot()
+    assert head is not None and head.summary is not None
+    assert head.summary["total-records"] == str(APPENDERS * APPENDS)
+    # and one catalog commit per append
+    assert len(list(store.iter_log("main"))) - commits_before == APPENDERS * APPENDS
+    store.close()
+
+
+@pytest.mark.integration
+def test_postgres_commit_lock_waiters_queue_in_the_server_instead_of_polling(
+    fresh_postgres_url: str,
+) -> None:
+    store = SqlStore(fresh_postgres_url)
+    waiter = SqlStore(fresh_postgres_url)
+    got: list[bool] = []
+    try:
+        with store.commit_lock("main", [TABLE_KEY], timeout=1) as held:
+            assert held is True
+
+            def wait_for_the_lock() -> None:
+                with waiter.commit_lock("main", [TABLE_KEY], timeout=60) as second:
+                    got.append(second)
+
+            thread = threading.Thread(target=wait_for_the_lock)
+            thread.start()
+            # the waiter shows up as one ungranted advisory lock in the server's lock table
+            deadline = time.monotonic() + 30
+            with store.engine.connect() as conn:
+                while True:
+                    waiting = conn.execute(
+                        sa.text(
+                            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                            "AND NOT granted"
+                        )
+                    ).scalar()
+                    conn.rollback()
+                    if waiting == 1:
+                        break
+                    assert time.monotonic() < deadline
+                    time.sleep(0.01)
+            assert not got
+        thread.join(timeout=30)
+        assert got == [True]  # woken when the holder unlocked, long before its 60 s
+        with waiter.engine.connect() as conn:  # the lock wait left no lock_timeout behind
+            assert conn.execute(sa.text("SHOW lock_timeout")).scalar() == "0"
+    finally:
+        store.close()
+        waiter.close()

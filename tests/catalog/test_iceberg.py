@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from pyiceberg.exceptions import (
     CommitFailedException,
@@ -30,13 +32,21 @@ from pyiceberg.exceptions import (
 )
 from pyiceberg.manifest import clear_manifest_cache
 from pyiceberg.schema import Schema
+from pyiceberg.serializers import FromInputFile
 from pyiceberg.table import Table
+from pyiceberg.table.metadata import TableMetadataUtil
 from pyiceberg.table.snapshots import Operation as SnapshotOperation
 from pyiceberg.table.update import update_table_metadata
 from pyiceberg.types import LongType, NestedField, StringType
 from pyiceberg.view.metadata import SQLViewRepresentation, ViewRepresentation, ViewVersion
 
-from lakehouse.catalog.iceberg import RefCatalog, _metadata_json
+from lakehouse.catalog.iceberg import (
+    COMMIT_LOCK_TIMEOUT_MS,
+    RefCatalog,
+    _BoundedCache,
+    _metadata_json,
+    _parse_metadata,
+)
 from lakehouse.catalog.model import (
     CommitMeta,
     CommitResult,
@@ -183,8 +193,11 @@ def test_writes_to_a_tag_fail_with_read_only_reference_error(
     head = store.resolve("main").hash
 
     table = tagged.load_table(ORDERS)
+    data = local(table.metadata.properties["write.data.path"])
+    files_before = set(data.rglob("*.parquet"))
     with pytest.raises(ReadOnlyReferenceError, match="tag 'v1'"):
         table.append(rows((2, "b")))
+    assert set(data.rglob("*.parquet")) == files_before  # refused before writing anything
     with pytest.raises(ReadOnlyReferenceError):
         tagged.create_table(("bronze", "other"), SCHEMA)
     with pytest.raises(ReadOnlyReferenceError):
@@ -741,6 +754,89 @@ def test_append_on_a_stale_table_starts_from_the_head_instead_of_rebasing(
     assert len(lists - lists_before) == 1  # built on the head: nothing to rebase
     assert read(dev.load_table(ORDERS)) == [(1, "a"), (2, "b")]
     assert len(stale.history()) == 2
+
+
+def test_an_append_writes_its_data_files_before_queueing_for_the_commit_lock(
+    tmp_path: Path, warehouse: Warehouse
+) -> None:
+    store = SqlStore(f"sqlite:///{tmp_path}/lock.db")
+    cat = RefCatalog("lakehouse", store, "main", warehouse, **{COMMIT_LOCK_TIMEOUT_MS: "60000"})
+    cat.create_namespace("bronze")
+    table = cat.create_table(ORDERS, SCHEMA)
+    data = local(table.metadata.properties["write.data.path"])
+    pool = ThreadPoolExecutor(1)
+    with store.commit_lock("main", [ORDERS_KEY], timeout=5) as held:
+        assert held  # another writer is committing to the table
+        appending = pool.submit(table.append, rows((1, "a")))
+        deadline = time.monotonic() + 60
+        while not list(data.rglob("*.parquet")):  # the rows are written meanwhile …
+            assert time.monotonic() < deadline and not appending.done()
+            time.sleep(0.01)
+        assert not appending.done()  # … and only the snapshot waits for the lock
+    appending.result(timeout=60)
+    pool.shutdown()
+    assert read(cat.load_table(ORDERS)) == [(1, "a")]
+    assert len(cat.load_table(ORDERS).history()) == 1
+
+
+def test_an_append_whose_table_changed_layout_meanwhile_writes_its_rows_again(
+    dev: RefCatalog, catalog: Callable[..., RefCatalog]
+) -> None:
+    dev.create_table(ORDERS, SCHEMA)
+    stale = catalog("dev").load_table(ORDERS)
+    with dev.load_table(ORDERS).update_schema() as update:
+        update.add_column("note", StringType())
+
+    stale.append(rows((1, "a")))
+
+    table = dev.load_table(ORDERS)
+    assert read(table) == [(1, "a")]
+    [task] = table.scan().plan_files()
+    # written for the table's schema at commit time, not for the stale one it was loaded with
+    assert "note" in pq.read_schema(local(task.file.file_path)).names
+    assert [f.name for f in table.schema().fields] == ["id", "name", "note"]
+
+
+def test_another_writers_metadata_is_parsed_reusing_the_entries_already_known(
+    dev: RefCatalog, catalog: Callable[..., RefCatalog]
+) -> None:
+    table = dev.create_table(ORDERS, SCHEMA)
+    for i in range(3):
+        table.append(rows((i, "x")))
+    reader = catalog("dev")
+    before = reader.load_table(ORDERS).metadata
+    table.append(rows((9, "y")))  # another catalog writes the next metadata file
+
+    after = reader.load_table(ORDERS)
+    assert after.metadata == FromInputFile.table_metadata(
+        after.io.new_input(after.metadata_location)
+    )
+    assert len(after.metadata.snapshots) == 4
+    assert all(a is b for a, b in zip(after.metadata.snapshots, before.snapshots, strict=False))
+    assert all(
+        a is b for a, b in zip(after.metadata.snapshot_log, before.snapshot_log, strict=False)
+    )
+    assert after.metadata.snapshots[3] not in before.snapshots
+
+
+def test_a_known_snapshot_id_with_other_content_is_parsed_afresh(dev: RefCatalog) -> None:
+    # a rebase rewrites a snapshot under the same id: only equal JSON is reused
+    table = dev.create_table(ORDERS, SCHEMA)
+    for i in range(2):
+        table.append(rows((i, "x")))
+    text = local(table.metadata_location).read_text()
+    memos: _BoundedCache[Any] = _BoundedCache(4)
+    first = _parse_metadata(text, memos)
+    data = json.loads(text)
+    data["snapshots"][-1]["manifest-list"] += ".rebased"
+    data["snapshot-log"][-1]["timestamp-ms"] += 1
+
+    second = _parse_metadata(json.dumps(data), memos)
+
+    assert second.snapshots[0] is first.snapshots[0]
+    assert second.snapshots[-1].manifest_list.endswith(".rebased")
+    assert second.snapshot_log[-1].timestamp_ms == first.snapshot_log[-1].timestamp_ms + 1
+    assert second == TableMetadataUtil.parse_raw(json.dumps(data))
 
 
 def _process_appender(home: str, writer: int, count: int, out: Any) -> None:

@@ -27,7 +27,9 @@ requirements against that *current* metadata, apply the updates
 (:func:`pyiceberg.table.update.update_table_metadata`), write the new metadata file and
 commit it with the expected hash. Writers of one table first queue on the store's
 per-table commit lock (:meth:`~lakehouse.catalog.store.VersionStore.commit_lock`, bounded
-wait), so concurrent appends wait their turn instead of redoing work after lost races.
+wait), so concurrent appends wait their turn instead of redoing work after lost races;
+``Table.append`` checks and writes its data files before it queues, so only the snapshot
+(manifests, manifest list, metadata file) and the catalog commit are made one at a time.
 When the store reports that the table changed in
 between, the loop re-reads and tries again (bounded, jittered backoff). When the
 requirements fail because another writer moved the table's branch, a pure fast append
@@ -43,9 +45,11 @@ Cost (issue 10): a commit costs in proportion to the change, not to the table's 
 Staged and committed metadata share every unchanged snapshot and log entry with the
 metadata they came from (no deep copies, see :mod:`lakehouse.tables.metadata`; tables of
 this catalog hand out transactions that do the same), parsed metadata files and manifest
-lists are kept per location (both are immutable), each snapshot is serialised to JSON
-once, a rebase reuses the manifests the writer already wrote, and new tables merge
-small manifests on append (:data:`DEFAULT_TABLE_PROPERTIES`).
+lists are kept per location (both are immutable), a metadata file another writer wrote
+is parsed reusing the snapshots and log entries of the table's previous parse whose JSON
+is unchanged, each snapshot is serialised to JSON once, a rebase reuses the manifests
+the writer already wrote, and new tables merge small manifests on append
+(:data:`DEFAULT_TABLE_PROPERTIES`).
 
 Locations (DESIGN §3, issue 3): an explicit table location, a metadata file to register
 and any ``write.*.path`` or table location a commit sets must be inside the warehouse
@@ -59,6 +63,7 @@ manifest list is outside it.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import random
 import re
@@ -88,6 +93,7 @@ from pyiceberg.exceptions import (
 )
 from pyiceberg.io import FileIO
 from pyiceberg.manifest import (
+    DataFile,
     ManifestContent,
     ManifestFile,
     read_manifest_list,
@@ -95,10 +101,17 @@ from pyiceberg.manifest import (
 )
 from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
 from pyiceberg.schema import Schema
-from pyiceberg.serializers import Compressor, FromInputFile, ToOutputFile
-from pyiceberg.table import CommitTableResponse, StagedTable, Table, TableProperties, Transaction
+from pyiceberg.serializers import NOOP_COMPRESSOR, Compressor, FromInputFile, ToOutputFile
+from pyiceberg.table import (
+    DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE,
+    CommitTableResponse,
+    StagedTable,
+    Table,
+    TableProperties,
+    Transaction,
+)
 from pyiceberg.table.locations import load_location_provider
-from pyiceberg.table.metadata import TableMetadata, new_table_metadata
+from pyiceberg.table.metadata import TableMetadata, TableMetadataUtil, new_table_metadata
 from pyiceberg.table.refs import MAIN_BRANCH, SnapshotRefType
 from pyiceberg.table.snapshots import Operation as SnapshotOperation
 from pyiceberg.table.snapshots import Snapshot, Summary, update_snapshot_summaries
@@ -116,6 +129,7 @@ from pyiceberg.table.update import (
 )
 from pyiceberg.typedef import EMPTY_DICT, Identifier, Properties
 from pyiceberg.utils.config import Config
+from pyiceberg.utils.properties import property_as_bool
 from pyiceberg.view import View
 from pyiceberg.view.metadata import ViewHistoryEntry, ViewMetadata, ViewVersion
 
@@ -268,6 +282,65 @@ def _metadata_json(metadata: TableMetadata) -> str:
     return f'{rest[:-1]},"snapshots":[{snapshots}]}}'
 
 
+#: JSON objects of one table's snapshots and log entries, with the models parsed from them.
+_Memo = dict[tuple[str, Any], tuple[Any, Any]]
+
+#: Metadata lists whose entries a parse reuses, and the key of an entry in each.
+_MEMO_LISTS: Mapping[str, Callable[[dict[str, Any]], Any]] = {
+    "snapshots": lambda item: item.get("snapshot-id"),
+    "snapshot-log": lambda item: (item.get("snapshot-id"), item.get("timestamp-ms")),
+    "metadata-log": lambda item: item.get("metadata-file"),
+}
+
+
+def _parse_metadata(text: str, memos: _BoundedCache[_Memo]) -> TableMetadata:
+    """Parse a table metadata file, reusing the models of entries seen in the table's last parse.
+
+    Another writer's metadata file differs from the one this catalog parsed last by a few
+    snapshots, but PyIceberg's parse validates every snapshot and log entry again (about
+    14 ms at 200 snapshots, growing with the history, inside the table's commit lock) and
+    the fresh snapshot objects must then be serialised again when the next metadata file
+    is written. Here the file is read with :func:`json.loads`; every snapshot, snapshot-log
+    and metadata-log entry whose JSON object equals one of ``memo`` (what the table's
+    last parse saw) is the model parsed from that equal object, and only the rest is
+    validated by PyIceberg, as part of the whole metadata. ``memos`` holds the memo of
+    each table (by UUID) and gets this parse's. Formats other than 2 and 3 are parsed
+    whole.
+    """
+    data = json.loads(text)
+    if not isinstance(data, dict) or data.get("format-version") not in (2, 3):
+        return TableMetadataUtil.parse_raw(text)
+    known = memos.get(str(data.get("table-uuid"))) or {}
+    raw: dict[str, list[Any]] = {}
+    for name, key_of in _MEMO_LISTS.items():
+        items = data.get(name)
+        if not isinstance(items, list):
+            continue
+        raw[name] = items
+        reused: list[Any] = []
+        for item in items:
+            hit = known.get((name, key_of(item))) if isinstance(item, dict) else None
+            reused.append(hit[1] if hit is not None and hit[0] == item else item)
+        data = {**data, name: reused}
+    metadata = TableMetadataUtil.parse_obj(data)
+    parsed: Mapping[str, Sequence[Any]] = {
+        "snapshots": metadata.snapshots,
+        "snapshot-log": metadata.snapshot_log,
+        "metadata-log": metadata.metadata_log,
+    }
+    new_memo: _Memo = {}
+    for name, items in raw.items():
+        models = parsed[name]
+        if len(models) != len(items):  # not one model per entry: nothing to reuse safely
+            return metadata
+        key_of = _MEMO_LISTS[name]
+        for item, model in zip(items, models, strict=True):
+            if isinstance(item, dict):
+                new_memo[(name, key_of(item))] = (item, model)
+    memos.put(str(metadata.table_uuid), new_memo)
+    return metadata
+
+
 class _BoundedCache(Generic[T]):
     """A small thread-safe LRU map from an immutable file's location to what it holds."""
 
@@ -306,17 +379,88 @@ class _RefTable(Table):
     ) -> None:
         """Append ``df`` (PyIceberg's :meth:`~pyiceberg.table.Table.append`), one writer at a time.
 
-        On a branch of the catalog, the append holds the table's commit lock (see
-        :meth:`RefCatalog.commit_tables`) and starts from the table's latest metadata,
-        so concurrent appenders queue instead of building snapshots on a stale parent
-        that must then be rebased or retried.
+        On a branch of the catalog the rows are checked against the table's schema and
+        written to data files first, without any lock; then the append takes the table's
+        commit lock (see :meth:`RefCatalog.commit_tables`), refreshes the table and adds
+        those files in a snapshot on the latest head, so concurrent appenders queue for
+        the short part (manifests and commit) instead of building snapshots on a stale
+        parent that must then be rebased or retried. When the table's layout (schema,
+        partition spec, properties, location) changed in between, the rows are written
+        again for the new layout, under the lock. A ``RecordBatchReader`` (read once) is
+        written under the lock.
         """
         catalog = self.catalog
         if not isinstance(catalog, RefCatalog):
             super().append(df, snapshot_properties, branch)
             return
-        with catalog._append_lock(self):
-            super().append(df, snapshot_properties, branch)
+        if not catalog._queues_appends() or not _is_arrow_table(df):
+            with catalog._append_lock(self):
+                super().append(df, snapshot_properties, branch)
+            return
+        branch_name = catalog._writable_branch()  # a tag refuses before any file is written
+        base = self.metadata
+        files = _write_data_files(base, self.io, cast("pa.Table", df))
+        with catalog._append_lock(self, branch_name):
+            if not _same_layout(base, self.metadata):
+                super().append(df, snapshot_properties, branch)
+                return
+            merge = property_as_bool(
+                self.metadata.properties,
+                TableProperties.MANIFEST_MERGE_ENABLED,
+                TableProperties.MANIFEST_MERGE_ENABLED_DEFAULT,
+            )
+            with self.transaction() as transaction:
+                update = transaction.update_snapshot(snapshot_properties, branch=branch)
+                with update.merge_append() if merge else update.fast_append() as producer:
+                    for data_file in files:
+                        producer.append_data_file(data_file)
+
+
+def _is_arrow_table(df: object) -> bool:
+    """Whether ``df`` is a ``pyarrow.Table`` (pyarrow is imported only by writers)."""
+    import pyarrow as pa  # deferred: reading the catalog does not need pyarrow
+
+    return isinstance(df, pa.Table)
+
+
+def _write_data_files(metadata: TableMetadata, io: FileIO, df: pa.Table) -> list[DataFile]:
+    """Check ``df`` against the table's schema and write it as data files, as PyIceberg's
+    ``Transaction.append`` does (nothing is committed; an empty table writes no file)."""
+    # deferred: the writer's half of PyIceberg needs pyarrow, reading the catalog does not
+    from pyiceberg.io.pyarrow import _check_pyarrow_schema_compatible, _dataframe_to_data_files
+
+    _check_pyarrow_schema_compatible(
+        metadata.schema(),
+        provided_schema=df.schema,
+        downcast_ns_timestamp_to_us=Config().get_bool(DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE)
+        or False,
+        format_version=metadata.format_version,
+    )
+    if df.num_rows == 0:
+        return []
+    return list(
+        _dataframe_to_data_files(table_metadata=metadata, write_uuid=uuid.uuid4(), df=df, io=io)
+    )
+
+
+def _same_layout(written: TableMetadata, current: TableMetadata) -> bool:
+    """Whether data files written for ``written`` fit ``current`` as they are.
+
+    Same table, format version, current schema, default partition spec and sort order,
+    location and properties (which decide file paths, formats and name mapping); other
+    appends in between do not matter.
+    """
+    return current is written or (
+        current.table_uuid == written.table_uuid
+        and current.format_version == written.format_version
+        and current.current_schema_id == written.current_schema_id
+        and current.default_spec_id == written.default_spec_id
+        and current.default_sort_order_id == written.default_sort_order_id
+        and current.location == written.location
+        and current.properties == written.properties
+        and current.schema() == written.schema()
+        and current.spec() == written.spec()
+    )
 
 
 @dataclass(frozen=True)
@@ -385,6 +529,8 @@ class RefCatalog(MetastoreCatalog):
         self._manifest_lists: _BoundedCache[tuple[ManifestFile, ...]] = _BoundedCache(
             _MANIFEST_LIST_CACHE_SIZE
         )
+        # per table (uuid): the entries of its last parsed metadata file, for the next parse
+        self._metadata_memo: _BoundedCache[_Memo] = _BoundedCache(_METADATA_CACHE_SIZE)
 
     def __repr__(self) -> str:
         return f"RefCatalog(name={self.name!r}, ref={self.ref!r})"
@@ -394,6 +540,7 @@ class RefCatalog(MetastoreCatalog):
         other = RefCatalog(self.name, self.store, ref, self.warehouse, **self.properties)
         other._metadata_cache = self._metadata_cache  # parsed immutable files: safe to share
         other._manifest_lists = self._manifest_lists
+        other._metadata_memo = self._metadata_memo
         return other
 
     @property
@@ -432,8 +579,7 @@ class RefCatalog(MetastoreCatalog):
             self._check_location(location, f"metadata of table '{key}'")
         metadata = self._metadata_cache.get(location)
         if metadata is None:
-            io = self._load_file_io(location=location)
-            metadata = FromInputFile.table_metadata(io.new_input(location))
+            metadata = self._read_metadata(location)
             self._metadata_cache.put(location, metadata)
         return _RefTable(
             identifier=key.elements,
@@ -442,6 +588,16 @@ class RefCatalog(MetastoreCatalog):
             io=self._load_file_io(metadata.properties, location),
             catalog=self,
         )
+
+    def _read_metadata(self, location: str) -> TableMetadata:
+        """Read and parse a metadata file, reusing what the table's last parse saw
+        (:func:`_parse_metadata`); compressed files are parsed by PyIceberg."""
+        io = self._load_file_io(location=location)
+        if Compressor.get_compressor(location) is not NOOP_COMPRESSOR:
+            return FromInputFile.table_metadata(io.new_input(location))
+        with io.new_input(location).open() as stream:
+            text = stream.read().decode("utf-8")
+        return _parse_metadata(text, self._metadata_memo)
 
     # -- keys ---------------------------------------------------------------------------
 
@@ -587,14 +743,19 @@ class RefCatalog(MetastoreCatalog):
             finally:
                 held.difference_update((branch, key) for key in wanted)
 
+    def _queues_appends(self) -> bool:
+        """Whether appends of this catalog's tables queue on the per-table commit lock."""
+        return self._lock_timeout_ms > 0 and not self.is_read_only
+
     @contextmanager
-    def _append_lock(self, table: Table) -> Iterator[None]:
-        """The commit lock of ``table`` on the bound branch, with ``table`` refreshed inside."""
-        if self._lock_timeout_ms <= 0 or self.is_read_only:
+    def _append_lock(self, table: Table, branch: str | None = None) -> Iterator[None]:
+        """The commit lock of ``table`` on the bound branch (``branch`` when already
+        resolved), with ``table`` refreshed inside."""
+        if not self._queues_appends():
             yield
             return
         key = self._table_key(table.name())
-        branch = self._writable_branch()
+        branch = branch or self._writable_branch()
         with self._table_lock(branch, [key]):
             table.refresh()
             yield
