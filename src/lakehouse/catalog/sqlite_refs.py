@@ -41,9 +41,7 @@ def reference_head(database: Path, name: str) -> tuple[ReferenceType, str] | Non
         log.debug("cannot open %s: %s", database, exc)
         return None
     try:
-        version = conn.execute(
-            "SELECT value FROM lh_meta WHERE key = 'schema_version'"
-        ).fetchone()
+        version = conn.execute("SELECT value FROM lh_meta WHERE key = 'schema_version'").fetchone()
         if version is None or version[0] != str(SCHEMA_VERSION):
             return None
         row = conn.execute("SELECT type, hash FROM lh_refs WHERE name = ?", (name,)).fetchone()

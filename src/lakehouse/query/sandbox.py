@@ -235,7 +235,7 @@ def reads_no_table(sql: str) -> bool:
 
 
 def _checked_nodes(sql: str) -> list[dict[str, Any]]:
-    """The nodes of the parse tree of ``sql``'s query, each checked (raises on the first refused)."""
+    """The checked nodes of the parse tree of ``sql``'s query (raises at the first refused)."""
     nodes: list[dict[str, Any]] = []
     for node in _walk(_parse_tree(_one_statement(sql))):
         _check_node(node)
