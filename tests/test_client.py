@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from pyiceberg.exceptions import NoSuchTableError
 
 import lakehouse
 from lakehouse.catalog.model import Branch, ContentKey, IcebergTable, Namespace, Put, Tag
+from lakehouse.catalog.store import ResolvedRef
 from lakehouse.client import BranchRef, Lakehouse, TagRef, connect, sqlite_path
 from lakehouse.config import load_settings
 from lakehouse.errors import (
@@ -19,6 +21,7 @@ from lakehouse.errors import (
     MergeConflictError,
     ReadOnlyReferenceError,
     ReferenceAlreadyExistsError,
+    ReferenceNotFoundError,
 )
 
 ROWS = pa.table({"id": pa.array([1, 2, 3], pa.int64()), "amount": pa.array([1.0, 2.0, 3.0])})
@@ -79,6 +82,37 @@ def test_connect_with_settings_object(tmp_path: Path) -> None:
         assert lh.settings is settings
     with pytest.raises(TypeError):
         connect(tmp_path, settings=settings)
+
+
+def test_an_existing_embedded_catalog_resolves_names_as_its_store_does(
+    _isolate_lakehouse_config: Path,
+) -> None:
+    # connect() opens an existing SQLite catalog on first use; until then a branch or tag
+    # name is read from the file (lakehouse.catalog.sqlite_refs), with the store's answer
+    with connect(create=True) as lh:
+        root = lh.resolve("main").hash
+        head = put_namespace(lh, "main", "bronze")
+        lh.create_tag("v1", "main")
+    with connect() as lh:
+        assert lh.resolve() == ResolvedRef(Branch("main", head), head)
+        assert lh.resolve("v1") == ResolvedRef(Tag("v1", head), head)
+        assert lh.resolve("main~1").hash == root  # anything but a name: the store
+        with pytest.raises(ReferenceNotFoundError, match="nope"):
+            lh.resolve("nope")
+        assert lh.resolve("main") == lh.store.resolve("main")
+        assert lh.resolve("v1") == lh.store.resolve("v1")
+
+
+def test_a_catalog_opened_on_first_use_still_refuses_a_newer_schema(
+    _isolate_lakehouse_config: Path,
+) -> None:
+    with connect(create=True) as lh:
+        db = sqlite_path(lh.settings.catalog_uri)
+    assert db is not None
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE lh_meta SET value = '99' WHERE key = 'schema_version'")
+    with connect() as lh, pytest.raises(InvalidInputError, match="newer"):
+        lh.resolve("main")
 
 
 def test_sqlite_path() -> None:

@@ -26,7 +26,8 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import logging
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,6 +60,7 @@ from lakehouse.catalog.recovery import (
     revert,
 )
 from lakehouse.catalog.rowdiff import RowChanges, row_changes
+from lakehouse.catalog.sqlite_refs import reference_head
 from lakehouse.catalog.store import RefLike, ResolvedRef, VersionStore
 from lakehouse.errors import ConfigError, InvalidInputError
 
@@ -96,6 +98,10 @@ def connect(
     With ``create=True`` the home folder, the warehouse buckets and the catalog
     database are created when missing (what ``lakehouse init`` does); otherwise a
     missing embedded catalog raises :class:`~lakehouse.errors.ConfigError`.
+
+    An existing embedded (SQLite) catalog is opened on first use: a command that only
+    resolves a branch or tag name reads it without importing SQLAlchemy
+    (:mod:`lakehouse.catalog.sqlite_refs`).
     """
     if settings is None:
         from lakehouse.config import load_settings
@@ -125,13 +131,16 @@ def connect(
             "(or point LAKEHOUSE_HOME / --home at an existing one)"
         )
 
-    store = open_store(
-        settings.catalog_uri,
-        default_branch=settings.default_branch,
-        token=settings.catalog.token,
-        auth=_sign_in(settings.catalog.oauth2) if settings.catalog.oauth2 is not None else None,
-    )
-    return Lakehouse(store, warehouse, settings)
+    def open_catalog() -> VersionStore:
+        return open_store(
+            settings.catalog_uri,
+            default_branch=settings.default_branch,
+            token=settings.catalog.token,
+            auth=_sign_in(settings.catalog.oauth2) if settings.catalog.oauth2 is not None else None,
+        )
+
+    lazy = db_path is not None and not create
+    return Lakehouse(open_catalog if lazy else open_catalog(), warehouse, settings)
 
 
 def _sign_in(oauth2: OAuth2ClientSettings) -> ClientCredentials:
@@ -181,11 +190,23 @@ class Status:
 class Lakehouse:
     """A versioned catalog of Iceberg tables plus the warehouse holding their files.
 
-    Get one from :func:`connect`; close it (or use ``with``) when done.
+    Get one from :func:`connect`; close it (or use ``with``) when done. ``store`` is the
+    versioned catalog, or a function that opens it, called on first use.
     """
 
-    def __init__(self, store: VersionStore, warehouse: Warehouse, settings: Settings) -> None:
-        self._store = store
+    def __init__(
+        self,
+        store: VersionStore | Callable[[], VersionStore],
+        warehouse: Warehouse,
+        settings: Settings,
+    ) -> None:
+        self._opened: VersionStore | None = None
+        self._opener: Callable[[], VersionStore] | None = None
+        if isinstance(store, VersionStore):
+            self._opened = store
+        else:
+            self._opener = store
+        self._open_lock = threading.Lock()
         self._warehouse = warehouse
         self._settings = settings
 
@@ -193,8 +214,19 @@ class Lakehouse:
 
     @property
     def store(self) -> VersionStore:
-        """The versioned catalog."""
+        """The versioned catalog (opened now if it was not yet)."""
         return self._store
+
+    @property
+    def _store(self) -> VersionStore:
+        store = self._opened
+        if store is None:
+            with self._open_lock:
+                if self._opened is None:
+                    assert self._opener is not None
+                    self._opened = self._opener()
+                store = self._opened
+        return store
 
     @property
     def warehouse(self) -> Warehouse:
@@ -232,7 +264,15 @@ class Lakehouse:
 
     def resolve(self, ref: RefLike | None = None) -> ResolvedRef:
         """Resolve a reference spec (``main``, ``dev@hash``, ``@hash``, ``main~2`` …)."""
-        return self._store.resolve(self._ref(ref))
+        spec = self._ref(ref)
+        if self._opened is None and isinstance(spec, str):
+            # a catalog not opened yet: a branch or tag name is one row of the SQLite file
+            database = sqlite_path(self._settings.catalog_uri)
+            found = reference_head(database, spec) if database is not None else None
+            if found is not None:
+                kind, head = found
+                return ResolvedRef(Reference.of(kind, spec, head), head)
+        return self._store.resolve(spec)
 
     def create_branch(self, name: str, from_ref: RefLike | None = None) -> Branch:
         """Create branch ``name`` at ``from_ref`` (default: :attr:`default_ref`)."""
@@ -570,7 +610,8 @@ class Lakehouse:
         )
 
     def close(self) -> None:
-        """Release the catalog's connections; publish this process's metrics if configured.
+        """Release the catalog's connections (if it was opened); publish this process's
+        metrics if configured.
 
         Metrics go where the ``metrics`` settings say (a textfile, a Pushgateway; see
         :mod:`lakehouse.observability`): batch processes publish when they are done.
@@ -580,7 +621,8 @@ class Lakehouse:
             from lakehouse.observability import publish_metrics  # only when configured
 
             publish_metrics(self._settings)
-        self._store.close()
+        if self._opened is not None:
+            self._opened.close()
 
     def __enter__(self) -> Lakehouse:
         return self

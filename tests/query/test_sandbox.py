@@ -27,6 +27,7 @@ from lakehouse.query.sandbox import (
     check_read_only,
     close_cached,
     explained,
+    reads_no_table,
     spill_directory,
 )
 from tests.query.conftest import make_table, orders
@@ -310,6 +311,55 @@ def test_time_travel_on_branches_and_tags_runs(lh: Lakehouse) -> None:
 def test_read_only_queries_still_run(lh: Lakehouse, sql: str) -> None:
     check_read_only(sql)
     assert lh.sql(sql).num_rows >= 1
+
+
+@pytest.mark.parametrize(("template", "construct"), HOSTILE, ids=[s for s, _ in HOSTILE])
+def test_the_no_table_shortcut_checks_every_statement_the_same(
+    template: str, construct: str
+) -> None:
+    # reads_no_table is the statement check of a query with nothing to plan (SELECT 1):
+    # every hostile statement is refused by it exactly as by check_read_only
+    sql = template.format(root="/scratch", data="/scratch/data.parquet", home="/home")
+    with pytest.raises(ForbiddenQueryError) as checked:
+        check_read_only(sql)
+    with pytest.raises(ForbiddenQueryError) as shortcut:
+        reads_no_table(sql)
+    assert str(shortcut.value) == str(checked.value)
+    assert construct in str(shortcut.value)
+
+
+@pytest.mark.parametrize(
+    ("sql", "no_table"),
+    [
+        ("SELECT 1", True),
+        ("select 1 + 1 AS two, 'x' AS s", True),
+        ("SELECT * FROM range(3)", True),
+        ("VALUES (1), (2)", True),
+        ("EXPLAIN SELECT 1", True),
+        ("SUMMARIZE SELECT 1", True),
+        ("SELECT * FROM silver.orders", False),
+        ("FROM silver.orders", False),
+        ("SELECT (SELECT max(id) FROM silver.orders)", False),
+        ("EXPLAIN ANALYZE SELECT count(*) FROM silver.orders", False),
+        ("DESCRIBE silver.orders", False),
+        ("SHOW TABLES", False),
+        ("WITH a AS (SELECT 1) SELECT * FROM a", False),  # any name counts, a CTE's too
+        ("SELECT * FROM orders", False),
+    ],
+)
+def test_a_query_names_no_table_only_when_its_parse_tree_has_none(sql: str, no_table: bool) -> None:
+    assert reads_no_table(sql) is no_table
+
+
+def test_a_query_naming_no_table_runs_in_a_locked_connection(lh: Lakehouse) -> None:
+    close_cached()
+    assert lh.sql("SELECT 42 AS x").to_pylist() == [{"x": 42}]
+    with borrowed() as con:  # the connection it ran in (kept for the same, empty, file set)
+        assert con.execute("SELECT current_setting('enable_external_access')").fetchone() == (
+            False,
+        )
+        with pytest.raises(duckdb.Error, match="locked"):
+            con.execute("SET enable_external_access = true")
 
 
 def test_explained_finds_the_statement_under_explain() -> None:

@@ -80,6 +80,7 @@ from lakehouse.catalog.model import (
     validate_ref_name,
     with_id,
 )
+from lakehouse.catalog.sqlite_refs import SCHEMA_VERSION as SCHEMA_VERSION
 from lakehouse.catalog.store import (
     RefLike,
     ResolvedRef,
@@ -101,8 +102,6 @@ from lakehouse.errors import (
 )
 
 log = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 2
 
 #: Heads kept per reference in ``lh_ref_log``: the current one and the 20 before it
 #: (Nessie's default ``ref-previous-head-count``). Older entries are overwritten.

@@ -6,7 +6,8 @@ query it
 
 1. checks that the text is one read-only query (DuckDB's parse tree, the sandbox of
    :mod:`lakehouse.query.sandbox`) and finds the ``namespace.table`` names it reads
-   (sqlglot; :mod:`lakehouse.query.analysis`);
+   (sqlglot; :mod:`lakehouse.query.analysis`) — a query that names no table in DuckDB's
+   parse tree (``SELECT 1``) stops here: nothing to load, neither the catalog nor sqlglot;
 2. loads those tables from the catalog — an unknown one is a
    :class:`~lakehouse.query.errors.TableNotFoundError` naming the table and the reference;
 3. plans each table's scan with the predicates and columns pushed down from the query
@@ -27,16 +28,6 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from lakehouse.query import sandbox
-from lakehouse.query.analysis import (
-    TableName,
-    check_statement,
-    duckdb_type,
-    engine_message,
-    first_line,
-    parse,
-    pushdowns,
-    tables_read,
-)
 from lakehouse.query.deletes import (
     FILE_ID,
     POSITION,
@@ -60,6 +51,8 @@ if TYPE_CHECKING:
     from pyiceberg.expressions import BooleanExpression
     from pyiceberg.schema import Schema
     from pyiceberg.table import Table
+
+    from lakehouse.query.analysis import TableName
 
 logger = logging.getLogger(__name__)
 
@@ -147,8 +140,16 @@ class QuerySession:
     # -- planning -------------------------------------------------------------------------
 
     def plan(self, sql: str) -> QueryPlan:
-        """Check ``sql``, load the tables it reads and plan their scans."""
-        check_statement(sql)
+        """Check ``sql``, load the tables it reads and plan their scans.
+
+        A query that names no table (``SELECT 1``) is checked and has nothing to plan:
+        neither the catalog nor sqlglot is loaded for it.
+        """
+        if sandbox.reads_no_table(sql):  # the statement check (check_statement) runs here
+            return QueryPlan(sql, self.ref)
+        # sqlglot (tables read, pushdowns) is loaded for queries that name a table
+        from lakehouse.query.analysis import parse, pushdowns, tables_read
+
         statement = parse(sql)
         names = tables_read(sql, statement)
         loaded: dict[TableName, Table] = {}
@@ -220,6 +221,8 @@ def _result(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
             raise QueryError("the statement returned no result")
         return relation.to_arrow_table()
     except duckdb.Error as exc:
+        from lakehouse.query.analysis import engine_message
+
         raise QueryExecutionError(engine_message(str(exc))) from exc
 
 
@@ -318,6 +321,8 @@ def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registratio
                 f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {quote_identifier(source)}"
             )
     except duckdb.Error as exc:
+        from lakehouse.query.analysis import first_line
+
         for registered in (source, deletes):
             if registered is not None:
                 con.unregister(registered)
@@ -345,6 +350,8 @@ def read_arrow(scan: TableScanPlan) -> pa.Table:
 
 def _schema_map(schema: Schema, field_ids: list[int] | None = None) -> str:
     """DuckDB's ``read_parquet(schema=…)`` map: Iceberg field id → current name and type."""
+    from lakehouse.query.analysis import duckdb_type
+
     fields = (
         schema.fields
         if field_ids is None

@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlparse
 
-from lakehouse.query.analysis import duckdb_type
 from lakehouse.query.errors import QueryError
 
 if TYPE_CHECKING:
@@ -354,6 +353,8 @@ def _same_partition(left: object, right: object) -> bool:
 def _arrow_reader_columns(table: Table) -> str | None:
     """Why DuckDB's ``read_parquet`` cannot map this table's columns, else ``None``."""
     from pyiceberg.table import TableProperties
+
+    from lakehouse.query.analysis import duckdb_type
 
     schema = table.schema()
     if table.properties.get(TableProperties.DEFAULT_NAME_MAPPING):

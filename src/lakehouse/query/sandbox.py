@@ -220,9 +220,31 @@ def check_read_only(sql: str) -> None:
     :class:`~lakehouse.query.errors.ForbiddenQueryError` naming the first forbidden
     construct found.
     """
-    query = _one_statement(sql)
-    for node in _walk(_parse_tree(query)):
+    _checked_nodes(sql)
+
+
+def reads_no_table(sql: str) -> bool:
+    """Check ``sql`` as :func:`check_read_only` does; ``True`` if it names no table at all.
+
+    No table means none in DuckDB's parse tree: no ``FROM name`` of any kind (one-part
+    names, CTE references and system tables count as names), no ``DESCRIBE``/``SHOW`` of
+    a name. ``SELECT 1`` or ``FROM range(3)`` read nothing of the lakehouse, so there is
+    nothing to plan; they still run in a locked connection.
+    """
+    return not any(_names_table(node) for node in _checked_nodes(sql))
+
+
+def _checked_nodes(sql: str) -> list[dict[str, Any]]:
+    """The checked nodes of the parse tree of ``sql``'s query (raises at the first refused)."""
+    nodes: list[dict[str, Any]] = []
+    for node in _walk(_parse_tree(_one_statement(sql))):
         _check_node(node)
+        nodes.append(node)
+    return nodes
+
+
+def _names_table(node: dict[str, Any]) -> bool:
+    return node.get("type") == "BASE_TABLE" or bool(node.get("table_name"))
 
 
 def explained(sql: str) -> str | None:
@@ -401,6 +423,7 @@ __all__ = [
     "connect",
     "explained",
     "parser",
+    "reads_no_table",
     "spill_directory",
     "statement_name",
     "syntax_message",

@@ -1,0 +1,98 @@
+"""The import budget of the ``lakehouse`` command: what a command loads is what it uses.
+
+Start-up time is measured in ``bench/startup.py``; here the structure that keeps it low is
+pinned, without a clock: each command runs as its console script runs it, in a fresh
+interpreter, and reports the modules it loaded. ``--help`` loads typer and the standard
+library; ``sql "SELECT 1"`` reads no table, so it loads neither the catalog store
+(SQLAlchemy), PyIceberg, nor sqlglot — while a query that reads a table loads all three,
+which shows the check sees imports at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+import lakehouse
+from lakehouse.client import connect
+
+#: Runs the console script's main() with the given arguments, then prints the modules loaded.
+PROBE = """
+import json, sys
+from lakehouse.cli.main import main
+sys.argv = ["lakehouse", *json.loads(sys.argv[1])]
+try:
+    main()
+except SystemExit as exit:
+    code = exit.code
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stderr)
+"""
+
+#: Loaded by no command that reads no table.
+HEAVY = ("sqlalchemy", "pyiceberg", "sqlglot", "httpx", "yaml", "fastapi")
+
+
+def run(home: Path, *args: str) -> tuple[str, set[str]]:
+    """Stdout of ``lakehouse ARGS`` in a fresh interpreter, and the modules it loaded."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "NESSIE_"))}
+    env["LAKEHOUSE_HOME"] = str(home)
+    src = str(Path(lakehouse.__file__).parents[1])  # this checkout's lakehouse
+    env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(args)],
+        env=env,
+        cwd=home.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    report = json.loads(done.stderr.strip().splitlines()[-1])
+    assert report["code"] in (0, None), done.stderr
+    return done.stdout, set(report["modules"])
+
+
+def loaded(modules: set[str], *roots: str) -> list[str]:
+    """The top-level packages of ``roots`` that are in ``modules``."""
+    return sorted(r for r in roots if r in modules or any(m.startswith(r + ".") for m in modules))
+
+
+@pytest.fixture
+def home(_isolate_lakehouse_config: Path) -> Path:
+    """An embedded lakehouse with one table, s.t (3 rows)."""
+    with connect(create=True) as lh:
+        catalog = lh.catalog("main")
+        catalog.create_namespace("s")
+        rows = pa.table({"id": pa.array([1, 2, 3], pa.int64())})
+        catalog.create_table("s.t", schema=rows.schema).append(rows)
+    return _isolate_lakehouse_config
+
+
+def test_help_loads_typer_and_the_standard_library_only(home: Path) -> None:
+    out, modules = run(home, "--help")
+    assert "Usage: lakehouse" in out
+    assert loaded(modules, *HEAVY, "duckdb", "pyarrow", "numpy", "pydantic", "rich") == []
+    assert loaded(modules, "lakehouse.client", "lakehouse.catalog", "lakehouse.config") == []
+
+
+def test_a_query_that_reads_no_table_loads_no_catalog_and_no_sql_parser(home: Path) -> None:
+    out, modules = run(home, "sql", "SELECT 1 AS one")
+    assert out == "one\n1\n"
+    assert loaded(modules, *HEAVY) == []
+    assert loaded(modules, "lakehouse.catalog.sql_store", "lakehouse.query.analysis") == []
+
+
+def test_a_query_that_reads_a_table_loads_what_it_uses(home: Path) -> None:
+    out, modules = run(home, "sql", "SELECT count(*) AS n FROM s.t")
+    assert out == "n\n3\n"
+    assert loaded(modules, "sqlalchemy", "pyiceberg", "sqlglot") == [
+        "pyiceberg",
+        "sqlalchemy",
+        "sqlglot",
+    ]
