@@ -1,7 +1,8 @@
 # Shared by scripts/tools/{helm,promtool}.sh: build one command of a Go module from the Go
 # module proxy into ${LAKEHOUSE_CACHE:-$HOME/.cache/lakehouse}/tools/bin, once per version.
 # Sourced, not run. The sourcing script sets TOOL (the command's name), MODULE and VERSION
-# first; this defines ROOT, BIN_DIR, BIN, STAMP, LOG, die, say, built and ensure_built.
+# (and TAGS, Go build tags, if any) first; this defines ROOT, BIN_DIR, BIN, STAMP, LOG, die,
+# say, built and ensure_built.
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     echo "_go_tool.sh: error: this file is sourced by scripts/tools/*.sh, not run" >&2
@@ -40,7 +41,7 @@ ensure_built() {
     # stays deletable. -trimpath: no path of this machine inside the binary.
     if ! env GOBIN="$BIN_DIR" GOMODCACHE="$ROOT/gomodcache" GOTOOLCHAIN=local \
         GOFLAGS="-modcacherw -buildvcs=false -trimpath" \
-        go install "$MODULE/cmd/$TOOL@$VERSION" >"$LOG" 2>&1; then
+        go install -tags="${TAGS:-}" "$MODULE/cmd/$TOOL@$VERSION" >"$LOG" 2>&1; then
         tail -n 30 "$LOG" >&2
         die "go install $MODULE/cmd/$TOOL@$VERSION failed (log: $LOG)"
     fi
