@@ -72,6 +72,10 @@ def lh(_isolate_lakehouse_config: Path) -> Iterator[Lakehouse]:
         yield opened
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt(tmp_path: Path, hanging: Hanging, *args: str) -> subprocess.CompletedProcess[str]:
     """Start `lakehouse ARGS…`, wait until it asks the HTTP server, press Ctrl-C."""
     process = subprocess.Popen(
@@ -81,6 +85,9 @@ def interrupt(tmp_path: Path, hanging: Hanging, *args: str) -> subprocess.Comple
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a shell starts background jobs with SIGINT ignored, and Python then never turns
+        # it into KeyboardInterrupt: give the child the default disposition, as a terminal
+        preexec_fn=_default_sigint,
     )
     try:
         assert hanging.requested.wait(60), "the run never reached the HTTP source"
