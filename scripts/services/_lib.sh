@@ -156,3 +156,34 @@ stop_pidfile_service() {
     rm -f "$PIDFILE"
     say "stopped"
 }
+
+# newest_java MIN VAR: the newest java of version >= MIN — the binary named by the variable
+# VAR if set (refused when older), else JAVA_HOME, the JDKs under /usr/lib/jvm and /opt,
+# then `java` on the PATH. Prints "BINARY VERSION".
+newest_java() {
+    local min="$1" var="$2" candidates=() c best="" best_v=0 v
+    local chosen="${!var:-}"
+    if [[ -n "$chosen" ]]; then
+        v="$(java_major "$chosen" || true)"
+        [[ -n "$v" && "$v" -ge "$min" ]] \
+            || die "$var=$chosen is not a Java $min+ binary (found version '${v:-none}')"
+        echo "$chosen $v"
+        return 0
+    fi
+    [[ -n "${JAVA_HOME:-}" ]] && candidates+=("$JAVA_HOME/bin/java")
+    for c in /usr/lib/jvm/*/bin/java /opt/*/bin/java /opt/*/*/bin/java; do
+        [[ -x "$c" ]] && candidates+=("$c")
+    done
+    c="$(command -v java 2>/dev/null || true)"
+    [[ -n "$c" ]] && candidates+=("$c")
+    for c in "${candidates[@]}"; do
+        [[ -x "$c" ]] || continue
+        v="$(java_major "$c" || true)"
+        if [[ -n "$v" && "$v" -ge "$min" && "$v" -gt "$best_v" ]]; then
+            best="$c"
+            best_v="$v"
+        fi
+    done
+    [[ -n "$best" ]] || die "no Java $min+ found (looked at JAVA_HOME, /usr/lib/jvm/*, /opt/*, PATH); install a JDK $min or newer (e.g. apt-get install -y openjdk-21-jre-headless) or set $var=/path/to/bin/java"
+    echo "$best $best_v"
+}

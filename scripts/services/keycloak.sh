@@ -80,30 +80,7 @@ ensure_dist() {
 # The newest java of version >= MIN_JAVA: LAKEHOUSE_KEYCLOAK_JAVA, JAVA_HOME, JDKs under
 # /usr/lib/jvm and /opt, then `java` on the PATH. Prints "BINARY VERSION".
 find_java() {
-    local candidates=() c best="" best_v=0 v
-    if [[ -n "${LAKEHOUSE_KEYCLOAK_JAVA:-}" ]]; then
-        v="$(java_major "$LAKEHOUSE_KEYCLOAK_JAVA" || true)"
-        [[ -n "$v" && "$v" -ge "$MIN_JAVA" ]] \
-            || die "LAKEHOUSE_KEYCLOAK_JAVA=$LAKEHOUSE_KEYCLOAK_JAVA is not a Java $MIN_JAVA+ binary (found version '${v:-none}')"
-        echo "$LAKEHOUSE_KEYCLOAK_JAVA $v"
-        return 0
-    fi
-    [[ -n "${JAVA_HOME:-}" ]] && candidates+=("$JAVA_HOME/bin/java")
-    for c in /usr/lib/jvm/*/bin/java /opt/*/bin/java /opt/*/*/bin/java; do
-        [[ -x "$c" ]] && candidates+=("$c")
-    done
-    c="$(command -v java 2>/dev/null || true)"
-    [[ -n "$c" ]] && candidates+=("$c")
-    for c in "${candidates[@]}"; do
-        [[ -x "$c" ]] || continue
-        v="$(java_major "$c" || true)"
-        if [[ -n "$v" && "$v" -ge "$MIN_JAVA" && "$v" -gt "$best_v" ]]; then
-            best="$c"
-            best_v="$v"
-        fi
-    done
-    [[ -n "$best" ]] || die "no Java $MIN_JAVA+ found (looked at JAVA_HOME, /usr/lib/jvm/*, /opt/*, PATH); install a JDK $MIN_JAVA or newer (e.g. apt-get install -y openjdk-21-jre-headless) or set LAKEHOUSE_KEYCLOAK_JAVA=/path/to/bin/java"
-    echo "$best $best_v"
+    newest_java "$MIN_JAVA" LAKEHOUSE_KEYCLOAK_JAVA
 }
 
 # -- process -------------------------------------------------------------------------

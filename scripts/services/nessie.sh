@@ -70,31 +70,7 @@ ensure_jar() {
 # The newest java of version >= MIN_JAVA: LAKEHOUSE_NESSIE_JAVA, JAVA_HOME, JDKs under
 # /usr/lib/jvm and /opt, then `java` on the PATH.
 find_java() {
-    local candidates=() c best="" best_v=0 v
-    [[ -n "${LAKEHOUSE_NESSIE_JAVA:-}" ]] && candidates+=("$LAKEHOUSE_NESSIE_JAVA")
-    [[ -n "${JAVA_HOME:-}" ]] && candidates+=("$JAVA_HOME/bin/java")
-    for c in /usr/lib/jvm/*/bin/java /opt/*/bin/java /opt/*/*/bin/java; do
-        [[ -x "$c" ]] && candidates+=("$c")
-    done
-    c="$(command -v java 2>/dev/null || true)"
-    [[ -n "$c" ]] && candidates+=("$c")
-    if [[ -n "${LAKEHOUSE_NESSIE_JAVA:-}" ]]; then
-        v="$(java_major "$LAKEHOUSE_NESSIE_JAVA" || true)"
-        [[ -n "$v" && "$v" -ge "$MIN_JAVA" ]] \
-            || die "LAKEHOUSE_NESSIE_JAVA=$LAKEHOUSE_NESSIE_JAVA is not a Java $MIN_JAVA+ binary (found version '${v:-none}')"
-        echo "$LAKEHOUSE_NESSIE_JAVA $v"
-        return 0
-    fi
-    for c in "${candidates[@]}"; do
-        [[ -x "$c" ]] || continue
-        v="$(java_major "$c" || true)"
-        if [[ -n "$v" && "$v" -ge "$MIN_JAVA" && "$v" -gt "$best_v" ]]; then
-            best="$c"
-            best_v="$v"
-        fi
-    done
-    [[ -n "$best" ]] || die "no Java $MIN_JAVA+ found (looked at JAVA_HOME, /usr/lib/jvm/*, /opt/*, PATH); install a JDK $MIN_JAVA or newer (e.g. apt-get install -y openjdk-21-jre-headless) or set LAKEHOUSE_NESSIE_JAVA=/path/to/bin/java"
-    echo "$best $best_v"
+    newest_java "$MIN_JAVA" LAKEHOUSE_NESSIE_JAVA
 }
 
 # -- process -------------------------------------------------------------------------
