@@ -213,11 +213,16 @@ def _typed(
     return pa.table(columns, names=[*names, POS])
 
 
-def _group_rows(parquet: pq.ParquetFile, positions: pa.Array) -> int:
-    """Rows in the row groups that hold ``positions`` (what a row-group read decodes)."""
+def _row_groups(parquet: pq.ParquetFile) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Rows of each row group of ``parquet``, and the position of each group's first row."""
     meta = parquet.metadata
     sizes = np.array([meta.row_group(i).num_rows for i in range(meta.num_row_groups)], np.int64)
-    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    return sizes, np.concatenate(([0], np.cumsum(sizes)[:-1]))
+
+
+def _group_rows(parquet: pq.ParquetFile, positions: pa.Array) -> int:
+    """Rows in the row groups that hold ``positions`` (what a row-group read decodes)."""
+    sizes, starts = _row_groups(parquet)
     wanted = positions.to_numpy(zero_copy_only=False).astype(np.int64)
     groups = np.unique(np.searchsorted(starts, wanted, side="right") - 1)
     return int(sizes[groups].sum())
@@ -258,9 +263,7 @@ def _groups_for(
 def _read_groups_with_positions(
     parquet: pq.ParquetFile, columns: Sequence[str], groups: Sequence[int]
 ) -> tuple[pa.Table, pa.Array]:
-    meta = parquet.metadata
-    sizes = np.array([meta.row_group(i).num_rows for i in range(meta.num_row_groups)], np.int64)
-    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    sizes, starts = _row_groups(parquet)
     if not groups:
         empty = parquet.schema_arrow.empty_table().select(list(columns))
         return empty, pa.array([], pa.int64())
@@ -290,9 +293,7 @@ def _read_by_duckdb(
 def _read_row_groups(
     parquet: pq.ParquetFile, columns: Sequence[str], positions: pa.Array
 ) -> pa.Table:
-    meta = parquet.metadata
-    sizes = np.array([meta.row_group(i).num_rows for i in range(meta.num_row_groups)], np.int64)
-    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    sizes, starts = _row_groups(parquet)
     wanted = positions.to_numpy(zero_copy_only=False).astype(np.int64)
     group_of = np.searchsorted(starts, wanted, side="right") - 1
     groups = np.unique(group_of)
