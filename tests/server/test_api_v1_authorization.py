@@ -9,18 +9,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from typing import Any
 
-import httpx
 import pytest
 
 from lakehouse.catalog.sql_store import SqlStore
-from lakehouse.server import ServerSettings
-from lakehouse.server.app import create_app
-from lakehouse.server.oidc import OidcSettings, OidcVerifier
 from tests.server.helpers import ApiClient
-from tests.server.test_authorization import RULES, auth
-from tests.server.test_oidc import ISSUER, Clock, Issuer
+from tests.server.test_authorization import RULES, namespace_put
+from tests.server.test_oidc import Issuer, bearer, oidc_app
 
 V1 = "/api/v1"
 
@@ -32,30 +27,12 @@ def issuer() -> Issuer:
 
 @pytest.fixture
 def client(store: SqlStore, issuer: Issuer) -> Iterator[ApiClient]:
-    oidc = OidcSettings(issuer=ISSUER, audience="lakehouse", roles_claim="realm_access.roles")
-    verifier = OidcVerifier(
-        oidc, client=httpx.Client(transport=httpx.MockTransport(issuer.handler)), clock=Clock()
-    )
-    settings = ServerSettings(oidc=oidc, authorization_rules=RULES)
-    with ApiClient(create_app(store, settings=settings, oidc_verifier=verifier)) as c:
+    with ApiClient(oidc_app(store, issuer, RULES)) as c:
         yield c
 
 
-def namespace_commit(name: str) -> dict[str, Any]:
-    return {
-        "commitMeta": {"message": f"create {name}"},
-        "operations": [
-            {
-                "type": "PUT",
-                "key": {"elements": [name]},
-                "content": {"type": "NAMESPACE", "elements": [name]},
-            }
-        ],
-    }
-
-
 def head(client: ApiClient, issuer: Issuer, ref: str) -> str:
-    response = client.get(f"{V1}/trees/tree/{ref}", headers=auth(issuer, "admin"))
+    response = client.get(f"{V1}/trees/tree/{ref}", headers=bearer(issuer, "admin"))
     return str(response.json()["hash"])
 
 
@@ -66,14 +43,14 @@ def test_v1_needs_a_token(client: ApiClient) -> None:
 def test_v1_readers_read_but_cannot_commit_create_or_write_namespaces(
     client: ApiClient, issuer: Issuer
 ) -> None:
-    reader = auth(issuer, "rita", "readers")
+    reader = bearer(issuer, "rita", "readers")
     main = head(client, issuer, "main")
     assert client.get(f"{V1}/trees/tree/main/log", headers=reader).status_code == 200
     assert client.get(f"{V1}/trees/tree/main/entries", headers=reader).status_code == 200
     denied = client.post(
         f"{V1}/trees/branch/main/commit",
         params={"expectedHash": main},
-        json=namespace_commit("bronze"),
+        json=namespace_put("bronze"),
         headers=reader,
     )
     assert denied.status_code == 403 and denied.json()["errorCode"] == "FORBIDDEN"
@@ -90,7 +67,7 @@ def test_v1_readers_read_but_cannot_commit_create_or_write_namespaces(
 
 
 def test_v1_writers_commit_on_dev_branches_only(client: ApiClient, issuer: Issuer) -> None:
-    writer = auth(issuer, "wes", "writers", "readers")
+    writer = bearer(issuer, "wes", "writers", "readers")
     main = head(client, issuer, "main")
     created = client.post(
         f"{V1}/trees/tree",
@@ -102,14 +79,14 @@ def test_v1_writers_commit_on_dev_branches_only(client: ApiClient, issuer: Issue
     on_dev = client.post(
         f"{V1}/trees/branch/dev1/commit",
         params={"expectedHash": main},
-        json=namespace_commit("bronze"),
+        json=namespace_put("bronze"),
         headers=writer,
     )
     assert on_dev.status_code == 200, on_dev.text
     on_main = client.post(
         f"{V1}/trees/branch/main/commit",
         params={"expectedHash": main},
-        json=namespace_commit("bronze"),
+        json=namespace_put("bronze"),
         headers=writer,
     )
     assert on_main.status_code == 403
@@ -121,8 +98,8 @@ def test_v1_writes_are_audited_like_v2(
     caplog.set_level(logging.INFO, logger="lakehouse.audit")
     main = head(client, issuer, "main")
     url = f"{V1}/trees/branch/main/commit"
-    reader, admin = auth(issuer, "rita", "readers"), auth(issuer, "admin")
-    body = namespace_commit("bronze")
+    reader, admin = bearer(issuer, "rita", "readers"), bearer(issuer, "admin")
+    body = namespace_put("bronze")
     params = {"expectedHash": main}
     assert client.post(url, params=params, json=body, headers=reader).status_code == 403
     done = client.post(url, params=params, json=body, headers=admin)

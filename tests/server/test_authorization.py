@@ -5,16 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from lakehouse.catalog.sql_store import SqlStore
-from lakehouse.server import ServerSettings
-from lakehouse.server.app import create_app
 from lakehouse.server.authz import parse_properties
-from lakehouse.server.oidc import OidcSettings, OidcVerifier
 from tests.server.helpers import ApiClient
-from tests.server.test_oidc import ISSUER, Clock, Issuer
+from tests.server.test_oidc import Issuer, bearer, oidc_app
 
 RULES = parse_properties(
     """
@@ -36,18 +32,8 @@ def issuer() -> Issuer:
 
 @pytest.fixture
 def client(store: SqlStore, issuer: Issuer) -> Iterator[ApiClient]:
-    oidc = OidcSettings(issuer=ISSUER, audience="lakehouse", roles_claim="realm_access.roles")
-    verifier = OidcVerifier(
-        oidc, client=httpx.Client(transport=httpx.MockTransport(issuer.handler)), clock=Clock()
-    )
-    settings = ServerSettings(oidc=oidc, authorization_rules=RULES)
-    with ApiClient(create_app(store, settings=settings, oidc_verifier=verifier)) as c:
+    with ApiClient(oidc_app(store, issuer, RULES)) as c:
         yield c
-
-
-def auth(issuer: Issuer, name: str, *roles: str) -> dict[str, str]:
-    token = issuer.token(preferred_username=name, realm_access={"roles": list(roles)})
-    return {"Authorization": f"Bearer {token}"}
 
 
 def namespace_put(name: str) -> dict[str, Any]:
@@ -64,12 +50,12 @@ def namespace_put(name: str) -> dict[str, Any]:
 
 
 def head(client: ApiClient, issuer: Issuer, ref: str) -> str:
-    response = client.get(f"/api/v2/trees/{ref}", headers=auth(issuer, "admin"))
+    response = client.get(f"/api/v2/trees/{ref}", headers=bearer(issuer, "admin"))
     return str(response.json()["reference"]["hash"])
 
 
 def test_readers_read_but_cannot_commit(client: ApiClient, issuer: Issuer) -> None:
-    reader = auth(issuer, "rita", "readers")
+    reader = bearer(issuer, "rita", "readers")
     assert client.get("/api/v2/trees/main/entries", headers=reader).status_code == 200
     h = head(client, issuer, "main")
     response = client.post(
@@ -85,7 +71,7 @@ def test_readers_read_but_cannot_commit(client: ApiClient, issuer: Issuer) -> No
 
 
 def test_writers_commit_on_dev_branches_only(client: ApiClient, issuer: Issuer) -> None:
-    writer = auth(issuer, "wendy", "readers", "writers")
+    writer = bearer(issuer, "wendy", "readers", "writers")
     h = head(client, issuer, "main")
     created = client.post(
         "/api/v2/trees?name=dev1&type=BRANCH",
@@ -107,7 +93,7 @@ def test_writers_commit_on_dev_branches_only(client: ApiClient, issuer: Issuer) 
 
 
 def test_entries_hide_keys_the_principal_may_not_read(client: ApiClient, issuer: Issuer) -> None:
-    admin = auth(issuer, "admin")
+    admin = bearer(issuer, "admin")
     h = head(client, issuer, "main")
     assert (
         client.post(
@@ -115,7 +101,7 @@ def test_entries_hide_keys_the_principal_may_not_read(client: ApiClient, issuer:
         ).status_code
         == 200
     )
-    nobody = auth(issuer, "nobody")
+    nobody = bearer(issuer, "nobody")
     response = client.get("/api/v2/trees/main/entries", headers=nobody)
     assert response.status_code == 403
     assert client.get("/api/v2/trees/main/entries", headers=admin).json()["entries"]
@@ -125,10 +111,10 @@ def test_references_are_listed_when_no_rule_restricts_viewing(
     client: ApiClient, issuer: Issuer
 ) -> None:
     # the rules mention VIEW_REFERENCE, so there is no implicit "view all": only readers see
-    nobody = client.get("/api/v2/trees", headers=auth(issuer, "nobody"))
+    nobody = client.get("/api/v2/trees", headers=bearer(issuer, "nobody"))
     assert nobody.status_code == 200
     assert nobody.json()["references"] == []
-    reader = client.get("/api/v2/trees", headers=auth(issuer, "rita", "readers"))
+    reader = client.get("/api/v2/trees", headers=bearer(issuer, "rita", "readers"))
     assert [r["name"] for r in reader.json()["references"]] == ["main"]
 
 
@@ -140,8 +126,8 @@ def test_every_write_is_audited_with_principal_outcome_hashes_and_keys(
 
     caplog.set_level(logging.INFO, logger="lakehouse.audit")
     h = head(client, issuer, "main")
-    reader = auth(issuer, "rita", "readers")
-    admin = auth(issuer, "admin")
+    reader = bearer(issuer, "rita", "readers")
+    admin = bearer(issuer, "admin")
     url = f"/api/v2/trees/main@{h}/history/commit"
     assert client.post(url, json=namespace_put("bronze"), headers=reader).status_code == 403
     done = client.post(url, json=namespace_put("bronze"), headers=admin)

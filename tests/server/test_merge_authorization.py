@@ -10,15 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from lakehouse.catalog.sql_store import SqlStore
-from lakehouse.server import ServerSettings
-from lakehouse.server.app import create_app
-from lakehouse.server.oidc import OidcSettings, OidcVerifier
 from tests.server.helpers import ApiClient
-from tests.server.test_oidc import ISSUER, Clock, Issuer
+from tests.server.test_oidc import Issuer, bearer, oidc_app
 
 RULES = {
     "admin": "'admin' in roles",
@@ -35,22 +31,12 @@ def issuer() -> Issuer:
 
 @pytest.fixture
 def client(store: SqlStore, issuer: Issuer) -> Iterator[ApiClient]:
-    oidc = OidcSettings(issuer=ISSUER, audience="lakehouse", roles_claim="realm_access.roles")
-    verifier = OidcVerifier(
-        oidc, client=httpx.Client(transport=httpx.MockTransport(issuer.handler)), clock=Clock()
-    )
-    settings = ServerSettings(oidc=oidc, authorization_rules=RULES)
-    with ApiClient(create_app(store, settings=settings, oidc_verifier=verifier)) as c:
+    with ApiClient(oidc_app(store, issuer, RULES)) as c:
         yield c
 
 
-def auth(issuer: Issuer, name: str, *roles: str) -> dict[str, str]:
-    token = issuer.token(preferred_username=name, realm_access={"roles": list(roles)})
-    return {"Authorization": f"Bearer {token}"}
-
-
 def head(client: ApiClient, issuer: Issuer, ref: str) -> str:
-    response = client.get(f"/api/v2/trees/{ref}", headers=auth(issuer, "root", "admin"))
+    response = client.get(f"/api/v2/trees/{ref}", headers=bearer(issuer, "root", "admin"))
     return str(response.json()["reference"]["hash"])
 
 
@@ -71,7 +57,7 @@ def namespaces(*names: str) -> dict[str, Any]:
 @pytest.fixture
 def branches(client: ApiClient, issuer: Issuer) -> dict[str, str]:
     """Branch ``dev`` off main and branch ``work`` with namespaces gold and bronze (admin)."""
-    root = auth(issuer, "root", "admin")
+    root = bearer(issuer, "root", "admin")
     for name in ("dev", "work"):
         target = {"type": "BRANCH", "name": "main", "hash": head(client, issuer, "main")}
         created = client.post(
@@ -91,7 +77,7 @@ def test_a_merge_is_refused_when_one_merged_key_is_not_allowed(
     client: ApiClient, issuer: Issuer, branches: dict[str, str]
 ) -> None:
     body = {"fromRefName": "work", "fromHash": branches["work"]}
-    eng = auth(issuer, "erin", "eng")
+    eng = bearer(issuer, "erin", "eng")
     refused = client.post(
         f"/api/v2/trees/dev@{head(client, issuer, 'dev')}/history/merge", json=body, headers=eng
     )
@@ -100,13 +86,13 @@ def test_a_merge_is_refused_when_one_merged_key_is_not_allowed(
     assert "'CREATE_ENTITY' is not allowed for role 'erin' on content 'gold'" in message
     assert "bronze" not in message
     # nothing was merged
-    entries = client.get("/api/v2/trees/dev/entries", headers=auth(issuer, "root", "admin"))
+    entries = client.get("/api/v2/trees/dev/entries", headers=bearer(issuer, "root", "admin"))
     assert entries.json()["entries"] == []
     # the admin may
     allowed = client.post(
         f"/api/v2/trees/dev@{head(client, issuer, 'dev')}/history/merge",
         json=body,
-        headers=auth(issuer, "root", "admin"),
+        headers=bearer(issuer, "root", "admin"),
     )
     assert allowed.status_code == 200, allowed.text
 
@@ -115,7 +101,7 @@ def test_a_transplant_is_refused_when_one_key_is_not_allowed(
     client: ApiClient, issuer: Issuer, branches: dict[str, str]
 ) -> None:
     body = {"fromRefName": "work", "hashesToTransplant": [branches["work"]]}
-    eng = auth(issuer, "erin", "eng")
+    eng = bearer(issuer, "erin", "eng")
     refused = client.post(
         f"/api/v2/trees/dev@{head(client, issuer, 'dev')}/history/transplant",
         json=body,

@@ -5,13 +5,16 @@ from __future__ import annotations
 import base64
 import json
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from lakehouse.server import ServerSettings
+from lakehouse.server.app import create_app
 from lakehouse.server.oidc import (
     AuthenticationError,
     IdentityProviderUnavailableError,
@@ -19,6 +22,11 @@ from lakehouse.server.oidc import (
     OidcVerifier,
     Principal,
 )
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from lakehouse.catalog.store import VersionStore
 
 ISSUER = "https://idp.test/realms/lake"
 
@@ -94,6 +102,25 @@ def issuer() -> Issuer:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
+
+
+def oidc_app(
+    store: VersionStore, issuer: Issuer, rules: Mapping[str, str] | None = None
+) -> FastAPI:
+    """The server app with OIDC bearer tokens of ``issuer`` (roles from
+    ``realm_access.roles``, keys fetched in memory) and, if given, authorization ``rules``."""
+    oidc = OidcSettings(issuer=ISSUER, audience="lakehouse", roles_claim="realm_access.roles")
+    keys = OidcVerifier(
+        oidc, client=httpx.Client(transport=httpx.MockTransport(issuer.handler)), clock=Clock()
+    )
+    settings = ServerSettings(oidc=oidc, authorization_rules=rules)
+    return create_app(store, settings=settings, oidc_verifier=keys)
+
+
+def bearer(issuer: Issuer, name: str, *roles: str) -> dict[str, str]:
+    """The ``Authorization`` header of a token for principal ``name`` with realm ``roles``."""
+    token = issuer.token(preferred_username=name, realm_access={"roles": list(roles)})
+    return {"Authorization": f"Bearer {token}"}
 
 
 def verifier(issuer: Issuer, clock: Clock, **settings: Any) -> OidcVerifier:

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from lakehouse.catalog.sql_store import SqlStore
-from lakehouse.server import ServerSettings
-from lakehouse.server.app import create_app
 from lakehouse.server.authz import AccessDeniedError
 from lakehouse.server.errors import map_error
-from lakehouse.server.oidc import OidcSettings, OidcVerifier
 from tests.server.helpers import ApiClient
-from tests.server.test_oidc import ISSUER, Clock, Issuer
+from tests.server.test_oidc import Issuer, oidc_app
 
 
 @pytest.fixture
@@ -24,12 +20,7 @@ def issuer() -> Issuer:
 
 @pytest.fixture
 def client(store: SqlStore, issuer: Issuer) -> Iterator[ApiClient]:
-    oidc = OidcSettings(issuer=ISSUER, audience="lakehouse", roles_claim="realm_access.roles")
-    verifier = OidcVerifier(
-        oidc, client=httpx.Client(transport=httpx.MockTransport(issuer.handler)), clock=Clock()
-    )
-    app = create_app(store, settings=ServerSettings(oidc=oidc), oidc_verifier=verifier)
-    with ApiClient(app) as c:
+    with ApiClient(oidc_app(store, issuer)) as c:
         yield c
 
 
