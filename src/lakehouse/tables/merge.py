@@ -151,10 +151,10 @@ def source_data_files(
             continue
         try:
             manifests = list(read_manifest_list(io.new_input(listed)))
+            if any(m.content == ManifestContent.DELETES for m in manifests if has_live_files(m)):
+                return None  # decided by the manifest list: no manifest is read
             entries = [e for m in manifests for e in manifest_entries(io, m)]
         except (OSError, ValueError):
-            return None
-        if any(m.content == ManifestContent.DELETES for m in manifests if has_live_files(m)):
             return None
         return frozenset(
             e.data_file.file_path for e in entries if e.data_file.content == DataFileContent.DATA
