@@ -13,6 +13,7 @@
 #   org.apache.iceberg:iceberg-spark-runtime-3.5_2.12     ${LAKEHOUSE_ICEBERG_VERSION:-1.12.0}
 #   org.projectnessie.nessie-integrations:nessie-spark-extensions-3.5_2.12
 #                                                         ${LAKEHOUSE_NESSIE_VERSION:-0.99.0}
+#   org.apache.iceberg:iceberg-aws-bundle                 (S3FileIO, for an S3 warehouse)
 # (the Iceberg version of spark.sh and the Nessie server version of nessie.sh). Spark 3.5
 # runs on Java 8, 11 or 17: JAVA_HOME if it is one of those, else the newest found under
 # /usr/lib/jvm or /opt. Re-running is a no-op once installed.
@@ -38,6 +39,7 @@ JARS_DIR="$VENV/jars"
 JARS=(
     "org.apache.iceberg:iceberg-spark-runtime-3.5_2.12:$ICEBERG_VERSION"
     "org.projectnessie.nessie-integrations:nessie-spark-extensions-3.5_2.12:$NESSIE_VERSION"
+    "org.apache.iceberg:iceberg-aws-bundle:$ICEBERG_VERSION"
 )
 
 ensure_jars() {
@@ -100,6 +102,6 @@ case "${1:-install}" in
         echo "JARS_DIR=$JARS_DIR"
         echo "JAVA_HOME=$(find_java_home)"
         ;;
-    -h | --help | help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' ;;
+    -h | --help | help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' ;;
     *) die "unknown command '$1' (use install or env)" ;;
 esac

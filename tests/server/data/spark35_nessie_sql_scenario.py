@@ -1,6 +1,6 @@
 """Nessie's Spark SQL extensions (Spark 3.5) on one or more catalogs, one transcript each.
 
-    python spark35_nessie_sql_scenario.py JARS_DIR SUFFIX NAME=KIND=ROOT=WAREHOUSE [...]
+    python spark35_nessie_sql_scenario.py JARS_DIR SUFFIX NAME=KIND=ROOT=WAREHOUSE[=JSON] [...]
 
 Runs in the test-only venv of ``scripts/tools/spark35.sh``. Each catalog ``NAME`` is one of
 
@@ -10,7 +10,8 @@ Runs in the test-only venv of ``scripts/tools/spark35.sh``. Each catalog ``NAME`
 * ``rest``: Iceberg's REST catalog with ``uri=ROOT/iceberg/`` (the extensions find the
   Nessie API through the config's ``nessie.core-base-uri``);
 
-``WAREHOUSE`` is the ``NessieCatalog`` warehouse (unused by ``rest``). On each: CREATE
+``WAREHOUSE`` is the ``NessieCatalog`` warehouse (unused by ``rest``); ``JSON``, an object,
+holds further catalog properties (e.g. S3 credentials). On each: CREATE
 BRANCH from main, USE REFERENCE of it, CREATE NAMESPACE/TABLE and INSERT there (main does
 not see them), SHOW REFERENCE, SHOW LOG, LIST REFERENCES, MERGE BRANCH into main, main
 reads the rows, DROP BRANCH; then the table and namespace are dropped on main. Hashes are
@@ -45,7 +46,7 @@ builder = (
     .config("spark.sql.shuffle.partitions", "2")
 )
 for target in targets:
-    name, kind, root, warehouse = target.split("=", 3)
+    name, kind, root, warehouse, *extra = target.split("=", 4)
     prefix = f"spark.sql.catalog.{name}"
     builder = builder.config(prefix, "org.apache.iceberg.spark.SparkCatalog").config(
         f"{prefix}.cache-enabled", "false"
@@ -63,6 +64,8 @@ for target in targets:
         )
         if kind == "v2":
             builder = builder.config(f"{prefix}.client-api-version", "2")
+    for key, value in json.loads(extra[0] if extra else "{}").items():
+        builder = builder.config(f"{prefix}.{key}", value)
 spark = builder.getOrCreate()
 spark.sparkContext.setLogLevel("ERROR")
 
