@@ -125,7 +125,7 @@ def transcripts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
 @contextmanager
 def real_nessie_on_minio(folder: Path, stack: ExitStack) -> Iterator[str]:
     """A real Nessie whose Iceberg warehouse is a fresh prefix on MinIO (removed after)."""
-    from pyarrow.fs import S3FileSystem
+    from pyarrow.fs import FileType, S3FileSystem
 
     prefix = f"spark35-{uuid.uuid4().hex[:8]}"
     properties = f"""\
@@ -145,7 +145,12 @@ lakehouse.s3.secret={S3_SECRET_KEY}
         secret_key=S3_SECRET_KEY,
         region="us-east-1",
     )
-    stack.callback(s3.delete_dir_contents, f"{S3_BUCKET}/{prefix}", missing_dir_ok=True)
+
+    def remove_warehouse() -> None:
+        if s3.get_file_info(f"{S3_BUCKET}/{prefix}").type != FileType.NotFound:
+            s3.delete_dir(f"{S3_BUCKET}/{prefix}")
+
+    stack.callback(remove_warehouse)
     with private_nessie(folder, properties) as url:
         yield url
 
