@@ -20,12 +20,20 @@ from lakehouse import query
 from lakehouse.client import Lakehouse
 from lakehouse.query.deletes import (
     FILE_ID,
+    FIRST_ROW,
+    KEEP,
     POSITION,
     DeleteFileCache,
+    keep_mask_table,
     position_delete_table,
     without_unused_deletes,
 )
-from lakehouse.query.execution import parquet_sql, position_delete_files
+from lakehouse.query.errors import QueryExecutionError
+from lakehouse.query.execution import (
+    keep_mask_files,
+    parquet_sql,
+    position_delete_files,
+)
 from lakehouse.query.planning import ManifestEntryCache, plan_table
 from tests.query.conftest import add_delete_file, make_table, orders
 
@@ -227,6 +235,112 @@ def test_random_deletes_and_filters_match_pyiceberg(
     assert sorted_rows(lh.sql("SELECT * FROM silver.orders")) == pyiceberg_rows(table)
 
 
+# -- a full read pairs rows with a mask of kept rows; a filtered read anti-joins ----------------
+
+
+def test_a_full_read_joins_a_kept_rows_mask_by_position_and_a_filtered_read_anti_joins(
+    lh: Lakehouse, five_files: Table
+) -> None:
+    files = file_ids(five_files)
+    pairs = [(file_of(files, 0), 1), (file_of(files, 20), 0), (file_of(files, 20), 3)]
+    table = add_delete_file(five_files, deletes(*pairs), DataFileContent.POSITION_DELETES)
+    full = query.plan(lh, "SELECT * FROM silver.orders").tables["silver.orders"]
+    full = replace(full, files=without_unused_deletes(table.io, full.files))
+    assert sorted(f.path for f in keep_mask_files(full)) == sorted(
+        [file_of(files, 0), file_of(files, 20)]
+    )
+    sql = parquet_sql(full, None, '"k"')
+    assert "POSITIONAL JOIN" in sql and "ANTI JOIN" not in sql
+    filtered = query.plan(lh, "SELECT * FROM silver.orders WHERE id >= 1")
+    assert keep_mask_files(filtered.tables["silver.orders"]) == []
+    assert sorted_rows(lh.sql("SELECT * FROM silver.orders")) == pyiceberg_rows(table)
+    assert sorted_rows(lh.sql("SELECT * FROM silver.orders WHERE id >= 1")) == pyiceberg_rows(
+        table, row_filter="id >= 1"
+    )
+
+
+def test_the_kept_rows_mask_marks_deleted_rows_and_file_starts(five_files: Table) -> None:
+    files = file_ids(five_files)
+    a, b = file_of(files, 0), file_of(files, 10)
+    # positions outside a file (4 of a four-row file, or negative) delete nothing
+    table = add_delete_file(
+        five_files, deletes((a, 3), (b, 0), (b, 2), (a, 4), (b, -1)),
+        DataFileContent.POSITION_DELETES,
+    )  # fmt: skip
+    plan = plan_table(table, "silver.orders", AlwaysTrue())
+    cache = DeleteFileCache()
+    by_path = {f.path: f for f in without_unused_deletes(table.io, plan.files, cache)}
+    mask = keep_mask_table(table.io, [by_path[a], by_path[b]], cache)
+    assert mask.column(KEEP).to_pylist() == [True, True, True, False, False, True, False, True]
+    assert mask.column(FIRST_ROW).to_pylist() == [True, False, False, False] * 2
+    assert keep_mask_table(table.io, [], cache).num_rows == 0
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM silver.orders LIMIT 7",
+        "SELECT id FROM silver.orders ORDER BY amount DESC LIMIT 3",
+        "SELECT id, amount FROM silver.orders LIMIT 5 OFFSET 9",
+        "SELECT a.id, b.amount FROM silver.orders a JOIN silver.orders b USING (id)",
+        "SELECT count(*) AS n, sum(amount) AS s FROM silver.orders",
+    ],
+)
+def test_reads_through_the_mask_agree_with_the_anti_join(
+    lh: Lakehouse, five_files: Table, sql: str
+) -> None:
+    files = file_ids(five_files)
+    pairs = [(file_of(files, first), pos) for first in (0, 20, 40) for pos in (0, 2)]
+    add_delete_file(five_files, deletes(*pairs), DataFileContent.POSITION_DELETES)
+    plan = query.plan(lh, sql)
+    # the same plan read with the anti-join: the mask is skipped when a predicate is pushed
+    anti = {name: replace(scan, predicates=("true",)) for name, scan in plan.tables.items()}
+    assert all(keep_mask_files(scan) for scan in plan.tables.values())
+    assert not any(keep_mask_files(scan) for scan in anti.values())
+    ordered = "ORDER BY" in sql
+    with_mask = lh.sql(sql)
+    with_anti = query.session(lh).run(replace(plan, tables=anti))
+    if ordered:
+        assert with_mask.to_pylist() == with_anti.to_pylist()
+    else:
+        assert len(with_mask) == len(with_anti)
+    if "LIMIT" not in sql:
+        assert sorted_rows(with_mask) == sorted_rows(with_anti)
+    live = {r["id"] for r in pyiceberg_rows(five_files.catalog.load_table("silver.orders"))}
+    if "id" in with_mask.column_names:
+        assert set(with_mask.column("id").to_pylist()) <= live
+
+
+@pytest.mark.parametrize("off_by", [1, -1])
+def test_a_data_file_that_does_not_hold_its_record_count_stops_the_query(
+    lh: Lakehouse, five_files: Table, off_by: int
+) -> None:
+    from lakehouse.query.execution import allowed_paths, connect_duckdb
+
+    files = file_ids(five_files)
+    first, second = file_of(files, 10), file_of(files, 30)
+    pairs = [(first, 1), (second, 2)]
+    add_delete_file(five_files, deletes(*pairs), DataFileContent.POSITION_DELETES)
+    plan = query.plan(lh, "SELECT id FROM silver.orders")
+    scan = plan.tables["silver.orders"]
+    # a manifest that miscounts a file's rows: the next file's rows no longer line up
+    wrong = tuple(
+        replace(f, record_count=f.record_count + off_by) if f.path == first else f
+        for f in scan.files
+    )
+    used = without_unused_deletes(five_files.io, wrong)
+    assert len(keep_mask_files(replace(scan, files=used))) == 2
+    con = connect_duckdb(allowed_paths(plan))
+    try:
+        session = query.session(lh, connection=con)
+        bad = replace(plan, tables={"silver.orders": replace(scan, files=wrong)})
+        with pytest.raises(QueryExecutionError, match="record_count"):
+            session.run(bad)
+        assert len(session.run(plan)) == 18
+    finally:
+        con.close()
+
+
 # -- the delete file cache and its join table ---------------------------------------------------
 
 
@@ -311,10 +425,12 @@ def test_a_callers_connection_keeps_one_delete_table_per_view(
     plan = query.plan(lh, "SELECT * FROM silver.orders")
     con = connect_duckdb(allowed_paths(plan))
     session = query.session(lh, connection=con)
-    for _ in range(3):
+    for _ in range(3):  # a full read: the kept-rows mask; a filtered one: the anti-join
         assert len(session.execute("SELECT id FROM silver.orders")) == 18
+        assert len(session.execute("SELECT id FROM silver.orders WHERE id >= 3")) == 17
     views = [row[0] for row in con.sql("SELECT view_name FROM duckdb_views()").fetchall()]
     assert len([v for v in views if v.startswith("__lakehouse_deletes_")]) == 1
+    assert len([v for v in views if v.startswith("__lakehouse_keep_")]) == 1
     con.close()
 
 

@@ -30,7 +30,10 @@ from typing import TYPE_CHECKING
 from lakehouse.query import sandbox
 from lakehouse.query.deletes import (
     FILE_ID,
+    FIRST_ROW,
+    KEEP,
     POSITION,
+    keep_mask_table,
     position_delete_table,
     without_unused_deletes,
 )
@@ -254,6 +257,8 @@ class Registration:
     source: str | None = None
     #: The Arrow table of position deletes the view anti-joins with.
     deletes: str | None = None
+    #: The Arrow table of kept rows the view joins with by position.
+    keep: str | None = None
 
 
 def unregister(con: duckdb.DuckDBPyConnection, registered: Iterable[Registration]) -> None:
@@ -264,7 +269,7 @@ def unregister(con: duckdb.DuckDBPyConnection, registered: Iterable[Registration
     for item in registered:
         try:
             con.execute(f"DROP VIEW IF EXISTS {item.view}")
-            for source in (item.source, item.deletes):
+            for source in (item.source, item.deletes, item.keep):
                 if source is not None:
                     con.unregister(source)
         except duckdb.Error:  # pragma: no cover - best effort
@@ -289,31 +294,42 @@ def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registratio
     view = f"{quote_identifier(namespace)}.{quote_identifier(name)}"
     source: str | None = None
     deletes: str | None = None
+    keep: str | None = None
     reader = scan.reader
     try:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(namespace)}")
         if reader == "parquet":
             if any(f.position_deletes for f in scan.files):
                 scan = replace(scan, files=without_unused_deletes(io, scan.files))
+            # delete files read once per process (query.deletes); the relations are named
+            # after the view: a caller's connection replaces them with the view
+            masked = keep_mask_files(scan)
+            if masked:
+                keep = f"__lakehouse_keep_{namespace}.{name}"
+                con.register(keep, keep_mask_table(io, masked))
             positional = position_delete_files(scan)
-            if positional:
-                # delete files read once per process, joined on integers (query.deletes);
-                # named after the view: a caller's connection replaces it with the view
+            if any(f.equality_deletes for f in positional) or (positional and not masked):
                 deletes = f"__lakehouse_deletes_{namespace}.{name}"
-                con.register(
-                    deletes,
-                    position_delete_table(io, [(f.path, f.position_deletes) for f in positional]),
-                )
+                joined = [
+                    (f.path, f.position_deletes if f.equality_deletes or not masked else ())
+                    for f in positional
+                ]
+                con.register(deletes, position_delete_table(io, joined))
             try:
-                sql = parquet_sql(scan, quote_identifier(deletes) if deletes else None)
+                sql = parquet_sql(
+                    scan,
+                    quote_identifier(deletes) if deletes else None,
+                    quote_identifier(keep) if keep else None,
+                )
                 con.execute(f"CREATE OR REPLACE VIEW {view} AS {sql}")
             except duckdb.PermissionException:
                 # a locked connection not allowed to read these files: PyIceberg reads them
                 logger.debug("%s: files not allowed on this connection, read by PyIceberg", view)
                 reader = "arrow"
-                if deletes is not None:
-                    con.unregister(deletes)
-                    deletes = None
+                for registered in (deletes, keep):
+                    if registered is not None:
+                        con.unregister(registered)
+                deletes = keep = None
         if reader != "parquet":
             source = f"__lakehouse_scan_{next(_counter)}"
             con.register(source, read_arrow(scan))
@@ -323,7 +339,7 @@ def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registratio
     except duckdb.Error as exc:
         from lakehouse.query.analysis import first_line
 
-        for registered in (source, deletes):
+        for registered in (source, deletes, keep):
             if registered is not None:
                 con.unregister(registered)
         message = f"cannot read table '{scan.name}': {first_line(str(exc))}"
@@ -335,7 +351,7 @@ def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registratio
         len(scan.files),
         scan.row_filter,
     )
-    return Registration(namespace, view, source, deletes)
+    return Registration(namespace, view, source, deletes, keep)
 
 
 def read_arrow(scan: TableScanPlan) -> pa.Table:
@@ -383,13 +399,33 @@ def position_delete_files(scan: TableScanPlan) -> list[ScanFile]:
     return pure + mixed
 
 
-def parquet_sql(scan: TableScanPlan, deletes: str | None = None) -> str:
+def keep_mask_files(scan: TableScanPlan) -> list[ScanFile]:
+    """The files of ``scan`` read aligned with a mask of kept rows, in read order.
+
+    Those with position deletes only, when nothing was pushed down to ``scan``: a full
+    read of them gains nothing from DuckDB's row-group pruning, and pairing its rows
+    with :func:`~lakehouse.query.deletes.keep_mask_table` by position costs little next
+    to a hash anti-join (see ``docs/benchmarks.md``). A scan with a predicate keeps the
+    anti-join: the predicate, pushed into the read, skips row groups first.
+    """
+    from pyiceberg.expressions import AlwaysTrue
+
+    if scan.predicates or scan.row_filter != AlwaysTrue():
+        return []
+    return [f for f in scan.files if f.position_deletes and not f.equality_deletes]
+
+
+def parquet_sql(scan: TableScanPlan, deletes: str | None = None, keep: str | None = None) -> str:
     """The ``SELECT`` DuckDB runs to read the planned files, deletes applied.
 
     ``deletes`` names a relation of ``(file_id, pos)`` rows (see
     :func:`lakehouse.query.deletes.position_delete_table` over
     :func:`position_delete_files`); without it the position delete files are read by
-    DuckDB in the query itself.
+    DuckDB in the query itself. ``keep`` names a relation of ``(keep, first_row)`` rows
+    (:func:`lakehouse.query.deletes.keep_mask_table` over :func:`keep_mask_files`):
+    then the files with position deletes only are read in one ordered scan joined with
+    it by position, and a row whose ``first_row`` disagrees with its row number (a file
+    that does not hold the rows its manifest says) stops the query with an error.
     """
     assert scan.table is not None
     schema = scan.table.schema()
@@ -412,10 +448,26 @@ def parquet_sql(scan: TableScanPlan, deletes: str | None = None) -> str:
     if positional:
         relation = deletes if deletes is not None else _inline_deletes(positional)
         pure = [f for f in positional if not f.equality_deletes]
-        # Files with position deletes only: ONE read of them all, anti-joined once on two
-        # integers, DuckDB's file_index and the row's position (a branch per file made
-        # DuckDB read them one at a time; a path per row was a string comparison)
-        if pure:
+        if pure and keep is not None:
+            # ONE ordered read of them all, paired row by row with the kept-rows mask: no
+            # hashing; DuckDB keeps filters above a positional join, so none shifts a row
+            row = f"d.{ROW_NUMBER_COLUMN}"
+            misaligned = quote_string(
+                f"table '{scan.name}': a data file does not hold the rows its manifest "
+                "counts (record_count); run 'lakehouse catalog check'"
+            )
+            parts.append(
+                f"SELECT d.* EXCLUDE ({ROW_NUMBER_COLUMN}) FROM read_parquet("
+                f"{_file_list([f.path for f in pure])}, schema={columns}, "
+                f"file_row_number = true) AS d "
+                f"POSITIONAL JOIN {keep} AS k "
+                f"WHERE CASE WHEN k.{KEEP} IS NULL OR {row} IS NULL "
+                f"OR ({row} = 0) <> k.{FIRST_ROW} THEN error({misaligned}) ELSE k.{KEEP} END"
+            )
+        elif pure:
+            # Files with position deletes only: ONE read of them all, anti-joined once on
+            # two integers, DuckDB's file_index and the row's position (a branch per file
+            # made DuckDB read them one at a time; a path per row was a string comparison)
             parts.append(
                 f"SELECT * EXCLUDE ({ROW_NUMBER_COLUMN}) FROM read_parquet("
                 f"{_file_list([f.path for f in pure])}, schema={columns}, "
@@ -480,6 +532,7 @@ __all__ = [
     "Registration",
     "allowed_paths",
     "connect_duckdb",
+    "keep_mask_files",
     "parquet_sql",
     "position_delete_files",
     "quote_identifier",
