@@ -31,6 +31,7 @@ from lakehouse.query.deletes import (
 from lakehouse.query.errors import QueryExecutionError
 from lakehouse.query.execution import (
     keep_mask_files,
+    keep_mask_groups,
     parquet_sql,
     position_delete_files,
 )
@@ -249,8 +250,14 @@ def test_a_full_read_joins_a_kept_rows_mask_by_position_and_a_filtered_read_anti
     assert sorted(f.path for f in keep_mask_files(full)) == sorted(
         [file_of(files, 0), file_of(files, 20)]
     )
-    sql = parquet_sql(full, None, '"k"')
-    assert "POSITIONAL JOIN" in sql and "ANTI JOIN" not in sql
+    sql = parquet_sql(full, None, [('"k"', keep_mask_files(full))])
+    assert sql.count("POSITIONAL JOIN") == 1 and "ANTI JOIN" not in sql
+    # one ordered read per DuckDB thread, runs of files of about equal rows
+    groups = keep_mask_groups(full, 2)
+    assert [len(g) for g in groups] == [1, 1]
+    assert [f for g in groups for f in g] == keep_mask_files(full)
+    two = parquet_sql(full, None, [('"k0"', groups[0]), ('"k1"', groups[1])])
+    assert two.count("POSITIONAL JOIN") == 2
     filtered = query.plan(lh, "SELECT * FROM silver.orders WHERE id >= 1")
     assert keep_mask_files(filtered.tables["silver.orders"]) == []
     assert sorted_rows(lh.sql("SELECT * FROM silver.orders")) == pyiceberg_rows(table)
@@ -466,3 +473,23 @@ def test_manifest_entries_are_read_once_and_bounded(five_files: Table) -> None:
     assert len(cache) == 3  # one entry per manifest, three kept
     cache.clear()
     assert len(cache) == 0
+
+
+def test_files_are_cut_into_runs_of_about_equal_rows_one_per_read() -> None:
+    from pyiceberg.expressions import AlwaysTrue as TrueFilter
+
+    from lakehouse.query.planning import ScanFile, TableScanPlan
+
+    def scan(*counts: int) -> TableScanPlan:
+        files = tuple(ScanFile(f"f{i}", n, ("d",)) for i, n in enumerate(counts))
+        return TableScanPlan("s.t", 1, TrueFilter(), None, files, "parquet")
+
+    def runs(plan: TableScanPlan, reads: int) -> list[list[str]]:
+        return [[f.path for f in g] for g in keep_mask_groups(plan, reads)]
+
+    assert runs(scan(10, 10, 10, 10), 2) == [["f0", "f1"], ["f2", "f3"]]
+    assert runs(scan(100, 1, 1, 1), 2) == [["f0"], ["f1", "f2", "f3"]]
+    assert runs(scan(5, 5), 8) == [["f0"], ["f1"]]
+    assert runs(scan(5, 5, 5), 1) == [["f0", "f1", "f2"]]
+    assert runs(scan(0, 0), 2) == [["f0", "f1"]]
+    assert runs(scan(), 2) == []

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -257,8 +257,8 @@ class Registration:
     source: str | None = None
     #: The Arrow table of position deletes the view anti-joins with.
     deletes: str | None = None
-    #: The Arrow table of kept rows the view joins with by position.
-    keep: str | None = None
+    #: The Arrow tables of kept rows the view joins with by position (one per read).
+    keep: tuple[str, ...] = ()
 
 
 def unregister(con: duckdb.DuckDBPyConnection, registered: Iterable[Registration]) -> None:
@@ -269,7 +269,7 @@ def unregister(con: duckdb.DuckDBPyConnection, registered: Iterable[Registration
     for item in registered:
         try:
             con.execute(f"DROP VIEW IF EXISTS {item.view}")
-            for source in (item.source, item.deletes, item.keep):
+            for source in (item.source, item.deletes, *item.keep):
                 if source is not None:
                     con.unregister(source)
         except duckdb.Error:  # pragma: no cover - best effort
@@ -294,7 +294,7 @@ def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registratio
     view = f"{quote_identifier(namespace)}.{quote_identifier(name)}"
     source: str | None = None
     deletes: str | None = None
-    keep: str | None = None
+    keep: tuple[str, ...] = ()
     reader = scan.reader
     try:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(namespace)}")
@@ -303,10 +303,11 @@ def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registratio
                 scan = replace(scan, files=without_unused_deletes(io, scan.files))
             # delete files read once per process (query.deletes); the relations are named
             # after the view: a caller's connection replaces them with the view
-            masked = keep_mask_files(scan)
-            if masked:
-                keep = f"__lakehouse_keep_{namespace}.{name}"
-                con.register(keep, keep_mask_table(io, masked))
+            groups = keep_mask_groups(scan, _threads(con))
+            masked = [f for group in groups for f in group]
+            keep = tuple(f"__lakehouse_keep_{namespace}.{name}#{i}" for i in range(len(groups)))
+            for relation, group in zip(keep, groups, strict=True):
+                con.register(relation, keep_mask_table(io, group))
             positional = position_delete_files(scan)
             if any(f.equality_deletes for f in positional) or (positional and not masked):
                 deletes = f"__lakehouse_deletes_{namespace}.{name}"
@@ -319,17 +320,17 @@ def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registratio
                 sql = parquet_sql(
                     scan,
                     quote_identifier(deletes) if deletes else None,
-                    quote_identifier(keep) if keep else None,
+                    [(quote_identifier(k), g) for k, g in zip(keep, groups, strict=True)],
                 )
                 con.execute(f"CREATE OR REPLACE VIEW {view} AS {sql}")
             except duckdb.PermissionException:
                 # a locked connection not allowed to read these files: PyIceberg reads them
                 logger.debug("%s: files not allowed on this connection, read by PyIceberg", view)
                 reader = "arrow"
-                for registered in (deletes, keep):
+                for registered in (deletes, *keep):
                     if registered is not None:
                         con.unregister(registered)
-                deletes = keep = None
+                deletes, keep = None, ()
         if reader != "parquet":
             source = f"__lakehouse_scan_{next(_counter)}"
             con.register(source, read_arrow(scan))
@@ -339,7 +340,7 @@ def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registratio
     except duckdb.Error as exc:
         from lakehouse.query.analysis import first_line
 
-        for registered in (source, deletes, keep):
+        for registered in (source, deletes, *keep):
             if registered is not None:
                 con.unregister(registered)
         message = f"cannot read table '{scan.name}': {first_line(str(exc))}"
@@ -415,17 +416,45 @@ def keep_mask_files(scan: TableScanPlan) -> list[ScanFile]:
     return [f for f in scan.files if f.position_deletes and not f.equality_deletes]
 
 
-def parquet_sql(scan: TableScanPlan, deletes: str | None = None, keep: str | None = None) -> str:
+def keep_mask_groups(scan: TableScanPlan, reads: int) -> list[list[ScanFile]]:
+    """:func:`keep_mask_files` cut into at most ``reads`` runs of about equal row counts.
+
+    A positional join is read by one thread; DuckDB runs the branches of a ``UNION ALL``
+    side by side, so one ordered read per thread keeps every core busy.
+    """
+    files = keep_mask_files(scan)
+    count = max(1, min(reads, len(files)))
+    total = max(1, sum(f.record_count for f in files))
+    groups: list[list[ScanFile]] = [[] for _ in range(count)]
+    done = 0
+    for f in files:  # the group of the file's first row
+        groups[min(done * count // total, count - 1)].append(f)
+        done += f.record_count
+    return [g for g in groups if g]
+
+
+def _threads(con: duckdb.DuckDBPyConnection) -> int:
+    rows = con.execute("SELECT current_setting('threads')").fetchall()
+    return int(rows[0][0]) if rows else 1
+
+
+def parquet_sql(
+    scan: TableScanPlan,
+    deletes: str | None = None,
+    keep: Sequence[tuple[str, Sequence[ScanFile]]] = (),
+) -> str:
     """The ``SELECT`` DuckDB runs to read the planned files, deletes applied.
 
     ``deletes`` names a relation of ``(file_id, pos)`` rows (see
     :func:`lakehouse.query.deletes.position_delete_table` over
     :func:`position_delete_files`); without it the position delete files are read by
-    DuckDB in the query itself. ``keep`` names a relation of ``(keep, first_row)`` rows
-    (:func:`lakehouse.query.deletes.keep_mask_table` over :func:`keep_mask_files`):
-    then the files with position deletes only are read in one ordered scan joined with
-    it by position, and a row whose ``first_row`` disagrees with its row number (a file
-    that does not hold the rows its manifest says) stops the query with an error.
+    DuckDB in the query itself. ``keep`` pairs relations of ``(keep, first_row)`` rows
+    with the files each masks (:func:`keep_mask_groups`, each relation
+    :func:`lakehouse.query.deletes.keep_mask_table` over its files; together all files
+    with position deletes only): then each run of files is read in one ordered scan
+    joined with its relation by position, and a row whose ``first_row`` disagrees with
+    its row number (a file that does not hold the rows its manifest counts) stops the
+    query with an error.
     """
     assert scan.table is not None
     schema = scan.table.schema()
@@ -448,22 +477,25 @@ def parquet_sql(scan: TableScanPlan, deletes: str | None = None, keep: str | Non
     if positional:
         relation = deletes if deletes is not None else _inline_deletes(positional)
         pure = [f for f in positional if not f.equality_deletes]
-        if pure and keep is not None:
-            # ONE ordered read of them all, paired row by row with the kept-rows mask: no
-            # hashing; DuckDB keeps filters above a positional join, so none shifts a row
+        if pure and keep:
+            # one ordered read per run of files in ``keep``, paired row by row with its
+            # kept-rows mask: no hashing; DuckDB keeps filters above a positional join,
+            # so none shifts a row
             row = f"d.{ROW_NUMBER_COLUMN}"
             misaligned = quote_string(
                 f"table '{scan.name}': a data file does not hold the rows its manifest "
                 "counts (record_count); run 'lakehouse catalog check'"
             )
-            parts.append(
-                f"SELECT d.* EXCLUDE ({ROW_NUMBER_COLUMN}) FROM read_parquet("
-                f"{_file_list([f.path for f in pure])}, schema={columns}, "
-                f"file_row_number = true) AS d "
-                f"POSITIONAL JOIN {keep} AS k "
-                f"WHERE CASE WHEN k.{KEEP} IS NULL OR {row} IS NULL "
-                f"OR ({row} = 0) <> k.{FIRST_ROW} THEN error({misaligned}) ELSE k.{KEEP} END"
-            )
+            for relation, group in keep:
+                parts.append(
+                    f"SELECT d.* EXCLUDE ({ROW_NUMBER_COLUMN}) FROM read_parquet("
+                    f"{_file_list([f.path for f in group])}, schema={columns}, "
+                    f"file_row_number = true) AS d "
+                    f"POSITIONAL JOIN {relation} AS k "
+                    f"WHERE CASE WHEN k.{KEEP} IS NULL OR {row} IS NULL "
+                    f"OR ({row} = 0) <> k.{FIRST_ROW} THEN error({misaligned}) "
+                    f"ELSE k.{KEEP} END"
+                )
         elif pure:
             # Files with position deletes only: ONE read of them all, anti-joined once on
             # two integers, DuckDB's file_index and the row's position (a branch per file
@@ -533,6 +565,7 @@ __all__ = [
     "allowed_paths",
     "connect_duckdb",
     "keep_mask_files",
+    "keep_mask_groups",
     "parquet_sql",
     "position_delete_files",
     "quote_identifier",
