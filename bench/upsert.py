@@ -15,7 +15,7 @@ each table built by 10 appends as ingestion builds it:
 * upsert of 10 rows into a ``--big-rows`` table vs into a ``--rows`` table built the same
   way (and, for information, into the first table after its 100k-row upserts);
 * ``SELECT count(*), sum(amount)`` over a table with 5 % of its rows position-deleted vs
-  the same table compacted; again with the process's manifest and delete file caches
+  the same table compacted; again with the process's manifest, delete file and mask caches
   emptied before each query (the first query of a process).
 """
 
@@ -48,7 +48,7 @@ import lakehouse
 from lakehouse.client import Lakehouse
 from lakehouse.maintenance.compact import compact_table
 from lakehouse.maintenance.policies import CompactionPolicy
-from lakehouse.query.deletes import DELETE_FILES
+from lakehouse.query.deletes import DELETE_FILES, KEEP_MASKS
 from lakehouse.query.planning import MANIFEST_ENTRIES
 from lakehouse.tables import DEFAULT_TABLE_PROPERTIES, delete_rows, upsert
 
@@ -231,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                 if first:  # as the first query of a process: nothing read before is kept
                     MANIFEST_ENTRIES.clear()
                     DELETE_FILES.clear()
+                    KEEP_MASKS.clear()
                 lh.sql(query.format(name))
 
             return run

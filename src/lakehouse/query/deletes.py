@@ -37,8 +37,8 @@ FILE_ID = "file_id"
 POSITION = "pos"
 #: Column of :func:`keep_mask_table`: false for a deleted row.
 KEEP = "keep"
-#: Column of :func:`keep_mask_table`: true at the first row of each data file.
-FIRST_ROW = "first_row"
+#: Rows (one bit each) a :class:`KeepMaskCache` keeps by default.
+DEFAULT_MAX_MASK_ROWS = 500_000_000
 #: Positions a :class:`DeleteFileCache` keeps by default (~8 bytes each, plus the paths).
 DEFAULT_MAX_POSITIONS = 20_000_000
 
@@ -174,48 +174,106 @@ def position_delete_table(
     return pa.table([pa.concat_arrays(ids), pa.concat_arrays(chunks)], schema=schema)
 
 
-def keep_mask_table(
-    io: FileIO, files: Sequence[ScanFile], cache: DeleteFileCache | None = None
-) -> pa.Table:
-    """One row per row of ``files``, in file and row order: which rows a read keeps.
+class KeepMaskCache:
+    """Kept-rows masks of data files: (data file, its delete files) → one bit per row.
 
-    ``keep`` is false where one of a file's position delete files deletes the row;
-    ``first_row`` is true at row 0 of each file, so that a read aligned with this table
-    by position can check that each file starts where its ``record_count`` says (see
-    :func:`lakehouse.query.execution.parquet_sql`). Positions outside ``[0, record_count)``
-    delete nothing. Booleans are bit-packed: a file of 100,000 rows costs 25 kB.
+    A mask is as long as the data file's own Parquet footer says (read once, with the
+    mask), not its manifest's ``record_count``: a read paired with it by position lines
+    up whatever a manifest claims. Bit-packed (a 100,000-row file costs 12.5 kB),
+    thread-safe, least recently used masks dropped beyond ``max_rows`` rows.
     """
+
+    def __init__(self, max_rows: int = DEFAULT_MAX_MASK_ROWS) -> None:
+        self.max_rows = max_rows
+        self._masks: OrderedDict[tuple[str, tuple[str, ...]], pa.BooleanArray] = OrderedDict()
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._masks)
+
+    def clear(self) -> None:
+        """Forget every mask."""
+        with self._lock:
+            self._masks.clear()
+            self._held = 0
+
+    def mask(
+        self, io: FileIO, file: ScanFile, deletes: DeleteFileCache | None = None
+    ) -> pa.BooleanArray:
+        """``file``'s mask: false at each row one of its position delete files deletes."""
+        key = (file.path, file.position_deletes)
+        with self._lock:
+            hit = self._masks.get(key)
+            if hit is not None:
+                self._masks.move_to_end(key)
+                return hit
+        made = _make_mask(io, file, DELETE_FILES if deletes is None else deletes)
+        with self._lock:
+            if key not in self._masks and len(made) <= self.max_rows:
+                self._masks[key] = made
+                self._held += len(made)
+                while self._held > self.max_rows:
+                    _, dropped = self._masks.popitem(last=False)
+                    self._held -= len(dropped)
+        return made
+
+
+def _make_mask(io: FileIO, file: ScanFile, deletes: DeleteFileCache) -> pa.BooleanArray:
     import numpy as np
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    cache = DELETE_FILES if cache is None else cache
-    total = sum(f.record_count for f in files)
-    keep = np.ones(total, dtype=np.bool_)
-    first = np.zeros(total, dtype=np.bool_)
-    offset = 0
-    for f in files:
-        if f.record_count:
-            first[offset] = True
-        for delete_file in f.position_deletes:
-            positions = cache.positions(io, delete_file).get(f.path)
-            if positions is None or len(positions) == 0:
-                continue
-            rows = positions.to_numpy()
-            if rows[0] < 0 or rows[-1] >= f.record_count:  # sorted: the ends decide
-                rows = rows[(rows >= 0) & (rows < f.record_count)]
-            keep[offset + rows] = False
-        offset += f.record_count
-    return pa.table({KEEP: pa.array(keep), FIRST_ROW: pa.array(first)})
+    with io.new_input(file.path).open() as stream:
+        rows = pq.ParquetFile(stream).metadata.num_rows
+    keep = np.ones(rows, dtype=np.bool_)
+    for delete_file in file.position_deletes:
+        positions = deletes.positions(io, delete_file).get(file.path)
+        if positions is None or len(positions) == 0:
+            continue
+        deleted = positions.to_numpy()
+        if deleted[0] < 0 or deleted[-1] >= rows:  # sorted: the ends decide
+            deleted = deleted[(deleted >= 0) & (deleted < rows)]
+        keep[deleted] = False
+    mask = pa.array(keep, pa.bool_())
+    assert isinstance(mask, pa.BooleanArray)
+    return mask
+
+
+#: The process-wide cache :func:`keep_mask_table` uses by default.
+KEEP_MASKS = KeepMaskCache()
+
+
+def keep_mask_table(
+    io: FileIO,
+    files: Sequence[ScanFile],
+    cache: DeleteFileCache | None = None,
+    masks: KeepMaskCache | None = None,
+) -> pa.Table:
+    """One row per row of ``files``, in file and row order: ``keep``, false if deleted.
+
+    Each file contributes the rows its Parquet footer counts (a chunk per file, from
+    :class:`KeepMaskCache`: nothing is copied); positions outside the file delete
+    nothing. DuckDB reading ``files`` in order pairs its rows with these by position.
+    """
+    import pyarrow as pa
+
+    masks = KEEP_MASKS if masks is None else masks
+    chunks = [masks.mask(io, f, cache) for f in files]
+    return pa.table({KEEP: pa.chunked_array(chunks, pa.bool_())})
 
 
 __all__ = [
+    "DEFAULT_MAX_MASK_ROWS",
     "DEFAULT_MAX_POSITIONS",
     "DELETE_FILES",
     "FILE_ID",
-    "FIRST_ROW",
     "KEEP",
+    "KEEP_MASKS",
     "POSITION",
     "DeleteFileCache",
+    "KeepMaskCache",
     "keep_mask_table",
     "position_delete_table",
     "without_unused_deletes",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -30,7 +31,6 @@ from typing import TYPE_CHECKING
 from lakehouse.query import sandbox
 from lakehouse.query.deletes import (
     FILE_ID,
-    FIRST_ROW,
     KEEP,
     POSITION,
     keep_mask_table,
@@ -303,7 +303,7 @@ def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registratio
                 scan = replace(scan, files=without_unused_deletes(io, scan.files))
             # delete files read once per process (query.deletes); the relations are named
             # after the view: a caller's connection replaces them with the view
-            groups = keep_mask_groups(scan, _threads(con))
+            groups = keep_mask_groups(scan, os.cpu_count() or 1)  # DuckDB's threads
             masked = [f for group in groups for f in group]
             keep = tuple(f"__lakehouse_keep_{namespace}.{name}#{i}" for i in range(len(groups)))
             for relation, group in zip(keep, groups, strict=True):
@@ -433,11 +433,6 @@ def keep_mask_groups(scan: TableScanPlan, reads: int) -> list[list[ScanFile]]:
     return [g for g in groups if g]
 
 
-def _threads(con: duckdb.DuckDBPyConnection) -> int:
-    rows = con.execute("SELECT current_setting('threads')").fetchall()
-    return int(rows[0][0]) if rows else 1
-
-
 def parquet_sql(
     scan: TableScanPlan,
     deletes: str | None = None,
@@ -448,13 +443,11 @@ def parquet_sql(
     ``deletes`` names a relation of ``(file_id, pos)`` rows (see
     :func:`lakehouse.query.deletes.position_delete_table` over
     :func:`position_delete_files`); without it the position delete files are read by
-    DuckDB in the query itself. ``keep`` pairs relations of ``(keep, first_row)`` rows
-    with the files each masks (:func:`keep_mask_groups`, each relation
+    DuckDB in the query itself. ``keep`` pairs relations of ``keep`` rows with the
+    files each masks (:func:`keep_mask_groups`, each relation
     :func:`lakehouse.query.deletes.keep_mask_table` over its files; together all files
     with position deletes only): then each run of files is read in one ordered scan
-    joined with its relation by position, and a row whose ``first_row`` disagrees with
-    its row number (a file that does not hold the rows its manifest counts) stops the
-    query with an error.
+    joined with its relation by position.
     """
     assert scan.table is not None
     schema = scan.table.schema()
@@ -479,22 +472,12 @@ def parquet_sql(
         pure = [f for f in positional if not f.equality_deletes]
         if pure and keep:
             # one ordered read per run of files in ``keep``, paired row by row with its
-            # kept-rows mask: no hashing; DuckDB keeps filters above a positional join,
-            # so none shifts a row
-            row = f"d.{ROW_NUMBER_COLUMN}"
-            misaligned = quote_string(
-                f"table '{scan.name}': a data file does not hold the rows its manifest "
-                "counts (record_count); run 'lakehouse catalog check'"
-            )
+            # kept-rows mask (sized by each file's own footer): no hashing; DuckDB keeps
+            # filters above a positional join, so none shifts a row
             for relation, group in keep:
                 parts.append(
-                    f"SELECT d.* EXCLUDE ({ROW_NUMBER_COLUMN}) FROM read_parquet("
-                    f"{_file_list([f.path for f in group])}, schema={columns}, "
-                    f"file_row_number = true) AS d "
-                    f"POSITIONAL JOIN {relation} AS k "
-                    f"WHERE CASE WHEN k.{KEEP} IS NULL OR {row} IS NULL "
-                    f"OR ({row} = 0) <> k.{FIRST_ROW} THEN error({misaligned}) "
-                    f"ELSE k.{KEEP} END"
+                    f"SELECT d.* FROM read_parquet({_file_list([f.path for f in group])}, "
+                    f"schema={columns}) AS d POSITIONAL JOIN {relation} AS k WHERE k.{KEEP}"
                 )
         elif pure:
             # Files with position deletes only: ONE read of them all, anti-joined once on
