@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from pyiceberg.expressions import AlwaysTrue, GreaterThanOrEqual
-from pyiceberg.manifest import DataFileContent
+from pyiceberg.manifest import DataFileContent, ManifestEntry
 from pyiceberg.table import Table
 
 from lakehouse import query
@@ -492,3 +492,33 @@ def test_files_are_cut_into_runs_of_about_equal_rows_one_per_read() -> None:
     assert runs(scan(5, 5, 5), 1) == [["f0", "f1", "f2"]]
     assert runs(scan(0, 0), 2) == [["f0", "f1"]]
     assert runs(scan(), 2) == []
+
+
+def test_manifest_entries_read_with_the_schema_resolved_once_are_pyicebergs(
+    lh: Lakehouse, five_files: Table
+) -> None:
+    from lakehouse.query.planning import _read_live_entries
+    from lakehouse.tables import delete_rows
+
+    # data manifests, a delete manifest, and a rewrite leaving DELETED entries behind
+    delete_rows(five_files, pa.table({"id": pa.array([1, 22], pa.int64())}), ["id"])
+    table = lh.catalog("main").load_table("silver.orders")
+    table.delete("id >= 40")  # copy-on-write: removes a data file
+    table = lh.catalog("main").load_table("silver.orders")
+    snapshot = table.current_snapshot()
+    assert snapshot is not None
+
+    def described(entries: list[ManifestEntry]) -> list[tuple[object, ...]]:
+        return [
+            (e.status, e.snapshot_id, e.sequence_number, e.file_sequence_number,
+             e.data_file.content, e.data_file.file_path, e.data_file.record_count,
+             e.data_file.lower_bounds, e.data_file.upper_bounds)
+            for e in entries
+        ]  # fmt: skip
+
+    manifests = snapshot.manifests(table.io)
+    assert len(manifests) > 2
+    for _ in range(2):  # the second pass reuses the resolved readers
+        for manifest in manifests:
+            theirs = manifest.fetch_manifest_entry(table.io, discard_deleted=True)
+            assert described(_read_live_entries(table.io, manifest)) == described(theirs)
