@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 test: install ## fast tests (no services needed)
 	$(VENV)/bin/pytest -m "not integration" -n 2 -q
 
-test-integration: install ## integration tests against real services (PostgreSQL, Nessie, MinIO, Kafka, Toxiproxy, Keycloak from scripts/services/)
+test-integration: install ## integration tests against real services (PostgreSQL, Nessie, MinIO, Kafka, Toxiproxy, Keycloak, Trino from scripts/services/)
 	@# tests/deploy: helm and compose-config (compose-go), built from the Go module proxy once, then cached
 	bash scripts/tools/helm.sh >/dev/null
 	bash scripts/tools/compose.sh >/dev/null
@@ -55,6 +55,9 @@ test-integration: install ## integration tests against real services (PostgreSQL
 	bash scripts/tools/duckdb.sh >/dev/null
 	@# pynessie (Nessie API v1 client) tests (tests/server/test_pynessie_v1_integration.py): own venv in the cache
 	bash scripts/tools/pynessie.sh >/dev/null
+	@# Trino 476 (tests/serving): downloaded once into the cache and trimmed to its iceberg and tpch
+	@# plugins; the tests start it (Java 24+, scripts/services/trino.sh) and stop it at the end
+	bash scripts/services/trino.sh install >/dev/null
 	@# console browser tests (tests/console/test_browser.py): Debian's chromium, driven by Playwright
 	$(MAKE) --no-print-directory chromium
 	LAKEHOUSE_TEST_DUCKDB_PYTHON="$$(bash scripts/tools/duckdb.sh)" \

@@ -36,8 +36,9 @@ from typing import Any
 
 import pytest
 
-trino = pytest.importorskip("trino", reason="the trino client (dev extra) is not installed")
+pytest.importorskip("trino", reason="the trino client (dev extra) is not installed")
 
+import trino
 from typer.testing import CliRunner
 
 from lakehouse import tpch
@@ -223,7 +224,9 @@ def served(
 
 
 def _key(row: Sequence[Any]) -> tuple[Any, ...]:
-    return tuple((v is None, str(v) if not isinstance(v, (int, float, Decimal)) else v) for v in row)
+    return tuple(
+        (v is None, str(v) if not isinstance(v, (int, float, Decimal)) else v) for v in row
+    )
 
 
 def _same(left: Any, right: Any) -> bool:
@@ -352,9 +355,7 @@ def test_a_trino_write_on_a_branch_is_invisible_on_main_until_lakehouse_merge(
     assert merged.exit_code == 0, merged.output
 
     assert served.trino(f"SELECT COUNT(*) FROM {on_main}.{schema}.big_orders") == [[count]]
-    assert served.lakehouse_sql(f"SELECT COUNT(*) AS n FROM {schema}.big_orders") == [
-        {"n": count}
-    ]
+    assert served.lakehouse_sql(f"SELECT COUNT(*) AS n FROM {schema}.big_orders") == [{"n": count}]
     our_keys = served.lakehouse_sql(f"SELECT o_orderkey FROM {schema}.big_orders")
     trino_keys = served.trino(f"SELECT o_orderkey FROM {on_main}.{schema}.big_orders")
     assert sorted(r["o_orderkey"] for r in our_keys) == sorted(r[0] for r in trino_keys)

@@ -199,7 +199,7 @@ def create_catalog_sql(name: str, properties: dict[str, str]) -> str:
     if not re.fullmatch(r"[a-z_]+", connector):
         raise TrinoCatalogError(f"invalid connector name {connector!r}")
     items = ", ".join(
-        '"{}" = \'{}\''.format(key.replace('"', '""'), value.replace("'", "''"))
+        "\"{}\" = '{}'".format(key.replace('"', '""'), value.replace("'", "''"))
         for key, value in rest.items()
     )
     return f"CREATE CATALOG {name} USING {connector} WITH ({items})"
