@@ -134,6 +134,8 @@ catalogs_checksum() {
 
 write_etc() {
     rm -rf "$ETC"
+    # the launcher makes $DATA/etc a link to $ETC; anything else there stops it
+    [[ -L "$DATA/etc" || ! -e "$DATA/etc" ]] || rm -rf "${DATA:?}/etc"
     mkdir -p "$ETC/catalog" "$DATA"
     cat >"$ETC/node.properties" <<EOF
 node.environment=lakehouse
@@ -171,10 +173,9 @@ query.max-memory=1GB
 query.max-memory-per-node=512MB
 task.concurrency=2
 EOF
-    # the file catalog store reads its own settings from etc/catalog-store.properties under
-    # the working directory, which the launcher sets to the data folder
-    mkdir -p "$DATA/etc"
-    echo "catalog.config-dir=$ETC/catalog" >"$DATA/etc/catalog-store.properties"
+    # the file catalog store reads its settings from etc/catalog-store.properties relative
+    # to the working directory: the launcher runs in the data folder, where etc links to $ETC
+    echo "catalog.config-dir=$ETC/catalog" >"$ETC/catalog-store.properties"
     if [[ -n "$CATALOGS" ]]; then
         cp "$CATALOGS"/*.properties "$ETC/catalog/"
     fi
