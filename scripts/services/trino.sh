@@ -194,6 +194,14 @@ running() {
     cmdline_has "$p" '*io.trino.server.TrinoServer*' || cmdline_has "$p" '*trino-server-*/bin/*launcher run*'
 }
 
+# While starting, the pid execs three times (env, the launcher script, the launcher binary,
+# java): its command line can be read between two of them, so only its life is checked.
+alive() {
+    local p
+    p="$(pid)"
+    [[ -n "$p" && -d "/proc/$p" ]] && ! grep -qs '^State:[[:space:]]*Z' "/proc/$p/status"
+}
+
 # Ready when the coordinator says it has finished starting (GET /v1/info "starting": false).
 ready() {
     local info
@@ -202,7 +210,7 @@ ready() {
 }
 
 wait_ready() {
-    wait_until "$WAIT_SECONDS" "Trino on $HOST:$PORT" ready running
+    wait_until "$WAIT_SECONDS" "Trino on $HOST:$PORT" ready alive
 }
 
 # -- commands ------------------------------------------------------------------------
