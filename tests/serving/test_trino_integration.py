@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import uuid
 from collections.abc import Iterator, Sequence
@@ -385,3 +386,45 @@ def test_tables_trino_creates_are_safe_for_branches_and_inside_the_warehouse(
     assert metadata.properties.get("write.metadata.delete-after-commit.enabled", "false") == "false"
     buckets = Warehouse.from_uri(served.cli_env["LAKEHOUSE_WAREHOUSE"]).buckets.values()
     assert any(metadata.location.startswith(f"{uri}/") for uri in buckets), metadata.location
+
+
+@pytest.mark.parametrize("kind", ["rest", "nessie"])
+def test_a_server_that_requires_a_token_serves_trino_catalogs_that_send_it(
+    served: Served, kind: TrinoCatalogType
+) -> None:
+    """As the Helm chart's catalogs with global.catalogAuth: the token as a bearer header."""
+    from pydantic import SecretStr
+
+    from lakehouse.server.app import make_server, serving
+    from lakehouse.server.iceberg_rest import IcebergRestSettings
+    from lakehouse.server.settings import ServerSettings
+
+    token = f"trino-{uuid.uuid4().hex}"
+    catalog = served.lh.settings.catalog.model_copy(update={"token": SecretStr(token)})
+    with_token = served.lh.settings.model_copy(update={"catalog": catalog})
+    iceberg = IcebergRestSettings.from_settings(served.lh.settings)
+    server = make_server(
+        served.lh.store, "127.0.0.1", 0, settings=ServerSettings(token=SecretStr(token)),
+        log_level="warning", iceberg=iceberg,
+    )  # fmt: skip
+    suffix = uuid.uuid4().hex[:8]
+    names = (f"lh_{kind}_token_{suffix}", f"lh_{kind}_no_token_{suffix}")
+    with serving(server) as port:
+        url = f"http://127.0.0.1:{port}"
+        good = catalog_properties(with_token, catalog_type=kind, server=url)
+        bad = catalog_properties(served.lh.settings, catalog_type=kind, server=url)
+        try:
+            served.trino(create_catalog_sql(names[0], good))
+            rows = served.trino(f"SELECT COUNT(*) FROM {names[0]}.gold.q1_pricing_summary")
+            assert rows == [
+                [len(_lakehouse_rows(served.lh, "SELECT * FROM gold.q1_pricing_summary"))]
+            ]
+            with pytest.raises(trino.exceptions.TrinoQueryError) as refused:
+                served.trino(create_catalog_sql(names[1], bad))
+                served.trino(f"SELECT COUNT(*) FROM {names[1]}.gold.q1_pricing_summary")
+            assert re.search(r"401|[Uu]nauthori[sz]ed|NotAuthorized", str(refused.value)), (
+                refused.value
+            )
+        finally:
+            for name in names:
+                served.trino(f"DROP CATALOG IF EXISTS {name}")
