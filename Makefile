@@ -55,6 +55,9 @@ test-integration: install ## integration tests against real services (PostgreSQL
 	bash scripts/tools/duckdb.sh >/dev/null
 	@# pynessie (Nessie API v1 client) tests (tests/server/test_pynessie_v1_integration.py): own venv in the cache
 	bash scripts/tools/pynessie.sh >/dev/null
+	@# Nessie's Spark SQL extensions (tests/server/test_spark35_nessie_sql_integration.py): pyspark 3.5,
+	@# iceberg-spark-runtime-3.5 and nessie-spark-extensions-3.5 in their own venv in the cache
+	bash scripts/tools/spark35.sh >/dev/null
 	@# Trino 476 (tests/serving): downloaded once into the cache and trimmed to its iceberg and tpch
 	@# plugins; the tests start it (Java 24+, scripts/services/trino.sh) and stop it at the end
 	bash scripts/services/trino.sh install >/dev/null
@@ -62,6 +65,7 @@ test-integration: install ## integration tests against real services (PostgreSQL
 	$(MAKE) --no-print-directory chromium
 	LAKEHOUSE_TEST_DUCKDB_PYTHON="$$(bash scripts/tools/duckdb.sh)" \
 	LAKEHOUSE_TEST_PYNESSIE_PYTHON="$$(bash scripts/tools/pynessie.sh)" \
+	LAKEHOUSE_TEST_SPARK35_PYTHON="$$(bash scripts/tools/spark35.sh)" \
 	LAKEHOUSE_TEST_POSTGRES_URL="$$(bash scripts/services/postgres.sh url lakehouse_test)" \
 	LAKEHOUSE_TEST_NESSIE_URL="$$(bash scripts/services/nessie.sh url)" \
 	LAKEHOUSE_TEST_S3_ENDPOINT="$$(bash scripts/services/minio.sh url)" \
