@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 test: install ## fast tests (no services needed)
 	$(VENV)/bin/pytest -m "not integration" -n 2 -q
 
-test-integration: install ## integration tests against real services (PostgreSQL, Nessie, MinIO, Kafka, Toxiproxy, Keycloak from scripts/services/)
+test-integration: install ## integration tests against real services (PostgreSQL, Nessie, MinIO, Kafka, Toxiproxy, Keycloak, Trino from scripts/services/)
 	@# tests/deploy: helm and compose-config (compose-go), built from the Go module proxy once, then cached
 	bash scripts/tools/helm.sh >/dev/null
 	bash scripts/tools/compose.sh >/dev/null
@@ -58,6 +58,9 @@ test-integration: install ## integration tests against real services (PostgreSQL
 	@# Nessie's Spark SQL extensions (tests/server/test_spark35_nessie_sql_integration.py): pyspark 3.5,
 	@# iceberg-spark-runtime-3.5 and nessie-spark-extensions-3.5 in their own venv in the cache
 	bash scripts/tools/spark35.sh >/dev/null
+	@# Trino 476 (tests/serving): downloaded once into the cache and trimmed to its iceberg and tpch
+	@# plugins; the tests start it (Java 24+, scripts/services/trino.sh) and stop it at the end
+	bash scripts/services/trino.sh install >/dev/null
 	@# console browser tests (tests/console/test_browser.py): Debian's chromium, driven by Playwright
 	$(MAKE) --no-print-directory chromium
 	LAKEHOUSE_TEST_DUCKDB_PYTHON="$$(bash scripts/tools/duckdb.sh)" \
