@@ -78,7 +78,9 @@ finishes its current commit and stops (``stopped="paused"``).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import decimal
 import json
 import logging
 import re
@@ -243,6 +245,8 @@ class ChangeEvent:
     source: dict[str, Any]
     #: Comparable source position (``None`` when the connector's is not known).
     position: tuple[int, ...] | None
+    #: Column types from the converter's schema (``None``: no schema, types are inferred).
+    types: Mapping[str, pa.DataType] | None = None
 
     @property
     def image(self) -> dict[str, Any]:
@@ -302,6 +306,165 @@ def source_position(source: Mapping[str, Any]) -> tuple[int, ...] | None:
     return None
 
 
+# -- the JSON converter's schema: Kafka Connect and Debezium logical types ----------------------
+
+_EPOCH_DATE = dt.date(1970, 1, 1)
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def _decimal(scale: int) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        if not isinstance(value, str):
+            raise TypeError(f"a Decimal is base64 text, not {type(value).__name__}")
+        unscaled = int.from_bytes(base64.b64decode(value, validate=True), "big", signed=True)
+        return decimal.Decimal(unscaled).scaleb(-scale)
+
+    return convert
+
+
+def _variable_decimal(value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise TypeError("a VariableScaleDecimal is an object with 'scale' and 'value'")
+    convert = _decimal(int(value["scale"]))
+    return str(convert(value["value"]))
+
+
+def _since_epoch(divisor: int) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        whole, rest = divmod(int(value), divisor)
+        return _EPOCH + dt.timedelta(seconds=whole, microseconds=rest * 1_000_000 // divisor)
+
+    return convert
+
+
+def _time_of_day(divisor: int) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        micros = int(value) * 1_000_000 // divisor
+        seconds, micro = divmod(micros, 1_000_000)
+        minutes, second = divmod(seconds, 60)
+        hour, minute = divmod(minutes, 60)
+        return dt.time(hour % 24, minute, second, micro)
+
+    return convert
+
+
+def _zoned(value: Any) -> Any:
+    parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed.astimezone(dt.UTC)
+
+
+def _date(value: Any) -> Any:
+    return _EPOCH_DATE + dt.timedelta(days=int(value))
+
+
+def _json_text(value: Any) -> Any:
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def _binary(value: Any) -> Any:
+    return base64.b64decode(value, validate=True)
+
+
+_PLAIN_TYPES: dict[str, pa.DataType] = {
+    "int8": pa.int32(),
+    "int16": pa.int32(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "float32": pa.float32(),
+    "float64": pa.float64(),
+    "double": pa.float64(),
+    "float": pa.float32(),
+    "boolean": pa.bool_(),
+    "string": pa.string(),
+}
+_TIMESTAMP = pa.timestamp("us")
+#: Logical type name → (Arrow type, converter of the JSON value).
+_LOGICAL: dict[str, tuple[pa.DataType, Callable[[Any], Any]]] = {
+    "org.apache.kafka.connect.data.Date": (pa.date32(), _date),
+    "io.debezium.time.Date": (pa.date32(), _date),
+    "org.apache.kafka.connect.data.Timestamp": (_TIMESTAMP, _since_epoch(1_000)),
+    "io.debezium.time.Timestamp": (_TIMESTAMP, _since_epoch(1_000)),
+    "io.debezium.time.MicroTimestamp": (_TIMESTAMP, _since_epoch(1_000_000)),
+    "io.debezium.time.NanoTimestamp": (_TIMESTAMP, _since_epoch(1_000_000_000)),
+    "io.debezium.time.ZonedTimestamp": (pa.timestamp("us", "UTC"), _zoned),
+    "org.apache.kafka.connect.data.Time": (pa.time64("us"), _time_of_day(1_000)),
+    "io.debezium.time.Time": (pa.time64("us"), _time_of_day(1_000)),
+    "io.debezium.time.MicroTime": (pa.time64("us"), _time_of_day(1_000_000)),
+    "io.debezium.time.NanoTime": (pa.time64("us"), _time_of_day(1_000_000_000)),
+    "io.debezium.data.VariableScaleDecimal": (pa.string(), _variable_decimal),
+    "io.debezium.data.Json": (pa.string(), _json_text),
+}
+
+
+@dataclass(frozen=True)
+class RowSchema:
+    """How to read one row image of the JSON converter's schema (``before``/``after``).
+
+    Kafka Connect's and Debezium's logical types become Python values of their meaning —
+    ``Decimal`` (base64 unscaled bytes and a scale) a :class:`decimal.Decimal` of the
+    column's precision, ``Date``/``Timestamp``/``MicroTimestamp``/``NanoTimestamp`` dates
+    and timestamps, ``ZonedTimestamp`` a UTC timestamp, ``Time``/``MicroTime``/``NanoTime``
+    times, ``Json``/``VariableScaleDecimal`` and structs text — and every column gets its
+    Arrow type from the schema, so a batch whose values are all NULL does not guess.
+    """
+
+    #: Column name → Arrow type.
+    types: dict[str, pa.DataType]
+    #: Column name → converter of its JSON value (columns that need one).
+    converters: dict[str, Callable[[Any], Any]]
+
+    def decode(self, image: dict[str, Any]) -> dict[str, Any]:
+        """``image`` with its logically typed values converted."""
+        if not self.converters:
+            return image
+        out = dict(image)
+        for name, convert in self.converters.items():
+            value = out.get(name)
+            if value is not None:
+                out[name] = convert(value)
+        return out
+
+
+def _column(field: Mapping[str, Any]) -> tuple[pa.DataType, Callable[[Any], Any] | None]:
+    name, kind = field.get("name"), field.get("type")
+    if name == "org.apache.kafka.connect.data.Decimal":
+        params = field.get("parameters") or {}
+        scale = int(params.get("scale", 0))
+        precision = _int(params.get("connect.decimal.precision"))
+        if precision is not None and 0 < precision <= 38 and 0 <= scale <= precision:
+            return pa.decimal128(precision, scale), _decimal(scale)
+        convert = _decimal(scale)
+        return pa.string(), lambda v: str(convert(v))
+    if isinstance(name, str) and name in _LOGICAL:
+        return _LOGICAL[name]
+    if kind in _PLAIN_TYPES:
+        return _PLAIN_TYPES[str(kind)], None
+    if kind == "bytes":
+        return pa.binary(), _binary
+    return pa.string(), _json_text  # struct, array, map: kept as JSON text
+
+
+def row_schema(schema: Any) -> RowSchema | None:
+    """The :class:`RowSchema` of an envelope's schema (``None`` when there is none)."""
+    if not isinstance(schema, dict):
+        return None
+    for part in schema.get("fields") or ():
+        if isinstance(part, dict) and part.get("field") in ("after", "before"):
+            columns = part.get("fields")
+            if isinstance(columns, list):
+                types: dict[str, pa.DataType] = {}
+                converters: dict[str, Callable[[Any], Any]] = {}
+                for column in columns:
+                    if not isinstance(column, dict) or not isinstance(column.get("field"), str):
+                        continue
+                    arrow_type, convert = _column(column)
+                    types[column["field"]] = arrow_type
+                    if convert is not None:
+                        converters[column["field"]] = convert
+                return RowSchema(types, converters)
+    return None
+
+
 def parse_event(record: Record) -> ChangeEvent | None:
     """The change event of ``record``; ``None`` for a tombstone.
 
@@ -318,8 +481,9 @@ def parse_event(record: Record) -> ChangeEvent | None:
         raise BadInputError(f"{where}: the value is not UTF-8", source="kafka") from None
     except ValueError as exc:
         raise BadInputError(f"{where}: malformed JSON ({exc})", source="kafka") from None
+    schema: Any = None
     if isinstance(data, dict) and "payload" in data and set(data) <= {"schema", "payload"}:
-        data = data["payload"]
+        schema, data = data.get("schema"), data["payload"]
         if data is None:
             return None
     if not isinstance(data, dict):
@@ -340,7 +504,18 @@ def parse_event(record: Record) -> ChangeEvent | None:
     source = data.get("source")
     source = source if isinstance(source, dict) else {}
     ts = _int(data.get("ts_ms"))
-    return ChangeEvent(record, op, before, after, ts, source, source_position(source))
+    types: dict[str, pa.DataType] | None = None
+    columns = row_schema(schema)
+    if columns is not None:
+        try:
+            before = None if before is None else columns.decode(before)
+            after = None if after is None else columns.decode(after)
+        except (ValueError, TypeError, ArithmeticError) as exc:
+            raise BadInputError(
+                f"{where}: a value does not match the event's schema ({exc})", source="kafka"
+            ) from None
+        types = columns.types
+    return ChangeEvent(record, op, before, after, ts, source, source_position(source), types)
 
 
 def row_key(event: ChangeEvent, key: Sequence[str]) -> tuple[Any, ...]:
@@ -448,6 +623,13 @@ def _parse_position(text: str | None) -> tuple[int, ...] | None:
 def _not_after(event: ChangeEvent, known: tuple[tuple[int, ...] | None, str]) -> bool:
     position, text = known
     if event.position is not None and position is not None and len(position) == len(event.position):
+        if len(position) == 2:
+            # PostgreSQL [last commit LSN, LSN]: per key the change's own LSN decides. A
+            # later change of a row comes from a transaction that took the row's lock after
+            # the earlier one committed, so its LSN is larger; the commit LSN is null (0)
+            # for the first change Debezium streams after a (re)start, so comparing whole
+            # pairs would skip a real change as a duplicate.
+            return event.position[1] <= position[1]
         return event.position <= position
     return event.position_text == text
 
@@ -997,9 +1179,13 @@ class _Loader:
                 names.setdefault(name)
         arrays: list[pa.Array] = []
         fields: list[pa.Field] = []
+        declared: dict[str, pa.DataType] = {}
+        for event in reversed(upserts):  # the newest schema wins
+            if event.types is not None:
+                declared = {**event.types, **declared}
         for name in names:
             try:
-                array = pa.array([e.image.get(name) for e in upserts])
+                array = pa.array([e.image.get(name) for e in upserts], declared.get(name))
             except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
                 return None, [f"column {name!r} has values of different types ({exc})"]
             arrays.append(array)
@@ -1085,7 +1271,9 @@ class _Loader:
         """One change-log row per record (changes, tombstones and rejected records)."""
 
         def dumps(image: dict[str, Any] | None) -> str | None:
-            return None if image is None else json.dumps(image, separators=(",", ":"))
+            if image is None:
+                return None
+            return json.dumps(image, separators=(",", ":"), default=_json_value)
 
         def kafka_ts(r: Record) -> dt.datetime | None:
             return (
@@ -1198,6 +1386,17 @@ class _Loader:
         return where
 
 
+def _json_value(value: Any) -> Any:
+    """JSON form of a decoded logical value (the change log's images)."""
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, dt.date | dt.time):  # datetime is a date
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def _where(record: Record) -> str:
     return f"{record.topic}/{record.partition}/{record.offset}"
 
@@ -1269,6 +1468,7 @@ __all__ = [
     "Plan",
     "Record",
     "RecordSource",
+    "RowSchema",
     "consume_cdc",
     "consumer_conf",
     "in_source_order",
@@ -1278,5 +1478,6 @@ __all__ = [
     "plan_changes",
     "recorded_offsets",
     "row_key",
+    "row_schema",
     "source_position",
 ]
