@@ -81,8 +81,10 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import decimal
+import functools
 import json
 import logging
+import operator
 import re
 import tempfile
 import threading
@@ -112,6 +114,11 @@ from lakehouse.ingest.sources.base import SourceFile, qualify_table
 from lakehouse.observability import record_cdc_lag, record_ingest
 from lakehouse.tables import DEFAULT_TABLE_PROPERTIES
 from lakehouse.tables.upsert import lookup, stage_upsert
+
+try:  # the kafka extra's fast JSON codec; the standard library's when it is missing
+    import orjson
+except ImportError:  # pragma: no cover - depends on the install
+    orjson = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table, Transaction
@@ -255,17 +262,37 @@ class ChangeEvent:
         assert image is not None
         return image
 
-    @property
+    @functools.cached_property
     def position_text(self) -> str:
-        """The position as JSON (silver's ``_cdc_position``)."""
+        """The position as JSON (silver's ``_cdc_position``), e.g. ``[35028008, 35028192]``."""
         if self.position is not None:
-            return json.dumps(list(self.position))
+            return "[" + ", ".join(map(str, self.position)) + "]"  # as json.dumps writes it
         return json.dumps(_position_fields(self.source), sort_keys=True, separators=(",", ":"))
 
 
 def _position_fields(source: Mapping[str, Any]) -> dict[str, Any]:
     drop = {"ts_ms", "ts_us", "ts_ns", "snapshot", "version", "name"}
     return {k: v for k, v in source.items() if k not in drop}
+
+
+def _loads(data: bytes) -> Any:
+    """Parse JSON bytes (orjson when installed; the standard parser explains refusals)."""
+    if orjson is not None:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass  # json says why, or reads what orjson refuses (NaN, integers over 64 bits)
+    return json.loads(data.decode("utf-8"))
+
+
+def _dumps(value: Any, default: Callable[[Any], Any] | None = None) -> str:
+    """Compact JSON text (``{"a":1}``), orjson when installed."""
+    if orjson is not None:
+        try:
+            return orjson.dumps(value, default=default).decode("utf-8")
+        except TypeError:  # orjson.JSONEncodeError: integers over 64 bits, NaN keys …
+            pass
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=default)
 
 
 def _int(value: Any) -> int | None:
@@ -278,6 +305,18 @@ def _int(value: Any) -> int | None:
     return None
 
 
+_SEQUENCE = re.compile(r'\[\s*(?:"(\d+)"|(\d+)|null)\s*,\s*(?:"(\d+)"|(\d+)|null)\s*\]')
+
+
+def _sequence(text: str) -> tuple[int, int] | None:
+    """PostgreSQL's ``["<last commit lsn>", "<lsn>"]`` (a null is 0), or ``None``."""
+    match = _SEQUENCE.fullmatch(text)
+    if match is None:
+        return None
+    a, b, c, d = match.groups()
+    return (int(a or b or 0), int(c or d or 0))
+
+
 def source_position(source: Mapping[str, Any]) -> tuple[int, ...] | None:
     """A comparable position from a Debezium ``source`` block, or ``None``.
 
@@ -287,14 +326,9 @@ def source_position(source: Mapping[str, Any]) -> tuple[int, ...] | None:
     """
     sequence = source.get("sequence")
     if isinstance(sequence, str):
-        try:
-            parts = json.loads(sequence)
-        except ValueError:
-            parts = None
-        if isinstance(parts, list) and len(parts) == 2:
-            pair = [0 if p is None else _int(p) for p in parts]
-            if all(p is not None for p in pair):
-                return (pair[0] or 0, pair[1] or 0)
+        pair = _sequence(sequence)
+        if pair is not None:
+            return pair
     lsn = _int(source.get("lsn"))
     if lsn is not None and source.get("connector") != "mongodb":
         return (0, lsn) if isinstance(sequence, str) else (lsn,)
@@ -476,7 +510,7 @@ def parse_event(record: Record) -> ChangeEvent | None:
     if record.value is None:
         return None
     try:
-        data = json.loads(record.value.decode("utf-8"))
+        data = _loads(record.value)
     except UnicodeDecodeError:
         raise BadInputError(f"{where}: the value is not UTF-8", source="kafka") from None
     except ValueError as exc:
@@ -534,7 +568,7 @@ def row_key(event: ChangeEvent, key: Sequence[str]) -> tuple[Any, ...]:
 
 def in_source_order(records: Iterable[Record]) -> list[Record]:
     """Records ordered per partition by offset (topic, partition, offset)."""
-    return sorted(records, key=lambda r: (r.topic, r.partition, r.offset))
+    return sorted(records, key=operator.attrgetter("topic", "partition", "offset"))
 
 
 def next_offsets(previous: Mapping[str, Mapping[int, int]], records: Iterable[Record]) -> Offsets:
@@ -586,24 +620,28 @@ def plan_changes(
     events: Sequence[ChangeEvent],
     key: Sequence[str],
     applied: Mapping[tuple[Any, ...], str] | None = None,
+    keys: Sequence[tuple[Any, ...]] | None = None,
 ) -> Plan:
     """The net effect of ``events`` (in source order) on silver, by key.
 
     ``applied`` maps keys to the ``_cdc_position`` of their current silver row. A change
     at or before the position already applied to its key (in silver or earlier in the
-    batch) is a duplicate and skipped.
+    batch) is a duplicate and skipped. ``keys`` are the events' :func:`row_key` values
+    when the caller has them already.
     """
     plan = Plan()
-    seen: dict[tuple[Any, ...], tuple[tuple[int, ...] | None, str]] = {}
+    # key → (position, its text; the text only where there is no comparable position)
+    seen: dict[tuple[Any, ...], tuple[tuple[int, ...] | None, str | None]] = {}
     for text_key, position in (applied or {}).items():
         seen[text_key] = (_parse_position(position), position)
-    for event in events:
-        k = row_key(event, key)
+    if keys is None:
+        keys = [row_key(event, key) for event in events]
+    for event, k in zip(events, keys, strict=True):
         known = seen.get(k)
         if known is not None and _not_after(event, known):
             plan.duplicates += 1
             continue
-        seen[k] = (event.position, event.position_text)
+        seen[k] = (event.position, None if event.position is not None else event.position_text)
         plan.final[k] = event
     return plan
 
@@ -620,7 +658,7 @@ def _parse_position(text: str | None) -> tuple[int, ...] | None:
     return None
 
 
-def _not_after(event: ChangeEvent, known: tuple[tuple[int, ...] | None, str]) -> bool:
+def _not_after(event: ChangeEvent, known: tuple[tuple[int, ...] | None, str | None]) -> bool:
     position, text = known
     if event.position is not None and position is not None and len(position) == len(event.position):
         if len(position) == 2:
@@ -1021,30 +1059,31 @@ class _Loader:
         batch_id = new_batch_id(at)
         ordered = in_source_order(records)
         events: list[ChangeEvent] = []
+        keys: list[tuple[Any, ...]] = []
         poison: list[tuple[Record, str]] = []
         logged: list[tuple[Record, ChangeEvent | None, str | None]] = []
         tombstones = 0
         for record in ordered:
             try:
                 event = parse_event(record)
-                if event is not None:
-                    row_key(event, self.source.key)
+                k = None if event is None else row_key(event, self.source.key)
             except BadInputError as exc:
                 poison.append((record, str(exc)))
                 logged.append((record, None, str(exc)))
                 continue
             logged.append((record, event, None))
-            if event is None:
+            if event is None or k is None:
                 tombstones += 1
             else:
                 events.append(event)
+                keys.append(k)
         new_offsets = next_offsets(offsets, ordered)
 
         with tempfile.TemporaryDirectory(prefix="lakehouse-kafka-") as scratch:
             silver = self.silver_table()
             change_log = self.bronze_table()
-            applied = self._applied(silver, events)
-            plan = plan_changes(events, self.source.key, applied.positions)
+            applied = self._applied(silver, keys)
+            plan = plan_changes(events, self.source.key, applied.positions, keys)
             upserts = [e for e in plan.final.values() if e.op != "d"]
             deletes = [k for k, e in plan.final.items() if e.op == "d" and k in applied.rows]
             silver_data, reasons = self._silver_rows(upserts)
@@ -1135,21 +1174,24 @@ class _Loader:
         existing: pa.Table | None
         row_filter: Any
 
-    def _applied(self, silver: Table | None, events: Sequence[ChangeEvent]) -> _Loader._Applied:
-        """Silver's current rows for the keys of ``events`` (found by key, lakehouse.tables)."""
-        if silver is None or not events or silver.current_snapshot() is None:
+    def _applied(self, silver: Table | None, keys: Sequence[tuple[Any, ...]]) -> _Loader._Applied:
+        """Silver's current rows for ``keys`` (found by key, lakehouse.tables)."""
+        if silver is None or not keys or silver.current_snapshot() is None:
             return self._Applied({}, set(), None, None)
         key = self.source.key
         columns = set(silver.schema().column_names)
         if not all(k in columns for k in key):
             return self._Applied({}, set(), None, None)
         key_types = silver.schema().as_arrow()
+        wanted = set(keys)  # each key once: a batch changes a hot key many times
         wanted_keys = pa.table(
-            {k: pa.array([e.image[k] for e in events], key_types.field(k).type) for k in key}
+            {
+                k: pa.array([w[i] for w in wanted], key_types.field(k).type)
+                for i, k in enumerate(key)
+            }
         )
         wanted_columns = [*key, *([CDC_POSITION] if CDC_POSITION in columns else [])]
         existing = lookup(silver, wanted_keys, key, wanted_columns)
-        wanted = {row_key(e, key) for e in events}
         positions: dict[tuple[Any, ...], str] = {}
         rows: set[tuple[Any, ...]] = set()
         if existing.num_rows:
@@ -1273,7 +1315,7 @@ class _Loader:
         def dumps(image: dict[str, Any] | None) -> str | None:
             if image is None:
                 return None
-            return json.dumps(image, separators=(",", ":"), default=_json_value)
+            return _dumps(image, _json_value)
 
         def kafka_ts(r: Record) -> dt.datetime | None:
             return (
@@ -1286,9 +1328,7 @@ class _Loader:
         data = {
             "op": [e.op if e else None for _, e, _ in logged],
             "ts_ms": [e.ts_ms if e else None for _, e, _ in logged],
-            "source": [
-                json.dumps(e.source, separators=(",", ":")) if e else None for _, e, _ in logged
-            ],
+            "source": [_dumps(e.source) if e else None for _, e, _ in logged],
             "position": [e.position_text if e else None for _, e, _ in logged],
             "topic": [r.topic for r, _, _ in logged],
             "partition": [r.partition for r, _, _ in logged],
@@ -1326,7 +1366,7 @@ class _Loader:
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("w", encoding="utf-8") as fh:
                 for r in items:
-                    fh.write(json.dumps(_raw_line(r), separators=(",", ":"), ensure_ascii=False))
+                    fh.write(_dumps(_raw_line(r)))
                     fh.write("\n")
             ref = resolve(str(path), {})
             size, sha256 = hash_file(ref)
