@@ -15,9 +15,11 @@
 # `plugin` tar.gz from Maven Central (sha1-verified), unpacked under plugins-<version>/ in the
 # same folder, where the generated worker properties, the log (connect.log) and the pid file
 # live too. The worker talks to the Kafka at ${LAKEHOUSE_CONNECT_BOOTSTRAP:-127.0.0.1:19092}
-# (scripts/services/kafka.sh), keeps its configs, offsets and status in the topics
-# <group>-configs|offsets|status of group ${LAKEHOUSE_CONNECT_GROUP:-lakehouse-connect}, and
-# serves its REST API on 127.0.0.1:${LAKEHOUSE_CONNECT_PORT:-18083} only. Java 17+.
+# (scripts/services/kafka.sh, which `start` starts first when that is the address and it is
+# down), keeps its configs, offsets and status in the topics <group>-configs|offsets|status
+# of group ${LAKEHOUSE_CONNECT_GROUP:-lakehouse-connect}, and serves its REST API on
+# 127.0.0.1:${LAKEHOUSE_CONNECT_PORT:-18083} only. Java 17+ (the newest installed, or
+# LAKEHOUSE_CONNECT_JAVA).
 # The source database needs `wal_level=logical`: `scripts/services/postgres.sh --logical start`.
 # `start` prints the REST address on its last line.
 set -euo pipefail
@@ -215,8 +217,13 @@ cmd_start() {
     jv="${java_and_version##* }"
     port_in_use "$PORT" && die "port $PORT on $HOST is used by another process; set LAKEHOUSE_CONNECT_PORT"
     local kafka_host="${BOOTSTRAP%%,*}"
-    (exec 3<>"/dev/tcp/${kafka_host%:*}/${kafka_host##*:}") 2>/dev/null \
-        || die "no Kafka at $BOOTSTRAP; start it first (scripts/services/kafka.sh start) or set LAKEHOUSE_CONNECT_BOOTSTRAP"
+    if ! (exec 3<>"/dev/tcp/${kafka_host%:*}/${kafka_host##*:}") 2>/dev/null; then
+        # our own broker is a dependency: start it (e.g. `make services-up` runs this script first)
+        [[ "$BOOTSTRAP" == "$(bash "$HERE/kafka.sh" url)" ]] \
+            || die "no Kafka at $BOOTSTRAP; start it or set LAKEHOUSE_CONNECT_BOOTSTRAP"
+        say "no Kafka at $BOOTSTRAP: starting scripts/services/kafka.sh"
+        bash "$HERE/kafka.sh" start >/dev/null
+    fi
     write_config
     touch "$LOG"
     {
