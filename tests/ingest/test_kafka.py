@@ -143,9 +143,7 @@ ORDER_COLUMNS = (
 )
 
 
-def test_the_converter_schema_gives_logical_types_their_values_and_every_column_a_type() -> (
-    None
-):
+def test_the_converter_schema_decodes_logical_types_and_types_every_column() -> None:
     import datetime as dt
     from decimal import Decimal
 
