@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -188,6 +189,11 @@ def test_the_converter_schema_decodes_logical_types_and_types_every_column() -> 
     event = parse_event(rec(1, json.dumps(value).encode()))
     assert event is not None and event.after is not None
     assert event.after["amount"] == Decimal("-1.99")
+    wide = (10**37 + 7).to_bytes(17, "big", signed=True)  # 38 digits: no rounding to 28
+    value["payload"] = {"op": "c", "after": {**after, "amount": base64.b64encode(wide).decode()}}
+    event = parse_event(rec(2, json.dumps(value).encode()))
+    assert event is not None and event.after is not None
+    assert event.after["amount"] == Decimal("100000000000000000000000000000000000.07")
 
 
 def test_a_value_that_does_not_match_its_schema_is_a_poison_event() -> None:

@@ -68,8 +68,13 @@ is not consumed again). A batch whose ``after`` images do not fit silver's schem
 type silver cannot be widened to) is quarantined the same way, **nothing is committed**
 and :class:`~lakehouse.ingest.errors.BatchQuarantinedError` stops the stream: it would
 fail again on every restart until the table (or the connector) is fixed. New columns are
-added to silver. JSON values keep their JSON types (configure the connector's
-``decimal.handling.mode=double`` or ``string`` and ``time.precision.mode`` as wanted).
+added to silver.
+
+**Types.** With the JSON converter's schemas on, :func:`row_schema` types every column from
+the event's schema and decodes Kafka Connect's and Debezium's logical types (``Decimal``,
+``Date``, ``MicroTimestamp``, ``ZonedTimestamp`` …, see :class:`RowSchema`). Without a
+schema, values keep their JSON types (configure the connector's
+``decimal.handling.mode=string`` or ``double`` and ``time.precision.mode`` as wanted).
 
 **Pause.** :func:`consume_cdc` refuses to start while the lakehouse is paused for
 disaster recovery, and checks the flag again before every batch: a running consumer
@@ -351,7 +356,8 @@ def _decimal(scale: int) -> Callable[[Any], Any]:
         if not isinstance(value, str):
             raise TypeError(f"a Decimal is base64 text, not {type(value).__name__}")
         unscaled = int.from_bytes(base64.b64decode(value, validate=True), "big", signed=True)
-        return decimal.Decimal(unscaled).scaleb(-scale)
+        sign, digits, _ = decimal.Decimal(unscaled).as_tuple()
+        return decimal.Decimal((sign, digits, -scale))  # exact: no context rounding
 
     return convert
 
@@ -544,7 +550,7 @@ def parse_event(record: Record) -> ChangeEvent | None:
         try:
             before = None if before is None else columns.decode(before)
             after = None if after is None else columns.decode(after)
-        except (ValueError, TypeError, ArithmeticError) as exc:
+        except (ValueError, TypeError, ArithmeticError, LookupError) as exc:
             raise BadInputError(
                 f"{where}: a value does not match the event's schema ({exc})", source="kafka"
             ) from None
