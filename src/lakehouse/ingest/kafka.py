@@ -101,6 +101,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lakehouse.control import SUMMARY_KAFKA_OFFSETS, ensure_not_paused, pause_state
@@ -1323,14 +1324,10 @@ class _Loader:
                 return None
             return _dumps(image, _json_value)
 
-        def kafka_ts(r: Record) -> dt.datetime | None:
-            return (
-                None
-                if r.timestamp is None
-                else dt.datetime.fromtimestamp(r.timestamp / 1000, dt.UTC)
-            )
-
         by_topic = {m.split("/kafka/", 1)[-1].split("/", 1)[0]: m for m in manifests}
+        # milliseconds → timestamp[us] in Arrow, not a datetime object per record
+        millis = pa.array([r.timestamp for r, _, _ in logged], pa.int64())
+        kafka_ts = pc.multiply(millis, 1000).cast(pa.timestamp("us", "UTC"))
         data = {
             "op": [e.op if e else None for _, e, _ in logged],
             "ts_ms": [e.ts_ms if e else None for _, e, _ in logged],
@@ -1339,14 +1336,15 @@ class _Loader:
             "topic": [r.topic for r, _, _ in logged],
             "partition": [r.partition for r, _, _ in logged],
             "offset": [r.offset for r, _, _ in logged],
-            "kafka_timestamp": [kafka_ts(r) for r, _, _ in logged],
+            "kafka_timestamp": kafka_ts,
             "key": [_text(r.key) for r, _, _ in logged],
             "before": [dumps(e.before) if e else None for _, e, _ in logged],
             "after": [dumps(e.after) if e else None for _, e, _ in logged],
             "error": [error for _, _, error in logged],
         }
         table = pa.Table.from_pydict(data, schema=_CHANGE_LOG_ARROW)
-        files = [by_topic[r.topic].rsplit("/", 1)[0] + "/" + EVENTS_FILE for r, _, _ in logged]
+        landed = {t: m.rsplit("/", 1)[0] + "/" + EVENTS_FILE for t, m in by_topic.items()}
+        files = [landed[r.topic] for r, _, _ in logged]
         table = bronze.with_ingestion_columns(
             table, batch_id=batch_id, source_file="", ingested_at=at
         )
