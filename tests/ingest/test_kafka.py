@@ -228,6 +228,8 @@ def test_schema_typed_events_land_in_silver_with_their_types(lh: Lakehouse) -> N
     log = lh.table("bronze.orders_changes").scan().to_arrow().column("after").to_pylist()
     images = sorted((json.loads(a) for a in log), key=lambda a: a["id"])
     assert images[-1] == {"id": 2, "amount": "10.50", "created": "2024-01-02"}
+    stamps = lh.table("bronze.orders_changes").scan().to_arrow().column("kafka_timestamp")
+    assert set(stamps.to_pylist()) == {dt.datetime(2023, 11, 14, 22, 13, 20, tzinfo=dt.UTC)}
 
 
 def test_tombstones_are_ignored() -> None:
