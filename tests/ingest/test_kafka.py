@@ -232,6 +232,20 @@ def test_schema_typed_events_land_in_silver_with_their_types(lh: Lakehouse) -> N
     assert set(stamps.to_pylist()) == {dt.datetime(2023, 11, 14, 22, 13, 20, tzinfo=dt.UTC)}
 
 
+def test_a_toast_placeholder_reaching_silver_is_logged_with_the_fix(
+    lh: Lakehouse, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = rec(0, envelope("c", after={"id": 1, "body": "x" * 9000, "v": "a"}, lsn=10))
+    # REPLICA IDENTITY DEFAULT: an update that leaves a large (TOASTed) value unchanged
+    update = {"id": 1, "body": "__debezium_unavailable_value", "v": "b"}
+    with caplog.at_level("WARNING", logger="lakehouse.ingest.kafka"):
+        run(lh, [first])
+        assert not caplog.records
+        run(lh, [first, rec(1, envelope("u", after=update, lsn=20))])  # resumes at offset 1
+    [warning] = caplog.records
+    assert "'body'" in warning.getMessage() and "REPLICA IDENTITY FULL" in warning.getMessage()
+
+
 def test_tombstones_are_ignored() -> None:
     assert parse_event(rec(0, None)) is None
     assert parse_event(rec(0, b'{"schema": null, "payload": null}')) is None

@@ -148,6 +148,9 @@ SUMMARY_SOURCE = bronze.SUMMARY_SOURCE
 SUMMARY_MANIFEST = bronze.SUMMARY_MANIFEST
 #: Table property each CDC commit sets (so it is never rebased as a pure fast append).
 LAST_BATCH_PROPERTY = "lakehouse.ingest.kafka.last-batch-id"
+#: What Debezium's PostgreSQL connector sends for an unchanged TOASTed value it does not have
+#: (``unavailable.value.placeholder``; the table's ``REPLICA IDENTITY`` is not ``FULL``).
+UNAVAILABLE = "__debezium_unavailable_value"
 #: Name of the landed file in each batch folder.
 EVENTS_FILE = "events.jsonl"
 
@@ -1237,6 +1240,15 @@ class _Loader:
                 array = pa.array([e.image.get(name) for e in upserts], declared.get(name))
             except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
                 return None, [f"column {name!r} has values of different types ({exc})"]
+            if pa.types.is_string(array.type) and pc.any(pc.equal(array, UNAVAILABLE)).as_py():
+                logger.warning(
+                    "column %r of %s holds Debezium's placeholder %r: PostgreSQL did not send an "
+                    "unchanged TOASTed value; set REPLICA IDENTITY FULL on the source table "
+                    "(docs/cdc.md)",
+                    name,
+                    self.source.table,
+                    UNAVAILABLE,
+                )
             arrays.append(array)
             fields.append(pa.field(name, array.type))
         meta = [
