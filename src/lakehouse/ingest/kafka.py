@@ -1515,6 +1515,7 @@ __all__ = [
     "CDC_COLUMNS",
     "CHANGE_LOG_SCHEMA",
     "OPS",
+    "UNAVAILABLE",
     "BatchCallback",
     "BatchResult",
     "ChangeEvent",
