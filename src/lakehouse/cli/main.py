@@ -39,7 +39,7 @@ from typing import Annotated
 
 import typer
 
-from lakehouse.cli import history, pipeline, refs, run, serve, sql, tables
+from lakehouse.cli import history, login, pipeline, refs, run, serve, sql, tables
 from lakehouse.cli._common import (
     LakehouseGroup,
     Output,
@@ -218,6 +218,8 @@ app.command("test")(pipeline.model_tests_command)
 app.command("sql")(sql.sql_command)
 app.command("serve")(serve.serve_command)
 app.command("ui")(serve.ui_command)
+app.command("login")(login.login_command)
+app.command("logout")(login.logout_command)
 
 
 def main() -> None:
