@@ -306,7 +306,7 @@ class DeviceLogin:
         issuer: str,
         client_id: str,
         *,
-        scope: str | None = "openid offline_access",
+        scope: str | None = "openid",
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
