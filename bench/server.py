@@ -234,13 +234,13 @@ def commit(
     response = http.post(f"trees/{branch}@{expected}/history/commit", json=body)
     if response.status_code != 200:
         if response.status_code == 409 and "retries" in response.text:
-            raise GaveUp(response.text[:300])
+            raise GaveUpError(response.text[:300])
         raise RuntimeError(f"commit failed: {response.status_code} {response.text[:300]}")
     result: dict[str, Any] = response.json()
     return result
 
 
-class GaveUp(Exception):
+class GaveUpError(Exception):
     """The server gave up on a commit under contention (Nessie: "after N retries").
 
     Not a conflict of keys: the client sends the same commit again; the attempt's time
@@ -323,7 +323,7 @@ def run_scenario(base: str, branch: str, clients: int, seconds: float, sample: S
                             body = table(n, content_id)
                             result = commit(http, branch, expected, ["bench", name], body)
                             break
-                        except GaveUp:
+                        except GaveUpError:
                             gave_up[i] += 1
                     per_thread[i].append(time.perf_counter() - t0)
                     expected = result["targetBranch"]["hash"]
