@@ -6,7 +6,7 @@ middleware (the token is verified against Keycloak's JWKS) and the authorization
 before reaching a handler. The token is alice's (role ``admin``, allowed everything by the
 rules), so that generated requests reach the handlers and the data; the catalog holds a
 branch, a tag, a namespace and a table. Every operation of ``/openapi.json`` gets
-``LAKEHOUSE_SCHEMATHESIS_AUTH_EXAMPLES`` requests (default 8, to stay within about three
+``LAKEHOUSE_SCHEMATHESIS_AUTH_EXAMPLES`` requests (default 5, to stay within about three
 minutes on a loaded 2-core machine; raise it for a deeper run).
 Checks: no 5xx, and every response matches the documented schema for its status.
 """
@@ -31,7 +31,7 @@ from tests.conftest import KEYCLOAK_URL_ENV
 from tests.server.keycloak.conftest import AUDIENCE, ROLES_CLAIM, RULES_FILE, Realm
 from tests.server.test_schemathesis import _seeded_store
 
-EXAMPLES = int(os.environ.get("LAKEHOUSE_SCHEMATHESIS_AUTH_EXAMPLES", "8"))
+EXAMPLES = int(os.environ.get("LAKEHOUSE_SCHEMATHESIS_AUTH_EXAMPLES", "5"))
 
 
 def _authenticated_app() -> Any:
