@@ -55,10 +55,14 @@ test-integration: install ## integration tests against real services (PostgreSQL
 	bash scripts/tools/duckdb.sh >/dev/null
 	@# pynessie (Nessie API v1 client) tests (tests/server/test_pynessie_v1_integration.py): own venv in the cache
 	bash scripts/tools/pynessie.sh >/dev/null
+	@# Nessie's Spark SQL extensions (tests/server/test_spark35_nessie_sql_integration.py): pyspark 3.5,
+	@# iceberg-spark-runtime-3.5 and nessie-spark-extensions-3.5 in their own venv in the cache
+	bash scripts/tools/spark35.sh >/dev/null
 	@# console browser tests (tests/console/test_browser.py): Debian's chromium, driven by Playwright
 	$(MAKE) --no-print-directory chromium
 	LAKEHOUSE_TEST_DUCKDB_PYTHON="$$(bash scripts/tools/duckdb.sh)" \
 	LAKEHOUSE_TEST_PYNESSIE_PYTHON="$$(bash scripts/tools/pynessie.sh)" \
+	LAKEHOUSE_TEST_SPARK35_PYTHON="$$(bash scripts/tools/spark35.sh)" \
 	LAKEHOUSE_TEST_POSTGRES_URL="$$(bash scripts/services/postgres.sh url lakehouse_test)" \
 	LAKEHOUSE_TEST_NESSIE_URL="$$(bash scripts/services/nessie.sh url)" \
 	LAKEHOUSE_TEST_S3_ENDPOINT="$$(bash scripts/services/minio.sh url)" \

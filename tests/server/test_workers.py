@@ -266,10 +266,12 @@ def test_a_worker_that_cannot_start_stops_the_server_with_an_error(
     code = (
         "import socket, sys\n"
         "from lakehouse.errors import ConfigError\n"
+        "from lakehouse.cli.serve import WORKER_APP\n"
         "from lakehouse.server.workers import WorkerSpec, run_workers\n"
         "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
         "try:\n"
-        "    run_workers(WorkerSpec.model_validate_json(sys.argv[1]), s, 2, log_level='critical')\n"
+        "    spec = WorkerSpec.model_validate_json(sys.argv[1])\n"
+        "    run_workers(spec, s, 2, factory=WORKER_APP, log_level='critical')\n"
         "except ConfigError as exc:\n"
         "    print('refused:', exc)\n"
     )

@@ -21,6 +21,8 @@ import typer
 from lakehouse.cli._common import Output, OutputOpt, State, console, print_json
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from lakehouse.client import Lakehouse
     from lakehouse.server import ServerSettings
 
@@ -333,6 +335,7 @@ def _single_process(
     lh: Lakehouse, settings: ServerSettings, host: str, port: int, log_level: str
 ) -> Callable[[socket.socket], None]:
     """Serve from this process (``--workers 1``): the app over the open lakehouse."""
+    from lakehouse.console import WebConsole
     from lakehouse.server.app import make_server
     from lakehouse.server.iceberg_rest import IcebergRestSettings
 
@@ -343,7 +346,7 @@ def _single_process(
         settings=settings,
         log_level=log_level,
         iceberg=IcebergRestSettings.from_settings(lh.settings),
-        console=lh,
+        console=WebConsole(lh),
     )
     return lambda sock: server.run(sockets=[sock])
 
@@ -372,6 +375,7 @@ def _worker_processes(
             spec,
             sock,
             workers,
+            factory=WORKER_APP,
             log_level=log_level,
             log_config=log_config,
             tls_certfile=settings.tls_certfile,
@@ -379,6 +383,22 @@ def _worker_processes(
         )
 
     return run
+
+
+#: What uvicorn imports in each worker of ``serve --workers N``.
+WORKER_APP = "lakehouse.cli.serve:worker_app"
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process, with the web console (uvicorn calls it, ``factory=True``).
+
+    The console is wired here, not in :mod:`lakehouse.server.workers`: the server never
+    imports the console (it takes an ``AppExtension``).
+    """
+    from lakehouse.console import WebConsole
+    from lakehouse.server.workers import create_app_from_env
+
+    return create_app_from_env(console=WebConsole)
 
 
 def ui_command(

@@ -2,7 +2,9 @@
 
 uvicorn's supervisor spawns ``N`` fresh interpreters that share one listening socket
 (the kernel spreads connections over them). Each builds its own app with
-:func:`create_app_from_env`, which uvicorn imports by name (``factory=True``). The parent
+:func:`create_app_from_env`, through a factory uvicorn imports by name (``factory=True``;
+``lakehouse serve`` names ``lakehouse.cli.serve:worker_app``, which adds the web
+console: the server never imports the console). The parent
 hands down what the command line said as JSON in the environment variable
 :data:`SPEC_ENV` (:class:`WorkerSpec`); it holds no secret: a worker reads the bearer
 token again from the variable ``--token-env`` named, and the console's client secret from
@@ -37,7 +39,7 @@ import os
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -50,14 +52,15 @@ from lakehouse.server.settings import ServerSettings
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from lakehouse.client import Lakehouse
+    from lakehouse.server.app import AppExtension
+
 log = logging.getLogger(__name__)
 
 #: Environment variable carrying the :class:`WorkerSpec` (JSON) from the parent to workers.
 SPEC_ENV = "LAKEHOUSE_SERVE_WORKER_SPEC"
 #: Variable holding the console's OIDC client secret (never in the spec).
 CONSOLE_SECRET_ENV = "LAKEHOUSE_SERVER__OIDC__CONSOLE_CLIENT_SECRET"
-#: What uvicorn imports in each worker.
-FACTORY = "lakehouse.server.workers:create_app_from_env"
 
 
 class WorkerSpec(BaseModel):
@@ -140,15 +143,17 @@ def check_workers(workers: int, catalog_uri: str) -> None:
         )
 
 
-def create_app_from_env() -> FastAPI:
+def create_app_from_env(console: Callable[[Lakehouse], AppExtension] | None = None) -> FastAPI:
     """The app of one worker process: settings from the environment, its own store.
 
-    Called by uvicorn in every worker (``factory=True``); never by the parent. A
+    ``console`` builds the extension mounted at ``/`` from the worker's lakehouse (the
+    web console). Called in every worker by the factory uvicorn imports; never by the
+    parent. A
     worker that cannot build its app logs one line and exits with uvicorn's startup
     failure code, so that the supervisor stops instead of restarting it again and again.
     """
     try:
-        return _create_app_from_env()
+        return _create_app_from_env(console)
     except LakehouseError as exc:
         from uvicorn.config import STARTUP_FAILURE
 
@@ -156,7 +161,7 @@ def create_app_from_env() -> FastAPI:
         raise SystemExit(STARTUP_FAILURE) from None
 
 
-def _create_app_from_env() -> FastAPI:
+def _create_app_from_env(console: Callable[[Lakehouse], AppExtension] | None) -> FastAPI:
     from lakehouse.client import connect
     from lakehouse.config import load_settings
     from lakehouse.observability import configure_logging
@@ -174,7 +179,7 @@ def _create_app_from_env() -> FastAPI:
         lh.store,
         settings=spec.server_settings(),
         iceberg=IcebergRestSettings.from_settings(lh.settings),
-        console=lh,
+        console=console(lh) if console is not None else None,
     )
 
 
@@ -199,12 +204,16 @@ def run_workers(
     sock: socket.socket,
     workers: int,
     *,
+    factory: str,
     log_level: str = "info",
     log_config: dict[str, Any] | None = None,
     tls_certfile: str | None = None,
     tls_keyfile: str | None = None,
 ) -> None:
     """Serve on ``sock`` with ``workers`` processes until SIGINT or SIGTERM.
+
+    ``factory`` is the import string of a no-argument function returning the app
+    (``module:function``) that calls :func:`create_app_from_env`.
 
     Raises :class:`ConfigError` when a worker could not start (its reason is in the log).
     """
@@ -216,7 +225,7 @@ def run_workers(
     try:
         with shared_metrics_dir():
             config = uvicorn.Config(
-                FACTORY,
+                factory,
                 factory=True,
                 workers=workers,
                 log_level=log_level,
@@ -240,7 +249,6 @@ def run_workers(
 
 
 __all__ = [
-    "FACTORY",
     "SPEC_ENV",
     "WorkerSpec",
     "check_workers",
