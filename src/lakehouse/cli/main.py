@@ -41,7 +41,7 @@ from typing import Annotated
 
 import typer
 
-from lakehouse.cli import history, pipeline, refs, run, serve, sql, tables, trino
+from lakehouse.cli import history, login, pipeline, refs, run, serve, sql, tables, trino
 from lakehouse.cli._common import (
     LakehouseGroup,
     Output,
@@ -221,6 +221,8 @@ app.command("sql")(sql.sql_command)
 app.command("serve")(serve.serve_command)
 app.command("ui")(serve.ui_command)
 app.command("trino-catalog")(trino.trino_catalog_command)
+app.command("login")(login.login_command)
+app.command("logout")(login.logout_command)
 
 
 def main() -> None:
