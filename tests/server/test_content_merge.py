@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pyarrow as pa
 import pytest
 from fastapi import FastAPI
@@ -20,8 +21,10 @@ from pyiceberg.types import StringType
 from lakehouse.catalog.iceberg import RefCatalog
 from lakehouse.catalog.model import ReferenceType
 from lakehouse.catalog.sql_store import SqlStore
-from lakehouse.server import ServerSettings, create_app
+from lakehouse.server import ServerSettings
+from lakehouse.server.app import create_app
 from lakehouse.server.iceberg_rest import IcebergRestSettings
+from lakehouse.server.oidc import OidcSettings, OidcVerifier
 from lakehouse.storage.zones import Warehouse
 from tests.server.helpers import (
     API,
@@ -35,6 +38,7 @@ from tests.server.helpers import (
     with_namespace,
 )
 from tests.server.test_merge import merge, transplant
+from tests.server.test_oidc import ISSUER, Clock, Issuer, bearer
 
 ORDERS = key("bronze", "orders")
 ADVERTISED = {"lakehouse.content-merge": "1"}
@@ -255,4 +259,44 @@ def test_a_table_changed_since_a_stale_expected_hash_merges_against_the_current_
     result = ok(client.post(f"{API}/trees/main@{stale}/history/merge", json=body))
     assert result["expectedHash"] == stale and result["effectiveTargetHash"] == moved
     assert orders_detail(result)["contentMerge"]["merged"]
+    assert ids(store, warehouse) == [1, 2, 3, 4]
+
+
+RULES = {
+    "admin": "'admin' in roles",
+    "branches": "op in ['VIEW_REFERENCE', 'COMMIT_CHANGE_AGAINST_REFERENCE'] && 'eng' in roles",
+    "bronze": "op in ['CREATE_ENTITY', 'UPDATE_ENTITY', 'DELETE_ENTITY'] && 'writer' in roles "
+    "&& path.startsWith('bronze.')",
+}
+
+
+@pytest.mark.usefixtures("appended")
+def test_a_content_merge_needs_update_entity_on_each_table_it_merges(
+    store: SqlStore, warehouse: Warehouse
+) -> None:
+    """As Nessie's commit validator on a merge: the merged table is an update on the target."""
+    oidc = OidcSettings(issuer=ISSUER, audience="lakehouse", roles_claim="realm_access.roles")
+    issuer = Issuer()
+    keys = OidcVerifier(
+        oidc, client=httpx.Client(transport=httpx.MockTransport(issuer.handler)), clock=Clock()
+    )
+    app = create_app(
+        store,
+        settings=ServerSettings(oidc=oidc, authorization_rules=RULES),
+        oidc_verifier=keys,
+        iceberg=IcebergRestSettings(warehouse),
+    )
+    body = {
+        "fromRefName": "dev",
+        "fromHash": store.resolve("dev").hash,
+        "contentMerge": True,
+    }
+    url = f"{API}/trees/main@{store.resolve('main').hash}/history/merge"
+    with ApiClient(app) as client:
+        refused = client.post(url, json=body, headers=bearer(issuer, "erin", "eng"))
+        assert refused.status_code == 403, refused.text
+        assert "'UPDATE_ENTITY' is not allowed for role 'erin'" in refused.json()["message"]
+        assert ids(store, warehouse) == [1, 2, 3]
+        merged = client.post(url, json=body, headers=bearer(issuer, "wes", "eng", "writer"))
+        assert orders_detail(ok(merged))["contentMerge"]["merged"]
     assert ids(store, warehouse) == [1, 2, 3, 4]
