@@ -41,7 +41,13 @@ def main() -> None:
     parser.add_argument("--tables", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="lakehouse-bench-merge-"))
+    with tempfile.TemporaryDirectory(prefix="lakehouse-bench-merge-") as home:
+        run(args, Path(home))
+    print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
+def run(args: argparse.Namespace, home: Path) -> None:
+    """Build the catalog in ``home`` and print the four ways' medians per case."""
     os.environ["LAKEHOUSE_HOME"] = str(home)
     from lakehouse.catalog.content_merge import content_merge
     from lakehouse.catalog.nessie_store import NessieStore
@@ -109,7 +115,6 @@ def main() -> None:
                     )
                 ratio = med["server, server-side"] / med["server, client-side"]
                 print(f"  server-side / client-side: {ratio:.2f}")
-    print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
