@@ -240,6 +240,7 @@ def serve_command(
 
     from pydantic import SecretStr
 
+    from lakehouse.console import WebConsole
     from lakehouse.server import ServerSettings
     from lakehouse.server.app import make_server
     from lakehouse.server.iceberg_rest import IcebergRestSettings
@@ -271,7 +272,7 @@ def serve_command(
         ),
         log_level=log_level.lower(),
         iceberg=IcebergRestSettings.from_settings(lh.settings),
-        console=lh,
+        console=WebConsole(lh),
     )
     scheme = "https" if tls_cert else "http"
     base = f"{scheme}://{_url_host(host)}:{actual_port}"
