@@ -300,3 +300,15 @@ def test_a_content_merge_needs_update_entity_on_each_table_it_merges(
         merged = client.post(url, json=body, headers=bearer(issuer, "wes", "eng", "writer"))
         assert orders_detail(ok(merged))["contentMerge"]["merged"]
     assert ids(store, warehouse) == [1, 2, 3, 4]
+
+
+@pytest.mark.usefixtures("appended")
+def test_api_v1s_merge_takes_the_opt_in_too(
+    client: ApiClient, store: SqlStore, warehouse: Warehouse
+) -> None:
+    body = {"fromRefName": "dev", "fromHash": head(client, "dev"), "contentMerge": True}
+    response = client.post(
+        "/api/v1/trees/branch/main/merge", params={"expectedHash": head(client)}, json=body
+    )
+    assert orders_detail(ok(response))["contentMerge"]["merged"]
+    assert ids(store, warehouse) == [1, 2, 3, 4]
