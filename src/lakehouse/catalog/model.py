@@ -509,6 +509,28 @@ class MergeResult:
         return [d.conflict for d in self.details if d.conflict is not None]
 
 
+@dataclass(frozen=True)
+class TableOutcome:
+    """What a content merge did (or would do) with one table changed on both sides."""
+
+    key: ContentKey
+    merged: bool
+    #: "merged by content (…)" or "conflict: …".
+    description: str
+
+
+@dataclass(frozen=True)
+class ContentMergeResult:
+    """A merge's result plus what happened to each table changed on both sides.
+
+    Made by :func:`lakehouse.catalog.content_merge.content_merge`, whether the content
+    merge ran in this process or on a server that offers it.
+    """
+
+    result: MergeResult
+    tables: tuple[TableOutcome, ...] = ()
+
+
 # -- reference history (Nessie spec 2.2: GET /trees/{ref}/recent-changes) ---------------
 
 

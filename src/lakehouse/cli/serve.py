@@ -168,6 +168,18 @@ def serve_command(
             show_default=False,
         ),
     ] = None,
+    no_content_merge: Annotated[
+        bool,
+        typer.Option(
+            "--no-content-merge",
+            envvar="LAKEHOUSE_SERVER__NO_CONTENT_MERGE",
+            help=(
+                "Do not offer the contentMerge opt-in of Nessie API v2 merges (content-aware "
+                "table merges computed by the server); clients then merge by content "
+                "themselves, as against the real Nessie."
+            ),
+        ),
+    ] = False,
     log_level: Annotated[
         str,
         typer.Option(
@@ -267,6 +279,7 @@ def serve_command(
         if oidc_issuer
         else None,
         authorization_rules=rules,
+        content_merge=not no_content_merge,
     )
     sock = _bind(host, port)
     actual_port = int(sock.getsockname()[1])
@@ -292,6 +305,7 @@ def serve_command(
         "auth": "oidc" if oidc_issuer else ("bearer token" if token else "none"),
         "authorization": "rules" if rules is not None else "none",
         "workers": workers,
+        "content_merge": not no_content_merge,
     }
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal with the
     # previous handler: make SIGTERM end like Ctrl-C (KeyboardInterrupt, caught below).

@@ -122,7 +122,8 @@ def create_app(
     replaces the verifier built from those settings (tests inject one with a transport).
 
     With ``iceberg`` (the warehouse and its FileIO settings) the Iceberg REST catalog
-    is served under ``/iceberg`` too; with ``console`` (for example
+    is served under ``/iceberg`` too, and Nessie API v2 merges offer the ``contentMerge``
+    opt-in (unless ``settings.content_merge`` is off); with ``console`` (for example
     ``lakehouse.console.WebConsole`` over a lakehouse on the same store) the web console
     at ``/``.
     """
@@ -153,7 +154,15 @@ def create_app(
     rules = None
     if settings.authorization_rules is not None:
         rules = AuthorizationRules.from_mapping(settings.authorization_rules)
-    v2_router, v2_handlers = api_v2.build(store, settings, metrics, rules)
+    # content merges read the tables' files: offered when the server knows the warehouse
+    content_merge_io = (
+        api_v2.ContentMergeIO(iceberg.fileio_properties, iceberg.warehouse.contains)
+        if iceberg is not None and settings.content_merge
+        else None
+    )
+    v2_router, v2_handlers = api_v2.build(
+        store, settings, metrics, rules, content_merge_io=content_merge_io
+    )
     app.include_router(v2_router)
     app.include_router(api_v1.build_router(v2_handlers))
     if iceberg is not None:
