@@ -27,7 +27,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("catalog",),
     ("config", "views"),
     ("session", "observability"),
-    ("control", "query"),
+    ("control", "query", "serving"),
     ("ingest",),
     ("pipelines", "maintenance"),
     ("client",),

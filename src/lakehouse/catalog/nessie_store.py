@@ -81,7 +81,6 @@ from lakehouse.catalog.model import (
     validate_hash,
     validate_ref_name,
 )
-from lakehouse.catalog.oauth2 import ClientCredentials
 from lakehouse.catalog.store import (
     RefLike,
     ResolvedRef,
@@ -199,8 +198,9 @@ class NessieStore(VersionStore):
     def close(self) -> None:
         """Close the HTTP connections (to the identity provider too, when signing in)."""
         self._client.close()
-        if isinstance(self._auth, ClientCredentials):
-            self._auth.close()
+        close_auth = getattr(self._auth, "close", None)  # ClientCredentials, StoredLogin
+        if callable(close_auth):
+            close_auth()
 
     # -- server configuration -----------------------------------------------------------
 
