@@ -6,19 +6,29 @@
    (:func:`lakehouse.ingest.bronze.read_state`);
 2. ask the source for its files (:meth:`Source.discover`); checksum each one and pass
    over those the table already holds;
-3. read every new file with pyarrow. Unreadable, empty or wrongly encoded input raises
+3. open every new file with pyarrow and check its columns (the header, i.e. the first
+   block): reserved names, a CSV header that looks read with the wrong delimiter
+   (:func:`lakehouse.ingest.formats.wrong_delimiter`), a file that shares no column with
+   the table or adds columns its source's schema policy does not allow
+   (:func:`lakehouse.ingest.bronze.shape_problem`), files that disagree on types;
+4. fit the batch's schema to the table (:func:`lakehouse.ingest.bronze.fit`) and **stream
+   the rows** into data files of an uncommitted transaction: each file is read a block
+   (``ingest.block_bytes``) or row group at a time, its ingestion columns added, cast to
+   the table's types and written by a rolling Parquet writer
+   (:mod:`lakehouse.tables.streaming`), so memory holds one block and one row group,
+   never a file. Every table's rows are written before anything is landed or committed:
+   unreadable, empty or wrongly encoded input raises
    :class:`~lakehouse.ingest.errors.BadInputError` here, **before anything is landed or
-   committed, for every table of the source**;
-4. per table, check the shape of every file — a CSV header that looks read with the
-   wrong delimiter (:func:`lakehouse.ingest.formats.wrong_delimiter`), a file that
-   shares no column with the table or adds columns its source's schema policy does not
-   allow (:func:`lakehouse.ingest.bronze.shape_problem`) — and fit the batch to the table
-   (:func:`lakehouse.ingest.bronze.fit`). A batch that fails either is copied to
-   ``raw/_rejected/<source>/<batch_id>/`` with ``reason.json`` and the table is left
-   alone;
-5. otherwise land the files in ``raw/<source>/<yyyy>/<mm>/<dd>/<batch_id>/`` with a
-   manifest, and append the batch with its ingestion columns and snapshot summary in
-   one catalog commit (schema evolution included).
+   committed, for every table of the source** (the written files are deleted). A CSV
+   file whose later block does not fit the types its first block gave is read whole
+   instead (pyarrow's streaming reader infers types from the first block only);
+5. a batch that failed a check, or has NULLs in a required column, is copied to
+   ``raw/_rejected/<source>/<batch_id>/`` with ``reason.json`` (its written files
+   deleted) and the table is left alone;
+6. otherwise land the files in ``raw/<source>/<yyyy>/<mm>/<dd>/<batch_id>/`` with a
+   manifest, and commit the written files with the snapshot summary in one catalog
+   commit (schema evolution included). A commit that lost a race with another writer
+   re-reads the table, drops files loaded meanwhile and writes the rows again.
 
 A source feeding several tables gives one batch, one commit and one
 :class:`~lakehouse.ingest.result.IngestResult` per table.
