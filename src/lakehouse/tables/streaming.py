@@ -161,34 +161,46 @@ def _rolling(
 
     current: tuple[FileFormatWriter, OutputFile, str] | None = None
     written = 0
-    for group in groups:
-        converted = pa.Table.from_batches(
-            [
-                _to_requested_schema(
-                    requested_schema=file_schema,
-                    file_schema=task_schema,
-                    batch=batch,
-                    downcast_ns_timestamp_to_us=downcast,
-                    include_field_ids=True,
-                    format_model=model,
+    try:
+        for group in groups:
+            converted = pa.Table.from_batches(
+                [
+                    _to_requested_schema(
+                        requested_schema=file_schema,
+                        file_schema=task_schema,
+                        batch=batch,
+                        downcast_ns_timestamp_to_us=downcast,
+                        include_field_ids=True,
+                        format_model=model,
+                    )
+                    for batch in group.to_batches()
+                ]
+            )
+            if current is None:
+                name = f"00000-{next(counter)}-{write_uuid}.{model.file_extension()}"
+                path = provider.new_data_location(data_file_name=name)
+                output = io.new_output(path)
+                current = (
+                    model.create_writer(output, file_schema, metadata.properties),
+                    output,
+                    path,
                 )
-                for batch in group.to_batches()
-            ]
-        )
-        if current is None:
-            name = f"00000-{next(counter)}-{write_uuid}.{model.file_extension()}"
-            path = provider.new_data_location(data_file_name=name)
-            output = io.new_output(path)
-            current = (model.create_writer(output, file_schema, metadata.properties), output, path)
-            written = 0
-        current[0].write(converted)
-        written += group.nbytes
-        del converted, group
-        if written >= target:
-            yield close(*current)
-            current = None
-    if current is not None:
-        yield close(*current)
+                written = 0
+            current[0].write(converted)
+            written += group.nbytes
+            del converted, group
+            if written >= target:
+                done, current = close(*current), None
+                yield done
+        if current is not None:
+            done, current = close(*current), None
+            yield done
+    finally:
+        if current is not None:  # the stream failed: drop the half-written file
+            with contextlib.suppress(Exception):
+                current[0].close()
+            with contextlib.suppress(OSError):
+                io.delete(current[2])
 
 
 def append_batches(
