@@ -30,6 +30,7 @@ from rich.console import Console
 from lakehouse import demo
 from lakehouse.client import Lakehouse, connect
 from lakehouse.console import WebConsole
+from lakehouse.console.pages import sample_rows
 from lakehouse.server.app import create_app
 
 
@@ -80,6 +81,7 @@ def main() -> int:
                 f"{len(lh.tables('main'))} tables, {args.rounds} rounds"
             )
             asyncio.run(measure(app, pages, args.rounds))
+            measure_sample(lh, "silver.orders", args.rounds)
     return 0
 
 
@@ -98,6 +100,27 @@ def grow_history(lh: Lakehouse, commits: int, span: int) -> None:
         lh.table(name, "main").append(samples[name])
     if commits < span:
         lh.create_branch(BEHIND, demo.TAG_INITIAL)
+
+
+def measure_sample(lh: Lakehouse, name: str, rounds: int) -> None:
+    """The table page's sample rows: a full scan with a limit (baseline) next to ours."""
+    table = lh.table(name, "main")
+    tasks = list(table.scan().plan_files())
+    ours: list[float] = []
+    scan: list[float] = []
+    for _ in range(rounds):
+        for out, read in (
+            (scan, lambda: table.scan(limit=20).to_arrow()),
+            (ours, lambda: sample_rows(table, tasks, 20)),
+        ):
+            t0 = time.perf_counter()
+            read()
+            out.append(time.perf_counter() - t0)
+    ratio, _, _ = paired_ratio(ours, scan)
+    print(
+        f"sample of {name}: scan(limit=20) {median(scan) * 1000:.1f} ms, "
+        f"sample_rows {median(ours) * 1000:.1f} ms, scan / ours {ratio:.1f}"
+    )
 
 
 async def measure(app: object, pages: dict[str, str], rounds: int) -> None:

@@ -246,6 +246,7 @@ __all__ = [
     "references_page",
     "run_page",
     "runs_page",
+    "sample_rows",
     "sql_page",
     "table_page",
 ]
