@@ -1,13 +1,16 @@
-"""Commit throughput and latency over HTTP: our server vs the real Nessie server.
+"""Commit and read throughput over HTTP: our server vs the real Nessie server.
 
-Run from the repository root (PostgreSQL from ``scripts/services/postgres.sh``; the
-Nessie runner jar cached by ``scripts/services/nessie.sh``)::
+Run from the repository root (PostgreSQL from ``scripts/services/postgres.sh``, MinIO from
+``scripts/services/minio.sh`` for the real Nessie's Iceberg warehouse; the Nessie runner
+jar cached by ``scripts/services/nessie.sh``)::
 
-    .venv/bin/python bench/server.py [--quick] [--targets ours-sqlite,ours-postgres,...]
-                                     [--seconds S] [--rounds N] [--warmup S]
-                                     [--markdown docs/benchmarks.md]
+    .venv/bin/python bench/server.py [--quick] [--targets ours-postgres,nessie-jdbc,...]
+                                     [--workers 1,2,4] [--seconds S] [--rounds N]
+                                     [--warmup S] [--markdown docs/benchmarks.md]
 
-Four targets, all started by this script on free loopback ports and stopped at the end:
+The default run (``ours-postgres`` at 1, 2 and 4 workers and ``nessie-jdbc``, 3 rounds of
+3 s) takes about three minutes. Targets, all started by this script on free loopback
+ports and stopped at the end:
 
 * ``ours-sqlite``: ``lakehouse serve`` on a fresh SQLite catalog;
 * ``ours-postgres``: ``lakehouse serve`` on a scratch PostgreSQL database, once per
@@ -16,20 +19,29 @@ Four targets, all started by this script on free loopback ports and stopped at t
 * ``nessie-inmemory``: the Nessie Quarkus runner jar (the version of nessie.sh), IN_MEMORY;
 * ``nessie-jdbc``: the same jar with JDBC2 on a scratch database of the same PostgreSQL.
 
-Every target gets the same client code (``httpx`` speaking Nessie API v2): each client
-thread owns one table and commits a new metadata location for it, again and again, on a
-branch of its own scenario, with its last known commit hash as the expected hash (keys
-never collide, so no commit conflicts; Nessie and our server both accept a stale
-expected hash when the commit's keys did not change since). Scenarios: 1 client and 8
-concurrent clients, after an unmeasured warm-up of every target (JIT, pools). Each
-(target, scenario) runs for ``--seconds`` per round; rounds go A, B, C, D, A, B, ... so
-that machine noise hits every target alike. Reported: commits/s (the median of the
-rounds' rates, and all rounds' commits over their wall time), p50/p99 commit latency, and
-each target's median rate relative to ``nessie-jdbc``'s (the target: ours-postgres >=
-1.0x), then a table of workers x commits/s against ``nessie-jdbc``, with the load
-average before and after (the machines are shared: a load above the core count inflates
-every latency). ``--markdown FILE`` replaces the section "Server (bench/server.py)" of
-FILE (``--append-docs FILE`` appends it instead).
+Every target gets the same client code (``httpx``), in four scenarios:
+
+* ``commits``, 1 and 8 clients: each client thread owns one table and commits a new
+  metadata location for it (Nessie API v2), again and again, all on one branch, with its
+  last known commit hash as the expected hash (keys never collide, so no conflicts; both
+  servers accept a stale expected hash when the commit's keys did not change since).
+  The commits serialise on that branch's reference, so more workers cannot help here;
+* ``branches``, 8 clients: the same, but each client on a branch of its own (no shared
+  lock): what several pipelines writing at once look like;
+* ``reads``, 8 clients: what a query engine asks per query, in a loop: the table's
+  content at ``main`` (API v2 ``GET /trees/main/contents/bench.reads``) and the Iceberg
+  REST ``loadTable`` of it (a real table made with Iceberg REST ``createTable``; ours keeps
+  its metadata in the local warehouse, the real Nessie on a fresh MinIO prefix, removed
+  at the end). Rates are requests/s.
+
+After an unmeasured warm-up of every target (JIT, pools), each (target, scenario) runs for
+``--seconds`` per round; rounds go A, B, C, D, A, B, ... so that machine noise hits every
+target alike. Reported: operations/s (the median of the rounds' rates, and all rounds'
+operations over their wall time), p50/p99 latency, each target's median rate relative to
+``nessie-jdbc``'s, then a table of scenario x workers against ``nessie-jdbc``, with the
+load average before and after (the machines are shared: a load above the core count
+inflates every latency). ``--markdown FILE`` replaces the section "Server
+(bench/server.py)" of FILE (``--append-docs FILE`` appends it instead).
 """
 
 from __future__ import annotations
