@@ -1,13 +1,16 @@
-"""Commit throughput and latency over HTTP: our server vs the real Nessie server.
+"""Commit and read throughput over HTTP: our server vs the real Nessie server.
 
-Run from the repository root (PostgreSQL from ``scripts/services/postgres.sh``; the
-Nessie runner jar cached by ``scripts/services/nessie.sh``)::
+Run from the repository root (PostgreSQL from ``scripts/services/postgres.sh``, MinIO from
+``scripts/services/minio.sh`` for the real Nessie's Iceberg warehouse; the Nessie runner
+jar cached by ``scripts/services/nessie.sh``)::
 
-    .venv/bin/python bench/server.py [--quick] [--targets ours-sqlite,ours-postgres,...]
-                                     [--seconds S] [--rounds N] [--warmup S]
-                                     [--markdown docs/benchmarks.md]
+    .venv/bin/python bench/server.py [--quick] [--targets ours-postgres,nessie-jdbc,...]
+                                     [--workers 1,2,4] [--seconds S] [--rounds N]
+                                     [--warmup S] [--markdown docs/benchmarks.md]
 
-Four targets, all started by this script on free loopback ports and stopped at the end:
+The default run (``ours-postgres`` at 1, 2 and 4 workers and ``nessie-jdbc``, 3 rounds of
+3 s) takes about three minutes. Targets, all started by this script on free loopback
+ports and stopped at the end:
 
 * ``ours-sqlite``: ``lakehouse serve`` on a fresh SQLite catalog;
 * ``ours-postgres``: ``lakehouse serve`` on a scratch PostgreSQL database, once per
@@ -16,20 +19,29 @@ Four targets, all started by this script on free loopback ports and stopped at t
 * ``nessie-inmemory``: the Nessie Quarkus runner jar (the version of nessie.sh), IN_MEMORY;
 * ``nessie-jdbc``: the same jar with JDBC2 on a scratch database of the same PostgreSQL.
 
-Every target gets the same client code (``httpx`` speaking Nessie API v2): each client
-thread owns one table and commits a new metadata location for it, again and again, on a
-branch of its own scenario, with its last known commit hash as the expected hash (keys
-never collide, so no commit conflicts; Nessie and our server both accept a stale
-expected hash when the commit's keys did not change since). Scenarios: 1 client and 8
-concurrent clients, after an unmeasured warm-up of every target (JIT, pools). Each
-(target, scenario) runs for ``--seconds`` per round; rounds go A, B, C, D, A, B, ... so
-that machine noise hits every target alike. Reported: commits/s (the median of the
-rounds' rates, and all rounds' commits over their wall time), p50/p99 commit latency, and
-each target's median rate relative to ``nessie-jdbc``'s (the target: ours-postgres >=
-1.0x), then a table of workers x commits/s against ``nessie-jdbc``, with the load
-average before and after (the machines are shared: a load above the core count inflates
-every latency). ``--markdown FILE`` replaces the section "Server (bench/server.py)" of
-FILE (``--append-docs FILE`` appends it instead).
+Every target gets the same client code (``httpx``), in four scenarios:
+
+* ``commits``, 1 and 8 clients: each client thread owns one table and commits a new
+  metadata location for it (Nessie API v2), again and again, all on one branch, with its
+  last known commit hash as the expected hash (keys never collide, so no conflicts; both
+  servers accept a stale expected hash when the commit's keys did not change since).
+  The commits serialise on that branch's reference, so more workers cannot help here;
+* ``branches``, 8 clients: the same, but each client on a branch of its own (no shared
+  lock): what several pipelines writing at once look like;
+* ``reads``, 8 clients: what a query engine asks per query, in a loop: the table's
+  content at ``main`` (API v2 ``GET /trees/main/contents/bench.reads``) and the Iceberg
+  REST ``loadTable`` of it (a real table made with Iceberg REST ``createTable``; ours keeps
+  its metadata in the local warehouse, the real Nessie on a fresh MinIO prefix, removed
+  at the end). Rates are requests/s.
+
+After an unmeasured warm-up of every target (JIT, pools), each (target, scenario) runs for
+``--seconds`` per round; rounds go A, B, C, D, A, B, ... so that machine noise hits every
+target alike. Reported: operations/s (the median of the rounds' rates, and all rounds'
+operations over their wall time), p50/p99 latency, each target's median rate relative to
+``nessie-jdbc``'s, then a table of scenario x workers against ``nessie-jdbc``, with the
+load average before and after (the machines are shared: a load above the core count
+inflates every latency). ``--markdown FILE`` replaces the section "Server
+(bench/server.py)" of FILE (``--append-docs FILE`` appends it instead).
 """
 
 from __future__ import annotations
@@ -61,7 +73,9 @@ NESSIE_VERSION = os.environ.get("LAKEHOUSE_NESSIE_VERSION", "0.99.0")
 CACHE = Path(os.environ.get("LAKEHOUSE_CACHE", Path.home() / ".cache" / "lakehouse")).resolve()
 TARGETS = ("ours-sqlite", "ours-postgres", "nessie-inmemory", "nessie-jdbc")
 BASELINE = "nessie-jdbc"
-CLIENTS = (1, 8)
+#: (series, clients): commits to one shared branch, commits each to its own branch, reads
+SCENARIOS = (("commits", 1), ("commits", 8), ("branches", 8), ("reads", 8))
+UNIT = {"commits": "commits/s", "branches": "commits/s", "reads": "requests/s"}
 NO_ANCESTOR = "2e1cfa82b035c26cbbbdae632cea070514eb8b773f616aaeaf668e2f0be8f10d"
 
 
@@ -171,8 +185,51 @@ def find_java(minimum: int = 21) -> str:
     return best
 
 
+@dataclass(frozen=True)
+class S3:
+    """Where the real Nessie keeps Iceberg metadata (its REST catalog writes and reads it)."""
+
+    endpoint: str
+    access_key: str
+    secret_key: str
+    bucket: str
+    prefix: str
+
+
+def minio(prefix: str) -> S3:
+    def script(what: str) -> str:
+        out = subprocess.run(
+            ["bash", str(ROOT / "scripts/services/minio.sh"), what],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout.strip().splitlines()[-1]
+
+    return S3(script("url"), script("access-key"), script("secret-key"), "iceberg-metadata", prefix)
+
+
 @contextmanager
-def nessie(workdir: Path, jdbc_url: str | None) -> Iterator[str]:
+def s3_prefix_removed(s3: S3) -> Iterator[None]:
+    """Remove the warehouse prefix the bench's Nessie wrote, at the end."""
+    from pyarrow.fs import FileType, S3FileSystem
+
+    try:
+        yield
+    finally:
+        fs = S3FileSystem(
+            endpoint_override=s3.endpoint,
+            access_key=s3.access_key,
+            secret_key=s3.secret_key,
+            region="us-east-1",
+        )
+        path = f"{s3.bucket}/{s3.prefix}"
+        if fs.get_file_info(path).type != FileType.NotFound:
+            fs.delete_dir(path)
+
+
+@contextmanager
+def nessie(workdir: Path, jdbc_url: str | None, s3: S3 | None = None) -> Iterator[str]:
     jar = CACHE / "nessie" / f"nessie-quarkus-{NESSIE_VERSION}-runner.jar"
     if not jar.exists():
         raise SystemExit(f"{jar} missing: run scripts/services/nessie.sh start once")
@@ -201,6 +258,19 @@ def nessie(workdir: Path, jdbc_url: str | None) -> Iterator[str]:
             f"-Dquarkus.datasource.postgresql.username={user}",
         ]
         env["QUARKUS_DATASOURCE_POSTGRESQL_PASSWORD"] = password
+    if s3 is not None:  # the Iceberg REST catalog needs a warehouse (reads series)
+        options = "-Dnessie.catalog.service.s3.default-options"
+        props += [
+            "-Dnessie.catalog.default-warehouse=warehouse",
+            f"-Dnessie.catalog.warehouses.warehouse.location=s3://{s3.bucket}/{s3.prefix}/",
+            f"{options}.endpoint={s3.endpoint}/",
+            f"{options}.path-style-access=true",
+            f"{options}.region=us-east-1",
+            f"{options}.request-signing-enabled=false",
+            f"{options}.access-key=urn:nessie-secret:quarkus:lakehousebench.s3",
+        ]
+        env["LAKEHOUSEBENCH_S3_NAME"] = s3.access_key  # not on the command line
+        env["LAKEHOUSEBENCH_S3_SECRET"] = s3.secret_key
     cmd = [find_java(), "-Xms128m", "-Xmx1g", *props, "-jar", str(jar)]
     base = f"http://127.0.0.1:{port}/api/v2"
     with running(cmd, env, f"{base}/config", workdir / "nessie.log"):
@@ -301,33 +371,133 @@ class Sample:
         return len(self.latencies)
 
 
-def run_scenario(base: str, branch: str, clients: int, seconds: float, sample: Sample) -> None:
+def own_branches(base: str, branch: str, head: str, clients: int) -> list[tuple[str, str]]:
+    """One branch per client, ``branch-c<i>`` from ``head``: (name, head) per client."""
+    out = []
+    with new_client(base) as http:
+        for i in range(clients):
+            ref = {"type": "BRANCH", "name": branch, "hash": head}
+            name = f"{branch}-c{i}"
+            created = http.post("trees", params={"name": name, "type": "BRANCH"}, json=ref)
+            out.append((name, created.raise_for_status().json()["reference"]["hash"]))
+    return out
+
+
+def run_scenario(
+    base: str, branch: str, clients: int, seconds: float, sample: Sample, own: bool = False
+) -> None:
+    """``clients`` threads commit for ``seconds``: to ``branch``, or each to its own (``own``)."""
     head, tables = prepare(base, branch, clients)
+    branches = own_branches(base, branch, head, clients) if own else [(branch, head)] * clients
+
+    def client(i: int, http: httpx.Client, deadline: float, latencies: list[float]) -> int:
+        name, content_id = tables[i]
+        ref, expected = branches[i]
+        gave_up, n = 0, 1
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            while True:
+                try:
+                    result = commit(http, ref, expected, ["bench", name], table(n, content_id))
+                    break
+                except GaveUpError:
+                    gave_up += 1
+            latencies.append(time.perf_counter() - t0)
+            expected = result["targetBranch"]["hash"]
+            n += 1
+        return gave_up
+
+    run_clients(base, branch, clients, seconds, sample, client)
+
+
+#: The table the reads series loads: namespace ``bench``, table ``reads`` on ``main``.
+READ_TABLE = ("bench", "reads")
+READ_SCHEMA = {
+    "type": "struct",
+    "schema-id": 0,
+    "fields": [
+        {"id": 1, "name": "id", "required": False, "type": "long"},
+        {"id": 2, "name": "name", "required": False, "type": "string"},
+    ],
+}
+
+
+def iceberg_base(base: str) -> str:
+    """The Iceberg REST base of a server whose Nessie API v2 is at ``base``, on ``main``."""
+    return base.removesuffix("/api/v2") + "/iceberg/v1/main"
+
+
+def prepare_reads(base: str) -> None:
+    """Namespace ``bench`` (API v2) and table ``bench.reads`` (Iceberg REST) on ``main``."""
+    ns, name = READ_TABLE
+    with new_client(base) as http:
+        head = http.get("trees/main").raise_for_status().json()["reference"]["hash"]
+        if not http.get(f"trees/main/contents/{ns}").is_success:
+            body = {
+                "commitMeta": {"message": "namespace"},
+                "operations": [
+                    {
+                        "type": "PUT",
+                        "key": {"elements": [ns]},
+                        "content": {"type": "NAMESPACE", "elements": [ns]},
+                    }
+                ],
+            }
+            http.post(f"trees/main@{head}/history/commit", json=body).raise_for_status()
+        response = http.post(
+            f"{iceberg_base(base)}/namespaces/{ns}/tables",
+            json={"name": name, "schema": READ_SCHEMA, "stage-create": False},
+        )
+        if response.status_code != 200:
+            raise RuntimeError(f"create table: {response.status_code} {response.text[:300]}")
+
+
+def run_reads(base: str, clients: int, seconds: float, sample: Sample) -> None:
+    """``clients`` threads each loop over what a query engine asks per query.
+
+    Per query: the table's content at ``main`` (API v2 ``/trees/main/contents/bench.reads``)
+    and Iceberg REST ``loadTable`` of it. Each request is one sample (latency, count).
+    """
+    ns, name = READ_TABLE
+    content = f"trees/main/contents/{ns}.{name}"
+    load = f"{iceberg_base(base)}/namespaces/{ns}/tables/{name}"
+
+    def client(i: int, http: httpx.Client, deadline: float, latencies: list[float]) -> int:
+        while time.perf_counter() < deadline:
+            for url in (content, load):
+                t0 = time.perf_counter()
+                response = http.get(url)
+                if response.status_code != 200:
+                    raise RuntimeError(f"GET {url}: {response.status_code} {response.text[:300]}")
+                latencies.append(time.perf_counter() - t0)
+        return 0
+
+    run_clients(base, "reads", clients, seconds, sample, client)
+
+
+def run_clients(
+    base: str,
+    label: str,
+    clients: int,
+    seconds: float,
+    sample: Sample,
+    client: Any,
+) -> None:
+    """Run ``client(i, http, deadline, latencies) -> gave_up`` on ``clients`` threads at once.
+
+    Adds the round's rate (operations over the wall time) and latencies to ``sample``.
+    """
     barrier = threading.Barrier(clients + 1)
     per_thread: list[list[float]] = [[] for _ in range(clients)]
     gave_up = [0] * clients
     errors: list[BaseException] = []
 
     def worker(i: int) -> None:
-        name, content_id = tables[i]
-        expected = head
         try:
             with new_client(base) as http:
                 barrier.wait()
                 deadline = time.perf_counter() + seconds
-                n = 1
-                while time.perf_counter() < deadline:
-                    t0 = time.perf_counter()
-                    while True:
-                        try:
-                            body = table(n, content_id)
-                            result = commit(http, branch, expected, ["bench", name], body)
-                            break
-                        except GaveUpError:
-                            gave_up[i] += 1
-                    per_thread[i].append(time.perf_counter() - t0)
-                    expected = result["targetBranch"]["hash"]
-                    n += 1
+                gave_up[i] = client(i, http, deadline, per_thread[i])
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
             barrier.abort()  # the main thread may still wait at the start line
@@ -343,7 +513,7 @@ def run_scenario(base: str, branch: str, clients: int, seconds: float, sample: S
         t.join()
     wall = time.perf_counter() - start
     if errors:
-        raise RuntimeError(f"{branch}: {errors[0]}") from errors[0]
+        raise RuntimeError(f"{label}: {errors[0]}") from errors[0]
     sample.wall += wall
     sample.gave_up += sum(gave_up)
     sample.rates.append(sum(len(latencies) for latencies in per_thread) / wall)
@@ -366,7 +536,7 @@ def percentile(values: list[float], q: float) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: 3 s, 1 round")
-    parser.add_argument("--targets", default=",".join(TARGETS))
+    parser.add_argument("--targets", default="ours-postgres,nessie-jdbc")
     parser.add_argument("--seconds", type=float, help="per (target, scenario, round)")
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--warmup", type=float, help="unmeasured seconds per target first")
@@ -389,17 +559,21 @@ def main(argv: list[str] | None = None) -> int:
     targets = []
     for t in chosen:
         targets += [postgres_target(w) for w in worker_counts] if t == "ours-postgres" else [t]
-    seconds = args.seconds or (3.0 if args.quick else 10.0)
+    seconds = args.seconds or 3.0
     rounds = args.rounds or (1 if args.quick else 3)
-    warmup = args.warmup if args.warmup is not None else (2.0 if args.quick else 8.0)
+    warmup = args.warmup if args.warmup is not None else (2.0 if args.quick else 3.0)
 
-    samples = {(t, c): Sample() for t in targets for c in CLIENTS}
+    samples = {(t, sc): Sample() for t in targets for sc in SCENARIOS}
     load_before = os.getloadavg()
     run_id = secrets.token_hex(3)
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lh-bench-")))
         needs_pg = {"ours-postgres", "nessie-jdbc"} & set(chosen)
         pg = postgres_url() if needs_pg else ""
+        s3 = None
+        if {"nessie-inmemory", "nessie-jdbc"} & set(chosen):
+            s3 = minio(f"bench-server-{run_id}")
+            stack.enter_context(s3_prefix_removed(s3))
         bases: dict[str, str] = {}
         for target in targets:
             progress(f"starting {target}")
@@ -413,19 +587,25 @@ def main(argv: list[str] | None = None) -> int:
                 db = stack.enter_context(scratch_database(pg, name))
                 bases[target] = stack.enter_context(ours(tdir, db, workers))
             elif target == "nessie-inmemory":
-                bases[target] = stack.enter_context(nessie(tdir, None))
+                bases[target] = stack.enter_context(nessie(tdir, None, s3))
             else:
                 db = stack.enter_context(scratch_database(pg, f"lh_bench_nessie_{run_id}"))
-                bases[target] = stack.enter_context(nessie(tdir, db))
+                bases[target] = stack.enter_context(nessie(tdir, db, s3))
+            prepare_reads(bases[target])
         for target in targets:  # JIT and connection pools warm, not measured
             progress(f"warm-up: {target}")
-            run_scenario(bases[target], "bench-warmup", 2, warmup, Sample())
+            run_scenario(bases[target], "bench-warmup", 2, warmup / 2, Sample())
+            run_reads(bases[target], 2, warmup / 2, Sample())
         for r in range(rounds):
-            for clients in CLIENTS:
+            for series, clients in SCENARIOS:
                 for target in targets:
-                    progress(f"round {r + 1}/{rounds}: {target}, {clients} client(s)")
-                    branch = f"bench-{clients}c-r{r}"
-                    run_scenario(bases[target], branch, clients, seconds, samples[target, clients])
+                    progress(f"round {r + 1}/{rounds}: {target}, {series}, {clients} client(s)")
+                    sample = samples[target, (series, clients)]
+                    base, branch = bases[target], f"bench-{series}-{clients}c-r{r}"
+                    if series == "reads":
+                        run_reads(base, clients, seconds, sample)
+                    else:
+                        run_scenario(base, branch, clients, seconds, sample, series == "branches")
         progress("stopping servers")
 
     load = (load_before, os.getloadavg())
@@ -452,8 +632,15 @@ def workers_of(target: str) -> int:
     return int(target.rsplit("-w", 1)[1]) if "-w" in target else 1
 
 
+SERIES_TEXT = {
+    "commits": "commits, all clients to one branch (they serialise on its reference)",
+    "branches": "commits, each client to its own branch (no shared lock)",
+    "reads": "reads, per query: API v2 content at main + Iceberg REST loadTable",
+}
+
+
 def report(
-    samples: dict[tuple[str, int], Sample],
+    samples: dict[tuple[str, tuple[str, int]], Sample],
     targets: list[str],
     seconds: float,
     rounds: int,
@@ -466,9 +653,10 @@ def report(
         "",
         f"{when}, revision {git_revision()}, {platform.machine()}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}, Nessie {NESSIE_VERSION}; {rounds} round(s) of "
-        f"{seconds:g} s per target and scenario, interleaved. Commits over HTTP (Nessie API "
-        "v2, same httpx client code for every target), one table per client, no conflicts. "
-        f"Command: `.venv/bin/python {command}`.",
+        f"{seconds:g} s per target and scenario, interleaved. Same httpx client code for "
+        "every target. Series: "
+        + "; ".join(f"`{k}` = {v}" for k, v in SERIES_TEXT.items())
+        + f". Command: `.venv/bin/python {command}`.",
         "",
     ]
     if load is not None:
@@ -481,28 +669,29 @@ def report(
                 "",
             ]
     lines += [
-        f"| target | clients | commits | commits/s (median of rounds) | commits/s (all rounds) "
-        f"| p50 ms | p99 ms | median vs {BASELINE} |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| series | target | clients | operations | per s (median of rounds) | per s (all "
+        f"rounds) | p50 ms | p99 ms | median vs {BASELINE} |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for clients in CLIENTS:
-        base = samples.get((BASELINE, clients))
+    for scenario in SCENARIOS:
+        series, clients = scenario
+        base = samples.get((BASELINE, scenario))
         base_rate = base.median_rate if base is not None else float("nan")
         for target in targets:
-            s = samples[target, clients]
+            s = samples[target, scenario]
             rate = s.median_rate
             overall = s.commits / s.wall if s.wall else float("nan")
             vs = f"{rate / base_rate:.2f}x" if base_rate == base_rate and base_rate else "n/a"
             lines.append(
-                f"| {target} | {clients} | {s.commits} | {rate:.1f} | {overall:.1f} | "
+                f"| {series} | {target} | {clients} | {s.commits} | {rate:.1f} | {overall:.1f} | "
                 f"{percentile(s.latencies, 0.5) * 1000:.1f} | "
                 f"{percentile(s.latencies, 0.99) * 1000:.1f} | {vs} |"
             )
     gave_up = [
-        f"{t} {c} client(s): {samples[t, c].gave_up}"
-        for c in CLIENTS
+        f"{t} {sc[0]} {sc[1]} client(s): {samples[t, sc].gave_up}"
+        for sc in SCENARIOS
         for t in targets
-        if samples[t, c].gave_up
+        if samples[t, sc].gave_up
     ]
     if gave_up:
         lines += [
@@ -516,31 +705,28 @@ def report(
     if ours_targets and BASELINE in targets:
         lines += [
             "",
-            f"Workers x commits/s (median of rounds), `lakehouse serve --workers N` on "
-            f"PostgreSQL vs {BASELINE} (Nessie JDBC2 on the same PostgreSQL):",
+            f"Workers (`lakehouse serve --workers N` on PostgreSQL) vs {BASELINE} (Nessie "
+            "JDBC2 on the same PostgreSQL), medians of rounds:",
             "",
-            "| workers | clients | ours commits/s | nessie-jdbc commits/s | ratio |",
-            "|---|---|---|---|---|",
+            "| series | clients | unit | "
+            + " | ".join(f"{workers_of(t)} worker(s)" for t in ours_targets)
+            + f" | {BASELINE} | "
+            + " | ".join(f"ratio {workers_of(t)}w" for t in ours_targets)
+            + " |",
+            "|---" * (4 + 2 * len(ours_targets)) + "|",
         ]
-        verdicts = []
-        for clients in CLIENTS:
-            theirs = samples[BASELINE, clients].median_rate
-            for target in ours_targets:
-                mine = samples[target, clients].median_rate
-                ratio = mine / theirs if theirs else float("nan")
-                lines.append(
-                    f"| {workers_of(target)} | {clients} | {mine:.1f} | {theirs:.1f} | "
-                    f"{ratio:.2f}x |"
-                )
-                if target == "ours-postgres":
-                    verdicts.append(
-                        f"{clients} client(s): {ratio:.2f}x ({'met' if ratio >= 1 else 'missed'})"
-                    )
-        if verdicts:
-            lines += [
-                "",
-                "Target ours-postgres >= nessie-jdbc commits/s: " + "; ".join(verdicts) + ".",
-            ]
+        for scenario in SCENARIOS:
+            series, clients = scenario
+            theirs = samples[BASELINE, scenario].median_rate
+            mine = [samples[t, scenario].median_rate for t in ours_targets]
+            ratios = [m / theirs if theirs else float("nan") for m in mine]
+            lines.append(
+                f"| {series} | {clients} | {UNIT[series]} | "
+                + " | ".join(f"{m:.1f}" for m in mine)
+                + f" | {theirs:.1f} | "
+                + " | ".join(f"{r:.2f}x" for r in ratios)
+                + " |"
+            )
     return lines
 
 

@@ -921,3 +921,20 @@ def test_lakehouse_serve_refuses_a_missing_token_variable(tmp_path: Path) -> Non
     )
     assert result.exit_code == 1
     assert "LH_TEST_UNSET_VARIABLE is not set or empty" in result.stderr
+
+
+def test_load_table_reuses_the_parsed_metadata_across_requests_and_references(
+    main: RestCatalog, http: httpx.Client
+) -> None:
+    """The server parses a metadata file once: Iceberg never rewrites one, so every
+    request (on any reference) reuses it instead of reading and parsing it again."""
+    table = main.create_table(("bronze", "cached"), SCHEMA)
+    location = local(table.metadata_location)
+    assert main.load_table(("bronze", "cached")).metadata_location == table.metadata_location
+    nessie_create(http, "reader")
+    location.unlink()  # from now on only a cached parse can answer
+
+    for prefix in ("main", "reader"):
+        response = http.get(f"/iceberg/v1/{prefix}/namespaces/bronze/tables/cached")
+        assert response.status_code == 200, response.text
+        assert response.json()["metadata-location"] == table.metadata_location

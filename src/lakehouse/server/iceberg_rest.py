@@ -511,8 +511,13 @@ def build_iceberg_router(
         LOCATIONS_CONFINED: "true",
     }
 
+    # One catalog for the app, re-bound per request: the per-request catalogs share its
+    # caches of parsed metadata files and manifest lists (immutable files, keyed by path),
+    # so a loadTable of an unchanged table reads and parses nothing.
+    shared = RefCatalog(CATALOG_NAME, store, store.default_branch, settings.warehouse, **properties)
+
     def catalog(spec: RefSpec) -> RefCatalog:
-        return RefCatalog(CATALOG_NAME, store, str(spec), settings.warehouse, **properties)
+        return shared.with_ref(str(spec))
 
     def ref_of(prefix: str) -> RefSpec:
         return parse_prefix(prefix, store.default_branch, settings)
