@@ -150,6 +150,8 @@ def validate_keys(rows: pa.Table, keys: Sequence[str], what: str = "the new rows
             raise UpsertKeyError(f"{nulls} row(s) of {what} have a NULL key column '{k}'")
     if rows.num_rows < 2:
         return
+    if len(keys) == 1 and len(pc.unique(rows.column(keys[0]))) == rows.num_rows:
+        return  # one key column of distinct values (a hash set, not a grouping plan)
     counts = rows.group_by(list(keys)).aggregate([([], "count_all")])
     dup = counts.filter(pc.greater(counts.column("count_all"), 1))
     if dup.num_rows:
