@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 #: The position column :func:`read_columns` adds.
 POS = "__pos"
 
+#: A column and the values looked for in it: a sequence, or a sorted NumPy array.
+_Values = tuple[str, "Sequence[Any] | np.ndarray[Any, Any]"]
+
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -138,7 +141,7 @@ def read_columns(
     names: Sequence[str],
     positions: pa.Array | None = None,
     *,
-    values: tuple[str, Sequence[Any]] | None = None,
+    values: _Values | None = None,
 ) -> pa.Table:
     """Columns ``names`` of ``data_file`` (typed as ``schema`` says) and their ``__pos``.
 
@@ -181,7 +184,7 @@ def read_matching(
     carry: Sequence[str],
     keep: Callable[[pa.Table], pa.Array | pa.ChunkedArray],
     *,
-    values: tuple[str, Sequence[Any]] | None = None,
+    values: _Values | None = None,
 ) -> pa.Table:
     """The rows of ``data_file`` whose ``keys`` columns ``keep`` accepts, with ``carry``.
 
@@ -260,16 +263,16 @@ def _group_rows(parquet: pq.ParquetFile, positions: pa.Array) -> int:
     return int(sizes[groups].sum())
 
 
-def _groups_for(
-    parquet: pq.ParquetFile, schema: Schema, values: tuple[str, Sequence[Any]]
-) -> list[int] | None:
+def _groups_for(parquet: pq.ParquetFile, schema: Schema, values: _Values) -> list[int] | None:
     """Row groups whose min/max statistics of the column may hold one of the values.
 
-    ``None`` when statistics cannot decide (missing, or values not comparable with them).
+    The values are a sequence, or a sorted NumPy array (many keys, sorted once by the
+    caller). ``None`` when statistics cannot decide (missing, or values not comparable
+    with them).
     """
     name, wanted = values
     (physical,) = _physical_columns(parquet, schema, [name])
-    if physical is None or not wanted:
+    if physical is None or len(wanted) == 0:
         return None
     meta = parquet.metadata
     column = next(
@@ -277,7 +280,7 @@ def _groups_for(
     )
     if column is None:
         return None
-    ordered = sorted(wanted)
+    ordered = wanted if isinstance(wanted, np.ndarray) else sorted(wanted)
     groups: list[int] = []
     for g in range(meta.num_row_groups):
         stats = meta.row_group(g).column(column).statistics
@@ -362,12 +365,43 @@ def drop_positions(table: pa.Table, deleted: pa.Array) -> pa.Table:
     """Rows of ``table`` whose ``__pos`` is not in ``deleted``."""
     if len(deleted) == 0 or table.num_rows == 0:
         return table
+    return table.filter(pa.array(live_mask(table.column(POS), deleted)))
+
+
+def live_mask(positions: pa.Array | pa.ChunkedArray, deleted: pa.Array) -> np.ndarray[Any, Any]:
+    """For each of ``positions``, whether it is not in ``deleted`` (a NumPy mask).
+
+    Positions read by row groups are ascending, usually in one run: then each deleted
+    position is looked up in them (or, in one run, indexed), which costs the deletes,
+    not the rows.
+    """
+    pos = positions.to_numpy().astype(np.int64, copy=False)
+    keep = np.ones(len(pos), dtype=bool)
+    if not len(pos) or not len(deleted):
+        return keep
     gone = deleted.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
-    if len(gone) > 1 and bool((np.diff(gone) < 0).any()):
-        gone = np.sort(gone)  # delete files are sorted; a concatenation may not be
-    pos = table.column(POS).to_numpy().astype(np.int64, copy=False)
-    at = np.minimum(np.searchsorted(gone, pos), len(gone) - 1)
-    return table.filter(pa.array(gone[at] != pos))
+    first, last = int(pos[0]), int(pos[-1])
+    if len(pos) > 1 and bool((pos[1:] <= pos[:-1]).any()):
+        # not ascending: look each position up in the sorted deletes instead
+        if len(gone) > 1 and bool((gone[1:] < gone[:-1]).any()):
+            gone = np.sort(gone)
+        at = np.minimum(np.searchsorted(gone, pos), len(gone) - 1)
+        return np.asarray(gone[at] != pos)
+    gone = gone[(gone >= first) & (gone <= last)]
+    if last - first + 1 == len(pos):  # one run: a deleted position is its own index
+        keep[gone - first] = False
+        return keep
+    at = np.minimum(np.searchsorted(pos, gone), len(pos) - 1)
+    keep[at[pos[at] == gone]] = False
+    return keep
 
 
-__all__ = ["POS", "arrow_schema", "drop_positions", "map_files", "read_columns", "read_matching"]
+__all__ = [
+    "POS",
+    "arrow_schema",
+    "drop_positions",
+    "live_mask",
+    "map_files",
+    "read_columns",
+    "read_matching",
+]

@@ -98,14 +98,18 @@ _DELETE_FILES_MAX = 256
 
 
 def _delete_file_rows(io: FileIO, path: str) -> pa.Table:
-    """``file_path`` and ``pos`` of a position delete file (cached: files are immutable)."""
+    """``file_path`` (dictionary-encoded) and ``pos`` of a position delete file.
+
+    Cached by path: files are immutable.
+    """
     with _DELETE_FILES_LOCK:
         cached = _DELETE_FILES.get(path)
         if cached is not None:
             _DELETE_FILES.move_to_end(path)
             return cached
     with io.new_input(path).open() as stream:
-        table = pq.read_table(stream, columns=["file_path", "pos"])
+        # the path column as a dictionary: one entry per data file, not one string per row
+        table = pq.read_table(stream, columns=["file_path", "pos"], read_dictionary=["file_path"])
     _remember_delete_file(path, table)
     return table
 
@@ -173,14 +177,7 @@ def position_delete_file(data_file_path: str, positions: pa.Array) -> bytes:
     small and quick to write and to read. The Arrow schema is not stored, so readers see
     ``file_path`` as the plain string column the spec defines.
     """
-    n = len(positions)
-    path = pa.DictionaryArray.from_arrays(
-        pa.array(np.zeros(n, dtype=np.int32)), pa.array([data_file_path], pa.string())
-    )
-    schema = pa.schema(
-        [POSITION_DELETE_SCHEMA.field(0).with_type(path.type), POSITION_DELETE_SCHEMA.field(1)]
-    )
-    rows = pa.table([path, positions.cast(pa.int64())], schema=schema)
+    rows = _position_delete_rows(data_file_path, positions)
     buffer = _io.BytesIO()
     pq.write_table(
         rows,
@@ -191,6 +188,17 @@ def position_delete_file(data_file_path: str, positions: pa.Array) -> bytes:
         store_schema=False,
     )
     return buffer.getvalue()
+
+
+def _position_delete_rows(data_file_path: str, positions: pa.Array) -> pa.Table:
+    """``file_path`` (a one-entry dictionary) and ``pos`` of one data file's deletes."""
+    path = pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(len(positions), dtype=np.int32)), pa.array([data_file_path], pa.string())
+    )
+    schema = pa.schema(
+        [POSITION_DELETE_SCHEMA.field(0).with_type(path.type), POSITION_DELETE_SCHEMA.field(1)]
+    )
+    return pa.table([path, positions.cast(pa.int64())], schema=schema)
 
 
 def _sorted_distinct(parts: Sequence[pa.Array]) -> np.ndarray[Any, Any]:
@@ -407,11 +415,8 @@ class RowDelta:
         path = provider.new_data_location(name, partition_key)
         with self._io.new_output(path).create(overwrite=False) as stream:
             stream.write(payload)
-        n = len(target.positions)
-        rows = pa.table(  # as reading the file gives it: the next write to the data file folds it
-            [pa.repeat(pa.scalar(data_file.file_path, pa.string()), n), target.positions],
-            schema=POSITION_DELETE_SCHEMA,
-        )
+        # as reading the file gives it: the next write to the data file folds it
+        rows = _position_delete_rows(data_file.file_path, target.positions)
         _remember_delete_file(path, rows)
         first = int(target.positions[0].as_py())
         last = int(target.positions[-1].as_py())
