@@ -83,11 +83,21 @@ def test_deleted_positions_are_read_back_from_the_folded_delete_file(
 
 
 def _manifest(m: ManifestFile) -> dict[str, Any]:
-    fields = (
-        "manifest_path manifest_length partition_spec_id content sequence_number "
-        "min_sequence_number added_snapshot_id added_files_count existing_files_count "
-        "deleted_files_count added_rows_count existing_rows_count deleted_rows_count"
-    ).split()
+    fields = [
+        "manifest_path",
+        "manifest_length",
+        "partition_spec_id",
+        "content",
+        "sequence_number",
+        "min_sequence_number",
+        "added_snapshot_id",
+        "added_files_count",
+        "existing_files_count",
+        "deleted_files_count",
+        "added_rows_count",
+        "existing_rows_count",
+        "deleted_rows_count",
+    ]
     return {f: getattr(m, f) for f in fields}
 
 
