@@ -11,8 +11,8 @@ How the old versions are found (in proportion to the change):
    (``IN`` of the keys when there are few, else their min/max range), so manifests and
    data files whose partition values or column bounds cannot hold a key are skipped.
 2. *Positions* — only the key columns of each candidate file are read (by field id),
-   rows already deleted are dropped, and a hash join with the new keys gives each old
-   version's position.
+   rows already deleted are dropped, and a lookup of the new keys (hashed, or for many
+   integer keys sorted once and binary-searched) gives each old version's position.
 3. *Change detection* — the old versions are compared with the new rows one value
    column at a time, each read only in the row groups holding rows still equal so far
    (the first one comes with the keys); unchanged rows are not rewritten.
