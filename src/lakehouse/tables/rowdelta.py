@@ -45,6 +45,7 @@ import pyarrow.parquet as pq
 from pyiceberg.manifest import DataFileContent, ManifestContent
 
 from lakehouse.tables.errors import RowLevelWriteError
+from lakehouse.tables.files import map_files
 from lakehouse.tables.manifests import ManifestListWriter, ManifestWriter
 
 if TYPE_CHECKING:
@@ -467,7 +468,10 @@ class RowDelta:
                 f"branch {self._branch} of the table moved while the row delta was built"
             )
         snapshot_id = metadata.new_snapshot_id()
-        new_deletes = [self._write_delete_file(d) for d in self._deletes.values()]
+        # many delete files (a large upsert touches every data file): encoded and written
+        # on PyIceberg's pool, as its data files are; a few: in this thread
+        targets = list(self._deletes.values())
+        new_deletes = map_files(self._write_delete_file, targets, parallel=len(targets) > 4)
         new_deletes.extend(self._carried_deletes)
         replaced = {r.file_path: r for d in self._deletes.values() for r in d.replaces}
         replaced.update(self._removed)
