@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 test: install ## fast tests (no services needed)
 	$(VENV)/bin/pytest -m "not integration" -n 2 -q
 
-test-integration: install ## integration tests against real services (PostgreSQL, Nessie, MinIO, Kafka, Toxiproxy, Keycloak from scripts/services/)
+test-integration: install ## integration tests against real services (PostgreSQL, Nessie, MinIO, Kafka, Kafka Connect + Debezium, Toxiproxy, Keycloak, Trino from scripts/services/)
 	@# tests/deploy: helm and compose-config (compose-go), built from the Go module proxy once, then cached
 	bash scripts/tools/helm.sh >/dev/null
 	bash scripts/tools/compose.sh >/dev/null
@@ -43,6 +43,10 @@ test-integration: install ## integration tests against real services (PostgreSQL
 	command -v mvn >/dev/null || { test "$$(id -u)" = 0 && apt-get install -y -q maven >/dev/null; } \
 		|| { echo "Maven is needed for tests/compat: apt-get install -y maven" >&2; exit 1; }
 	bash scripts/services/kafka.sh start
+	@# tests/ingest/test_debezium_integration.py: a second PostgreSQL with wal_level=logical (the CDC
+	@# source) and Kafka Connect + Debezium, installed here; the test starts the worker and stops it
+	bash scripts/services/postgres.sh --logical start
+	bash scripts/services/kafka-connect.sh install
 	@# tests/faults: Toxiproxy between the lakehouse and its services, built from the Go module proxy once
 	bash scripts/services/toxiproxy.sh start
 	@# tests/server/keycloak: real OIDC sign-in (realm docker/keycloak/lakehouse-realm.json); the
@@ -55,16 +59,24 @@ test-integration: install ## integration tests against real services (PostgreSQL
 	bash scripts/tools/duckdb.sh >/dev/null
 	@# pynessie (Nessie API v1 client) tests (tests/server/test_pynessie_v1_integration.py): own venv in the cache
 	bash scripts/tools/pynessie.sh >/dev/null
+	@# Nessie's Spark SQL extensions (tests/server/test_spark35_nessie_sql_integration.py): pyspark 3.5,
+	@# iceberg-spark-runtime-3.5 and nessie-spark-extensions-3.5 in their own venv in the cache
+	bash scripts/tools/spark35.sh >/dev/null
+	@# Trino 476 (tests/serving): downloaded once into the cache and trimmed to its iceberg and tpch
+	@# plugins; the tests start it (Java 24+, scripts/services/trino.sh) and stop it at the end
+	bash scripts/services/trino.sh install >/dev/null
 	@# console browser tests (tests/console/test_browser.py): Debian's chromium, driven by Playwright
 	$(MAKE) --no-print-directory chromium
 	LAKEHOUSE_TEST_DUCKDB_PYTHON="$$(bash scripts/tools/duckdb.sh)" \
 	LAKEHOUSE_TEST_PYNESSIE_PYTHON="$$(bash scripts/tools/pynessie.sh)" \
+	LAKEHOUSE_TEST_SPARK35_PYTHON="$$(bash scripts/tools/spark35.sh)" \
 	LAKEHOUSE_TEST_POSTGRES_URL="$$(bash scripts/services/postgres.sh url lakehouse_test)" \
 	LAKEHOUSE_TEST_NESSIE_URL="$$(bash scripts/services/nessie.sh url)" \
 	LAKEHOUSE_TEST_S3_ENDPOINT="$$(bash scripts/services/minio.sh url)" \
 	LAKEHOUSE_TEST_S3_ACCESS_KEY="$$(bash scripts/services/minio.sh access-key)" \
 	LAKEHOUSE_TEST_S3_SECRET_KEY="$$(bash scripts/services/minio.sh secret-key)" \
 	LAKEHOUSE_TEST_KAFKA_BOOTSTRAP="$$(bash scripts/services/kafka.sh url)" \
+	LAKEHOUSE_TEST_CDC_POSTGRES_URL="$$(bash scripts/services/postgres.sh --logical url)" \
 	LAKEHOUSE_TEST_TOXIPROXY_URL="$$(bash scripts/services/toxiproxy.sh url)" \
 	LAKEHOUSE_TEST_KEYCLOAK_URL="$$(bash scripts/services/keycloak.sh url)" \
 		$(VENV)/bin/pytest -m integration -q
@@ -90,8 +102,9 @@ test-airflow: ## DAG tests with real Airflow (own venv and SQLite DB, scripts/se
 services-up: ## start every service in scripts/services/
 	for s in $(SERVICES); do bash "$$s" start; done
 
-services-down: ## stop every service in scripts/services/
+services-down: ## stop every service in scripts/services/ (and the logical-replication PostgreSQL)
 	for s in $(SERVICES); do bash "$$s" stop; done
+	bash scripts/services/postgres.sh --logical stop
 
 lint: install ## ruff check, ruff format --check, mypy --strict
 	$(VENV)/bin/ruff check $(LINT_PATHS)

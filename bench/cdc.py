@@ -18,6 +18,11 @@ than it has seen. Reported:
   one partition, so commits are in sequence order);
 * **baseline**: the raw consume rate of the same events (consume + parse, no writes) in
   the same run, and the ratio silver / raw.
+
+``--catch-up N`` measures the apply path alone instead: ``N`` events are produced first,
+then :func:`consume_cdc` works through the backlog (no producer or query thread competing
+for the interpreter), against the raw consume rate of the same topic; ``--rounds`` repeats
+both, interleaved, and medians are reported.
 """
 
 from __future__ import annotations
@@ -210,6 +215,65 @@ def run_rate(bootstrap: str, rate: int, seconds: float, keys: int) -> dict[str, 
     }
 
 
+def catch_up(bootstrap: str, n: int, keys: int) -> dict[str, Any]:
+    """Events/s of ``consume_cdc`` over a backlog of ``n`` events, and raw consume/s."""
+    from confluent_kafka import Producer
+
+    topic = create_topic(bootstrap)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for i, (key, payload) in enumerate(make_events(n, keys)):
+        payload["ts_ms"] = int(time.time() * 1000)
+        producer.produce(
+            topic, value=json.dumps(payload).encode(), key=json.dumps({"id": key}).encode()
+        )
+        if i % 1000 == 0:
+            producer.poll(0)
+    producer.flush(60)
+    with tempfile.TemporaryDirectory(prefix="bench-cdc-") as home:
+        lh = lakehouse.connect(Path(home), create=True)
+        source = KafkaCdcSource(
+            topics=[topic],
+            table="silver.bench",
+            key=["id"],
+            batch_size=20_000,
+            batch_timeout=0.5,
+            bootstrap_servers=bootstrap,
+        )
+        stop = threading.Event()
+        seen = [0]
+
+        def on_batch(batch: Any) -> None:
+            seen[0] += batch.records
+            if seen[0] >= n:
+                stop.set()
+
+        start = time.perf_counter()
+        result = consume_cdc(lh, source, stop=stop, on_batch=on_batch)
+        elapsed = time.perf_counter() - start
+        lh.close()
+    raw = raw_consume_rate(bootstrap, topic, n)
+    delete_topic(bootstrap, topic)
+    return {"rate": result.records / elapsed, "batches": result.batches, "raw": raw}
+
+
+def main_catch_up(bootstrap: str, n: int, keys: int, rounds: int) -> int:
+    print(f"{'round':>6} {'events':>8} {'batches':>8} {'silver ev/s':>12} {'raw ev/s':>10} ratio")
+    got = []
+    for i in range(rounds):
+        r = catch_up(bootstrap, n, keys)
+        got.append(r)
+        print(
+            f"{i:>6} {n:>8,} {r['batches']:>8} {r['rate']:>12,.0f} {r['raw']:>10,.0f} "
+            f"{r['rate'] / r['raw']:.3f}",
+            flush=True,
+        )
+    rate = statistics.median(r["rate"] for r in got)
+    raw = statistics.median(r["raw"] for r in got)
+    print(f"median {n:>8,} {'':>8} {rate:>12,.0f} {raw:>10,.0f} {rate / raw:.3f}")
+    print(f"load average {os.getloadavg()[0]:.1f}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", default="1000,10000", help="offered loads, events/s")
@@ -219,8 +283,12 @@ def main() -> int:
         "--bootstrap",
         default=os.environ.get("LAKEHOUSE_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:19092"),
     )
+    parser.add_argument("--catch-up", type=int, default=0, help="backlog size (apply path only)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --catch-up")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPU(s), broker {args.bootstrap}")
+    if args.catch_up:
+        return main_catch_up(args.bootstrap, args.catch_up, args.keys, args.rounds)
     print(
         f"{'offered/s':>10} {'events':>8} {'batches':>8} {'silver ev/s':>12} {'p50 s':>7} "
         f"{'p95 s':>7} {'raw ev/s':>10} {'silver/raw':>10}"

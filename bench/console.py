@@ -25,6 +25,7 @@ from rich.console import Console
 
 from lakehouse import demo
 from lakehouse.client import connect
+from lakehouse.console import WebConsole
 from lakehouse.server.app import create_app
 
 
@@ -61,7 +62,7 @@ def main() -> int:
                 "sql group by": "/ui/sql?q=SELECT+o_orderstatus,count(*)+FROM+silver.orders"
                 "+GROUP+BY+1",
             }
-            app = create_app(lh.store, console=lh)
+            app = create_app(lh.store, console=WebConsole(lh))
             commits = len(lh.log("main", limit=None))
             print(
                 f"demo home SF {args.scale_factor}: {commits} commits on main (first parents), "

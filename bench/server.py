@@ -10,7 +10,9 @@ Nessie runner jar cached by ``scripts/services/nessie.sh``)::
 Four targets, all started by this script on free loopback ports and stopped at the end:
 
 * ``ours-sqlite``: ``lakehouse serve`` on a fresh SQLite catalog;
-* ``ours-postgres``: ``lakehouse serve`` on a scratch PostgreSQL database;
+* ``ours-postgres``: ``lakehouse serve`` on a scratch PostgreSQL database, once per
+  ``--workers`` count (default ``1,2,4``: ``ours-postgres``, ``ours-postgres-w2``,
+  ``ours-postgres-w4``, each ``lakehouse serve --workers N`` on its own database);
 * ``nessie-inmemory``: the Nessie Quarkus runner jar (the version of nessie.sh), IN_MEMORY;
 * ``nessie-jdbc``: the same jar with JDBC2 on a scratch database of the same PostgreSQL.
 
@@ -21,9 +23,10 @@ never collide, so no commit conflicts; Nessie and our server both accept a stale
 expected hash when the commit's keys did not change since). Scenarios: 1 client and 8
 concurrent clients, after an unmeasured warm-up of every target (JIT, pools). Each
 (target, scenario) runs for ``--seconds`` per round; rounds go A, B, C, D, A, B, ... so
-that machine noise hits every target alike. Reported: commits/s
-(all rounds' commits over their wall time), p50/p99 commit latency, and each target's
-throughput relative to ``nessie-jdbc`` (the target: ours-postgres >= 1.0x), with the load
+that machine noise hits every target alike. Reported: commits/s (the median of the
+rounds' rates, and all rounds' commits over their wall time), p50/p99 commit latency, and
+each target's median rate relative to ``nessie-jdbc``'s (the target: ours-postgres >=
+1.0x), then a table of workers x commits/s against ``nessie-jdbc``, with the load
 average before and after (the machines are shared: a load above the core count inflates
 every latency). ``--markdown FILE`` replaces the section "Server (bench/server.py)" of
 FILE (``--append-docs FILE`` appends it instead).
@@ -37,6 +40,7 @@ import platform
 import secrets
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -133,7 +137,7 @@ def scratch_database(url: str, name: str) -> Iterator[str]:
 
 
 @contextmanager
-def ours(workdir: Path, catalog_uri: str | None) -> Iterator[str]:
+def ours(workdir: Path, catalog_uri: str | None, workers: int = 1) -> Iterator[str]:
     home = workdir / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}
     env["LAKEHOUSE_HOME"] = str(home)
@@ -143,6 +147,7 @@ def ours(workdir: Path, catalog_uri: str | None) -> Iterator[str]:
     subprocess.run([*lakehouse, "init"], env=env, check=True, capture_output=True)
     port = free_port()
     cmd = [*lakehouse, "serve", "--port", str(port), "--log-level", "warning"]
+    cmd += ["--workers", str(workers)]
     base = f"http://127.0.0.1:{port}/api/v2"
     with running(cmd, env, f"{base}/config", workdir / "serve.log"):
         yield base
@@ -228,9 +233,19 @@ def commit(
     }
     response = http.post(f"trees/{branch}@{expected}/history/commit", json=body)
     if response.status_code != 200:
+        if response.status_code == 409 and "retries" in response.text:
+            raise GaveUpError(response.text[:300])
         raise RuntimeError(f"commit failed: {response.status_code} {response.text[:300]}")
     result: dict[str, Any] = response.json()
     return result
+
+
+class GaveUpError(Exception):
+    """The server gave up on a commit under contention (Nessie: "after N retries").
+
+    Not a conflict of keys: the client sends the same commit again; the attempt's time
+    counts in the commit's latency and the give-up is reported per target.
+    """
 
 
 def new_client(base: str) -> httpx.Client:
@@ -272,6 +287,14 @@ def prepare(base: str, branch: str, clients: int) -> tuple[str, list[tuple[str, 
 class Sample:
     latencies: list[float] = field(default_factory=list)
     wall: float = 0.0
+    #: commits/s of each round
+    rates: list[float] = field(default_factory=list)
+    #: commits the server gave up on under contention, sent again by the client
+    gave_up: int = 0
+
+    @property
+    def median_rate(self) -> float:
+        return statistics.median(self.rates) if self.rates else float("nan")
 
     @property
     def commits(self) -> int:
@@ -282,6 +305,7 @@ def run_scenario(base: str, branch: str, clients: int, seconds: float, sample: S
     head, tables = prepare(base, branch, clients)
     barrier = threading.Barrier(clients + 1)
     per_thread: list[list[float]] = [[] for _ in range(clients)]
+    gave_up = [0] * clients
     errors: list[BaseException] = []
 
     def worker(i: int) -> None:
@@ -294,7 +318,13 @@ def run_scenario(base: str, branch: str, clients: int, seconds: float, sample: S
                 n = 1
                 while time.perf_counter() < deadline:
                     t0 = time.perf_counter()
-                    result = commit(http, branch, expected, ["bench", name], table(n, content_id))
+                    while True:
+                        try:
+                            body = table(n, content_id)
+                            result = commit(http, branch, expected, ["bench", name], body)
+                            break
+                        except GaveUpError:
+                            gave_up[i] += 1
                     per_thread[i].append(time.perf_counter() - t0)
                     expected = result["targetBranch"]["hash"]
                     n += 1
@@ -311,9 +341,12 @@ def run_scenario(base: str, branch: str, clients: int, seconds: float, sample: S
     start = time.perf_counter()
     for t in threads:
         t.join()
-    sample.wall += time.perf_counter() - start
+    wall = time.perf_counter() - start
     if errors:
         raise RuntimeError(f"{branch}: {errors[0]}") from errors[0]
+    sample.wall += wall
+    sample.gave_up += sum(gave_up)
+    sample.rates.append(sum(len(latencies) for latencies in per_thread) / wall)
     for latencies in per_thread:
         sample.latencies.extend(latencies)
 
@@ -337,13 +370,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, help="per (target, scenario, round)")
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--warmup", type=float, help="unmeasured seconds per target first")
+    parser.add_argument(
+        "--workers", default="1,2,4", help="worker counts of ours-postgres (comma-separated)"
+    )
     parser.add_argument("--markdown", type=Path, help="replace this file's Server section")
     parser.add_argument("--append-docs", type=Path, help="append the results to this file")
     args = parser.parse_args(argv)
-    targets = [t for t in args.targets.split(",") if t]
-    unknown = set(targets) - set(TARGETS)
+    chosen = [t for t in args.targets.split(",") if t]
+    unknown = set(chosen) - set(TARGETS)
     if unknown:
         parser.error(f"unknown targets {sorted(unknown)}; choose from {', '.join(TARGETS)}")
+    try:
+        worker_counts = sorted({int(w) for w in args.workers.split(",") if w})
+    except ValueError:
+        parser.error(f"--workers {args.workers!r}: comma-separated counts, e.g. 1,2,4")
+    if not worker_counts or min(worker_counts) < 1:
+        parser.error("--workers: counts of 1 or more")
+    targets = []
+    for t in chosen:
+        targets += [postgres_target(w) for w in worker_counts] if t == "ours-postgres" else [t]
     seconds = args.seconds or (3.0 if args.quick else 10.0)
     rounds = args.rounds or (1 if args.quick else 3)
     warmup = args.warmup if args.warmup is not None else (2.0 if args.quick else 8.0)
@@ -353,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     run_id = secrets.token_hex(3)
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lh-bench-")))
-        needs_pg = {"ours-postgres", "nessie-jdbc"} & set(targets)
+        needs_pg = {"ours-postgres", "nessie-jdbc"} & set(chosen)
         pg = postgres_url() if needs_pg else ""
         bases: dict[str, str] = {}
         for target in targets:
@@ -362,9 +407,11 @@ def main(argv: list[str] | None = None) -> int:
             tdir.mkdir()
             if target == "ours-sqlite":
                 bases[target] = stack.enter_context(ours(tdir, None))
-            elif target == "ours-postgres":
-                db = stack.enter_context(scratch_database(pg, f"lh_bench_srv_{run_id}"))
-                bases[target] = stack.enter_context(ours(tdir, db))
+            elif target.startswith("ours-postgres"):
+                workers = workers_of(target)
+                name = f"lh_bench_srv_{run_id}_w{workers}"
+                db = stack.enter_context(scratch_database(pg, name))
+                bases[target] = stack.enter_context(ours(tdir, db, workers))
             elif target == "nessie-inmemory":
                 bases[target] = stack.enter_context(nessie(tdir, None))
             else:
@@ -393,6 +440,16 @@ def main(argv: list[str] | None = None) -> int:
             out.write("\n" + "\n".join(lines) + "\n")
         progress(f"appended to {args.append_docs}")
     return 0
+
+
+def postgres_target(workers: int) -> str:
+    """``ours-postgres`` for one worker, ``ours-postgres-wN`` for N."""
+    return "ours-postgres" if workers == 1 else f"ours-postgres-w{workers}"
+
+
+def workers_of(target: str) -> int:
+    """The worker count of an ``ours-postgres…`` target."""
+    return int(target.rsplit("-w", 1)[1]) if "-w" in target else 1
 
 
 def report(
@@ -424,30 +481,66 @@ def report(
                 "",
             ]
     lines += [
-        f"| target | clients | commits | commits/s | p50 ms | p99 ms | commits/s vs {BASELINE} |",
-        "|---|---|---|---|---|---|---|",
+        f"| target | clients | commits | commits/s (median of rounds) | commits/s (all rounds) "
+        f"| p50 ms | p99 ms | median vs {BASELINE} |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for clients in CLIENTS:
         base = samples.get((BASELINE, clients))
-        base_rate = base.commits / base.wall if base and base.wall else float("nan")
+        base_rate = base.median_rate if base is not None else float("nan")
         for target in targets:
             s = samples[target, clients]
-            rate = s.commits / s.wall if s.wall else float("nan")
+            rate = s.median_rate
+            overall = s.commits / s.wall if s.wall else float("nan")
             vs = f"{rate / base_rate:.2f}x" if base_rate == base_rate and base_rate else "n/a"
             lines.append(
-                f"| {target} | {clients} | {s.commits} | {rate:.1f} | "
+                f"| {target} | {clients} | {s.commits} | {rate:.1f} | {overall:.1f} | "
                 f"{percentile(s.latencies, 0.5) * 1000:.1f} | "
                 f"{percentile(s.latencies, 0.99) * 1000:.1f} | {vs} |"
             )
-    if ("ours-postgres", 1) in samples and (BASELINE, 1) in samples:
+    gave_up = [
+        f"{t} {c} client(s): {samples[t, c].gave_up}"
+        for c in CLIENTS
+        for t in targets
+        if samples[t, c].gave_up
+    ]
+    if gave_up:
+        lines += [
+            "",
+            "Commits the server gave up on under contention (HTTP 409 'after N retries'), "
+            "sent again by the client and counted once, in the latency: "
+            + "; ".join(gave_up)
+            + ".",
+        ]
+    ours_targets = [t for t in targets if t.startswith("ours-postgres")]
+    if ours_targets and BASELINE in targets:
+        lines += [
+            "",
+            f"Workers x commits/s (median of rounds), `lakehouse serve --workers N` on "
+            f"PostgreSQL vs {BASELINE} (Nessie JDBC2 on the same PostgreSQL):",
+            "",
+            "| workers | clients | ours commits/s | nessie-jdbc commits/s | ratio |",
+            "|---|---|---|---|---|",
+        ]
         verdicts = []
         for clients in CLIENTS:
-            ours_s, theirs = samples["ours-postgres", clients], samples[BASELINE, clients]
-            ratio = (ours_s.commits / ours_s.wall) / (theirs.commits / theirs.wall)
-            verdicts.append(
-                f"{clients} client(s): {ratio:.2f}x ({'met' if ratio >= 1 else 'missed'})"
-            )
-        lines += ["", "Target ours-postgres >= nessie-jdbc commits/s: " + "; ".join(verdicts) + "."]
+            theirs = samples[BASELINE, clients].median_rate
+            for target in ours_targets:
+                mine = samples[target, clients].median_rate
+                ratio = mine / theirs if theirs else float("nan")
+                lines.append(
+                    f"| {workers_of(target)} | {clients} | {mine:.1f} | {theirs:.1f} | "
+                    f"{ratio:.2f}x |"
+                )
+                if target == "ours-postgres":
+                    verdicts.append(
+                        f"{clients} client(s): {ratio:.2f}x ({'met' if ratio >= 1 else 'missed'})"
+                    )
+        if verdicts:
+            lines += [
+                "",
+                "Target ours-postgres >= nessie-jdbc commits/s: " + "; ".join(verdicts) + ".",
+            ]
     return lines
 
 

@@ -5,6 +5,7 @@
 #   scripts/services/postgres.sh stop      stop the cluster (no-op when it is not running)
 #   scripts/services/postgres.sh status    exit 0 when running, 3 when not
 #   scripts/services/postgres.sh url [DB]  print the SQLAlchemy URL (database DB, default lakehouse)
+#   scripts/services/postgres.sh --logical COMMAND …   the same for the logical-decoding cluster
 #
 # The cluster is ours, not the system one: its data lives under
 # ${LAKEHOUSE_CACHE:-$HOME/.cache/lakehouse}/postgres and it listens on
@@ -15,14 +16,37 @@
 # Role `lakehouse` (password `lakehouse`, CREATEDB and pg_signal_backend so tests can
 # create and force-drop throw-away databases) owns the databases `lakehouse` and `lakehouse_test`.
 # `start` prints the SQLAlchemy URL on its last line.
+#
+# --logical selects a second, separate cluster for change data capture (the source database
+# of Debezium, scripts/services/kafka-connect.sh): `wal_level=logical`, replication slots and
+# WAL senders enabled, role `lakehouse` with REPLICATION; data under
+# ${LAKEHOUSE_CACHE:-$HOME/.cache/lakehouse}/postgres-logical, port
+# ${LAKEHOUSE_PG_LOGICAL_PORT:-55433}. It is its own cluster because changing `wal_level`
+# needs a restart, which the shared catalog cluster must not get.
 set -euo pipefail
 
 SERVICE="postgres"
 # shellcheck source=scripts/services/_lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/_lib.sh"
 
-PORT="${LAKEHOUSE_PG_PORT:-55432}"
-PGROOT="$CACHE/postgres"
+LOGICAL=0
+if [[ "${1:-}" == "--logical" ]]; then
+    LOGICAL=1
+    shift
+fi
+if [[ "$LOGICAL" -eq 1 ]]; then
+    PORT="${LAKEHOUSE_PG_LOGICAL_PORT:-55433}"
+    PGROOT="$CACHE/postgres-logical"
+    # logical decoding for Debezium's pgoutput plugin: one slot and one sender per connector
+    EXTRA_OPTS="-c wal_level=logical -c max_wal_senders=20 -c max_replication_slots=20"
+    ROLE_ATTRS="LOGIN CREATEDB REPLICATION"
+    SELF="$SELF --logical"
+else
+    PORT="${LAKEHOUSE_PG_PORT:-55432}"
+    PGROOT="$CACHE/postgres"
+    EXTRA_OPTS=""
+    ROLE_ATTRS="LOGIN CREATEDB"
+fi
 DATA="$PGROOT/data"
 SOCK="$PGROOT/run"
 LOGDIR="$PGROOT/log"
@@ -171,7 +195,7 @@ wait_ready() {
 start_server() {
     say "starting on $HOST:$PORT (data: $DATA, log: $LOG)"
     as_owner "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t "$WAIT_SECONDS" -s start -o \
-        "-p $PORT -k '$SOCK' -c listen_addresses=$HOST -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+        "-p $PORT -k '$SOCK' -c listen_addresses=$HOST -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 $EXTRA_OPTS" \
         || { show_log_tail; die "pg_ctl start failed (log: $LOG)"; }
 }
 
@@ -183,7 +207,11 @@ ensure_role_and_databases() {
     local db
     if [[ -z "$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname = '$ROLE'")" ]]; then
         say "creating role $ROLE"
-        psql_admin -c "CREATE ROLE $ROLE LOGIN CREATEDB PASSWORD '$PASSWORD'"
+        psql_admin -c "CREATE ROLE $ROLE $ROLE_ATTRS PASSWORD '$PASSWORD'"
+    fi
+    if [[ "$LOGICAL" -eq 1 ]]; then
+        # Debezium streams through a replication connection and creates its publication
+        psql_admin -c "ALTER ROLE $ROLE $ROLE_ATTRS"
     fi
     # Tests drop their throw-away databases WITH (FORCE), which must end every session
     # in them, autovacuum workers included: that needs pg_signal_backend (idempotent).
@@ -208,6 +236,9 @@ cmd_start() {
             die "the cluster in $DATA is already running on port $port, not $PORT; run '$SELF stop' first or set LAKEHOUSE_PG_PORT=$port"
         fi
         say "already running on $HOST:$PORT (data: $DATA)"
+        if [[ "$LOGICAL" -eq 1 && "$(psql_admin -c 'SHOW wal_level')" != "logical" ]]; then
+            die "the cluster in $DATA runs without wal_level=logical; run '$SELF stop' and start it again"
+        fi
     else
         start_server
         started=1
@@ -256,7 +287,7 @@ main() {
         stop) cmd_stop ;;
         status) cmd_status ;;
         url) url "${2:-lakehouse}" ;;
-        -h | --help | help) print_help 17 ;;
+        -h | --help | help) print_help 25 ;;
         *) die "unknown command '$cmd' (use start, stop, status or url)" ;;
     esac
 }

@@ -22,7 +22,8 @@
 #   org.apache.iceberg:iceberg-aws-bundle              (S3FileIO for s3:// warehouses)
 # at version ${LAKEHOUSE_ICEBERG_VERSION:-1.12.0}. Nessie's Spark SQL extensions
 # (nessie-spark-extensions) are published for Spark 3.x only, so `CALL nessie...` and the
-# branch SQL are not available; branches are managed with `lakehouse branch …`.
+# branch SQL are not available; branches are managed with `lakehouse branch …`. (The
+# tests run those extensions on a second, test-only Spark 3.5: scripts/tools/spark35.sh.)
 # Spark 4.1 runs on Java 17 or 21 (JAVA_HOME, else the newest such JDK found).
 set -euo pipefail
 

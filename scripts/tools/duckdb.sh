@@ -11,19 +11,14 @@
 # connection uses as its extension_directory. Re-running is a no-op once installed.
 set -euo pipefail
 
+TOOL="duckdb"
+# shellcheck source=scripts/tools/_venv.sh
+source "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/_venv.sh"
+
 VERSION="${LAKEHOUSE_DUCKDB_VERSION:-1.4.4}"
 EXT_VERSION="${LAKEHOUSE_DUCKDB_EXT_VERSION:-1.4.4.20260205}"
-CACHE="$(realpath -m -- "${LAKEHOUSE_CACHE:-$HOME/.cache/lakehouse}")"
 VENV="${LAKEHOUSE_DUCKDB_VENV:-$CACHE/duckdb-venv}"
-PY="$VENV/bin/python"
-STAMP="$VENV/.lakehouse-installed"
-WANT="duckdb==$VERSION duckdb-ext-iceberg==$EXT_VERSION duckdb-ext-httpfs==$EXT_VERSION duckdb-ext-avro==$EXT_VERSION"
 
-if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
-    echo "duckdb.sh: installing $WANT into $VENV" >&2
-    python3 -m venv "$VENV"
-    # shellcheck disable=SC2086
-    "$PY" -m pip install -q --disable-pip-version-check $WANT >&2
-    echo "$WANT" >"$STAMP"
-fi
-echo "$PY"
+ensure_venv "$VENV" "duckdb==$VERSION" "duckdb-ext-iceberg==$EXT_VERSION" \
+    "duckdb-ext-httpfs==$EXT_VERSION" "duckdb-ext-avro==$EXT_VERSION"
+echo "$VENV/bin/python"

@@ -10,18 +10,12 @@
 # once installed.
 set -euo pipefail
 
-VERSION="${LAKEHOUSE_PYNESSIE_VERSION:-0.67.0}"
-CACHE="$(realpath -m -- "${LAKEHOUSE_CACHE:-$HOME/.cache/lakehouse}")"
-VENV="${LAKEHOUSE_PYNESSIE_VENV:-$CACHE/pynessie-venv}"
-PY="$VENV/bin/python"
-STAMP="$VENV/.lakehouse-installed"
-WANT="pynessie==$VERSION marshmallow==3.26.2"
+TOOL="pynessie"
+# shellcheck source=scripts/tools/_venv.sh
+source "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/_venv.sh"
 
-if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
-    echo "pynessie.sh: installing $WANT into $VENV" >&2
-    python3 -m venv "$VENV"
-    # shellcheck disable=SC2086
-    "$PY" -m pip install -q --disable-pip-version-check $WANT >&2
-    echo "$WANT" >"$STAMP"
-fi
-echo "$PY"
+VERSION="${LAKEHOUSE_PYNESSIE_VERSION:-0.67.0}"
+VENV="${LAKEHOUSE_PYNESSIE_VENV:-$CACHE/pynessie-venv}"
+
+ensure_venv "$VENV" "pynessie==$VERSION" "marshmallow==3.26.2"
+echo "$VENV/bin/python"

@@ -1,8 +1,8 @@
 """The root of the error tree and the catalog's input error; import them from `lakehouse.errors`.
 
-They sit below :mod:`lakehouse.catalog.model`, which raises :class:`InvalidInputError`
-while :mod:`lakehouse.errors` names the model's types (conflicts, keys) in the errors it
-defines; the tree is documented in :mod:`lakehouse.errors`.
+They sit below :mod:`lakehouse.keys`, whose content keys raise :class:`InvalidInputError`
+while :mod:`lakehouse.errors` names keys and conflicts in the errors it defines; the tree
+is documented in :mod:`lakehouse.errors`.
 """
 
 from __future__ import annotations

@@ -67,6 +67,7 @@ from lakehouse.errors import ConfigError, InvalidInputError
 if TYPE_CHECKING:
     from types import TracebackType
 
+    import httpx
     import pyarrow as pa
     from pyiceberg.table import Table
 
@@ -136,15 +137,36 @@ def connect(
             settings.catalog_uri,
             default_branch=settings.default_branch,
             token=settings.catalog.token,
-            auth=_sign_in(settings.catalog.oauth2) if settings.catalog.oauth2 is not None else None,
+            auth=_sign_in(settings),
         )
 
     lazy = db_path is not None and not create
     return Lakehouse(open_catalog if lazy else open_catalog(), warehouse, settings)
 
 
-def _sign_in(oauth2: OAuth2ClientSettings) -> ClientCredentials:
-    """The client-credentials flow of ``oauth2`` (httpx is imported only when it is used)."""
+def _sign_in(settings: Settings) -> httpx.Auth | None:
+    """How a remote catalog's requests are signed, beyond a static token.
+
+    Client credentials when configured; else a person's stored sign-in (``lakehouse
+    login``) when a login issuer is configured and no static token is set; else nothing.
+    httpx is imported only when one is used.
+    """
+    catalog = settings.catalog
+    if catalog.oauth2 is not None:
+        return _client_credentials(catalog.oauth2)
+    if catalog.login is not None and catalog.token is None:
+        from lakehouse.catalog.login import StoredLogin, TokenFile
+
+        return StoredLogin(
+            catalog.login.issuer,
+            catalog.login.client_id,
+            token_file=TokenFile(catalog.login.token_file),
+        )
+    return None
+
+
+def _client_credentials(oauth2: OAuth2ClientSettings) -> ClientCredentials:
+    """The client-credentials flow of ``oauth2``."""
     from lakehouse.catalog.oauth2 import ClientCredentials
 
     return ClientCredentials(

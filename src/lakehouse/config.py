@@ -81,6 +81,27 @@ class OAuth2ClientSettings(BaseModel):
         return self
 
 
+class LoginSettings(BaseModel):
+    """A person's sign-in, ``lakehouse login`` (``LAKEHOUSE_CATALOG__LOGIN__*``).
+
+    The OAuth2 device authorization grant (RFC 8628) at ``issuer`` with a *public* client;
+    the tokens are kept in ``token_file`` (mode 0600) and used when the catalog has
+    neither a static token nor client credentials (:mod:`lakehouse.catalog.login`).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: The issuer URL; its discovery document names the device and token endpoints.
+    issuer: str = Field(min_length=1)
+    #: The public client with the device grant enabled (Keycloak: ``lakehouse-login``).
+    client_id: str = Field(min_length=1)
+    #: Space-separated scopes to ask for.
+    scope: str = "openid"
+    #: Where the tokens are kept. Default: ``$XDG_CONFIG_HOME/lakehouse/credentials.json``
+    #: (``~/.config/lakehouse/credentials.json``).
+    token_file: Path | None = None
+
+
 class CatalogSettings(BaseModel):
     """Where the versioned catalog lives."""
 
@@ -96,6 +117,9 @@ class CatalogSettings(BaseModel):
     #: OAuth2 client credentials: the client gets its own tokens from the issuer and renews
     #: them (``LAKEHOUSE_CATALOG__OAUTH2__ISSUER``, ``…__CLIENT_ID``, ``…__CLIENT_SECRET``).
     oauth2: OAuth2ClientSettings | None = None
+    #: A person's sign-in (``lakehouse login``), used when neither ``token`` nor ``oauth2``
+    #: is set (``LAKEHOUSE_CATALOG__LOGIN__ISSUER``, ``…__CLIENT_ID``).
+    login: LoginSettings | None = None
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
@@ -449,6 +473,7 @@ def redact_url(url: str) -> str:
 
 __all__ = [
     "CatalogSettings",
+    "LoginSettings",
     "MetricsSettings",
     "OAuth2ClientSettings",
     "S3Settings",

@@ -42,9 +42,9 @@ each documenting its full subtree) and all derive
 from :class:`LakehouseError`, so ``except LakehouseError`` catches every one of them.
 
 :class:`LakehouseError`, :class:`CatalogError` and :class:`InvalidInputError` are defined
-in :mod:`lakehouse._errors`, below :mod:`lakehouse.catalog.model` (which raises
-``InvalidInputError`` and whose types the conflict errors here carry); import every
-error from this module.
+in :mod:`lakehouse._errors`, below :mod:`lakehouse.keys` (content keys raise
+``InvalidInputError``, and the catalog errors here carry keys and conflicts); import
+every error from this module.
 
 Context is kept on the exception as attributes (``ref``, ``key``, ``conflicts``)
 and repeated in the message, so a one-line ``Error: …`` is enough for a person.
@@ -53,14 +53,11 @@ and repeated in the message, so a one-line ``Error: …`` is enough for a person
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from lakehouse._errors import CatalogError as CatalogError
 from lakehouse._errors import InvalidInputError as InvalidInputError
 from lakehouse._errors import LakehouseError as LakehouseError
-
-if TYPE_CHECKING:
-    from lakehouse.catalog.model import Conflict, ContentKey
+from lakehouse.keys import Conflict, ContentKey
 
 
 class ConfigError(LakehouseError):

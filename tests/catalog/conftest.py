@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
+import httpx
 import pytest
 
 from lakehouse.catalog.sql_store import SqlStore
@@ -46,17 +48,52 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VersionSto
     s.close()
 
 
+class WireLog(httpx.BaseTransport):
+    """An HTTP transport that records every request a NessieStore sends (method, path, body)."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.HTTPTransport()
+        self.requests: list[tuple[str, str, object]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else None
+        self.requests.append((request.method, request.url.path, body))
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def posts(self, suffix: str) -> list[object]:
+        """The bodies of the POSTs to paths ending with ``suffix`` (e.g. ``/history/merge``)."""
+        return [b for m, p, b in self.requests if m == "POST" and p.endswith(suffix)]
+
+
 @pytest.fixture
-def served_store(tmp_path: Path) -> Iterator[VersionStore]:
-    """A NessieStore talking HTTP to our own server (uvicorn thread) over a fresh SqlStore."""
+def wire_log() -> WireLog:
+    """What the ``server`` and ``nessie`` stores sent (empty for the in-process stores)."""
+    return WireLog()
+
+
+@pytest.fixture
+def served_store(tmp_path: Path, wire_log: WireLog) -> Iterator[VersionStore]:
+    """A NessieStore talking HTTP to our own server (uvicorn thread) over a fresh SqlStore.
+
+    The server serves the warehouse ``tmp_path/warehouse`` (Iceberg REST, and the
+    ``contentMerge`` opt-in of merges); the client's requests are in ``wire_log``.
+    """
     from lakehouse.catalog.nessie_store import NessieStore
     from lakehouse.server import ServerSettings
     from lakehouse.server.app import make_server, serving
+    from lakehouse.server.iceberg_rest import IcebergRestSettings
+    from lakehouse.storage.zones import Warehouse
 
     backing = SqlStore(f"sqlite:///{tmp_path}/served.db")
-    server = make_server(backing, "127.0.0.1", 0, settings=ServerSettings(), log_level="warning")
+    iceberg = IcebergRestSettings(Warehouse.local(tmp_path / "warehouse"))
+    server = make_server(
+        backing, "127.0.0.1", 0, settings=ServerSettings(), log_level="warning", iceberg=iceberg
+    )
     with serving(server) as port:
-        client = NessieStore(f"http://127.0.0.1:{port}/api/v2", timeout=30)
+        client = NessieStore(f"http://127.0.0.1:{port}/api/v2", timeout=30, transport=wire_log)
         try:
             yield client
         finally:
@@ -65,7 +102,7 @@ def served_store(tmp_path: Path) -> Iterator[VersionStore]:
 
 
 @pytest.fixture
-def fresh_nessie_store() -> Iterator[VersionStore]:
+def fresh_nessie_store(wire_log: WireLog) -> Iterator[VersionStore]:
     """A NessieStore on the shared test server (scripts/services/nessie.sh), emptied first.
 
     The server is shared, so each test holds an inter-process lock on it (safe under
@@ -87,7 +124,7 @@ def fresh_nessie_store() -> Iterator[VersionStore]:
     with lock_path.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         _reset_nessie(url)
-        store = NessieStore(url, timeout=30)
+        store = NessieStore(url, timeout=30, transport=wire_log)
         try:
             yield store
         finally:

@@ -274,6 +274,78 @@ def test_merge_conflicts_leave_out_nessies_placeholders_for_clean_keys() -> None
     ]
 
 
+@pytest.mark.parametrize(
+    "extra, offered",
+    [
+        (None, False),  # the real Nessie 0.99: no additionalProperties at all
+        ({"other.server": "x"}, False),
+        ({"lakehouse.content-merge": "yes"}, False),
+        ({"lakehouse.content-merge": "1"}, True),
+        ({"lakehouse.content-merge": "2"}, True),  # a later version keeps version 1's request
+    ],
+)
+def test_content_merge_is_used_only_when_the_config_advertises_it(
+    extra: dict[str, str] | None, offered: bool
+) -> None:
+    fake = FakeNessie()
+    if extra is not None:
+        fake.on("GET", "/api/v2/config", _json(200, {**_CONFIG, "additionalProperties": extra}))
+    with fake.store() as store:
+        assert store.offers_content_merge is offered
+        if not offered:  # nothing sent: the caller merges on the client
+            assert store.merge_by_content("dev", "main", expected_target_hash=HEAD) is None
+            assert fake.calls("POST", f"/api/v2/trees/main@{HEAD}/history/merge") == []
+
+
+def test_the_servers_per_table_report_comes_back_from_a_content_merge() -> None:
+    merged = "merged by content (appends on the source (1 data file(s)) applied on top …)"
+    refused = "conflict: both sides changed the schema, differently"
+    config = {**_CONFIG, "additionalProperties": {"lakehouse.content-merge": "1"}}
+    response = {
+        "wasApplied": False,
+        "wasSuccessful": False,
+        "resultantTargetHash": None,
+        "commonAncestor": OTHER,
+        "targetBranch": "main",
+        "effectiveTargetHash": HEAD,
+        "expectedHash": HEAD,
+        "details": [
+            {
+                "key": T2.to_json(),
+                "mergeBehavior": "NORMAL",
+                "contentMerge": {"merged": True, "description": merged},
+            },
+            {
+                "key": T1.to_json(),
+                "mergeBehavior": "NORMAL",
+                "conflict": _conflict(T1, "VALUE_DIFFERS", refused),
+                "contentMerge": {"merged": False, "description": refused},
+            },
+        ],
+    }
+    merge_path = f"/api/v2/trees/main@{HEAD}/history/merge"
+    fake = (
+        FakeNessie()
+        .on("GET", "/api/v2/config", _json(200, config))
+        .on("GET", "/api/v2/trees/dev", _ref("dev", NEW))
+        .on("POST", merge_path, _json(200, response))
+    )
+    with fake.store() as store:
+        result = store.merge_by_content(
+            "dev", "main", expected_target_hash=HEAD, dry_run=True, raise_on_conflict=False
+        )
+        assert result is not None
+        assert [(str(t.key), t.merged, t.description) for t in result.tables] == [
+            ("bronze.customers", True, merged),
+            ("bronze.orders", False, refused),
+        ]
+        assert [c.message for c in result.result.conflicts] == [refused]
+        [sent] = fake.calls("POST", merge_path)
+        body = json.loads(sent.content)
+        assert body["contentMerge"] is True and body["dryRun"] is True
+        assert "resolvedContent" not in str(body)
+
+
 # -- what is sent -------------------------------------------------------------------------
 
 

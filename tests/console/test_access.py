@@ -17,6 +17,7 @@ import pytest
 from pydantic import SecretStr
 
 from lakehouse.client import Lakehouse, connect
+from lakehouse.console import WebConsole
 from lakehouse.console.access import SESSION_COOKIE, TOKEN_COOKIE
 from lakehouse.server.app import create_app
 from lakehouse.server.oidc import OidcSettings, OidcVerifier
@@ -61,7 +62,7 @@ def client(lh: Lakehouse, issuer: Issuer) -> Iterator[ApiClient]:
         oidc, client=httpx.Client(transport=httpx.MockTransport(issuer.handler)), clock=Clock()
     )
     settings = ServerSettings(oidc=oidc, authorization_rules=RULES)
-    app = create_app(lh.store, settings=settings, oidc_verifier=verifier, console=lh)
+    app = create_app(lh.store, settings=settings, oidc_verifier=verifier, console=WebConsole(lh))
     with ApiClient(app) as opened:
         yield opened
 
@@ -204,7 +205,7 @@ def test_static_token_sessions_are_checked_as_the_anonymous_role(
         "anonymous_main": "op in ['VIEW_REFERENCE', 'READ_ENTRIES'] && ref == 'main' && role == ''"
     }
     settings = ServerSettings(token=SecretStr("s3cret"), authorization_rules=rules)
-    with ApiClient(create_app(lh.store, settings=settings, console=lh)) as client:
+    with ApiClient(create_app(lh.store, settings=settings, console=WebConsole(lh))) as client:
         assert client.get("/").status_code == 303
         response = client.post("/ui/login", content="token=s3cret&next=/", headers=FORM)
         assert response.status_code == 303

@@ -20,6 +20,7 @@ from rich.console import Console
 
 from lakehouse import demo
 from lakehouse.client import Lakehouse, connect
+from lakehouse.console import WebConsole
 from lakehouse.server.app import make_server, serving
 
 pytestmark = pytest.mark.integration
@@ -49,7 +50,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lakehouse]:
 
 @pytest.fixture(scope="module")
 def base_url(home: Lakehouse) -> Iterator[str]:
-    server = make_server(home.store, "127.0.0.1", 0, console=home, log_level="warning")
+    server = make_server(home.store, "127.0.0.1", 0, console=WebConsole(home), log_level="warning")
     with serving(server) as port:
         yield f"http://127.0.0.1:{port}"
 

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pytest
 
 from lakehouse.client import Lakehouse, connect
+from lakehouse.console import WebConsole
 from lakehouse.console.access import TOKEN_COOKIE
 from lakehouse.console.oidc_login import FLOW_COOKIE
 from lakehouse.server.app import create_app
@@ -91,7 +92,7 @@ def client(lh: Lakehouse, provider: Provider) -> Iterator[ApiClient]:
         oidc, client=httpx.Client(transport=httpx.MockTransport(provider.handler)), clock=Clock()
     )
     app = create_app(
-        lh.store, settings=ServerSettings(oidc=oidc), oidc_verifier=verifier, console=lh
+        lh.store, settings=ServerSettings(oidc=oidc), oidc_verifier=verifier, console=WebConsole(lh)
     )
     with ApiClient(app) as opened:
         yield opened

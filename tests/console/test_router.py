@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from lakehouse.cli.main import app as cli
 from lakehouse.client import Lakehouse, connect
+from lakehouse.console import WebConsole
 from lakehouse.server.app import create_app
 from lakehouse.server.settings import ServerSettings
 from lakehouse.storage.records import Records
@@ -38,7 +39,7 @@ def lh(_isolate_lakehouse_config: Path) -> Iterator[Lakehouse]:
 
 @pytest.fixture
 def client(lh: Lakehouse) -> Iterator[ApiClient]:
-    with ApiClient(create_app(lh.store, console=lh)) as opened:
+    with ApiClient(create_app(lh.store, console=WebConsole(lh))) as opened:
         yield opened
 
 
@@ -155,7 +156,7 @@ def test_runs_and_operations_read_the_records(client: ApiClient, lh: Lakehouse) 
 
 def test_with_a_token_the_console_asks_for_sign_in(lh: Lakehouse) -> None:
     token = ServerSettings(token=SecretStr("s3cret"))
-    with ApiClient(create_app(lh.store, settings=token, console=lh)) as client:
+    with ApiClient(create_app(lh.store, settings=token, console=WebConsole(lh))) as client:
         signing_in(client)
 
 

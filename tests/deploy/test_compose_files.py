@@ -36,6 +36,7 @@ SERVICES = {
     "kafka",
     "nifi",
     "dremio",
+    "trino",
     "prometheus",
     "pushgateway",
     "grafana",
@@ -70,7 +71,7 @@ def test_profiles() -> None:
     assert svc["catalog"]["profiles"] == ["catalog"]
     assert svc["kafka"]["profiles"] == ["cdc"]
     default = {name for name, s in svc.items() if not s.get("profiles")}
-    assert {"nessie", "minio", "postgres", "spark-master", "nifi", "dremio"} <= default
+    assert {"nessie", "minio", "postgres", "spark-master", "nifi", "dremio", "trino"} <= default
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
@@ -192,6 +193,32 @@ def test_catalog_runs_lakehouse_serve_with_token() -> None:
     assert command[:2] == ["lakehouse", "serve"]
     assert command[command.index("--token-env") + 1] == "LAKEHOUSE_CATALOG__TOKEN"
     assert catalog["build"]["dockerfile"] == "docker/lakehouse/Dockerfile"
+
+
+def test_trino_reads_its_catalog_files_with_secrets_from_its_environment() -> None:
+    """docker/trino/catalog/*.properties: the Iceberg connector on the stack's catalog, every
+    ${ENV:NAME} they use set on the service, and no secret written in them."""
+    trino = services()["trino"]
+    assert trino["image"] == "trinodb/trino:476"
+    assert "./trino/catalog:/etc/trino/catalog:ro" in trino["volumes"]
+    env = environment(trino)
+    folder = REPO / "docker" / "trino" / "catalog"
+    files = {p.stem: p.read_text() for p in sorted(folder.glob("*.properties"))}
+    assert set(files) == {"lakehouse", "lakehouse_nessie"}
+    types = {}
+    for name, text in files.items():
+        props = dict(
+            line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#")
+        )
+        assert props["connector.name"] == "iceberg", name
+        types[name] = props["iceberg.catalog.type"]
+        for used in re.findall(r"\$\{ENV:([A-Z0-9_]+)\}", text):
+            assert used in env, f"{name}.properties uses ${{ENV:{used}}}, unset on trino"
+        for key in ("s3.aws-access-key", "s3.aws-secret-key"):
+            assert props[key].startswith("${ENV:"), f"{name}: {key} is a literal"
+    assert types == {"lakehouse": "rest", "lakehouse_nessie": "nessie"}
+    assert env["LAKEHOUSE_CATALOG__URI"] == "${CATALOG_URI:-http://nessie:19120/api/v2}"
+    assert env["LAKEHOUSE_ICEBERG_REST_URI"].endswith("http://nessie:19120/iceberg/}")
 
 
 def test_airflow_mounts_dags_and_runs_each_component() -> None:

@@ -8,6 +8,7 @@ refused by `helm template` itself with a message naming the problem.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from tests.deploy.conftest import CHART, Helm, by_kind, pod_specs
 pytestmark = pytest.mark.integration
 
 SECRET = "lakehouse-secrets"
-INGRESS_COMPONENTS = ("minio", "catalog", "airflow", "nifi", "dremio")
+INGRESS_COMPONENTS = ("minio", "catalog", "airflow", "nifi", "dremio", "trino")
 
 
 def all_ingress_on() -> dict[str, Any]:
@@ -87,6 +88,7 @@ def test_dependency_build_offline(helm: Helm, tmp_path: Path) -> None:
     assert rows and all(row[-1] == "unpacked" for row in rows), listing
     assert {row[0] for row in rows} >= {
         "catalog", "nessie", "minio", "postgresql", "airflow", "spark", "kafka", "nifi", "dremio",
+        "trino",
     }  # fmt: skip
 
 
@@ -238,6 +240,57 @@ def test_nessie_instead_of_catalog(helm: Helm) -> None:
     env = {e["name"]: e for e in scheduler["containers"][0]["env"]}
     assert env["LAKEHOUSE_CATALOG__URI"]["value"] == "http://lakehouse-nessie:19120/api/v2"
     assert "LAKEHOUSE_CATALOG__TOKEN" not in env
+
+
+def _trino_catalogs(docs: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    data = by_kind(docs, "ConfigMap")["lakehouse-trino-catalogs"]["data"]
+    return {
+        name.removesuffix(".properties"): dict(
+            line.split("=", 1) for line in text.splitlines() if line.strip()
+        )
+        for name, text in data.items()
+    }
+
+
+@pytest.mark.parametrize("variant", ["default", "nessie"])
+def test_trino_catalogs_follow_the_catalog_backend(helm: Helm, variant: str) -> None:
+    """Trino's `lakehouse` (REST) and `lakehouse_nessie` (API v2) catalogs, as tested in
+    tests/serving: the backend's URLs, the S3 lines, secrets only as ${ENV:…} from the pod."""
+    docs = helm.template(NESSIE_INSTEAD if variant == "nessie" else None)
+    server = (
+        "http://lakehouse-nessie:19120" if variant == "nessie" else "http://lakehouse-catalog:19120"
+    )
+    catalogs = _trino_catalogs(docs)
+    assert set(catalogs) == {"lakehouse", "lakehouse_nessie"}
+    rest, nessie = catalogs["lakehouse"], catalogs["lakehouse_nessie"]
+    assert rest["iceberg.catalog.type"] == "rest"
+    assert rest["iceberg.rest-catalog.uri"] == f"{server}/iceberg/"
+    assert nessie["iceberg.catalog.type"] == "nessie"
+    assert nessie["iceberg.nessie-catalog.uri"] == "${ENV:LAKEHOUSE_CATALOG__URI}"
+    assert nessie["iceberg.nessie-catalog.default-warehouse-dir"] == "s3://iceberg-metadata"
+    authenticated = variant == "default"  # our server requires the bearer token by default
+    assert (rest.get("iceberg.rest-catalog.oauth2.token") is not None) == authenticated
+    assert (nessie.get("iceberg.nessie-catalog.authentication.type") == "BEARER") == authenticated
+    pod = by_kind(docs, "Deployment")["lakehouse-trino"]["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    for props in catalogs.values():
+        assert props["connector.name"] == "iceberg"
+        assert props["fs.native-s3.enabled"] == "true"
+        for value in props.values():
+            for name in re.findall(r"\$\{ENV:([A-Z0-9_]+)\}", value):
+                assert name in env, f"${{ENV:{name}}} is not set on the Trino pod"
+        assert props["s3.aws-secret-key"] == "${ENV:LAKEHOUSE_S3__SECRET_ACCESS_KEY}"
+    assert env["LAKEHOUSE_CATALOG__URI"]["value"] == f"{server}/api/v2"
+    mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    assert mounts["catalogs"] == "/etc/trino/catalog"
+
+
+def test_trino_extra_catalogs_are_added_and_checked(helm: Helm) -> None:
+    extra = "connector.name=iceberg\niceberg.catalog.type=rest\n"
+    docs = helm.template({"trino": {"extraCatalogs": {"lakehouse_dev": extra}}})
+    assert _trino_catalogs(docs)["lakehouse_dev"]["iceberg.catalog.type"] == "rest"
+    error = helm.template_error({"trino": {"extraCatalogs": {"Bad-Name": extra}}})
+    assert "Bad-Name" in error and "does not match pattern" in error
 
 
 EXTERNAL = {

@@ -12,12 +12,14 @@ import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pyarrow.fs as pafs
 import pytest
 
 from lakehouse.storage import BUCKETS
+from tests.faults.services import lakehouse_serve
 from tests.faults.toxiproxy import Proxy, Toxiproxy
 
 TOXIPROXY_URL_ENV = "LAKEHOUSE_TEST_TOXIPROXY_URL"
@@ -68,6 +70,17 @@ def through(url: str, proxy: Proxy) -> str:
     userinfo = parts.netloc.rpartition("@")[0]
     netloc = f"{userinfo}@{proxy.listen}" if userinfo else proxy.listen
     return parts._replace(netloc=netloc).geturl()
+
+
+@pytest.fixture(params=["lakehouse-serve", "nessie"])
+def catalog_api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """API v2 URL of the catalog server under test: ours on PostgreSQL, or the real Nessie."""
+    if request.param == "nessie":
+        yield request.getfixturevalue("nessie_url")
+        return
+    catalog = request.getfixturevalue("fresh_postgres_url")
+    with lakehouse_serve(catalog, tmp_path / "server-home") as url:
+        yield url
 
 
 @pytest.fixture

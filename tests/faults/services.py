@@ -9,12 +9,14 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
+from lakehouse.catalog.model import Delete
 from lakehouse.catalog.nessie_store import NessieStore
 from lakehouse.client import Lakehouse
 from lakehouse.config import Settings
@@ -89,3 +91,17 @@ def remote_lakehouse(
     wh = Warehouse.from_uri(settings.warehouse_location)
     wh.ensure_local_dirs()
     return Lakehouse(store, wh, settings)
+
+
+def empty_branch(lh: Lakehouse) -> str:
+    """A new branch with no content, for one test.
+
+    The real Nessie is shared with the rest of the integration tier: its ``main`` may hold
+    tables of other tests, so a test on it works on a branch of its own, emptied first.
+    """
+    branch = f"faults-{uuid.uuid4().hex[:8]}"
+    lh.create_branch(branch, lh.default_branch)
+    leftovers = [Delete(entry.key) for entry in lh.store.entries(branch)]
+    if leftovers:
+        lh.store.commit(branch, leftovers, "faults: start from an empty branch")
+    return branch

@@ -19,7 +19,6 @@ Re-running an idempotent operation (ingestion) resolves the unknown outcome.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,14 +27,13 @@ import pyarrow as pa
 import pytest
 from pyiceberg.exceptions import CommitStateUnknownException
 
-from lakehouse.catalog.model import Delete
 from lakehouse.client import Lakehouse
 from lakehouse.errors import CommitStateUnknownError
 from lakehouse.ingest import FolderSource, ingest
 from lakehouse.ops import check
 from tests.faults.arming import ArmedTransport, is_commit, is_merge
 from tests.faults.conftest import host_port, through
-from tests.faults.services import lakehouse_serve, remote_lakehouse
+from tests.faults.services import empty_branch, remote_lakehouse
 from tests.faults.toxiproxy import Proxy
 
 pytestmark = pytest.mark.integration
@@ -69,17 +67,6 @@ FAULTS: dict[str, Callable[[Proxy], object]] = {
 APPLIED = {"reply lost": True, "reply timeout": True, "request cut": False}
 
 
-@pytest.fixture(params=["lakehouse-serve", "nessie"])
-def catalog_api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """API v2 URL of the catalog server under test."""
-    if request.param == "nessie":
-        yield request.getfixturevalue("nessie_url")
-        return
-    catalog = request.getfixturevalue("fresh_postgres_url")
-    with lakehouse_serve(catalog, tmp_path / "server-home") as url:
-        yield url
-
-
 @pytest.fixture
 def wired(catalog_api: str, proxy_to: Callable[[str], Proxy], tmp_path: Path) -> Iterator[Wired]:
     proxy = proxy_to(host_port(catalog_api))
@@ -87,13 +74,7 @@ def wired(catalog_api: str, proxy_to: Callable[[str], Proxy], tmp_path: Path) ->
     lh = remote_lakehouse(
         through(catalog_api, proxy), tmp_path / "warehouse", transport=transport, timeout=2
     )
-    branch = f"faults-{uuid.uuid4().hex[:8]}"
-    lh.create_branch(branch, lh.default_branch)
-    # The real Nessie is shared with the rest of the integration tier: its main may hold
-    # tables of other tests. Each test starts from an empty branch.
-    leftovers = [Delete(entry.key) for entry in lh.store.entries(branch)]
-    if leftovers:
-        lh.store.commit(branch, leftovers, "faults: start from an empty branch")
+    branch = empty_branch(lh)
     try:
         yield Wired(lh, proxy, transport, branch)
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -111,6 +112,140 @@ def test_parse_bare_and_wrapped_envelopes() -> None:
     assert deleted is not None and deleted.image == {"id": 1}
 
 
+def connect_schema(*columns: dict[str, Any]) -> dict[str, Any]:
+    """The JSON converter's schema of a Debezium envelope whose rows have ``columns``."""
+    row = {"type": "struct", "fields": list(columns), "optional": True}
+    return {
+        "type": "struct",
+        "name": "shop.public.orders.Envelope",
+        "fields": [
+            {**row, "field": "before"},
+            {**row, "field": "after"},
+            {"type": "string", "optional": False, "field": "op"},
+        ],
+    }
+
+
+ORDER_COLUMNS = (
+    {"type": "int32", "optional": False, "field": "id"},
+    {
+        "type": "bytes",
+        "optional": True,
+        "name": "org.apache.kafka.connect.data.Decimal",
+        "parameters": {"scale": "2", "connect.decimal.precision": "12"},
+        "field": "amount",
+    },
+    {"type": "int32", "optional": True, "name": "io.debezium.time.Date", "field": "created"},
+    {"type": "int64", "optional": True, "name": "io.debezium.time.MicroTimestamp", "field": "at"},
+    {"type": "string", "optional": True, "name": "io.debezium.time.ZonedTimestamp", "field": "tz"},
+    {"type": "int64", "optional": True, "name": "io.debezium.time.MicroTime", "field": "t"},
+    {"type": "string", "optional": True, "field": "note"},
+    {"type": "bytes", "optional": True, "field": "blob"},
+)
+
+
+def test_the_converter_schema_decodes_logical_types_and_types_every_column() -> None:
+    import datetime as dt
+    from decimal import Decimal
+
+    import pyarrow as pa
+
+    # values as Debezium 3.6's PostgreSQL connector sends them with the default settings
+    after = {
+        "id": 1,
+        "amount": "BBo=",  # 1050 unscaled, scale 2
+        "created": 19724,
+        "at": 1704164645123456,
+        "tz": "2024-01-02T03:04:05.000000Z",
+        "t": 3_723_000_001,
+        "note": None,
+        "blob": "AAE=",
+    }
+    value = {"schema": connect_schema(*ORDER_COLUMNS), "payload": {"op": "c", "after": after}}
+    event = parse_event(rec(0, json.dumps(value).encode()))
+    assert event is not None and event.types is not None
+    assert event.after == {
+        "id": 1,
+        "amount": Decimal("10.50"),
+        "created": dt.date(2024, 1, 2),
+        "at": dt.datetime(2024, 1, 2, 3, 4, 5, 123456),
+        "tz": dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
+        "t": dt.time(1, 2, 3, 1),
+        "note": None,
+        "blob": b"\x00\x01",
+    }
+    assert event.types == {
+        "id": pa.int32(),
+        "amount": pa.decimal128(12, 2),
+        "created": pa.date32(),
+        "at": pa.timestamp("us"),
+        "tz": pa.timestamp("us", "UTC"),
+        "t": pa.time64("us"),
+        "note": pa.string(),
+        "blob": pa.binary(),
+    }
+    negative = {**after, "amount": "/zk="}  # -199 unscaled
+    value["payload"] = {"op": "c", "after": negative}
+    event = parse_event(rec(1, json.dumps(value).encode()))
+    assert event is not None and event.after is not None
+    assert event.after["amount"] == Decimal("-1.99")
+    wide = (10**37 + 7).to_bytes(17, "big", signed=True)  # 38 digits: no rounding to 28
+    value["payload"] = {"op": "c", "after": {**after, "amount": base64.b64encode(wide).decode()}}
+    event = parse_event(rec(2, json.dumps(value).encode()))
+    assert event is not None and event.after is not None
+    assert event.after["amount"] == Decimal("100000000000000000000000000000000000.07")
+
+
+def test_a_value_that_does_not_match_its_schema_is_a_poison_event() -> None:
+    value = {
+        "schema": connect_schema(*ORDER_COLUMNS),
+        "payload": {"op": "c", "after": {"id": 1, "amount": 12.5}},
+    }
+    with pytest.raises(BadInputError, match="does not match the event's schema"):
+        parse_event(rec(3, json.dumps(value).encode()))
+
+
+def test_schema_typed_events_land_in_silver_with_their_types(lh: Lakehouse) -> None:
+    import datetime as dt
+    from decimal import Decimal
+
+    schema = connect_schema(*ORDER_COLUMNS[:3])
+    first = {"id": 1, "amount": None, "created": None}  # all NULL: the schema still types them
+    second = {"id": 2, "amount": "BBo=", "created": 19724}
+    values = [
+        json.dumps({"schema": schema, "payload": {"op": "c", "after": a, "source": {}}}).encode()
+        for a in (first, second)
+    ]
+    run(lh, [rec(0, values[0])], max_batches=1)
+    run(lh, [rec(0, values[0]), rec(1, values[1])])
+    table = lh.table("silver.orders")
+    types = {f.name: str(f.field_type) for f in table.schema().fields}
+    assert (types["id"], types["amount"], types["created"]) == ("int", "decimal(12, 2)", "date")
+    assert rows(lh, "silver.orders") == [
+        (1, None, None),
+        (2, Decimal("10.50"), dt.date(2024, 1, 2)),
+    ]
+    log = lh.table("bronze.orders_changes").scan().to_arrow().column("after").to_pylist()
+    images = sorted((json.loads(a) for a in log), key=lambda a: a["id"])
+    assert images[-1] == {"id": 2, "amount": "10.50", "created": "2024-01-02"}
+    stamps = lh.table("bronze.orders_changes").scan().to_arrow().column("kafka_timestamp")
+    assert set(stamps.to_pylist()) == {dt.datetime(2023, 11, 14, 22, 13, 20, tzinfo=dt.UTC)}
+
+
+def test_a_toast_placeholder_reaching_silver_is_logged_with_the_fix(
+    lh: Lakehouse, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = rec(0, envelope("c", after={"id": 1, "body": "x" * 9000, "v": "a"}, lsn=10))
+    # REPLICA IDENTITY DEFAULT: an update that leaves a large (TOASTed) value unchanged
+    update = {"id": 1, "body": "__debezium_unavailable_value", "v": "b"}
+    with caplog.at_level("WARNING", logger="lakehouse.ingest.kafka"):
+        run(lh, [first])
+        assert not caplog.records
+        run(lh, [first, rec(1, envelope("u", after=update, lsn=20))])  # resumes at offset 1
+    [warning] = caplog.records
+    assert "'body'" in warning.getMessage() and "REPLICA IDENTITY FULL" in warning.getMessage()
+
+
 def test_tombstones_are_ignored() -> None:
     assert parse_event(rec(0, None)) is None
     assert parse_event(rec(0, b'{"schema": null, "payload": null}')) is None
@@ -179,6 +314,18 @@ def test_plan_newest_change_per_key_wins_and_duplicates_are_skipped() -> None:
     # silver already holds key 1 at lsn 20: the change at lsn 20 is skipped too
     plan = plan_changes(events, ["id"], {(1,): "[19,20]"})
     assert (1,) not in plan.final and plan.duplicates == 3
+
+
+def test_a_postgres_change_after_a_restart_is_not_taken_for_a_duplicate() -> None:
+    # Debezium sends [null, lsn] as the sequence of the first change it streams after a
+    # (re)start: a pair smaller than the key's [commit, lsn] although its LSN is later.
+    later = {"connector": "postgresql", "lsn": 700, "sequence": '[null,"700"]'}
+    value = {"op": "u", "before": None, "after": {"id": 1, "v": "c"}, "source": later}
+    event = parse_event(rec(0, json.dumps(value).encode()))
+    assert event is not None
+    plan = plan_changes([event], ["id"], {(1,): "[500,600]"})
+    assert plan.duplicates == 0 and plan.final[(1,)].after == {"id": 1, "v": "c"}
+    assert plan_changes([event], ["id"], {(1,): "[650,700]"}).duplicates == 1
 
 
 def test_source_config_errors_are_one_line() -> None:

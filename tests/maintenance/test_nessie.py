@@ -19,7 +19,7 @@ from lakehouse.maintenance import (
 )
 from lakehouse.maintenance.policies import Policies
 from lakehouse.storage.zones import Warehouse
-from tests.catalog.conftest import fresh_nessie_store  # noqa: F401  (fixture)
+from tests.catalog.conftest import fresh_nessie_store, wire_log  # noqa: F401  (fixtures)
 
 from .conftest import aggressive, batch, exists, make_table, rows, table_files
 

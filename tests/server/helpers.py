@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import fcntl
+import os
+import socket
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -180,3 +183,50 @@ def shared_nessie_lock(url: str) -> Iterator[None]:
     with lock_path.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
+
+
+#: The Nessie server version ``scripts/services/nessie.sh`` installs by default.
+NESSIE_VERSION = "0.99.0"
+NESSIE_SH = Path(__file__).resolve().parents[2] / "scripts" / "services" / "nessie.sh"
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on (now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextmanager
+def private_nessie(folder: Path, properties: str) -> Iterator[str]:
+    """A real Nessie of its own, started by ``nessie.sh`` with extra Quarkus ``properties``.
+
+    It listens on free loopback ports, keeps its log and pid file in ``folder/cache`` (the
+    runner jar linked from the shared cache when it is there) and is stopped on exit;
+    yields its base URL (``http://127.0.0.1:PORT``).
+    """
+    shared = Path(os.environ.get("LAKEHOUSE_CACHE", Path.home() / ".cache" / "lakehouse"))
+    jar = f"nessie/nessie-quarkus-{NESSIE_VERSION}-runner.jar"
+    (folder / "cache" / "nessie").mkdir(parents=True)
+    if (shared / jar).is_file():
+        (folder / "cache" / jar).symlink_to(shared / jar)
+    config = folder / "nessie.properties"
+    config.write_text(properties)
+    port = free_port()
+    env = {
+        **os.environ,
+        "LAKEHOUSE_CACHE": str(folder / "cache"),
+        "LAKEHOUSE_NESSIE_VERSION": NESSIE_VERSION,
+        "LAKEHOUSE_NESSIE_PORT": str(port),
+        "LAKEHOUSE_NESSIE_MGMT_PORT": str(free_port()),
+        "JAVA_TOOL_OPTIONS": f"-Dquarkus.config.locations={config.as_uri()}",
+    }
+    started = subprocess.run(
+        ["bash", str(NESSIE_SH), "start"], env=env, capture_output=True, text=True, timeout=600
+    )
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        subprocess.run(["bash", str(NESSIE_SH), "stop"], env=env, capture_output=True, timeout=120)

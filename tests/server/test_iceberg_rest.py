@@ -849,9 +849,12 @@ def test_openapi_lists_the_iceberg_routes(http: httpx.Client, store: SqlStore) -
 # -- lakehouse serve ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("stop", "token"), [(signal.SIGINT, None), (signal.SIGTERM, "s3cret")])
+@pytest.mark.parametrize(
+    ("stop", "token", "content_merge"),
+    [(signal.SIGINT, None, True), (signal.SIGTERM, "s3cret", False)],
+)
 def test_lakehouse_serve_starts_serves_both_apis_and_stops_cleanly(
-    tmp_path: Path, stop: signal.Signals, token: str | None
+    tmp_path: Path, stop: signal.Signals, token: str | None, content_merge: bool
 ) -> None:
     from lakehouse.client import connect
 
@@ -864,6 +867,8 @@ def test_lakehouse_serve_starts_serves_both_apis_and_stops_cleanly(
         env["LH_TEST_SERVE_TOKEN"] = token
         args += ["--token-env", "LH_TEST_SERVE_TOKEN"]
         headers["Authorization"] = f"Bearer {token}"
+    if not content_merge:
+        args.append("--no-content-merge")
     proc = subprocess.Popen(
         [sys.executable, "-m", "lakehouse.cli", *args],
         stdout=subprocess.PIPE,
@@ -883,7 +888,11 @@ def test_lakehouse_serve_starts_serves_both_apis_and_stops_cleanly(
         iceberg_uri = lines[-1].split()[-1]
         assert nessie_uri.endswith("/api/v2") and iceberg_uri.endswith("/iceberg/")
         with httpx.Client(headers=headers, timeout=10) as client:
-            assert client.get(f"{nessie_uri}/config").json()["defaultBranch"] == "main"
+            nessie = client.get(f"{nessie_uri}/config").json()
+            assert nessie["defaultBranch"] == "main"
+            # the contentMerge opt-in of merges is offered unless --no-content-merge
+            offered = nessie.get("additionalProperties", {}).get("lakehouse.content-merge")
+            assert offered == ("1" if content_merge else None)
             config = client.get(f"{iceberg_uri}v1/config").json()
         assert config["defaults"]["prefix"] == "main"
         if token is not None:

@@ -1,20 +1,16 @@
 """``/iceberg/…/v1/config`` of our server and of the real Nessie, compared key by key.
 
 The real Nessie (``scripts/services/nessie.sh``, 0.99.0) serves its Iceberg REST catalog
-only with a warehouse configured, so this module starts one of its own: on free loopback
-ports, with a cache folder of its own (the runner jar linked from the shared cache when it
-is there) and a properties file naming a warehouse ``warehouse`` (an S3 location that is
+only with a warehouse configured, so this module starts one of its own
+(``helpers.private_nessie``: free loopback ports, a cache folder of its own) with a
+properties file naming a warehouse ``warehouse`` (an S3 location that is
 never written: only the config endpoint is asked, and the object-store health check is
 off). It is stopped at the end of the module.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -22,12 +18,10 @@ import pytest
 from lakehouse.client import connect
 from lakehouse.server.app import make_server, serving
 from lakehouse.server.iceberg_rest import IcebergRestSettings
+from tests.server.helpers import private_nessie
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-NESSIE_SH = ROOT / "scripts" / "services" / "nessie.sh"
-NESSIE_VERSION = "0.99.0"
 #: What the real Nessie needs to serve ``/iceberg``: a default warehouse.
 NESSIE_PROPERTIES = """\
 nessie.catalog.default-warehouse=warehouse
@@ -44,41 +38,11 @@ REQUESTS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def real_nessie(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of a real Nessie with an Iceberg warehouse, stopped at the end."""
-    folder = tmp_path_factory.mktemp("real-nessie")
-    shared = Path(os.environ.get("LAKEHOUSE_CACHE", Path.home() / ".cache" / "lakehouse"))
-    jar = f"nessie/nessie-quarkus-{NESSIE_VERSION}-runner.jar"
-    (folder / "cache" / "nessie").mkdir(parents=True)
-    if (shared / jar).is_file():
-        (folder / "cache" / jar).symlink_to(shared / jar)
-    properties = folder / "nessie.properties"
-    properties.write_text(NESSIE_PROPERTIES)
-    port = _free_port()
-    env = {
-        **os.environ,
-        "LAKEHOUSE_CACHE": str(folder / "cache"),
-        "LAKEHOUSE_NESSIE_VERSION": NESSIE_VERSION,
-        "LAKEHOUSE_NESSIE_PORT": str(port),
-        "LAKEHOUSE_NESSIE_MGMT_PORT": str(_free_port()),
-        "JAVA_TOOL_OPTIONS": f"-Dquarkus.config.locations={properties.as_uri()}",
-    }
-    started = subprocess.run(
-        ["bash", str(NESSIE_SH), "start"], env=env, capture_output=True, text=True, timeout=600
-    )
-    try:
-        assert started.returncode == 0, started.stdout + started.stderr
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        subprocess.run(["bash", str(NESSIE_SH), "stop"], env=env, capture_output=True, timeout=120)
+    with private_nessie(tmp_path_factory.mktemp("real-nessie"), NESSIE_PROPERTIES) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

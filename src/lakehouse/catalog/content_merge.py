@@ -14,14 +14,22 @@ content in its key's :attr:`~lakehouse.catalog.model.KeyMergeDetail.resolution` 
 by content (appends on the source …; deletes on the source …; rewrite on the source …)"),
 also on a dry run.
 
-The same path serves every backend: against the real Nessie server the client computes
-the merged metadata and Nessie checks the expected content atomically.
+Where it runs: a store that offers the merge itself runs it there
+(:meth:`~lakehouse.catalog.store.VersionStore.merge_by_content`): ``lakehouse serve``
+advertises the opt-in in ``GET /api/v2/config`` and a
+:class:`~lakehouse.catalog.nessie_store.NessieStore` talking to it sends one merge request
+with ``"contentMerge": true``; the server runs this very function over its own store,
+next to the catalog, and sends the per-table report back. Every other store (SQLite and
+PostgreSQL in process, the real Nessie server) gets the merge computed here: the client
+reads the three sides' metadata, writes the merged metadata and lands it with Nessie's
+``expectedTargetContent``/``resolvedContent``, which the store checks atomically. The
+result is the same either way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from lakehouse.catalog.model import (
@@ -29,11 +37,12 @@ from lakehouse.catalog.model import (
     Conflict,
     ConflictType,
     ContentKey,
+    ContentMergeResult,
     IcebergTable,
     KeyMergeDetail,
     MergeBehavior,
-    MergeResult,
     ResolvedContent,
+    TableOutcome,
 )
 from lakehouse.errors import MergeConflictError
 
@@ -42,24 +51,6 @@ if TYPE_CHECKING:
     from pyiceberg.table.metadata import TableMetadata
 
     from lakehouse.catalog.store import RefLike, VersionStore
-
-
-@dataclass(frozen=True)
-class TableOutcome:
-    """What a content merge did (or would do) with one table changed on both sides."""
-
-    key: ContentKey
-    merged: bool
-    #: "merged by content (…)" or "conflict: …".
-    description: str
-
-
-@dataclass(frozen=True)
-class ContentMergeResult:
-    """The store's merge result plus what happened to each table changed on both sides."""
-
-    result: MergeResult
-    tables: tuple[TableOutcome, ...] = ()
 
 
 def _metadata(location: str, properties: Mapping[str, str]) -> tuple[TableMetadata, FileIO]:
@@ -100,15 +91,35 @@ def content_merge(
     dry_run: bool = False,
     meta: CommitMeta | str | None = None,
     raise_on_conflict: bool = True,
+    on_server: bool = True,
+    location_allowed: Callable[[str], bool] | None = None,
 ) -> ContentMergeResult:
     """Merge ``source`` into branch ``into``, merging tables changed on both sides by content.
 
     ``io_properties`` configure the file IO (the catalog's properties: warehouse, S3).
     A dry run computes the table merges (their new manifest files stay unreferenced, for
-    garbage collection) and commits nothing.
+    garbage collection) and commits nothing. With ``on_server`` (the default) a store
+    that offers the merge itself runs it (see the module doc); ``on_server=False``
+    computes it here on every store. ``location_allowed`` (a server's guard) names the
+    locations that may be read and written: a table whose metadata file or location is
+    elsewhere is a conflict, and is not read.
     """
+    if on_server:
+        remote = store.merge_by_content(
+            source,
+            into,
+            expected_target_hash=expected_target_hash,
+            default_behavior=default_behavior,
+            key_behaviors=key_behaviors,
+            dry_run=dry_run,
+            meta=meta,
+            raise_on_conflict=raise_on_conflict,
+        )
+        if remote is not None:
+            return remote
     from lakehouse.tables.merge import merge_tables
 
+    allowed = location_allowed or (lambda _: True)
     preview = store.merge(
         source,
         into,
@@ -152,12 +163,21 @@ def content_merge(
             continue
         assert isinstance(a, IcebergTable) and isinstance(t, IcebergTable)
         assert isinstance(s, IcebergTable)
+        outside = [c.metadata_location for c in (t, a, s) if not allowed(c.metadata_location)]
+        if outside:
+            reason = f"conflict: metadata file {outside[0]} is outside the warehouse"
+            outcomes.append(TableOutcome(key, False, reason))
+            continue
         try:
             target_metadata, io = _metadata(t.metadata_location, io_properties)
             ancestor_metadata = _metadata(a.metadata_location, io_properties)[0]
             source_metadata = _metadata(s.metadata_location, io_properties)[0]
         except (OSError, ValueError) as exc:
             reason = f"conflict: cannot read the table's metadata ({exc})"
+            outcomes.append(TableOutcome(key, False, reason))
+            continue
+        if not allowed(target_metadata.location):
+            reason = f"conflict: table location {target_metadata.location} is outside the warehouse"
             outcomes.append(TableOutcome(key, False, reason))
             continue
         merged = merge_tables(ancestor_metadata, target_metadata, source_metadata, io)

@@ -57,6 +57,7 @@ from lakehouse.catalog.model import (
     ConflictType,
     Content,
     ContentKey,
+    ContentMergeResult,
     ContentType,
     Delete,
     DiffEntry,
@@ -75,13 +76,13 @@ from lakehouse.catalog.model import (
     RefSpec,
     RepositoryConfig,
     ResolvedContent,
+    TableOutcome,
     content_from_json,
     operation_from_json,
     operation_to_json,
     validate_hash,
     validate_ref_name,
 )
-from lakehouse.catalog.oauth2 import ClientCredentials
 from lakehouse.catalog.store import (
     RefLike,
     ResolvedRef,
@@ -117,6 +118,10 @@ _RETRY_CAP_SECONDS = 5.0
 _PLACEHOLDER_CONFLICT = ("KEY_CONFLICT", "UNKNOWN")
 # Connection failures that happen before any byte of the request reached the server.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+#: ``additionalProperties`` key of ``GET /config`` with which ``lakehouse serve`` offers
+#: content merges (``"contentMerge": true`` on a merge); the value is the extension's
+#: version. Kept equal to :data:`lakehouse.server.schemas.CONTENT_MERGE_PROPERTY`.
+CONTENT_MERGE_PROPERTY = "lakehouse.content-merge"
 
 
 class _BearerAuth(httpx.Auth):
@@ -199,8 +204,9 @@ class NessieStore(VersionStore):
     def close(self) -> None:
         """Close the HTTP connections (to the identity provider too, when signing in)."""
         self._client.close()
-        if isinstance(self._auth, ClientCredentials):
-            self._auth.close()
+        close_auth = getattr(self._auth, "close", None)  # ClientCredentials, StoredLogin
+        if callable(close_auth):
+            close_auth()
 
     # -- server configuration -----------------------------------------------------------
 
@@ -232,6 +238,18 @@ class NessieStore(VersionStore):
     @property
     def _no_ancestor(self) -> str:
         return str(self.server_config().get("noAncestorHash") or NO_ANCESTOR)
+
+    @property
+    def offers_content_merge(self) -> bool:
+        """Whether the server runs content merges itself (``lakehouse serve`` advertises it).
+
+        Read from ``additionalProperties`` of ``GET /config`` (Nessie's free-form map, which
+        the real Nessie server leaves without this key): version 1 or later of the
+        ``contentMerge`` extension.
+        """
+        extra = self.server_config().get("additionalProperties")
+        value = extra.get(CONTENT_MERGE_PROPERTY) if isinstance(extra, Mapping) else None
+        return isinstance(value, str) and value.isdigit() and int(value) >= 1
 
     @property
     def _escaped_keys(self) -> bool:
@@ -915,22 +933,63 @@ class NessieStore(VersionStore):
 
         ``resolved`` is sent as Nessie's ``expectedTargetContent``/``resolvedContent``.
         """
+        body = {**_merge_modes(default_behavior, key_behaviors, resolved), **_flags(dry_run)}
+        result = self._merge(source, into, expected_target_hash, body, dry_run, meta)[1]
+        return self._finish(result, "merge", dry_run, raise_on_conflict)
+
+    def merge_by_content(
+        self,
+        source: RefLike,
+        into: str,
+        *,
+        expected_target_hash: str | None = None,
+        default_behavior: MergeBehavior = MergeBehavior.NORMAL,
+        key_behaviors: Mapping[ContentKey, MergeBehavior] | None = None,
+        dry_run: bool = False,
+        meta: CommitMeta | str | None = None,
+        raise_on_conflict: bool = True,
+    ) -> ContentMergeResult | None:
+        """One merge request with ``"contentMerge": true`` when the server offers it.
+
+        ``None`` when it does not (:attr:`offers_content_merge`; the real Nessie server
+        never does): the caller merges by content on the client. The server's per-table
+        report comes back in each detail's ``contentMerge`` field.
+        """
+        if not self.offers_content_merge:
+            return None
+        body = {
+            **_merge_modes(default_behavior, key_behaviors),
+            **_flags(dry_run),
+            "contentMerge": True,
+        }
+        data, result = self._merge(source, into, expected_target_hash, body, dry_run, meta)
+        tables = tuple(_table_outcomes(data.get("details") or []))
+        return ContentMergeResult(self._finish(result, "merge", dry_run, raise_on_conflict), tables)
+
+    def _merge(
+        self,
+        source: RefLike,
+        into: str | None,
+        expected_target_hash: str | None,
+        body: Mapping[str, Any],
+        dry_run: bool,
+        meta: CommitMeta | str | None,
+    ) -> tuple[dict[str, Any], MergeResult]:
+        """Send one merge request (``body``: modes and flags); its JSON and its result."""
         target = validate_ref_name(into or self.default_branch)
         src = self.resolve(source)
         expected = self._target_head(target, expected_target_hash)
-        body: dict[str, Any] = {
+        request: dict[str, Any] = {
             "fromRefName": src.reference.name if src.reference is not None else DETACHED,
             "fromHash": src.hash,
-            **_merge_modes(default_behavior, key_behaviors, resolved),
-            **_flags(dry_run),
+            **body,
         }
         if meta is not None:
-            body["commitMeta"] = _meta_json(
+            request["commitMeta"] = _meta_json(
                 CommitMeta(message=meta) if isinstance(meta, str) else meta
             )
-        data = self._merge_call("merge", target, expected, body, dry_run)
-        result = _merge_result(data, target, src.hash, expected)
-        return self._finish(result, "merge", dry_run, raise_on_conflict)
+        data = self._merge_call("merge", target, expected, request, dry_run)
+        return data, _merge_result(data, target, src.hash, expected)
 
     def transplant(
         self,
@@ -1245,6 +1304,18 @@ def _merge_result(
         details=tuple(details),
         added_commits=(str(resultant),) if applied and resultant and not transplant else (),
     )
+
+
+def _table_outcomes(details: Iterable[Mapping[str, Any]]) -> Iterator[TableOutcome]:
+    """The ``contentMerge`` reports of a merge response's details (those that carry one)."""
+    for item in details:
+        report = item.get("contentMerge")
+        if isinstance(report, Mapping) and item.get("key"):
+            yield TableOutcome(
+                _key(item["key"]),
+                bool(report.get("merged")),
+                str(report.get("description") or ""),
+            )
 
 
 def _replace(result: MergeResult, **changes: Any) -> MergeResult:

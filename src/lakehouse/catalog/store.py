@@ -35,6 +35,7 @@ from lakehouse.catalog.model import (
     CommitResult,
     Content,
     ContentKey,
+    ContentMergeResult,
     Delete,
     DiffEntry,
     Entry,
@@ -272,6 +273,29 @@ class VersionStore(ABC):
         unchanged) unless ``raise_on_conflict`` is false, in which case they are
         returned in the result.
         """
+
+    def merge_by_content(
+        self,
+        source: RefLike,
+        into: str,
+        *,
+        expected_target_hash: str | None = None,
+        default_behavior: MergeBehavior = MergeBehavior.NORMAL,
+        key_behaviors: Mapping[ContentKey, MergeBehavior] | None = None,
+        dry_run: bool = False,
+        meta: CommitMeta | str | None = None,
+        raise_on_conflict: bool = True,
+    ) -> ContentMergeResult | None:
+        """Run a content-aware merge where the catalog is, if the store offers that.
+
+        ``None`` (this default, and every store that cannot) means "not here": the caller
+        computes the merge itself (:func:`lakehouse.catalog.content_merge.content_merge`).
+        A store that offers it — a server advertising the opt-in — returns the same result
+        that function would return in process: one merge commit, checked against the
+        target's expected hash and contents, and a :class:`~lakehouse.catalog.model.TableOutcome`
+        per table changed on both sides.
+        """
+        return None
 
     @abstractmethod
     def transplant(

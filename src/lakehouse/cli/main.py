@@ -19,6 +19,8 @@
       plan PIPELINE [--select MODEL[+]]... [--ref REF]     bind models and checks, write nothing
       test [PIPELINE] [--model MODEL]...                  model unit tests (*.test.yaml)
       pipeline new NAME                                   scaffold a pipeline that runs
+      trino-catalog [--ref REF] [--api rest|nessie] [--server URL] [--format properties|sql]
+                                                          a Trino catalog for a reference
 
 Every command accepts ``--output`` (and reading commands ``--ref``) after its name
 too. Errors print ``Error: <one line>`` on stderr (with ``did you mean …?`` for a
@@ -39,7 +41,7 @@ from typing import Annotated
 
 import typer
 
-from lakehouse.cli import history, pipeline, refs, run, serve, sql, tables
+from lakehouse.cli import history, login, pipeline, refs, run, serve, sql, tables, trino
 from lakehouse.cli._common import (
     LakehouseGroup,
     Output,
@@ -218,6 +220,9 @@ app.command("test")(pipeline.model_tests_command)
 app.command("sql")(sql.sql_command)
 app.command("serve")(serve.serve_command)
 app.command("ui")(serve.ui_command)
+app.command("trino-catalog")(trino.trino_catalog_command)
+app.command("login")(login.login_command)
+app.command("logout")(login.logout_command)
 
 
 def main() -> None:

@@ -12,12 +12,19 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from lakehouse.cli._common import Output, OutputOpt, State, console, print_json
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from lakehouse.client import Lakehouse
+    from lakehouse.server import ServerSettings
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -161,12 +168,35 @@ def serve_command(
             show_default=False,
         ),
     ] = None,
+    no_content_merge: Annotated[
+        bool,
+        typer.Option(
+            "--no-content-merge",
+            envvar="LAKEHOUSE_SERVER__NO_CONTENT_MERGE",
+            help=(
+                "Do not offer the contentMerge opt-in of Nessie API v2 merges (content-aware "
+                "table merges computed by the server); clients then merge by content "
+                "themselves, as against the real Nessie."
+            ),
+        ),
+    ] = False,
     log_level: Annotated[
         str,
         typer.Option(
             "--log-level", help="uvicorn log level: critical, error, warning, info, debug."
         ),
     ] = "info",
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            "-w",
+            envvar="LAKEHOUSE_SERVER__WORKERS",
+            min=1,
+            max=64,
+            help="Server processes sharing the port (more than 1 needs a PostgreSQL catalog).",
+        ),
+    ] = 1,
     output: OutputOpt = None,
 ) -> None:
     """Serve the catalog: console at /, Nessie API at /api/v2 (and v1), Iceberg REST at /iceberg/.
@@ -229,37 +259,34 @@ def serve_command(
     from pydantic import SecretStr
 
     from lakehouse.server import ServerSettings
-    from lakehouse.server.app import make_server
-    from lakehouse.server.iceberg_rest import IcebergRestSettings
     from lakehouse.server.oidc import OidcSettings
+    from lakehouse.server.workers import check_workers
 
+    check_workers(workers, lh.settings.catalog_uri)
+    server_settings = ServerSettings(
+        token=SecretStr(token) if token else None,
+        tls_certfile=str(tls_cert) if tls_cert else None,
+        tls_keyfile=str(tls_key) if tls_key else None,
+        oidc=OidcSettings(
+            issuer=oidc_issuer,
+            audience=oidc_audience,
+            roles_claim=oidc_roles_claim,
+            console_client_id=oidc_console_client_id,
+            console_client_secret=SecretStr(console_secret) if console_secret else None,
+            principal_claim=oidc_principal_claim,
+            leeway_seconds=oidc_leeway,
+        )
+        if oidc_issuer
+        else None,
+        authorization_rules=rules,
+        content_merge=not no_content_merge,
+    )
     sock = _bind(host, port)
     actual_port = int(sock.getsockname()[1])
-    server = make_server(
-        lh.store,
-        host,
-        actual_port,
-        settings=ServerSettings(
-            token=SecretStr(token) if token else None,
-            tls_certfile=str(tls_cert) if tls_cert else None,
-            tls_keyfile=str(tls_key) if tls_key else None,
-            oidc=OidcSettings(
-                issuer=oidc_issuer,
-                audience=oidc_audience,
-                roles_claim=oidc_roles_claim,
-                console_client_id=oidc_console_client_id,
-                console_client_secret=SecretStr(console_secret) if console_secret else None,
-                principal_claim=oidc_principal_claim,
-                leeway_seconds=oidc_leeway,
-            )
-            if oidc_issuer
-            else None,
-            authorization_rules=rules,
-        ),
-        log_level=log_level.lower(),
-        iceberg=IcebergRestSettings.from_settings(lh.settings),
-        console=lh,
-    )
+    if workers > 1:
+        run = _worker_processes(state, server_settings, token_env, workers, log_level.lower())
+    else:
+        run = _single_process(lh, server_settings, host, actual_port, log_level.lower())
     scheme = "https" if tls_cert else "http"
     base = f"{scheme}://{_url_host(host)}:{actual_port}"
     info = {
@@ -277,6 +304,8 @@ def serve_command(
         "default_branch": lh.default_branch,
         "auth": "oidc" if oidc_issuer else ("bearer token" if token else "none"),
         "authorization": "rules" if rules is not None else "none",
+        "workers": workers,
+        "content_merge": not no_content_merge,
     }
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal with the
     # previous handler: make SIGTERM end like Ctrl-C (KeyboardInterrupt, caught below).
@@ -298,13 +327,15 @@ def serve_command(
                 f"catalog:        {info['catalog']}  (default branch {info['default_branch']})"
             )
             out.print(f"warehouse:      {info['warehouse']}")
+            if workers > 1:
+                out.print(f"workers:        {workers} processes")
             if not token and not oidc_issuer and host not in _LOOPBACK:
                 out.print(
                     "auth:           none: anyone who can reach the port can change the catalog"
                 )
             out.print("Press Ctrl-C to stop.")
         sys.stdout.flush()
-        server.run(sockets=[sock])
+        run(sock)
     except KeyboardInterrupt:
         pass
     finally:
@@ -312,6 +343,76 @@ def serve_command(
         sock.close()
     if state.format(output) is not Output.JSON:
         console().print("Stopped.")
+
+
+def _single_process(
+    lh: Lakehouse, settings: ServerSettings, host: str, port: int, log_level: str
+) -> Callable[[socket.socket], None]:
+    """Serve from this process (``--workers 1``): the app over the open lakehouse."""
+    from lakehouse.console import WebConsole
+    from lakehouse.server.app import make_server
+    from lakehouse.server.iceberg_rest import IcebergRestSettings
+
+    server = make_server(
+        lh.store,
+        host,
+        port,
+        settings=settings,
+        log_level=log_level,
+        iceberg=IcebergRestSettings.from_settings(lh.settings),
+        console=WebConsole(lh),
+    )
+    return lambda sock: server.run(sockets=[sock])
+
+
+def _worker_processes(
+    state: State, settings: ServerSettings, token_env: str | None, workers: int, log_level: str
+) -> Callable[[socket.socket], None]:
+    """Serve from ``workers`` processes, each with its own app (:mod:`lakehouse.server.workers`)."""
+    import uvicorn
+
+    from lakehouse.observability import logging_configured
+    from lakehouse.server.workers import WorkerSpec, run_workers
+
+    spec = WorkerSpec.of(
+        settings,
+        token_env=token_env,
+        home=str(state.home) if state.home is not None else None,
+        ref=state.ref,
+        log_format=state.log_format,
+        log_level=state.log_level,
+    )
+    log_config = None if logging_configured() else uvicorn.config.LOGGING_CONFIG
+
+    def run(sock: socket.socket) -> None:
+        run_workers(
+            spec,
+            sock,
+            workers,
+            factory=WORKER_APP,
+            log_level=log_level,
+            log_config=log_config,
+            tls_certfile=settings.tls_certfile,
+            tls_keyfile=settings.tls_keyfile,
+        )
+
+    return run
+
+
+#: What uvicorn imports in each worker of ``serve --workers N``.
+WORKER_APP = "lakehouse.cli.serve:worker_app"
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process, with the web console (uvicorn calls it, ``factory=True``).
+
+    The console is wired here, not in :mod:`lakehouse.server.workers`: the server never
+    imports the console (it takes an ``AppExtension``).
+    """
+    from lakehouse.console import WebConsole
+    from lakehouse.server.workers import create_app_from_env
+
+    return create_app_from_env(console=WebConsole)
 
 
 def ui_command(

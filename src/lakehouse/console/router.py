@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote
 
 import jwt
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import SecretStr
 from starlette.concurrency import run_in_threadpool
@@ -58,6 +59,33 @@ _HERE = Path(str(files("lakehouse.console")))
 templates = Jinja2Templates(directory=str(_HERE / "templates"))
 templates.env.filters["short"] = lambda h: (h or "")[:12]
 templates.env.filters["urlquote"] = lambda s: quote(str(s), safe="")
+#: Where the console's own CSS and JavaScript are served.
+STATIC_PATH = "/ui/static"
+
+
+class WebConsole:
+    """The console over ``lh``, for :func:`lakehouse.server.app.create_app` to mount.
+
+    It implements the server's ``AppExtension``: the caller (``lakehouse serve``,
+    ``lakehouse ui``) hands it to the server, which never imports the console.
+    """
+
+    def __init__(self, lh: Lakehouse) -> None:
+        self.lakehouse = lh
+
+    def install(
+        self,
+        app: FastAPI,
+        *,
+        token: SecretStr | None,
+        verifier: OidcVerifier | None,
+        rules: AuthorizationRules | None,
+    ) -> None:
+        """Add the pages under ``/`` and ``/ui``, and the static assets, to ``app``."""
+        app.include_router(
+            build_console_router(self.lakehouse, token, verifier=verifier, rules=rules)
+        )
+        app.mount(STATIC_PATH, StaticFiles(directory=str(_HERE / "static")), name="console-static")
 
 
 def build_console_router(

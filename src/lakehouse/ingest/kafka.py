@@ -68,8 +68,13 @@ is not consumed again). A batch whose ``after`` images do not fit silver's schem
 type silver cannot be widened to) is quarantined the same way, **nothing is committed**
 and :class:`~lakehouse.ingest.errors.BatchQuarantinedError` stops the stream: it would
 fail again on every restart until the table (or the connector) is fixed. New columns are
-added to silver. JSON values keep their JSON types (configure the connector's
-``decimal.handling.mode=double`` or ``string`` and ``time.precision.mode`` as wanted).
+added to silver.
+
+**Types.** With the JSON converter's schemas on, :func:`row_schema` types every column from
+the event's schema and decodes Kafka Connect's and Debezium's logical types (``Decimal``,
+``Date``, ``MicroTimestamp``, ``ZonedTimestamp`` …, see :class:`RowSchema`). Without a
+schema, values keep their JSON types (configure the connector's
+``decimal.handling.mode=string`` or ``double`` and ``time.precision.mode`` as wanted).
 
 **Pause.** :func:`consume_cdc` refuses to start while the lakehouse is paused for
 disaster recovery, and checks the flag again before every batch: a running consumer
@@ -78,9 +83,13 @@ finishes its current commit and stops (``stopped="paused"``).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import decimal
+import functools
 import json
 import logging
+import operator
 import re
 import tempfile
 import threading
@@ -92,6 +101,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lakehouse.control import SUMMARY_KAFKA_OFFSETS, ensure_not_paused, pause_state
@@ -110,6 +120,11 @@ from lakehouse.ingest.sources.base import SourceFile, qualify_table
 from lakehouse.observability import record_cdc_lag, record_ingest
 from lakehouse.tables import DEFAULT_TABLE_PROPERTIES
 from lakehouse.tables.upsert import lookup, stage_upsert
+
+try:  # the kafka extra's fast JSON codec; the standard library's when it is missing
+    import orjson
+except ImportError:  # pragma: no cover - depends on the install
+    orjson = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table, Transaction
@@ -133,6 +148,9 @@ SUMMARY_SOURCE = bronze.SUMMARY_SOURCE
 SUMMARY_MANIFEST = bronze.SUMMARY_MANIFEST
 #: Table property each CDC commit sets (so it is never rebased as a pure fast append).
 LAST_BATCH_PROPERTY = "lakehouse.ingest.kafka.last-batch-id"
+#: What Debezium's PostgreSQL connector sends for an unchanged TOASTed value it does not have
+#: (``unavailable.value.placeholder``; the table's ``REPLICA IDENTITY`` is not ``FULL``).
+UNAVAILABLE = "__debezium_unavailable_value"
 #: Name of the landed file in each batch folder.
 EVENTS_FILE = "events.jsonl"
 
@@ -243,6 +261,8 @@ class ChangeEvent:
     source: dict[str, Any]
     #: Comparable source position (``None`` when the connector's is not known).
     position: tuple[int, ...] | None
+    #: Column types from the converter's schema (``None``: no schema, types are inferred).
+    types: Mapping[str, pa.DataType] | None = None
 
     @property
     def image(self) -> dict[str, Any]:
@@ -251,17 +271,37 @@ class ChangeEvent:
         assert image is not None
         return image
 
-    @property
+    @functools.cached_property
     def position_text(self) -> str:
-        """The position as JSON (silver's ``_cdc_position``)."""
+        """The position as JSON (silver's ``_cdc_position``), e.g. ``[35028008, 35028192]``."""
         if self.position is not None:
-            return json.dumps(list(self.position))
+            return "[" + ", ".join(map(str, self.position)) + "]"  # as json.dumps writes it
         return json.dumps(_position_fields(self.source), sort_keys=True, separators=(",", ":"))
 
 
 def _position_fields(source: Mapping[str, Any]) -> dict[str, Any]:
     drop = {"ts_ms", "ts_us", "ts_ns", "snapshot", "version", "name"}
     return {k: v for k, v in source.items() if k not in drop}
+
+
+def _loads(data: bytes) -> Any:
+    """Parse JSON bytes (orjson when installed; the standard parser explains refusals)."""
+    if orjson is not None:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass  # json says why, or reads what orjson refuses (NaN, integers over 64 bits)
+    return json.loads(data.decode("utf-8"))
+
+
+def _dumps(value: Any, default: Callable[[Any], Any] | None = None) -> str:
+    """Compact JSON text (``{"a":1}``), orjson when installed."""
+    if orjson is not None:
+        try:
+            return orjson.dumps(value, default=default).decode("utf-8")
+        except TypeError:  # orjson.JSONEncodeError: integers over 64 bits, NaN keys …
+            pass
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=default)
 
 
 def _int(value: Any) -> int | None:
@@ -274,6 +314,18 @@ def _int(value: Any) -> int | None:
     return None
 
 
+_SEQUENCE = re.compile(r'\[\s*(?:"(\d+)"|(\d+)|null)\s*,\s*(?:"(\d+)"|(\d+)|null)\s*\]')
+
+
+def _sequence(text: str) -> tuple[int, int] | None:
+    """PostgreSQL's ``["<last commit lsn>", "<lsn>"]`` (a null is 0), or ``None``."""
+    match = _SEQUENCE.fullmatch(text)
+    if match is None:
+        return None
+    a, b, c, d = match.groups()
+    return (int(a or b or 0), int(c or d or 0))
+
+
 def source_position(source: Mapping[str, Any]) -> tuple[int, ...] | None:
     """A comparable position from a Debezium ``source`` block, or ``None``.
 
@@ -283,14 +335,9 @@ def source_position(source: Mapping[str, Any]) -> tuple[int, ...] | None:
     """
     sequence = source.get("sequence")
     if isinstance(sequence, str):
-        try:
-            parts = json.loads(sequence)
-        except ValueError:
-            parts = None
-        if isinstance(parts, list) and len(parts) == 2:
-            pair = [0 if p is None else _int(p) for p in parts]
-            if all(p is not None for p in pair):
-                return (pair[0] or 0, pair[1] or 0)
+        pair = _sequence(sequence)
+        if pair is not None:
+            return pair
     lsn = _int(source.get("lsn"))
     if lsn is not None and source.get("connector") != "mongodb":
         return (0, lsn) if isinstance(sequence, str) else (lsn,)
@@ -299,6 +346,166 @@ def source_position(source: Mapping[str, Any]) -> tuple[int, ...] | None:
         digits = re.findall(r"\d+", file)
         number = int(digits[-1]) if digits else 0
         return (number, pos, _int(source.get("row")) or 0)
+    return None
+
+
+# -- the JSON converter's schema: Kafka Connect and Debezium logical types ----------------------
+
+_EPOCH_DATE = dt.date(1970, 1, 1)
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def _decimal(scale: int) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        if not isinstance(value, str):
+            raise TypeError(f"a Decimal is base64 text, not {type(value).__name__}")
+        unscaled = int.from_bytes(base64.b64decode(value, validate=True), "big", signed=True)
+        sign, digits, _ = decimal.Decimal(unscaled).as_tuple()
+        return decimal.Decimal((sign, digits, -scale))  # exact: no context rounding
+
+    return convert
+
+
+def _variable_decimal(value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise TypeError("a VariableScaleDecimal is an object with 'scale' and 'value'")
+    convert = _decimal(int(value["scale"]))
+    return str(convert(value["value"]))
+
+
+def _since_epoch(divisor: int) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        whole, rest = divmod(int(value), divisor)
+        return _EPOCH + dt.timedelta(seconds=whole, microseconds=rest * 1_000_000 // divisor)
+
+    return convert
+
+
+def _time_of_day(divisor: int) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        micros = int(value) * 1_000_000 // divisor
+        seconds, micro = divmod(micros, 1_000_000)
+        minutes, second = divmod(seconds, 60)
+        hour, minute = divmod(minutes, 60)
+        return dt.time(hour % 24, minute, second, micro)
+
+    return convert
+
+
+def _zoned(value: Any) -> Any:
+    parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed.astimezone(dt.UTC)
+
+
+def _date(value: Any) -> Any:
+    return _EPOCH_DATE + dt.timedelta(days=int(value))
+
+
+def _json_text(value: Any) -> Any:
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def _binary(value: Any) -> Any:
+    return base64.b64decode(value, validate=True)
+
+
+_PLAIN_TYPES: dict[str, pa.DataType] = {
+    "int8": pa.int32(),
+    "int16": pa.int32(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "float32": pa.float32(),
+    "float64": pa.float64(),
+    "double": pa.float64(),
+    "float": pa.float32(),
+    "boolean": pa.bool_(),
+    "string": pa.string(),
+}
+_TIMESTAMP = pa.timestamp("us")
+#: Logical type name → (Arrow type, converter of the JSON value).
+_LOGICAL: dict[str, tuple[pa.DataType, Callable[[Any], Any]]] = {
+    "org.apache.kafka.connect.data.Date": (pa.date32(), _date),
+    "io.debezium.time.Date": (pa.date32(), _date),
+    "org.apache.kafka.connect.data.Timestamp": (_TIMESTAMP, _since_epoch(1_000)),
+    "io.debezium.time.Timestamp": (_TIMESTAMP, _since_epoch(1_000)),
+    "io.debezium.time.MicroTimestamp": (_TIMESTAMP, _since_epoch(1_000_000)),
+    "io.debezium.time.NanoTimestamp": (_TIMESTAMP, _since_epoch(1_000_000_000)),
+    "io.debezium.time.ZonedTimestamp": (pa.timestamp("us", "UTC"), _zoned),
+    "org.apache.kafka.connect.data.Time": (pa.time64("us"), _time_of_day(1_000)),
+    "io.debezium.time.Time": (pa.time64("us"), _time_of_day(1_000)),
+    "io.debezium.time.MicroTime": (pa.time64("us"), _time_of_day(1_000_000)),
+    "io.debezium.time.NanoTime": (pa.time64("us"), _time_of_day(1_000_000_000)),
+    "io.debezium.data.VariableScaleDecimal": (pa.string(), _variable_decimal),
+    "io.debezium.data.Json": (pa.string(), _json_text),
+}
+
+
+@dataclass(frozen=True)
+class RowSchema:
+    """How to read one row image of the JSON converter's schema (``before``/``after``).
+
+    Kafka Connect's and Debezium's logical types become Python values of their meaning —
+    ``Decimal`` (base64 unscaled bytes and a scale) a :class:`decimal.Decimal` of the
+    column's precision, ``Date``/``Timestamp``/``MicroTimestamp``/``NanoTimestamp`` dates
+    and timestamps, ``ZonedTimestamp`` a UTC timestamp, ``Time``/``MicroTime``/``NanoTime``
+    times, ``Json``/``VariableScaleDecimal`` and structs text — and every column gets its
+    Arrow type from the schema, so a batch whose values are all NULL does not guess.
+    """
+
+    #: Column name → Arrow type.
+    types: dict[str, pa.DataType]
+    #: Column name → converter of its JSON value (columns that need one).
+    converters: dict[str, Callable[[Any], Any]]
+
+    def decode(self, image: dict[str, Any]) -> dict[str, Any]:
+        """``image`` with its logically typed values converted."""
+        if not self.converters:
+            return image
+        out = dict(image)
+        for name, convert in self.converters.items():
+            value = out.get(name)
+            if value is not None:
+                out[name] = convert(value)
+        return out
+
+
+def _column(field: Mapping[str, Any]) -> tuple[pa.DataType, Callable[[Any], Any] | None]:
+    name, kind = field.get("name"), field.get("type")
+    if name == "org.apache.kafka.connect.data.Decimal":
+        params = field.get("parameters") or {}
+        scale = int(params.get("scale", 0))
+        precision = _int(params.get("connect.decimal.precision"))
+        if precision is not None and 0 < precision <= 38 and 0 <= scale <= precision:
+            return pa.decimal128(precision, scale), _decimal(scale)
+        convert = _decimal(scale)
+        return pa.string(), lambda v: str(convert(v))
+    if isinstance(name, str) and name in _LOGICAL:
+        return _LOGICAL[name]
+    if kind in _PLAIN_TYPES:
+        return _PLAIN_TYPES[str(kind)], None
+    if kind == "bytes":
+        return pa.binary(), _binary
+    return pa.string(), _json_text  # struct, array, map: kept as JSON text
+
+
+def row_schema(schema: Any) -> RowSchema | None:
+    """The :class:`RowSchema` of an envelope's schema (``None`` when there is none)."""
+    if not isinstance(schema, dict):
+        return None
+    for part in schema.get("fields") or ():
+        if isinstance(part, dict) and part.get("field") in ("after", "before"):
+            columns = part.get("fields")
+            if isinstance(columns, list):
+                types: dict[str, pa.DataType] = {}
+                converters: dict[str, Callable[[Any], Any]] = {}
+                for column in columns:
+                    if not isinstance(column, dict) or not isinstance(column.get("field"), str):
+                        continue
+                    arrow_type, convert = _column(column)
+                    types[column["field"]] = arrow_type
+                    if convert is not None:
+                        converters[column["field"]] = convert
+                return RowSchema(types, converters)
     return None
 
 
@@ -313,13 +520,14 @@ def parse_event(record: Record) -> ChangeEvent | None:
     if record.value is None:
         return None
     try:
-        data = json.loads(record.value.decode("utf-8"))
+        data = _loads(record.value)
     except UnicodeDecodeError:
         raise BadInputError(f"{where}: the value is not UTF-8", source="kafka") from None
     except ValueError as exc:
         raise BadInputError(f"{where}: malformed JSON ({exc})", source="kafka") from None
+    schema: Any = None
     if isinstance(data, dict) and "payload" in data and set(data) <= {"schema", "payload"}:
-        data = data["payload"]
+        schema, data = data.get("schema"), data["payload"]
         if data is None:
             return None
     if not isinstance(data, dict):
@@ -340,7 +548,18 @@ def parse_event(record: Record) -> ChangeEvent | None:
     source = data.get("source")
     source = source if isinstance(source, dict) else {}
     ts = _int(data.get("ts_ms"))
-    return ChangeEvent(record, op, before, after, ts, source, source_position(source))
+    types: dict[str, pa.DataType] | None = None
+    columns = row_schema(schema)
+    if columns is not None:
+        try:
+            before = None if before is None else columns.decode(before)
+            after = None if after is None else columns.decode(after)
+        except (ValueError, TypeError, ArithmeticError, LookupError) as exc:
+            raise BadInputError(
+                f"{where}: a value does not match the event's schema ({exc})", source="kafka"
+            ) from None
+        types = columns.types
+    return ChangeEvent(record, op, before, after, ts, source, source_position(source), types)
 
 
 def row_key(event: ChangeEvent, key: Sequence[str]) -> tuple[Any, ...]:
@@ -359,7 +578,7 @@ def row_key(event: ChangeEvent, key: Sequence[str]) -> tuple[Any, ...]:
 
 def in_source_order(records: Iterable[Record]) -> list[Record]:
     """Records ordered per partition by offset (topic, partition, offset)."""
-    return sorted(records, key=lambda r: (r.topic, r.partition, r.offset))
+    return sorted(records, key=operator.attrgetter("topic", "partition", "offset"))
 
 
 def next_offsets(previous: Mapping[str, Mapping[int, int]], records: Iterable[Record]) -> Offsets:
@@ -411,24 +630,28 @@ def plan_changes(
     events: Sequence[ChangeEvent],
     key: Sequence[str],
     applied: Mapping[tuple[Any, ...], str] | None = None,
+    keys: Sequence[tuple[Any, ...]] | None = None,
 ) -> Plan:
     """The net effect of ``events`` (in source order) on silver, by key.
 
     ``applied`` maps keys to the ``_cdc_position`` of their current silver row. A change
     at or before the position already applied to its key (in silver or earlier in the
-    batch) is a duplicate and skipped.
+    batch) is a duplicate and skipped. ``keys`` are the events' :func:`row_key` values
+    when the caller has them already.
     """
     plan = Plan()
-    seen: dict[tuple[Any, ...], tuple[tuple[int, ...] | None, str]] = {}
+    # key → (position, its text; the text only where there is no comparable position)
+    seen: dict[tuple[Any, ...], tuple[tuple[int, ...] | None, str | None]] = {}
     for text_key, position in (applied or {}).items():
         seen[text_key] = (_parse_position(position), position)
-    for event in events:
-        k = row_key(event, key)
+    if keys is None:
+        keys = [row_key(event, key) for event in events]
+    for event, k in zip(events, keys, strict=True):
         known = seen.get(k)
         if known is not None and _not_after(event, known):
             plan.duplicates += 1
             continue
-        seen[k] = (event.position, event.position_text)
+        seen[k] = (event.position, None if event.position is not None else event.position_text)
         plan.final[k] = event
     return plan
 
@@ -445,9 +668,16 @@ def _parse_position(text: str | None) -> tuple[int, ...] | None:
     return None
 
 
-def _not_after(event: ChangeEvent, known: tuple[tuple[int, ...] | None, str]) -> bool:
+def _not_after(event: ChangeEvent, known: tuple[tuple[int, ...] | None, str | None]) -> bool:
     position, text = known
     if event.position is not None and position is not None and len(position) == len(event.position):
+        if len(position) == 2:
+            # PostgreSQL [last commit LSN, LSN]: per key the change's own LSN decides. A
+            # later change of a row comes from a transaction that took the row's lock after
+            # the earlier one committed, so its LSN is larger; the commit LSN is null (0)
+            # for the first change Debezium streams after a (re)start, so comparing whole
+            # pairs would skip a real change as a duplicate.
+            return event.position[1] <= position[1]
         return event.position <= position
     return event.position_text == text
 
@@ -839,30 +1069,31 @@ class _Loader:
         batch_id = new_batch_id(at)
         ordered = in_source_order(records)
         events: list[ChangeEvent] = []
+        keys: list[tuple[Any, ...]] = []
         poison: list[tuple[Record, str]] = []
         logged: list[tuple[Record, ChangeEvent | None, str | None]] = []
         tombstones = 0
         for record in ordered:
             try:
                 event = parse_event(record)
-                if event is not None:
-                    row_key(event, self.source.key)
+                k = None if event is None else row_key(event, self.source.key)
             except BadInputError as exc:
                 poison.append((record, str(exc)))
                 logged.append((record, None, str(exc)))
                 continue
             logged.append((record, event, None))
-            if event is None:
+            if event is None or k is None:
                 tombstones += 1
             else:
                 events.append(event)
+                keys.append(k)
         new_offsets = next_offsets(offsets, ordered)
 
         with tempfile.TemporaryDirectory(prefix="lakehouse-kafka-") as scratch:
             silver = self.silver_table()
             change_log = self.bronze_table()
-            applied = self._applied(silver, events)
-            plan = plan_changes(events, self.source.key, applied.positions)
+            applied = self._applied(silver, keys)
+            plan = plan_changes(events, self.source.key, applied.positions, keys)
             upserts = [e for e in plan.final.values() if e.op != "d"]
             deletes = [k for k, e in plan.final.items() if e.op == "d" and k in applied.rows]
             silver_data, reasons = self._silver_rows(upserts)
@@ -953,21 +1184,24 @@ class _Loader:
         existing: pa.Table | None
         row_filter: Any
 
-    def _applied(self, silver: Table | None, events: Sequence[ChangeEvent]) -> _Loader._Applied:
-        """Silver's current rows for the keys of ``events`` (found by key, lakehouse.tables)."""
-        if silver is None or not events or silver.current_snapshot() is None:
+    def _applied(self, silver: Table | None, keys: Sequence[tuple[Any, ...]]) -> _Loader._Applied:
+        """Silver's current rows for ``keys`` (found by key, lakehouse.tables)."""
+        if silver is None or not keys or silver.current_snapshot() is None:
             return self._Applied({}, set(), None, None)
         key = self.source.key
         columns = set(silver.schema().column_names)
         if not all(k in columns for k in key):
             return self._Applied({}, set(), None, None)
         key_types = silver.schema().as_arrow()
+        wanted = set(keys)  # each key once: a batch changes a hot key many times
         wanted_keys = pa.table(
-            {k: pa.array([e.image[k] for e in events], key_types.field(k).type) for k in key}
+            {
+                k: pa.array([w[i] for w in wanted], key_types.field(k).type)
+                for i, k in enumerate(key)
+            }
         )
         wanted_columns = [*key, *([CDC_POSITION] if CDC_POSITION in columns else [])]
         existing = lookup(silver, wanted_keys, key, wanted_columns)
-        wanted = {row_key(e, key) for e in events}
         positions: dict[tuple[Any, ...], str] = {}
         rows: set[tuple[Any, ...]] = set()
         if existing.num_rows:
@@ -997,11 +1231,24 @@ class _Loader:
                 names.setdefault(name)
         arrays: list[pa.Array] = []
         fields: list[pa.Field] = []
+        declared: dict[str, pa.DataType] = {}
+        for event in reversed(upserts):  # the newest schema wins
+            if event.types is not None:
+                declared = {**event.types, **declared}
         for name in names:
             try:
-                array = pa.array([e.image.get(name) for e in upserts])
+                array = pa.array([e.image.get(name) for e in upserts], declared.get(name))
             except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
                 return None, [f"column {name!r} has values of different types ({exc})"]
+            if pa.types.is_string(array.type) and pc.any(pc.equal(array, UNAVAILABLE)).as_py():
+                logger.warning(
+                    "column %r of %s holds Debezium's placeholder %r: PostgreSQL did not send an "
+                    "unchanged TOASTed value; set REPLICA IDENTITY FULL on the source table "
+                    "(docs/cdc.md)",
+                    name,
+                    self.source.table,
+                    UNAVAILABLE,
+                )
             arrays.append(array)
             fields.append(pa.field(name, array.type))
         meta = [
@@ -1085,34 +1332,31 @@ class _Loader:
         """One change-log row per record (changes, tombstones and rejected records)."""
 
         def dumps(image: dict[str, Any] | None) -> str | None:
-            return None if image is None else json.dumps(image, separators=(",", ":"))
-
-        def kafka_ts(r: Record) -> dt.datetime | None:
-            return (
-                None
-                if r.timestamp is None
-                else dt.datetime.fromtimestamp(r.timestamp / 1000, dt.UTC)
-            )
+            if image is None:
+                return None
+            return _dumps(image, _json_value)
 
         by_topic = {m.split("/kafka/", 1)[-1].split("/", 1)[0]: m for m in manifests}
+        # milliseconds → timestamp[us] in Arrow, not a datetime object per record
+        millis = pa.array([r.timestamp for r, _, _ in logged], pa.int64())
+        kafka_ts = pc.multiply(millis, 1000).cast(pa.timestamp("us", "UTC"))
         data = {
             "op": [e.op if e else None for _, e, _ in logged],
             "ts_ms": [e.ts_ms if e else None for _, e, _ in logged],
-            "source": [
-                json.dumps(e.source, separators=(",", ":")) if e else None for _, e, _ in logged
-            ],
+            "source": [_dumps(e.source) if e else None for _, e, _ in logged],
             "position": [e.position_text if e else None for _, e, _ in logged],
             "topic": [r.topic for r, _, _ in logged],
             "partition": [r.partition for r, _, _ in logged],
             "offset": [r.offset for r, _, _ in logged],
-            "kafka_timestamp": [kafka_ts(r) for r, _, _ in logged],
+            "kafka_timestamp": kafka_ts,
             "key": [_text(r.key) for r, _, _ in logged],
             "before": [dumps(e.before) if e else None for _, e, _ in logged],
             "after": [dumps(e.after) if e else None for _, e, _ in logged],
             "error": [error for _, _, error in logged],
         }
         table = pa.Table.from_pydict(data, schema=_CHANGE_LOG_ARROW)
-        files = [by_topic[r.topic].rsplit("/", 1)[0] + "/" + EVENTS_FILE for r, _, _ in logged]
+        landed = {t: m.rsplit("/", 1)[0] + "/" + EVENTS_FILE for t, m in by_topic.items()}
+        files = [landed[r.topic] for r, _, _ in logged]
         table = bronze.with_ingestion_columns(
             table, batch_id=batch_id, source_file="", ingested_at=at
         )
@@ -1138,7 +1382,7 @@ class _Loader:
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("w", encoding="utf-8") as fh:
                 for r in items:
-                    fh.write(json.dumps(_raw_line(r), separators=(",", ":"), ensure_ascii=False))
+                    fh.write(_dumps(_raw_line(r)))
                     fh.write("\n")
             ref = resolve(str(path), {})
             size, sha256 = hash_file(ref)
@@ -1196,6 +1440,17 @@ class _Loader:
             )
             where.append(folder.uri)
         return where
+
+
+def _json_value(value: Any) -> Any:
+    """JSON form of a decoded logical value (the change log's images)."""
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, dt.date | dt.time):  # datetime is a date
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _where(record: Record) -> str:
@@ -1260,6 +1515,7 @@ __all__ = [
     "CDC_COLUMNS",
     "CHANGE_LOG_SCHEMA",
     "OPS",
+    "UNAVAILABLE",
     "BatchCallback",
     "BatchResult",
     "ChangeEvent",
@@ -1269,6 +1525,7 @@ __all__ = [
     "Plan",
     "Record",
     "RecordSource",
+    "RowSchema",
     "consume_cdc",
     "consumer_conf",
     "in_source_order",
@@ -1278,5 +1535,6 @@ __all__ = [
     "plan_changes",
     "recorded_offsets",
     "row_key",
+    "row_schema",
     "source_position",
 ]

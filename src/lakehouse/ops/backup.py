@@ -647,8 +647,10 @@ def create_backup(
         finally:
             try:
                 storage.delete_dir(repo.tmp(backup_id))
-            except Exception:  # scratch only; never hide the real outcome
-                logger.warning("could not remove %s", repo.tmp(backup_id).uri, exc_info=True)
+            except Exception as exc:  # scratch only; never hide the real outcome
+                # one line (the CLI prints warnings): the traceback only at debug level
+                logger.warning("could not remove %s: %s", repo.tmp(backup_id).uri, describe(exc))
+                logger.debug("removing %s failed", repo.tmp(backup_id).uri, exc_info=True)
 
     result = BackupResult(
         backup_id=backup_id,
@@ -684,8 +686,15 @@ def _discard_incomplete(storage: Storage, folder: Location) -> None:
     """Remove a failed backup's folder (its objects stay: they are shared and immutable)."""
     try:
         storage.delete_dir(folder)
-    except Exception:
-        logger.warning("could not remove the incomplete backup %s", folder.uri, exc_info=True)
+    except Exception as exc:
+        # one line (the CLI prints warnings): the traceback only at debug level. The folder
+        # has no manifest.json, so it is listed as incomplete and never restored.
+        logger.warning(
+            "could not remove the incomplete backup %s (it stays listed as incomplete): %s",
+            folder.uri,
+            describe(exc),
+        )
+        logger.debug("removing %s failed", folder.uri, exc_info=True)
 
 
 def _catalog_type(uri: str) -> str:

@@ -23,14 +23,17 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Iterable, Mapping
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from lakehouse.query import sandbox
 from lakehouse.query.deletes import (
     FILE_ID,
+    KEEP,
     POSITION,
+    keep_mask_table,
     position_delete_table,
     without_unused_deletes,
 )
@@ -254,6 +257,8 @@ class Registration:
     source: str | None = None
     #: The Arrow table of position deletes the view anti-joins with.
     deletes: str | None = None
+    #: The Arrow tables of kept rows the view joins with by position (one per read).
+    keep: tuple[str, ...] = ()
 
 
 def unregister(con: duckdb.DuckDBPyConnection, registered: Iterable[Registration]) -> None:
@@ -264,7 +269,7 @@ def unregister(con: duckdb.DuckDBPyConnection, registered: Iterable[Registration
     for item in registered:
         try:
             con.execute(f"DROP VIEW IF EXISTS {item.view}")
-            for source in (item.source, item.deletes):
+            for source in (item.source, item.deletes, *item.keep):
                 if source is not None:
                     con.unregister(source)
         except duckdb.Error:  # pragma: no cover - best effort
@@ -289,31 +294,43 @@ def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registratio
     view = f"{quote_identifier(namespace)}.{quote_identifier(name)}"
     source: str | None = None
     deletes: str | None = None
+    keep: tuple[str, ...] = ()
     reader = scan.reader
     try:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(namespace)}")
         if reader == "parquet":
             if any(f.position_deletes for f in scan.files):
                 scan = replace(scan, files=without_unused_deletes(io, scan.files))
+            # delete files read once per process (query.deletes); the relations are named
+            # after the view: a caller's connection replaces them with the view
+            groups = keep_mask_groups(scan, os.cpu_count() or 1)  # DuckDB's threads
+            masked = [f for group in groups for f in group]
+            keep = tuple(f"__lakehouse_keep_{namespace}.{name}#{i}" for i in range(len(groups)))
+            for relation, group in zip(keep, groups, strict=True):
+                con.register(relation, keep_mask_table(io, group))
             positional = position_delete_files(scan)
-            if positional:
-                # delete files read once per process, joined on integers (query.deletes);
-                # named after the view: a caller's connection replaces it with the view
+            if any(f.equality_deletes for f in positional) or (positional and not masked):
                 deletes = f"__lakehouse_deletes_{namespace}.{name}"
-                con.register(
-                    deletes,
-                    position_delete_table(io, [(f.path, f.position_deletes) for f in positional]),
-                )
+                joined = [
+                    (f.path, f.position_deletes if f.equality_deletes or not masked else ())
+                    for f in positional
+                ]
+                con.register(deletes, position_delete_table(io, joined))
             try:
-                sql = parquet_sql(scan, quote_identifier(deletes) if deletes else None)
+                sql = parquet_sql(
+                    scan,
+                    quote_identifier(deletes) if deletes else None,
+                    [(quote_identifier(k), g) for k, g in zip(keep, groups, strict=True)],
+                )
                 con.execute(f"CREATE OR REPLACE VIEW {view} AS {sql}")
             except duckdb.PermissionException:
                 # a locked connection not allowed to read these files: PyIceberg reads them
                 logger.debug("%s: files not allowed on this connection, read by PyIceberg", view)
                 reader = "arrow"
-                if deletes is not None:
-                    con.unregister(deletes)
-                    deletes = None
+                for registered in (deletes, *keep):
+                    if registered is not None:
+                        con.unregister(registered)
+                deletes, keep = None, ()
         if reader != "parquet":
             source = f"__lakehouse_scan_{next(_counter)}"
             con.register(source, read_arrow(scan))
@@ -323,7 +340,7 @@ def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registratio
     except duckdb.Error as exc:
         from lakehouse.query.analysis import first_line
 
-        for registered in (source, deletes):
+        for registered in (source, deletes, *keep):
             if registered is not None:
                 con.unregister(registered)
         message = f"cannot read table '{scan.name}': {first_line(str(exc))}"
@@ -335,7 +352,7 @@ def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registratio
         len(scan.files),
         scan.row_filter,
     )
-    return Registration(namespace, view, source, deletes)
+    return Registration(namespace, view, source, deletes, keep)
 
 
 def read_arrow(scan: TableScanPlan) -> pa.Table:
@@ -383,13 +400,54 @@ def position_delete_files(scan: TableScanPlan) -> list[ScanFile]:
     return pure + mixed
 
 
-def parquet_sql(scan: TableScanPlan, deletes: str | None = None) -> str:
+def keep_mask_files(scan: TableScanPlan) -> list[ScanFile]:
+    """The files of ``scan`` read aligned with a mask of kept rows, in read order.
+
+    Those with position deletes only, when nothing was pushed down to ``scan``: a full
+    read of them gains nothing from DuckDB's row-group pruning, and pairing its rows
+    with :func:`~lakehouse.query.deletes.keep_mask_table` by position costs little next
+    to a hash anti-join (see ``docs/benchmarks.md``). A scan with a predicate keeps the
+    anti-join: the predicate, pushed into the read, skips row groups first.
+    """
+    from pyiceberg.expressions import AlwaysTrue
+
+    if scan.predicates or scan.row_filter != AlwaysTrue():
+        return []
+    return [f for f in scan.files if f.position_deletes and not f.equality_deletes]
+
+
+def keep_mask_groups(scan: TableScanPlan, reads: int) -> list[list[ScanFile]]:
+    """:func:`keep_mask_files` cut into at most ``reads`` runs of about equal row counts.
+
+    A positional join is read by one thread; DuckDB runs the branches of a ``UNION ALL``
+    side by side, so one ordered read per thread keeps every core busy.
+    """
+    files = keep_mask_files(scan)
+    count = max(1, min(reads, len(files)))
+    total = max(1, sum(f.record_count for f in files))
+    groups: list[list[ScanFile]] = [[] for _ in range(count)]
+    done = 0
+    for f in files:  # the group of the file's first row
+        groups[min(done * count // total, count - 1)].append(f)
+        done += f.record_count
+    return [g for g in groups if g]
+
+
+def parquet_sql(
+    scan: TableScanPlan,
+    deletes: str | None = None,
+    keep: Sequence[tuple[str, Sequence[ScanFile]]] = (),
+) -> str:
     """The ``SELECT`` DuckDB runs to read the planned files, deletes applied.
 
     ``deletes`` names a relation of ``(file_id, pos)`` rows (see
     :func:`lakehouse.query.deletes.position_delete_table` over
     :func:`position_delete_files`); without it the position delete files are read by
-    DuckDB in the query itself.
+    DuckDB in the query itself. ``keep`` pairs relations of ``keep`` rows with the
+    files each masks (:func:`keep_mask_groups`, each relation
+    :func:`lakehouse.query.deletes.keep_mask_table` over its files; together all files
+    with position deletes only): then each run of files is read in one ordered scan
+    joined with its relation by position.
     """
     assert scan.table is not None
     schema = scan.table.schema()
@@ -412,10 +470,19 @@ def parquet_sql(scan: TableScanPlan, deletes: str | None = None) -> str:
     if positional:
         relation = deletes if deletes is not None else _inline_deletes(positional)
         pure = [f for f in positional if not f.equality_deletes]
-        # Files with position deletes only: ONE read of them all, anti-joined once on two
-        # integers, DuckDB's file_index and the row's position (a branch per file made
-        # DuckDB read them one at a time; a path per row was a string comparison)
-        if pure:
+        if pure and keep:
+            # one ordered read per run of files in ``keep``, paired row by row with its
+            # kept-rows mask (sized by each file's own footer): no hashing; DuckDB keeps
+            # filters above a positional join, so none shifts a row
+            for relation, group in keep:
+                parts.append(
+                    f"SELECT d.* FROM read_parquet({_file_list([f.path for f in group])}, "
+                    f"schema={columns}) AS d POSITIONAL JOIN {relation} AS k WHERE k.{KEEP}"
+                )
+        elif pure:
+            # Files with position deletes only: ONE read of them all, anti-joined once on
+            # two integers, DuckDB's file_index and the row's position (a branch per file
+            # made DuckDB read them one at a time; a path per row was a string comparison)
             parts.append(
                 f"SELECT * EXCLUDE ({ROW_NUMBER_COLUMN}) FROM read_parquet("
                 f"{_file_list([f.path for f in pure])}, schema={columns}, "
@@ -480,6 +547,8 @@ __all__ = [
     "Registration",
     "allowed_paths",
     "connect_duckdb",
+    "keep_mask_files",
+    "keep_mask_groups",
     "parquet_sql",
     "position_delete_files",
     "quote_identifier",

@@ -24,12 +24,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from lakehouse.catalog import refcounts
+from lakehouse.catalog.content_merge import content_merge
 from lakehouse.catalog.model import (
     NO_ANCESTOR,
     Branch,
     CommitMeta,
     ConflictType,
     ContentKey,
+    ContentMergeResult,
     Delete,
     Entry,
     LogEntry,
@@ -67,10 +69,14 @@ from lakehouse.server.metrics import ServerMetrics
 from lakehouse.server.middleware import current_principal
 from lakehouse.server.oidc import Principal
 from lakehouse.server.schemas import (
+    CONTENT_MERGE_PROPERTY,
+    CONTENT_MERGE_VERSION,
     CommitMetaBody,
     GetMultipleContentsBody,
     MergeBody,
     MergeKeyBehaviorBody,
+    MergeResponse,
+    NessieConfigurationResponse,
     OperationBody,
     OperationsBody,
     ReferenceBody,
@@ -232,6 +238,17 @@ def _token_key(token: str | None) -> ContentKey | None:
 
 
 @dataclass(frozen=True)
+class ContentMergeIO:
+    """How the server reaches table files for the ``contentMerge`` opt-in of merges."""
+
+    #: The warehouse's FileIO properties (may hold credentials; never sent to clients).
+    fileio_properties: Mapping[str, str]
+    #: Whether a location is inside the warehouse: a table whose metadata is elsewhere is
+    #: not read (a conflict), so a merge cannot make the server read or write anywhere else.
+    in_warehouse: Callable[[str], bool]
+
+
+@dataclass(frozen=True)
 class NessieHandlers:
     """The v2 endpoint functions of one router, for other API versions to call.
 
@@ -263,9 +280,11 @@ def build_router(
     settings: ServerSettings,
     metrics: ServerMetrics,
     rules: AuthorizationRules | None = None,
+    *,
+    content_merge_io: ContentMergeIO | None = None,
 ) -> APIRouter:
     """The ``/api/v2`` routes bound to ``store``; with ``rules``, Nessie's access checks."""
-    return build(store, settings, metrics, rules)[0]
+    return build(store, settings, metrics, rules, content_merge_io=content_merge_io)[0]
 
 
 def build(
@@ -273,8 +292,16 @@ def build(
     settings: ServerSettings,
     metrics: ServerMetrics,
     rules: AuthorizationRules | None = None,
+    *,
+    content_merge_io: ContentMergeIO | None = None,
 ) -> tuple[APIRouter, NessieHandlers]:
-    """The ``/api/v2`` router and its handlers (see :class:`NessieHandlers`)."""
+    """The ``/api/v2`` router and its handlers (see :class:`NessieHandlers`).
+
+    With ``content_merge_io`` (how to reach the warehouse the tables live in) merges take
+    the ``contentMerge`` opt-in and ``/config`` advertises it
+    (:data:`~lakehouse.server.schemas.CONTENT_MERGE_PROPERTY`); without, a merge that asks
+    for it is refused (400).
+    """
     router = APIRouter(prefix="/api/v2", tags=["Nessie API v2"])
     audit = AuditLog(metrics.audit_writes)
 
@@ -310,19 +337,26 @@ def build(
                 checks += on_content(CheckType.DELETE_ENTITY, branch, path, content_type)
         return checks
 
-    def merged_entity_checks(target: Branch, dry_run: MergeResult) -> list[Check]:
+    def merged_entity_checks(
+        target: Branch, dry_run: MergeResult, *, by_content: bool = False
+    ) -> list[Check]:
         """The entity checks of the keys a merge or transplant changes on ``target``.
 
         Nessie runs its commit validator on the operations a merge applies, so merging a
         key the principal may not create, update or delete on the target is refused even
-        when committing to the target is allowed. ``dry_run`` names those keys.
+        when committing to the target is allowed. ``dry_run`` names those keys; with
+        ``by_content`` the keys changed on both sides count too (a content merge
+        updates them).
         """
         if rules is None:
             return []
         keys = [
             d.key
             for d in dry_run.details
-            if d.conflict is None and d.merge_behavior is not MergeBehavior.DROP
+            if d.merge_behavior is not MergeBehavior.DROP
+            and (
+                d.conflict is None or (by_content and d.conflict.type is ConflictType.VALUE_DIFFERS)
+            )
         ]
         if not keys:
             return []
@@ -539,18 +573,24 @@ def build(
 
     # -- config -----------------------------------------------------------------------
 
-    @router.get("/config", operation_id="getConfigV2", summary="Server configuration")
+    @router.get(
+        "/config",
+        operation_id="getConfigV2",
+        summary="Server configuration",
+        responses={200: {"model": NessieConfigurationResponse}},
+    )
     def get_config() -> JSONResponse:
-        return _json(
-            {
-                "defaultBranch": store.default_branch,
-                "minSupportedApiVersion": 1,
-                "maxSupportedApiVersion": 2,
-                "actualApiVersion": 2,
-                "specVersion": SPEC_VERSION,
-                "noAncestorHash": NO_ANCESTOR,
-            }
-        )
+        config: dict[str, Any] = {
+            "defaultBranch": store.default_branch,
+            "minSupportedApiVersion": 1,
+            "maxSupportedApiVersion": 2,
+            "actualApiVersion": 2,
+            "specVersion": SPEC_VERSION,
+            "noAncestorHash": NO_ANCESTOR,
+        }
+        if content_merge_io is not None:  # Nessie's free-form map: any client takes it
+            config["additionalProperties"] = {CONTENT_MERGE_PROPERTY: str(CONTENT_MERGE_VERSION)}
+        return _json(config)
 
     @router.get(
         "/config/repository",
@@ -923,9 +963,19 @@ def build(
         "/trees/{branch:nessieref}/history/merge",
         operation_id="mergeV2",
         summary="Merge a reference into 'branch@expectedHash'",
-        responses=_WRITE_ERRORS,
+        responses={200: {"model": MergeResponse}, **_WRITE_ERRORS},
     )
     def merge(branch: str, body: MergeBody, request: Request) -> JSONResponse:
+        by_content = bool(body.content_merge)
+        if by_content and content_merge_io is None:
+            raise InvalidInputError(
+                "contentMerge is not offered by this server: it runs without a warehouse "
+                "to read the tables from (see additionalProperties in GET /api/v2/config)"
+            )
+        if by_content and resolved_contents(body.key_merge_modes):
+            raise InvalidInputError(
+                "contentMerge computes the merged contents itself: send no resolvedContent with it"
+            )
         source = checked(
             wire.ref_spec(body.from_ref_name, body.from_hash, store.default_branch, _SOURCE_HASH),
             _SOURCE_HASH,
@@ -943,23 +993,59 @@ def build(
                 ]
             )
             if rules is not None and not body.dry_run:
+                # a content merge resolves the keys changed on both sides: check them too
+                conflicts_as_result = {"return_conflict_as_result": True} if by_content else {}
                 with expected_in_history(target):
                     preview = merge_into(
-                        target, source, body.model_copy(update={"dry_run": True}), None
+                        target,
+                        source,
+                        body.model_copy(update={"dry_run": True, **conflicts_as_result}),
+                        None,
                     )
-                authorize(merged_entity_checks(target, preview))
+                authorize(merged_entity_checks(target, preview, by_content=by_content))
             meta: CommitMeta | None = None
             if body.commit_meta is not None or body.message or _has_commit_headers(request.headers):
                 meta = commit_meta(body.commit_meta, request.headers)
                 if not meta.message and body.message:  # Nessie's deprecated 'message' field
                     meta = replace(meta, message=body.message)
+            tables = None
             with expected_in_history(target):
-                result = merge_into(target, source, body, meta)
+                if by_content:
+                    record["contentMerge"] = True
+                    merged = merge_by_content(target, source, body, meta)
+                    result, tables = merged.result, merged.tables
+                else:
+                    result = merge_into(target, source, body, meta)
             record["resultHash"] = result.resultant_target_hash
             record["applied"] = result.was_applied
             record["keys"] = [wire.key_to_path(d.key) for d in result.details]
         _count(metrics, "merge", result.was_applied, len(result.added_commits), result.conflicts)
-        return _json(wire.merge_response_json(result, target.hash))
+        return _json(wire.merge_response_json(result, target.hash, tables))
+
+    def merge_by_content(
+        target: Branch, source: RefSpec, body: MergeBody, meta: CommitMeta | None
+    ) -> ContentMergeResult:
+        """The library's content merge over this server's store (the ``contentMerge`` opt-in).
+
+        The same function a client runs against a store that cannot merge by content
+        (:func:`lakehouse.catalog.content_merge.content_merge`), here next to the catalog:
+        the final store merge is checked against ``target.hash`` and the contents the
+        table merges were computed from, atomically.
+        """
+        assert content_merge_io is not None
+        return content_merge(
+            store,
+            source,
+            target.name,
+            io_properties=content_merge_io.fileio_properties,
+            location_allowed=content_merge_io.in_warehouse,
+            default_behavior=body.default_key_merge_mode or MergeBehavior.NORMAL,
+            key_behaviors=key_behaviors(body.key_merge_modes) or None,
+            expected_target_hash=target.hash,
+            dry_run=bool(body.dry_run),
+            meta=meta,
+            raise_on_conflict=not body.return_conflict_as_result,
+        )
 
     def merge_into(
         target: Branch, source: RefSpec, body: MergeBody, meta: CommitMeta | None
@@ -980,9 +1066,14 @@ def build(
         "/trees/{branch:nessieref}/history/transplant",
         operation_id="transplantV2",
         summary="Cherry-pick commits (oldest first) onto 'branch@expectedHash'",
-        responses=_WRITE_ERRORS,
+        responses={200: {"model": MergeResponse}, **_WRITE_ERRORS},
     )
     def transplant(branch: str, body: TransplantBody) -> JSONResponse:
+        if body.content_merge:
+            raise InvalidInputError(
+                "contentMerge is supported by merges only: a transplant keeps Nessie's "
+                "key-level semantics"
+            )
         if resolved_contents(body.key_merge_modes):
             raise InvalidInputError("resolvedContent is supported by merges only")
         if body.from_ref_name != wire.DETACHED:
@@ -1189,4 +1280,4 @@ def _properties(body: CommitMetaBody | None) -> dict[str, str]:
     return dict(body.properties or {})
 
 
-__all__ = ["SPEC_VERSION", "NessieHandlers", "build", "build_router"]
+__all__ = ["SPEC_VERSION", "ContentMergeIO", "NessieHandlers", "build", "build_router"]

@@ -12,8 +12,9 @@ path                   what
 ``/metrics``           Prometheus text format (:mod:`lakehouse.server.metrics`)
 ``/openapi.json``      OpenAPI document; ``/docs`` and ``/redoc`` render it (assets
                        served locally from ``/docs-static``: no CDN)
-``/``, ``/ui/…``       the web console (:mod:`lakehouse.console`), when the app is
-                       given a lakehouse (``console=``); it signs users in itself
+``/``, ``/ui/…``       the web console, when the caller mounts it (``console=``, an
+                       :class:`AppExtension` such as ``lakehouse.console.WebConsole``);
+                       it signs users in itself
 =====================  ==========================================================
 
 Middleware, outermost first: reference-path decoding (Nessie and Iceberg paths),
@@ -28,7 +29,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import uvicorn
 from fastapi import FastAPI
@@ -36,6 +37,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import SecretStr
 from starlette.convertors import Convertor, register_url_convertor
 
 import lakehouse
@@ -62,9 +64,6 @@ from lakehouse.server.middleware import (
 from lakehouse.server.oidc import OidcVerifier
 from lakehouse.server.settings import ServerSettings
 
-if TYPE_CHECKING:
-    from lakehouse.client import Lakehouse
-
 log = logging.getLogger(__name__)
 #: Where the Swagger UI and ReDoc assets (package ``fastapi-offline``) are served.
 DOCS_STATIC = "/docs-static"
@@ -89,13 +88,33 @@ class NessieRefConvertor(Convertor[str]):
 register_url_convertor("nessieref", NessieRefConvertor())
 
 
+class AppExtension(Protocol):
+    """Routes a caller above the server mounts on its app: the web console.
+
+    The server knows nothing of what it mounts, so the import arrows point down: the
+    console uses the server's auth and rules; the CLI hands the console to the server.
+    The extension's paths (``/`` and ``/ui/…``) sign people in themselves, so the
+    server's bearer middleware leaves them alone.
+    """
+
+    def install(
+        self,
+        app: FastAPI,
+        *,
+        token: SecretStr | None,
+        verifier: OidcVerifier | None,
+        rules: AuthorizationRules | None,
+    ) -> None:
+        """Add the extension's routes to ``app``, with the server's auth and rules."""
+
+
 def create_app(
     store: VersionStore,
     *,
     settings: ServerSettings | None = None,
     iceberg: IcebergRestSettings | None = None,
     oidc_verifier: OidcVerifier | None = None,
-    console: Lakehouse | None = None,
+    console: AppExtension | None = None,
 ) -> FastAPI:
     """The server app over ``store``. The caller keeps ownership of ``store``.
 
@@ -103,8 +122,10 @@ def create_app(
     replaces the verifier built from those settings (tests inject one with a transport).
 
     With ``iceberg`` (the warehouse and its FileIO settings) the Iceberg REST catalog
-    is served under ``/iceberg`` too; with ``console`` (a lakehouse over the same store)
-    the web console at ``/``.
+    is served under ``/iceberg`` too, and Nessie API v2 merges offer the ``contentMerge``
+    opt-in (unless ``settings.content_merge`` is off); with ``console`` (for example
+    ``lakehouse.console.WebConsole`` over a lakehouse on the same store) the web console
+    at ``/``.
     """
     settings = settings or ServerSettings()
     metrics = ServerMetrics()
@@ -133,7 +154,15 @@ def create_app(
     rules = None
     if settings.authorization_rules is not None:
         rules = AuthorizationRules.from_mapping(settings.authorization_rules)
-    v2_router, v2_handlers = api_v2.build(store, settings, metrics, rules)
+    # content merges read the tables' files: offered when the server knows the warehouse
+    content_merge_io = (
+        api_v2.ContentMergeIO(iceberg.fileio_properties, iceberg.warehouse.contains)
+        if iceberg is not None and settings.content_merge
+        else None
+    )
+    v2_router, v2_handlers = api_v2.build(
+        store, settings, metrics, rules, content_merge_io=content_merge_io
+    )
     app.include_router(v2_router)
     app.include_router(api_v1.build_router(v2_handlers))
     if iceberg is not None:
@@ -143,16 +172,7 @@ def create_app(
     if oidc_verifier is None and settings.oidc is not None:
         oidc_verifier = OidcVerifier(settings.oidc)
     if console is not None:
-        from lakehouse.console import build_console_router
-
-        app.include_router(
-            build_console_router(console, settings.token, verifier=oidc_verifier, rules=rules)
-        )
-        app.mount(
-            "/ui/static",
-            StaticFiles(directory=str(files("lakehouse.console") / "static")),
-            name="console-static",
-        )
+        console.install(app, token=settings.token, verifier=oidc_verifier, rules=rules)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process is up")
     async def healthz() -> JSONResponse:
@@ -235,7 +255,7 @@ def make_server(
     settings: ServerSettings | None = None,
     log_level: str = "info",
     iceberg: IcebergRestSettings | None = None,
-    console: Lakehouse | None = None,
+    console: AppExtension | None = None,
 ) -> uvicorn.Server:
     """A uvicorn server for ``store``, not started (``run()`` it, or ``should_exit`` it)."""
     no_auth = settings is None or (settings.token is None and settings.oidc is None)
@@ -310,4 +330,4 @@ def run(
     make_server(store, host, port, settings=settings, log_level=log_level, iceberg=iceberg).run()
 
 
-__all__ = ["NessieRefConvertor", "create_app", "make_server", "run"]
+__all__ = ["AppExtension", "NessieRefConvertor", "create_app", "make_server", "run"]

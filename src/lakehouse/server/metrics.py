@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -18,6 +19,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lakehouse.observability import metrics
+
+#: prometheus-client's multiprocess folder; set for the workers of ``serve --workers N``.
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class ServerMetrics:
@@ -61,8 +65,17 @@ class ServerMetrics:
 
         The platform families (:mod:`lakehouse.observability`) are those this process
         recorded: runs, ingestion, maintenance and backups done through the server or
-        by code in the same process.
+        by code in the same process. With several worker processes (``lakehouse serve
+        --workers N`` sets :data:`MULTIPROCESS_DIR_ENV`) every family of every worker,
+        summed across them, whichever worker answers the scrape.
         """
+        folder = os.environ.get(MULTIPROCESS_DIR_ENV)
+        if folder:  # several worker processes (lakehouse serve --workers): sum them all
+            from prometheus_client import multiprocess
+
+            merged = CollectorRegistry()
+            multiprocess.MultiProcessCollector(merged, path=folder)  # type: ignore[no-untyped-call]
+            return generate_latest(merged)
         return generate_latest(self.registry) + generate_latest(metrics().registry)
 
 

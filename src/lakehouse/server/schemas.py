@@ -118,17 +118,113 @@ class _MergeTransplantBody(_Body):
         return data
 
 
+#: ``GET /api/v2/config`` ``additionalProperties`` key with which the server advertises the
+#: ``contentMerge`` opt-in of merges; its value is the extension's version (``"1"``).
+CONTENT_MERGE_PROPERTY = "lakehouse.content-merge"
+#: The version of the ``contentMerge`` extension this server speaks.
+CONTENT_MERGE_VERSION = 1
+
+
 class MergeBody(_MergeTransplantBody):
     """Body of ``POST /trees/{branch@hash}/history/merge``."""
 
     from_hash: str | None = Field(default=None, alias="fromHash")
     commit_meta: CommitMetaBody | None = Field(default=None, alias="commitMeta")
+    content_merge: bool | None = Field(
+        default=None,
+        alias="contentMerge",
+        description=(
+            "Lakehouse extension, off unless true: an Iceberg table changed on both sides "
+            "merges by content when the changes commute (appends, position deletes, "
+            "rewrites; see docs/compatibility.md), computed by the server and committed "
+            "as one merge commit against the expected hash; any other table changed on "
+            "both sides is a conflict whose message says why. Each such table's detail "
+            "carries `contentMerge` in the response, also on a dry run. Offered only when "
+            f"`GET /api/v2/config` lists `{CONTENT_MERGE_PROPERTY}` in "
+            "`additionalProperties` (else 400); not with `resolvedContent`. Nessie's "
+            "servers ignore the field: send it only to a server that advertises it."
+        ),
+    )
 
 
 class TransplantBody(_MergeTransplantBody):
     """Body of ``POST /trees/{branch@hash}/history/transplant`` (hashes oldest first)."""
 
     hashes_to_transplant: list[str] = Field(alias="hashesToTransplant", min_length=1)
+    content_merge: bool | None = Field(
+        default=None,
+        alias="contentMerge",
+        description="Lakehouse extension of merges only: true is refused (400) here.",
+    )
+
+
+class _Response(BaseModel):
+    """A response body, for the OpenAPI document (handlers write plain JSON)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class NessieConfigurationResponse(_Response):
+    """``GET /api/v2/config`` (Nessie's ``NessieConfiguration``)."""
+
+    default_branch: str = Field(alias="defaultBranch")
+    min_supported_api_version: int = Field(alias="minSupportedApiVersion")
+    max_supported_api_version: int = Field(alias="maxSupportedApiVersion")
+    actual_api_version: int = Field(alias="actualApiVersion")
+    spec_version: str = Field(alias="specVersion")
+    no_ancestor_hash: str = Field(alias="noAncestorHash")
+    additional_properties: dict[str, str] | None = Field(
+        default=None,
+        alias="additionalProperties",
+        description=(
+            "Nessie's free-form server properties. This server lists its extensions here: "
+            f"`{CONTENT_MERGE_PROPERTY}` (value: the extension's version, "
+            f'"{CONTENT_MERGE_VERSION}") when merges take `contentMerge`.'
+        ),
+    )
+
+
+class ContentMergeOutcome(_Response):
+    """What a ``contentMerge`` did with one table changed on both sides."""
+
+    merged: bool
+    description: str = Field(
+        description='"merged by content (appends on the source …)" or "conflict: …"'
+    )
+
+
+class ConflictResponse(_Response):
+    """Nessie's ``Conflict`` of one key."""
+
+    conflict_type: str = Field(alias="conflictType")
+    key: dict[str, Any] | None = None
+    message: str
+
+
+class ContentKeyDetailsResponse(_Response):
+    """Nessie's ``ContentKeyDetails``: what a merge or transplant did with one key."""
+
+    key: dict[str, Any]
+    merge_behavior: MergeBehavior = Field(alias="mergeBehavior")
+    conflict: ConflictResponse | None = None
+    content_merge: ContentMergeOutcome | None = Field(
+        default=None,
+        alias="contentMerge",
+        description="Only with `contentMerge: true`, for a table changed on both sides.",
+    )
+
+
+class MergeResponse(_Response):
+    """Nessie's ``MergeResponse`` of a merge or transplant (also of a dry run)."""
+
+    was_applied: bool = Field(alias="wasApplied")
+    was_successful: bool = Field(alias="wasSuccessful")
+    resultant_target_hash: str | None = Field(default=None, alias="resultantTargetHash")
+    common_ancestor: str | None = Field(default=None, alias="commonAncestor")
+    target_branch: str = Field(alias="targetBranch")
+    effective_target_hash: str = Field(alias="effectiveTargetHash")
+    expected_hash: str | None = Field(default=None, alias="expectedHash")
+    details: list[ContentKeyDetailsResponse]
 
 
 class UpdateRepositoryConfigBody(_Body):
@@ -138,11 +234,18 @@ class UpdateRepositoryConfigBody(_Body):
 
 
 __all__ = [
+    "CONTENT_MERGE_PROPERTY",
+    "CONTENT_MERGE_VERSION",
     "CommitMetaBody",
+    "ConflictResponse",
     "ContentKeyBody",
+    "ContentKeyDetailsResponse",
+    "ContentMergeOutcome",
     "GetMultipleContentsBody",
     "MergeBody",
     "MergeKeyBehaviorBody",
+    "MergeResponse",
+    "NessieConfigurationResponse",
     "OperationBody",
     "OperationsBody",
     "ReferenceBody",

@@ -41,6 +41,11 @@ class ServerSettings(BaseModel):
     default_page_size: int = Field(default=250, ge=1)
     #: Upper bound for ``max-records``; larger values are lowered to it.
     max_page_size: int = Field(default=10_000, ge=1)
+    #: Offer the ``contentMerge`` opt-in of Nessie API v2 merges (content-aware table
+    #: merges computed on the server) when the server serves a warehouse; advertised in
+    #: ``GET /api/v2/config``. Off: merges keep Nessie's semantics only, and clients merge
+    #: by content themselves.
+    content_merge: bool = True
 
 
 __all__ = ["DEFAULT_MAX_REQUEST_BYTES", "ServerSettings"]

@@ -47,6 +47,7 @@ from lakehouse.catalog.model import (
     ReferenceHistoryState,
     ReferenceType,
     RefSpec,
+    TableOutcome,
     Unchanged,
     content_from_json,
     operation_to_json,
@@ -415,8 +416,18 @@ def conflicts_details_json(conflicts: Sequence[Conflict]) -> dict[str, Any]:
     return {"type": "REFERENCE_CONFLICTS", "conflicts": [conflict_json(c) for c in conflicts]}
 
 
-def merge_response_json(result: MergeResult, expected_hash: str | None) -> dict[str, Any]:
-    """``MergeResponse`` of a merge or transplant (also of a dry run or a conflict)."""
+def merge_response_json(
+    result: MergeResult,
+    expected_hash: str | None,
+    tables: Sequence[TableOutcome] | None = None,
+) -> dict[str, Any]:
+    """``MergeResponse`` of a merge or transplant (also of a dry run or a conflict).
+
+    ``tables`` (a merge with ``contentMerge``): each such table's detail gets the
+    extension field ``contentMerge`` (``{"merged": …, "description": …}``). Without it the
+    response is exactly Nessie's.
+    """
+    outcomes = {t.key: t for t in tables or ()}
     details: list[dict[str, Any]] = []
     for detail in result.details:
         item: dict[str, Any] = {
@@ -425,6 +436,9 @@ def merge_response_json(result: MergeResult, expected_hash: str | None) -> dict[
         }
         if detail.conflict is not None:
             item["conflict"] = conflict_json(detail.conflict)
+        outcome = outcomes.get(detail.key)
+        if outcome is not None:
+            item["contentMerge"] = {"merged": outcome.merged, "description": outcome.description}
         details.append(item)
     return {
         "wasApplied": result.was_applied,

@@ -1,0 +1,1 @@
+"""SQL serving engines over the lakehouse's catalog (cluster profile): Trino catalogs."""
