@@ -21,6 +21,7 @@ Secrets are :class:`~pydantic.SecretStr`: they never appear in ``repr``, logs or
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -230,6 +231,33 @@ class ComputeSettings(BaseModel):
     #: ``duckdb`` or ``spark``. Default: ``duckdb`` in the embedded profile, ``spark`` in
     #: the cluster profile.
     engine: EngineName | None = None
+    #: Most memory the DuckDB engine uses for a model (DuckDB's ``memory_limit``: ``1GB``,
+    #: ``512MB``, ``25%``); beyond it, joins, sorts and windows spill to
+    #: :attr:`duckdb_temp_directory` instead of growing.
+    duckdb_memory_limit: str = Field(default="1GB", min_length=1)
+    #: Where the DuckDB engine spills (default: a private folder in the system's
+    #: temporary folder, removed when the process exits).
+    duckdb_temp_directory: Path | None = None
+    #: Rows per Arrow record batch when a model's result streams into data files.
+    batch_rows: int = Field(default=65536, ge=1)
+
+    @field_validator("duckdb_memory_limit")
+    @classmethod
+    def _memory_size(cls, value: str) -> str:
+        if not re.fullmatch(r"\s*\d+(\.\d+)?\s*(%|[KMGT]i?B|B|bytes)?\s*", value, re.IGNORECASE):
+            raise ValueError(f"{value!r} is not a memory size (e.g. 1GB, 512MB, 25%)")
+        return value.strip()
+
+
+class IngestSettings(BaseModel):
+    """How ingestion reads landed files."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Bytes of a CSV or JSON Lines file parsed at a time: a file is read, checked and
+    #: written into data files one block after another, never whole (Parquet files are
+    #: read one row group at a time).
+    block_bytes: int = Field(default=16 * 1024**2, ge=1024)
 
 
 class Settings(BaseSettings):
@@ -259,6 +287,7 @@ class Settings(BaseSettings):
     author: str | None = None
     s3: S3Settings = Field(default_factory=S3Settings)
     compute: ComputeSettings = Field(default_factory=ComputeSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)

@@ -74,12 +74,16 @@ def through(url: str, proxy: Proxy) -> str:
 
 @pytest.fixture(params=["lakehouse-serve", "nessie"])
 def catalog_api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """API v2 URL of the catalog server under test: ours on PostgreSQL, or the real Nessie."""
+    """API v2 URL of the catalog server under test: ours on PostgreSQL, or the real Nessie.
+
+    Our server's warehouse is ``tmp_path / "warehouse"``: the test's lakehouse must use it.
+    """
     if request.param == "nessie":
         yield request.getfixturevalue("nessie_url")
         return
     catalog = request.getfixturevalue("fresh_postgres_url")
-    with lakehouse_serve(catalog, tmp_path / "server-home") as url:
+    server_home, warehouse = tmp_path / "server-home", tmp_path / "warehouse"
+    with lakehouse_serve(catalog, server_home, warehouse=warehouse) as url:
         yield url
 
 

@@ -37,14 +37,21 @@ def _lakehouse_command() -> list[str]:
 
 
 @contextmanager
-def lakehouse_serve(catalog_uri: str, home: Path) -> Iterator[str]:
-    """Run `lakehouse serve` over ``catalog_uri`` on a free loopback port; yield its API v2 URL."""
+def lakehouse_serve(
+    catalog_uri: str, home: Path, *, warehouse: Path | None = None
+) -> Iterator[str]:
+    """Run `lakehouse serve` over ``catalog_uri`` on a free loopback port; yield its API v2 URL.
+
+    ``warehouse`` (default: ``home/warehouse``) is where the tables' files live; the clients
+    of the server must use the same one, as they do in production: the server reads the
+    tables' metadata there for content merges, and refuses locations outside it.
+    """
     port = free_port()
     env = {
         **os.environ,
         "LAKEHOUSE_HOME": str(home),
         "LAKEHOUSE_CATALOG__URI": catalog_uri,
-        "LAKEHOUSE_WAREHOUSE": str(home / "warehouse"),
+        "LAKEHOUSE_WAREHOUSE": str(warehouse or home / "warehouse"),
     }
     log = home.parent / f"serve-{port}.log"
     home.mkdir(parents=True, exist_ok=True)

@@ -141,8 +141,9 @@ def test_a_backup_under_s3_faults_is_redone_and_verifies(
 
 #: Where an ingestion is when S3 starts failing: (owner, function) called at that moment.
 INGEST_PHASES: dict[str, tuple[object, str]] = {
-    # the raw files are landed; the data files are not written yet
-    "after landing": (bronze, "append"),
+    # the data files are written (streamed before anything lands) and the raw files
+    # landed; the manifests and the metadata file are not
+    "after landing": (bronze, "finish_append"),
     # the data files and manifests are written; the new metadata file is not
     "before the metadata file": (RefCatalog, "_write_metadata"),
 }

@@ -588,15 +588,15 @@ def test_a_concurrent_load_of_the_same_file_is_not_duplicated(
         (inbox / "old.csv").write_text("id,customer,amount\n0,zed,1.0\n")
         ingest(lh, folder(inbox))
     (inbox / "orders.csv").write_text(ORDERS)
-    real_append = bronze.append
+    real_append = bronze.finish_append
     rivals = []
 
     def append_after_a_rival(*args: object, **kwargs: object) -> object:
-        monkeypatch.setattr(bronze, "append", real_append)
+        monkeypatch.setattr(bronze, "finish_append", real_append)
         rivals.extend(ingest(lh, folder(inbox)))  # the rival commits first
         return real_append(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(bronze, "append", append_after_a_rival)
+    monkeypatch.setattr(bronze, "finish_append", append_after_a_rival)
 
     [result] = ingest(lh, folder(inbox))
 

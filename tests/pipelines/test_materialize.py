@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
-from lakehouse.client import Lakehouse
+from lakehouse.client import Lakehouse, connect
 from lakehouse.pipelines import get_engine
 from lakehouse.pipelines.config import ModelConfig
 from lakehouse.pipelines.engines.base import Engine
@@ -218,3 +220,117 @@ def test_empty_results_write_without_warnings(lh: Lakehouse, engine: Engine) -> 
         assert table_rows(lh, name) == [{"id": 1}]
     engine.write("silver.empty_full_refresh", "SELECT 1 AS id WHERE false", FULL)
     assert table_rows(lh, "silver.empty_full_refresh") == []
+
+
+# -- streaming: a model's result is never whole in memory ------------------------------------
+
+
+class StreamSpy:
+    """Records the record batches a write takes from DuckDB's result reader."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from lakehouse.pipelines.engines import duckdb as engine_module
+
+        self.batches: list[int] = []
+        compatible = engine_module.compatible_stream
+        spy = self
+
+        def counting(reader: pa.RecordBatchReader) -> object:
+            def batches() -> Iterator[pa.RecordBatch]:
+                for batch in reader:
+                    spy.batches.append(batch.num_rows)
+                    yield batch
+
+            return compatible(pa.RecordBatchReader.from_batches(reader.schema, batches()))
+
+        monkeypatch.setattr(engine_module, "compatible_stream", counting)
+
+
+@pytest.fixture
+def small_batches(tmp_path: Path) -> Iterator[Engine]:
+    """A DuckDB engine streaming results 100 rows at a time, within 64 MB of memory."""
+    with connect(
+        tmp_path / "small",
+        create=True,
+        compute={"batch_rows": 100, "duckdb_memory_limit": "64MB"},
+    ) as opened:
+        opened.create_branch("work")
+        yield get_engine("duckdb")(opened, "work")
+
+
+@pytest.mark.parametrize("config", [FULL, APPEND, MERGE], ids=["full_refresh", "append", "merge"])
+def test_a_new_tables_rows_stream_from_duckdb_into_data_files_batch_by_batch(
+    small_batches: Engine, monkeypatch: pytest.MonkeyPatch, config: ModelConfig
+) -> None:
+    spy = StreamSpy(monkeypatch)
+    sql = "SELECT range AS id, 'v' || range AS value, 'I' AS _op FROM range(2500)"
+
+    result = small_batches.write("silver.big", sql, config)
+
+    assert result.created and result.rows == 2500 and result.inserted == 2500
+    assert sum(spy.batches) == 2500
+    assert len(spy.batches) >= 25 and max(spy.batches) <= 100  # never the whole result
+    table = small_batches.lakehouse.catalog("work").load_table("silver.big")
+    assert len(table.snapshots()) == 1  # one snapshot, one commit
+    assert table.scan().to_arrow().num_rows == 2500
+
+
+def test_a_full_refresh_of_an_existing_table_streams_and_replaces_in_one_commit(
+    small_batches: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lh = small_batches.lakehouse
+    small_batches.write("silver.big", "SELECT range AS n FROM range(10)", FULL)
+    before = commits(lh)
+    spy = StreamSpy(monkeypatch)
+
+    result = small_batches.write("silver.big", "SELECT range AS n FROM range(1000, 1999)", FULL)
+
+    assert (result.inserted, result.deleted) == (999, 10)
+    assert len(spy.batches) >= 10
+    assert commits(lh) - before == 1
+    assert table_rows(lh, "silver.big")[0] == {"n": 1000}
+    assert len(table_rows(lh, "silver.big")) == 999
+
+
+def test_an_empty_result_creates_the_table_without_a_snapshot(small_batches: Engine) -> None:
+    result = small_batches.write("silver.none", "SELECT 1 AS n WHERE false", FULL)
+
+    table = small_batches.lakehouse.catalog("work").load_table("silver.none")
+    assert result.created and result.rows == 0
+    assert table.current_snapshot() is None
+
+
+def test_a_window_larger_than_the_memory_limit_spills_instead_of_failing(
+    small_batches: Engine,
+) -> None:
+    # ~1.5 M rows of 40-byte strings sorted in a window: more than the 64 MB limit
+    sql = (
+        "SELECT id, value FROM (SELECT range AS id, repeat('x', 32) || range AS value, "
+        "row_number() OVER (PARTITION BY range % 1000 ORDER BY range DESC) AS r "
+        "FROM range(1500000)) WHERE r = 1"
+    )
+
+    result = small_batches.write("silver.spilled", sql, FULL)
+
+    assert result.rows == 1000
+
+
+def test_the_engines_duckdb_has_the_configured_memory_limit_and_spill_folder(
+    tmp_path: Path,
+) -> None:
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    with (
+        connect(
+            tmp_path / "home",
+            create=True,
+            compute={"duckdb_memory_limit": "200MB", "duckdb_temp_directory": str(spill)},
+        ) as lh,
+        DuckDBEngine(lh, "main")._connection("SELECT 1 AS one") as (con, sql),
+    ):
+        [(limit, temp)] = con.sql(
+            "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
+        ).fetchall()
+        assert con.sql(sql).fetchall() == [(1,)]
+    assert limit in ("190.7 MiB", "200.0 MB", "200MB")
+    assert temp == str(spill)

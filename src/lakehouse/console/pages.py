@@ -17,6 +17,9 @@ from lakehouse.storage.records import Records
 from lakehouse.views import diff_json, history_json, log_json, merge_json, table_json
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyiceberg.table import FileScanTask, Table
+
     from lakehouse.client import Lakehouse
 
 #: Commits of a merged branch the history page draws under its merge commit.
@@ -118,29 +121,53 @@ def compare_page(lh: Lakehouse, base: str, head: str) -> dict[str, Any]:
 
 def table_page(lh: Lakehouse, name: str, ref: str | None, sample: int = 20) -> dict[str, Any]:
     """``table show`` and ``table history`` plus data files and sample rows."""
-    at = ref or lh.default_ref
-    table = lh.table(name, at)
-    files = []
-    if table.current_snapshot() is not None:
-        for task in table.scan().plan_files():
-            f = task.file
-            files.append(
-                {
-                    "path": f.file_path,
-                    "records": f.record_count,
-                    "bytes": f.file_size_in_bytes,
-                    "deletes": len(task.delete_files),
-                }
-            )
-    rows = table.scan(limit=sample).to_arrow().slice(0, sample) if files else None
     from lakehouse.query.output import json_rows
 
+    at = ref or lh.default_ref
+    table = lh.table(name, at)
+    tasks = list(table.scan().plan_files()) if table.current_snapshot() is not None else []
+    files = [
+        {
+            "path": task.file.file_path,
+            "records": task.file.record_count,
+            "bytes": task.file.file_size_in_bytes,
+            "deletes": len(task.delete_files),
+        }
+        for task in tasks
+    ]
+    rows = sample_rows(table, tasks, sample) if tasks else None
     return {
         **table_json(table, at),
         "snapshots": history_json(table),
         "files": files,
         "sample": json_rows(rows) if rows is not None else [],
     }
+
+
+def sample_rows(table: Table, tasks: Sequence[FileScanTask], limit: int) -> pa.Table:
+    """Up to ``limit`` live rows of ``table`` read from as few of its planned files as needed.
+
+    Files without delete files come first, and a file's delete files are read only when
+    the file itself is: a sample costs a file or two, not the table's deletes (a full
+    ``scan(limit=...)`` reads every delete file of the table before its first row).
+    """
+    import pyarrow as pa
+    from pyiceberg.expressions import AlwaysTrue
+    from pyiceberg.io.pyarrow import ArrowScan
+
+    schema = table.schema()
+    parts: list[pa.Table] = []
+    found = 0
+    for task in sorted(tasks, key=lambda t: len(t.delete_files)):
+        if found >= limit:
+            break
+        scan = ArrowScan(table.metadata, table.io, schema, AlwaysTrue(), limit=limit - found)
+        part = scan.to_table([task])
+        parts.append(part)
+        found += part.num_rows
+    if not parts:
+        return schema.as_arrow().empty_table()
+    return pa.concat_tables(parts).slice(0, limit)
 
 
 def runs_page(lh: Lakehouse, limit: int = 50) -> dict[str, Any]:
@@ -219,6 +246,7 @@ __all__ = [
     "references_page",
     "run_page",
     "runs_page",
+    "sample_rows",
     "sql_page",
     "table_page",
 ]

@@ -95,7 +95,8 @@ from lakehouse.tables.merge import summaries
 
 if TYPE_CHECKING:
     from pyiceberg.io import FileIO
-    from pyiceberg.table import Table
+    from pyiceberg.manifest import DataFile
+    from pyiceberg.table import Table, Transaction
 
     from lakehouse.catalog.iceberg import RefCatalog
     from lakehouse.catalog.store import VersionStore
@@ -641,6 +642,103 @@ def append(
     return tx.commit_transaction()
 
 
+def ingestion_fields() -> list[pa.Field]:
+    """The ingestion columns' fields, as :func:`with_ingestion_columns` adds them."""
+    return [
+        pa.field(BATCH_ID, pa.string(), nullable=False),
+        pa.field(SOURCE_FILE, pa.string(), nullable=False),
+        pa.field(INGESTED_AT, pa.timestamp("us", "UTC"), nullable=False),
+    ]
+
+
+def fit_batch(
+    table: Table | None, target: pa.Schema, batch: pa.RecordBatch, nulls: dict[str, int]
+) -> pa.RecordBatch | str:
+    """One record batch cast to ``target`` (the schema of a :func:`fit` of the batch's
+    schema), or why it cannot be; NULLs in columns ``table`` requires are counted into
+    ``nulls`` (the caller turns them into a reason, as :func:`fit` does)."""
+    if table is not None:
+        schema = table.schema()
+        for name in batch.schema.names:
+            try:
+                required = schema.find_field(name).required
+            except ValueError:
+                continue
+            count = batch.column(name).null_count
+            if required and count:
+                nulls[name] = nulls.get(name, 0) + count
+    columns = []
+    for wanted in target:
+        column = batch.column(wanted.name)
+        if column.type != wanted.type:
+            try:
+                column = column.cast(wanted.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                return f"column {wanted.name!r}: cannot cast to {wanted.type}: {exc}"
+        columns.append(column)
+    return pa.RecordBatch.from_arrays(columns, schema=target)
+
+
+def null_reasons(nulls: Mapping[str, int]) -> list[str]:
+    """What :func:`fit` says of NULLs in required columns, from :func:`fit_batch`'s counts."""
+    return [
+        f"column {name!r} is required but {count} row(s) are NULL"
+        for name, count in nulls.items()
+        if count
+    ]
+
+
+def start_append(
+    catalog: RefCatalog, name: str, table: Table | None, fitted: Fit, *, batch_id: str
+) -> Transaction:
+    """The transaction of :func:`append` before its rows: the table created, or its schema
+    evolved, and the batch property set. Write the rows as data files with its metadata
+    (:func:`lakehouse.tables.streaming.write_data_files`), then :func:`finish_append`.
+    """
+    if table is None:  # its namespace is made by finish_append: nothing committed yet
+        return catalog.create_table_transaction(
+            name,
+            schema=fitted.data.schema,
+            properties={**TABLE_PROPERTIES, LAST_BATCH_PROPERTY: batch_id},
+        )
+    tx = table.transaction()
+    if fitted.evolve:
+        with tx.update_schema() as update:
+            update.union_by_name(fitted.data.schema)
+            if BATCH_ID in table.schema().column_names:
+                for column in fitted.added:  # keep the ingestion columns last
+                    if column not in INGESTION_COLUMNS:
+                        update.move_before(column, BATCH_ID)
+    tx.set_properties({LAST_BATCH_PROPERTY: batch_id})
+    return tx
+
+
+def finish_append(
+    catalog: RefCatalog,
+    name: str,
+    tx: Transaction,
+    data_files: Sequence[DataFile],
+    *,
+    summary: Mapping[str, str],
+) -> Table:
+    """Commit the data files written for ``tx`` (:func:`start_append`) as one append
+    snapshot carrying ``summary``: one catalog commit (a new table's namespace is created
+    first, if missing). Raises as :func:`append`."""
+    from pyiceberg.table import CreateTableTransaction
+
+    from lakehouse.tables.streaming import append_data_files
+
+    if isinstance(tx, CreateTableTransaction):
+        ensure_namespace(catalog, name.split(".")[:-1])
+    else:
+        table = tx._table
+        missing = {k: v for k, v in TABLE_PROPERTIES.items() if table.properties.get(k) != v}
+        if missing:  # a table created elsewhere: switch off blind retries first
+            tx.set_properties(missing)
+    append_data_files(tx, data_files, snapshot_properties=summary)
+    return tx.commit_transaction()
+
+
 def find_commit(
     store: VersionStore, branch: str, name: str, snapshot_id: int, *, depth: int = 50
 ) -> str | None:
@@ -687,13 +785,18 @@ __all__ = [
     "checkpoint_location",
     "ensure_namespace",
     "find_commit",
+    "finish_append",
     "fit",
+    "fit_batch",
     "has_ingest_keys",
     "ingest_state",
+    "ingestion_fields",
     "load_table",
+    "null_reasons",
     "read_checkpoint",
     "read_state",
     "shape_problem",
+    "start_append",
     "state_of_snapshots",
     "with_ingestion_columns",
     "write_checkpoint",

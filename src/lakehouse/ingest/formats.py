@@ -1,9 +1,18 @@
 """Reading landed files into Arrow: CSV, JSON Lines and Parquet, with pyarrow's readers.
 
-Nothing here parses by hand: :func:`read_file` calls :func:`pyarrow.csv.read_csv`,
-:func:`pyarrow.json.read_json` or :func:`pyarrow.parquet.read_table`, then
-:func:`normalize` maps the Arrow types to the ones an Iceberg table stores
-(microsecond timestamps in UTC, 32/64-bit integers, plain strings …).
+Nothing here parses by hand. :func:`open_file` reads a file in record batches, never
+whole: :func:`pyarrow.csv.open_csv` one block (``ingest.block_bytes``) at a time, a
+Parquet file one row group at a time; JSON Lines (and a file in a text encoding other
+than UTF-8) are read whole. :func:`read_file` reads a file whole with
+:func:`pyarrow.csv.read_csv`, :func:`pyarrow.json.read_json` or
+:func:`pyarrow.parquet.read_table`. Both map the Arrow types to the ones an Iceberg table
+stores with :func:`normalize` (microsecond timestamps in UTC, 32/64-bit integers, plain
+strings …).
+
+The streaming CSV reader infers the types of a file's columns from its first block,
+where :func:`read_csv` looks at all of it: a later block that does not convert to those
+types stops the stream with :class:`ReadWholeFile`, and the caller reads the file with
+:func:`read_file` instead (same result as before, at the memory cost of the file).
 
 CSV columns that the bronze table already has are read with the table's types
 (``hints``), so a column of zip codes stays a string and a column that is empty in one
@@ -14,7 +23,8 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -205,28 +215,253 @@ def read_file(
     except BadInputError:
         raise
     except (pa.ArrowException, OSError, ValueError, TypeError) as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "Empty" in message and "file" in message:
-            raise bad("the file is empty") from None
-        raise bad(message) from None
+        raise _bad_input(exc, name, fmt, source) from None
 
     if table.num_columns == 0:
         raise bad("the file is empty")
     if table.num_rows == 0:
         raise bad("the file has no rows")
-    names = table.column_names
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise bad(f"duplicate column name(s) {', '.join(duplicates)}")
-    if fmt != "parquet":
-        for field in table.schema:
-            # pyarrow falls back to binary for text that is not valid UTF-8
-            if pa.types.is_binary(field.type) and field.name not in options.arrow_column_types():
-                raise bad(f"column {field.name!r} is not valid {options.encoding} text")
+    problem = _check_schema(table.schema, fmt, options)
+    if problem is not None:
+        raise bad(problem)
     try:
         return normalize(table)
     except (pa.ArrowException, ValueError) as exc:
         raise bad(str(exc).splitlines()[0]) from None
+
+
+#: Bytes of a CSV file parsed at a time by :func:`open_file` (``ingest.block_bytes``).
+DEFAULT_BLOCK_BYTES = 16 * 1024**2
+
+
+class ReadWholeFile(Exception):  # noqa: N818 - a signal, not an error people see
+    """A streamed file cannot be read block by block (a later block does not convert to
+    the types its first block gave): read it whole with :func:`read_file`."""
+
+
+@dataclass
+class FileBatches:
+    """A file opened by :func:`open_file`: its normalized schema and its record batches.
+
+    :attr:`batches` can be iterated once; :attr:`rows` counts the rows read so far.
+    """
+
+    name: str
+    schema: pa.Schema
+    _batches: Iterator[pa.RecordBatch]
+    rows: int = 0
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """The file's rows, batch by batch, with the types of :attr:`schema`."""
+        for batch in self._batches:
+            self.rows += batch.num_rows
+            yield batch
+
+    def close(self) -> None:
+        """Stop reading (closes the file)."""
+        close = getattr(self._batches, "close", None)
+        if close is not None:
+            close()
+
+
+def _bad_input(exc: BaseException, name: str, fmt: Format, source: str | None) -> BadInputError:
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "Empty" in message and "file" in message:
+        message = "the file is empty"
+    return BadInputError(f"cannot read {name} as {fmt}: {message}", source=source, file=name)
+
+
+def _check_schema(schema: pa.Schema, fmt: Format, options: FormatOptions) -> str | None:
+    """Why a file of ``schema`` cannot be read (``None``: it can)."""
+    if len(schema) == 0:
+        return "the file is empty"
+    names = schema.names
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        return f"duplicate column name(s) {', '.join(duplicates)}"
+    if fmt != "parquet":
+        for field in schema:
+            # pyarrow falls back to binary for text that is not valid UTF-8
+            if pa.types.is_binary(field.type) and field.name not in options.arrow_column_types():
+                return f"column {field.name!r} is not valid {options.encoding} text"
+    return None
+
+
+def normalize_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with every type replaced by :func:`normalize_type` (names kept)."""
+    return pa.schema([f.with_type(normalize_type(f.type)) for f in schema])
+
+
+def _normalized(
+    batches: Iterator[pa.RecordBatch], schema: pa.Schema, target: pa.Schema
+) -> Iterator[pa.RecordBatch]:
+    if target.equals(schema):
+        yield from batches
+        return
+    lossy = any(_lossy_units(f.type) for f in schema)
+    for batch in batches:
+        yield batch.cast(target, safe=not lossy)
+
+
+def open_file(
+    ref: FileRef,
+    fmt: Format,
+    options: FormatOptions,
+    *,
+    name: str,
+    hints: Mapping[str, pa.DataType] | None = None,
+    source: str | None = None,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
+    batch_rows: int = 65536,
+    whole: bool = False,
+) -> FileBatches:
+    """Open one file to read it in record batches with normalized types.
+
+    CSV is parsed ``block_bytes`` at a time, Parquet read ``batch_rows`` rows at a time
+    (a row group at most); JSON Lines, and CSV in an encoding other than UTF-8, are read
+    whole (:func:`read_file`) and handed out in batches, as is any file with ``whole``.
+    ``hints`` as for
+    :func:`read_file`. Raises :class:`BadInputError` naming ``name`` when the file
+    cannot be opened or its header is unusable; while batches are read, a block that does
+    not convert raises :class:`ReadWholeFile` (CSV) and a damaged file
+    :class:`BadInputError`. An empty stream is the caller's to report (``rows`` is 0).
+    """
+    if whole or fmt == "jsonl" or (fmt == "csv" and options.encoding not in ("utf-8", "utf-8-sig")):
+        table = read_file(ref, fmt, options, name=name, hints=hints, source=source)
+        return FileBatches(name, table.schema, iter(table.to_batches(max_chunksize=batch_rows)))
+    try:
+        if fmt == "csv":
+            try:
+                schema, batches = _open_csv(ref, options, hints or {}, block_bytes)
+            except pa.ArrowInvalid:
+                if not hints:
+                    raise
+                schema, batches = _open_csv(ref, options, {}, block_bytes)
+        else:
+            schema, batches = _open_parquet(ref, options, batch_rows)
+    except BadInputError:
+        raise
+    except (pa.ArrowException, OSError, ValueError, TypeError) as exc:
+        raise _bad_input(exc, name, fmt, source) from None
+    problem = _check_schema(schema, fmt, options)
+    if problem is not None:
+        batches.close()
+        raise BadInputError(f"cannot read {name} as {fmt}: {problem}", source=source, file=name)
+    try:
+        target = normalize_schema(schema)
+    except ValueError as exc:
+        batches.close()
+        raise BadInputError(
+            f"cannot read {name} as {fmt}: {str(exc).splitlines()[0]}", source=source, file=name
+        ) from None
+    return FileBatches(
+        name, target, _guarded(_normalized(batches, schema, target), fmt, name, source)
+    )
+
+
+def _guarded(
+    batches: Iterator[pa.RecordBatch], fmt: Format, name: str, source: str | None
+) -> Iterator[pa.RecordBatch]:
+    """``batches``, with a conversion failure as :class:`ReadWholeFile` (CSV) or
+    :class:`BadInputError`."""
+    try:
+        yield from batches
+    except pa.ArrowInvalid as exc:
+        if fmt == "csv":
+            raise ReadWholeFile(str(exc)) from exc
+        raise _bad_input(exc, name, fmt, source) from None
+    except (pa.ArrowException, OSError) as exc:
+        raise _bad_input(exc, name, fmt, source) from None
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+
+
+def _csv_options(
+    options: FormatOptions, hints: Mapping[str, pa.DataType], block_bytes: int | None = None
+) -> tuple[Any, Any, Any]:
+    import pyarrow.csv as pacsv
+
+    names = list(options.column_names) if options.column_names else None
+    read_kwargs: dict[str, Any] = {}
+    if block_bytes is not None:
+        read_kwargs["block_size"] = block_bytes
+    read = pacsv.ReadOptions(
+        encoding=options.encoding,
+        skip_rows=options.skip_rows,
+        column_names=names,
+        autogenerate_column_names=not options.header and names is None,
+        skip_rows_after_names=1 if options.header and names is not None else 0,
+        **read_kwargs,
+    )
+    parse = pacsv.ParseOptions(
+        delimiter=options.delimiter,
+        quote_char=options.quote_char if options.quote_char is not None else False,
+        escape_char=options.escape_char if options.escape_char is not None else False,
+    )
+    types = {name: _hint_type(t) for name, t in hints.items()}
+    types.update(options.arrow_column_types())
+    convert_kwargs: dict[str, Any] = {"column_types": types}
+    if options.null_values is not None:
+        convert_kwargs["null_values"] = list(options.null_values)
+        convert_kwargs["strings_can_be_null"] = True
+    if options.include_columns is not None:
+        convert_kwargs["include_columns"] = list(options.include_columns)
+    convert = pacsv.ConvertOptions(**convert_kwargs)
+    return read, parse, convert
+
+
+def _open_csv(
+    ref: FileRef, options: FormatOptions, hints: Mapping[str, pa.DataType], block_bytes: int
+) -> tuple[pa.Schema, Generator[pa.RecordBatch]]:
+    import pyarrow.csv as pacsv
+
+    read, parse, convert = _csv_options(options, hints, block_bytes)
+    stream = ref.fs.open_input_stream(ref.path, compression="detect")
+    try:
+        reader = pacsv.open_csv(
+            stream, read_options=read, parse_options=parse, convert_options=convert
+        )
+    except BaseException:
+        stream.close()
+        raise
+
+    def batches() -> Generator[pa.RecordBatch]:
+        try:
+            yield from reader
+        finally:
+            stream.close()
+
+    return reader.schema, batches()
+
+
+def _open_parquet(
+    ref: FileRef, options: FormatOptions, batch_rows: int
+) -> tuple[pa.Schema, Generator[pa.RecordBatch]]:
+    import pyarrow.parquet as pq
+
+    stream = ref.fs.open_input_file(ref.path)
+    try:
+        parquet = pq.ParquetFile(stream)
+        columns = list(options.include_columns) if options.include_columns else None
+        schema = parquet.schema_arrow
+        if columns is not None:
+            missing = [c for c in columns if c not in schema.names]
+            if missing:
+                raise ValueError(f"No match for FieldRef.Name({missing[0]})")
+            schema = pa.schema([schema.field(c) for c in columns])
+    except BaseException:
+        stream.close()
+        raise
+
+    def batches() -> Generator[pa.RecordBatch]:
+        try:
+            yield from parquet.iter_batches(batch_size=batch_rows, columns=columns)
+        finally:
+            stream.close()
+
+    return schema, batches()
 
 
 #: Field separators a CSV file is commonly written with.
@@ -258,28 +493,7 @@ def wrong_delimiter(
 def _read_csv(ref: FileRef, options: FormatOptions, hints: Mapping[str, pa.DataType]) -> pa.Table:
     import pyarrow.csv as pacsv
 
-    names = list(options.column_names) if options.column_names else None
-    read = pacsv.ReadOptions(
-        encoding=options.encoding,
-        skip_rows=options.skip_rows,
-        column_names=names,
-        autogenerate_column_names=not options.header and names is None,
-        skip_rows_after_names=1 if options.header and names is not None else 0,
-    )
-    parse = pacsv.ParseOptions(
-        delimiter=options.delimiter,
-        quote_char=options.quote_char if options.quote_char is not None else False,
-        escape_char=options.escape_char if options.escape_char is not None else False,
-    )
-    types = {name: _hint_type(t) for name, t in hints.items()}
-    types.update(options.arrow_column_types())
-    convert_kwargs: dict[str, Any] = {"column_types": types}
-    if options.null_values is not None:
-        convert_kwargs["null_values"] = list(options.null_values)
-        convert_kwargs["strings_can_be_null"] = True
-    if options.include_columns is not None:
-        convert_kwargs["include_columns"] = list(options.include_columns)
-    convert = pacsv.ConvertOptions(**convert_kwargs)
+    read, parse, convert = _csv_options(options, hints)
     with ref.fs.open_input_stream(ref.path, compression="detect") as stream:
         return pacsv.read_csv(
             stream, read_options=read, parse_options=parse, convert_options=convert
@@ -396,14 +610,19 @@ def normalize(table: pa.Table) -> pa.Table:
 
 
 __all__ = [
+    "DEFAULT_BLOCK_BYTES",
     "FORMATS",
     "USUAL_DELIMITERS",
+    "FileBatches",
     "Format",
     "FormatOptions",
+    "ReadWholeFile",
     "encoding_checker",
     "infer_format",
     "normalize",
+    "normalize_schema",
     "normalize_type",
+    "open_file",
     "parse_type",
     "read_file",
     "wrong_delimiter",

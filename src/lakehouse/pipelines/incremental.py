@@ -39,7 +39,8 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -57,7 +58,7 @@ if TYPE_CHECKING:
     from pyiceberg.table import Table
 
     from lakehouse.pipelines.definition import Model
-    from lakehouse.query.execution import Registration
+    from lakehouse.query.execution import QueryPlan, Registration
     from lakehouse.query.planning import ScanFile
     from lakehouse.session import Lakehouse
 
@@ -383,6 +384,43 @@ def register_increment(con: duckdb.DuckDBPyConnection, read: SourceRead, name: s
     return register(con, plan)
 
 
+def _reading_plan(
+    lakehouse: Lakehouse, ref: str, sql: str, reads: Sequence[SourceRead]
+) -> tuple[QueryPlan, dict[str, SourceRead], list[str]]:
+    """``sql`` planned on ``ref``, its incremental sources by name, and every file it reads."""
+    from lakehouse import query
+    from lakehouse.query.execution import allowed_paths
+
+    increments = {r.table.lower(): r for r in reads if r.mode == "incremental"}
+    plan = query.session(lakehouse, ref).plan(sql)
+    # the locked connection reads exactly the planned files and the increments' files
+    paths = dict.fromkeys(allowed_paths(plan))
+    for increment in increments.values():
+        for f in increment.files:
+            paths.update(dict.fromkeys([f.path, *f.position_deletes]))
+            paths.update(dict.fromkeys(e.path for e in f.equality_deletes))
+    return plan, increments, list(paths)
+
+
+def _register_plan(
+    con: duckdb.DuckDBPyConnection, plan: QueryPlan, increments: Mapping[str, SourceRead]
+) -> list[Registration]:
+    from lakehouse.query.execution import register, unregister
+
+    registered: list[Registration] = []
+    try:
+        for key, scan in plan.tables.items():
+            read = increments.get(key.lower())
+            if read is None:
+                registered.append(register(con, scan))
+            else:
+                registered.append(register_increment(con, read, key))
+    except BaseException:
+        unregister(con, registered)
+        raise
+    return registered
+
+
 def execute_reading(
     lakehouse: Lakehouse, ref: str, sql: str, reads: Sequence[SourceRead]
 ) -> pa.Table:
@@ -393,29 +431,15 @@ def execute_reading(
     """
     import duckdb
 
-    from lakehouse import query
     from lakehouse.query.analysis import first_line
     from lakehouse.query.errors import QueryError, QueryExecutionError
-    from lakehouse.query.execution import allowed_paths, register, unregister
+    from lakehouse.query.execution import unregister
     from lakehouse.query.sandbox import borrowed
 
-    increments = {r.table.lower(): r for r in reads if r.mode == "incremental"}
-    plan = query.session(lakehouse, ref).plan(sql)
-    # the locked connection reads exactly the planned files and the increments' files
-    paths = dict.fromkeys(allowed_paths(plan))
-    for increment in increments.values():
-        for f in increment.files:
-            paths.update(dict.fromkeys([f.path, *f.position_deletes]))
-            paths.update(dict.fromkeys(e.path for e in f.equality_deletes))
+    plan, increments, paths = _reading_plan(lakehouse, ref, sql, reads)
     with borrowed(paths) as con:
-        registered: list[Registration] = []
+        registered = _register_plan(con, plan, increments)
         try:
-            for key, scan in plan.tables.items():
-                read = increments.get(key.lower())
-                if read is None:
-                    registered.append(register(con, scan))
-                else:
-                    registered.append(register_increment(con, read, key))
             try:
                 relation = con.sql(plan.sql)
                 if relation is None:
@@ -427,12 +451,43 @@ def execute_reading(
             unregister(con, registered)
 
 
+@contextmanager
+def reading_connection(
+    lakehouse: Lakehouse,
+    ref: str,
+    sql: str,
+    reads: Sequence[SourceRead] = (),
+    *,
+    memory_limit: str | None = None,
+    temp_directory: str | None = None,
+) -> Iterator[tuple[duckdb.DuckDBPyConnection, str]]:
+    """A new locked DuckDB connection where ``sql`` can run, and the checked query.
+
+    Like :func:`execute_reading` (each ``incremental`` source of ``reads`` cut to its new
+    rows, every other table planned as :func:`lakehouse.query.sql` plans it), but the
+    caller runs the query — e.g. into a temporary table, or streamed out with
+    ``to_arrow_reader`` — so a large result never needs to be in memory as a whole. The
+    connection has DuckDB's ``memory_limit`` and spills into ``temp_directory``
+    (:func:`lakehouse.query.sandbox.connect`); it is closed when the block ends.
+    """
+    from lakehouse.query.sandbox import connect
+
+    plan, increments, paths = _reading_plan(lakehouse, ref, sql, reads)
+    con = connect(paths, memory_limit=memory_limit, temp_directory=temp_directory)
+    try:
+        _register_plan(con, plan, increments)
+        yield con, plan.sql
+    finally:
+        con.close()
+
+
 __all__ = [
     "IncrementalRead",
     "SourceRead",
     "execute_reading",
     "plan_reads",
     "read_source",
+    "reading_connection",
     "register_increment",
     "reset_table",
 ]

@@ -11,18 +11,24 @@ commit on the branch (:meth:`~lakehouse.catalog.iceberg.RefCatalog.commit_table`
 * :func:`delete_and_append` — ``merge``: rows matching a filter deleted and new ones
   appended.
 
-Before writing, :func:`iceberg_compatible` turns Arrow types Iceberg cannot store into
-ones it can (unsigned integers, nanosecond and non-UTC timestamps, dictionaries, views,
-``null`` columns).
+Each takes the rows as an Arrow table or as a :class:`BatchStream` (record batches of
+one schema, e.g. a DuckDB result read with ``to_arrow_reader``): a stream is written
+into data files as it comes (:func:`lakehouse.tables.streaming.append_batches`), so a
+result larger than memory never needs to be held whole; the commit is the same one.
+
+Before writing, :func:`iceberg_compatible` (:func:`compatible_stream` for a stream)
+turns Arrow types Iceberg cannot store into ones it can (unsigned integers, nanosecond
+and non-UTC timestamps, dictionaries, views, ``null`` columns).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import warnings
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, TypeAlias
 
 import pyarrow as pa
 
@@ -84,21 +90,74 @@ def _compatible_field(f: pa.Field) -> pa.Field:
 
 def iceberg_compatible(data: pa.Table) -> pa.Table:
     """``data`` with every column cast to a type Iceberg can store (see the module)."""
-    duplicates = sorted({n for n in data.column_names if data.column_names.count(n) > 1})
+    target = _compatible_schema(data.schema)
+    if target.equals(data.schema):
+        return data
+    return data.cast(target, safe=False)
+
+
+class BatchStream:
+    """Record batches of one Arrow :attr:`schema`, read once; :attr:`rows` counts those read."""
+
+    def __init__(self, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> None:
+        self.schema = schema
+        self._batches = iter(batches)
+        #: Rows of the batches consumed so far.
+        self.rows = 0
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        for batch in self._batches:
+            self.rows += batch.num_rows
+            yield batch
+
+    def first(self) -> pa.RecordBatch | None:
+        """Read up to the first non-empty batch and keep it at the head of the stream
+        (``None``: the stream is empty)."""
+        for batch in self._batches:
+            if batch.num_rows:
+                self._batches = itertools.chain([batch], self._batches)
+                return batch
+        return None
+
+
+#: Rows, whole or streamed.
+Rows: TypeAlias = "pa.Table | BatchStream"
+
+
+def _compatible_schema(schema: pa.Schema) -> pa.Schema:
+    duplicates = sorted({n for n in schema.names if schema.names.count(n) > 1})
     if duplicates:
         raise SchemaChangeError(
             f"the result has several columns named {', '.join(duplicates)}; alias them"
         )
     fields = []
-    for f in data.schema:
+    for f in schema:
         try:
             fields.append(_compatible_field(f))
         except SchemaChangeError as exc:
             raise SchemaChangeError(f"column '{f.name}': {exc}") from None
-    target = pa.schema(fields)
-    if target.equals(data.schema):
-        return data
-    return data.cast(target, safe=False)
+    return pa.schema(fields)
+
+
+def compatible_stream(reader: pa.RecordBatchReader) -> BatchStream:
+    """``reader``'s batches, each cast to types Iceberg can store (:func:`iceberg_compatible`)."""
+    target = _compatible_schema(reader.schema)
+    if target.equals(reader.schema):
+        return BatchStream(target, reader)
+    return BatchStream(target, (batch.cast(target, safe=False) for batch in reader))
+
+
+def _append(tx: Transaction, data: Rows, properties: Mapping[str, str] | None) -> None:
+    """Append ``data`` in ``tx`` (nothing, not even a snapshot, when it has no rows)."""
+    from lakehouse.tables.streaming import append_batches
+
+    props = dict(properties or {})
+    if isinstance(data, pa.Table):
+        if data.num_rows:
+            tx.append(data, snapshot_properties=props)
+        return
+    if data.first() is not None:
+        append_batches(tx, data, data.schema, snapshot_properties=props)
 
 
 def _namespace(catalog: Catalog, name: str) -> None:
@@ -111,7 +170,7 @@ def _namespace(catalog: Catalog, name: str) -> None:
 
 
 def create_table(
-    catalog: Catalog, name: str, data: pa.Table, properties: Mapping[str, str] | None = None
+    catalog: Catalog, name: str, data: Rows, properties: Mapping[str, str] | None = None
 ) -> Table:
     """Create table ``name`` with ``data``'s schema and rows (the namespace if needed)."""
     from lakehouse.tables import DEFAULT_TABLE_PROPERTIES
@@ -120,8 +179,7 @@ def create_table(
     tx = catalog.create_table_transaction(
         name, schema=data.schema, properties=DEFAULT_TABLE_PROPERTIES
     )
-    if data.num_rows:
-        tx.append(data, snapshot_properties=dict(properties or {}))
+    _append(tx, data, properties)
     return tx.commit_transaction()
 
 
@@ -155,22 +213,27 @@ def _evolve(tx: Transaction, table: Table, schema: pa.Schema, *, drop_missing: b
         raise SchemaChangeError(f"the result does not fit the table's schema: {exc}") from exc
 
 
-def replace_rows(
-    table: Table, data: pa.Table, properties: Mapping[str, str] | None = None
-) -> Table:
+def replace_rows(table: Table, data: Rows, properties: Mapping[str, str] | None = None) -> Table:
     """Replace every row of ``table`` with ``data``; its schema becomes ``data``'s."""
+    from pyiceberg.expressions import AlwaysTrue
+
     tx = table.transaction()
     _evolve(tx, table, data.schema, drop_missing=True)
-    with _nothing_to_delete_is_fine():
-        tx.overwrite(data, snapshot_properties=dict(properties or {}))
+    if isinstance(data, pa.Table):
+        with _nothing_to_delete_is_fine():
+            tx.overwrite(data, snapshot_properties=dict(properties or {}))
+        return tx.commit_transaction()
+    with _nothing_to_delete_is_fine():  # what overwrite does: delete all, then append
+        tx.delete(AlwaysTrue(), snapshot_properties=dict(properties or {}))
+    _append(tx, data, properties)
     return tx.commit_transaction()
 
 
-def append_rows(table: Table, data: pa.Table, properties: Mapping[str, str] | None = None) -> Table:
+def append_rows(table: Table, data: Rows, properties: Mapping[str, str] | None = None) -> Table:
     """Append ``data`` to ``table`` (new columns are added)."""
     tx = table.transaction()
     _evolve(tx, table, data.schema, drop_missing=False)
-    tx.append(data, snapshot_properties=dict(properties or {}))
+    _append(tx, data, properties)
     return tx.commit_transaction()
 
 
@@ -198,8 +261,11 @@ def delete_and_append(
 
 
 __all__ = [
+    "BatchStream",
+    "Rows",
     "SchemaChangeError",
     "append_rows",
+    "compatible_stream",
     "create_table",
     "delete_and_append",
     "iceberg_compatible",

@@ -97,26 +97,32 @@ _PATH_LIKE = re.compile(r"[/\\:]|\.[A-Za-z0-9]+$")
 # -- connections ----------------------------------------------------------------------------
 
 
-def connect(allowed_paths: Iterable[str] = ()) -> duckdb.DuckDBPyConnection:
+def connect(
+    allowed_paths: Iterable[str] = (),
+    *,
+    memory_limit: str | None = None,
+    temp_directory: str | None = None,
+) -> duckdb.DuckDBPyConnection:
     """A new in-memory DuckDB connection locked down for user SQL (see the module).
 
     ``allowed_paths`` are the only files it can read (the planned data and delete files,
     local paths or ``file:`` URIs); it can write none, except that DuckDB spills large
-    intermediate results into :func:`spill_directory`. Time zone UTC, no Python
-    replacement scans, extensions neither installed nor loaded on demand, configuration
-    locked.
+    intermediate results into ``temp_directory`` (default :func:`spill_directory`).
+    ``memory_limit`` (DuckDB's, e.g. ``1GB``; default DuckDB's own) is set before the
+    configuration is locked. Time zone UTC, no Python replacement scans, extensions
+    neither installed nor loaded on demand, configuration locked.
     """
     import duckdb
 
-    con = duckdb.connect(
-        ":memory:",
-        config={
-            "temp_directory": spill_directory(),
-            "python_enable_replacements": False,
-            "autoinstall_known_extensions": False,
-            "autoload_known_extensions": False,
-        },
-    )
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "temp_directory": temp_directory or spill_directory(),
+        "python_enable_replacements": False,
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+    }
+    if memory_limit is not None:
+        config["memory_limit"] = memory_limit
+    con = duckdb.connect(":memory:", config=config)
     try:
         paths = sorted(dict.fromkeys(allowed_paths))
         if paths:

@@ -20,15 +20,18 @@ one commit per model:
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from lakehouse.pipelines.engines.base import Engine, WriteResult
 from lakehouse.pipelines.errors import PipelineError
 from lakehouse.pipelines.incremental import execute_reading
 from lakehouse.pipelines.materialize import (
+    BatchStream,
     SchemaChangeError,
     append_rows,
+    compatible_stream,
     create_table,
     iceberg_compatible,
     replace_rows,
@@ -41,10 +44,13 @@ if TYPE_CHECKING:
     from pyiceberg.table import Table
 
     from lakehouse.pipelines.config import ModelConfig
+    from lakehouse.query.errors import QueryError
 
 logger = logging.getLogger(__name__)
 
 _SOURCE = "__lakehouse_model_result"
+#: The rows of ``__flagged`` (the result of a merge model) that are upserted.
+_UPSERTS = "SELECT * EXCLUDE (__lh_delete) FROM __flagged WHERE NOT __lh_delete"
 
 
 class MergeError(PipelineError, ValueError):
@@ -91,6 +97,33 @@ class DuckDBEngine(Engine):
         selected = ", ".join(_q(c) for c in columns) if columns else "*"
         return self.execute(f"SELECT {selected} FROM {_table_sql(table)}")
 
+    @contextmanager
+    def _connection(self, sql: str) -> Iterator[tuple[duckdb.DuckDBPyConnection, str]]:
+        """A memory-limited connection where ``sql`` can run (its tables registered)."""
+        from lakehouse.pipelines.incremental import reading_connection
+
+        compute = self.lakehouse.settings.compute
+        temp = compute.duckdb_temp_directory
+        with reading_connection(
+            self.lakehouse,
+            self.ref,
+            sql,
+            self._reads,
+            memory_limit=compute.duckdb_memory_limit,
+            temp_directory=str(temp) if temp is not None else None,
+        ) as opened:
+            yield opened
+
+    def _stream(self, relation: duckdb.DuckDBPyRelation) -> BatchStream:
+        """``relation``'s rows as Iceberg-compatible record batches, read as written."""
+        import duckdb
+
+        try:
+            reader = relation.to_arrow_reader(self.lakehouse.settings.compute.batch_rows)
+        except duckdb.Error as exc:
+            raise _query_error(exc) from exc
+        return compatible_stream(_reporting(reader))
+
     def write(
         self,
         table: str,
@@ -99,91 +132,107 @@ class DuckDBEngine(Engine):
         *,
         properties: Mapping[str, str] | None = None,
     ) -> WriteResult:
-        """Run ``sql`` and commit the result into ``table`` (see the module docstring)."""
-        result = iceberg_compatible(self.execute(sql))
+        """Run ``sql`` and commit the result into ``table`` (see the module docstring).
+
+        The result streams out of DuckDB into data files (it is never whole in memory);
+        DuckDB itself works within ``compute.duckdb_memory_limit`` and spills beyond it.
+        """
         catalog = self.lakehouse.catalog(self.ref)
         props = dict(properties or {})
-        if config.materialized == "merge":
-            return self._merge(catalog, table, result, config, props)
-        rows = result.num_rows
-        if not catalog.table_exists(table):
-            created = create_table(catalog, table, result, props)
+        with self._connection(sql) as (con, checked):
+            if config.materialized == "merge":
+                return self._merge(con, checked, catalog, table, config, props)
+            relation = _relation(con, checked)
+            if not catalog.table_exists(table):
+                result = self._stream(relation)
+                created = create_table(catalog, table, result, props)
+                return WriteResult(
+                    table, config.materialized, result.rows, inserted=result.rows,
+                    created=True, snapshot_id=_snapshot_id(created),
+                )  # fmt: skip
+            current = catalog.load_table(table)
+            if config.materialized == "append":
+                result = self._stream(relation)
+                if result.first() is None:
+                    return WriteResult(table, "append", 0)
+                written = append_rows(current, result, props)
+                return WriteResult(
+                    table, "append", result.rows, inserted=result.rows,
+                    snapshot_id=_snapshot_id(written),
+                )  # fmt: skip
+            previous = _total_records(current)
+            result = self._stream(relation)
+            try:
+                written = replace_rows(current, result, props)
+            except SchemaChangeError as exc:  # raised before any row is read
+                logger.warning("%s: %s; dropping and creating the table again", table, exc)
+                catalog.drop_table(table)
+                written = create_table(catalog, table, result, props)
             return WriteResult(
-                table, config.materialized, rows, inserted=rows, created=True,
-                snapshot_id=_snapshot_id(created),
+                table, "full_refresh", result.rows, inserted=result.rows, deleted=previous,
+                snapshot_id=_snapshot_id(written),
             )  # fmt: skip
-        current = catalog.load_table(table)
-        if config.materialized == "append":
-            if not rows:
-                return WriteResult(table, "append", 0)
-            written = append_rows(current, result, props)
-            return WriteResult(
-                table, "append", rows, inserted=rows, snapshot_id=_snapshot_id(written)
-            )
-        previous = _total_records(current)
-        try:
-            written = replace_rows(current, result, props)
-        except SchemaChangeError as exc:
-            logger.warning("%s: %s; dropping and creating the table again", table, exc)
-            catalog.drop_table(table)
-            written = create_table(catalog, table, result, props)
-        return WriteResult(
-            table, "full_refresh", rows, inserted=rows, deleted=previous,
-            snapshot_id=_snapshot_id(written),
-        )  # fmt: skip
 
     # -- merge ----------------------------------------------------------------------------
 
     def _merge(
         self,
+        con: duckdb.DuckDBPyConnection,
+        sql: str,
         catalog: Catalog,
         name: str,
-        result: pa.Table,
         config: ModelConfig,
         props: Mapping[str, str],
     ) -> WriteResult:
-        from lakehouse.query.execution import connect_duckdb
-
         keys = list(config.unique_key or ())
-        missing = [k for k in keys if k not in result.column_names]
+        columns = list(_relation(con, sql).columns)
+        missing = [k for k in keys if k not in columns]
         if missing:
             raise MergeError(
                 f"unique_key column(s) {', '.join(missing)} not in the result "
-                f"(columns: {', '.join(result.column_names)})"
+                f"(columns: {', '.join(columns)})"
             )
-        con = connect_duckdb()
-        try:
-            con.register(_SOURCE, result)
-            upserts, deletes = self._split(con, keys, config.delete_condition)
-            if not catalog.table_exists(name):
-                rows = upserts.num_rows
-                created = create_table(catalog, name, iceberg_compatible(upserts), props)
-                return WriteResult(
-                    name, "merge", result.num_rows, inserted=rows, created=True,
-                    snapshot_id=_snapshot_id(created),
-                )  # fmt: skip
-            target = catalog.load_table(name)
-            return self._merge_into(con, target, name, result.num_rows, keys, deletes, props)
-        finally:
-            con.close()
+        rows = self._split(con, sql, keys, config.delete_condition)
+        if not catalog.table_exists(name):
+            result = self._stream(con.sql(_UPSERTS))
+            created = create_table(catalog, name, result, props)
+            return WriteResult(
+                name, "merge", rows, inserted=result.rows, created=True,
+                snapshot_id=_snapshot_id(created),
+            )  # fmt: skip
+        deletes = con.sql(
+            f"SELECT DISTINCT {', '.join(_q(k) for k in keys)} FROM __flagged "
+            f"WHERE __lh_delete AND NOT ({_any_null(keys)})"
+        ).to_arrow_table()
+        target = catalog.load_table(name)
+        return self._merge_into(con, target, name, rows, keys, deletes, props)
 
     def _split(
-        self, con: duckdb.DuckDBPyConnection, keys: list[str], condition: str | None
-    ) -> tuple[pa.Table, pa.Table]:
-        """(rows to upsert, distinct keys to delete) of the result; keys validated."""
+        self, con: duckdb.DuckDBPyConnection, sql: str, keys: list[str], condition: str | None
+    ) -> int:
+        """Run ``sql`` into the temporary table ``__flagged`` (rows to delete flagged);
+        validate the keys; return the result's row count.
+
+        The table lives in DuckDB, which spills it to disk beyond its memory limit.
+        """
         import duckdb
 
         key_list = ", ".join(_q(k) for k in keys)
         flag = f"coalesce(({condition}), false)" if condition else "false"
         try:
-            con.execute(
-                f"CREATE TEMP TABLE __flagged AS SELECT *, {flag} AS __lh_delete FROM {_SOURCE}"
-            )
+            con.sql(f"SELECT {flag} AS __lh_delete FROM ({sql}) AS {_SOURCE} LIMIT 0")
         except duckdb.Error as exc:
             from lakehouse.query.analysis import first_line
 
             raise MergeError(f"delete_condition {condition!r}: {first_line(str(exc))}") from exc
-        any_null = " OR ".join(f"{_q(k)} IS NULL" for k in keys)
+        try:
+            con.execute(
+                f"CREATE TEMP TABLE __flagged AS SELECT *, {flag} AS __lh_delete "
+                f"FROM ({sql}) AS {_SOURCE}"
+            )
+        except duckdb.Error as exc:
+            raise _query_error(exc) from exc
+        any_null = _any_null(keys)
         nulls = con.sql(f"SELECT count(*) FROM __flagged WHERE NOT __lh_delete AND ({any_null})")
         null_count = _scalar(nulls)
         if null_count:
@@ -201,11 +250,7 @@ class DuckDBEngine(Engine):
                 f"unique_key ({key_list}) is not unique in the result: {shown} appears "
                 f"{duplicate[-1]} times"
             )
-        upserts = con.sql("SELECT * EXCLUDE (__lh_delete) FROM __flagged WHERE NOT __lh_delete")
-        deletes = con.sql(
-            f"SELECT DISTINCT {key_list} FROM __flagged WHERE __lh_delete AND NOT ({any_null})"
-        )
-        return upserts.to_arrow_table(), deletes.to_arrow_table()
+        return _scalar(con.sql("SELECT count(*) FROM __flagged"))
 
     def _merge_into(
         self,
@@ -225,11 +270,7 @@ class DuckDBEngine(Engine):
             raise MergeError(
                 f"table {name} has no column(s) {', '.join(missing_keys)} of unique_key"
             )
-        upserts = iceberg_compatible(
-            con.sql(
-                "SELECT * EXCLUDE (__lh_delete) FROM __flagged WHERE NOT __lh_delete"
-            ).to_arrow_table()
-        )
+        upserts = iceberg_compatible(con.sql(_UPSERTS).to_arrow_table())
         catalog = self.lakehouse.catalog(self.ref)
         try:
             result = upsert(
@@ -246,6 +287,45 @@ class DuckDBEngine(Engine):
             name, "merge", rows, inserted=result.inserted, updated=result.updated,
             deleted=result.deleted, snapshot_id=result.snapshot_id,
         )  # fmt: skip
+
+
+def _any_null(keys: Sequence[str]) -> str:
+    return " OR ".join(f"{_q(k)} IS NULL" for k in keys)
+
+
+def _query_error(exc: Exception) -> QueryError:
+    from lakehouse.query.analysis import first_line
+    from lakehouse.query.errors import QueryExecutionError
+
+    return QueryExecutionError(first_line(str(exc)))
+
+
+def _relation(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyRelation:
+    """The (lazy) relation of the checked query ``sql``."""
+    import duckdb
+
+    from lakehouse.query.errors import QueryError
+
+    try:
+        relation = con.sql(sql)
+    except duckdb.Error as exc:
+        raise _query_error(exc) from exc
+    if relation is None:
+        raise QueryError("the statement returned no result")
+    return relation
+
+
+def _reporting(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
+    """``reader``, with DuckDB's errors while reading as :class:`QueryExecutionError`."""
+    import pyarrow as pa
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from reader
+        except pa.ArrowException as exc:
+            raise _query_error(exc) from exc
+
+    return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
 
 def _scalar(relation: duckdb.DuckDBPyRelation) -> int:
