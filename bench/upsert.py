@@ -1,10 +1,13 @@
 """Row-level writes: upserts cost what they change, and deletes cost little to read.
 
 Run: ``.venv/bin/python bench/upsert.py [--rows 1000000] [--big-rows 10000000]
-[--rounds 7] [--only all|query] [--markdown docs/benchmarks.md]``
+[--rounds 7] [--only all|upsert|query] [--markdown docs/benchmarks.md]``
 
-``--only query`` runs just the read comparison (the last case) — quick to iterate on; its
-Markdown goes to the same section, so write the full run's report, not that one.
+``--only upsert`` runs just the upserts vs appends (the first two cases), ``--only query``
+just the read comparison (the last case) — quick to iterate on; their Markdown goes to the
+same section, so write the full run's report, not theirs.
+
+The rows each round writes are made before the rounds, so only the writes are timed.
 
 Side by side in one run, on the embedded profile (SQLite catalog, local warehouse),
 each table built by 10 appends as ingestion builds it:
@@ -113,9 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument(
         "--only",
-        choices=("all", "query"),
+        choices=("all", "upsert", "query"),
         default="all",
-        help="run every case (default) or only the read of a position-deleted table",
+        help="run every case (default), only the upserts vs appends into one table (no "
+        "big-table series, no read), or only the read of a position-deleted table",
     )
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args(argv)
@@ -133,24 +137,31 @@ def main(argv: list[str] | None = None) -> int:
         catalog = lh.catalog("main")
         catalog.create_namespace("s")
         n = args.rows
-        if args.only == "all":
+        if args.only in ("all", "upsert"):
             say(f"building two {n:,}-row tables")
             build(lh, "target", n)
             build(lh, "appended", n)
             keys = Keys(n)
 
-            def up(size: int) -> Callable[[int], None]:
+            # the rows of every round are made before the rounds: only the writes are timed
+            def up(size: int, rounds: int) -> Callable[[int], None]:
+                batches = [rows(keys.batch(size), f"u{i}-") for i in range(rounds)]
+
                 def run(i: int) -> None:
                     table = catalog.load_table("s.target")
-                    upsert(table, rows(keys.batch(size), f"u{i}-"), ["id"])
+                    upsert(table, batches[i], ["id"])
 
                 return run
 
-            def app(size: int) -> Callable[[int], None]:
+            def app(size: int, rounds: int) -> Callable[[int], None]:
+                batches = []
+                for i in range(rounds):
+                    batches.append(rows(range(keys.next_new, keys.next_new + size), f"a{i}-"))
+                    keys.next_new += size
+
                 def run(i: int) -> None:
                     table = catalog.load_table("s.appended")
-                    table.append(rows(range(keys.next_new, keys.next_new + size), f"a{i}-"))
-                    keys.next_new += size
+                    table.append(batches[i])
 
                 return run
 
@@ -159,14 +170,14 @@ def main(argv: list[str] | None = None) -> int:
                 ["case", "append p50", "upsert p50", "upsert / append (median, IQR)"],
             )
             say("10-row upserts vs 10-row appends")
-            a10, u10 = pair(lh, args.rounds, up(10), app(10))
+            a10, u10 = pair(lh, args.rounds, up(10, args.rounds), app(10, args.rounds))
             r10 = paired_ratio(a10, u10)
             results.rows.append(
                 ["10 rows", seconds(median(a10)), seconds(median(u10)), ratio_iqr(r10)]
             )
             say("100k-row upserts vs 100k-row appends")
             big_rounds = max(3, args.rounds // 2)
-            a100k, u100k = pair(lh, big_rounds, up(100_000), app(100_000))
+            a100k, u100k = pair(lh, big_rounds, up(100_000, big_rounds), app(100_000, big_rounds))
             r100k = paired_ratio(a100k, u100k)
             results.rows.append(
                 ["100,000 rows (50 % updates)", seconds(median(a100k)), seconds(median(u100k)),
@@ -181,114 +192,122 @@ def main(argv: list[str] | None = None) -> int:
                 r100k[0] <= 3,
             )
 
-            say(f"building a {args.big_rows:,}-row table and a fresh {n:,}-row one")
-            build(lh, "big", args.big_rows)
-            build(lh, "small", n)
-            big_keys = Keys(args.big_rows)
-            small_keys = Keys(n)
+            if args.only == "all":
+                say(f"building a {args.big_rows:,}-row table and a fresh {n:,}-row one")
+                build(lh, "big", args.big_rows)
+                build(lh, "small", n)
+                big_keys = Keys(args.big_rows)
+                small_keys = Keys(n)
 
-            def up_into(name: str, into: Keys) -> Callable[[int], None]:
-                def run(i: int) -> None:
-                    table = catalog.load_table(f"s.{name}")
-                    upsert(table, rows(into.batch(10), f"b{i}-"), ["id"])
+                def up_into(name: str, into: Keys) -> Callable[[int], None]:
+                    batches = [rows(into.batch(10), f"b{i}-") for i in range(args.rounds)]
+
+                    def run(i: int) -> None:
+                        table = catalog.load_table(f"s.{name}")
+                        upsert(table, batches[i], ["id"])
+
+                    return run
+
+                say("10-row upserts into the big table vs a small one with the same history")
+                into_big, into_small = up_into("big", big_keys), up_into("small", small_keys)
+                small, big = pair(lh, args.rounds, into_big, into_small)  # (base, ours) times
+                rbig = paired_ratio(small, big)
+                say("10-row upserts into the table the 100k upserts wrote to vs the fresh one")
+                fresh, busy = pair(
+                    lh, args.rounds, up(10, args.rounds), up_into("small", small_keys)
+                )
+                rbusy = paired_ratio(fresh, busy)
+                scale = Table(
+                    "Upsert of 10 rows: big table vs small table (both built by 10 appends)",
+                    ["table", "upsert p50", "ratio to the small table (median, IQR)"],
+                )
+                scale.rows.append([f"{n:,} rows", seconds(median(small)), "1"])
+                scale.rows.append(
+                    [f"{args.big_rows:,} rows", seconds(median(big)), ratio_iqr(rbig)]
+                )
+                scale.rows.append(
+                    [f"{n:,} rows after the 100k upserts above", seconds(median(busy)),
+                     ratio_iqr(rbusy) + " (to the fresh table in its own pairs)"]
+                )  # fmt: skip
+                report.add(scale)
+                report.check(
+                    f"upsert 10 rows into {args.big_rows:,} vs {n:,} rows",
+                    f"{rbig[0]:.2f}x",
+                    "<= 1.5x",
+                    rbig[0] <= 1.5,
+                )
+
+        if args.only in ("all", "query"):
+            say("query with 5 % of rows position-deleted vs compacted")
+            build(lh, "deleted", n)
+            build(lh, "compacted", n)
+            gone = random.sample(range(n), n // 20)
+            for name in ("deleted", "compacted"):
+                delete_rows(catalog.load_table(f"s.{name}"), pa.table({"id": gone}), ["id"])
+            compact_table(catalog.load_table("s.compacted"), CompactionPolicy(delete_ratio=0.0))
+            query = "SELECT count(*), sum(amount) FROM s.{}"
+            filtered = query + " WHERE id >= 0"  # pushed down: the anti-join, as every read before
+            want = lh.sql(query.format("compacted")).to_pylist()
+            assert lh.sql(query.format("deleted")).to_pylist() == want
+            assert lh.sql(filtered.format("deleted")).to_pylist() == want
+
+            def read(name: str, first: bool = False, sql: str = query) -> Callable[[], None]:
+                def run() -> None:
+                    if first:  # as the first query of a process: nothing read before is kept
+                        MANIFEST_ENTRIES.clear()
+                        DELETE_FILES.clear()
+                        KEEP_MASKS.clear()
+                    lh.sql(sql.format(name))
 
                 return run
 
-            say("10-row upserts into the big table vs a small one with the same history")
-            into_big, into_small = up_into("big", big_keys), up_into("small", small_keys)
-            small, big = pair(lh, args.rounds, into_big, into_small)  # (base, ours) times
-            rbig = paired_ratio(small, big)
-            say("10-row upserts into the table the 100k upserts wrote to vs the fresh one")
-            fresh, busy = pair(lh, args.rounds, up(10), up_into("small", small_keys))
-            rbusy = paired_ratio(fresh, busy)
-            scale = Table(
-                "Upsert of 10 rows: big table vs small table (both built by 10 appends)",
-                ["table", "upsert p50", "ratio to the small table (median, IQR)"],
+            def both(fn: Callable[[], None]) -> tuple[float, float]:
+                """Wall and CPU seconds (all threads of this process, DuckDB's too) of ``fn()``."""
+                wall, cpu = time.perf_counter(), time.process_time()
+                fn()
+                return time.perf_counter() - wall, time.process_time() - cpu
+
+            def paired(
+                base: Callable[[], None], ours: Callable[[], None]
+            ) -> tuple[list[float], list[float], list[float], list[float]]:
+                bw: list[float] = []
+                ow: list[float] = []
+                bc: list[float] = []
+                oc: list[float] = []
+                for _ in range(args.rounds):
+                    for fn, wall, cpu in ((base, bw, bc), (ours, ow, oc)):
+                        w, c = both(fn)
+                        wall.append(w)
+                        cpu.append(c)
+                return bw, ow, bc, oc
+
+            cases = [
+                ("", read("compacted"), read("deleted")),
+                (", first read (no manifest, delete file or mask cached)",
+                 read("compacted", True), read("deleted", True)),
+                (", `WHERE id >= 0` (anti-join)",
+                 read("compacted", sql=filtered), read("deleted", sql=filtered)),
+            ]  # fmt: skip
+            reads = Table(
+                f"Query over {n:,} rows, 5 % position-deleted vs compacted "
+                f"({args.rounds} paired rounds; CPU: all threads of the process)",
+                ["table", "query p50", "ratio (median, IQR)", "CPU p50", "CPU ratio (median, IQR)"],
             )
-            scale.rows.append([f"{n:,} rows", seconds(median(small)), "1"])
-            scale.rows.append([f"{args.big_rows:,} rows", seconds(median(big)), ratio_iqr(rbig)])
-            scale.rows.append(
-                [f"{n:,} rows after the 100k upserts above", seconds(median(busy)),
-                 ratio_iqr(rbusy) + " (to the fresh table in its own pairs)"]
-            )  # fmt: skip
-            report.add(scale)
-            report.check(
-                f"upsert 10 rows into {args.big_rows:,} vs {n:,} rows",
-                f"{rbig[0]:.2f}x",
-                "<= 1.5x",
-                rbig[0] <= 1.5,
-            )
-
-        say("query with 5 % of rows position-deleted vs compacted")
-        build(lh, "deleted", n)
-        build(lh, "compacted", n)
-        gone = random.sample(range(n), n // 20)
-        for name in ("deleted", "compacted"):
-            delete_rows(catalog.load_table(f"s.{name}"), pa.table({"id": gone}), ["id"])
-        compact_table(catalog.load_table("s.compacted"), CompactionPolicy(delete_ratio=0.0))
-        query = "SELECT count(*), sum(amount) FROM s.{}"
-        filtered = query + " WHERE id >= 0"  # pushed down: the anti-join, as every read before
-        want = lh.sql(query.format("compacted")).to_pylist()
-        assert lh.sql(query.format("deleted")).to_pylist() == want
-        assert lh.sql(filtered.format("deleted")).to_pylist() == want
-
-        def read(name: str, first: bool = False, sql: str = query) -> Callable[[], None]:
-            def run() -> None:
-                if first:  # as the first query of a process: nothing read before is kept
-                    MANIFEST_ENTRIES.clear()
-                    DELETE_FILES.clear()
-                    KEEP_MASKS.clear()
-                lh.sql(sql.format(name))
-
-            return run
-
-        def both(fn: Callable[[], None]) -> tuple[float, float]:
-            """Wall and CPU seconds (all threads of this process, DuckDB's too) of ``fn()``."""
-            wall, cpu = time.perf_counter(), time.process_time()
-            fn()
-            return time.perf_counter() - wall, time.process_time() - cpu
-
-        def paired(
-            base: Callable[[], None], ours: Callable[[], None]
-        ) -> tuple[list[float], list[float], list[float], list[float]]:
-            bw: list[float] = []
-            ow: list[float] = []
-            bc: list[float] = []
-            oc: list[float] = []
-            for _ in range(args.rounds):
-                for fn, wall, cpu in ((base, bw, bc), (ours, ow, oc)):
-                    w, c = both(fn)
-                    wall.append(w)
-                    cpu.append(c)
-            return bw, ow, bc, oc
-
-        cases = [
-            ("", read("compacted"), read("deleted")),
-            (", first read (no manifest, delete file or mask cached)",
-             read("compacted", True), read("deleted", True)),
-            (", `WHERE id >= 0` (anti-join)",
-             read("compacted", sql=filtered), read("deleted", sql=filtered)),
-        ]  # fmt: skip
-        reads = Table(
-            f"Query over {n:,} rows, 5 % position-deleted vs compacted "
-            f"({args.rounds} paired rounds; CPU: all threads of the process)",
-            ["table", "query p50", "ratio (median, IQR)", "CPU p50", "CPU ratio (median, IQR)"],
-        )
-        ratios: list[tuple[float, float, float]] = []
-        for label, base, ours in cases:
-            bw, ow, bc, oc = paired(base, ours)
-            rw, rc = paired_ratio(bw, ow), paired_ratio(bc, oc)
-            ratios.append(rw)
-            reads.rows.append(
-                [f"compacted{label}", seconds(median(bw)), "1", seconds(median(bc)), "1"]
-            )
-            reads.rows.append(
-                [f"5 % deleted{label}", seconds(median(ow)), ratio_iqr(rw), seconds(median(oc)),
-                 ratio_iqr(rc)]
-            )  # fmt: skip
-        rq = ratios[0]
-        report.add(reads)
-        report.check("query 5 % deleted vs compacted", f"{rq[0]:.2f}x", "<= 1.3x", rq[0] <= 1.3)
+            ratios: list[tuple[float, float, float]] = []
+            for label, base, ours in cases:
+                bw, ow, bc, oc = paired(base, ours)
+                rw, rc = paired_ratio(bw, ow), paired_ratio(bc, oc)
+                ratios.append(rw)
+                reads.rows.append(
+                    [f"compacted{label}", seconds(median(bw)), "1", seconds(median(bc)), "1"]
+                )
+                reads.rows.append(
+                    [f"5 % deleted{label}", seconds(median(ow)), ratio_iqr(rw), seconds(median(oc)),
+                     ratio_iqr(rc)]
+                )  # fmt: skip
+            rq = ratios[0]
+            report.add(reads)
+            report.check("query 5 % deleted vs compacted", f"{rq[0]:.2f}x", "<= 1.3x", rq[0] <= 1.3)
     print("\n" + report.summary().text())
     if args.markdown:
         replace_section(args.markdown, SECTION, report.markdown(SECTION, [header]))

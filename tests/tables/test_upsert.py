@@ -354,3 +354,28 @@ def test_inserts_of_a_stale_upsert_are_not_rebased_onto_a_concurrent_insert_of_t
 
     assert result.attempts == 2 and (result.inserted, result.updated) == (0, 1)
     assert content(lh.catalog("main").load_table("s.t"))[100] == ("upserted100", 50.0)
+
+
+def test_many_keys_replace_every_old_version_of_a_key_even_twice_in_one_file(
+    lh: Lakehouse, new_table: NewTable
+) -> None:
+    # more keys than IN prunes with: each file's key column is searched, sorted or not
+    table = new_table(ids=list(range(300)), properties=NO_FOLDING)
+    table.append(make_rows([8, 8, 150], tag="dup"))  # one key twice in one file
+    table = lh.catalog("main").load_table("s.t")
+    assert table.scan().to_arrow().num_rows == 303
+
+    result = upsert(
+        table,
+        make_rows([*range(0, 200, 2), 1000], tag="u"),
+        ["id"],
+        delete_keys=keys(list(range(201, 280, 2))),
+    )
+
+    table = lh.catalog("main").load_table("s.t")
+    got = content(table)  # asserts that no key is left twice
+    assert result.deleted == 40
+    assert got[8] == ("u8", 4.0) and got[150] == ("u150", 75.0) and got[7] == ("v7", 3.5)
+    assert got[1000] == ("u1000", 500.0)
+    assert 201 not in got and 279 not in got and 281 in got
+    assert len(got) == 300 - 40 + 1

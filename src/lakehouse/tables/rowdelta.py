@@ -39,11 +39,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pyiceberg.manifest import DataFileContent, ManifestContent, ManifestWriterV2
+from pyiceberg.manifest import DataFileContent, ManifestContent
 
 from lakehouse.tables.errors import RowLevelWriteError
+from lakehouse.tables.files import map_files
+from lakehouse.tables.manifests import ManifestListWriter, ManifestWriter
 
 if TYPE_CHECKING:
     from pyiceberg.avro.codecs import AvroCompressionCodec
@@ -51,6 +54,7 @@ if TYPE_CHECKING:
     from pyiceberg.manifest import DataFile, ManifestEntry, ManifestFile
     from pyiceberg.table import Transaction
     from pyiceberg.table.metadata import TableMetadata
+    from pyiceberg.table.snapshots import Snapshot
 
 #: Field ids of the position delete file schema (Iceberg spec, reserved ids).
 FILE_PATH_FIELD_ID = 2147483546
@@ -95,14 +99,18 @@ _DELETE_FILES_MAX = 256
 
 
 def _delete_file_rows(io: FileIO, path: str) -> pa.Table:
-    """``file_path`` and ``pos`` of a position delete file (cached: files are immutable)."""
+    """``file_path`` (dictionary-encoded) and ``pos`` of a position delete file.
+
+    Cached by path: files are immutable.
+    """
     with _DELETE_FILES_LOCK:
         cached = _DELETE_FILES.get(path)
         if cached is not None:
             _DELETE_FILES.move_to_end(path)
             return cached
     with io.new_input(path).open() as stream:
-        table = pq.read_table(stream, columns=["file_path", "pos"])
+        # the path column as a dictionary: one entry per data file, not one string per row
+        table = pq.read_table(stream, columns=["file_path", "pos"], read_dictionary=["file_path"])
     _remember_delete_file(path, table)
     return table
 
@@ -158,6 +166,51 @@ def read_position_deletes(io: FileIO, delete_files: Iterable[DataFile], data_fil
     return pc.unique(pa.concat_arrays(chunks)).sort()
 
 
+def position_delete_file(data_file_path: str, positions: pa.Array) -> bytes:
+    """A file-scoped position delete file: the Parquet bytes of ``data_file_path`` at
+    ``positions``.
+
+    ``positions`` must be sorted and distinct. The path column is written from a
+    one-entry dictionary (no per-row hashing) and the positions delta-encoded
+    (``DELTA_BINARY_PACKED``, a standard Parquet encoding every reader decodes): a
+    sorted run of positions takes a few bits each instead of eight bytes, so a data
+    file's deletes, which every later write to it folds into a new delete file, stay
+    small and quick to write and to read. The Arrow schema is not stored, so readers see
+    ``file_path`` as the plain string column the spec defines.
+    """
+    rows = _position_delete_rows(data_file_path, positions)
+    buffer = _io.BytesIO()
+    pq.write_table(
+        rows,
+        buffer,
+        compression="zstd",
+        use_dictionary=["file_path"],
+        column_encoding={"pos": "DELTA_BINARY_PACKED"},
+        store_schema=False,
+    )
+    return buffer.getvalue()
+
+
+def _position_delete_rows(data_file_path: str, positions: pa.Array) -> pa.Table:
+    """``file_path`` (a one-entry dictionary) and ``pos`` of one data file's deletes."""
+    path = pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(len(positions), dtype=np.int32)), pa.array([data_file_path], pa.string())
+    )
+    schema = pa.schema(
+        [POSITION_DELETE_SCHEMA.field(0).with_type(path.type), POSITION_DELETE_SCHEMA.field(1)]
+    )
+    return pa.table([path, positions.cast(pa.int64())], schema=schema)
+
+
+def _sorted_distinct(parts: Sequence[pa.Array]) -> np.ndarray[Any, Any]:
+    """The distinct values of ``parts`` (int64 arrays, each usually sorted), sorted."""
+    values = np.concatenate([p.to_numpy(zero_copy_only=False).astype(np.int64) for p in parts])
+    values.sort(kind="stable")  # a merge of the sorted runs, not a full sort
+    if len(values) > 1:
+        values = values[np.concatenate(([True], values[1:] != values[:-1]))]
+    return values
+
+
 @dataclass
 class _FileDeletes:
     data_file: DataFile
@@ -211,6 +264,8 @@ class RowDelta:
         self._deletes: dict[str, _FileDeletes] = {}
         self._removed: dict[str, DataFile] = {}
         self._carried_deletes: list[DataFile] = []
+        #: the entries of each manifest this row delta wrote, by path
+        self._written: dict[str, list[ManifestEntry]] = {}
         self._compression = cast(
             "AvroCompressionCodec",
             metadata.properties.get(
@@ -307,8 +362,6 @@ class RowDelta:
         ``existing_deletes`` are the position delete files that already apply to it (as
         planned); those scoped to this file alone are folded into the new delete file.
         """
-        import pyarrow.compute as pc
-
         if len(positions) == 0:
             return
         if self._metadata.format_version < 2:
@@ -320,16 +373,17 @@ class RowDelta:
         if path in self._deletes:
             raise RowLevelWriteError(f"data file {path} is deleted from twice in one commit")
         owned = [d for d in existing_deletes if referenced_data_file(d) == path]
-        merged = positions.cast(pa.int64())
+        parts = [positions.cast(pa.int64())]
         if owned:
-            merged = pa.concat_arrays([merged, read_position_deletes(self._io, owned, path)])
-        merged = pc.unique(merged).sort()
-        bad = pc.max(merged).as_py()
-        if pc.min(merged).as_py() < 0 or bad >= data_file.record_count:
+            parts.append(read_position_deletes(self._io, owned, path))
+        merged = _sorted_distinct(parts)
+        low, high = int(merged[0]), int(merged[-1])
+        if low < 0 or high >= data_file.record_count:
+            bad = low if low < 0 else high
             raise RowLevelWriteError(
                 f"position {bad} is outside data file {path} ({data_file.record_count} rows)"
             )
-        self._deletes[path] = _FileDeletes(data_file, merged, owned)
+        self._deletes[path] = _FileDeletes(data_file, pa.array(merged), owned)
 
     def remove_data_file(
         self, data_file: DataFile, existing_deletes: Iterable[DataFile] = ()
@@ -355,23 +409,16 @@ class RowDelta:
 
         metadata = self._metadata
         data_file = target.data_file
-        rows = pa.table(
-            {
-                "file_path": pa.array([data_file.file_path] * len(target.positions), pa.string()),
-                "pos": target.positions,
-            },
-            schema=POSITION_DELETE_SCHEMA,
-        )
-        buffer = _io.BytesIO()
-        pq.write_table(rows, buffer, compression="zstd")
-        payload = buffer.getvalue()
+        payload = position_delete_file(data_file.file_path, target.positions)
         provider = self._provider
         name = f"{self._uuid}-{next(self._counter):05d}-deletes.parquet"
         partition_key = _partition_key(metadata, data_file)
         path = provider.new_data_location(name, partition_key)
         with self._io.new_output(path).create(overwrite=False) as stream:
             stream.write(payload)
-        _remember_delete_file(path, rows)  # the next write to this data file folds it
+        # as reading the file gives it: the next write to the data file folds it
+        rows = _position_delete_rows(data_file.file_path, target.positions)
+        _remember_delete_file(path, rows)
         first = int(target.positions[0].as_py())
         last = int(target.positions[-1].as_py())
         path_bound = to_bytes(StringType(), data_file.file_path)
@@ -421,7 +468,10 @@ class RowDelta:
                 f"branch {self._branch} of the table moved while the row delta was built"
             )
         snapshot_id = metadata.new_snapshot_id()
-        new_deletes = [self._write_delete_file(d) for d in self._deletes.values()]
+        # many delete files (a large upsert touches every data file): encoded and written
+        # on PyIceberg's pool, as its data files are; a few: in this thread
+        targets = list(self._deletes.values())
+        new_deletes = map_files(self._write_delete_file, targets, parallel=len(targets) > 4)
         new_deletes.extend(self._carried_deletes)
         replaced = {r.file_path: r for d in self._deletes.values() for r in d.replaces}
         replaced.update(self._removed)
@@ -429,17 +479,32 @@ class RowDelta:
         summary = self._summary(metadata, head, new_deletes, list(replaced.values()))
         sequence_number = metadata.next_sequence_number()
         list_path = self._new_metadata_path(f"snap-{snapshot_id}-0-{self._uuid}.avro")
-        from pyiceberg.manifest import write_manifest_list
+        output = self._io.new_output(list_path)
+        if metadata.format_version == 2:
+            with ManifestListWriter(
+                output, snapshot_id, self._parent_id, sequence_number, self._compression
+            ) as writer:
+                writer.add_manifests(manifests)
+            # what reading the list and the new manifests back gives (v2 assigns this
+            # snapshot's sequence number to them), so the next write on the table reads
+            # none of them
+            listed = tuple(writer.prepare_manifest(m) for m in manifests)
+            _remember_manifest_list(list_path, listed)
+            by_path = {m.manifest_path: m for m in listed}
+            for path, entries in self._written.items():
+                _remember_entries(path, _inherited(entries, by_path[path]))
+        else:
+            from pyiceberg.manifest import write_manifest_list
 
-        with write_manifest_list(
-            format_version=metadata.format_version,
-            output_file=self._io.new_output(list_path),
-            snapshot_id=snapshot_id,
-            parent_snapshot_id=self._parent_id,
-            sequence_number=sequence_number,
-            avro_compression=self._compression,
-        ) as writer:
-            writer.add_manifests(manifests)
+            with write_manifest_list(
+                format_version=metadata.format_version,
+                output_file=output,
+                snapshot_id=snapshot_id,
+                parent_snapshot_id=self._parent_id,
+                sequence_number=sequence_number,
+                avro_compression=self._compression,
+            ) as v1_writer:
+                v1_writer.add_manifests(manifests)
         snapshot = Snapshot(
             snapshot_id=snapshot_id,
             parent_snapshot_id=self._parent_id,
@@ -487,8 +552,14 @@ class RowDelta:
         )
         spec = metadata.specs()[spec_id]
         schema = metadata.schema()
+        if metadata.format_version == 2:
+            return ManifestWriter(
+                spec, schema, output, snapshot_id, self._compression, deletes=deletes
+            )
         if deletes:
-            return _DeleteManifestWriter(spec, schema, output, snapshot_id, self._compression)
+            raise RowLevelWriteError(
+                f"Iceberg format v{metadata.format_version} has no delete files"
+            )
         return write_manifest(
             format_version=metadata.format_version,
             spec=spec,
@@ -543,7 +614,7 @@ class RowDelta:
         for f in new_deletes:
             delete_groups[f.spec_id].append(added(f))
         kept: list[ManifestFile] = []
-        for manifest in head.manifests(self._io) if head is not None else ():
+        for manifest in snapshot_manifests(self._io, head) if head is not None else ():
             if not has_live_files(manifest):
                 continue
             if manifest.content == ManifestContent.DELETES:
@@ -564,7 +635,9 @@ class RowDelta:
                 with self._writer(metadata, spec_id, snapshot_id, deletes=deletes) as writer:
                     for entry in group:
                         writer.add_entry(entry)
-                out.append(writer.to_manifest_file())
+                written = writer.to_manifest_file()
+                self._written[written.manifest_path] = group
+                out.append(written)
         return out + kept
 
     def _summary(
@@ -625,6 +698,47 @@ _ENTRIES_LOCK = threading.Lock()
 _ENTRIES_MAX = 2048
 
 
+_LISTS: OrderedDict[str, tuple[ManifestFile, ...]] = OrderedDict()
+_LISTS_LOCK = threading.Lock()
+_LISTS_MAX = 64
+
+
+def snapshot_manifests(io: FileIO, snapshot: Snapshot) -> tuple[ManifestFile, ...]:
+    """The manifests of ``snapshot``, its manifest list parsed once per process.
+
+    Manifest lists are immutable and named uniquely, so a parsed list is cached by its
+    path; a row delta also caches the list it writes (:meth:`RowDelta.stage`), so the next
+    write on the same table reads neither. The list is parsed as PyIceberg parses it, but
+    past PyIceberg's own cache of manifest files by path, which keeps the sequence numbers
+    of the first list it saw a manifest in.
+    """
+    from pyiceberg.manifest import read_manifest_list
+
+    path = snapshot.manifest_list
+    with _LISTS_LOCK:
+        cached = _LISTS.get(path)
+        if cached is not None:
+            _LISTS.move_to_end(path)
+            return cached
+    manifests = tuple(read_manifest_list(io.new_input(path)))
+    _remember_manifest_list(path, manifests)
+    return manifests
+
+
+def _remember_manifest_list(path: str, manifests: tuple[ManifestFile, ...]) -> None:
+    with _LISTS_LOCK:
+        _LISTS[path] = manifests
+        _LISTS.move_to_end(path)
+        while len(_LISTS) > _LISTS_MAX:
+            _LISTS.popitem(last=False)
+
+
+def has_cached_entries(manifest: ManifestFile) -> bool:
+    """Whether :func:`manifest_entries` of ``manifest`` is answered without reading it."""
+    with _ENTRIES_LOCK:
+        return manifest.manifest_path in _ENTRIES
+
+
 def manifest_entries(io: FileIO, manifest: ManifestFile) -> tuple[ManifestEntry, ...]:
     """The live entries of ``manifest``, cached by path (manifest files are immutable)."""
     path = manifest.manifest_path
@@ -634,22 +748,47 @@ def manifest_entries(io: FileIO, manifest: ManifestFile) -> tuple[ManifestEntry,
             _ENTRIES.move_to_end(path)
             return cached
     entries = tuple(manifest.fetch_manifest_entry(io, discard_deleted=True))
-    with _ENTRIES_LOCK:
-        _ENTRIES[path] = entries
-        while len(_ENTRIES) > _ENTRIES_MAX:
-            _ENTRIES.popitem(last=False)
+    _remember_entries(path, entries)
     return entries
 
 
-class _DeleteManifestWriter(ManifestWriterV2):
-    """A v2 manifest writer for delete files (PyIceberg's writes data manifests only)."""
+def _remember_entries(path: str, entries: tuple[ManifestEntry, ...]) -> None:
+    with _ENTRIES_LOCK:
+        _ENTRIES[path] = entries
+        _ENTRIES.move_to_end(path)
+        while len(_ENTRIES) > _ENTRIES_MAX:
+            _ENTRIES.popitem(last=False)
 
-    def content(self) -> ManifestContent:
-        return ManifestContent.DELETES
 
-    @property
-    def _meta(self) -> dict[str, str]:
-        return {**super()._meta, "content": "deletes"}
+def _inherited(
+    written: Iterable[ManifestEntry], manifest: ManifestFile
+) -> tuple[ManifestEntry, ...]:
+    """The live entries of a manifest as reading it gives them (Iceberg's inheritance).
+
+    ``written`` are the entries as written to ``manifest``, which is as the manifest
+    list names it (with its sequence number): new entries take the manifest's snapshot
+    id and sequence numbers, every entry its partition spec id.
+    """
+    from pyiceberg.manifest import ManifestEntry, ManifestEntryStatus
+
+    out = []
+    for e in written:
+        if e.status == ManifestEntryStatus.DELETED:
+            continue
+        added = e.status == ManifestEntryStatus.ADDED
+        sequence = manifest.sequence_number if added else None
+        entry = ManifestEntry.from_args(
+            status=e.status,
+            snapshot_id=e.snapshot_id if e.snapshot_id is not None else manifest.added_snapshot_id,
+            sequence_number=e.sequence_number if e.sequence_number is not None else sequence,
+            file_sequence_number=(
+                e.file_sequence_number if e.file_sequence_number is not None else sequence
+            ),
+            data_file=e.data_file,
+        )
+        entry.data_file.spec_id = manifest.partition_spec_id
+        out.append(entry)
+    return tuple(out)
 
 
 __all__ = [
@@ -659,7 +798,9 @@ __all__ = [
     "RowDelta",
     "RowDeltaSummary",
     "has_live_files",
+    "position_delete_file",
     "read_position_deletes",
     "referenced_data_file",
     "referenced_data_files",
+    "snapshot_manifests",
 ]
