@@ -62,6 +62,23 @@ def test_upsert_inserts_new_keys_updates_changed_ones_and_leaves_identical_rows(
     assert {r["id"]: (r["name"], r["amount"]) for r in got} == expected
 
 
+def test_a_key_the_table_holds_twice_counts_once_and_is_left_once(
+    lh: Lakehouse, new_table: NewTable
+) -> None:
+    table = new_table(ids=list(range(10)), properties=NO_FOLDING)
+    table.append(make_rows([3, 4], tag="again"))  # keys 3 and 4 now twice, in two versions
+    table = lh.catalog("main").load_table("s.t")
+
+    # 3 changes, 4 is identical to one of its two versions, 50 is new
+    rows = pa.concat_tables([make_rows([3], tag="x"), make_rows([4]), make_rows([50])])
+    result = upsert(table, rows, ["id"])
+
+    assert (result.inserted, result.updated, result.unchanged) == (1, 1, 1)
+    got = content(lh.catalog("main").load_table("s.t"))  # asserts that no key is left twice
+    assert got[3] == ("x3", 1.5) and got[4] == ("v4", 2.0) and got[50] == ("v50", 25.0)
+    assert len(got) == 11
+
+
 def test_an_upsert_is_one_overwrite_snapshot_with_a_position_delete_file(
     lh: Lakehouse, new_table: NewTable
 ) -> None:

@@ -323,7 +323,9 @@ def _stage(
         for path, same in same_pos.items():
             kept = pc.invert(pc.is_in(updated_pos[path], value_set=same))
             updated_pos[path] = updated_pos[path].filter(kept)
-    matched = pa.concat_arrays(matched_src) if matched_src else pa.array([], pa.int64())
+    # a key the table holds twice (appended twice) matches one new row twice: count rows once
+    matched = pc.unique(pa.concat_arrays(matched_src)) if matched_src else pa.array([], pa.int64())
+    unchanged_src = pc.unique(unchanged_src)
     updated = len(matched) - len(unchanged_src)
     to_write = new_rows
     if len(unchanged_src):
