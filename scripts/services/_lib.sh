@@ -157,6 +157,19 @@ stop_pidfile_service() {
     say "stopped"
 }
 
+# cmd_status of a service started by spawn_detached: "running as '<state>' (FIELDS), pid N"
+# and its URL, or "not running" and exit 3 (the caller defines running, pid and url; the
+# state line in $STATEFILE lists the values FIELDS names).
+status_pidfile_service() {
+    if running; then
+        say "running as '$(cat "$STATEFILE" 2>/dev/null || echo unknown)' ($1), pid $(pid)"
+        url
+    else
+        say "not running"
+        return 3
+    fi
+}
+
 # newest_java MIN VAR: the newest java of version >= MIN — the binary named by the variable
 # VAR if set (refused when older), else JAVA_HOME, the JDKs under /usr/lib/jvm and /opt,
 # then `java` on the PATH. Prints "BINARY VERSION".

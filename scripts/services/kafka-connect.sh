@@ -245,13 +245,7 @@ cmd_stop() {
 }
 
 cmd_status() {
-    if running; then
-        say "running as '$(cat "$STATEFILE" 2>/dev/null || echo unknown)' (version debezium port bootstrap group), pid $(pid)"
-        url
-    else
-        say "not running"
-        return 3
-    fi
+    status_pidfile_service "version debezium port bootstrap group"
 }
 
 cmd_logs() {

@@ -181,13 +181,7 @@ cmd_stop() {
 }
 
 cmd_status() {
-    if running; then
-        say "running as '$(cat "$STATEFILE" 2>/dev/null || echo unknown)' (version port mgmt-port realms), pid $(pid)"
-        url
-    else
-        say "not running"
-        return 3
-    fi
+    status_pidfile_service "version port mgmt-port realms"
 }
 
 main() {

@@ -191,13 +191,7 @@ cmd_stop() {
 }
 
 cmd_status() {
-    if running; then
-        say "running as '$(cat "$STATEFILE" 2>/dev/null || echo unknown)' (version mode port mgmt-port), pid $(pid)"
-        url
-    else
-        say "not running"
-        return 3
-    fi
+    status_pidfile_service "version mode port mgmt-port"
 }
 
 main() {
