@@ -170,6 +170,51 @@ status_pidfile_service() {
     fi
 }
 
+# maven_closure DIR JAR HINT GROUP:ARTIFACT:VERSION...: the runtime dependency closure of the
+# artifacts, resolved by Maven from $MAVEN_REPO into DIR once (DIR/.complete marks it done);
+# JAR must be among the jars. HINT (which settings to change) ends the error if Maven fails.
+maven_closure() {
+    local dir="$1" jar="$2" hint="$3"
+    shift 3
+    [[ -f "$dir/.complete" ]] && return 0
+    command -v mvn >/dev/null || die "Maven is needed to resolve $1 (apt-get install -y maven)"
+    local work="$dir.resolve" part="$dir.part" deps="" coord g a v out
+    rm -rf "$work" "$part"
+    mkdir -p "$work"
+    for coord in "$@"; do
+        IFS=: read -r g a v <<<"$coord"
+        deps+="    <dependency><groupId>$g</groupId><artifactId>$a</artifactId><version>$v</version></dependency>"$'\n'
+    done
+    # a throwaway project whose only purpose is the dependency closure
+    cat >"$work/pom.xml" <<EOF
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>lakehouse.services</groupId>
+  <artifactId>$SERVICE-runtime</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <repositories>
+    <repository><id>lakehouse-maven</id><url>$MAVEN_REPO</url></repository>
+  </repositories>
+  <dependencies>
+$deps  </dependencies>
+</project>
+EOF
+    say "resolving $1 and its dependencies with Maven"
+    if ! out="$(cd "$work" && mvn -q -B dependency:copy-dependencies -DincludeScope=runtime \
+        -DoutputDirectory="$part" 2>&1)"; then
+        echo "$out" >&2
+        rm -rf "$part"
+        die "Maven could not resolve $1 ($hint)"
+    fi
+    [[ -f "$part/$jar" ]] || die "Maven did not produce $jar"
+    touch "$part/.complete"
+    rm -rf "$dir"
+    mv "$part" "$dir"
+    rm -rf "$work"
+    say "cached $(find "$dir" -name '*.jar' | wc -l) jars in $dir"
+}
+
 # newest_java MIN VAR: the newest java of version >= MIN — the binary named by the variable
 # VAR if set (refused when older), else JAVA_HOME, the JDKs under /usr/lib/jvm and /opt,
 # then `java` on the PATH. Prints "BINARY VERSION".

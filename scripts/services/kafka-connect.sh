@@ -56,52 +56,12 @@ url() {
 
 ensure_libs() {
     mkdir -p "$CDIR"
-    [[ -f "$LIBS/.complete" ]] && return 0
-    command -v mvn >/dev/null || die "Maven is needed to resolve Kafka Connect's jars (apt-get install -y maven)"
-    local work="$CDIR/resolve-$VERSION" part="$LIBS.part"
-    rm -rf "$work" "$part"
-    mkdir -p "$work"
-    # a throwaway project whose only purpose is the dependency closure of the worker
-    cat >"$work/pom.xml" <<EOF
-<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>lakehouse.services</groupId>
-  <artifactId>kafka-connect-runtime</artifactId>
-  <version>1</version>
-  <packaging>pom</packaging>
-  <repositories>
-    <repository><id>lakehouse-maven</id><url>$MAVEN_REPO</url></repository>
-  </repositories>
-  <dependencies>
-    <dependency>
-      <groupId>org.apache.kafka</groupId><artifactId>connect-runtime</artifactId><version>$VERSION</version>
-    </dependency>
-    <dependency>
-      <groupId>org.apache.kafka</groupId><artifactId>connect-json</artifactId><version>$VERSION</version>
-    </dependency>
-    <dependency>
-      <groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>$LOG4J_VERSION</version>
-    </dependency>
-    <dependency>
-      <groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>$LOG4J_VERSION</version>
-    </dependency>
-  </dependencies>
-</project>
-EOF
-    say "resolving org.apache.kafka:connect-runtime:$VERSION and its dependencies with Maven"
-    local out
-    if ! out="$(cd "$work" && mvn -q -B dependency:copy-dependencies -DincludeScope=runtime \
-        -DoutputDirectory="$part" 2>&1)"; then
-        echo "$out" >&2
-        rm -rf "$part"
-        die "Maven could not resolve connect-runtime $VERSION (set LAKEHOUSE_CONNECT_VERSION or LAKEHOUSE_MAVEN_REPO)"
-    fi
-    [[ -f "$part/connect-runtime-$VERSION.jar" ]] || die "Maven did not produce connect-runtime-$VERSION.jar"
-    touch "$part/.complete"
-    rm -rf "$LIBS"
-    mv "$part" "$LIBS"
-    rm -rf "$work"
-    say "cached $(find "$LIBS" -name '*.jar' | wc -l) jars in $LIBS"
+    maven_closure "$LIBS" "connect-runtime-$VERSION.jar" \
+        "set LAKEHOUSE_CONNECT_VERSION or LAKEHOUSE_MAVEN_REPO" \
+        "org.apache.kafka:connect-runtime:$VERSION" \
+        "org.apache.kafka:connect-json:$VERSION" \
+        "org.apache.logging.log4j:log4j-slf4j-impl:$LOG4J_VERSION" \
+        "org.apache.logging.log4j:log4j-core:$LOG4J_VERSION"
 }
 
 # -- the Debezium plugin: the connector's own plugin archive from Maven Central -------------

@@ -50,46 +50,10 @@ url() {
 
 ensure_libs() {
     mkdir -p "$KDIR"
-    [[ -f "$LIBS/.complete" ]] && return 0
-    command -v mvn >/dev/null || die "Maven is needed to resolve Kafka's jars (apt-get install -y maven)"
-    local work="$KDIR/resolve-$VERSION" part="$LIBS.part"
-    rm -rf "$work" "$part"
-    mkdir -p "$work"
-    # a throwaway project whose only purpose is the dependency closure of the broker
-    cat >"$work/pom.xml" <<EOF
-<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>lakehouse.services</groupId>
-  <artifactId>kafka-runtime</artifactId>
-  <version>1</version>
-  <packaging>pom</packaging>
-  <repositories>
-    <repository><id>lakehouse-maven</id><url>$MAVEN_REPO</url></repository>
-  </repositories>
-  <dependencies>
-    <dependency>
-      <groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$VERSION</version>
-    </dependency>
-    <dependency>
-      <groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>$LOG4J_VERSION</version>
-    </dependency>
-  </dependencies>
-</project>
-EOF
-    say "resolving org.apache.kafka:kafka_2.13:$VERSION and its dependencies with Maven"
-    local out
-    if ! out="$(cd "$work" && mvn -q -B dependency:copy-dependencies -DincludeScope=runtime \
-        -DoutputDirectory="$part" 2>&1)"; then
-        echo "$out" >&2
-        rm -rf "$part"
-        die "Maven could not resolve Kafka $VERSION (set LAKEHOUSE_KAFKA_VERSION or LAKEHOUSE_MAVEN_REPO)"
-    fi
-    [[ -f "$part/kafka_2.13-$VERSION.jar" ]] || die "Maven did not produce kafka_2.13-$VERSION.jar"
-    touch "$part/.complete"
-    rm -rf "$LIBS"
-    mv "$part" "$LIBS"
-    rm -rf "$work"
-    say "cached $(find "$LIBS" -name '*.jar' | wc -l) jars in $LIBS"
+    maven_closure "$LIBS" "kafka_2.13-$VERSION.jar" \
+        "set LAKEHOUSE_KAFKA_VERSION or LAKEHOUSE_MAVEN_REPO" \
+        "org.apache.kafka:kafka_2.13:$VERSION" \
+        "org.apache.logging.log4j:log4j-slf4j-impl:$LOG4J_VERSION"
 }
 
 # -- java ----------------------------------------------------------------------------------
