@@ -43,7 +43,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from lakehouse.catalog.oauth2 import REFRESH_MARGIN_SECONDS, SignInError
+from lakehouse.catalog.oauth2 import REFRESH_MARGIN_SECONDS, SignInError, provider_reply
 from lakehouse.errors import TransientCatalogError
 
 log = logging.getLogger(__name__)
@@ -222,25 +222,7 @@ class _Issuer:
         self._document: dict[str, Any] | None = None
 
     def call(self, what: str, request: Callable[[], httpx.Response]) -> tuple[int, dict[str, Any]]:
-        try:
-            response = request()
-        except httpx.TransportError as exc:
-            raise TransientCatalogError(
-                f"cannot sign in: {what} cannot be reached ({type(exc).__name__}: {exc})"
-            ) from None
-        if response.status_code >= 500:
-            raise TransientCatalogError(
-                f"cannot sign in: {what} answered HTTP {response.status_code}"
-            )
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise SignInError(
-                f"cannot sign in: {what} answered HTTP {response.status_code} without a JSON object"
-            )
-        return response.status_code, body
+        return provider_reply(what, request)
 
     def endpoint(self, name: str) -> str:
         if self._document is None:

@@ -47,6 +47,31 @@ class SignInError(CatalogError):
     """The identity provider refused the client's credentials or answered nonsense."""
 
 
+def provider_reply(what: str, request: Callable[[], httpx.Response]) -> tuple[int, dict[str, Any]]:
+    """Send ``request`` to the identity provider; its status and JSON object body.
+
+    Unreachable or 5xx is :class:`~lakehouse.errors.TransientCatalogError`; an answer that
+    is not a JSON object is :class:`SignInError`. ``what`` names the endpoint in messages.
+    """
+    try:
+        response = request()
+    except httpx.TransportError as exc:
+        raise TransientCatalogError(
+            f"cannot sign in: {what} cannot be reached ({type(exc).__name__}: {exc})"
+        ) from None
+    if response.status_code >= 500:
+        raise TransientCatalogError(f"cannot sign in: {what} answered HTTP {response.status_code}")
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise SignInError(
+            f"cannot sign in: {what} answered HTTP {response.status_code} without a JSON object"
+        )
+    return response.status_code, body
+
+
 class ClientCredentials(httpx.Auth):
     """Bearer tokens from the client-credentials grant, cached until shortly before expiry.
 
@@ -86,26 +111,9 @@ class ClientCredentials(httpx.Auth):
     # -- the token endpoint ----------------------------------------------------------------
 
     def _get(self, what: str, request: Callable[[], httpx.Response]) -> dict[str, Any]:
-        try:
-            response = request()
-        except httpx.TransportError as exc:
-            raise TransientCatalogError(
-                f"cannot sign in: {what} cannot be reached ({type(exc).__name__}: {exc})"
-            ) from None
-        if response.status_code >= 500:
-            raise TransientCatalogError(
-                f"cannot sign in: {what} answered HTTP {response.status_code}"
-            )
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise SignInError(
-                f"cannot sign in: {what} answered HTTP {response.status_code} without a JSON object"
-            )
-        if response.status_code != 200:
-            error = str(body.get("error") or f"HTTP {response.status_code}")
+        status, body = provider_reply(what, request)
+        if status != 200:
+            error = str(body.get("error") or f"HTTP {status}")
             detail = body.get("error_description")
             raise SignInError(
                 f"cannot sign in as client {self.client_id!r}: {what} refused: {error}"
@@ -202,4 +210,5 @@ __all__ = [
     "REFRESH_MARGIN_SECONDS",
     "ClientCredentials",
     "SignInError",
+    "provider_reply",
 ]
