@@ -141,6 +141,18 @@ fetch_verified() {
     say "verified (sha1 $actual) and cached as $target"
 }
 
+# The end of cmd_start of a service started by spawn_detached: records STATE (the values
+# cmd_status names) in $STATEFILE, waits with wait_ready (given the remaining arguments),
+# then says how to stop it and prints its URL (the caller defines wait_ready, pid and url).
+finish_start() {
+    local state="$1"
+    shift
+    echo "$state" >"$STATEFILE"
+    wait_ready "$@"
+    say "ready (pid $(pid)); stop with: $SELF stop"
+    url
+}
+
 # cmd_stop of a service started by spawn_detached: stops the process named by $PIDFILE
 # (the caller defines running and pid) and removes the pid file.
 stop_pidfile_service() {

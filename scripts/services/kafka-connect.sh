@@ -194,14 +194,7 @@ cmd_start() {
     spawn_detached "$PIDFILE" "$java" "-Xms128m" "-Xmx$HEAP" "-XX:+UseG1GC" "-Djava.awt.headless=true" \
         "-Dlog4j2.configurationFile=$LOG4J_CONF" "-cp" "$LIBS/*" \
         org.apache.kafka.connect.cli.ConnectDistributed "$PROPS"
-    echo "$state" >"$STATEFILE"
-    wait_ready
-    say "ready (pid $(pid)); stop with: $SELF stop"
-    url
-}
-
-cmd_stop() {
-    stop_pidfile_service
+    finish_start "$state"
 }
 
 cmd_status() {
@@ -221,7 +214,7 @@ main() {
     case "$cmd" in
         start) cmd_start ;;
         install) cmd_install ;;
-        stop) cmd_stop ;;
+        stop) stop_pidfile_service ;;
         status) cmd_status ;;
         url) url ;;
         logs) cmd_logs "$@" ;;

@@ -208,14 +208,7 @@ cmd_start() {
     } >>"$LOG"
     say "starting Kafka $VERSION (KRaft broker+controller) on $HOST:$PORT with Java $jv (log: $LOG)"
     spawn_detached "$PIDFILE" "${JAVA_CMD[@]}" kafka.Kafka "$PROPS"
-    echo "$state" >"$STATEFILE"
-    wait_ready "$since"
-    say "ready (pid $(pid)); stop with: $SELF stop"
-    url
-}
-
-cmd_stop() {
-    stop_pidfile_service
+    finish_start "$state" "$since"
 }
 
 cmd_status() {
@@ -234,7 +227,7 @@ cmd_logs() {
 }
 
 cmd_reset() {
-    cmd_stop
+    stop_pidfile_service
     rm -rf "$STATE"
     say "deleted the broker's data ($STATE)"
 }
@@ -244,7 +237,7 @@ main() {
     [[ $# -gt 0 ]] && shift
     case "$cmd" in
         start) cmd_start ;;
-        stop) cmd_stop ;;
+        stop) stop_pidfile_service ;;
         status) cmd_status ;;
         url) url ;;
         env) cmd_env ;;

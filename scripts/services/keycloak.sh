@@ -170,14 +170,7 @@ cmd_start() {
         KC_BOOTSTRAP_ADMIN_USERNAME=admin \
         KC_BOOTSTRAP_ADMIN_PASSWORD="$ADMIN_PASSWORD" \
         "$KC_HOME/bin/kc.sh" "${args[@]}"
-    echo "$state" >"$STATEFILE"
-    wait_ready
-    say "ready (pid $(pid)); stop with: $SELF stop"
-    url
-}
-
-cmd_stop() {
-    stop_pidfile_service
+    finish_start "$state"
 }
 
 cmd_status() {
@@ -189,7 +182,7 @@ main() {
     [[ $# -gt 0 ]] && shift
     case "$cmd" in
         start) cmd_start "$@" ;;
-        stop) cmd_stop ;;
+        stop) stop_pidfile_service ;;
         status) cmd_status ;;
         url) url ;;
         -h | --help | help) print_help 18 ;;

@@ -180,14 +180,7 @@ cmd_start() {
     } >>"$LOG"
     say "starting Nessie $VERSION ($mode store) on $HOST:$PORT with Java $jv (log: $LOG)"
     spawn_detached "$PIDFILE" env "${env_extra[@]}" "$java" "${jvm[@]}" "${props[@]}" -jar "$JAR"
-    echo "$state" >"$STATEFILE"
-    wait_ready
-    say "ready (pid $(pid)); stop with: $SELF stop"
-    url
-}
-
-cmd_stop() {
-    stop_pidfile_service
+    finish_start "$state"
 }
 
 cmd_status() {
@@ -200,7 +193,7 @@ main() {
     case "$cmd" in
         start) cmd_start "$@" ;;
         --jdbc | --in-memory) cmd_start "$cmd" "$@" ;;
-        stop) cmd_stop ;;
+        stop) stop_pidfile_service ;;
         status) cmd_status ;;
         url) url ;;
         jar) ensure_jar >&2 && echo "$JAR" ;;

@@ -261,14 +261,7 @@ cmd_start() {
         "--jvm-config=$ETC/jvm.config" \
         "--config=$ETC/config.properties" \
         "--data-dir=$DATA"
-    echo "$state" >"$STATEFILE"
-    wait_ready
-    say "ready (pid $(pid)); stop with: $SELF stop"
-    url
-}
-
-cmd_stop() {
-    stop_pidfile_service
+    finish_start "$state"
 }
 
 cmd_status() {
@@ -280,7 +273,7 @@ main() {
     [[ $# -gt 0 ]] && shift
     case "$cmd" in
         start) cmd_start "$@" ;;
-        stop) cmd_stop ;;
+        stop) stop_pidfile_service ;;
         status) cmd_status ;;
         url) url ;;
         install) ensure_install >&2 && echo "$TRINO_HOME" ;;
