@@ -35,24 +35,19 @@ from pyiceberg.exceptions import CommitStateUnknownException
 from lakehouse.catalog.sql_store import SqlStore
 from lakehouse.client import Lakehouse, connect
 from lakehouse.config import Settings
-from lakehouse.ingest.kafka import BatchResult, KafkaCdcSource, consume_cdc, recorded_offsets
-from lakehouse.ops import check
+from lakehouse.ingest.kafka import BatchResult, consume_cdc, recorded_offsets
 from tests.faults.arming import arm_before_commit
+from tests.faults.cdc_stream import assert_applied_exactly_once, produce_stream
 from tests.faults.conftest import host_port, through
 from tests.faults.toxiproxy import Proxy
 from tests.ingest.test_kafka_integration import (  # the broker's fixtures and the source model
-    SourceTable,
     bootstrap,
-    end_offsets,
-    produce,
     topic,
 )
 
 pytestmark = pytest.mark.integration
 
 __all__ = ["bootstrap", "topic"]  # fixtures used by name
-
-BATCH = 120
 
 
 @dataclass
@@ -113,22 +108,7 @@ def test_cdc_apply_with_a_fault_mid_stream_is_completed_exactly_once_by_a_rerun(
     wired: Wired, fault: str, bootstrap: str, topic: str
 ) -> None:
     lh = wired.lh
-    source_table = SourceTable(seed=11)
-    for _ in range(300):
-        source_table.change()
-    source_table.redeliver(20)
-    for _ in range(100):
-        source_table.change()
-    produce(bootstrap, topic, source_table.events)
-    ends = end_offsets(bootstrap, topic)
-    cdc = KafkaCdcSource(
-        topics=(topic,),
-        table="silver.orders",
-        key=("id",),
-        batch_size=BATCH,
-        batch_timeout=0.5,
-        bootstrap_servers=bootstrap,
-    )
+    source_table, ends, cdc = produce_stream(bootstrap, topic, seed=11)
 
     armed: list[object] = []
 
@@ -149,20 +129,4 @@ def test_cdc_apply_with_a_fault_mid_stream_is_completed_exactly_once_by_a_rerun(
     rerun = consume_cdc(lh, cdc, idle_timeout=1.5)
     assert rerun.stopped == "idle"
 
-    silver = lh.table("silver.orders").scan().to_arrow().to_pylist()
-    keys = [r["id"] for r in silver]
-    assert len(keys) == len(set(keys)), "duplicate keys in silver"
-    got = {r["id"]: {k: r[k] for k in ("id", "customer", "amount", "status")} for r in silver}
-    assert got == source_table.rows
-    changes = lh.table("bronze.orders_changes").scan().to_arrow()
-    offsets = list(
-        zip(
-            changes.column("partition").to_pylist(),
-            changes.column("offset").to_pylist(),
-            strict=True,
-        )
-    )
-    assert len(offsets) == len(set(offsets)) == len(source_table.events)  # each event once
-    assert recorded_offsets(lh.table("bronze.orders_changes")) == {topic: ends}
-    report = check(lh)
-    assert report.ok, [p for t in report.tables for p in t.problems]
+    assert_applied_exactly_once(lh, source_table, topic, ends, lh.default_branch)

@@ -33,17 +33,14 @@ import pytest
 from pyiceberg.exceptions import CommitStateUnknownException
 
 from lakehouse.client import Lakehouse
-from lakehouse.ingest.kafka import BatchResult, KafkaCdcSource, consume_cdc, recorded_offsets
-from lakehouse.ops import check
+from lakehouse.ingest.kafka import BatchResult, consume_cdc, recorded_offsets
 from tests.faults.arming import ArmedTransport, is_commit
+from tests.faults.cdc_stream import assert_applied_exactly_once, produce_stream
 from tests.faults.conftest import host_port, through
 from tests.faults.services import empty_branch, remote_lakehouse
 from tests.faults.toxiproxy import Proxy
 from tests.ingest.test_kafka_integration import (  # the broker's fixtures and the source model
-    SourceTable,
     bootstrap,
-    end_offsets,
-    produce,
     topic,
 )
 
@@ -51,7 +48,6 @@ pytestmark = pytest.mark.integration
 
 __all__ = ["bootstrap", "topic"]  # fixtures used by name
 
-BATCH = 120
 #: The client's read timeout (the ``reply timeout`` fault waits for it once).
 READ_TIMEOUT = 5.0
 
@@ -102,22 +98,7 @@ def test_cdc_apply_whose_commit_outcome_is_lost_is_completed_exactly_once_by_a_r
     served: Served, fault: str, bootstrap: str, topic: str
 ) -> None:
     lh, proxy, transport, branch = served.lh, served.proxy, served.transport, served.branch
-    source_table = SourceTable(seed=23)
-    for _ in range(300):
-        source_table.change()
-    source_table.redeliver(20)
-    for _ in range(100):
-        source_table.change()
-    produce(bootstrap, topic, source_table.events)
-    ends = end_offsets(bootstrap, topic)
-    cdc = KafkaCdcSource(
-        topics=(topic,),
-        table="silver.orders",
-        key=("id",),
-        batch_size=BATCH,
-        batch_timeout=0.5,
-        bootstrap_servers=bootstrap,
-    )
+    source_table, ends, cdc = produce_stream(bootstrap, topic, seed=23)
 
     first: list[BatchResult] = []
 
@@ -147,21 +128,4 @@ def test_cdc_apply_whose_commit_outcome_is_lost_is_completed_exactly_once_by_a_r
     assert rerun.branch == branch
     assert rerun.start_offsets == after_fault  # resumed from what the tables recorded
 
-    silver = lh.table("silver.orders", branch).scan().to_arrow().to_pylist()
-    keys = [r["id"] for r in silver]
-    assert len(keys) == len(set(keys)), "duplicate keys in silver"
-    got = {r["id"]: {k: r[k] for k in ("id", "customer", "amount", "status")} for r in silver}
-    assert got == source_table.rows
-    changes = lh.table("bronze.orders_changes", branch).scan().to_arrow()
-    offsets = list(
-        zip(
-            changes.column("partition").to_pylist(),
-            changes.column("offset").to_pylist(),
-            strict=True,
-        )
-    )
-    assert len(offsets) == len(set(offsets)) == len(source_table.events)  # each offset once
-    assert offsets_on(lh, branch, "bronze.orders_changes") == {topic: ends}
-    report = check(lh, [branch])
-    assert report.ok, [p for t in report.tables for p in t.problems]
-    assert report.files_checked > 0
+    assert_applied_exactly_once(lh, source_table, topic, ends, branch)
