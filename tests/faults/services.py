@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -37,35 +37,43 @@ def _lakehouse_command() -> list[str]:
 
 
 @contextmanager
-def lakehouse_serve(
-    catalog_uri: str, home: Path, *, warehouse: Path | None = None
-) -> Iterator[str]:
-    """Run `lakehouse serve` over ``catalog_uri`` on a free loopback port; yield its API v2 URL.
+def serve_process(
+    catalog_uri: str,
+    home: Path,
+    *,
+    warehouse: Path | None = None,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Run `lakehouse serve [ARGS]` over ``catalog_uri`` on a free loopback port.
 
-    ``warehouse`` (default: ``home/warehouse``) is where the tables' files live; the clients
-    of the server must use the same one, as they do in production: the server reads the
-    tables' metadata there for content merges, and refuses locations outside it.
+    Yields the server's base URL once ``/readyz`` answers, and its process; stops it with
+    SIGTERM afterwards. ``env`` adds variables; the log is ``serve-<port>.log`` beside
+    ``home``. Also used by ``tests/server/test_workers.py`` (``--workers``).
     """
     port = free_port()
-    env = {
+    environ = {
         **os.environ,
         "LAKEHOUSE_HOME": str(home),
         "LAKEHOUSE_CATALOG__URI": catalog_uri,
         "LAKEHOUSE_WAREHOUSE": str(warehouse or home / "warehouse"),
+        **(env or {}),
     }
     log = home.parent / f"serve-{port}.log"
     home.mkdir(parents=True, exist_ok=True)
+    command = [*_lakehouse_command(), "serve", "--port", str(port), "--log-level", "warning"]
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [*_lakehouse_command(), "serve", "--port", str(port), "--log-level", "warning"],
-            env=env,
+            [*command, *args],
+            env=environ,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + timeout
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"lakehouse serve exited: {log.read_text()[-2000:]}")
@@ -77,14 +85,28 @@ def lakehouse_serve(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"lakehouse serve did not start: {log.read_text()[-2000:]}")
             time.sleep(0.1)
-        yield f"{base}/api/v2"
+        yield base, process
     finally:
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout=15)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def lakehouse_serve(
+    catalog_uri: str, home: Path, *, warehouse: Path | None = None
+) -> Iterator[str]:
+    """Run `lakehouse serve` over ``catalog_uri`` on a free loopback port; yield its API v2 URL.
+
+    ``warehouse`` (default: ``home/warehouse``) is where the tables' files live; the clients
+    of the server must use the same one, as they do in production: the server reads the
+    tables' metadata there for content merges, and refuses locations outside it.
+    """
+    with serve_process(catalog_uri, home, warehouse=warehouse) as (base, _):
+        yield f"{base}/api/v2"
 
 
 def remote_lakehouse(

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -30,6 +25,7 @@ from lakehouse.server.workers import (
     check_workers,
     create_app_from_env,
 )
+from tests.faults.services import serve_process
 
 PG = "postgresql+psycopg://u:p@127.0.0.1:5432/db"
 
@@ -106,58 +102,6 @@ def test_the_cli_refuses_workers_on_the_embedded_store_in_one_line(tmp_path: Pat
 # -- real processes on PostgreSQL ---------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def _serve_workers(
-    catalog_uri: str, home: Path, workers: int, extra_env: dict[str, str] | None = None
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "LAKEHOUSE_HOME": str(home),
-        "LAKEHOUSE_CATALOG__URI": catalog_uri,
-        "LAKEHOUSE_WAREHOUSE": str(home / "warehouse"),
-        **(extra_env or {}),
-    }
-    home.mkdir(parents=True, exist_ok=True)
-    log = home.parent / f"serve-{port}.log"
-    cmd = [sys.executable, "-m", "lakehouse.cli", "serve", "--port", str(port)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*cmd, "--workers", str(workers), "--log-level", "warning"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"serve exited: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()[-2000:]
-            time.sleep(0.2)
-        yield base, process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def _children(pid: int) -> set[int]:
     """Processes whose parent is ``pid`` (Linux /proc)."""
     found = set()
@@ -209,7 +153,9 @@ def _commits_metric(base: str) -> float:
 def test_workers_share_one_catalog_with_nothing_stale_or_lost(
     fresh_postgres_url: str, tmp_path: Path
 ) -> None:
-    with _serve_workers(fresh_postgres_url, tmp_path / "home", 2) as (base, process):
+    with serve_process(
+        fresh_postgres_url, tmp_path / "home", args=("--workers", "2"), timeout=120
+    ) as (base, process):
         # two worker processes under the supervisor (plus multiprocessing's helper)
         assert len(_children(process.pid)) >= 2
 
