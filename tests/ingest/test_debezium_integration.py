@@ -19,7 +19,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -34,6 +33,7 @@ import pytest
 import lakehouse
 from lakehouse.client import Lakehouse
 from lakehouse.ingest.kafka import recorded_offsets
+from tests.ingest.test_kafka_integration import start_cli
 
 pytestmark = pytest.mark.integration
 
@@ -238,33 +238,6 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         consumer.close()
 
 
-def start_consumer(home: Path, bootstrap: str, topic: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "LAKEHOUSE_HOME": str(home),
-        "LAKEHOUSE_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "lakehouse.cli",
-        "ingest",
-        "kafka",
-        "--topic",
-        topic,
-        "--table",
-        "silver.orders",
-        "--key",
-        "id",
-        "--batch-size",
-        "60",
-        "--batch-timeout",
-        "0.3",
-    ]
-    with log.open("ab") as out:
-        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
 def committed(lh: Lakehouse, topic: str) -> dict[int, int]:
     lh.store.resolve("main")
     try:
@@ -315,7 +288,7 @@ def test_debezium_stream_reaches_silver_row_for_row_through_kill_9_and_connect_r
     consumer: subprocess.Popen[bytes] | None = None
     try:
         wait_for("the snapshot in Kafka", lambda: sum(end_offsets(bootstrap, topic).values()), 120)
-        consumer = start_consumer(home, bootstrap, topic, log)
+        consumer = start_cli(home, bootstrap, topic, log, batch_size=60)
         source.change(400)
 
         with lakehouse.connect(home) as lh:
@@ -330,7 +303,7 @@ def test_debezium_stream_reaches_silver_row_for_row_through_kill_9_and_connect_r
             consumer.wait(10)
             ends = end_offsets(bootstrap, topic)
             assert sum(committed(lh, topic).values()) < sum(ends.values()), "killed too late"
-            consumer = start_consumer(home, bootstrap, topic, log)
+            consumer = start_cli(home, bootstrap, topic, log, batch_size=60)
 
             # a schema change, then more changes that use the new column
             source.add_note_column()
@@ -424,7 +397,7 @@ def test_without_schemas_silver_holds_the_values_as_debezium_sends_them(
         source.change(60)
         rest(f"{connect}/connectors/{name}/config", "PUT", config)
         wait_for("the snapshot in Kafka", lambda: sum(end_offsets(bootstrap, topic).values()), 120)
-        consumer = start_consumer(home, bootstrap, topic, log)
+        consumer = start_cli(home, bootstrap, topic, log, batch_size=60)
         source.change(120)
         source.add_note_column()
         source.change(120)

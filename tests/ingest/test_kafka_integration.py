@@ -138,8 +138,9 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
 
 
 def start_cli(
-    home: Path, bootstrap: str, topic: str, log: Path, *extra: str
+    home: Path, bootstrap: str, topic: str, log: Path, *extra: str, batch_size: int = 150
 ) -> subprocess.Popen[bytes]:
+    """``lakehouse ingest kafka`` of ``topic`` into ``silver.orders`` (key ``id``), started."""
     env = {
         **os.environ,
         "LAKEHOUSE_HOME": str(home),
@@ -158,7 +159,7 @@ def start_cli(
         "--key",
         "id",
         "--batch-size",
-        "150",
+        str(batch_size),
         "--batch-timeout",
         "0.3",
         *extra,
