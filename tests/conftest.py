@@ -17,6 +17,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -77,28 +78,36 @@ def postgres_url() -> str:
     return url
 
 
-@pytest.fixture
-def fresh_postgres_url(postgres_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
-    """URL of a new, empty database on the test server, dropped after the test."""
+@contextmanager
+def new_database(postgres_url: str, name: str) -> Iterator[str]:
+    """A new, empty database called ``name`` on the server of ``postgres_url``: its URL.
+
+    Dropped (connections forced out) when the block ends.
+    """
     import psycopg
     from psycopg import sql
     from sqlalchemy.engine import make_url
 
     base = make_url(postgres_url)
-    slug = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")[:40]
-    dbname = f"lh_{slug}_{uuid.uuid4().hex[:8]}"
     # psycopg takes a libpq URL: same URL without the SQLAlchemy driver suffix.
     admin_conninfo = base.set(drivername="postgresql").render_as_string(hide_password=False)
-    create = sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(dbname))
-    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
-
+    create = sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name))
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
     with psycopg.connect(admin_conninfo, autocommit=True) as conn:
         conn.execute(create)
     try:
-        yield base.set(database=dbname).render_as_string(hide_password=False)
+        yield base.set(database=name).render_as_string(hide_password=False)
     finally:
         with psycopg.connect(admin_conninfo, autocommit=True) as conn:
             conn.execute(drop)
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """URL of a new, empty database on the test server, dropped after the test."""
+    slug = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")[:40]
+    with new_database(postgres_url, f"lh_{slug}_{uuid.uuid4().hex[:8]}") as url:
+        yield url
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@
 #   die MSG / say MSG                 one line on stderr (exit 1) / stdout, prefixed "$SERVICE.sh:"
 #   print_help LAST                   lines 2..LAST of the script's header, without "# "
 #   show_log_tail [N]                 the last N (30) lines of $LOG on stderr
+#   print_log [N]                     the `logs` command: the last N (100) lines of $LOG
 #   port_in_use PORT                  true when something accepts connections on HOST:PORT
 #   pidfile_pid                       the pid in $PIDFILE (nothing when absent)
 #   cmdline_has PID PATTERN           true when process PID is alive and its command line
@@ -23,6 +24,11 @@
 #   java_major JAVA                   the major version of a java binary (17, 21 …)
 #   fetch_verified URL TARGET HINT    download URL to TARGET, verified against URL.sha1
 #                                     (HINT: which settings to change when it fails)
+#   maven_closure DIR JAR HINT G:A:V…   the runtime jars of Maven artifacts, resolved once
+#   finish_start STATE [WAIT_ARGS…]   record STATE, wait_ready, say how to stop, print the URL
+#   stop_pidfile_service / status_pidfile_service FIELDS   cmd_stop / cmd_status of a
+#                                     service started by spawn_detached
+#   newest_java MIN VAR               the newest java of version >= MIN
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     echo "_lib.sh: error: this file is sourced by scripts/services/*.sh, not run" >&2
@@ -46,6 +52,14 @@ say() {
 
 print_help() {
     sed -n "2,${1}p" "$0" | sed 's/^# \{0,1\}//'
+}
+
+# the `logs [N]` command: the last N (100) lines of $LOG on stdout
+print_log() {
+    local n="${1:-100}"
+    [[ "$n" =~ ^[0-9]+$ ]] || die "logs takes a number of lines, not '$n'"
+    [[ -f "$LOG" ]] || die "no log yet at $LOG"
+    tail -n "$n" "$LOG"
 }
 
 show_log_tail() {

@@ -201,13 +201,6 @@ cmd_status() {
     status_pidfile_service "version debezium port bootstrap group"
 }
 
-cmd_logs() {
-    local n="${1:-100}"
-    [[ "$n" =~ ^[0-9]+$ ]] || die "logs takes a number of lines, not '$n'"
-    [[ -f "$LOG" ]] || die "no log yet at $LOG"
-    tail -n "$n" "$LOG"
-}
-
 main() {
     local cmd="${1:-start}"
     [[ $# -gt 0 ]] && shift
@@ -217,7 +210,7 @@ main() {
         stop) stop_pidfile_service ;;
         status) cmd_status ;;
         url) url ;;
-        logs) cmd_logs "$@" ;;
+        logs) print_log "$@" ;;
         -h | --help | help) print_help 24 ;;
         *) die "unknown command '$cmd' (use start, install, stop, status, url or logs)" ;;
     esac

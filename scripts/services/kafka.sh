@@ -219,13 +219,6 @@ cmd_env() {
     echo "LAKEHOUSE_KAFKA__BOOTSTRAP_SERVERS=$(url)"
 }
 
-cmd_logs() {
-    local n="${1:-100}"
-    [[ "$n" =~ ^[0-9]+$ ]] || die "logs takes a number of lines, not '$n'"
-    [[ -f "$LOG" ]] || die "no log yet at $LOG"
-    tail -n "$n" "$LOG"
-}
-
 cmd_reset() {
     stop_pidfile_service
     rm -rf "$STATE"
@@ -241,7 +234,7 @@ main() {
         status) cmd_status ;;
         url) url ;;
         env) cmd_env ;;
-        logs) cmd_logs "$@" ;;
+        logs) print_log "$@" ;;
         reset) cmd_reset ;;
         -h | --help | help) print_help 20 ;;
         *) die "unknown command '$cmd' (use start, stop, status, url, env, logs or reset)" ;;

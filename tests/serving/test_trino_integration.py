@@ -50,7 +50,7 @@ from lakehouse.cli.main import app
 from lakehouse.client import Lakehouse, connect
 from lakehouse.pipelines import run_pipeline
 from lakehouse.serving.trino import TrinoCatalogType, catalog_properties, create_catalog_sql
-from tests.conftest import POSTGRES_URL_ENV, S3_ENV
+from tests.conftest import POSTGRES_URL_ENV, S3_ENV, new_database
 
 pytestmark = [pytest.mark.integration]
 
@@ -141,22 +141,9 @@ class Served:
 @pytest.fixture(scope="module")
 def postgres_database() -> Iterator[str]:
     """A new PostgreSQL database for the module (dropped at the end)."""
-    import psycopg
-    from psycopg import sql
-    from sqlalchemy.engine import make_url
-
     (url,) = _need(POSTGRES_URL_ENV)
-    base = make_url(url)
-    name = f"lh_trino_{uuid.uuid4().hex[:8]}"
-    admin = base.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            conn.execute(drop)
+    with new_database(url, f"lh_trino_{uuid.uuid4().hex[:8]}") as fresh:
+        yield fresh
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ from lakehouse.client import Lakehouse, connect
 from lakehouse.pipelines import RunResult, run_pipeline
 from lakehouse.pipelines.engines.spark import stop_spark_session
 from lakehouse.pipelines.runner import RUN_ID, SNAPSHOT_MODEL
-from tests.conftest import POSTGRES_URL_ENV, S3_ENV
+from tests.conftest import POSTGRES_URL_ENV, S3_ENV, new_database
 from tests.pipelines.conftest import bronze, write_pipeline
 
 pytestmark = [
@@ -85,22 +85,9 @@ def isolated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pytest.Monkey
 @pytest.fixture(scope="module")
 def postgres_database() -> Iterator[str]:
     """A new PostgreSQL database for the module (dropped at the end)."""
-    import psycopg
-    from psycopg import sql
-    from sqlalchemy.engine import make_url
-
     (url,) = _need(POSTGRES_URL_ENV)
-    base = make_url(url)
-    name = f"lh_spark_{uuid.uuid4().hex[:8]}"
-    admin = base.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            conn.execute(drop)
+    with new_database(url, f"lh_spark_{uuid.uuid4().hex[:8]}") as fresh:
+        yield fresh
 
 
 @pytest.fixture(scope="module")
