@@ -35,7 +35,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,12 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from lakehouse.catalog.oauth2 import REFRESH_MARGIN_SECONDS, SignInError, provider_reply
+from lakehouse.catalog.oauth2 import (
+    REFRESH_MARGIN_SECONDS,
+    RenewingBearerAuth,
+    SignInError,
+    provider_reply,
+)
 from lakehouse.errors import TransientCatalogError
 
 log = logging.getLogger(__name__)
@@ -386,7 +391,7 @@ def _refusal(what: str, body: dict[str, Any]) -> str:
     return f"cannot sign in: {what}: {error}" + (f" ({detail})" if detail else "")
 
 
-class StoredLogin(httpx.Auth):
+class StoredLogin(RenewingBearerAuth):
     """Bearer tokens of a stored sign-in (``lakehouse login``), renewed with its refresh token.
 
     Thread-safe; every renewal is written back to the :class:`TokenFile`, so the next
@@ -481,24 +486,6 @@ class StoredLogin(httpx.Auth):
                 tokens = self._refresh(tokens)
                 self._tokens = tokens
             return tokens.access_token
-
-    def sync_auth_flow(
-        self, request: httpx.Request
-    ) -> Generator[httpx.Request, httpx.Response, None]:
-        token = self.token()
-        request.headers["Authorization"] = "Bearer " + token.get_secret_value()
-        response = yield request
-        if response.status_code == 401:
-            fresh = self.renew(token)
-            if fresh.get_secret_value() != token.get_secret_value():
-                request.headers["Authorization"] = "Bearer " + fresh.get_secret_value()
-                yield request
-
-    async def async_auth_flow(
-        self, request: httpx.Request
-    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        raise TypeError("StoredLogin signs requests of a blocking client: use httpx.Client")
-        yield request  # type: ignore[unreachable]  # (makes this an async generator)
 
     def close(self) -> None:
         """Close the connections to the issuer."""

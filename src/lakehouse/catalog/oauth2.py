@@ -72,7 +72,45 @@ def provider_reply(what: str, request: Callable[[], httpx.Response]) -> tuple[in
     return response.status_code, body
 
 
-class ClientCredentials(httpx.Auth):
+class RenewingBearerAuth(httpx.Auth):
+    """Bearer authentication that asks for a new token once when the server answers 401.
+
+    Subclasses say where tokens come from: :meth:`token` gives one valid for a while yet,
+    :meth:`renew` a new one after the server refused the one it was given (revoked, keys
+    rotated). A request refused with a token that cannot be renewed is not sent again.
+    Blocking clients only: the issuer is called with a blocking :class:`httpx.Client`.
+    """
+
+    def token(self) -> SecretStr:
+        """A token valid for a while yet."""
+        raise NotImplementedError
+
+    def renew(self, refused: SecretStr) -> SecretStr:
+        """A new token after the server refused ``refused``."""
+        raise NotImplementedError
+
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        token = self.token()
+        request.headers["Authorization"] = "Bearer " + token.get_secret_value()
+        response = yield request
+        if response.status_code == 401:
+            fresh = self.renew(token)
+            if fresh.get_secret_value() != token.get_secret_value():
+                request.headers["Authorization"] = "Bearer " + fresh.get_secret_value()
+                yield request
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        raise TypeError(
+            f"{type(self).__name__} signs requests of a blocking client: use httpx.Client"
+        )
+        yield request  # type: ignore[unreachable]  # (makes this an async generator)
+
+
+class ClientCredentials(RenewingBearerAuth):
     """Bearer tokens from the client-credentials grant, cached until shortly before expiry.
 
     ``transport`` replaces the network towards the issuer (tests); ``clock`` is monotonic
@@ -172,33 +210,14 @@ class ClientCredentials(httpx.Auth):
                 )
             return self._token
 
-    def invalidate(self, token: SecretStr) -> None:
-        """Forget ``token`` (the server refused it): the next request gets a new one."""
+    def renew(self, refused: SecretStr) -> SecretStr:
+        """A new token after the server refused ``refused`` (revoked, keys rotated)."""
         with self._lock:
             if self._token is not None and (
-                self._token.get_secret_value() == token.get_secret_value()
+                self._token.get_secret_value() == refused.get_secret_value()
             ):
                 self._token = None
-
-    def sync_auth_flow(
-        self, request: httpx.Request
-    ) -> Generator[httpx.Request, httpx.Response, None]:
-        token = self.token()
-        request.headers["Authorization"] = "Bearer " + token.get_secret_value()
-        response = yield request
-        if response.status_code == 401:
-            # revoked, or signed with a key the server no longer trusts: one new token
-            self.invalidate(token)
-            fresh = self.token()
-            if fresh.get_secret_value() != token.get_secret_value():
-                request.headers["Authorization"] = "Bearer " + fresh.get_secret_value()
-                yield request
-
-    async def async_auth_flow(
-        self, request: httpx.Request
-    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        raise TypeError("ClientCredentials signs in with a blocking client: use httpx.Client")
-        yield request  # type: ignore[unreachable]  # (makes this an async generator)
+        return self.token()
 
     def close(self) -> None:
         """Close the connections to the issuer."""
@@ -209,6 +228,7 @@ __all__ = [
     "DEFAULT_LIFETIME_SECONDS",
     "REFRESH_MARGIN_SECONDS",
     "ClientCredentials",
+    "RenewingBearerAuth",
     "SignInError",
     "provider_reply",
 ]
