@@ -27,12 +27,9 @@ pytest.importorskip("pyspark", reason="the spark extra is not installed")
 from typer.testing import CliRunner
 
 from lakehouse.cli.main import app
-from lakehouse.client import Lakehouse, connect
-from lakehouse.pipelines.engines.spark import (
-    catalog_properties,
-    spark_session,
-    stop_spark_session,
-)
+from lakehouse.client import Lakehouse
+from lakehouse.pipelines.engines.spark import catalog_properties
+from tests.spark_server import served_spark
 
 pytestmark = [
     pytest.mark.integration,
@@ -47,38 +44,14 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lakehouse, Any]]:
     """An embedded lakehouse, our server over its store, Spark with two REST catalogs."""
-    from lakehouse.server.app import make_server, serving
-    from lakehouse.server.iceberg_rest import IcebergRestSettings
-
     home: Path = tmp_path_factory.mktemp("spark-rest") / "home"
-    first = connect(home, create=True)
-    first.create_branch("dev")
-    iceberg = IcebergRestSettings.from_settings(first.settings)
-    server = make_server(first.store, "127.0.0.1", 0, log_level="warning", iceberg=iceberg)
-    with serving(server) as port:
-        lh = connect(
-            home,
-            spark={
-                "master": "local[2]",
-                "catalog_type": "rest",
-                "catalog_uri": f"http://127.0.0.1:{port}/iceberg",
-                "conf": {"spark.sql.shuffle.partitions": "2"},
-            },
-        )
-        spark = spark_session(lh.settings)
-        dev_extra = {"warehouse": "warehouse"}
-        for catalog, ref, extra in (("rest_main", "main", {}), ("rest_dev", "dev", dev_extra)):
-            properties = {**catalog_properties(lh.settings, ref), **extra}
+    catalogs = {"rest_main": ("main", {}), "rest_dev": ("dev", {"warehouse": "warehouse"})}
+    with served_spark(home, catalogs, catalog_type="rest", branches=("dev",)) as (lh, spark):
+        for ref in ("main", "dev"):
+            properties = catalog_properties(lh.settings, ref)
             assert properties["type"] == "rest"
-            assert properties["uri"] == f"http://127.0.0.1:{port}/iceberg/{ref}"
-            for key, value in properties.items():
-                spark.conf.set(f"spark.sql.catalog.{catalog}" + (f".{key}" if key else ""), value)
-        try:
-            yield lh, spark
-        finally:
-            stop_spark_session()
-            lh.close()
-            first.close()
+            assert properties["uri"] == f"{lh.settings.spark.catalog_uri}/{ref}"
+        yield lh, spark
 
 
 def spark_rows(spark: Any, table: str) -> list[tuple[Any, ...]]:

@@ -19,15 +19,11 @@ import pytest
 
 pytest.importorskip("pyspark", reason="the spark extra is not installed")
 
-from lakehouse.client import Lakehouse, connect
+from lakehouse.client import Lakehouse
 from lakehouse.ops.check import check
-from lakehouse.pipelines.engines.spark import (
-    catalog_properties,
-    spark_session,
-    stop_spark_session,
-)
 from lakehouse.tables import DEFAULT_TABLE_PROPERTIES, upsert
 from lakehouse.tables.upsert import SMALL_FILE_ROWS
+from tests.spark_server import served_spark
 from tests.tables.conftest import SCHEMA, keys, make_rows
 
 pytestmark = [
@@ -44,31 +40,10 @@ CATALOG = "lh"
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lakehouse, Any]]:
     """An embedded lakehouse, our server over its store, and a Spark session bound to main."""
-    from lakehouse.server.app import make_server, serving
-
     home: Path = tmp_path_factory.mktemp("interop") / "home"
-    first = connect(home, create=True)
-    server = make_server(first.store, "127.0.0.1", 0, log_level="warning")
-    with serving(server) as port:
-        lh = connect(
-            home,
-            spark={
-                "master": "local[2]",
-                "catalog_uri": f"http://127.0.0.1:{port}/api/v2",
-                "conf": {"spark.sql.shuffle.partitions": "2"},
-            },
-        )
-        spark = spark_session(lh.settings)
-        prefix = f"spark.sql.catalog.{CATALOG}"
-        for key, value in catalog_properties(lh.settings, "main").items():
-            spark.conf.set(f"{prefix}.{key}" if key else prefix, value)
+    with served_spark(home, {CATALOG: ("main", {})}) as (lh, spark):
         lh.catalog("main").create_namespace("s")
-        try:
-            yield lh, spark
-        finally:
-            stop_spark_session()
-            lh.close()
-            first.close()
+        yield lh, spark
 
 
 def spark_rows(spark: Any, table: str) -> list[tuple[Any, ...]]:

@@ -21,7 +21,7 @@ import pytest
 pytest.importorskip("pyspark", reason="the spark extra is not installed")
 
 from lakehouse.config import Settings
-from lakehouse.pipelines.engines.spark import catalog_properties, session_conf
+from lakehouse.pipelines.engines.spark import catalog_conf, catalog_properties, session_conf
 from tests.server.keycloak.conftest import Realm, Server
 
 pytestmark = [
@@ -70,11 +70,6 @@ def spark(realm: Realm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[An
         session.stop()
 
 
-def _register(spark: Any, name: str, properties: dict[str, str]) -> None:
-    for key, value in properties.items():
-        spark.conf.set(f"spark.sql.catalog.{name}" + (f".{key}" if key else ""), value)
-
-
 def test_spark_signs_in_with_client_credentials_and_writes_on_a_branch(
     spark: Any, server: Server, realm: Realm, tmp_path: Path
 ) -> None:
@@ -89,7 +84,8 @@ def test_spark_signs_in_with_client_credentials_and_writes_on_a_branch(
     assert properties["authentication.type"] == "OAUTH2"
     assert properties["authentication.oauth2.issuer-url"] == realm.issuer
     catalog = f"oauth_{server.name}_{uuid.uuid4().hex[:6]}"
-    _register(spark, catalog, properties)
+    for key, value in catalog_conf(catalog, properties).items():
+        spark.conf.set(key, value)
 
     spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {catalog}.bronze")
     spark.sql(f"CREATE TABLE {catalog}.bronze.signed_in (id INT) USING iceberg")
@@ -108,6 +104,7 @@ def test_spark_with_a_wrong_secret_is_refused(
 ) -> None:
     settings = _settings(server, realm, tmp_path / "warehouse", "not-the-secret")
     catalog = f"wrong_{server.name}_{uuid.uuid4().hex[:6]}"
-    _register(spark, catalog, catalog_properties(settings, "main"))
+    for key, value in catalog_conf(catalog, catalog_properties(settings, "main")).items():
+        spark.conf.set(key, value)
     with pytest.raises(Exception, match=r"(?i)unauthorized|401|invalid client"):
         spark.sql(f"SHOW NAMESPACES IN {catalog}").collect()

@@ -218,6 +218,16 @@ def catalog_properties(settings: Settings, ref: str) -> dict[str, str]:
     return props
 
 
+def catalog_conf(name: str, properties: Mapping[str, str]) -> dict[str, str]:
+    """Spark settings that register catalog ``name`` with ``properties``.
+
+    ``properties`` as :func:`catalog_properties` gives them: keys relative to
+    ``spark.sql.catalog.<name>``, the empty key the catalog class.
+    """
+    prefix = f"spark.sql.catalog.{name}"
+    return {f"{prefix}.{key}" if key else prefix: value for key, value in properties.items()}
+
+
 def session_conf(settings: Settings) -> dict[str, str]:
     """The Spark settings of the session (jars, Iceberg extensions, defaults, then ``conf``)."""
     jars = runtime_jars(settings)
@@ -386,9 +396,8 @@ class SparkEngine(Engine):
         """The Spark session, with this engine's catalog registered (started on first use)."""
         if self._spark is None:
             spark = spark_session(self.lakehouse.settings)
-            prefix = f"spark.sql.catalog.{self.catalog_name}"
-            for key, value in self._props.items():
-                spark.conf.set(f"{prefix}.{key}" if key else prefix, value)
+            for key, value in catalog_conf(self.catalog_name, self._props).items():
+                spark.conf.set(key, value)
             self._spark = spark
         return self._spark
 
@@ -397,10 +406,9 @@ class SparkEngine(Engine):
         spark, self._spark = self._spark, None
         if spark is None or not _alive(spark):
             return
-        prefix = f"spark.sql.catalog.{self.catalog_name}"
-        for key in self._props:
+        for key in catalog_conf(self.catalog_name, self._props):
             with contextlib.suppress(Exception):
-                spark.conf.unset(f"{prefix}.{key}" if key else prefix)
+                spark.conf.unset(key)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -799,6 +807,7 @@ def _spark_errors() -> Iterator[None]:
 __all__ = [
     "SparkEngine",
     "SparkQueryError",
+    "catalog_conf",
     "catalog_properties",
     "catalog_server_uri",
     "session_conf",
