@@ -20,10 +20,10 @@ from lakehouse import query
 from lakehouse.client import Lakehouse
 from lakehouse.query.deletes import (
     FILE_ID,
-    KEEP,
     POSITION,
     DeleteFileCache,
     KeepMaskCache,
+    keep_column,
     keep_mask_table,
     position_delete_table,
     without_unused_deletes,
@@ -249,14 +249,15 @@ def test_a_full_read_joins_a_kept_rows_mask_by_position_and_a_filtered_read_anti
     assert sorted(f.path for f in keep_mask_files(full)) == sorted(
         [file_of(files, 0), file_of(files, 20)]
     )
-    sql = parquet_sql(full, None, [('"k"', keep_mask_files(full))])
+    sql = parquet_sql(full, None, '"k"', [keep_mask_files(full)])
     assert sql.count("POSITIONAL JOIN") == 1 and "ANTI JOIN" not in sql
     # one ordered read per DuckDB thread, runs of files of about equal rows
     groups = keep_mask_groups(full, 2)
     assert [len(g) for g in groups] == [1, 1]
     assert [f for g in groups for f in g] == keep_mask_files(full)
-    two = parquet_sql(full, None, [('"k0"', groups[0]), ('"k1"', groups[1])])
+    two = parquet_sql(full, None, '"k"', groups)
     assert two.count("POSITIONAL JOIN") == 2
+    assert "WHERE k.keep_0" in two and "WHERE k.keep_1" in two
     filtered = query.plan(lh, "SELECT * FROM silver.orders WHERE id >= 1")
     assert keep_mask_files(filtered.tables["silver.orders"]) == []
     assert sorted_rows(lh.sql("SELECT * FROM silver.orders")) == pyiceberg_rows(table)
@@ -278,13 +279,19 @@ def test_the_kept_rows_mask_marks_deleted_rows_file_by_file_and_is_kept(
     plan = plan_table(table, "silver.orders", AlwaysTrue())
     cache, masks = DeleteFileCache(), KeepMaskCache()
     by_path = {f.path: f for f in without_unused_deletes(table.io, plan.files, cache)}
-    mask = keep_mask_table(table.io, [by_path[a], by_path[b]], cache, masks)
-    assert mask.column(KEEP).to_pylist() == [True, True, True, False, False, True, False, True]
-    assert mask.column(KEEP).num_chunks == 2 and len(masks) == 2
+    mask = keep_mask_table(table.io, [[by_path[a], by_path[b]]], cache, masks)
+    assert mask.column_names == [keep_column(0)]
+    kept = [True, True, True, False, False, True, False, True]
+    assert mask.column(keep_column(0)).to_pylist() == kept
+    assert mask.column(keep_column(0)).num_chunks == 2 and len(masks) == 2
     assert masks.mask(table.io, by_path[a], cache) is masks.mask(table.io, by_path[a], cache)
     assert keep_mask_table(table.io, [], cache, masks).num_rows == 0
+    # a column per run, the shorter padded with false (rows no file of its run holds)
+    runs = keep_mask_table(table.io, [[by_path[b]], [by_path[a], by_path[b]]], cache, masks)
+    assert runs.column(keep_column(0)).to_pylist() == kept[4:] + [False] * 4
+    assert runs.column(keep_column(1)).to_pylist() == kept
     bounded = KeepMaskCache(max_rows=5)
-    keep_mask_table(table.io, [by_path[a], by_path[b]], cache, bounded)
+    keep_mask_table(table.io, [[by_path[a], by_path[b]]], cache, bounded)
     assert len(bounded) == 1
     bounded.clear()
     assert len(bounded) == 0
