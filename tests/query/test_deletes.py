@@ -198,6 +198,28 @@ def test_position_and_equality_deletes_on_the_same_file(lh: Lakehouse, five_file
     assert ids == [0, 1, 2, 3, 11, 13, 20, 21, 22, 23, 30, 32, 40, 41, 42, 43]
 
 
+def test_a_full_read_masks_some_files_and_anti_joins_those_with_equality_deletes_too(
+    lh: Lakehouse, five_files: Table
+) -> None:
+    files = file_ids(five_files)
+    table = add_delete_file(
+        five_files, deletes((file_of(files, 10), 0)), DataFileContent.POSITION_DELETES
+    )
+    table = add_delete_file(
+        table, pa.table({"id": pa.array([12], pa.int64())}), DataFileContent.EQUALITY_DELETES, [1]
+    )
+    table.append(orders([50, 51, 52]))  # newer than the equality delete: position deletes only
+    table = lh.catalog("main").load_table("silver.orders")
+    (newest,) = {f.path for f in plan_table(table, "t", AlwaysTrue()).files} - set(files)
+    table = add_delete_file(table, deletes((newest, 1)), DataFileContent.POSITION_DELETES)
+    scan = query.plan(lh, "SELECT * FROM silver.orders").tables["silver.orders"]
+    used = without_unused_deletes(table.io, scan.files)
+    assert [f.path for f in keep_mask_files(replace(scan, files=used))] == [newest]
+    assert any(f.position_deletes and f.equality_deletes for f in used)
+    ids = sorted(lh.sql("SELECT id FROM silver.orders").column("id").to_pylist())
+    assert ids == [0, 1, 2, 3, 11, 13, 20, 21, 22, 23, 30, 31, 32, 33, 40, 41, 42, 43, 50, 52]
+
+
 def test_rows_deleted_by_merge_on_read_writes_match_pyiceberg(
     lh: Lakehouse, five_files: Table
 ) -> None:
@@ -295,6 +317,35 @@ def test_the_kept_rows_mask_marks_deleted_rows_file_by_file_and_is_kept(
     assert len(bounded) == 1
     bounded.clear()
     assert len(bounded) == 0
+
+
+@pytest.mark.parametrize("byte_rows", [0, 1_000])
+def test_masks_are_bytes_up_to_a_row_budget_then_bits_and_read_the_same(
+    lh: Lakehouse, five_files: Table, byte_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lakehouse.query import deletes as deletes_module
+
+    monkeypatch.setattr(deletes_module, "MAX_BYTE_MASK_ROWS", byte_rows)
+    files = file_ids(five_files)
+    pairs = [(file_of(files, first), pos) for first in (0, 20, 30) for pos in (1, 3)]
+    table = add_delete_file(five_files, deletes(*pairs), DataFileContent.POSITION_DELETES)
+    plan = plan_table(table, "silver.orders", AlwaysTrue())
+    used = without_unused_deletes(table.io, plan.files)
+    runs = keep_mask_groups(replace(plan, files=used), 2)
+    mask = keep_mask_table(table.io, runs, DeleteFileCache(), KeepMaskCache())
+    assert mask.num_columns == 2
+    assert mask.schema.field(keep_column(0)).type == (pa.bool8() if byte_rows else pa.bool_())
+    assert sorted_rows(lh.sql("SELECT * FROM silver.orders")) == pyiceberg_rows(table)
+
+
+def test_a_mask_slice_starting_inside_a_byte_unpacks_to_the_same_rows() -> None:
+    from lakehouse.query.deletes import _bool8
+
+    bits = pa.array([i % 3 != 0 for i in range(40)], pa.bool_())
+    for start in (0, 3, 8, 13):
+        part = bits.slice(start, 20)
+        assert isinstance(part, pa.BooleanArray)
+        assert _bool8(part).storage.to_pylist() == [int(v) for v in part.to_pylist()]
 
 
 @pytest.mark.parametrize(
