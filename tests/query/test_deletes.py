@@ -425,6 +425,20 @@ def test_delete_files_are_read_once_and_grouped_by_data_file(five_files: Table) 
     assert len(cache) == 1 and cache.positions_held == 3
 
 
+@pytest.mark.parametrize(
+    "positions", [[0, 1, 3], [3, 1, 0], [1, 1, 3, 0, 3]], ids=["sorted", "reversed", "repeated"]
+)
+def test_one_data_files_positions_are_kept_sorted_and_distinct(
+    five_files: Table, positions: list[int]
+) -> None:
+    a = file_of(file_ids(five_files), 0)
+    table = add_delete_file(
+        five_files, deletes(*[(a, p) for p in positions]), DataFileContent.POSITION_DELETES
+    )
+    [delete_path] = {d.file_path for t in table.scan().plan_files() for d in t.delete_files}
+    assert DeleteFileCache().positions(table.io, delete_path)[a].to_pylist() == [0, 1, 3]
+
+
 def test_the_delete_file_cache_is_bounded(five_files: Table) -> None:
     a = file_of(file_ids(five_files), 0)
     table = five_files

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING
 from lakehouse.query.planning import ScanFile
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
     import pyarrow as pa
     from pyiceberg.io import FileIO
 
@@ -94,8 +96,10 @@ def _read_grouped(io: FileIO, path: str) -> tuple[dict[str, pa.Array], int]:
     """Read delete file ``path``: {data file path → its positions, sorted and distinct}.
 
     A delete file usually deletes from one data file (ours and Spark's are written per
-    data file): then no path is compared per row. Otherwise the rows are grouped by the
-    dictionary index of their path; the order of the file's rows never matters.
+    data file): then no path is compared per row. The paths are read as Parquet stored
+    them, dictionary-encoded (no string per row); rows are grouped by their dictionary
+    index. Positions already sorted and distinct, as the spec asks writers to keep them,
+    are taken as they are; the order of the file's rows never matters otherwise.
     """
     import numpy as np
     import pyarrow as pa
@@ -103,24 +107,40 @@ def _read_grouped(io: FileIO, path: str) -> tuple[dict[str, pa.Array], int]:
     import pyarrow.parquet as pq
 
     with io.new_input(path).open() as stream:  # small: one thread reads it fastest
-        table = pq.ParquetFile(stream).read(columns=["file_path", "pos"], use_threads=False)
+        table = pq.ParquetFile(stream, read_dictionary=["file_path"]).read(
+            columns=["file_path", "pos"], use_threads=False
+        )
     if table.num_rows == 0:
         return {}, 0
     positions = table.column("pos").to_numpy().astype(np.int64, copy=False)
-    encoded = table.column("file_path").combine_chunks().dictionary_encode()
+    column = table.column("file_path")
+    if pa.types.is_dictionary(column.type):
+        encoded = column.unify_dictionaries().combine_chunks()
+    else:  # pragma: no cover - read_dictionary applies to BYTE_ARRAY columns
+        encoded = column.combine_chunks().dictionary_encode()
     paths = encoded.dictionary.to_pylist()
+    codes = pc.cast(encoded.indices, pa.int64()).to_numpy()
+    used = np.unique(codes) if len(paths) > 1 else np.zeros(1, np.int64)
     grouped: dict[str, pa.Array] = {}
-    if len(paths) == 1:
-        grouped[str(paths[0])] = pa.array(np.unique(positions))
+    if len(used) == 1:
+        grouped[str(paths[int(used[0])])] = pa.array(_sorted_distinct(positions))
     else:
-        codes = pc.cast(encoded.indices, pa.int64()).to_numpy()
         order = np.argsort(codes, kind="stable")
         bounds = np.searchsorted(codes[order], np.arange(len(paths) + 1))
         for code, value in enumerate(paths):
             run = positions[order[bounds[code] : bounds[code + 1]]]
             if len(run):
-                grouped[str(value)] = pa.array(np.unique(run))
+                grouped[str(value)] = pa.array(_sorted_distinct(run))
     return grouped, sum(len(v) for v in grouped.values())
+
+
+def _sorted_distinct(positions: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """``positions`` sorted, each once (as they are when already strictly increasing)."""
+    import numpy as np
+
+    if len(positions) < 2 or bool(np.all(positions[1:] > positions[:-1])):
+        return positions
+    return np.unique(positions)
 
 
 #: The process-wide cache :func:`position_delete_table` uses by default.
