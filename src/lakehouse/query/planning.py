@@ -320,17 +320,24 @@ def _manifest_file_class() -> type[AvroFile[ManifestEntry]]:
 
     The read schema, types and enums of manifest entries never change, so the file's
     schema text decides the reader (kept for :data:`_MAX_MANIFEST_SCHEMAS` schemas).
-    Readers hold no state of a file: one serves every file of that schema.
+    Readers hold no state of a file: one serves every file of that schema, and one reader
+    of the Avro file header (PyIceberg builds it again for every file) serves every file.
     """
     from pyiceberg.avro.decoder import new_decoder
-    from pyiceberg.avro.file import AvroFile
-    from pyiceberg.avro.resolver import resolve_reader
+    from pyiceberg.avro.file import META_SCHEMA, AvroFile, AvroFileHeader
+    from pyiceberg.avro.resolver import construct_reader, resolve_reader
     from pyiceberg.manifest import ManifestEntry
 
     resolved: OrderedDict[str, tuple[Schema, AvroReader]] = OrderedDict()
     lock = threading.Lock()
+    header_reader = construct_reader(META_SCHEMA, {-1: AvroFileHeader})
 
     class SchemaOnceAvroFile(AvroFile[ManifestEntry]):
+        def _read_header(self) -> AvroFileHeader:
+            header = header_reader.read(self.decoder)
+            assert isinstance(header, AvroFileHeader)
+            return header
+
         def __enter__(self) -> SchemaOnceAvroFile:
             with self.input_file.open() as stream:
                 self.decoder = new_decoder(stream.read())
