@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from typer.testing import CliRunner
@@ -163,6 +164,52 @@ def test_ctrl_c_in_any_other_command_exits_130_without_a_traceback(
     done = interrupt(tmp_path, hanging, "ingest", "http", hanging.url, "--table", "orders")
     assert done.returncode == 130, done.stderr
     assert done.stderr == "interrupted\n"
+
+
+# DuckDB notices a SIGINT while a query runs and raises its own error instead of
+# KeyboardInterrupt ("Query interrupted"). When it notices depends on the query's plan, so
+# these tests stand in for the query with a function that does exactly that, every time.
+
+
+def _query_interrupted_by_ctrl_c(*args: object, **kwargs: object) -> NoReturn:
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(10)  # Python runs the SIGINT handler here: KeyboardInterrupt
+    except KeyboardInterrupt:
+        raise RuntimeError("Query interrupted") from None
+    raise AssertionError("no SIGINT arrived")
+
+
+def test_ctrl_c_that_duckdb_reports_as_its_error_still_exits_130(
+    lh: Lakehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Lakehouse, "sql", _query_interrupted_by_ctrl_c)
+    done = runner.invoke(app, ["sql", "SELECT count(*) FROM range(1000000000000)"])
+    assert done.exit_code == 130, done.output
+    assert done.stderr == "interrupted\n"
+
+
+def test_ctrl_c_that_fails_a_model_is_an_interrupt_of_the_run(
+    tmp_path: Path, lh: Lakehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lakehouse.pipelines.errors import ModelError
+
+    def run(*args: object, **kwargs: object) -> NoReturn:
+        try:
+            _query_interrupted_by_ctrl_c()
+        except RuntimeError as exc:  # as the runner's model error boundary wraps it
+            raise ModelError("silver.slow", "silver/slow.sql", f"RuntimeError: {exc}") from exc
+
+    write_pipeline(tmp_path / "pipelines", "shop", "name: shop\n")
+    monkeypatch.setattr("lakehouse.pipelines.run_pipeline", run)
+    monkeypatch.chdir(tmp_path)
+    main_before = lh.resolve("main").hash
+    done = runner.invoke(app, ["run", "shop", "--run-id", "r4"])
+    assert done.exit_code == 130, done.output
+    assert done.stderr.splitlines()[-1] == (
+        "interrupted; main unchanged; run branch run/shop/r4 not created"
+    )
+    assert lh.resolve("main").hash == main_before
 
 
 # -- a source folder that is not there -----------------------------------------------------

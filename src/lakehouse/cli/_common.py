@@ -13,7 +13,9 @@ or the command's own) the error is one JSON object on stderr instead::
 
 ``type`` is the exception's class name (the tree in :mod:`lakehouse.errors`), ``hint``
 a suggestion such as ``did you mean silver.orders?`` (also appended to the text line).
-An interrupt (Ctrl-C) exits with 130.
+An interrupt (Ctrl-C) exits with 130, also when an engine turned it into its own error:
+DuckDB checks for signals while a query runs and raises ``Query interrupted``, an
+ordinary exception, so the handler also notes the SIGINT itself (:func:`sigint_seen`).
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ import difflib
 import json
 import logging
 import re
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -292,19 +297,58 @@ def report_error(exc: BaseException, state: State | None) -> None:
     typer.echo(f"Error: {message}" + (f" ({suggestion})" if suggestion else ""), err=True)
 
 
+_sigint = threading.Event()
+
+
+def sigint_seen() -> bool:
+    """Whether Ctrl-C was pressed during the running command (see :func:`watch_sigint`)."""
+    return _sigint.is_set()
+
+
+@contextmanager
+def watch_sigint() -> Iterator[None]:
+    """Note every SIGINT in :func:`sigint_seen`, then raise KeyboardInterrupt as Python does.
+
+    Only when Python's own handler is in place, in the main thread: a shell's background
+    job ignores SIGINT, and that choice is kept.
+    """
+    _sigint.clear()
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+
+    def note(signum: int, frame: Any) -> None:
+        _sigint.set()
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, note)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 class LakehouseGroup(TyperGroup):
     """The root command group: turns any error into ``Error: <one line>`` and exit code 1."""
 
     def invoke(self, ctx: Any) -> Any:  # ctx: typer's (vendored click) Context
         """Run the command; report failures without a traceback unless ``--debug``."""
         try:
-            return super().invoke(ctx)
+            with watch_sigint():
+                return super().invoke(ctx)
         except (typer.TyperException, typer.Exit, typer.Abort):  # usage errors, exits
             raise
         except KeyboardInterrupt:  # Ctrl-C: no traceback, the shell's exit code for SIGINT
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None
         except Exception as exc:
+            if sigint_seen():  # e.g. DuckDB's "Query interrupted": still Ctrl-C
+                logging.getLogger("lakehouse.cli").debug("interrupted", exc_info=True)
+                typer.echo("interrupted", err=True)
+                raise typer.Exit(130) from None
             state = ctx.obj if isinstance(ctx.obj, State) else None
             if state is not None and state.debug:
                 traceback.print_exc(file=sys.stderr)
