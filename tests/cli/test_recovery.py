@@ -214,7 +214,14 @@ def test_prune_without_options_applies_the_policy(
 ) -> None:
     lh.create_branch("run/shop/young")
     record(lh, "run/shop/young", "failed")
-    assert "No branch to prune" in ok("branch", "prune").stdout  # younger than 7 days
+    # younger than 7 days: kept, and the answer says why and how to see them
+    assert ok("branch", "prune").stdout.splitlines() == [
+        "No branch to prune: failed run branches are kept 7 day(s) "
+        "(LAKEHOUSE_FAILED_RUN_RETENTION_DAYS); to see them all: "
+        "lakehouse branch prune --pattern 'run/*' --older-than 0d --dry-run"
+    ]
+    listed = ok("branch", "prune", "--pattern", "run/*", "--older-than", "0d", "--dry-run")
+    assert "Would delete branch 'run/shop/young'" in listed.stdout
     assert "run/shop/young" in [b.name for b in lh.branches()]
     monkeypatch.setenv("LAKEHOUSE_FAILED_RUN_RETENTION_DAYS", "-1")
     one_line_error(run("branch", "prune"), "LAKEHOUSE_FAILED_RUN_RETENTION_DAYS")
