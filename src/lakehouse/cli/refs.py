@@ -216,9 +216,9 @@ def branch_prune(
     out = console()
     verb = "Would delete" if dry_run else "Deleted"
     if not pruned and pattern is None and older_than is None:
-        days = state.lakehouse().settings.failed_run_retention_days
+        kept = state.lakehouse().settings.failed_run_retention_days
         out.print(
-            f"No branch to prune: failed run branches are kept {days} day(s) "
+            f"No branch to prune: failed run branches are kept {kept} day(s) "
             "(LAKEHOUSE_FAILED_RUN_RETENTION_DAYS); to see them all: "
             "lakehouse branch prune --pattern 'run/*' --older-than 0d --dry-run",
             markup=False,
