@@ -134,6 +134,12 @@ def test_cherry_pick_api_and_unknown_commit(lh: Lakehouse) -> None:
     one_line_error(run("cherry-pick", "0123456789abcdef", "--onto", "main"))
 
 
+def test_the_command_list_says_what_cherry_pick_does() -> None:
+    listed = [line.split() for line in ok("--help").stdout.splitlines()]
+    summary = next(" ".join(words[1:]) for words in listed if words[:1] == ["cherry-pick"])
+    assert summary.startswith("Copy commits onto a branch"), summary
+
+
 # -- merge --strategy --------------------------------------------------------------------
 
 

@@ -175,7 +175,7 @@ def cherry_pick_command(
     ] = False,
     output: OutputOpt = None,
 ) -> None:
-    """Copy COMMIT... onto a branch, one new commit each (Nessie's transplant).
+    """Copy commits onto a branch, one new commit each (Nessie's transplant).
 
     Example: lakehouse cherry-pick 3f9a1c2b4d5e --onto main
     """
