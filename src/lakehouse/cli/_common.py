@@ -234,9 +234,14 @@ _MISSING_DUCKDB_TABLE = re.compile(r"Table with name (\S+?) does not exist")
 _DUCKDB_SUGGESTION = re.compile(r"\s*Did you mean \"[^\"]*\"\?")
 
 
+def _close(name: str, lowered: list[str]) -> list[str]:
+    """Up to three of the lower-case ``lowered`` that look like ``name``, closest first."""
+    return difflib.get_close_matches(name.lower(), lowered, n=3, cutoff=0.6)
+
+
 def _did_you_mean(name: str, candidates: list[str]) -> str | None:
     lowered = {c.lower(): c for c in candidates}
-    matches = difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.6)
+    matches = _close(name, list(lowered))
     if not matches:
         return None
     return f"did you mean {' or '.join(lowered[m] for m in matches)}?"
@@ -245,8 +250,13 @@ def _did_you_mean(name: str, candidates: list[str]) -> str | None:
 def _table_hint(lh: Lakehouse, name: str, ref: str | None) -> str | None:
     tables = [str(e.key) for e in lh.tables(ref)]
     if "." not in name:  # an unqualified name: tables are namespace.table
-        same = [t for t in tables if t.rsplit(".", 1)[-1].lower() == name.lower()]
-        suggestion = f"did you mean {' or '.join(same)}?" if same else _did_you_mean(name, tables)
+        by_short: dict[str, list[str]] = {}
+        for table in tables:
+            by_short.setdefault(table.rsplit(".", 1)[-1].lower(), []).append(table)
+        # the name itself, else a misspelling of it ("ordrs": silver.orders)
+        shorts = [name.lower()] if name.lower() in by_short else _close(name, list(by_short))
+        same = [t for short in shorts for t in by_short[short]][:3]
+        suggestion = f"did you mean {' or '.join(same)}?" if same else None
         return "tables are namespace.table" + (f": {suggestion}" if suggestion else "")
     return _did_you_mean(name, tables) or (
         f"no such table on {ref or lh.settings.ref or lh.default_branch}; "
