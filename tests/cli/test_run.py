@@ -275,3 +275,22 @@ def test_missing_folder_with_its_variable_set_adds_no_hint(
     line = runner.invoke(app, ["run", "shop"]).stderr.splitlines()[-1]
     assert "nowhere of source 'files' does not exist" in line
     assert "not set" not in line
+
+
+# -- a pipeline name that is not there ----------------------------------------------------
+
+
+def test_misspelled_pipeline_name_suggests_the_pipelines_there(
+    tmp_path: Path, lh: Lakehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("tpch", "shop"):
+        write_pipeline(tmp_path / "pipelines", name, f"name: {name}\n")
+    monkeypatch.chdir(tmp_path)
+    misspelled = runner.invoke(app, ["run", "tpchh"])
+    assert misspelled.exit_code == 1
+    assert misspelled.stderr.splitlines() == [
+        "Error: no pipeline 'tpchh': no tpchh/pipeline.yaml, pipelines/tpchh/pipeline.yaml "
+        "(did you mean tpch?)"
+    ]
+    unknown = runner.invoke(app, ["plan", "warehouse"])
+    assert unknown.stderr.rstrip().endswith("(pipelines in pipelines: shop, tpch)")
