@@ -294,3 +294,48 @@ def test_misspelled_pipeline_name_suggests_the_pipelines_there(
     ]
     unknown = runner.invoke(app, ["plan", "warehouse"])
     assert unknown.stderr.rstrip().endswith("(pipelines in pipelines: shop, tpch)")
+
+
+# -- stdout closed mid-run (`lakehouse run shop | head -1`) -------------------------------
+
+
+def test_a_reader_that_goes_away_does_not_stop_the_run(tmp_path: Path, lh: Lakehouse) -> None:
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "customers.csv").write_text("id\n1\n2\n", encoding="utf-8")
+    write_pipeline(
+        tmp_path / "pipelines",
+        "shop",
+        f"""
+        name: shop
+        sources:
+          - name: files
+            type: folder
+            path: {landing}
+            format: csv
+            tables: [{{table: customers, pattern: "customers.csv"}}]
+        """,
+    )
+    main_before = lh.resolve("main").hash
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lakehouse.cli", "run", "shop", "--run-id", "r5"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        first = process.stdout.readline()  # as `| head -1` does, then it exits
+        process.stdout.close()
+        stderr = process.stderr.read()
+        assert process.wait(timeout=120) == 0, stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stderr.close()
+    assert "run/shop/r5" in first
+    assert stderr == ""
+    assert lh.resolve("main").hash != main_before  # audited and published
+    assert [b.name for b in lh.branches()] == ["main"]

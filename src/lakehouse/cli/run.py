@@ -16,6 +16,8 @@ Ctrl-C stops the run with exit code 130 and one line on stderr saying what it le
 no commit yet is deleted, one with partial work is kept for inspection). That holds
 also when the SIGINT lands inside a DuckDB query, which DuckDB reports as its own error.
 
+A reader of stdout that goes away (``| head``) stops the progress lines, not the run.
+
 A source folder that does not exist because its ``${VAR}`` is unset names the variable
 (and, for ``TPCH_DATA``, the command that makes the data).
 """
@@ -69,14 +71,30 @@ _LABELS = {
 
 
 class Progress:
-    """Prints run events: a spinner while a step runs, a line when it ends."""
+    """Prints run events: a spinner while a step runs, a line when it ends.
+
+    When the reader of stdout goes away (``lakehouse run tpch | head -3``), rich sends
+    the rest of the output to ``/dev/null`` and raises ``SystemExit(1)``; the run must
+    not stop half-way for that, so the progress lines stop and the run goes on.
+    """
 
     def __init__(self, out: Console) -> None:
         self.out = out
         self._status: Status | None = None
+        self._gone = False
 
     def __call__(self, event: RunEvent) -> None:
         """Show ``event``."""
+        if self._gone:
+            return
+        try:
+            self._show(event)
+        except SystemExit as exc:
+            if not isinstance(exc.__context__, BrokenPipeError):
+                raise
+            self._gone = True
+
+    def _show(self, event: RunEvent) -> None:
         if event.phase == "start":
             self._stop()
             self._status = self.out.status(f"{event.step} {event.name} …")
@@ -102,7 +120,8 @@ class Progress:
 
     def close(self) -> None:
         """Stop any spinner."""
-        self._stop()
+        if not self._gone:
+            self._stop()
 
 
 def run_command(
