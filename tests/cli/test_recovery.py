@@ -140,6 +140,13 @@ def test_the_command_list_says_what_cherry_pick_does() -> None:
     assert summary.startswith("Copy commits onto a branch"), summary
 
 
+def test_branch_help_names_every_branch_command() -> None:
+    text = " ".join(ok("branch", "--help").stdout.split())
+    assert "Create, list, delete, reset, prune and approve branches." in text
+    for command in ("create", "list", "delete", "reset", "prune", "approve"):
+        assert f" {command} " in text
+
+
 # -- merge --strategy --------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from lakehouse.cli._common import (
 )
 
 branch_app = typer.Typer(
-    help="Create, list and delete branches.",
+    help="Create, list, delete, reset, prune and approve branches.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
