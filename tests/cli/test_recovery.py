@@ -258,6 +258,10 @@ def test_diff_rows_counts_added_and_deleted_rows_per_table(lh: Lakehouse) -> Non
     back = {d["table"]: d for d in ok_json("diff", "dev", "main", "--rows")}
     assert (back["bronze.orders"]["rows_added"], back["bronze.orders"]["rows_deleted"]) == (3, 2)
     assert back["bronze.new"]["rows_deleted"] == 1
+    # as text, every count right-aligned under its header, the last column too
+    lines = ok("diff", "main", "dev", "--rows").stdout.splitlines()
+    assert lines[0].endswith("ROWS BEFORE  ROWS AFTER")
+    assert len({len(line) for line in lines}) == 1, lines
 
 
 def test_diff_rows_counts_rows_a_copy_on_write_delete_rewrote(lh: Lakehouse) -> None:

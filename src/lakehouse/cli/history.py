@@ -88,7 +88,7 @@ def diff_command(
     for d in data:
         out.print(
             f"{d['table']:<{width}}  {d['rows_added']:>10}  {d['rows_deleted']:>10}  "
-            f"{d['from_rows']:>11}  {d['to_rows']}"
+            f"{d['from_rows']:>11}  {d['to_rows']:>10}"
         )
     for d in data:
         for label in ("added", "deleted"):
