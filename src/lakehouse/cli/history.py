@@ -166,9 +166,7 @@ def merge_command(
 
 def cherry_pick_command(
     ctx: typer.Context,
-    commits: Annotated[
-        list[str], typer.Argument(metavar="COMMIT...", help="Commits, oldest first.")
-    ],
+    commits: Annotated[list[str], typer.Argument(metavar="COMMIT", help="Commits, oldest first.")],
     onto: Annotated[str, typer.Option("--onto", help="Branch to copy the commits onto.")],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Report what would change; commit nothing.")
