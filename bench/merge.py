@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -211,10 +212,12 @@ def in_one_process(
                     for _ in range(args.repeat * 2)
                 ]
                 walls = [s.wall for s in back]
+                cpus = [s.cpu for s in back]
                 gcs = sum(s.gc for s in back)
                 print(
                     f"  {what}: median {ms(statistics.median(walls))}, mean "
-                    f"{ms(statistics.mean(walls))}; {sum(s.collections for s in back)} full "
+                    f"{ms(statistics.mean(walls))}; CPU median {ms(statistics.median(cpus))}, "
+                    f"mean {ms(statistics.mean(cpus))}; {sum(s.collections for s in back)} full "
                     f"collections in {len(back)} merges, {ms(gcs / len(back))} of them per merge"
                 )
 
@@ -234,17 +237,25 @@ def report(what: str, target: float, samples: dict[str, list[Sample]], repeat: i
         )
 
 
-def first_merge(home: Path, source: str) -> float:
-    """Seconds of the first ``Lakehouse.merge`` dry run of this process, modules imported."""
+def first_merge(home: Path, source: str) -> str:
+    """Wall and CPU seconds of the first ``Lakehouse.merge`` dry run of this process
+    (modules imported first), space-separated."""
     os.environ["LAKEHOUSE_HOME"] = str(home)
     import lakehouse.tables.merge  # noqa: F401  (imported by the merge: not timed here)
     from lakehouse.client import connect
 
     with connect(home) as lh:
         lh.store.get_reference("main")  # the store is open: the database file is read
+        cpu = time.process_time()
         start = time.perf_counter()
         lh.merge(source, dry_run=True)
-        return time.perf_counter() - start
+        return f"{time.perf_counter() - start} {time.process_time() - cpu}"
+
+
+def children_cpu() -> float:
+    """User + system seconds of this process's finished children so far."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 def in_fresh_processes(
@@ -265,12 +276,15 @@ def in_fresh_processes(
             ),
         }
         walls: dict[str, list[float]] = {name: [] for name in ways}
-        firsts: list[float] = []
+        cpus: dict[str, list[float]] = {name: [] for name in ways}
+        firsts: list[tuple[float, float]] = []
         for _ in range(args.repeat):
             for name, fn in ways.items():
+                used = children_cpu()
                 start = time.perf_counter()
                 fn()
                 walls[name].append(time.perf_counter() - start)
+                cpus[name].append(children_cpu() - used)
             out = subprocess.run(
                 [sys.executable, __file__, "--home", str(home), "--first-merge", source],
                 env=env,
@@ -278,13 +292,20 @@ def in_fresh_processes(
                 capture_output=True,
                 text=True,
             )
-            firsts.append(float(out.stdout))
-        print(f"{what} (median of {args.repeat}):")
+            wall, cpu = out.stdout.split()
+            firsts.append((float(wall), float(cpu)))
+        print(f"{what} (median of {args.repeat}; CPU: the process's user + system time):")
         base = statistics.median(walls["  --no-content-merge"])
         for name, taken in walls.items():
             med = statistics.median(taken)
-            print(f"  {name:<26} {ms(med)}  ({med / base:.2f}x --no-content-merge)")
-        print(f"  first Lakehouse.merge alone  {ms(statistics.median(firsts))}")
+            print(
+                f"  {name:<28} {ms(med)}  ({med / base:.2f}x --no-content-merge)"
+                f"  CPU {ms(statistics.median(cpus[name]))}"
+            )
+        print(
+            f"  {'first Lakehouse.merge alone':<28} {ms(statistics.median(w for w, _ in firsts))}"
+            f"                              CPU {ms(statistics.median(c for _, c in firsts))}"
+        )
 
 
 if __name__ == "__main__":
