@@ -1,16 +1,17 @@
 """Content-aware merges: one table with N snapshots on each side; M tables appended on both.
 
 Run: ``.venv/bin/python bench/merge.py [--snapshots 1000] [--tables 100] [--repeat 5]``.
-Each sample is a dry-run merge, which computes the whole content merge (store dry run,
-metadata reads, manifest diff, merged snapshot written) and commits nothing. The setup is
-the user's: an embedded lakehouse (SQLite catalog, local files) and its server. Three
-sections, each printing medians and ratios:
+Each sample is a real merge into the branch ``into``, which is reset to ``main`` before
+the sample (untimed): the whole content merge (store preview, metadata reads, manifest
+diff, merged manifests and metadata written, the merge commit). The setup is the user's:
+an embedded lakehouse (SQLite catalog, local files) and its server. Three sections, each
+printing medians and ratios:
 
 1. **In one process**, four ways interleaved round by round on one catalog:
 
    * ``embedded``: ``Lakehouse.merge`` on the embedded lakehouse (SQLite, in process);
-   * ``key-level``: the same merge with ``content_merge=False`` (Nessie's dry run, the
-     baseline);
+   * ``key-level``: the same merge with ``content_merge=False`` (Nessie's merge, which
+     finds the conflicts and commits nothing: the baseline);
    * ``server, client-side``: the catalog served by ``lakehouse serve`` (uvicorn thread,
      the same SQLite catalog and warehouse), a ``NessieStore`` computing the content merge
      itself (``on_server=False``: what a client does against the real Nessie);
@@ -26,7 +27,7 @@ sections, each printing medians and ratios:
 2. **Back to back** (a long-lived process: the server, a notebook, an Airflow worker):
    ``embedded`` merges without collecting in between, so the full collections fall where
    they fall; the mean share of them is the cost such a process pays per merge.
-3. **Fresh processes**: ``lakehouse merge SOURCE --dry-run`` end to end (imports, store,
+3. **Fresh processes**: ``lakehouse merge SOURCE --into into`` end to end (imports, store,
    merge, report), against ``--no-content-merge`` in the same kind of process, and the
    first ``Lakehouse.merge`` of a fresh process timed alone (modules imported first): the
    cost of cold caches (commit history, manifests) without the imports.
@@ -116,6 +117,15 @@ def main() -> None:
     print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
+#: The branch every sample merges into, reset to ``main`` before each sample.
+INTO = "into"
+
+
+def reset(lh: Any) -> None:
+    """Point ``into`` back at ``main``, undoing the last sample's merge (untimed)."""
+    lh.reset_branch(INTO, "main")
+
+
 def build(args: argparse.Namespace, home: Path) -> None:
     """The catalog: ``big`` and ``main`` appended N times to one table since they forked,
     ``many`` and ``main`` appended once to each of M tables."""
@@ -124,8 +134,11 @@ def build(args: argparse.Namespace, home: Path) -> None:
     schema = pa.schema([pa.field("id", pa.int64())])
     batch = pa.table({"id": [1]}, schema)
     with connect(home, create=True) as lh:
-        if "many" in {r.name for r in lh.store.list_references()}:
-            return  # built by an earlier run with --home
+        refs = {r.name for r in lh.store.list_references()}
+        if "many" in refs:  # built by an earlier run with --home
+            if INTO not in refs:
+                lh.create_branch(INTO, "main")
+            return
         catalog = lh.catalog("main")
         catalog.create_namespace("bronze")
         catalog.create_table("bronze.big", schema=schema).append(batch)
@@ -140,6 +153,7 @@ def build(args: argparse.Namespace, home: Path) -> None:
         for ref in ("main", "many"):
             for i in range(args.tables):
                 lh.table(f"bronze.t{i}", ref).append(batch)
+        lh.create_branch(INTO, "main")
 
 
 def run(args: argparse.Namespace, home: Path) -> None:
@@ -181,22 +195,24 @@ def in_one_process(
             print("\n1. In one process, a full collection before each sample (untimed)")
             for what, source, target in cases:
                 ways: dict[str, Callable[[], object]] = {
-                    "embedded": lambda s=source: lh.merge(s, dry_run=True),
+                    "embedded": lambda s=source: lh.merge(s, into=INTO),
                     "key-level": lambda s=source: lh.merge(
-                        s, dry_run=True, content_merge=False, raise_on_conflict=False
+                        s, into=INTO, content_merge=False, raise_on_conflict=False
                     ),
                     "server, client-side": lambda s=source: content_merge(
-                        remote, s, "main", io_properties=io, dry_run=True, on_server=False
+                        remote, s, INTO, io_properties=io, on_server=False
                     ),
                     "server, server-side": lambda s=source: content_merge(
-                        remote, s, "main", io_properties=io, dry_run=True
+                        remote, s, INTO, io_properties=io
                     ),
                 }
                 for fn in ways.values():  # warm up: the first call imports and reads
+                    reset(lh)
                     fn()
                 samples: dict[str, list[Sample]] = {name: [] for name in ways}
                 for _ in range(args.repeat):  # interleaved: load drifts hit every way alike
                     for name, fn in ways.items():
+                        reset(lh)
                         gc.collect()
                         samples[name].append(Sample(fn, spans))
                 report(what, target, samples, args.repeat)
@@ -207,10 +223,10 @@ def in_one_process(
             print("\n2. Back to back in one process (`embedded`, no collection in between)")
             for what, source, _ in cases:
                 gc.collect()
-                back = [
-                    Sample(lambda s=source: lh.merge(s, dry_run=True), spans)
-                    for _ in range(args.repeat * 2)
-                ]
+                back = []
+                for _ in range(args.repeat * 2):
+                    reset(lh)
+                    back.append(Sample(lambda s=source: lh.merge(s, into=INTO), spans))
                 walls = [s.wall for s in back]
                 cpus = [s.cpu for s in back]
                 gcs = sum(s.gc for s in back)
@@ -238,7 +254,7 @@ def report(what: str, target: float, samples: dict[str, list[Sample]], repeat: i
 
 
 def first_merge(home: Path, source: str) -> str:
-    """Wall and CPU seconds of the first ``Lakehouse.merge`` dry run of this process
+    """Wall and CPU seconds of the first ``Lakehouse.merge`` of this process into ``into``
     (modules imported first), space-separated."""
     os.environ["LAKEHOUSE_HOME"] = str(home)
     import lakehouse.tables.merge  # noqa: F401  (imported by the merge: not timed here)
@@ -248,7 +264,7 @@ def first_merge(home: Path, source: str) -> str:
         lh.store.get_reference("main")  # the store is open: the database file is read
         cpu = time.process_time()
         start = time.perf_counter()
-        lh.merge(source, dry_run=True)
+        lh.merge(source, into=INTO)
         return f"{time.perf_counter() - start} {time.process_time() - cpu}"
 
 
@@ -261,18 +277,20 @@ def children_cpu() -> float:
 def in_fresh_processes(
     args: argparse.Namespace, home: Path, cases: tuple[tuple[str, str, float], ...]
 ) -> None:
+    from lakehouse.client import connect
+
     env = {**os.environ, "LAKEHOUSE_HOME": str(home)}
     cli = [sys.executable, "-m", "lakehouse.cli.main", "merge"]
     print("\n3. Fresh processes (one per sample, interleaved)")
     for what, source, _ in cases:
         ways: dict[str, Callable[[], object]] = {
-            "lakehouse merge --dry-run": lambda s=source: subprocess.run(
-                [*cli, s, "--into", "main", "--dry-run"], env=env, check=True, capture_output=True
+            "lakehouse merge": lambda s=source: subprocess.run(
+                [*cli, s, "--into", INTO], env=env, check=True, capture_output=True
             ),
             "  --no-content-merge": lambda s=source: subprocess.run(
-                [*cli, s, "--into", "main", "--dry-run", "--no-content-merge"],
+                [*cli, s, "--into", INTO, "--no-content-merge"],
                 env=env,
-                capture_output=True,  # exit code 1: the dry run reports the conflicts
+                capture_output=True,  # exit code 1: the merge reports the conflicts
             ),
         }
         walls: dict[str, list[float]] = {name: [] for name in ways}
@@ -280,11 +298,15 @@ def in_fresh_processes(
         firsts: list[tuple[float, float]] = []
         for _ in range(args.repeat):
             for name, fn in ways.items():
+                with connect(home) as lh:
+                    reset(lh)
                 used = children_cpu()
                 start = time.perf_counter()
                 fn()
                 walls[name].append(time.perf_counter() - start)
                 cpus[name].append(children_cpu() - used)
+            with connect(home) as lh:
+                reset(lh)
             out = subprocess.run(
                 [sys.executable, __file__, "--home", str(home), "--first-merge", source],
                 env=env,
