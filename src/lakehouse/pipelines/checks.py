@@ -15,8 +15,9 @@ type                fails for
 
 :func:`run_check` evaluates one check through an engine and returns a
 :class:`CheckResult` with the number of failing rows and up to :data:`SAMPLE_ROWS` of
-them. A check that cannot run at all (a missing table or column) is reported with status
-``error``; it blocks like a failure when its severity is ``error``.
+them (:func:`check_queries` lists the queries it runs). A check that cannot run at all
+(a missing table or column) is reported with status ``error``; it blocks like a failure
+when its severity is ``error``.
 """
 
 from __future__ import annotations
@@ -146,6 +147,23 @@ def failing_rows_sql(check: Check) -> str | None:
     return None
 
 
+def check_queries(check: Check) -> list[str]:
+    """The queries :func:`run_check` runs for ``check``, exactly as it passes them to the engine.
+
+    The runner hands the audit's queries to :meth:`Engine.batch
+    <lakehouse.pipelines.engines.base.Engine.batch>` before running the checks, so an
+    engine can prepare them together (DuckDB: plan them all at one commit and run them in
+    one sandboxed connection).
+    """
+    if isinstance(check, RowCountCheck):
+        return [_row_count_sql(check)]
+    if isinstance(check, FreshnessCheck):
+        return [_freshness_sql(check)]
+    sql = failing_rows_sql(check)
+    assert sql is not None
+    return [_failing_rows_query(sql)]
+
+
 def run_check(engine: Engine, check: Check, *, now: dt.datetime | None = None) -> CheckResult:
     """Evaluate ``check`` on the engine's branch."""
     from lakehouse.errors import LakehouseError
@@ -182,11 +200,13 @@ def run_check(engine: Engine, check: Check, *, now: dt.datetime | None = None) -
     )
 
 
+def _failing_rows_query(sql: str) -> str:
+    """``sql`` cut to :data:`SAMPLE_ROWS` rows, each with the total count of failing rows."""
+    return f"SELECT *, count(*) OVER () AS {_COUNT} FROM (\n{sql}\n) AS failing LIMIT {SAMPLE_ROWS}"
+
+
 def _failing_rows(engine: Engine, sql: str) -> tuple[int, list[dict[str, Any]], str]:
-    wrapped = (
-        f"SELECT *, count(*) OVER () AS {_COUNT} FROM (\n{sql}\n) AS failing LIMIT {SAMPLE_ROWS}"
-    )
-    result = engine.execute(wrapped)
+    result = engine.execute(_failing_rows_query(sql))
     rows = _rows(result)
     if not rows:
         return 0, [], ""
@@ -196,8 +216,12 @@ def _failing_rows(engine: Engine, sql: str) -> tuple[int, list[dict[str, Any]], 
     return count, rows, f"{count} failing row(s)"
 
 
+def _row_count_sql(check: RowCountCheck) -> str:
+    return f"SELECT count(*) AS row_count FROM {_table(check.model)}"
+
+
 def _row_count(engine: Engine, check: RowCountCheck) -> tuple[int, list[dict[str, Any]], str]:
-    result = engine.execute(f"SELECT count(*) AS row_count FROM {_table(check.model)}")
+    result = engine.execute(_row_count_sql(check))
     count = int(result.column(0)[0].as_py())
     low = check.min if check.min is not None else 0
     too_few = count < low
@@ -213,10 +237,14 @@ def _row_count(engine: Engine, check: RowCountCheck) -> tuple[int, list[dict[str
     return 1, sample, f"{count} row(s), expected {expected}"
 
 
+def _freshness_sql(check: FreshnessCheck) -> str:
+    return f"SELECT max({_q(check.column)}) AS latest FROM {_table(check.model)}"
+
+
 def _freshness(
     engine: Engine, check: FreshnessCheck, now: dt.datetime
 ) -> tuple[int, list[dict[str, Any]], str]:
-    result = engine.execute(f"SELECT max({_q(check.column)}) AS latest FROM {_table(check.model)}")
+    result = engine.execute(_freshness_sql(check))
     latest = result.column(0)[0].as_py()
     limit = check.max_age
     if latest is None:
@@ -250,4 +278,4 @@ def _rows(table: pa.Table) -> list[dict[str, Any]]:
     return rows
 
 
-__all__ = ["SAMPLE_ROWS", "CheckResult", "failing_rows_sql", "run_check"]
+__all__ = ["SAMPLE_ROWS", "CheckResult", "check_queries", "failing_rows_sql", "run_check"]
