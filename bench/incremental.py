@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +49,7 @@ from _common import (  # bench/ is the script's folder
     REPO,
     Report,
     Table,
+    git_revision,
     median,
     paired_ratio,
     ratio_iqr,
@@ -141,9 +144,8 @@ def first_load(lh: Lakehouse, pipeline: Path, data: Path) -> float:
     return elapsed
 
 
-def change_run(lh: Lakehouse, pipeline: Path, changes: Path, round_no: int) -> Sample:
-    """The change batch run on a branch made from the loaded tag (timed)."""
-    branch = f"bench/round-{round_no}"
+def change_run(lh: Lakehouse, pipeline: Path, changes: Path, branch: str) -> Sample:
+    """The change batch run on ``branch``, made from the loaded tag (only the run is timed)."""
     lh.create_branch(branch, LOADED)
     steps: dict[str, float] = {}
     started = time.perf_counter()
@@ -160,6 +162,41 @@ def change_run(lh: Lakehouse, pipeline: Path, changes: Path, round_no: int) -> S
     gold = {name: lh.sql(f"SELECT * FROM {name} ORDER BY ALL", branch).to_pylist() for name in GOLD}
     lh.delete_branch(branch)
     return Sample(elapsed, sum(m.seconds for m in models), rows_read, gold, steps)
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of the comparison: a pipeline folder, run by the code in ``src``.
+
+    ``src`` ``None``: this process's code, in this process; else a child process with
+    ``PYTHONPATH=src`` runs each round (imports and connecting are not timed).
+    """
+
+    label: str
+    pipeline: Path
+    src: Path | None = None
+
+
+def child_run(side: Side, home: Path, changes: Path, branch: str) -> Sample:
+    """One round of ``side`` in a child process running the code in ``side.src``."""
+    assert side.src is not None
+    with tempfile.NamedTemporaryFile(suffix=".pickle") as out:
+        env = {**os.environ, "PYTHONPATH": str(side.src)}
+        command = [sys.executable, __file__, "--child", str(home), str(side.pipeline)]
+        command += [str(changes), branch, out.name]
+        subprocess.run(command, check=True, env=env)
+        with open(out.name, "rb") as f:
+            sample: Sample = pickle.load(f)
+    return sample
+
+
+def child_main(home: str, pipeline: str, changes: str, branch: str, out: str) -> int:
+    """The child of :func:`child_run`: one timed round, its :class:`Sample` pickled to ``out``."""
+    with connect(Path(home)) as lh:
+        sample = change_run(lh, Path(pipeline), Path(changes), branch)
+    with open(out, "wb") as f:
+        pickle.dump(sample, f)
+    return 0
 
 
 def breakdown(samples: dict[str, list[Sample]], variants: Sequence[str]) -> Table:
@@ -193,6 +230,9 @@ def breakdown(samples: dict[str, list[Sample]], variants: Sequence[str]) -> Tabl
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    given = list(argv if argv is not None else sys.argv[1:])
+    if given[:1] == ["--child"]:
+        return child_main(*given[1:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale-factor", type=float, default=0.1)
     parser.add_argument("--rounds", type=int, default=3)
@@ -201,46 +241,66 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=",".join(VARIANTS),
         help="comma-separated: merge (the baseline), incremental (the shipped pipeline)",
     )
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="instead of the variants: the shipped pipeline run by the lakehouse package in "
+        "this folder (e.g. <worktree of main>/src) against this checkout's, rounds "
+        "interleaved, each in a child process, on one first load",
+    )
     parser.add_argument("--markdown", type=Path, help="write the section into this file")
     args = parser.parse_args(argv)
     variants = [v for v in VARIANTS if v in args.variants.split(",")]
     unknown = set(args.variants.split(",")) - set(VARIANTS)
     if unknown or not variants or args.rounds < 1:
         parser.error(f"--variants takes {', '.join(VARIANTS)}; --rounds at least 1")
-    given = list(argv if argv is not None else sys.argv[1:])
+    if args.baseline_src is not None and not (args.baseline_src / "lakehouse").is_dir():
+        parser.error(f"--baseline-src {args.baseline_src}: no lakehouse package there")
     started = datetime.now(UTC)
     sf = tpch.format_scale_factor(args.scale_factor)
     dataset = tpch.generate(args.scale_factor)
     report = Report()
-    samples: dict[str, list[Sample]] = {v: [] for v in variants}
     loads: dict[str, float] = {}
     load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="lakehouse-bench-incremental-") as tmp:
         work = Path(tmp)
         batch = tpch.write_change_batch(dataset.path, work / "changes")
-        pipelines = {"merge": merge_pipeline(work), "incremental": REPO / "pipelines" / "tpch"}
-        homes: dict[str, Lakehouse] = {}
-        try:
-            for variant in variants:
-                say(f"{variant}: first load at SF {sf} (not timed)")
-                homes[variant] = connect(work / f"home-{variant}", create=True)
-                loads[variant] = first_load(homes[variant], pipelines[variant], dataset.path)
-                say(f"  first load {seconds(loads[variant])}")
-            load_rounds = os.getloadavg()[0]
-            for i in range(args.rounds):
-                for variant in variants:
-                    say(f"round {i + 1}/{args.rounds}: {variant}")
-                    sample = change_run(homes[variant], pipelines[variant], batch.path, i + 1)
-                    samples[variant].append(sample)
-                    say(f"  change-batch run {seconds(sample.seconds)}")
-                if len(variants) == 2 and not all(
-                    same_rows(samples["merge"][-1].gold[g], samples["incremental"][-1].gold[g])
-                    for g in GOLD
-                ):
-                    raise SystemExit(f"round {i + 1}: the gold tables differ between the variants")
-        finally:
-            for lh in homes.values():
-                lh.close()
+        shipped = REPO / "pipelines" / "tpch"
+        if args.baseline_src is not None:
+            base = args.baseline_src.resolve()
+            sides = [
+                Side(f"baseline {_revision(base)}", shipped, base),
+                Side(f"this checkout {git_revision()}", shipped, REPO / "src"),
+            ]
+        else:
+            pipelines = {"merge": merge_pipeline(work), "incremental": shipped}
+            sides = [Side(v, pipelines[v]) for v in variants]
+        samples: dict[str, list[Sample]] = {side.label: [] for side in sides}
+        homes: dict[str, Path] = {}
+        for side in sides:
+            if side.pipeline in homes.values():  # same pipeline, same data: one first load
+                homes[side.label] = next(h for h in homes.values())
+                continue
+            homes[side.label] = work / f"home-{len(homes)}"
+            say(f"{side.label}: first load at SF {sf} (not timed)")
+            with connect(homes[side.label], create=True) as lh:
+                loads[side.label] = first_load(lh, side.pipeline, dataset.path)
+            say(f"  first load {seconds(loads[side.label])}")
+        load_rounds = os.getloadavg()[0]
+        for i in range(args.rounds):
+            for n, side in enumerate(sides):
+                say(f"round {i + 1}/{args.rounds}: {side.label}")
+                branch = f"bench/side-{n}-round-{i + 1}"
+                if side.src is None:
+                    with connect(homes[side.label]) as lh:
+                        sample = change_run(lh, side.pipeline, batch.path, branch)
+                else:
+                    sample = child_run(side, homes[side.label], batch.path, branch)
+                samples[side.label].append(sample)
+                say(f"  change-batch run {seconds(sample.seconds)}")
+            first, last = samples[sides[0].label][-1], samples[sides[-1].label][-1]
+            if not all(same_rows(first.gold[g], last.gold[g]) for g in GOLD):
+                raise SystemExit(f"round {i + 1}: the gold tables differ between the sides")
     load_end = os.getloadavg()[0]
     header = [
         f"Measured {started:%Y-%m-%d %H:%M} UTC on {platform.node() or 'this machine'}: "
@@ -250,50 +310,53 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Command: `python bench/incremental.py {' '.join(given)}`."
     ]
     print(header[0])
-
+    labels = [side.label for side in sides]
     table = Table(
         f"Demo change-batch run at SF {sf}",
-        ["silver models", "change-batch run (median)", "of which silver", "rows read by silver",
+        ["side", "change-batch run (median)", "of which silver", "rows read by silver",
          "first load (not timed)"],
     )  # fmt: skip
-    for variant in variants:
-        s = samples[variant]
+    for side in sides:
+        s = samples[side.label]
         table.rows.append(
             [
-                variant,
+                side.label,
                 seconds(median([x.seconds for x in s])),
                 seconds(median([x.silver_seconds for x in s])),
                 f"{s[0].silver_rows_read:,}",
-                seconds(loads[variant]),
+                seconds(loads[side.label]) if side.label in loads else "(shared)",
             ]
         )
-    if len(variants) == 2:
-        run_ratio = paired_ratio(
-            [x.seconds for x in samples["incremental"]], [x.seconds for x in samples["merge"]]
-        )
-        silver_ratio = paired_ratio(
-            [x.silver_seconds for x in samples["incremental"]],
-            [x.silver_seconds for x in samples["merge"]],
-        )
+    if len(sides) == 2:
+        a, b = samples[labels[1]], samples[labels[0]]
+        run_ratio = paired_ratio([x.seconds for x in a], [x.seconds for x in b])
+        silver_ratio = paired_ratio([x.silver_seconds for x in a], [x.silver_seconds for x in b])
         table.notes.append(
-            f"Speed-up of the change-batch run (merge / incremental, paired): "
+            f"Speed-up of the change-batch run ({labels[0]} / {labels[1]}, paired): "
             f"{ratio_iqr(run_ratio)}; of its silver models: {ratio_iqr(silver_ratio)}. "
             f"{args.rounds} rounds, interleaved; the same gold tables on both sides every round."
         )
-    every = ", ".join(seconds(x.seconds) for x in samples[variants[-1]])
-    table.notes.append(f"Every {variants[-1]} round: {every}.")
+    for side in sides:
+        every = ", ".join(seconds(x.seconds) for x in samples[side.label])
+        table.notes.append(f"Every round of {side.label}: {every}.")
+    where = (
+        "in a child process per round (imports and connecting not timed)"
+        if any(side.src for side in sides)
+        else "in this process"
+    )
     table.notes.append(
         f"Change batch: {batch.updated_orders:,} orders updated, {batch.deleted_orders:,} "
         f"deleted ({batch.deleted_lineitems:,} line items), {batch.inserted_orders:,} inserted "
         f"({batch.inserted_lineitems:,} line items), written once before the rounds. Each round "
         "branches from the tagged first load and times the change-batch run only (ingest, "
-        "silver, gold, checks, merge into the round's branch)."
+        f"silver, gold, checks, merge into the round's branch), {where}."
     )
     report.add(table)
-    report.add(breakdown(samples, variants))
-    if "incremental" in variants:
+    report.add(breakdown(samples, labels))
+    measured_side = sides[-1].label
+    if args.baseline_src is not None or "incremental" in variants:
         target = 5.0 if args.scale_factor <= 0.1 else 15.0
-        measured = median([x.seconds for x in samples["incremental"]])
+        measured = median([x.seconds for x in samples[measured_side]])
         report.check(
             f"demo change-batch run at SF {sf}",
             seconds(measured),
@@ -305,6 +368,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         replace_section(args.markdown, section(sf), report.markdown(section(sf), header))
         print(f"\nSection written to {args.markdown}")
     return 0
+
+
+def _revision(src: Path) -> str:
+    """The short git revision of the checkout holding ``src``."""
+    found = subprocess.run(
+        ["git", "-C", str(src), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return found.stdout.strip() or str(src)
 
 
 if __name__ == "__main__":
