@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 #: How many failing rows a result keeps.
 SAMPLE_ROWS = 5
-#: Name of the column holding the total number of failing rows in a check query.
+#: Name of the column holding the number of failing rows in a check's count query.
 _COUNT = "__lakehouse_failing_rows"
 
 CheckStatus = Literal["pass", "fail", "error"]
@@ -150,6 +150,8 @@ def failing_rows_sql(check: Check) -> str | None:
 def check_queries(check: Check) -> list[str]:
     """The queries :func:`run_check` runs for ``check``, exactly as it passes them to the engine.
 
+    A row-level check runs one more query, for its sample rows, only when rows fail.
+
     The runner hands the audit's queries to :meth:`Engine.batch
     <lakehouse.pipelines.engines.base.Engine.batch>` before running the checks, so an
     engine can prepare them together (DuckDB: plan them all at one commit and run them in
@@ -161,7 +163,7 @@ def check_queries(check: Check) -> list[str]:
         return [_freshness_sql(check)]
     sql = failing_rows_sql(check)
     assert sql is not None
-    return [_failing_rows_query(sql)]
+    return [_failing_count_query(sql)]
 
 
 def run_check(engine: Engine, check: Check, *, now: dt.datetime | None = None) -> CheckResult:
@@ -200,20 +202,26 @@ def run_check(engine: Engine, check: Check, *, now: dt.datetime | None = None) -
     )
 
 
-def _failing_rows_query(sql: str) -> str:
-    """``sql`` cut to :data:`SAMPLE_ROWS` rows, each with the total count of failing rows."""
-    return f"SELECT *, count(*) OVER () AS {_COUNT} FROM (\n{sql}\n) AS failing LIMIT {SAMPLE_ROWS}"
+def _failing_count_query(sql: str) -> str:
+    """The number of rows ``sql`` returns (one row, one column).
+
+    Counting lets DuckDB read only the columns the check's condition needs (a
+    ``relationships`` check over a wide fact table reads its key column, not every column):
+    the rows themselves are read only when some fail (:func:`_sample_query`).
+    """
+    return f"SELECT count(*) AS {_COUNT} FROM (\n{sql}\n) AS failing"
+
+
+def _sample_query(sql: str) -> str:
+    """Up to :data:`SAMPLE_ROWS` of the rows ``sql`` returns."""
+    return f"SELECT * FROM (\n{sql}\n) AS failing LIMIT {SAMPLE_ROWS}"
 
 
 def _failing_rows(engine: Engine, sql: str) -> tuple[int, list[dict[str, Any]], str]:
-    result = engine.execute(_failing_rows_query(sql))
-    rows = _rows(result)
-    if not rows:
+    count = int(engine.execute(_failing_count_query(sql)).column(0)[0].as_py() or 0)
+    if not count:
         return 0, [], ""
-    count = int(rows[0][_COUNT])
-    for row in rows:
-        row.pop(_COUNT, None)
-    return count, rows, f"{count} failing row(s)"
+    return count, _rows(engine.execute(_sample_query(sql))), f"{count} failing row(s)"
 
 
 def _row_count_sql(check: RowCountCheck) -> str:

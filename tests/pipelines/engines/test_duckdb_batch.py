@@ -144,12 +144,26 @@ def test_a_hostile_query_in_a_batch_is_refused_when_it_runs(engine: DuckDBEngine
             engine.execute("SELECT count(*) AS n FROM silver.missing")
 
 
-def test_a_batch_reads_the_commit_it_started_at(lh: Lakehouse, engine: DuckDBEngine) -> None:
+def test_every_query_of_a_batch_reads_the_commit_it_started_at(
+    lh: Lakehouse, engine: DuckDBEngine
+) -> None:
     count = "SELECT count(*) AS n FROM silver.customers"
     with engine.batch([count]):
         bronze(lh, "silver.customers", pa.table({"id": pa.array([13], pa.int64())}))
         assert engine.execute(count).to_pylist() == [{"n": 3}]
-        # a query the batch was not given runs as it does outside: at the latest commit
-        other = "SELECT count(*) AS m FROM silver.customers"
-        assert engine.execute(other).to_pylist() == [{"m": 4}]
+        # a query the batch was not given is planned at the same commit
+        other = "SELECT max(id) AS m FROM silver.customers"
+        assert engine.execute(other).to_pylist() == [{"m": 12}]
     assert engine.execute(count).to_pylist() == [{"n": 4}]
+
+
+def test_a_query_not_named_up_front_reads_no_new_file_in_the_shared_connection(
+    lh: Lakehouse, engine: DuckDBEngine
+) -> None:
+    (unread,) = _data_files(lh, "silver.unread")
+    with engine.batch(["SELECT count(*) AS n FROM silver.customers"]):
+        # read through PyIceberg: the shared connection's allow-list is never widened
+        assert engine.execute("SELECT secret FROM silver.unread").to_pylist() == [{"secret": 42}]
+        assert engine._batch is not None
+        with pytest.raises(duckdb.PermissionException):
+            engine._batch.connection.execute(f"SELECT * FROM read_parquet('{unread}')").fetchall()

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
     from lakehouse.pipelines.config import ModelConfig
     from lakehouse.query.errors import QueryError
-    from lakehouse.query.execution import QueryPlan
+    from lakehouse.query.execution import QueryPlan, QuerySession
 
 logger = logging.getLogger(__name__)
 
@@ -84,11 +84,29 @@ def _total_records(table: Table) -> int:
 
 @dataclass
 class _Batch:
-    """The queries of one :meth:`DuckDBEngine.batch`: their plans and the shared connection."""
+    """One :meth:`DuckDBEngine.batch`: its pinned session, plans and shared connection."""
 
+    session: QuerySession
     connection: duckdb.DuckDBPyConnection
     #: By query text: its plan, or the error planning it raised (raised again by execute).
     plans: dict[str, QueryPlan | Exception] = field(default_factory=dict)
+
+    def plan(self, sql: str) -> QueryPlan | Exception:
+        """``sql``'s plan at the batch's commit (made once), or the error planning raised."""
+        planned = self.plans.get(sql)
+        if planned is None:
+            planned = self.plans[sql] = _plan_or_error(self.session, sql)
+        return planned
+
+
+def _plan_or_error(session: QuerySession, sql: str) -> QueryPlan | Exception:
+    """``session.plan(sql)``, or the error it raised (a check reports it as its outcome)."""
+    from lakehouse.errors import LakehouseError
+
+    try:
+        return session.plan(sql)
+    except (LakehouseError, ValueError, TypeError) as exc:
+        return exc
 
 
 class DuckDBEngine(Engine):
@@ -102,14 +120,14 @@ class DuckDBEngine(Engine):
         """Run ``sql`` over the branch's current tables (each call sees the latest commit).
 
         Within :meth:`reading`, incremental sources read only their new rows; within
-        :meth:`batch`, a query named there runs as planned at the batch's start.
+        :meth:`batch`, every query reads the commit the batch started at.
         """
         from lakehouse import query
 
         if any(r.mode == "incremental" for r in self._reads):
             return execute_reading(self.lakehouse, self.ref, sql, self._reads)
-        if self._batch is not None and sql in self._batch.plans:
-            planned = self._batch.plans[sql]
+        if self._batch is not None:
+            planned = self._batch.plan(sql)
             if isinstance(planned, Exception):
                 raise planned
             return _run_planned(self._batch.connection, planned)
@@ -120,13 +138,16 @@ class DuckDBEngine(Engine):
         """Plan ``queries`` at the branch's current commit; run them in one locked connection.
 
         The connection (:func:`lakehouse.query.sandbox.connect`, with the engine's memory
-        limit and spill folder) may read exactly the union of the files the plans read;
-        each query registers its tables' views, runs, and removes them. A query that cannot
-        be planned (a missing table, a forbidden statement) raises its error when it is
-        executed, as it would outside the batch. Nothing is shared within :meth:`reading`.
+        limit and spill folder) may read exactly the union of the files the plans of
+        ``queries`` read; each query registers its tables' views, runs, and removes them.
+        Another query executed within the block is planned at the same commit and runs in
+        the same connection: files it reads that are not allowed there are read through
+        PyIceberg (:func:`lakehouse.query.execution.register`), never allowed afterwards.
+        A query that cannot be planned (a missing table, a forbidden statement) raises its
+        error when it is executed, as it would outside the batch. Nothing is shared within
+        :meth:`reading`.
         """
         from lakehouse import query
-        from lakehouse.errors import LakehouseError
         from lakehouse.query.execution import allowed_paths
         from lakehouse.query.sandbox import connect
 
@@ -137,13 +158,9 @@ class DuckDBEngine(Engine):
         plans: dict[str, QueryPlan | Exception] = {}
         paths: dict[str, None] = {}
         for sql in dict.fromkeys(queries):
-            try:
-                plan = session.plan(sql)
-            except (LakehouseError, ValueError, TypeError) as exc:
-                plans[sql] = exc
-                continue
-            plans[sql] = plan
-            paths.update(dict.fromkeys(allowed_paths(plan)))
+            planned = plans[sql] = _plan_or_error(session, sql)
+            if not isinstance(planned, Exception):
+                paths.update(dict.fromkeys(allowed_paths(planned)))
         compute = self.lakehouse.settings.compute
         temp = compute.duckdb_temp_directory
         con = connect(
@@ -151,7 +168,7 @@ class DuckDBEngine(Engine):
             memory_limit=compute.duckdb_memory_limit,
             temp_directory=str(temp) if temp is not None else None,
         )
-        self._batch = _Batch(con, plans)
+        self._batch = _Batch(session, con, plans)
         try:
             yield
         finally:
