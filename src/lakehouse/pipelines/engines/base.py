@@ -132,9 +132,10 @@ class Engine(ABC):
     @contextmanager
     def batch(self, queries: Sequence[str]) -> Iterator[None]:
         """Within the block, :meth:`execute` of any of ``queries`` may share work with the
-        others (the runner's audit names its checks' queries here; nothing writes to the
-        branch meanwhile). Results are those :meth:`execute` gives outside the block; an
-        error of one query is raised by its own :meth:`execute`. Default: nothing shared.
+        others, and every query may read the branch as it was when the block began (the
+        runner's audit names its checks' queries here; nothing writes to the branch
+        meanwhile, so results are those :meth:`execute` gives outside the block). An error
+        of one query is raised by its own :meth:`execute`. Default: nothing shared.
         """
         yield
 
