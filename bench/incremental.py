@@ -277,11 +277,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             sides = [Side(v, pipelines[v]) for v in variants]
         samples: dict[str, list[Sample]] = {side.label: [] for side in sides}
         homes: dict[str, Path] = {}
+        by_pipeline: dict[Path, Path] = {}
         for side in sides:
-            if side.pipeline in homes.values():  # same pipeline, same data: one first load
-                homes[side.label] = next(h for h in homes.values())
+            if side.pipeline in by_pipeline:  # same pipeline, same data: one first load
+                homes[side.label] = by_pipeline[side.pipeline]
                 continue
-            homes[side.label] = work / f"home-{len(homes)}"
+            homes[side.label] = by_pipeline[side.pipeline] = work / f"home-{len(by_pipeline)}"
             say(f"{side.label}: first load at SF {sf} (not timed)")
             with connect(homes[side.label], create=True) as lh:
                 loads[side.label] = first_load(lh, side.pipeline, dataset.path)
@@ -348,8 +349,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Change batch: {batch.updated_orders:,} orders updated, {batch.deleted_orders:,} "
         f"deleted ({batch.deleted_lineitems:,} line items), {batch.inserted_orders:,} inserted "
         f"({batch.inserted_lineitems:,} line items), written once before the rounds. Each round "
-        "branches from the tagged first load and times the change-batch run only (ingest, "
-        f"silver, gold, checks, merge into the round's branch), {where}."
+        "branches from the tagged first load (one per pipeline, run by this checkout's code) "
+        "and times the change-batch run only (ingest, silver, gold, checks, merge into the "
+        f"round's branch), {where}."
     )
     report.add(table)
     report.add(breakdown(samples, labels))
