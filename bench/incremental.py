@@ -70,8 +70,13 @@ LOADED = "bench-loaded"
 SLOWEST_CHECKS = 5
 
 
-def section(scale_factor: str) -> str:
-    """The docs/benchmarks.md heading of one scale factor's results."""
+def section(scale_factor: str, *, baseline: bool) -> str:
+    """The docs/benchmarks.md heading of one scale factor's results (per kind of comparison)."""
+    if baseline:
+        return (
+            f"## Change-batch run at SF {scale_factor}, against a baseline's code "
+            "(bench/incremental.py)"
+        )
     return f"## Incremental models at SF {scale_factor} (bench/incremental.py)"
 
 
@@ -367,7 +372,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     print("\n" + report.summary().text())
     if args.markdown:
-        replace_section(args.markdown, section(sf), report.markdown(section(sf), header))
+        heading = section(sf, baseline=args.baseline_src is not None)
+        replace_section(args.markdown, heading, report.markdown(heading, header))
         print(f"\nSection written to {args.markdown}")
     return 0
 
