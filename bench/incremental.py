@@ -313,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, DuckDB {duckdb.__version__}, "
         f"pyarrow {pa.__version__}; load average (1 min) {load_start:.1f} at start, "
         f"{load_rounds:.1f} when the timed rounds began, {load_end:.1f} at the end. "
-        f"Command: `python bench/incremental.py {' '.join(given)}`."
+        f"Command: `python bench/incremental.py {' '.join(_shown(given))}`."
     ]
     print(header[0])
     labels = [side.label for side in sides]
@@ -376,6 +376,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         replace_section(args.markdown, heading, report.markdown(heading, header))
         print(f"\nSection written to {args.markdown}")
     return 0
+
+
+def _shown(argv: Sequence[str]) -> list[str]:
+    """``argv`` as the docs show it: the baseline's folder is this machine's, not the reader's."""
+    shown = list(argv)
+    for i, arg in enumerate(shown[:-1]):
+        if arg == "--baseline-src":
+            shown[i + 1] = "<checkout of the baseline>/src"
+    return [
+        a.split("=", 1)[0] + "=<checkout of the baseline>/src"
+        if a.startswith("--baseline-src=")
+        else a
+        for a in shown
+    ]
 
 
 def _revision(src: Path) -> str:
