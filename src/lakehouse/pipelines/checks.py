@@ -150,7 +150,8 @@ def failing_rows_sql(check: Check) -> str | None:
 def check_queries(check: Check) -> list[str]:
     """The queries :func:`run_check` runs for ``check``, exactly as it passes them to the engine.
 
-    A row-level check runs one more query, for its sample rows, only when rows fail.
+    A row-level check runs one more query, for its sample rows, only when rows fail (within
+    the runner's batch both read the same commit; called alone, each reads the latest).
 
     The runner hands the audit's queries to :meth:`Engine.batch
     <lakehouse.pipelines.engines.base.Engine.batch>` before running the checks, so an
