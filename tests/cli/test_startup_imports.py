@@ -4,8 +4,9 @@ Start-up time is measured in ``bench/startup.py``; here the structure that keeps
 pinned, without a clock: each command runs as its console script runs it, in a fresh
 interpreter, and reports the modules it loaded. ``--help`` loads typer and the standard
 library; ``sql "SELECT 1"`` reads no table, so it loads neither the catalog store
-(SQLAlchemy), PyIceberg, nor sqlglot — while a query that reads a table loads all three,
-which shows the check sees imports at all.
+(SQLAlchemy), PyIceberg, sqlglot, nor pyarrow and numpy (its rows come from DuckDB as
+Python values) — while a query that reads a table loads them all, which shows the check
+sees imports at all.
 """
 
 from __future__ import annotations
@@ -81,17 +82,32 @@ def test_help_loads_typer_and_the_standard_library_only(home: Path) -> None:
     assert loaded(modules, "lakehouse.client", "lakehouse.catalog", "lakehouse.config") == []
 
 
-def test_a_query_that_reads_no_table_loads_no_catalog_and_no_sql_parser(home: Path) -> None:
-    out, modules = run(home, "sql", "SELECT 1 AS one")
-    assert out == "one\n1\n"
-    assert loaded(modules, *HEAVY) == []
+@pytest.mark.parametrize(
+    ("output", "printed"),
+    [
+        ((), "one\n1\n"),
+        (("-o", "table"), "one\n  1\n(1 row)\n"),
+        (("-o", "json"), '[\n  {\n    "one": 1\n  }\n]\n'),
+        (("-o", "csv"), "one\n1\n"),
+    ],
+    ids=["tsv", "table", "json", "csv"],
+)
+def test_a_query_that_reads_no_table_loads_no_catalog_no_sql_parser_and_no_arrow(
+    home: Path, output: tuple[str, ...], printed: str
+) -> None:
+    out, modules = run(home, "sql", "SELECT 1 AS one", *output)
+    assert out == printed
+    assert loaded(modules, *HEAVY, "pyarrow", "numpy") == []
     assert loaded(modules, "lakehouse.catalog.sql_store", "lakehouse.query.analysis") == []
+    assert loaded(modules, "lakehouse.query.execution", "lakehouse.query.deletes") == []
 
 
 def test_a_query_that_reads_a_table_loads_what_it_uses(home: Path) -> None:
     out, modules = run(home, "sql", "SELECT count(*) AS n FROM s.t")
     assert out == "n\n3\n"
-    assert loaded(modules, "sqlalchemy", "pyiceberg", "sqlglot") == [
+    assert loaded(modules, "sqlalchemy", "pyiceberg", "sqlglot", "pyarrow", "numpy") == [
+        "numpy",
+        "pyarrow",
         "pyiceberg",
         "sqlalchemy",
         "sqlglot",

@@ -97,10 +97,9 @@ def fetch(
 
     with sandbox.borrowed([]) as con:
         try:
-            relation = con.sql(query)
-            if relation is None:
-                raise QueryError("the statement returned no result")
-            return QueryResult.from_relation(relation, max_rows)
+            return QueryResult.from_duckdb(con, query, max_rows)
+        except ValueError as exc:
+            raise QueryError(str(exc)) from None
         except duckdb.Error as exc:
             from lakehouse.query.analysis import engine_message
 

@@ -3,20 +3,23 @@
 :class:`QueryResult` is what the output code (:mod:`lakehouse.query.output`, ``lakehouse
 sql``) prints. It is made from an Arrow table (:meth:`QueryResult.from_arrow`: the read
 path of queries over tables) or straight from a DuckDB relation
-(:meth:`QueryResult.from_relation`: statements that read no table, without importing
+(:meth:`QueryResult.from_duckdb`: statements that read no table, without importing
 pyarrow or numpy). Both give the **same Python values** for the same data, so every
 output format prints the same text either way:
 
 * the values are those of ``pyarrow``'s ``to_pylist()`` — the read path's values;
-* ``from_relation`` fetches with DuckDB's ``fetchall()`` and, where DuckDB's Python
+* ``from_duckdb`` fetches with DuckDB's ``fetchall()`` and, where DuckDB's Python
   values differ from Arrow's, converts them: ``HUGEINT``/``UHUGEINT`` become
   :class:`~decimal.Decimal` (Arrow has no 128-bit integer), a ``MAP`` a list of
   ``(key, value)`` tuples, a fixed-size ``ARRAY`` a list, a ``UUID`` its text;
 * a result with a type whose DuckDB value cannot be turned into Arrow's
   (``INTERVAL``: DuckDB gives a ``timedelta`` with months as 30 days, Arrow months, days
   and nanoseconds; ``BIT``, ``BIGNUM``, ``TIME WITH TIME ZONE``, ``TIMESTAMP_NS`` and any
-  type not listed in :data:`SAME_IN_PYTHON`) is read through Arrow by ``from_relation``
+  type not listed in :data:`SAME_IN_PYTHON`) is read through Arrow by ``from_duckdb``
   too, so it prints exactly as it would from a table.
+
+One difference is deliberate: a ``UHUGEINT`` above 2**127 - 1 reaches Arrow as a wrapped
+128-bit decimal (a negative number); fetched directly it keeps its value.
 """
 
 from __future__ import annotations
@@ -141,32 +144,38 @@ class QueryResult:
         return cls(columns, values, table.num_rows)
 
     @classmethod
-    def from_relation(
-        cls, relation: duckdb.DuckDBPyRelation, max_rows: int | None = None
+    def from_duckdb(
+        cls, con: duckdb.DuckDBPyConnection, sql: str, max_rows: int | None = None
     ) -> QueryResult:
-        """Run ``relation`` and hold its rows (the first ``max_rows`` when given).
+        """Run ``sql`` on ``con`` and hold its rows (the first ``max_rows`` when given).
 
-        Without pyarrow when every column's type is one of :data:`SAME_IN_PYTHON` or
-        :data:`CONVERTED` (nested types: all the types inside too); otherwise through
-        :meth:`from_arrow`, so the values are the same either way.
+        The statement is bound first to learn its column types; it then runs once,
+        fetched with ``fetchall()`` when every column's type is one of
+        :data:`SAME_IN_PYTHON` or :data:`CONVERTED` (nested types: all the types inside
+        too), else read as an Arrow table into :meth:`from_arrow` — the same values
+        either way. :class:`duckdb.Error` propagates.
         """
-        converters = [_converter(kind) for kind in relation.types]
+        relation = con.sql(sql)
+        if relation is None:
+            raise ValueError("the statement returned no result")
+        names, types = relation.columns, relation.types
+        converters = [_converter(kind) for kind in types]
         if any(c is None for c in converters):
             return cls.from_arrow(relation.to_arrow_table(), max_rows)
         columns = tuple(
-            Column(name, kind.id in _NUMERIC_IDS)
-            for name, kind in zip(relation.columns, relation.types, strict=True)
+            Column(name, kind.id in _NUMERIC_IDS) for name, kind in zip(names, types, strict=True)
         )
+        con.execute(sql)
         if max_rows is None:
-            rows = relation.fetchall()
+            rows = con.fetchall()
             total = len(rows)
         else:
-            rows = relation.fetchmany(max_rows)
+            rows = con.fetchmany(max_rows)
             total = len(rows)
-            while more := len(relation.fetchmany(_COUNT_CHUNK)):  # count the rest
+            while more := len(con.fetchmany(_COUNT_CHUNK)):  # count the rows not held
                 total += more
         values = tuple(
-            [v if v is None or convert is _same else convert(v) for v in column]
+            [v if v is None or convert is _same else convert(v) for v in column]  # type: ignore[misc]
             for column, convert in zip(_columns_of(rows, len(columns)), converters, strict=True)
         )
         return cls(columns, values, total)
