@@ -95,15 +95,17 @@ def fetch(
     lakehouse.resolve(ref or lakehouse.default_ref)
     import duckdb
 
-    with sandbox.borrowed([]) as con:
-        try:
-            return QueryResult.from_duckdb(con, query, max_rows)
-        except ValueError as exc:
-            raise QueryError(str(exc)) from None
-        except duckdb.Error as exc:
-            from lakehouse.query.analysis import engine_message
+    # the connection that just parsed the statement: locked, allowed no file, and opening
+    # another DuckDB database would be most of the statement's time
+    con = sandbox.parser()
+    try:
+        return QueryResult.from_duckdb(con, query, max_rows)
+    except ValueError as exc:
+        raise QueryError(str(exc)) from None
+    except duckdb.Error as exc:
+        from lakehouse.query.analysis import engine_message
 
-            raise QueryExecutionError(engine_message(str(exc))) from exc
+        raise QueryExecutionError(engine_message(str(exc))) from exc
 
 
 __all__ = [
