@@ -98,6 +98,7 @@ def fetch(
     # the connection that just parsed the statement: locked, allowed no file, and opening
     # another DuckDB database would be most of the statement's time
     con = sandbox.parser()
+    con.complete()  # the statement check leaves its last result open
     try:
         return QueryResult.from_duckdb(con, query, max_rows)
     except ValueError as exc:
@@ -106,6 +107,8 @@ def fetch(
         from lakehouse.query.analysis import engine_message
 
         raise QueryExecutionError(engine_message(str(exc))) from exc
+    finally:
+        con.abort()  # a fetch cut short (Ctrl-C, an error) leaves nothing for the next use
 
 
 __all__ = [
