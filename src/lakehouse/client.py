@@ -604,9 +604,9 @@ class Lakehouse:
     def fetch(
         self, query: str, ref: str | None = None, *, max_rows: int | None = None
     ) -> QueryResult:
-        """Run ``query`` like :meth:`sql`; its rows as Python values (what ``lakehouse sql`` prints).
+        """Run ``query`` like :meth:`sql`; its rows as Python values, as ``lakehouse sql`` prints.
 
-        A statement that names no table runs without pyarrow; see :func:`lakehouse.query.fetch`.
+        A statement that names no table runs without pyarrow: :func:`lakehouse.query.fetch`.
         """
         from lakehouse.query import fetch
 

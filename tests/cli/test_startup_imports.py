@@ -21,6 +21,7 @@ import pyarrow as pa
 import pytest
 
 import lakehouse
+from lakehouse.cli.main import LATER
 from lakehouse.client import connect
 
 #: Runs the console script's main() with the given arguments, then prints the modules loaded.
@@ -34,6 +35,22 @@ except SystemExit as exit:
     code = exit.code
 print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stderr)
 """
+
+#: The modules of commands other than ``sql``.
+OTHER_COMMAND_MODULES = (
+    "history",
+    "run",
+    "pipeline",
+    "serve",
+    "trino",
+    "login",
+    "refs",
+    "tables",
+    "ingest",
+    "backup",
+    "ops",
+    "maintenance",
+)
 
 #: Loaded by no command that reads no table.
 HEAVY = ("sqlalchemy", "pyiceberg", "sqlglot", "httpx", "yaml", "fastapi")
@@ -78,6 +95,8 @@ def home(_isolate_lakehouse_config: Path) -> Path:
 def test_help_loads_typer_and_the_standard_library_only(home: Path) -> None:
     out, modules = run(home, "--help")
     assert "Usage: lakehouse" in out
+    listed = [line.split()[0] for line in out.split("Commands:")[1].splitlines() if line.strip()]
+    assert listed == ["init", "status", "log", *LATER]  # every command, built for its help
     assert loaded(modules, *HEAVY, "duckdb", "pyarrow", "numpy", "pydantic", "rich") == []
     assert loaded(modules, "lakehouse.client", "lakehouse.catalog", "lakehouse.config") == []
 
@@ -100,6 +119,8 @@ def test_a_query_that_reads_no_table_loads_no_catalog_no_sql_parser_and_no_arrow
     assert loaded(modules, *HEAVY, "pyarrow", "numpy") == []
     assert loaded(modules, "lakehouse.catalog.sql_store", "lakehouse.query.analysis") == []
     assert loaded(modules, "lakehouse.query.execution", "lakehouse.query.deletes") == []
+    # the other commands are neither imported nor built
+    assert loaded(modules, *(f"lakehouse.cli.{m}" for m in OTHER_COMMAND_MODULES)) == []
 
 
 def test_a_query_that_reads_a_table_loads_what_it_uses(home: Path) -> None:

@@ -27,11 +27,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
+    from duckdb.sqltypes import DuckDBPyType
 
 #: DuckDB type ids whose ``fetchall()`` value is the value Arrow's ``to_pylist()`` gives.
 SAME_IN_PYTHON = frozenset(
@@ -201,7 +202,12 @@ def _same(value: Any) -> Any:
     return value
 
 
-def _converter(kind: duckdb.DuckDBPyType) -> _Convert | None:
+def _children(kind: DuckDBPyType) -> list[tuple[str, DuckDBPyType]]:
+    """The named child types of a nested type (an array's size and an enum's values dropped)."""
+    return [(name, cast("DuckDBPyType", child)) for name, child in kind.children]
+
+
+def _converter(kind: DuckDBPyType) -> _Convert | None:
     """How to turn DuckDB's Python value of type ``kind`` into Arrow's (``None``: cannot)."""
     type_id = kind.id
     if type_id in ("hugeint", "uhugeint"):
@@ -209,24 +215,22 @@ def _converter(kind: duckdb.DuckDBPyType) -> _Convert | None:
     if type_id == "uuid":
         return str
     if type_id in ("list", "array"):
-        item = _converter(kind.children[0][1])
+        item = _converter(_children(kind)[0][1])
         if item is None:
             return None
         if type_id == "list" and item is _same:
             return _same
         return lambda v: [None if x is None else item(x) for x in v]
     if type_id == "struct":
-        fields = {name: _converter(child) for name, child in kind.children}
+        fields = {name: _converter(child) for name, child in _children(kind)}
         if any(c is None for c in fields.values()):
             return None
         if all(c is _same for c in fields.values()):
             return _same
-        return lambda v: {
-            k: None if x is None else fields[k](x)  # type: ignore[misc]
-            for k, x in v.items()
-        }
+        converted = {name: c for name, c in fields.items() if c is not None}
+        return lambda v: {k: None if x is None else converted[k](x) for k, x in v.items()}
     if type_id == "union":
-        members = [_converter(child) for _, child in kind.children]
+        members = [_converter(child) for _, child in _children(kind)]
         # the value of the active member, untagged: only safe if no member needs converting
         return _same if all(c is _same for c in members) else None
     if type_id == "map":
@@ -234,8 +238,8 @@ def _converter(kind: duckdb.DuckDBPyType) -> _Convert | None:
     return _same if type_id in SAME_IN_PYTHON else None
 
 
-def _map_converter(kind: duckdb.DuckDBPyType) -> _Convert | None:
-    (_, key_type), (_, value_type) = kind.children
+def _map_converter(kind: DuckDBPyType) -> _Convert | None:
+    (_, key_type), (_, value_type) = _children(kind)
     key, value = _converter(key_type), _converter(value_type)
     if key is None or value is None:
         return None
@@ -244,10 +248,7 @@ def _map_converter(kind: duckdb.DuckDBPyType) -> _Convert | None:
 
     def convert(v: dict[Any, Any]) -> list[tuple[Any, Any]]:
         pairs = zip(v["key"], v["value"], strict=True) if unhashable else v.items()
-        return [
-            (None if k is None else key(k), None if x is None else value(x))  # type: ignore[misc]
-            for k, x in pairs
-        ]
+        return [(None if k is None else key(k), None if x is None else value(x)) for k, x in pairs]
 
     return convert
 
