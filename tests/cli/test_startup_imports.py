@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+import typer
 
 import lakehouse
 from lakehouse.cli.main import LATER
@@ -133,3 +134,14 @@ def test_a_query_that_reads_a_table_loads_what_it_uses(home: Path) -> None:
         "sqlalchemy",
         "sqlglot",
     ]
+
+
+def test_each_later_command_is_listed_under_the_name_it_registers() -> None:
+    # a registration that adds a name LATER does not list could never be run
+    for register in set(LATER.values()):
+        holder = typer.Typer()
+        register(holder)
+        registered = {c.name for c in holder.registered_commands} | {
+            g.name for g in holder.registered_groups
+        }
+        assert registered == {name for name, r in LATER.items() if r is register}
