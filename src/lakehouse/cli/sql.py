@@ -2,7 +2,10 @@
 
 On a terminal the default output is a table for people (``--max-rows`` rows); piped or
 redirected it is TSV: a header line, then every row, values whole, NULL as an empty
-field, tabs and newlines inside values escaped as ``\t`` and ``\n``.
+field, tabs and newlines inside values escaped as ``\t`` and ``\n``. Every format prints
+a :class:`~lakehouse.query.result.QueryResult` (:meth:`Lakehouse.fetch
+<lakehouse.client.Lakehouse.fetch>`): a statement that names no table prints without
+pyarrow, and the same as it would through Arrow.
 
 Without a query, an interactive shell (:mod:`lakehouse.cli.shell`); fed from a pipe
 (``lakehouse sql < script.sql``) it runs the script's statements.

@@ -2,7 +2,7 @@
 
 :class:`QueryResult` is what the output code (:mod:`lakehouse.query.output`, ``lakehouse
 sql``) prints. It is made from an Arrow table (:meth:`QueryResult.from_arrow`: the read
-path of queries over tables) or straight from a DuckDB relation
+path of queries over tables) or straight from a DuckDB connection
 (:meth:`QueryResult.from_duckdb`: statements that read no table, without importing
 pyarrow or numpy). Both give the **same Python values** for the same data, so every
 output format prints the same text either way:
@@ -18,8 +18,10 @@ output format prints the same text either way:
   type not listed in :data:`SAME_IN_PYTHON`) is read through Arrow by ``from_duckdb``
   too, so it prints exactly as it would from a table.
 
-One difference is deliberate: a ``UHUGEINT`` above 2**127 - 1 reaches Arrow as a wrapped
-128-bit decimal (a negative number); fetched directly it keeps its value.
+Two differences remain, both where the Arrow path is wrong: a ``UHUGEINT`` above
+2**127 - 1 reaches Arrow as a wrapped 128-bit decimal (a negative number) and fetched
+directly keeps its value; DuckDB's infinite ``DATE``/``TIMESTAMP`` values fail to convert
+from Arrow and fetched directly are Python's largest and smallest dates.
 """
 
 from __future__ import annotations
@@ -103,7 +105,7 @@ class Column:
 class QueryResult:
     """Rows of a query as Python values, column by column.
 
-    ``values`` holds one list per column, each ``len(values[i]) == len(rows shown)``.
+    ``values`` holds one list per column, each as long as :attr:`num_held`.
     ``num_rows`` counts every row of the result; when the result was cut
     (``max_rows``), the lists hold the first rows only and :attr:`complete` is false.
     """
