@@ -99,7 +99,11 @@ def main(argv: list[str] | None = None) -> int:
         envs = {name: env for name in commands}
         if args.baseline:
             label, _, checkout = args.baseline.partition("=")
-            other = dict(env, PYTHONPATH=str(Path(checkout).resolve() / "src"))
+            source = Path(checkout).resolve() / "src"
+            if not (source / "lakehouse" / "__init__.py").is_file():
+                # else Python would import the installed lakehouse instead, silently
+                raise SystemExit(f"--baseline: no src/lakehouse in {checkout}")
+            other = dict(env, PYTHONPATH=str(source))
             for shown, argv in (
                 ("lakehouse --help", ["--help"]),
                 ('lakehouse sql "select 1"', ["sql", "select 1"]),
