@@ -310,3 +310,15 @@ def test_statements_without_a_table_run_one_after_another_errors_or_not(lh: Lake
         query.fetch(lh, "COPY (SELECT 1) TO 'x.csv'")
     (at,) = query.fetch(lh, "SELECT TIMESTAMPTZ '2024-01-01 00:00:00+02' AS t").values[0]
     assert at.isoformat() == "2023-12-31T22:00:00+00:00"  # the locked connection's zone: UTC
+
+
+def test_an_infinite_date_is_an_error_and_the_last_real_date_its_value(lh: Lakehouse) -> None:
+    # DuckDB hands both to Python as date.max: only the real one may print as 9999-12-31
+    last = query.fetch(lh, "SELECT DATE '9999-12-31' AS d, TIMESTAMP '0001-01-01' AS t")
+    assert last.values == ([dt.date(9999, 12, 31)], [dt.datetime(1, 1, 1)])
+    for infinite in ("'infinity'::DATE", "'-infinity'::TIMESTAMP", "'infinity'::TIMESTAMPTZ"):
+        with pytest.raises(QueryExecutionError, match="cast it to VARCHAR") as info:
+            query.fetch(lh, f"SELECT {infinite} AS x")
+        assert "\n" not in str(info.value)
+    (text,) = query.fetch(lh, "SELECT 'infinity'::DATE::VARCHAR AS x").values
+    assert text == ["infinity"]

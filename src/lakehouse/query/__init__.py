@@ -103,6 +103,11 @@ def fetch(
         return QueryResult.from_duckdb(con, query, max_rows)
     except ValueError as exc:
         raise QueryError(str(exc)) from None
+    except OverflowError as exc:  # DuckDB's infinite dates and timestamps
+        raise QueryExecutionError(
+            f"a value lies outside Python's dates and times ({exc}), as DuckDB's infinity "
+            "does: cast it to VARCHAR to see it"
+        ) from None
     except duckdb.Error as exc:
         from lakehouse.query.analysis import engine_message
 

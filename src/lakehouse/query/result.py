@@ -20,14 +20,17 @@ output format prints the same text either way:
 
 Two differences remain, both where the Arrow path is wrong: a ``UHUGEINT`` above
 2**127 - 1 reaches Arrow as a wrapped 128-bit decimal (a negative number) and fetched
-directly keeps its value; DuckDB's infinite ``DATE``/``TIMESTAMP`` values fail to convert
-from Arrow and fetched directly are Python's largest and smallest dates.
+directly keeps its value. DuckDB's infinite ``DATE``/``TIMESTAMP`` values are fetched as
+Python's largest and smallest values, which a real ``9999-12-31`` also is: a result
+holding one of those is read through Arrow, where a real date converts and an infinity
+fails as it does from a table (``lakehouse sql`` says to cast it to text).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
@@ -181,8 +184,30 @@ class QueryResult:
             [v if v is None or convert is _same else convert(v) for v in column]  # type: ignore[misc]
             for column, convert in zip(_columns_of(rows, len(columns)), converters, strict=True)
         )
+        if any(
+            kind.id in _TEMPORAL_IDS and any(v in _PYTHON_LIMITS for v in column)
+            for kind, column in zip(types, values, strict=True)
+        ):
+            # DuckDB's infinities arrive as Python's largest and smallest values, the same
+            # as a real 9999-12-31: Arrow tells them apart (an infinity does not convert)
+            return cls.from_arrow(con.sql(sql).to_arrow_table(), max_rows)
         return cls(columns, values, total)
 
+
+#: Date and timestamp types: their infinities are fetched as :data:`_PYTHON_LIMITS`.
+_TEMPORAL_IDS = frozenset(
+    ("date", "timestamp", "timestamp_s", "timestamp_ms", "timestamp with time zone")
+)
+_PYTHON_LIMITS = frozenset(
+    (
+        date.min,
+        date.max,
+        datetime.min,
+        datetime.max,
+        datetime.min.replace(tzinfo=UTC),
+        datetime.max.replace(tzinfo=UTC),
+    )
+)
 
 #: Rows fetched at a time to count the rows a cut result does not hold.
 _COUNT_CHUNK = 10_000
