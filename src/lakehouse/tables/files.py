@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lakehouse.tables.errors import RowLevelWriteError
@@ -219,6 +220,107 @@ def read_matching(
     return found
 
 
+def may_equal(
+    io: FileIO,
+    data_file: DataFile,
+    schema: Schema,
+    name: str,
+    positions: pa.Array,
+    values: pa.Array | pa.ChunkedArray,
+) -> np.ndarray[Any, Any]:
+    """For each of ``positions``, whether ``values[i]`` may equal the file's value there.
+
+    Judged from the footer alone, without decoding a page: a value below the minimum or
+    above the maximum of column ``name`` in the row group holding its position cannot be
+    the file's value (the Parquet statistics are bounds, also when a writer truncated
+    them). ``True`` wherever that cannot be told: a NULL value, a row group without
+    statistics, a column the file does not have, or a type whose statistics do not order
+    values as Arrow compares them (only integers, floating point, strings, binary and
+    dates are judged). A change detection reads the column only where this is ``True``.
+    """
+    maybe = np.ones(len(positions), dtype=bool)
+    kind = arrow_schema(schema, [name]).field(name).type
+    if not len(positions) or not _judged_by_statistics(kind):
+        return maybe
+    with io.new_input(data_file.file_path).open() as stream:
+        parquet = pq.ParquetFile(stream)
+        (physical,) = _physical_columns(parquet, schema, [name])
+        meta = parquet.metadata
+        column = _column_index(meta, physical)
+        if column is None or not _statistics_order(meta.schema.column(column), kind):
+            return maybe
+        _, starts = _row_groups(parquet)
+        wanted = positions.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        group_of = np.searchsorted(starts, wanted, side="right") - 1
+        groups = np.unique(group_of)
+        lows: list[Any] = []
+        highs: list[Any] = []
+        for g in groups.tolist():
+            stats = meta.row_group(g).column(column).statistics
+            known = stats is not None and stats.has_min_max
+            lows.append(stats.min if known else None)
+            highs.append(stats.max if known else None)
+    try:
+        low = pa.array(lows, kind)
+        high = pa.array(highs, kind)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+        return maybe
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if values.type != kind:
+        values = values.cast(kind)
+    at = pa.array(np.searchsorted(groups, group_of))
+    below = pc.less(values, low.take(at))
+    above = pc.greater(values, high.take(at))
+    outside = pc.fill_null(pc.or_kleene(below, above), False)
+    inside: np.ndarray[Any, Any] = ~np.asarray(outside.to_numpy(zero_copy_only=False), dtype=bool)
+    return inside
+
+
+def _column_index(meta: pq.FileMetaData, physical: str | None) -> int | None:
+    """The index of the file's leaf column ``physical`` (a top-level primitive column)."""
+    if physical is None:
+        return None
+    schema = meta.schema
+    return next((i for i in range(meta.num_columns) if schema.column(i).path == physical), None)
+
+
+def _judged_by_statistics(kind: pa.DataType) -> bool:
+    """Whether values of ``kind`` compare with Parquet min/max statistics as Arrow's do."""
+    return bool(
+        pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_binary(kind)
+        or pa.types.is_large_binary(kind)
+        or pa.types.is_date32(kind)
+    )
+
+
+def _statistics_order(column: pq.ColumnSchema, kind: pa.DataType) -> bool:
+    """Whether the file's ``column`` keeps statistics in the order Arrow compares ``kind``.
+
+    Signed integers and dates in INT32/INT64, floating point in FLOAT/DOUBLE, strings as
+    UTF-8 BYTE_ARRAY and binary as plain BYTE_ARRAY (both ordered byte by byte, unsigned).
+    """
+    physical = str(column.physical_type)
+    logical = str(column.logical_type.type)
+    if pa.types.is_date32(kind):
+        return physical == "INT32" and logical == "DATE"
+    if pa.types.is_integer(kind):
+        if physical not in ("INT32", "INT64"):
+            return False
+        if logical == "INT":
+            return '"isSigned":true' in str(column.logical_type.to_json()).replace(" ", "")
+        return logical == "NONE"
+    if pa.types.is_floating(kind):
+        return physical in ("FLOAT", "DOUBLE") and logical == "NONE"
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return physical == "BYTE_ARRAY" and logical == "STRING"
+    return physical == "BYTE_ARRAY" and logical == "NONE"
+
+
 def _typed(
     table: pa.Table,
     pos: pa.Array,
@@ -275,9 +377,7 @@ def _groups_for(parquet: pq.ParquetFile, schema: Schema, values: _Values) -> lis
     if physical is None or len(wanted) == 0:
         return None
     meta = parquet.metadata
-    column = next(
-        (i for i in range(meta.num_columns) if meta.schema.column(i).path == physical), None
-    )
+    column = _column_index(meta, physical)
     if column is None:
         return None
     ordered = wanted if isinstance(wanted, np.ndarray) else sorted(wanted)
@@ -402,6 +502,7 @@ __all__ = [
     "drop_positions",
     "live_mask",
     "map_files",
+    "may_equal",
     "read_columns",
     "read_matching",
 ]
