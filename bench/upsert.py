@@ -98,15 +98,28 @@ class Keys:
         return out
 
 
+#: process CPU seconds of each call :func:`pair` timed, in the order timed (base, ours, ...)
+CPU: list[float] = []
+
+
 def pair(
     lh: Lakehouse, rounds: int, ours: Callable[[int], None], base: Callable[[int], None]
 ) -> tuple[list[float], list[float]]:
+    """Wall seconds of ``base(i)`` and ``ours(i)``, alternating; CPU seconds go to :data:`CPU`."""
     a: list[float] = []
     b: list[float] = []
+    CPU.clear()
     for i in range(rounds):
-        a.append(timed(lambda i=i: base(i)))  # type: ignore[misc]
-        b.append(timed(lambda i=i: ours(i)))  # type: ignore[misc]
+        for fn, out in ((base, a), (ours, b)):
+            cpu = time.process_time()
+            out.append(timed(lambda fn=fn, i=i: fn(i)))  # type: ignore[misc]
+            CPU.append(time.process_time() - cpu)
     return a, b
+
+
+def cpu_pairs() -> tuple[list[float], list[float]]:
+    """The CPU seconds of the last :func:`pair` run: (base, ours)."""
+    return CPU[0::2], CPU[1::2]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,23 +178,34 @@ def main(argv: list[str] | None = None) -> int:
 
                 return run
 
+            big_rounds = max(3, args.rounds // 2)
             results = Table(
-                f"Upsert vs append ({n:,}-row table, {args.rounds} paired rounds)",
-                ["case", "append p50", "upsert p50", "upsert / append (median, IQR)"],
-            )
+                f"Upsert vs append ({n:,}-row table; 10 rows: {args.rounds} paired rounds, "
+                f"100,000 rows: {big_rounds}; CPU: all threads of the process)",
+                ["case", "append p50", "upsert p50", "upsert / append (median, IQR)",
+                 "CPU append p50", "CPU upsert p50", "CPU upsert / append (median, IQR)"],
+            )  # fmt: skip
+
+            def cpu_columns() -> list[str]:
+                base, ours = cpu_pairs()
+                return [
+                    seconds(median(base)), seconds(median(ours)),
+                    ratio_iqr(paired_ratio(base, ours)),
+                ]  # fmt: skip
+
             say("10-row upserts vs 10-row appends")
             a10, u10 = pair(lh, args.rounds, up(10, args.rounds), app(10, args.rounds))
             r10 = paired_ratio(a10, u10)
             results.rows.append(
-                ["10 rows", seconds(median(a10)), seconds(median(u10)), ratio_iqr(r10)]
-            )
+                ["10 rows", seconds(median(a10)), seconds(median(u10)), ratio_iqr(r10),
+                 *cpu_columns()]
+            )  # fmt: skip
             say("100k-row upserts vs 100k-row appends")
-            big_rounds = max(3, args.rounds // 2)
             a100k, u100k = pair(lh, big_rounds, up(100_000, big_rounds), app(100_000, big_rounds))
             r100k = paired_ratio(a100k, u100k)
             results.rows.append(
                 ["100,000 rows (50 % updates)", seconds(median(a100k)), seconds(median(u100k)),
-                 ratio_iqr(r100k)]
+                 ratio_iqr(r100k), *cpu_columns()]
             )  # fmt: skip
             report.add(results)
             report.check("upsert 10 rows vs append 10 rows", f"{r10[0]:.2f}x", "<= 3x", r10[0] <= 3)

@@ -637,17 +637,20 @@ def _locate(
         # keys sorted once (a hash lookup costs ~3x more per value on 100,000 keys)
         column = keys[0]
         wanted = (column, sorted_probe.values)
+        # without keys to delete, the probe's rows are the new rows, in order
+        identity = deletes is None
 
         def matched_in(task: FileScanTask) -> pa.Table:
             found = read_columns(io, task.file, schema, keys, values=wanted)
-            hit, rows = sorted_probe.find(found.column(column))
-            if task.delete_files:
+            where, rows = sorted_probe.find(found.column(column))
+            # only the matches go on: positions, deletes and indexes of a few rows per group
+            positions = found.column(POS).to_numpy()[where]
+            if task.delete_files and len(positions):
                 gone = read_position_deletes(io, task.delete_files, task.file.file_path)
-                alive = live_mask(found.column(POS), gone)
-                rows = rows[alive[hit]]
-                hit &= alive
-            matched = found.select([POS]).filter(pa.array(hit))
-            return matched.append_column(_IDX, probe_idx.take(pa.array(rows)))
+                alive = live_mask(pa.array(positions), gone)
+                positions, rows = positions[alive], rows[alive]
+            idx = pa.array(rows) if identity else probe_idx.take(pa.array(rows))
+            return pa.table([pa.array(positions), idx], names=[POS, _IDX])
 
         found_in = map_files(matched_in, tasks, parallel=len(tasks) > 1)
         return [(t, m) for t, m in zip(tasks, found_in, strict=True) if m.num_rows]
@@ -718,11 +721,11 @@ class _SortedKeys:
     def find(
         self, column: pa.Array | pa.ChunkedArray
     ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-        """Which values of ``column`` are keys (a mask), and the row of each one found."""
+        """Where in ``column`` the keys are (ascending indexes), and the row of each one."""
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
         if not len(column) or not len(self.values):
-            return np.zeros(len(column), dtype=bool), np.zeros(0, dtype=np.int64)
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         valid = None
         if column.null_count:
             valid = column.is_valid().to_numpy(zero_copy_only=False)
@@ -736,15 +739,14 @@ class _SortedKeys:
             inside = self.values[lo:hi]
             at = np.minimum(np.searchsorted(looked, inside), len(looked) - 1)
             there = looked[at] == inside
-            hit = np.zeros(len(looked), dtype=bool)
-            hit[at[there]] = True
-            return hit, self.rows[lo:hi][there]  # ascending positions, as in the file
+            return at[there], self.rows[lo:hi][there]  # ascending, as in the file
         at = np.searchsorted(self.values, looked)
         np.minimum(at, len(self.values) - 1, out=at)
         hit = self.values[at] == looked
         if valid is not None:
             hit &= valid
-        return hit, self.rows[at[hit]]
+        where = np.flatnonzero(hit)
+        return where, self.rows[at[where]]
 
 
 def _unchanged(
