@@ -85,10 +85,10 @@ def arrow_schema(schema: Schema, names: Sequence[str] | None = None) -> pa.Schem
 
 
 def _physical_columns(
-    parquet: pq.ParquetFile, schema: Schema, names: Sequence[str]
+    parquet: pq.ParquetFile | pq.FileMetaData, schema: Schema, names: Sequence[str]
 ) -> list[str | None]:
     """The file's top-level column name for each of ``names`` (``None``: not in the file)."""
-    arrow = parquet.schema_arrow
+    arrow = _metadata(parquet).schema.to_arrow_schema()
     by_id: dict[int, str] = {}
     for f in arrow:
         raw = (f.metadata or {}).get(b"PARQUET:field_id")
@@ -154,7 +154,7 @@ def read_columns(
     """
     path = data_file.file_path
     with io.new_input(path).open() as stream:
-        parquet = pq.ParquetFile(stream)
+        parquet = _parquet_file(stream, path)
         physical = _physical_columns(parquet, schema, names)
         present = [p for p in physical if p is not None]
         if positions is None:
@@ -196,7 +196,7 @@ def read_matching(
     """
     path = data_file.file_path
     with io.new_input(path).open() as stream:
-        parquet = pq.ParquetFile(stream)
+        parquet = _parquet_file(stream, path)
         physical = _physical_columns(parquet, schema, keys)
         present = [p for p in physical if p is not None]
         groups = _groups_for(parquet, schema, values) if values is not None else None
@@ -242,24 +242,22 @@ def may_equal(
     kind = arrow_schema(schema, [name]).field(name).type
     if not len(positions) or not _judged_by_statistics(kind):
         return maybe
-    with io.new_input(data_file.file_path).open() as stream:
-        parquet = pq.ParquetFile(stream)
-        (physical,) = _physical_columns(parquet, schema, [name])
-        meta = parquet.metadata
-        column = _column_index(meta, physical)
-        if column is None or not _statistics_order(meta.schema.column(column), kind):
-            return maybe
-        _, starts = _row_groups(parquet)
-        wanted = positions.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
-        group_of = np.searchsorted(starts, wanted, side="right") - 1
-        groups = np.unique(group_of)
-        lows: list[Any] = []
-        highs: list[Any] = []
-        for g in groups.tolist():
-            stats = meta.row_group(g).column(column).statistics
-            known = stats is not None and stats.has_min_max
-            lows.append(stats.min if known else None)
-            highs.append(stats.max if known else None)
+    meta = _footer(io, data_file.file_path)
+    (physical,) = _physical_columns(meta, schema, [name])
+    column = _column_index(meta, physical)
+    if column is None or not _statistics_order(meta.schema.column(column), kind):
+        return maybe
+    _, starts = _row_groups(meta)
+    wanted = positions.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    group_of = np.searchsorted(starts, wanted, side="right") - 1
+    groups = np.unique(group_of)
+    lows: list[Any] = []
+    highs: list[Any] = []
+    for g in groups.tolist():
+        stats = meta.row_group(g).column(column).statistics
+        known = stats is not None and stats.has_min_max
+        lows.append(stats.min if known else None)
+        highs.append(stats.max if known else None)
     try:
         low = pa.array(lows, kind)
         high = pa.array(highs, kind)
@@ -275,6 +273,47 @@ def may_equal(
     outside = pc.fill_null(pc.or_kleene(below, above), False)
     inside: np.ndarray[Any, Any] = ~np.asarray(outside.to_numpy(zero_copy_only=False), dtype=bool)
     return inside
+
+
+_FOOTERS: OrderedDict[str, pq.FileMetaData] = OrderedDict()
+_FOOTERS_LOCK = threading.Lock()
+#: Footers kept per process. Data files are immutable and uniquely named, so a parsed
+#: footer stays true; a row-level write opens each candidate file two or three times.
+_FOOTERS_MAX = 512
+
+
+def _cached_footer(path: str) -> pq.FileMetaData | None:
+    with _FOOTERS_LOCK:
+        meta = _FOOTERS.get(path)
+        if meta is not None:
+            _FOOTERS.move_to_end(path)
+        return meta
+
+
+def _parquet_file(stream: Any, path: str) -> pq.ParquetFile:
+    """``stream`` of the data file ``path`` as a ParquetFile, its footer parsed once."""
+    meta = _cached_footer(path)
+    if meta is not None:
+        return pq.ParquetFile(stream, metadata=meta)
+    parquet = pq.ParquetFile(stream)
+    with _FOOTERS_LOCK:
+        _FOOTERS[path] = parquet.metadata
+        while len(_FOOTERS) > _FOOTERS_MAX:
+            _FOOTERS.popitem(last=False)
+    return parquet
+
+
+def _footer(io: FileIO, path: str) -> pq.FileMetaData:
+    """The footer of the data file ``path`` (the file is opened only when not parsed before)."""
+    meta = _cached_footer(path)
+    if meta is not None:
+        return meta
+    with io.new_input(path).open() as stream:
+        return _parquet_file(stream, path).metadata
+
+
+def _metadata(parquet: pq.ParquetFile | pq.FileMetaData) -> pq.FileMetaData:
+    return parquet if isinstance(parquet, pq.FileMetaData) else parquet.metadata
 
 
 def _column_index(meta: pq.FileMetaData, physical: str | None) -> int | None:
@@ -350,9 +389,11 @@ def _typed(
     return pa.table(columns, names=[*names, POS])
 
 
-def _row_groups(parquet: pq.ParquetFile) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+def _row_groups(
+    parquet: pq.ParquetFile | pq.FileMetaData,
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     """Rows of each row group of ``parquet``, and the position of each group's first row."""
-    meta = parquet.metadata
+    meta = _metadata(parquet)
     sizes = np.array([meta.row_group(i).num_rows for i in range(meta.num_row_groups)], np.int64)
     return sizes, np.concatenate(([0], np.cumsum(sizes)[:-1]))
 
