@@ -13,7 +13,15 @@ from pyiceberg.table import Table
 from pyiceberg.types import LongType
 
 from lakehouse.client import Lakehouse
-from lakehouse.tables.files import POS, drop_positions, live_mask, may_equal
+from lakehouse.tables import files
+from lakehouse.tables.files import (
+    POS,
+    drop_positions,
+    forget_keys,
+    live_mask,
+    may_equal,
+    read_keys,
+)
 
 
 @pytest.mark.parametrize(
@@ -73,3 +81,33 @@ def test_statistics_judge_nothing_they_cannot_order(
     got = may_equal(table.io, task.file, table.schema(), "extra", positions, pa.array([7, 8]))
 
     assert got.tolist() == [True, True]
+
+
+def test_key_columns_read_once_are_answered_without_opening_the_file(
+    lh: Lakehouse, new_table: Callable[..., Table], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = new_table(ids=list(range(40)), properties={"write.parquet.row-group-limit": "10"})
+    (task,) = table.scan().plan_files()
+    wanted = ("id", np.array([3, 25, 26], np.int64))  # in row groups 0 and 2 only
+    forget_keys()
+
+    first = read_keys(table.io, task.file, table.schema(), "id", wanted)
+
+    assert first.column("id").to_pylist() == [*range(10), *range(20, 30)]
+    assert first.column(POS).to_pylist() == [*range(10), *range(20, 30)]
+
+    def no_reads(path: str) -> None:
+        raise AssertionError(f"{path} opened again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(table.io, "new_input", no_reads)
+        again = read_keys(table.io, task.file, table.schema(), "id", wanted)
+    assert again.to_pylist() == first.to_pylist()
+    # with a budget smaller than a row group nothing is kept; the answer stays the same
+    forget_keys()
+    monkeypatch.setattr(files, "KEY_CACHE_BYTES", 8)
+    read_keys(table.io, task.file, table.schema(), "id", wanted)
+    with monkeypatch.context() as patched:
+        patched.setattr(table.io, "new_input", no_reads)
+        with pytest.raises(AssertionError, match="opened again"):
+            read_keys(table.io, task.file, table.schema(), "id", wanted)

@@ -177,6 +177,92 @@ def read_columns(
     return _typed(table, pos, schema, names, physical, path)
 
 
+#: Bytes of key columns :func:`read_keys` keeps per process (least recently used first out).
+KEY_CACHE_BYTES = 64 * 1024**2
+
+_KEYS: OrderedDict[tuple[str, int, str, str], pa.Array] = OrderedDict()
+_KEYS_LOCK = threading.Lock()
+_KEYS_SIZE = 0
+
+
+def read_keys(
+    io: FileIO, data_file: DataFile, schema: Schema, name: str, values: _Values
+) -> pa.Table:
+    """Key column ``name`` of ``data_file`` and its ``__pos``, in the row groups whose
+    statistics may hold one of ``values`` (as :func:`read_columns` with ``values``).
+
+    Each row group's key column is decoded once per process and kept (data files are
+    immutable and uniquely named), up to :data:`KEY_CACHE_BYTES` in all: the next
+    row-level write that looks for keys in the same row group reads only its footer,
+    which is kept too. A write that touches every row group of a table (many keys spread
+    over its whole key range) decodes every key column once, not once per write.
+    """
+    path = data_file.file_path
+    meta = _footer(io, path)
+    (physical,) = _physical_columns(meta, schema, [name])
+    if physical is None:
+        return read_columns(io, data_file, schema, [name], values=values)
+    groups = _groups_for(meta, schema, values)
+    if groups is None:
+        groups = list(range(meta.num_row_groups))
+    kind = arrow_schema(schema, [name]).field(name).type
+    sizes, starts = _row_groups(meta)
+    found: dict[int, pa.Array] = {}
+    with _KEYS_LOCK:
+        for g in groups:
+            cached = _KEYS.get((path, g, physical, str(kind)))
+            if cached is not None:
+                _KEYS.move_to_end((path, g, physical, str(kind)))
+                found[g] = cached
+    missing = [g for g in groups if g not in found]
+    if missing:
+        with io.new_input(path).open() as stream:
+            parquet = _parquet_file(stream, path)
+            table, _ = _read_groups_with_positions(parquet, [physical], missing)
+        keys = _as_type(table.column(physical), kind, name, path).combine_chunks()
+        offset = 0
+        for g in missing:
+            part = keys.slice(offset, int(sizes[g]))
+            if len(missing) > 1:  # its own buffer: what the budget counts is what is kept
+                part = pa.concat_arrays([part])
+            offset += int(sizes[g])
+            found[g] = part
+            _remember_keys((path, g, physical, str(kind)), part)
+    arrays = [found[g] for g in groups]
+    positions = (
+        np.concatenate([np.arange(starts[g], starts[g] + sizes[g]) for g in groups])
+        if groups
+        else np.zeros(0, np.int64)
+    )
+    return pa.table(
+        [pa.chunked_array(arrays, kind), pa.array(positions.astype(np.int64, copy=False))],
+        names=[name, POS],
+    )
+
+
+def _remember_keys(key: tuple[str, int, str, str], keys: pa.Array) -> None:
+    global _KEYS_SIZE
+    size = keys.nbytes
+    if size > KEY_CACHE_BYTES:
+        return
+    with _KEYS_LOCK:
+        if key in _KEYS:
+            return
+        _KEYS[key] = keys
+        _KEYS_SIZE += size
+        while _KEYS_SIZE > KEY_CACHE_BYTES:
+            _, dropped = _KEYS.popitem(last=False)
+            _KEYS_SIZE -= dropped.nbytes
+
+
+def forget_keys() -> None:
+    """Empty the key columns :func:`read_keys` keeps (as in a new process)."""
+    global _KEYS_SIZE
+    with _KEYS_LOCK:
+        _KEYS.clear()
+        _KEYS_SIZE = 0
+
+
 def read_matching(
     io: FileIO,
     data_file: DataFile,
@@ -376,17 +462,21 @@ def _typed(
         if phys is None:
             columns.append(pa.nulls(table.num_rows, kind))
             continue
-        column = table.column(phys)
-        if column.type != kind:
-            try:
-                column = column.cast(kind)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise RowLevelWriteError(
-                    f"column '{name}' of data file {path} cannot be read as {kind}: {exc}"
-                ) from exc
-        columns.append(column)
+        columns.append(_as_type(table.column(phys), kind, name, path))
     columns.append(pos)
     return pa.table(columns, names=[*names, POS])
+
+
+def _as_type(column: pa.ChunkedArray, kind: pa.DataType, name: str, path: str) -> pa.ChunkedArray:
+    """Column ``name`` of data file ``path`` as the table's type ``kind``."""
+    if column.type == kind:
+        return column
+    try:
+        return column.cast(kind)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise RowLevelWriteError(
+            f"column '{name}' of data file {path} cannot be read as {kind}: {exc}"
+        ) from exc
 
 
 def _row_groups(
@@ -406,7 +496,9 @@ def _group_rows(parquet: pq.ParquetFile, positions: pa.Array) -> int:
     return int(sizes[groups].sum())
 
 
-def _groups_for(parquet: pq.ParquetFile, schema: Schema, values: _Values) -> list[int] | None:
+def _groups_for(
+    parquet: pq.ParquetFile | pq.FileMetaData, schema: Schema, values: _Values
+) -> list[int] | None:
     """Row groups whose min/max statistics of the column may hold one of the values.
 
     The values are a sequence, or a sorted NumPy array (many keys, sorted once by the
@@ -417,7 +509,7 @@ def _groups_for(parquet: pq.ParquetFile, schema: Schema, values: _Values) -> lis
     (physical,) = _physical_columns(parquet, schema, [name])
     if physical is None or len(wanted) == 0:
         return None
-    meta = parquet.metadata
+    meta = _metadata(parquet)
     column = _column_index(meta, physical)
     if column is None:
         return None
@@ -541,9 +633,11 @@ __all__ = [
     "POS",
     "arrow_schema",
     "drop_positions",
+    "forget_keys",
     "live_mask",
     "map_files",
     "may_equal",
     "read_columns",
+    "read_keys",
     "read_matching",
 ]

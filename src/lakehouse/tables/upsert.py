@@ -61,6 +61,7 @@ from lakehouse.tables.files import (
     map_files,
     may_equal,
     read_columns,
+    read_keys,
     read_matching,
 )
 from lakehouse.tables.planning import plan_tasks
@@ -641,7 +642,7 @@ def _locate(
         identity = deletes is None
 
         def matched_in(task: FileScanTask) -> pa.Table:
-            found = read_columns(io, task.file, schema, keys, values=wanted)
+            found = read_keys(io, task.file, schema, column, wanted)
             where, rows = sorted_probe.find(found.column(column))
             # only the matches go on: positions, deletes and indexes of a few rows per group
             positions = found.column(POS).to_numpy()[where]
