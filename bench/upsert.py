@@ -74,11 +74,11 @@ SECTION = "## Row-level writes (merge-on-read upserts and deletes)"
 SCHEMA = pa.schema([("id", pa.int64()), ("name", pa.string()), ("amount", pa.float64())])
 
 
-def rows(ids: list[int] | range, tag: str) -> pa.Table:
+def rows(ids: list[int] | range, tag: str, suffix: str = "") -> pa.Table:
     return pa.table(
         {
             "id": pa.array(ids, pa.int64()),
-            "name": pa.array([f"{tag}{i}" for i in ids]),
+            "name": pa.array([f"{tag}{i}{suffix}" for i in ids]),
             "amount": pa.array([i * 0.25 for i in ids], pa.float64()),
         },
         schema=SCHEMA,
@@ -169,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
 
             # the rows of every round are made before the rounds: only the writes are timed
             def up(size: int, rounds: int, cold: bool = False) -> Callable[[int], None]:
-                batches = [rows(keys.batch(size), f"u{i}-") for i in range(rounds)]
+                # an update changes a name to another of the same kind ("v17" → "v17-r0"):
+                # inside the old files' min/max, so statistics cannot rule equality out
+                batches = [rows(keys.batch(size), "v", f"-r{i}") for i in range(rounds)]
 
                 def run(i: int) -> None:
                     if cold:  # as the first upsert of a process: no key column kept
@@ -222,14 +224,21 @@ def main(argv: list[str] | None = None) -> int:
             )  # fmt: skip
             say("100k-row upserts with no key column kept vs 100k-row appends")
             ac, uc = pair(lh, big_rounds, up(100_000, big_rounds, True), app(100_000, big_rounds))
+            cold = paired_ratio(ac, uc)
             results.rows.append(
                 ["100,000 rows, no key column kept from earlier upserts", seconds(median(ac)),
                  seconds(median(uc)), ratio_iqr(paired_ratio(ac, uc)), *cpu_columns()]
             )  # fmt: skip
             report.add(results)
             report.check("upsert 10 rows vs append 10 rows", f"{r10[0]:.2f}x", "<= 3x", r10[0] <= 3)
+            report.check(  # as a pipeline run's one upsert into the table: nothing kept
+                "upsert 100k (50 % updates) vs append 100k, no key column kept",
+                f"{cold[0]:.2f}x",
+                "<= 3x",
+                cold[0] <= 3,
+            )
             report.check(
-                "upsert 100k (50 % updates) vs append 100k",
+                "the same, key columns kept from earlier upserts (CDC, a worker)",
                 f"{r100k[0]:.2f}x",
                 "<= 3x",
                 r100k[0] <= 3,
