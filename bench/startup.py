@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--baseline",
         metavar="LABEL=CHECKOUT",
-        help='also time `lakehouse sql "select 1"` from another checkout\'s src/ '
-        "(e.g. main=../main), labelled LABEL",
+        help='also time `lakehouse --help` and `lakehouse sql "select 1"` from another '
+        "checkout's src/ (e.g. main=../main), labelled LABEL",
     )
     args = parser.parse_args(argv)
     given = [a.split("=")[0] + "=…" if "=" in a else a for a in (argv or sys.argv[1:])]
@@ -99,10 +99,18 @@ def main(argv: list[str] | None = None) -> int:
         envs = {name: env for name in commands}
         if args.baseline:
             label, _, checkout = args.baseline.partition("=")
-            other = dict(env, PYTHONPATH=str(Path(checkout).resolve() / "src"))
-            name = f'lakehouse sql "select 1" ({label})'
-            commands[name] = [py, "-c", LAKEHOUSE, "sql", "select 1"]
-            envs[name] = other
+            source = Path(checkout).resolve() / "src"
+            if not (source / "lakehouse" / "__init__.py").is_file():
+                # else Python would import the installed lakehouse instead, silently
+                raise SystemExit(f"--baseline: no src/lakehouse in {checkout}")
+            other = dict(env, PYTHONPATH=str(source))
+            for shown, argv in (
+                ("lakehouse --help", ["--help"]),
+                ('lakehouse sql "select 1"', ["sql", "select 1"]),
+            ):
+                name = f"{shown} ({label})"
+                commands[name] = [py, "-c", LAKEHOUSE, *argv]
+                envs[name] = other
         times: dict[str, list[float]] = {name: [] for name in commands}
         say(f"{args.rounds} rounds of {len(commands)} commands")
         for name, command in commands.items():  # warm the file cache once
@@ -122,9 +130,18 @@ def main(argv: list[str] | None = None) -> int:
         )
     table.notes.append(
         "`select 1` names no table: the statement is checked on DuckDB's parse tree and run "
-        "without planning, `--ref` is read from the SQLite file with sqlite3; SQLAlchemy, "
-        "PyIceberg and sqlglot are not imported, pyarrow is (results are Arrow tables)."
+        "on the same locked connection, its rows fetched as Python values; `--ref` is read "
+        "from the SQLite file with sqlite3; SQLAlchemy, PyIceberg, sqlglot, pyarrow and numpy "
+        "are not imported, and of the commands only `sql` is built."
     )
+    if args.baseline:
+        label = args.baseline.partition("=")[0]
+        for shown in ("lakehouse --help", 'lakehouse sql "select 1"'):
+            ours, theirs = times[shown], times[f"{shown} ({label})"]
+            table.notes.append(
+                f"{shown}: this checkout / {label}, per round: "
+                f"{ratio_iqr(paired_ratio(theirs, ours))}."
+            )
     report.add(table)
     help_p50 = median(times["lakehouse --help"])
     sql_p50 = median(times['lakehouse sql "select 1"'])

@@ -75,6 +75,7 @@ if TYPE_CHECKING:
     from lakehouse.catalog.oauth2 import ClientCredentials
     from lakehouse.config import OAuth2ClientSettings, Settings
     from lakehouse.pipelines import RunResult
+    from lakehouse.query.result import QueryResult
     from lakehouse.storage.zones import Warehouse
 
 logger = logging.getLogger(__name__)
@@ -599,6 +600,17 @@ class Lakehouse:
         from lakehouse.query import sql
 
         return sql(self, query, ref)
+
+    def fetch(
+        self, query: str, ref: str | None = None, *, max_rows: int | None = None
+    ) -> QueryResult:
+        """Run ``query`` like :meth:`sql`; its rows as Python values, as ``lakehouse sql`` prints.
+
+        A statement that names no table runs without pyarrow: :func:`lakehouse.query.fetch`.
+        """
+        from lakehouse.query import fetch
+
+        return fetch(self, query, ref, max_rows=max_rows)
 
     def run(
         self,

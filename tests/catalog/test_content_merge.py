@@ -49,6 +49,18 @@ def test_appends_on_both_sides_merge_as_one_merge_commit(lh: Lakehouse) -> None:
     assert not again.was_applied and ids(lh, "main") == [1, 2, 3, 4]
 
 
+def test_a_dry_run_writes_no_file(lh: Lakehouse) -> None:
+    lh.table("bronze.orders", "main").append(rows(3))
+    lh.table("bronze.orders", "run").append(rows(4))
+    warehouse = lh.settings.home / "warehouse"
+    before = sorted(p for p in warehouse.rglob("*") if p.is_file())
+    dry = lh.merge("run", dry_run=True)
+    assert dry.was_successful and not dry.was_applied
+    assert sorted(p for p in warehouse.rglob("*") if p.is_file()) == before
+    assert lh.merge("run").was_applied  # the real merge writes its manifests then
+    assert len([p for p in warehouse.rglob("*") if p.is_file()]) > len(before)
+
+
 def test_a_column_added_on_the_run_branch_publishes_over_appends_on_main(lh: Lakehouse) -> None:
     lh.table("bronze.orders", "main").append(rows(3))
     run = lh.table("bronze.orders", "run")

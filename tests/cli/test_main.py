@@ -93,6 +93,12 @@ def test_help_lists_every_command() -> None:
     assert "--ref" in ok("tag", "create", "--help").stdout
 
 
+def test_a_mistyped_command_gets_the_names_of_commands_not_built_yet() -> None:
+    result = run("brnch", "list")
+    assert result.exit_code == 2
+    assert "No such command 'brnch'. Did you mean 'branch'?" in result.stderr
+
+
 def test_version() -> None:
     from lakehouse import __version__
 

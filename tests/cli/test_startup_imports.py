@@ -4,8 +4,9 @@ Start-up time is measured in ``bench/startup.py``; here the structure that keeps
 pinned, without a clock: each command runs as its console script runs it, in a fresh
 interpreter, and reports the modules it loaded. ``--help`` loads typer and the standard
 library; ``sql "SELECT 1"`` reads no table, so it loads neither the catalog store
-(SQLAlchemy), PyIceberg, nor sqlglot — while a query that reads a table loads all three,
-which shows the check sees imports at all.
+(SQLAlchemy), PyIceberg, sqlglot, nor pyarrow and numpy (its rows come from DuckDB as
+Python values) — while a query that reads a table loads them all, which shows the check
+sees imports at all.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+import typer
 
 import lakehouse
+from lakehouse.cli.main import LATER
 from lakehouse.client import connect
 
 #: Runs the console script's main() with the given arguments, then prints the modules loaded.
@@ -33,6 +36,22 @@ except SystemExit as exit:
     code = exit.code
 print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stderr)
 """
+
+#: The modules of commands other than ``sql``.
+OTHER_COMMAND_MODULES = (
+    "history",
+    "run",
+    "pipeline",
+    "serve",
+    "trino",
+    "login",
+    "refs",
+    "tables",
+    "ingest",
+    "backup",
+    "ops",
+    "maintenance",
+)
 
 #: Loaded by no command that reads no table.
 HEAVY = ("sqlalchemy", "pyiceberg", "sqlglot", "httpx", "yaml", "fastapi")
@@ -77,22 +96,52 @@ def home(_isolate_lakehouse_config: Path) -> Path:
 def test_help_loads_typer_and_the_standard_library_only(home: Path) -> None:
     out, modules = run(home, "--help")
     assert "Usage: lakehouse" in out
+    listed = [line.split()[0] for line in out.split("Commands:")[1].splitlines() if line.strip()]
+    assert listed == ["init", "status", "log", *LATER]  # every command, built for its help
     assert loaded(modules, *HEAVY, "duckdb", "pyarrow", "numpy", "pydantic", "rich") == []
     assert loaded(modules, "lakehouse.client", "lakehouse.catalog", "lakehouse.config") == []
 
 
-def test_a_query_that_reads_no_table_loads_no_catalog_and_no_sql_parser(home: Path) -> None:
-    out, modules = run(home, "sql", "SELECT 1 AS one")
-    assert out == "one\n1\n"
-    assert loaded(modules, *HEAVY) == []
+@pytest.mark.parametrize(
+    ("output", "printed"),
+    [
+        ((), "one\n1\n"),
+        (("-o", "table"), "one\n  1\n(1 row)\n"),
+        (("-o", "json"), '[\n  {\n    "one": 1\n  }\n]\n'),
+        (("-o", "csv"), "one\n1\n"),
+    ],
+    ids=["tsv", "table", "json", "csv"],
+)
+def test_a_query_that_reads_no_table_loads_no_catalog_no_sql_parser_and_no_arrow(
+    home: Path, output: tuple[str, ...], printed: str
+) -> None:
+    out, modules = run(home, "sql", "SELECT 1 AS one", *output)
+    assert out == printed
+    assert loaded(modules, *HEAVY, "pyarrow", "numpy") == []
     assert loaded(modules, "lakehouse.catalog.sql_store", "lakehouse.query.analysis") == []
+    assert loaded(modules, "lakehouse.query.execution", "lakehouse.query.deletes") == []
+    # the other commands are neither imported nor built
+    assert loaded(modules, *(f"lakehouse.cli.{m}" for m in OTHER_COMMAND_MODULES)) == []
 
 
 def test_a_query_that_reads_a_table_loads_what_it_uses(home: Path) -> None:
     out, modules = run(home, "sql", "SELECT count(*) AS n FROM s.t")
     assert out == "n\n3\n"
-    assert loaded(modules, "sqlalchemy", "pyiceberg", "sqlglot") == [
+    assert loaded(modules, "sqlalchemy", "pyiceberg", "sqlglot", "pyarrow", "numpy") == [
+        "numpy",
+        "pyarrow",
         "pyiceberg",
         "sqlalchemy",
         "sqlglot",
     ]
+
+
+def test_each_later_command_is_listed_under_the_name_it_registers() -> None:
+    # a registration that adds a name LATER does not list could never be run
+    for register in set(LATER.values()):
+        holder = typer.Typer()
+        register(holder)
+        registered = {c.name for c in holder.registered_commands} | {
+            g.name for g in holder.registered_groups
+        }
+        assert registered == {name for name, r in LATER.items() if r is register}

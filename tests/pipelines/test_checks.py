@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from lakehouse.client import Lakehouse
-from lakehouse.pipelines.checks import SAMPLE_ROWS, run_check
+from lakehouse.pipelines.checks import SAMPLE_ROWS, check_queries, run_check
 from lakehouse.pipelines.config import parse_check
 from lakehouse.pipelines.engines.base import Engine
 from lakehouse.pipelines.engines.duckdb import DuckDBEngine
@@ -153,3 +153,28 @@ def test_a_check_that_cannot_run_is_an_error_that_blocks(engine: Engine) -> None
     assert missing.message == "table 'silver.gone' does not exist on 'main'"
     as_json = missing.to_json()
     assert as_json["status"] == "error" and as_json["failing_rows"] == 0
+
+
+def test_a_row_level_check_reads_its_rows_only_when_some_fail(engine: Engine) -> None:
+    ran: list[str] = []
+    execute = engine.execute
+
+    def recording(sql: str) -> pa.Table:
+        ran.append(sql)
+        return execute(sql)
+
+    engine.execute = recording  # type: ignore[method-assign]
+    definition = {"type": "not_null", "model": "silver.orders", "columns": ["id"]}
+    assert check(engine, **definition).passed
+    assert ran == check_queries(parse_check(definition, "test"))
+    assert ran[0].startswith("SELECT count(*)")  # no column but the condition's is read
+    ran.clear()
+    failed = check(engine, type="not_null", model="silver.orders", columns=["customer"])
+    assert failed.failing_rows == 1 and [r["id"] for r in failed.sample] == [4]
+    assert len(ran) == 2 and ran[1].endswith(f"LIMIT {SAMPLE_ROWS}")
+
+
+def test_a_sample_holds_at_most_sample_rows_and_the_count_all_of_them(engine: Engine) -> None:
+    failed = check(engine, type="sql", name="everything", sql="SELECT * FROM silver.orders")
+    assert failed.failing_rows == 9 and len(failed.sample) == SAMPLE_ROWS
+    assert set(failed.sample[0]) == {"id", "customer", "status", "loaded"}

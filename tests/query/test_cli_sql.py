@@ -15,7 +15,7 @@ from typer.testing import CliRunner, Result
 
 from lakehouse.cli.main import app
 from lakehouse.client import Lakehouse, connect
-from tests.query.conftest import make_table
+from tests.query.conftest import EVERY_TYPE, make_table
 
 runner = CliRunner()
 
@@ -108,11 +108,40 @@ def test_table_output_caps_the_rows_shown_on_a_terminal(lh: Lakehouse, terminal:
     assert result.stdout.splitlines()[-1].startswith("(5 rows, first 2 shown")
 
 
+def test_the_row_cap_also_counts_rows_of_a_table(lh: Lakehouse, terminal: None) -> None:
+    result = run("sql", QUERY, "--max-rows", "1")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1].startswith("(2 rows, first 1 shown")
+
+
+@pytest.mark.parametrize("output", ["table", "tsv", "json", "csv"])
+def test_a_statement_prints_the_same_whether_it_reads_a_table_or_not(
+    lh: Lakehouse, output: str
+) -> None:
+    # the first runs without pyarrow (it names no table), the second through Arrow;
+    # piped, the table output is not cut to a terminal's width
+    columns = ", ".join(EVERY_TYPE)
+    without_table = run("sql", f"SELECT {columns}", "-o", output)
+    with_table = run("sql", f"SELECT {columns} FROM silver.orders WHERE id = 1", "-o", output)
+    assert without_table.exit_code == 0, without_table.output
+    assert with_table.exit_code == 0, with_table.output
+    assert without_table.stdout == with_table.stdout
+    assert "0.10000000149011612" in with_table.stdout  # the FLOAT column, whole
+
+
+def test_a_statement_without_a_table_still_resolves_the_ref(lh: Lakehouse) -> None:
+    result = run("sql", "SELECT 1", "--ref", "nope")
+    assert result.exit_code == 1
+    assert "nope" in result.stderr and "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize(
     ("query", "fragment"),
     [
         ("SELECT * FROM silver.nope", "table 'silver.nope' does not exist on 'main'"),
         ("SELEC 1", 'SQL syntax error: syntax error at or near "SELEC"'),
+        ("SELECT 1 / 'x'", "Could not convert string 'x'"),
+        ("SELECT CAST('x' || range AS INTEGER) FROM range(3)", "Could not convert string 'x0'"),
         ("SELECT nope FROM silver.orders", 'Referenced column "nope" not found'),
         ("DELETE FROM silver.orders", "only queries can run here"),
     ],

@@ -15,6 +15,7 @@ from pyiceberg.types import DateType, DoubleType, LongType, NestedField, StringT
 from lakehouse import query
 from lakehouse.client import Lakehouse
 from lakehouse.query.errors import (
+    ForbiddenQueryError,
     QueryExecutionError,
     SqlSyntaxError,
     TableNotFoundError,
@@ -289,3 +290,35 @@ def test_python_variables_are_never_picked_up_as_tables(lh: Lakehouse) -> None:
     shadow = pa.table({"x": [1]})  # noqa: F841 - DuckDB would scan it by name if allowed
     with pytest.raises(QueryExecutionError, match="shadow"):
         lh.sql("SELECT * FROM shadow")
+
+
+def test_fetch_gives_the_rows_of_sql_as_python_values(lh: Lakehouse) -> None:
+    make_table(lh, "s.orders", orders([1, 2]))
+    statement = "SELECT id, region FROM s.orders ORDER BY id"
+    fetched = query.fetch(lh, statement)
+    assert list(fetched.rows()) == [tuple(r.values()) for r in query.sql(lh, statement).to_pylist()]
+    assert fetched.column_names == ["id", "region"]
+
+
+def test_statements_without_a_table_run_one_after_another_errors_or_not(lh: Lakehouse) -> None:
+    # they share the thread's locked parser connection: nothing may stay open on it
+    assert list(query.fetch(lh, "FROM range(5)", max_rows=2).rows()) == [(0,), (1,)]
+    with pytest.raises(QueryExecutionError, match="Could not convert"):
+        query.fetch(lh, "SELECT CAST('x' || range AS INTEGER) FROM range(3)")
+    assert query.fetch(lh, "SELECT 42 AS n").values == ([42],)
+    with pytest.raises(ForbiddenQueryError):
+        query.fetch(lh, "COPY (SELECT 1) TO 'x.csv'")
+    (at,) = query.fetch(lh, "SELECT TIMESTAMPTZ '2024-01-01 00:00:00+02' AS t").values[0]
+    assert at.isoformat() == "2023-12-31T22:00:00+00:00"  # the locked connection's zone: UTC
+
+
+def test_an_infinite_date_is_an_error_and_the_last_real_date_its_value(lh: Lakehouse) -> None:
+    # DuckDB hands both to Python as date.max: only the real one may print as 9999-12-31
+    last = query.fetch(lh, "SELECT DATE '9999-12-31' AS d, TIMESTAMP '0001-01-01' AS t")
+    assert last.values == ([dt.date(9999, 12, 31)], [dt.datetime(1, 1, 1)])
+    for infinite in ("'infinity'::DATE", "'-infinity'::TIMESTAMP", "'infinity'::TIMESTAMPTZ"):
+        with pytest.raises(QueryExecutionError, match="cast it to VARCHAR") as info:
+            query.fetch(lh, f"SELECT {infinite} AS x")
+        assert "\n" not in str(info.value)
+    (text,) = query.fetch(lh, "SELECT 'infinity'::DATE::VARCHAR AS x").values
+    assert text == ["infinity"]

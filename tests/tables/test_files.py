@@ -1,12 +1,27 @@
-"""Reading columns and positions of data files: which positions are still live."""
+"""Reading columns and positions of data files: which positions are still live,
+and which values the footer's statistics already tell apart."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from pyiceberg.table import Table
+from pyiceberg.types import LongType
 
-from lakehouse.tables.files import POS, drop_positions, live_mask
+from lakehouse.client import Lakehouse
+from lakehouse.tables import files
+from lakehouse.tables.files import (
+    POS,
+    drop_positions,
+    forget_keys,
+    live_mask,
+    may_equal,
+    read_keys,
+)
 
 
 @pytest.mark.parametrize(
@@ -31,3 +46,68 @@ def test_live_positions_are_those_not_deleted(
 
     assert np.asarray(positions)[mask].tolist() == live
     assert drop_positions(table, gone).column("k").to_pylist() == live
+
+
+def test_a_value_outside_its_row_groups_bounds_cannot_equal_the_files_value(
+    lh: Lakehouse, new_table: Callable[..., Table]
+) -> None:
+    # two row groups: ids 0-9 (names v0..v9) and 10-19 (names v10..v19)
+    table = new_table(ids=list(range(20)), properties={"write.parquet.row-group-limit": "10"})
+    (task,) = table.scan().plan_files()
+    assert pq.ParquetFile(task.file.file_path).metadata.num_row_groups == 2
+    positions = pa.array([0, 1, 2, 3, 12, 13, 14], pa.int64())
+    names = pa.array(["v0", "a", "zzz", None, "v10", "v3", "v5"])
+    #                 same  below above  NULL  in    in 0-9's bounds, not 10-19's
+    #                                          "v10" < "v13" < "v19", "v5" > "v19"
+
+    got = may_equal(table.io, task.file, table.schema(), "name", positions, names)
+
+    assert got.tolist() == [True, False, False, True, True, False, False]
+    amounts = pa.array([0.0, 0.5, 9.0, -1.0, 6.0, 6.5, 100.0])
+    got = may_equal(table.io, task.file, table.schema(), "amount", positions, amounts)
+    assert got.tolist() == [True, True, False, False, True, True, False]
+
+
+def test_statistics_judge_nothing_they_cannot_order(
+    lh: Lakehouse, new_table: Callable[..., Table]
+) -> None:
+    table = new_table(ids=list(range(5)))
+    with table.update_schema() as update:  # a column the file does not have
+        update.add_column("extra", LongType())
+    table = lh.catalog("main").load_table("s.t")
+    (task,) = table.scan().plan_files()
+    positions = pa.array([0, 1], pa.int64())
+
+    got = may_equal(table.io, task.file, table.schema(), "extra", positions, pa.array([7, 8]))
+
+    assert got.tolist() == [True, True]
+
+
+def test_key_columns_read_once_are_answered_without_opening_the_file(
+    lh: Lakehouse, new_table: Callable[..., Table], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = new_table(ids=list(range(40)), properties={"write.parquet.row-group-limit": "10"})
+    (task,) = table.scan().plan_files()
+    wanted = ("id", np.array([3, 25, 26], np.int64))  # in row groups 0 and 2 only
+    forget_keys()
+
+    first = read_keys(table.io, task.file, table.schema(), "id", wanted)
+
+    assert first.column("id").to_pylist() == [*range(10), *range(20, 30)]
+    assert first.column(POS).to_pylist() == [*range(10), *range(20, 30)]
+
+    def no_reads(path: str) -> None:
+        raise AssertionError(f"{path} opened again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(table.io, "new_input", no_reads)
+        again = read_keys(table.io, task.file, table.schema(), "id", wanted)
+    assert again.to_pylist() == first.to_pylist()
+    # with a budget smaller than a row group nothing is kept; the answer stays the same
+    forget_keys()
+    monkeypatch.setattr(files, "KEY_CACHE_BYTES", 8)
+    read_keys(table.io, task.file, table.schema(), "id", wanted)
+    with monkeypatch.context() as patched:
+        patched.setattr(table.io, "new_input", no_reads)
+        with pytest.raises(AssertionError, match="opened again"):
+            read_keys(table.io, task.file, table.schema(), "id", wanted)

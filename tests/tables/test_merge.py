@@ -565,38 +565,76 @@ def test_upserts_on_different_keys_of_one_table_are_a_conflict(
     assert clash.conflict is not None and KEY_PROPERTY in clash.conflict
 
 
-def test_equality_deletes_from_the_source_are_a_conflict(kv: tuple[SqlCatalog, Table]) -> None:
+def add_equality_delete(table: Table, name: str, *ids_: int) -> str:
+    """Commit an equality delete file on ``id`` (field 1) deleting ``ids_``; its path."""
     import pyarrow.parquet as pq
     from pyiceberg.manifest import DataFile, FileFormat
 
-    catalog, target = kv
-    ancestor = target.metadata
-    source = fork_kv(catalog, target)
-    target.append(keyed({20: ["t"]}))
-    path = f"{source.location()}/data/eq-deletes.parquet"
-    ids_ = pa.table(
-        {"id": pa.array([1], pa.int64())},
+    path = f"{table.location()}/data/{name}.parquet"
+    values = pa.table(
+        {"id": pa.array(ids_, pa.int64())},
         schema=pa.schema([pa.field("id", pa.int64(), metadata={b"PARQUET:field_id": b"1"})]),
     )
-    with source.io.new_output(path).create() as out:
-        pq.write_table(ids_, out)
+    with table.io.new_output(path).create() as out:
+        pq.write_table(values, out)
     eq = DataFile.from_args(
         content=DataFileContent.EQUALITY_DELETES,
         file_path=path,
         file_format=FileFormat.PARQUET,
         partition={},
-        record_count=1,
-        file_size_in_bytes=len(source.io.new_input(path)),
+        record_count=len(ids_),
+        file_size_in_bytes=len(table.io.new_input(path)),
         equality_ids=[1],
     )
     eq.spec_id = 0
-    tx = source.transaction()
+    tx = table.transaction()
     delta = RowDelta(tx)
     delta.add_delete_files([eq])
     delta.stage()
     tx.commit_transaction()
-    summary = source.refresh().current_snapshot().summary  # type: ignore[union-attr]
+    summary = table.refresh().current_snapshot().summary  # type: ignore[union-attr]
     assert summary is not None and summary["added-equality-delete-files"] == "1"
+    return path
+
+
+def data_sequence_numbers(table: Table) -> dict[str, int]:
+    """Each live file of the current snapshot (data and deletes): its data sequence number."""
+    snapshot = table.current_snapshot()
+    assert snapshot is not None
+    return {
+        e.data_file.file_path: e.sequence_number or 0
+        for m in snapshot.manifests(table.io)
+        for e in m.fetch_manifest_entry(table.io, discard_deleted=True)
+    }
+
+
+def test_equality_deletes_from_the_source_are_a_conflict(kv: tuple[SqlCatalog, Table]) -> None:
+    catalog, target = kv
+    ancestor = target.metadata
+    source = fork_kv(catalog, target)
+    target.append(keyed({20: ["t"]}))
+    path = add_equality_delete(source, "eq-deletes", 1)
     result = merge(ancestor, target, source)
     assert result.conflict is not None
     assert f"the source wrote equality delete file {path}" in result.conflict
+
+
+def test_the_targets_equality_deletes_do_not_reach_the_rows_the_source_appended(
+    kv: tuple[SqlCatalog, Table],
+) -> None:
+    # the target deletes id=1 by equality while the source, concurrently, writes id=1
+    # again: the merged table keeps the source's row (an append after a delete), which
+    # holds because the appended file gets the merged snapshot's sequence number, above
+    # the delete's, and an equality delete applies only to lower numbers
+    catalog, target = kv
+    ancestor = target.metadata
+    old = data_file_of(target, 1)
+    source = fork_kv(catalog, target)
+    eq = add_equality_delete(target, "eq-deletes-target", 1)
+    source.append(keyed({1: ["s"]}))
+    appended = data_file_of(source, 1)
+    assert appended != old
+    result = merge(ancestor, target, source)
+    assert result.metadata is not None, result.conflict
+    numbers = data_sequence_numbers(merged_table(target, result.metadata))
+    assert numbers[old] < numbers[eq] < numbers[appended]

@@ -238,6 +238,11 @@ def test_copy_on_write_tables_rewrite_the_affected_files(
     ("rows", "message"),
     [
         (make_rows([1, 1]), "not unique in the new rows: id=1 appears 2 times"),
+        (make_rows([5, 3, 3, 5, 5]), "not unique in the new rows: id=3 appears 2 times"),
+        (
+            make_rows([1, 1]).set_column(0, "id", pa.array(["a", "a"])),
+            "not unique in the new rows: id='a' appears 2 times",
+        ),
         (
             pa.table({"id": pa.array([None, 2], pa.int64()), "name": ["a", "b"]}),
             "NULL key column 'id'",
@@ -396,3 +401,52 @@ def test_many_keys_replace_every_old_version_of_a_key_even_twice_in_one_file(
     assert got[1000] == ("u1000", 500.0)
     assert 201 not in got and 279 not in got and 281 in got
     assert len(got) == 300 - 40 + 1
+
+
+def test_many_keys_tell_every_changed_row_from_an_unchanged_one(
+    lh: Lakehouse, new_table: NewTable
+) -> None:
+    # more keys than IN prunes with, in files of several row groups: values are compared
+    # column by column, each row group's statistics first
+    table = new_table(
+        ids=list(range(400)),
+        properties={**NO_FOLDING, "write.parquet.row-group-limit": "50"},
+        batches=2,
+    )
+    before = content(table)
+    schema = table.schema().as_arrow()
+    same = [{"id": i, "name": f"v{i}", "amount": i / 2} for i in range(0, 100)]
+    new_name_in_bounds = [{"id": i, "name": f"v{i + 1}", "amount": i / 2} for i in range(100, 130)]
+    new_name_out_of_bounds = [{"id": i, "name": "zz", "amount": i / 2} for i in range(130, 160)]
+    new_amount_only = [{"id": i, "name": f"v{i}", "amount": i / 2 + 0.25} for i in range(160, 190)]
+    name_to_null = [{"id": i, "name": None, "amount": i / 2} for i in range(190, 200)]
+    inserted = [{"id": i, "name": f"n{i}", "amount": 1.0} for i in range(1000, 1020)]
+    rows = pa.Table.from_pylist(
+        [*same, *new_name_in_bounds, *new_name_out_of_bounds, *new_amount_only, *name_to_null,
+         *inserted],
+        schema=schema,
+    )  # fmt: skip
+
+    result = upsert(table, rows, ["id"])
+
+    assert (result.inserted, result.updated, result.unchanged) == (20, 100, 100)
+    expected = {**before, **{r["id"]: (r["name"], r["amount"]) for r in rows.to_pylist()}}
+    assert content(lh.catalog("main").load_table("s.t")) == expected
+    # the same rows again change nothing
+    again = upsert(lh.catalog("main").load_table("s.t"), rows, ["id"])
+    assert (again.unchanged, again.snapshot_id) == (220, None)
+
+
+def test_narrower_integer_keys_find_the_rows_of_wider_key_columns(
+    lh: Lakehouse, new_table: NewTable
+) -> None:
+    table = new_table(ids=list(range(200)), properties=NO_FOLDING)
+    rows = make_rows(list(range(0, 200, 2)), tag="u").cast(
+        pa.schema([("id", pa.int32()), ("name", pa.string()), ("amount", pa.float64())])
+    )
+
+    result = upsert(table, rows, ["id"])
+
+    assert (result.inserted, result.updated) == (0, 100)
+    got = content(lh.catalog("main").load_table("s.t"))
+    assert len(got) == 200 and got[4] == ("u4", 2.0) and got[5] == ("v5", 2.5)

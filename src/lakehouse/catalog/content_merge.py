@@ -97,8 +97,8 @@ def content_merge(
     """Merge ``source`` into branch ``into``, merging tables changed on both sides by content.
 
     ``io_properties`` configure the file IO (the catalog's properties: warehouse, S3).
-    A dry run computes the table merges (their new manifest files stay unreferenced, for
-    garbage collection) and commits nothing. With ``on_server`` (the default) a store
+    A dry run decides every table merge as the merge would, and writes and commits
+    nothing. With ``on_server`` (the default) a store
     that offers the merge itself runs it (see the module doc); ``on_server=False``
     computes it here on every store. ``location_allowed`` (a server's guard) names the
     locations that may be read and written: a table whose metadata file or location is
@@ -180,7 +180,9 @@ def content_merge(
             reason = f"conflict: table location {target_metadata.location} is outside the warehouse"
             outcomes.append(TableOutcome(key, False, reason))
             continue
-        merged = merge_tables(ancestor_metadata, target_metadata, source_metadata, io)
+        merged = merge_tables(
+            ancestor_metadata, target_metadata, source_metadata, io, write=not dry_run
+        )
         outcomes.append(TableOutcome(key, merged.merged, merged.description))
         if merged.metadata is None or dry_run:
             continue

@@ -21,7 +21,8 @@ from lakehouse.catalog.model import (
 )
 from lakehouse.catalog.tree import Value
 
-#: Returns, for each hash asked, (generation, parent hashes).
+#: Returns, for each hash asked, (generation, parent hashes); it may answer for more
+#: hashes than asked (a store reading ahead), which the walk keeps for later steps.
 ParentsLookup = Callable[[Sequence[str]], Mapping[str, tuple[int, tuple[str, ...]]]]
 
 

@@ -42,7 +42,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
 
-from lakehouse.catalog.merge import common_ancestor, plan_merge
+from lakehouse.catalog.merge import ParentsLookup, common_ancestor, plan_merge
 from lakehouse.catalog.model import (
     NO_ANCESTOR,
     REPOSITORY_CONFIG_TYPES,
@@ -298,6 +298,13 @@ class _LRU(Generic[K, V]):
             self.data.move_to_end(key)
             while len(self.data) > self.size:
                 self.data.popitem(last=False)
+
+
+#: How many commits the first read-ahead of a history walk reads per start commit
+#: (:meth:`SqlStore._ancestry`); each further miss reads twice as many, up to
+#: ``_ANCESTRY_MAX_DEPTH``.
+_ANCESTRY_FIRST_DEPTH = 16
+_ANCESTRY_MAX_DEPTH = 4096
 
 
 def _micros(value: datetime) -> int:
@@ -722,9 +729,57 @@ class SqlStore(VersionStore):
             raise InvalidInputError(f"commit hash prefix '{h}' is ambiguous; give more digits")
         return str(rows[0][0])
 
-    def _parents(self, hashes: Sequence[str]) -> dict[str, tuple[int, tuple[str, ...]]]:
-        rows = self._commit_rows(hashes)
-        return {h: (r.generation, r.parents) for h, r in rows.items()}
+    def _ancestry(self) -> ParentsLookup:
+        """A parents lookup for one history walk that reads ahead along first parents.
+
+        :func:`~lakehouse.catalog.merge.common_ancestor` asks for the parents of one
+        commit at a time; answered one statement each, a cold process (a fresh
+        ``lakehouse merge``, an Airflow task, a restarted server) paid one round trip per
+        commit since the fork. Each lookup that misses the cache instead reads the
+        first-parent chains of the missing commits in one recursive statement, ``depth``
+        commits deep, and the depth doubles with each such lookup (16, 32, … up to
+        :data:`_ANCESTRY_MAX_DEPTH`): a walk of ``n`` commits takes about ``log2(n)``
+        statements per side and reads at most about twice the commits it needed.
+        """
+        depth = _ANCESTRY_FIRST_DEPTH
+
+        def lookup(hashes: Sequence[str]) -> dict[str, tuple[int, tuple[str, ...]]]:
+            nonlocal depth
+            rows: dict[str, _Commit] = {}
+            missing: list[str] = []
+            for h in hashes:
+                row = self._commits.get(h)
+                if row is None:
+                    missing.append(h)
+                else:
+                    rows[h] = row
+            if missing:
+                rows.update(self._commit_chains(missing, depth))
+                depth = min(depth * 2, _ANCESTRY_MAX_DEPTH)
+            return {h: (r.generation, r.parents) for h, r in rows.items()}
+
+        return lookup
+
+    def _commit_chains(self, starts: Sequence[str], depth: int) -> dict[str, _Commit]:
+        """The commits ``starts`` and up to ``depth - 1`` first parents of each, cached."""
+        seed = sa.select(commits_table.c.hash.label("h"), sa.literal(0).label("n")).where(
+            commits_table.c.hash.in_(list(starts))
+        )
+        chain = seed.cte("chain", recursive=True)
+        step = commits_table.alias("step")
+        chain = chain.union_all(
+            sa.select(step.c.parent, chain.c.n + 1)
+            .join(chain, step.c.hash == chain.c.h)
+            .where(step.c.parent.is_not(None), chain.c.n + 1 < depth)
+        )
+        query = sa.select(commits_table).where(commits_table.c.hash.in_(sa.select(chain.c.h)))
+        out: dict[str, _Commit] = {}
+        with self._maybe(None) as c:
+            for r in c.execute(query):
+                row = _Commit(**r._mapping)
+                self._commits.put(row.hash, row)
+                out[row.hash] = row
+        return out
 
     def _first_parent_chain(
         self, start: str, limit: int, conn: Connection | None = None
@@ -1387,7 +1442,7 @@ class SqlStore(VersionStore):
             kind, head = self._ref_row(conn, target, for_update=True)
             if kind is not ReferenceType.BRANCH:
                 raise ReadOnlyReferenceError(target)
-            base = common_ancestor(src.hash, head, self._parents)
+            base = common_ancestor(src.hash, head, self._ancestry())
             if base is None:
                 raise ReferenceConflictError(target, src.hash, head)
             head_row = self._commit_row(head, conn)

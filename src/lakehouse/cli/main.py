@@ -31,17 +31,20 @@ Options read ``LAKEHOUSE_HOME``, ``LAKEHOUSE_OUTPUT``, ``LAKEHOUSE_DEBUG`` and
 ``NESSIE_REF`` from the environment.
 
 Only typer and the standard library are imported at module level: commands import
-what they need, so ``lakehouse --help`` stays fast.
+what they need, and a command's module is imported and the command built by Typer when
+it is first used (:data:`LATER`), so ``lakehouse --help`` and a single command stay fast.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 import typer
+import typer.main
+from typer.core import TyperGroup
 
-from lakehouse.cli import history, login, pipeline, refs, run, serve, sql, tables, trino
 from lakehouse.cli._common import (
     LakehouseGroup,
     Output,
@@ -52,14 +55,198 @@ from lakehouse.cli._common import (
     console,
     print_json,
 )
-from lakehouse.cli.backup import backup_app
-from lakehouse.cli.ingest import ingest_app
-from lakehouse.cli.maintenance import approve_command, maintenance_app
-from lakehouse.cli.ops import catalog_app, dr_app
+
+# -- commands built when first used ------------------------------------------------------------
+#
+# Typer turns every command's signature into click parameters when the command tree is
+# built, and that is most of a short command's start-up: so the root group holds only
+# ``init``, ``status`` and ``log`` up front; every other command is registered (on its own
+# Typer, exactly as on the root) and built, its module imported, when it is first looked
+# up: running it, completing it, or listing it in ``--help``.
+
+
+def _history(t: typer.Typer) -> None:
+    from lakehouse.cli import history
+
+    t.command("diff")(history.diff_command)
+    t.command("merge")(history.merge_command)
+    t.command("revert")(history.revert_command)
+    t.command("cherry-pick")(history.cherry_pick_command)
+
+
+def _run(t: typer.Typer) -> None:
+    from lakehouse.cli import run
+
+    t.command("run")(run.run_command)
+
+
+def _pipeline(t: typer.Typer) -> None:
+    from lakehouse.cli import pipeline
+
+    t.command("plan")(pipeline.plan_command)
+    t.command("test")(pipeline.model_tests_command)
+    t.add_typer(pipeline.pipeline_app, name="pipeline")
+
+
+def _sql(t: typer.Typer) -> None:
+    from lakehouse.cli import sql
+
+    t.command("sql")(sql.sql_command)
+
+
+def _serve(t: typer.Typer) -> None:
+    from lakehouse.cli import serve
+
+    t.command("serve")(serve.serve_command)
+    t.command("ui")(serve.ui_command)
+
+
+def _trino(t: typer.Typer) -> None:
+    from lakehouse.cli import trino
+
+    t.command("trino-catalog")(trino.trino_catalog_command)
+
+
+def _login(t: typer.Typer) -> None:
+    from lakehouse.cli import login
+
+    t.command("login")(login.login_command)
+    t.command("logout")(login.logout_command)
+
+
+def _refs(t: typer.Typer) -> None:
+    from lakehouse.cli import refs
+    from lakehouse.cli.maintenance import approve_command
+
+    if not any(c.name == "approve" for c in refs.branch_app.registered_commands):
+        refs.branch_app.command("approve")(approve_command)
+    t.add_typer(refs.branch_app, name="branch")
+    t.add_typer(refs.tag_app, name="tag")
+
+
+def _tables(t: typer.Typer) -> None:
+    from lakehouse.cli import tables
+
+    t.add_typer(tables.table_app, name="table")
+
+
+def _ingest(t: typer.Typer) -> None:
+    from lakehouse.cli.ingest import ingest_app
+
+    t.add_typer(ingest_app, name="ingest")
+
+
+def _backup(t: typer.Typer) -> None:
+    from lakehouse.cli.backup import backup_app
+
+    t.add_typer(backup_app, name="backup")
+
+
+def _ops(t: typer.Typer) -> None:
+    from lakehouse.cli.ops import catalog_app, dr_app
+
+    t.add_typer(catalog_app, name="catalog")
+    t.add_typer(dr_app, name="dr")
+
+
+def _maintenance(t: typer.Typer) -> None:
+    from lakehouse.cli.maintenance import maintenance_app
+
+    t.add_typer(maintenance_app, name="maintenance")
+
+
+#: Each command (in ``--help`` order: commands, then groups) and what registers it.
+LATER: dict[str, Callable[[typer.Typer], None]] = {
+    "diff": _history,
+    "merge": _history,
+    "revert": _history,
+    "cherry-pick": _history,
+    "run": _run,
+    "plan": _pipeline,
+    "test": _pipeline,
+    "sql": _sql,
+    "serve": _serve,
+    "ui": _serve,
+    "trino-catalog": _trino,
+    "login": _login,
+    "logout": _login,
+    "branch": _refs,
+    "tag": _refs,
+    "table": _tables,
+    "ingest": _ingest,
+    "backup": _backup,
+    "catalog": _ops,
+    "dr": _ops,
+    "maintenance": _maintenance,
+    "pipeline": _pipeline,
+}
+
+
+class LazyCommands(MutableMapping[str, Any]):
+    """A group's commands by name: the built ones, then those of :data:`LATER`, built on use.
+
+    Every name is known up front (listing, ``did you mean``, completion see them all);
+    a value is built by Typer from its registration the first time it is read.
+    """
+
+    def __init__(self, built: MutableMapping[str, Any], root: typer.Typer) -> None:
+        self._built = dict(built)
+        self._order = [*built, *(name for name in LATER if name not in built)]
+        self._root = root
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built and name in LATER:
+            self._build(LATER[name])
+        return self._built[name]
+
+    def _build(self, register: Callable[[typer.Typer], None]) -> None:
+        # a holder with the root's settings and a callback, so Typer builds a group of
+        # exactly what ``register`` adds, as it would have built them under the root
+        holder = typer.Typer(
+            pretty_exceptions_enable=self._root.pretty_exceptions_enable,
+            rich_markup_mode=self._root.rich_markup_mode,
+            add_completion=False,
+        )
+        holder.callback()(_holder_callback)
+        register(holder)
+        group = cast(TyperGroup, typer.main.get_command(holder))
+        for name, command in group.commands.items():
+            self._built.setdefault(name, command)
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        if name not in self._order:
+            self._order.append(name)
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        self._order.remove(name)
+        self._built.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._order)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._order
+
+
+def _holder_callback() -> None:
+    """Never run: makes Typer build a group."""
+
+
+class RootGroup(LakehouseGroup):
+    """The ``lakehouse`` group: :class:`LakehouseGroup` whose commands are built on use."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.commands = LazyCommands(self.commands, app)
+
 
 app = typer.Typer(
     name="lakehouse",
-    cls=LakehouseGroup,
+    cls=RootGroup,
     help="Iceberg tables in a versioned catalog: branches, tags, commits and merges.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -67,16 +254,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(refs.branch_app, name="branch")
-app.add_typer(refs.tag_app, name="tag")
-app.add_typer(tables.table_app, name="table")
-app.add_typer(ingest_app, name="ingest")
-app.add_typer(backup_app, name="backup")
-app.add_typer(catalog_app, name="catalog")
-app.add_typer(dr_app, name="dr")
-app.add_typer(maintenance_app, name="maintenance")
-app.add_typer(pipeline.pipeline_app, name="pipeline")
-refs.branch_app.command("approve")(approve_command)
 
 
 def _version(value: bool) -> None:
@@ -208,21 +385,6 @@ def log(
         print_json(render.log_json(entries))
     else:
         render.print_log(console(), entries)
-
-
-app.command("diff")(history.diff_command)
-app.command("merge")(history.merge_command)
-app.command("revert")(history.revert_command)
-app.command("cherry-pick")(history.cherry_pick_command)
-app.command("run")(run.run_command)
-app.command("plan")(pipeline.plan_command)
-app.command("test")(pipeline.model_tests_command)
-app.command("sql")(sql.sql_command)
-app.command("serve")(serve.serve_command)
-app.command("ui")(serve.ui_command)
-app.command("trino-catalog")(trino.trino_catalog_command)
-app.command("login")(login.login_command)
-app.command("logout")(login.logout_command)
 
 
 def main() -> None:

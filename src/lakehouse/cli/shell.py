@@ -33,10 +33,9 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-
     from lakehouse.cli._common import State
     from lakehouse.client import Lakehouse
+    from lakehouse.query.result import QueryResult
 
 HELP = """\
   statements end with ';' and may span lines
@@ -61,10 +60,12 @@ class SqlShell:
         state: State,
         ref: str,
         *,
-        show: Callable[[pa.Table], None],
+        show: Callable[[QueryResult], None],
         interactive: bool,
+        max_rows: int | None = None,
     ) -> None:
         self.state = state
+        self.max_rows = max_rows  # rows a result holds (None: all)
         self.ref = ref
         self.show = show
         self.interactive = interactive
@@ -117,7 +118,7 @@ class SqlShell:
 
         self.state.read_ref = self.ref
         try:
-            result = self.lakehouse.sql(text, self.ref)
+            result = self.lakehouse.fetch(text, self.ref, max_rows=self.max_rows)
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             self.failed = True

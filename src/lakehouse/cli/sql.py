@@ -2,7 +2,10 @@
 
 On a terminal the default output is a table for people (``--max-rows`` rows); piped or
 redirected it is TSV: a header line, then every row, values whole, NULL as an empty
-field, tabs and newlines inside values escaped as ``\t`` and ``\n``.
+field, tabs and newlines inside values escaped as ``\t`` and ``\n``. Every format prints
+a :class:`~lakehouse.query.result.QueryResult` (:meth:`Lakehouse.fetch
+<lakehouse.client.Lakehouse.fetch>`): a statement that names no table prints without
+pyarrow, and the same as it would through Arrow.
 
 Without a query, an interactive shell (:mod:`lakehouse.cli.shell`); fed from a pipe
 (``lakehouse sql < script.sql``) it runs the script's statements.
@@ -10,6 +13,7 @@ Without a query, an interactive shell (:mod:`lakehouse.cli.shell`); fed from a p
 
 from __future__ import annotations
 
+import itertools
 import sys
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
@@ -27,8 +31,9 @@ from lakehouse.cli._common import (
 )
 
 if TYPE_CHECKING:
-    import pyarrow as pa
     from rich.console import Console
+
+    from lakehouse.query.result import QueryResult
 
 
 class SqlOutput(StrEnum):
@@ -85,8 +90,10 @@ def sql_command(
         else SqlOutput.TSV
     )
 
-    def show(result: pa.Table) -> None:
-        show_result(result, chosen, max_rows if terminal else None)
+    limit = max_rows if terminal and chosen in (SqlOutput.TABLE, SqlOutput.TEXT) else None
+
+    def show(result: QueryResult) -> None:
+        show_result(result, chosen, limit)
 
     if query is None:
         from lakehouse.cli.shell import SqlShell, piped_lines, terminal_lines
@@ -95,7 +102,7 @@ def sql_command(
         label = ref or lh.default_ref
         lh.resolve(label)  # a bad --ref fails here, before the shell starts
         interactive = sys.stdin.isatty()
-        shell = SqlShell(state, label, show=show, interactive=interactive)
+        shell = SqlShell(state, label, show=show, interactive=interactive, max_rows=limit)
         history = lh.settings.home / "sql_history"
         lines = terminal_lines(shell, history) if interactive else piped_lines()
         code = shell.run(lines)
@@ -103,11 +110,14 @@ def sql_command(
             raise typer.Exit(code)
         return
     text = sys.stdin.read() if query == "-" else query
-    show(state.lakehouse().sql(text, ref))
+    show(state.lakehouse().fetch(text, ref, max_rows=limit))
 
 
-def show_result(result: pa.Table, chosen: SqlOutput, max_rows: int | None) -> None:
-    """Print ``result`` in the chosen format (the table cut to ``max_rows`` when given)."""
+def show_result(result: QueryResult, chosen: SqlOutput, max_rows: int | None) -> None:
+    """Print ``result`` in the chosen format (the table cut to ``max_rows`` when given).
+
+    Every format but the table prints the rows ``result`` holds: fetch them all for it.
+    """
     if chosen is SqlOutput.JSON:
         from lakehouse.query.output import json_rows
 
@@ -136,16 +146,15 @@ def _tsv_field(value: object) -> str:
     )
 
 
-def tsv_text(result: pa.Table) -> str:
-    """The result as TSV: a header line and every row, values whole, NULL empty."""
+def tsv_text(result: QueryResult) -> str:
+    """The held rows as TSV: a header line and every row, values whole, NULL empty."""
     lines = ["\t".join(_tsv_field(name) for name in result.column_names)]
-    for batch in result.to_batches():  # by position: duplicate column names stay apart
-        columns = [column.to_pylist() for column in batch.columns]
-        lines.extend("\t".join(_tsv_field(v) for v in row) for row in zip(*columns, strict=True))
+    # by position: duplicate column names stay apart
+    lines.extend("\t".join(_tsv_field(v) for v in row) for row in result.rows())
     return "\n".join(lines) + "\n"
 
 
-def print_table(out: Console, result: pa.Table, max_rows: int | None) -> None:
+def print_table(out: Console, result: QueryResult, max_rows: int | None) -> None:
     """The result as a table of text, NULLs marked, with a row count (all rows: ``None``)."""
     from rich.table import Table as RichTable
     from rich.text import Text
@@ -153,19 +162,12 @@ def print_table(out: Console, result: pa.Table, max_rows: int | None) -> None:
     from lakehouse.query.output import text
 
     table = RichTable(box=None, pad_edge=False, header_style="bold")
-    for f in result.schema:
-        numeric = f.type.num_fields == 0 and str(f.type).startswith(
-            ("int", "uint", "float", "double", "decimal")
-        )
-        table.add_column(f.name, justify="right" if numeric else "left")
+    for column in result.columns:
+        table.add_column(column.name, justify="right" if column.numeric else "left")
     max_rows = result.num_rows if max_rows is None else max_rows
-    shown = result.slice(0, max_rows)
-    for row in shown.to_pylist():
+    for row in itertools.islice(result.rows(), max_rows):  # by position, as the header
         table.add_row(
-            *(
-                Text("NULL", style="dim") if value is None else Text(text(value))
-                for value in row.values()
-            )
+            *(Text("NULL", style="dim") if value is None else Text(text(value)) for value in row)
         )
     if result.num_columns:
         out.print(table)

@@ -15,8 +15,9 @@ type                fails for
 
 :func:`run_check` evaluates one check through an engine and returns a
 :class:`CheckResult` with the number of failing rows and up to :data:`SAMPLE_ROWS` of
-them. A check that cannot run at all (a missing table or column) is reported with status
-``error``; it blocks like a failure when its severity is ``error``.
+them (:func:`check_queries` lists the queries it runs). A check that cannot run at all
+(a missing table or column) is reported with status ``error``; it blocks like a failure
+when its severity is ``error``.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 
 #: How many failing rows a result keeps.
 SAMPLE_ROWS = 5
-#: Name of the column holding the total number of failing rows in a check query.
+#: Name of the column holding the number of failing rows in a check's count query.
 _COUNT = "__lakehouse_failing_rows"
 
 CheckStatus = Literal["pass", "fail", "error"]
@@ -146,6 +147,26 @@ def failing_rows_sql(check: Check) -> str | None:
     return None
 
 
+def check_queries(check: Check) -> list[str]:
+    """The queries :func:`run_check` runs for ``check``, exactly as it passes them to the engine.
+
+    A row-level check runs one more query, for its sample rows, only when rows fail (within
+    the runner's batch both read the same commit; called alone, each reads the latest).
+
+    The runner hands the audit's queries to :meth:`Engine.batch
+    <lakehouse.pipelines.engines.base.Engine.batch>` before running the checks, so an
+    engine can prepare them together (DuckDB: plan them all at one commit and run them in
+    one sandboxed connection).
+    """
+    if isinstance(check, RowCountCheck):
+        return [_row_count_sql(check)]
+    if isinstance(check, FreshnessCheck):
+        return [_freshness_sql(check)]
+    sql = failing_rows_sql(check)
+    assert sql is not None
+    return [_failing_count_query(sql)]
+
+
 def run_check(engine: Engine, check: Check, *, now: dt.datetime | None = None) -> CheckResult:
     """Evaluate ``check`` on the engine's branch."""
     from lakehouse.errors import LakehouseError
@@ -182,22 +203,34 @@ def run_check(engine: Engine, check: Check, *, now: dt.datetime | None = None) -
     )
 
 
+def _failing_count_query(sql: str) -> str:
+    """The number of rows ``sql`` returns (one row, one column).
+
+    Counting lets DuckDB read only the columns the check's condition needs (a
+    ``relationships`` check over a wide fact table reads its key column, not every column):
+    the rows themselves are read only when some fail (:func:`_sample_query`).
+    """
+    return f"SELECT count(*) AS {_COUNT} FROM (\n{sql}\n) AS failing"
+
+
+def _sample_query(sql: str) -> str:
+    """Up to :data:`SAMPLE_ROWS` of the rows ``sql`` returns."""
+    return f"SELECT * FROM (\n{sql}\n) AS failing LIMIT {SAMPLE_ROWS}"
+
+
 def _failing_rows(engine: Engine, sql: str) -> tuple[int, list[dict[str, Any]], str]:
-    wrapped = (
-        f"SELECT *, count(*) OVER () AS {_COUNT} FROM (\n{sql}\n) AS failing LIMIT {SAMPLE_ROWS}"
-    )
-    result = engine.execute(wrapped)
-    rows = _rows(result)
-    if not rows:
+    count = int(engine.execute(_failing_count_query(sql)).column(0)[0].as_py() or 0)
+    if not count:
         return 0, [], ""
-    count = int(rows[0][_COUNT])
-    for row in rows:
-        row.pop(_COUNT, None)
-    return count, rows, f"{count} failing row(s)"
+    return count, _rows(engine.execute(_sample_query(sql))), f"{count} failing row(s)"
+
+
+def _row_count_sql(check: RowCountCheck) -> str:
+    return f"SELECT count(*) AS row_count FROM {_table(check.model)}"
 
 
 def _row_count(engine: Engine, check: RowCountCheck) -> tuple[int, list[dict[str, Any]], str]:
-    result = engine.execute(f"SELECT count(*) AS row_count FROM {_table(check.model)}")
+    result = engine.execute(_row_count_sql(check))
     count = int(result.column(0)[0].as_py())
     low = check.min if check.min is not None else 0
     too_few = count < low
@@ -213,10 +246,14 @@ def _row_count(engine: Engine, check: RowCountCheck) -> tuple[int, list[dict[str
     return 1, sample, f"{count} row(s), expected {expected}"
 
 
+def _freshness_sql(check: FreshnessCheck) -> str:
+    return f"SELECT max({_q(check.column)}) AS latest FROM {_table(check.model)}"
+
+
 def _freshness(
     engine: Engine, check: FreshnessCheck, now: dt.datetime
 ) -> tuple[int, list[dict[str, Any]], str]:
-    result = engine.execute(f"SELECT max({_q(check.column)}) AS latest FROM {_table(check.model)}")
+    result = engine.execute(_freshness_sql(check))
     latest = result.column(0)[0].as_py()
     limit = check.max_age
     if latest is None:
@@ -250,4 +287,4 @@ def _rows(table: pa.Table) -> list[dict[str, Any]]:
     return rows
 
 
-__all__ = ["SAMPLE_ROWS", "CheckResult", "failing_rows_sql", "run_check"]
+__all__ = ["SAMPLE_ROWS", "CheckResult", "check_queries", "failing_rows_sql", "run_check"]

@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from lakehouse import observability
 from lakehouse.control import ensure_not_paused
-from lakehouse.pipelines.checks import CheckResult, run_check
+from lakehouse.pipelines.checks import CheckResult, check_queries, run_check
 from lakehouse.pipelines.definition import Model, Pipeline, load_pipeline
 from lakehouse.pipelines.engines import Engine, WriteResult, get_engine
 from lakehouse.pipelines.errors import (
@@ -377,15 +377,20 @@ class _Run:
         return reads, written
 
     def audit(self, engine: Engine) -> None:
-        for check in self.pipeline.checks:
-            with self.step("check", check.display_name) as outcome:
-                checked = run_check(engine, check)
-                self.result.checks.append(checked)
-                if checked.passed:
-                    outcome["status"] = "ok"
-                else:
-                    outcome["status"] = "fail" if checked.blocking else "warn"
-                    outcome["detail"] = checked.message
+        """Run every check; the engine prepares their queries together (:meth:`Engine.batch`)."""
+        checks = self.pipeline.checks
+        if not checks:
+            return
+        with engine.batch([q for check in checks for q in check_queries(check)]):
+            for check in checks:
+                with self.step("check", check.display_name) as outcome:
+                    checked = run_check(engine, check)
+                    self.result.checks.append(checked)
+                    if checked.passed:
+                        outcome["status"] = "ok"
+                    else:
+                        outcome["status"] = "fail" if checked.blocking else "warn"
+                        outcome["detail"] = checked.message
 
     # -- records ----------------------------------------------------------------------------
 

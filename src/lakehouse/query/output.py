@@ -1,4 +1,8 @@
-"""Query results as JSON rows, CSV text and display strings (``lakehouse sql --output …``)."""
+"""Query results as JSON rows, CSV text and display strings (``lakehouse sql --output …``).
+
+The functions take a :class:`~lakehouse.query.result.QueryResult` (or an Arrow table,
+read as one): they work on Python values only, so printing a result needs no pyarrow.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,11 @@ import math
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from lakehouse.query.result import QueryResult
+
 if TYPE_CHECKING:
     import pyarrow as pa
+
 
 #: Decimals with at most this many digits become JSON numbers (they round-trip exactly).
 _EXACT_DIGITS = 15
@@ -43,9 +50,16 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-def json_rows(table: pa.Table) -> list[dict[str, Any]]:
-    """The rows of ``table`` as JSON-able objects."""
-    return [{k: jsonable(v) for k, v in row.items()} for row in table.to_pylist()]
+def as_result(table: QueryResult | pa.Table) -> QueryResult:
+    """``table`` as a :class:`~lakehouse.query.result.QueryResult` (Arrow tables converted)."""
+    return table if isinstance(table, QueryResult) else QueryResult.from_arrow(table)
+
+
+def json_rows(table: QueryResult | pa.Table) -> list[dict[str, Any]]:
+    """The held rows of ``table`` as JSON-able objects (a repeated column name: the last)."""
+    result = as_result(table)
+    names = result.column_names
+    return [{k: jsonable(v) for k, v in zip(names, row, strict=True)} for row in result.rows()]
 
 
 def text(value: Any) -> str:
@@ -63,14 +77,15 @@ def text(value: Any) -> str:
     return str(jsonable(value))
 
 
-def csv_text(table: pa.Table) -> str:
-    """``table`` as CSV with a header line (NULL as an empty field)."""
+def csv_text(table: QueryResult | pa.Table) -> str:
+    """The held rows of ``table`` as CSV with a header line (NULL as an empty field)."""
+    result = as_result(table)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(table.column_names)
-    for row in table.to_pylist():
-        writer.writerow([text(row.get(name)) for name in table.column_names])
+    writer.writerow(result.column_names)
+    for row in result.rows():  # by position, as the header: repeated names stay apart
+        writer.writerow([text(value) for value in row])
     return out.getvalue()
 
 
-__all__ = ["csv_text", "json_rows", "jsonable", "text"]
+__all__ = ["as_result", "csv_text", "json_rows", "jsonable", "text"]

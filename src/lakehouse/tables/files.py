@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lakehouse.tables.errors import RowLevelWriteError
@@ -84,10 +85,10 @@ def arrow_schema(schema: Schema, names: Sequence[str] | None = None) -> pa.Schem
 
 
 def _physical_columns(
-    parquet: pq.ParquetFile, schema: Schema, names: Sequence[str]
+    parquet: pq.ParquetFile | pq.FileMetaData, schema: Schema, names: Sequence[str]
 ) -> list[str | None]:
     """The file's top-level column name for each of ``names`` (``None``: not in the file)."""
-    arrow = parquet.schema_arrow
+    arrow = _metadata(parquet).schema.to_arrow_schema()
     by_id: dict[int, str] = {}
     for f in arrow:
         raw = (f.metadata or {}).get(b"PARQUET:field_id")
@@ -153,7 +154,7 @@ def read_columns(
     """
     path = data_file.file_path
     with io.new_input(path).open() as stream:
-        parquet = pq.ParquetFile(stream)
+        parquet = _parquet_file(stream, path)
         physical = _physical_columns(parquet, schema, names)
         present = [p for p in physical if p is not None]
         if positions is None:
@@ -176,6 +177,92 @@ def read_columns(
     return _typed(table, pos, schema, names, physical, path)
 
 
+#: Bytes of key columns :func:`read_keys` keeps per process (least recently used first out).
+KEY_CACHE_BYTES = 64 * 1024**2
+
+_KEYS: OrderedDict[tuple[str, int, str, str], pa.Array] = OrderedDict()
+_KEYS_LOCK = threading.Lock()
+_KEYS_SIZE = 0
+
+
+def read_keys(
+    io: FileIO, data_file: DataFile, schema: Schema, name: str, values: _Values
+) -> pa.Table:
+    """Key column ``name`` of ``data_file`` and its ``__pos``, in the row groups whose
+    statistics may hold one of ``values`` (as :func:`read_columns` with ``values``).
+
+    Each row group's key column is decoded once per process and kept (data files are
+    immutable and uniquely named), up to :data:`KEY_CACHE_BYTES` in all: the next
+    row-level write that looks for keys in the same row group reads only its footer,
+    which is kept too. A write that touches every row group of a table (many keys spread
+    over its whole key range) decodes every key column once, not once per write.
+    """
+    path = data_file.file_path
+    meta = _footer(io, path)
+    (physical,) = _physical_columns(meta, schema, [name])
+    if physical is None:
+        return read_columns(io, data_file, schema, [name], values=values)
+    groups = _groups_for(meta, schema, values)
+    if groups is None:
+        groups = list(range(meta.num_row_groups))
+    kind = arrow_schema(schema, [name]).field(name).type
+    sizes, starts = _row_groups(meta)
+    found: dict[int, pa.Array] = {}
+    with _KEYS_LOCK:
+        for g in groups:
+            cached = _KEYS.get((path, g, physical, str(kind)))
+            if cached is not None:
+                _KEYS.move_to_end((path, g, physical, str(kind)))
+                found[g] = cached
+    missing = [g for g in groups if g not in found]
+    if missing:
+        with io.new_input(path).open() as stream:
+            parquet = _parquet_file(stream, path)
+            table, _ = _read_groups_with_positions(parquet, [physical], missing)
+        keys = _as_type(table.column(physical), kind, name, path).combine_chunks()
+        offset = 0
+        for g in missing:
+            part = keys.slice(offset, int(sizes[g]))
+            if len(missing) > 1:  # its own buffer: what the budget counts is what is kept
+                part = pa.concat_arrays([part])
+            offset += int(sizes[g])
+            found[g] = part
+            _remember_keys((path, g, physical, str(kind)), part)
+    arrays = [found[g] for g in groups]
+    positions = (
+        np.concatenate([np.arange(starts[g], starts[g] + sizes[g]) for g in groups])
+        if groups
+        else np.zeros(0, np.int64)
+    )
+    return pa.table(
+        [pa.chunked_array(arrays, kind), pa.array(positions.astype(np.int64, copy=False))],
+        names=[name, POS],
+    )
+
+
+def _remember_keys(key: tuple[str, int, str, str], keys: pa.Array) -> None:
+    global _KEYS_SIZE
+    size = keys.nbytes
+    if size > KEY_CACHE_BYTES:
+        return
+    with _KEYS_LOCK:
+        if key in _KEYS:
+            return
+        _KEYS[key] = keys
+        _KEYS_SIZE += size
+        while _KEYS_SIZE > KEY_CACHE_BYTES:
+            _, dropped = _KEYS.popitem(last=False)
+            _KEYS_SIZE -= dropped.nbytes
+
+
+def forget_keys() -> None:
+    """Empty the key columns :func:`read_keys` keeps (as in a new process)."""
+    global _KEYS_SIZE
+    with _KEYS_LOCK:
+        _KEYS.clear()
+        _KEYS_SIZE = 0
+
+
 def read_matching(
     io: FileIO,
     data_file: DataFile,
@@ -195,7 +282,7 @@ def read_matching(
     """
     path = data_file.file_path
     with io.new_input(path).open() as stream:
-        parquet = pq.ParquetFile(stream)
+        parquet = _parquet_file(stream, path)
         physical = _physical_columns(parquet, schema, keys)
         present = [p for p in physical if p is not None]
         groups = _groups_for(parquet, schema, values) if values is not None else None
@@ -219,6 +306,146 @@ def read_matching(
     return found
 
 
+def may_equal(
+    io: FileIO,
+    data_file: DataFile,
+    schema: Schema,
+    name: str,
+    positions: pa.Array,
+    values: pa.Array | pa.ChunkedArray,
+) -> np.ndarray[Any, Any]:
+    """For each of ``positions``, whether ``values[i]`` may equal the file's value there.
+
+    Judged from the footer alone, without decoding a page: a value below the minimum or
+    above the maximum of column ``name`` in the row group holding its position cannot be
+    the file's value (the Parquet statistics are bounds, also when a writer truncated
+    them). ``True`` wherever that cannot be told: a NULL value, a row group without
+    statistics, a column the file does not have, or a type whose statistics do not order
+    values as Arrow compares them (only integers, floating point, strings, binary and
+    dates are judged). A change detection reads the column only where this is ``True``.
+    """
+    maybe = np.ones(len(positions), dtype=bool)
+    kind = arrow_schema(schema, [name]).field(name).type
+    if not len(positions) or not _judged_by_statistics(kind):
+        return maybe
+    meta = _footer(io, data_file.file_path)
+    (physical,) = _physical_columns(meta, schema, [name])
+    column = _column_index(meta, physical)
+    if column is None or not _statistics_order(meta.schema.column(column), kind):
+        return maybe
+    _, starts = _row_groups(meta)
+    wanted = positions.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    group_of = np.searchsorted(starts, wanted, side="right") - 1
+    groups = np.unique(group_of)
+    lows: list[Any] = []
+    highs: list[Any] = []
+    for g in groups.tolist():
+        stats = meta.row_group(g).column(column).statistics
+        known = stats is not None and stats.has_min_max
+        lows.append(stats.min if known else None)
+        highs.append(stats.max if known else None)
+    try:
+        low = pa.array(lows, kind)
+        high = pa.array(highs, kind)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+        return maybe
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if values.type != kind:
+        values = values.cast(kind)
+    at = pa.array(np.searchsorted(groups, group_of))
+    below = pc.less(values, low.take(at))
+    above = pc.greater(values, high.take(at))
+    outside = pc.fill_null(pc.or_kleene(below, above), False)
+    inside: np.ndarray[Any, Any] = ~np.asarray(outside.to_numpy(zero_copy_only=False), dtype=bool)
+    return inside
+
+
+_FOOTERS: OrderedDict[str, pq.FileMetaData] = OrderedDict()
+_FOOTERS_LOCK = threading.Lock()
+#: Footers kept per process. Data files are immutable and uniquely named, so a parsed
+#: footer stays true; a row-level write opens each candidate file two or three times.
+_FOOTERS_MAX = 512
+
+
+def _cached_footer(path: str) -> pq.FileMetaData | None:
+    with _FOOTERS_LOCK:
+        meta = _FOOTERS.get(path)
+        if meta is not None:
+            _FOOTERS.move_to_end(path)
+        return meta
+
+
+def _parquet_file(stream: Any, path: str) -> pq.ParquetFile:
+    """``stream`` of the data file ``path`` as a ParquetFile, its footer parsed once."""
+    meta = _cached_footer(path)
+    if meta is not None:
+        return pq.ParquetFile(stream, metadata=meta)
+    parquet = pq.ParquetFile(stream)
+    with _FOOTERS_LOCK:
+        _FOOTERS[path] = parquet.metadata
+        while len(_FOOTERS) > _FOOTERS_MAX:
+            _FOOTERS.popitem(last=False)
+    return parquet
+
+
+def _footer(io: FileIO, path: str) -> pq.FileMetaData:
+    """The footer of the data file ``path`` (the file is opened only when not parsed before)."""
+    meta = _cached_footer(path)
+    if meta is not None:
+        return meta
+    with io.new_input(path).open() as stream:
+        return _parquet_file(stream, path).metadata
+
+
+def _metadata(parquet: pq.ParquetFile | pq.FileMetaData) -> pq.FileMetaData:
+    return parquet if isinstance(parquet, pq.FileMetaData) else parquet.metadata
+
+
+def _column_index(meta: pq.FileMetaData, physical: str | None) -> int | None:
+    """The index of the file's leaf column ``physical`` (a top-level primitive column)."""
+    if physical is None:
+        return None
+    schema = meta.schema
+    return next((i for i in range(meta.num_columns) if schema.column(i).path == physical), None)
+
+
+def _judged_by_statistics(kind: pa.DataType) -> bool:
+    """Whether values of ``kind`` compare with Parquet min/max statistics as Arrow's do."""
+    return bool(
+        pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_binary(kind)
+        or pa.types.is_large_binary(kind)
+        or pa.types.is_date32(kind)
+    )
+
+
+def _statistics_order(column: pq.ColumnSchema, kind: pa.DataType) -> bool:
+    """Whether the file's ``column`` keeps statistics in the order Arrow compares ``kind``.
+
+    Signed integers and dates in INT32/INT64, floating point in FLOAT/DOUBLE, strings as
+    UTF-8 BYTE_ARRAY and binary as plain BYTE_ARRAY (both ordered byte by byte, unsigned).
+    """
+    physical = str(column.physical_type)
+    logical = str(column.logical_type.type)
+    if pa.types.is_date32(kind):
+        return physical == "INT32" and logical == "DATE"
+    if pa.types.is_integer(kind):
+        if physical not in ("INT32", "INT64"):
+            return False
+        if logical == "INT":
+            return '"isSigned":true' in str(column.logical_type.to_json()).replace(" ", "")
+        return logical == "NONE"
+    if pa.types.is_floating(kind):
+        return physical in ("FLOAT", "DOUBLE") and logical == "NONE"
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return physical == "BYTE_ARRAY" and logical == "STRING"
+    return physical == "BYTE_ARRAY" and logical == "NONE"
+
+
 def _typed(
     table: pa.Table,
     pos: pa.Array,
@@ -235,22 +462,28 @@ def _typed(
         if phys is None:
             columns.append(pa.nulls(table.num_rows, kind))
             continue
-        column = table.column(phys)
-        if column.type != kind:
-            try:
-                column = column.cast(kind)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise RowLevelWriteError(
-                    f"column '{name}' of data file {path} cannot be read as {kind}: {exc}"
-                ) from exc
-        columns.append(column)
+        columns.append(_as_type(table.column(phys), kind, name, path))
     columns.append(pos)
     return pa.table(columns, names=[*names, POS])
 
 
-def _row_groups(parquet: pq.ParquetFile) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+def _as_type(column: pa.ChunkedArray, kind: pa.DataType, name: str, path: str) -> pa.ChunkedArray:
+    """Column ``name`` of data file ``path`` as the table's type ``kind``."""
+    if column.type == kind:
+        return column
+    try:
+        return column.cast(kind)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise RowLevelWriteError(
+            f"column '{name}' of data file {path} cannot be read as {kind}: {exc}"
+        ) from exc
+
+
+def _row_groups(
+    parquet: pq.ParquetFile | pq.FileMetaData,
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     """Rows of each row group of ``parquet``, and the position of each group's first row."""
-    meta = parquet.metadata
+    meta = _metadata(parquet)
     sizes = np.array([meta.row_group(i).num_rows for i in range(meta.num_row_groups)], np.int64)
     return sizes, np.concatenate(([0], np.cumsum(sizes)[:-1]))
 
@@ -263,7 +496,9 @@ def _group_rows(parquet: pq.ParquetFile, positions: pa.Array) -> int:
     return int(sizes[groups].sum())
 
 
-def _groups_for(parquet: pq.ParquetFile, schema: Schema, values: _Values) -> list[int] | None:
+def _groups_for(
+    parquet: pq.ParquetFile | pq.FileMetaData, schema: Schema, values: _Values
+) -> list[int] | None:
     """Row groups whose min/max statistics of the column may hold one of the values.
 
     The values are a sequence, or a sorted NumPy array (many keys, sorted once by the
@@ -274,10 +509,8 @@ def _groups_for(parquet: pq.ParquetFile, schema: Schema, values: _Values) -> lis
     (physical,) = _physical_columns(parquet, schema, [name])
     if physical is None or len(wanted) == 0:
         return None
-    meta = parquet.metadata
-    column = next(
-        (i for i in range(meta.num_columns) if meta.schema.column(i).path == physical), None
-    )
+    meta = _metadata(parquet)
+    column = _column_index(meta, physical)
     if column is None:
         return None
     ordered = wanted if isinstance(wanted, np.ndarray) else sorted(wanted)
@@ -400,8 +633,11 @@ __all__ = [
     "POS",
     "arrow_schema",
     "drop_positions",
+    "forget_keys",
     "live_mask",
     "map_files",
+    "may_equal",
     "read_columns",
+    "read_keys",
     "read_matching",
 ]

@@ -238,12 +238,19 @@ def _property_updates(
 
 
 def merge_tables(
-    ancestor: TableMetadata, target: TableMetadata, source: TableMetadata, io: FileIO
+    ancestor: TableMetadata,
+    target: TableMetadata,
+    source: TableMetadata,
+    io: FileIO,
+    *,
+    write: bool = True,
 ) -> TableMerge:
     """Merge the source's changes since ``ancestor`` into ``target`` (see the module doc).
 
     Pure apart from writing the new snapshot's manifest and manifest list with ``io``;
-    the caller writes the metadata file and commits it.
+    the caller writes the metadata file and commits it. With ``write=False`` (a dry run)
+    nothing is written: the outcome and its description are the same, and the returned
+    metadata lacks the merged snapshot.
     """
     from pyiceberg.catalog.noop import NoopCatalog
     from pyiceberg.table import Table
@@ -304,7 +311,7 @@ def merge_tables(
     if removals:
         updates.append(RemovePropertiesUpdate(removals=sorted(removals)))
     metadata = apply_updates(target, updates) if updates else target  # type: ignore[arg-type]
-    if not plan.is_empty:
+    if write and not plan.is_empty:
         carried = (
             {CARRIED_PROPERTY: json.dumps(source_state, separators=(",", ":"))}
             if source_state

@@ -59,7 +59,9 @@ from lakehouse.tables.files import (
     drop_positions,
     live_mask,
     map_files,
+    may_equal,
     read_columns,
+    read_keys,
     read_matching,
 )
 from lakehouse.tables.planning import plan_tasks
@@ -138,6 +140,17 @@ def write_mode(
 
 def validate_keys(rows: pa.Table, keys: Sequence[str], what: str = "the new rows") -> None:
     """:class:`UpsertKeyError` unless ``keys`` are columns of ``rows``, never NULL, unique."""
+    _checked_keys(rows, keys, what)
+
+
+def _checked_keys(
+    rows: pa.Table, keys: Sequence[str], what: str = "the new rows"
+) -> _SortedKeys | None:
+    """:func:`validate_keys`; one integer key column comes back sorted (for the lookup).
+
+    The uniqueness of one integer key column is checked on its values sorted, which the
+    lookup of old versions then uses (sorted once per upsert, not once per check).
+    """
     if not keys:
         raise UpsertKeyError("an upsert needs at least one key column")
     missing = [k for k in keys if k not in rows.column_names]
@@ -150,10 +163,19 @@ def validate_keys(rows: pa.Table, keys: Sequence[str], what: str = "the new rows
         nulls = rows.column(k).null_count
         if nulls:
             raise UpsertKeyError(f"{nulls} row(s) of {what} have a NULL key column '{k}'")
+    ordered = _SortedKeys.of(rows.column(keys[0])) if len(keys) == 1 else None
     if rows.num_rows < 2:
-        return
+        return ordered
+    if ordered is not None:
+        repeated = ordered.repeated()
+        if repeated is None:
+            return ordered
+        value, times = repeated
+        raise UpsertKeyError(
+            f"key ({keys[0]}) is not unique in {what}: {keys[0]}={value!r} appears {times} times"
+        )
     if len(keys) == 1 and len(pc.unique(rows.column(keys[0]))) == rows.num_rows:
-        return  # one key column of distinct values (a hash set, not a grouping plan)
+        return None  # one key column of distinct values (a hash set, not a grouping plan)
     counts = rows.group_by(list(keys)).aggregate([([], "count_all")])
     dup = counts.filter(pc.greater(counts.column("count_all"), 1))
     if dup.num_rows:
@@ -163,6 +185,7 @@ def validate_keys(rows: pa.Table, keys: Sequence[str], what: str = "the new rows
             f"key ({', '.join(keys)}) is not unique in {what}: {shown} appears "
             f"{first['count_all']} times"
         )
+    return None
 
 
 def upsert(
@@ -183,7 +206,7 @@ def upsert(
     retry after a concurrent commit. New columns of ``rows`` are added to the table.
     """
     keys = list(keys)
-    validate_keys(rows, keys)
+    ordered = _checked_keys(rows, keys)
     deletes = _delete_keys(delete_keys, keys)
     missing = [k for k in keys if k not in {f.name for f in table.schema().fields}]
     if missing and table.current_snapshot() is not None:
@@ -196,8 +219,9 @@ def upsert(
         attempt += 1
         try:
             return _upsert_once(
-                table, rows, keys, deletes, branch, dict(properties or {}), detect_changes, attempt
-            )
+                table, rows, keys, deletes, branch, dict(properties or {}), detect_changes,
+                attempt, ordered,
+            )  # fmt: skip
         except CommitStateUnknownException:
             raise
         except CommitFailedException as exc:
@@ -234,9 +258,10 @@ def _upsert_once(
     properties: dict[str, str],
     detect_changes: bool,
     attempt: int,
+    ordered: _SortedKeys | None = None,
 ) -> UpsertResult:
     tx = table.transaction()
-    staged = _stage(tx, rows, keys, deletes, branch, properties, detect_changes, attempt)
+    staged = _stage(tx, rows, keys, deletes, branch, properties, detect_changes, attempt, ordered)
     if staged.snapshot_id is not None:
         tx.commit_transaction()
     return staged
@@ -259,10 +284,10 @@ def stage_upsert(
     Schema changes already staged on ``tx`` are taken into account.
     """
     keys = list(keys)
-    validate_keys(rows, keys)
+    ordered = _checked_keys(rows, keys)
     return _stage(
         tx, rows, keys, _delete_keys(delete_keys, keys), branch, dict(properties or {}),
-        detect_changes, 1,
+        detect_changes, 1, ordered,
     )  # fmt: skip
 
 
@@ -275,7 +300,10 @@ def _stage(
     properties: dict[str, str],
     detect_changes: bool,
     attempt: int,
+    ordered: _SortedKeys | None = None,
 ) -> UpsertResult:
+    """Stage the upsert on ``tx``; ``ordered`` is the one integer key column of ``rows``
+    sorted (:func:`_checked_keys`), when it is."""
     table = tx._table
     pending = bool(tx._updates)
     base = tx.table_metadata if pending else table.metadata
@@ -299,8 +327,10 @@ def _stage(
     values = [f.name for f in arrow_schema(schema) if f.name not in keys]
     # the first value column comes with the keys: most updated rows differ in it already
     matches = _locate(
-        io, schema, keys, tasks, new_rows, typed_deletes, carry=values[:1] if detect_changes else ()
-    )
+        io, schema, keys, tasks, new_rows, typed_deletes,
+        carry=values[:1] if detect_changes else (),
+        ordered=ordered if typed_deletes is None else None,
+    )  # fmt: skip
     updated_pos: dict[str, pa.Array] = {}
     deleted_pos: dict[str, pa.Array] = {}
     matched_src: list[pa.Array] = []
@@ -324,18 +354,16 @@ def _stage(
             kept = pc.invert(pc.is_in(updated_pos[path], value_set=same))
             updated_pos[path] = updated_pos[path].filter(kept)
     # a key the table holds twice (appended twice) matches one new row twice: count rows once
-    matched = pc.unique(pa.concat_arrays(matched_src)) if matched_src else pa.array([], pa.int64())
-    unchanged_src = pc.unique(unchanged_src)
-    updated = len(matched) - len(unchanged_src)
-    to_write = new_rows
-    if len(unchanged_src):
-        keep = pc.invert(pc.is_in(pa.array(range(new_rows.num_rows), pa.int64()), unchanged_src))
-        to_write = new_rows.filter(keep)
+    matched = _marked(new_rows.num_rows, matched_src)
+    same = _marked(new_rows.num_rows, [unchanged_src])
+    unchanged = int(same.sum())
+    updated = int(matched.sum()) - unchanged
+    to_write = new_rows.filter(pa.array(~same)) if unchanged else new_rows
     inserted = to_write.num_rows - updated
     result = dict(inserted=inserted, updated=updated, deleted=deleted)
     if not to_write.num_rows and not deleted:
         return UpsertResult(
-            **result, unchanged=len(unchanged_src), snapshot_id=None, mode=mode,
+            **result, unchanged=unchanged, snapshot_id=None, mode=mode,
             candidate_files=len(tasks), attempts=attempt,
         )  # fmt: skip
     delta = RowDelta(tx, branch=branch, snapshot_properties=properties, metadata=metadata)
@@ -360,14 +388,18 @@ def _stage(
     if metadata.sort_order().is_unsorted and written.num_rows > 1:
         # clustered by key, the new files' row groups have narrow key bounds: later
         # upserts read only the row groups that may hold their keys
-        written = written.sort_by([(k, "ascending") for k in keys])
+        if ordered is not None and not rewritten:
+            order = ordered.rows[~same[ordered.rows]] if unchanged else ordered.rows
+            written = new_rows.take(pa.array(order))  # the key column was sorted once
+        else:
+            written = written.sort_by([(k, "ascending") for k in keys])
     delta.add_rows(written)
     staged = delta.stage()
     declared = json.dumps(keys)
     if metadata.properties.get(KEY_PROPERTY) != declared:
         tx.set_properties({KEY_PROPERTY: declared})
     return UpsertResult(
-        **result, unchanged=len(unchanged_src), snapshot_id=staged.snapshot_id, mode=mode,
+        **result, unchanged=unchanged, snapshot_id=staged.snapshot_id, mode=mode,
         candidate_files=len(tasks), attempts=attempt,
     )  # fmt: skip
 
@@ -391,6 +423,15 @@ def _small_files(tasks: Sequence[FileScanTask], budget: int) -> set[str]:
             break
         out.add(task.file.file_path)
     return out
+
+
+def _marked(rows: int, indexes: Sequence[pa.Array]) -> np.ndarray[Any, Any]:
+    """A mask of ``rows`` rows, true at the row ``indexes`` (each may repeat)."""
+    mask = np.zeros(rows, dtype=bool)
+    for part in indexes:
+        if len(part):
+            mask[part.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)] = True
+    return mask
 
 
 # -- schema ------------------------------------------------------------------------------
@@ -523,6 +564,7 @@ def _locate(
     deletes: pa.Table | None,
     *,
     carry: Sequence[str] = (),
+    ordered: _SortedKeys | None = None,
 ) -> list[tuple[FileScanTask, pa.Table]]:
     """Per candidate file: live positions matching a key, with the new row's index (or NULL).
 
@@ -533,7 +575,8 @@ def _locate(
     row groups whose statistics may hold one, and the ``carry`` columns only in the row
     groups that do hold one (:func:`~lakehouse.tables.files.read_matching`); they are
     returned with the matched positions, so that change detection does not open the
-    files a second time.
+    files a second time. ``ordered`` is the key column of ``new_rows`` already sorted
+    (without keys to delete only).
     """
     upsert_keys = new_rows.select(keys).append_column(
         _IDX, pa.array(np.arange(new_rows.num_rows, dtype=np.int64))
@@ -586,24 +629,29 @@ def _locate(
                 out.append((task, matched.append_column(_IDX, probe_idx.take(where))))
         return out
 
-    sorted_probe = _SortedKeys.of(probe_keys) if probe_keys is not None else None
+    sorted_probe = ordered
+    if sorted_probe is None and probe_keys is not None:
+        sorted_probe = _SortedKeys.of(probe_keys)
     if sorted_probe is not None:
         # many integer keys: per file (in parallel), the key column of the row groups
         # whose statistics may hold one, each value looked up by binary search in the
         # keys sorted once (a hash lookup costs ~3x more per value on 100,000 keys)
         column = keys[0]
         wanted = (column, sorted_probe.values)
+        # without keys to delete, the probe's rows are the new rows, in order
+        identity = deletes is None
 
         def matched_in(task: FileScanTask) -> pa.Table:
-            found = read_columns(io, task.file, schema, keys, values=wanted)
-            hit, rows = sorted_probe.find(found.column(column))
-            if task.delete_files:
+            found = read_keys(io, task.file, schema, column, wanted)
+            where, rows = sorted_probe.find(found.column(column))
+            # only the matches go on: positions, deletes and indexes of a few rows per group
+            positions = found.column(POS).to_numpy()[where]
+            if task.delete_files and len(positions):
                 gone = read_position_deletes(io, task.delete_files, task.file.file_path)
-                alive = live_mask(found.column(POS), gone)
-                rows = rows[alive[hit]]
-                hit &= alive
-            matched = found.select([POS]).filter(pa.array(hit))
-            return matched.append_column(_IDX, probe_idx.take(pa.array(rows)))
+                alive = live_mask(pa.array(positions), gone)
+                positions, rows = positions[alive], rows[alive]
+            idx = pa.array(rows) if identity else probe_idx.take(pa.array(rows))
+            return pa.table([pa.array(positions), idx], names=[POS, _IDX])
 
         found_in = map_files(matched_in, tasks, parallel=len(tasks) > 1)
         return [(t, m) for t, m in zip(tasks, found_in, strict=True) if m.num_rows]
@@ -652,27 +700,38 @@ class _SortedKeys:
     rows: np.ndarray[Any, Any]
 
     @classmethod
-    def of(cls, keys: pa.Array) -> _SortedKeys | None:
-        """``keys`` (distinct, no NULL) sorted, or ``None`` when they are not integers."""
-        if not pa.types.is_integer(keys.type) or keys.null_count:
+    def of(cls, keys: pa.Array | pa.ChunkedArray) -> _SortedKeys | None:
+        """``keys`` (no NULL) sorted as 64-bit integers, or ``None`` when they are not
+        integers that all fit (unsigned 64-bit ones need not)."""
+        kind = keys.type
+        if not pa.types.is_integer(kind) or pa.types.is_uint64(kind) or keys.null_count:
             return None
-        values = keys.to_numpy()
+        values = keys.to_numpy().astype(np.int64, copy=False)
         order = np.argsort(values, kind="stable")
-        return cls(values[order], order.astype(np.int64))
+        return cls(values[order], order.astype(np.int64, copy=False))
+
+    def repeated(self) -> tuple[int, int] | None:
+        """The smallest key that appears more than once and how often, or ``None``."""
+        same = self.values[1:] == self.values[:-1]
+        if not same.any():
+            return None
+        value = self.values[int(np.argmax(same))]
+        times = np.searchsorted(self.values, value, "right") - np.searchsorted(self.values, value)
+        return int(value), int(times)
 
     def find(
         self, column: pa.Array | pa.ChunkedArray
     ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-        """Which values of ``column`` are keys (a mask), and the row of each one found."""
+        """Where in ``column`` the keys are (ascending indexes), and the row of each one."""
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
         if not len(column) or not len(self.values):
-            return np.zeros(len(column), dtype=bool), np.zeros(0, dtype=np.int64)
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         valid = None
         if column.null_count:
             valid = column.is_valid().to_numpy(zero_copy_only=False)
             column = column.fill_null(0)
-        looked = column.to_numpy().astype(self.values.dtype, copy=False)
+        looked = column.to_numpy().astype(np.int64, copy=False)
         if valid is None and len(looked) > 1 and bool((looked[1:] > looked[:-1]).all()):
             # strictly ascending (a file written sorted by key): look up the keys within
             # its range in it, which costs the keys, not the rows
@@ -681,15 +740,14 @@ class _SortedKeys:
             inside = self.values[lo:hi]
             at = np.minimum(np.searchsorted(looked, inside), len(looked) - 1)
             there = looked[at] == inside
-            hit = np.zeros(len(looked), dtype=bool)
-            hit[at[there]] = True
-            return hit, self.rows[lo:hi][there]  # ascending positions, as in the file
+            return at[there], self.rows[lo:hi][there]  # ascending, as in the file
         at = np.searchsorted(self.values, looked)
         np.minimum(at, len(self.values) - 1, out=at)
         hit = self.values[at] == looked
         if valid is not None:
             hit &= valid
-        return hit, self.rows[at[hit]]
+        where = np.flatnonzero(hit)
+        return where, self.rows[at[where]]
 
 
 def _unchanged(
@@ -706,7 +764,10 @@ def _unchanged(
     and the old values of the columns :func:`_locate` carried. The columns are compared
     one at a time with the new rows taken in the same order (no join); a column not
     carried is read at the positions of the rows still equal so far, so once every row of
-    a file differs, its other columns are not read at all.
+    a file differs, its other columns are not read at all. Before a column is read, rows
+    whose new value lies outside the old row group's min/max statistics are known to
+    differ (:func:`~lakehouse.tables.files.may_equal`); the column is read only for the
+    others.
     """
     names = [f.name for f in arrow_schema(schema) if f.name not in keys]
     by_path = {t.file.file_path: t for t in tasks}
@@ -718,12 +779,21 @@ def _unchanged(
             for c in names:
                 if not remaining.num_rows:
                     break
+                b = new_values.column(c).take(remaining.column(_IDX))
                 if c in remaining.column_names:
                     a = remaining.column(c)
                 else:
+                    data_file = by_path[path].file
                     at = remaining.column(POS).combine_chunks()
-                    a = read_columns(io, by_path[path].file, schema, [c], at).column(c)
-                b = new_values.column(c).take(remaining.column(_IDX))
+                    # a new value outside the old row group's min/max differs: not read
+                    maybe = may_equal(io, data_file, schema, c, at, b)
+                    if not maybe.all():
+                        kept = pa.array(maybe)
+                        remaining, b = remaining.filter(kept), b.filter(kept)
+                        if not remaining.num_rows:
+                            break
+                        at = remaining.column(POS).combine_chunks()
+                    a = read_columns(io, data_file, schema, [c], at).column(c)
                 both_null = pc.and_(pc.is_null(a), pc.is_null(b))
                 remaining = remaining.filter(pc.or_(both_null, pc.fill_null(pc.equal(a, b), False)))
         except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError) as exc:

@@ -13,7 +13,10 @@ runs the same pipelines:
   materialization (``full_refresh`` | ``append`` | ``merge``);
 * :meth:`Engine.reading` — for incremental models: within the block, the model's
   sources read only their new rows (engines with :attr:`Engine.incremental_reads`; the
-  runner reads the sources of the others in full).
+  runner reads the sources of the others in full);
+* :meth:`Engine.batch` — the audit: within the block, :meth:`Engine.execute` of the
+  queries named up front may share work (the DuckDB engine plans them all at one commit
+  and runs them in one sandboxed connection); an engine need not do anything.
 
 Engines write through the versioned catalog (a
 :class:`~lakehouse.catalog.iceberg.RefCatalog` or the engine's own Nessie catalog
@@ -125,6 +128,16 @@ class Engine(ABC):
             yield
         finally:
             self._reads = previous
+
+    @contextmanager
+    def batch(self, queries: Sequence[str]) -> Iterator[None]:
+        """Within the block, :meth:`execute` of any of ``queries`` may share work with the
+        others, and every query may read the branch as it was when the block began (the
+        runner's audit names its checks' queries here; nothing writes to the branch
+        meanwhile, so results are those :meth:`execute` gives outside the block). An error
+        of one query is raised by its own :meth:`execute`. Default: nothing shared.
+        """
+        yield
 
     def table_exists(self, table: str) -> bool:
         """True when ``table`` exists on the branch."""

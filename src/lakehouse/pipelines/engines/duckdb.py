@@ -15,6 +15,11 @@ one commit per model:
   table's current version are left alone, and the change is one row-delta snapshot
   (position delete files, or rewritten files for a ``copy-on-write`` table). Nothing
   changed, no commit. The result must not hold a key twice nor a NULL key.
+
+The audit (:meth:`DuckDBEngine.batch`) plans every check's query at one commit of the
+branch and runs them all in **one** sandboxed connection whose allow-list is the union of
+the files those plans read — the files of the branch's tables at that commit that some
+check reads, and no other — instead of opening a locked DuckDB per query.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from lakehouse.pipelines.engines.base import Engine, WriteResult
@@ -45,6 +51,7 @@ if TYPE_CHECKING:
 
     from lakehouse.pipelines.config import ModelConfig
     from lakehouse.query.errors import QueryError
+    from lakehouse.query.execution import QueryPlan, QuerySession
 
 logger = logging.getLogger(__name__)
 
@@ -75,22 +82,98 @@ def _total_records(table: Table) -> int:
     return int(snapshot.summary.get("total-records", "0") or 0)
 
 
+@dataclass
+class _Batch:
+    """One :meth:`DuckDBEngine.batch`: its pinned session, plans and shared connection."""
+
+    session: QuerySession
+    connection: duckdb.DuckDBPyConnection
+    #: By query text: its plan, or the error planning it raised (raised again by execute).
+    plans: dict[str, QueryPlan | Exception] = field(default_factory=dict)
+
+    def plan(self, sql: str) -> QueryPlan | Exception:
+        """``sql``'s plan at the batch's commit (made once), or the error planning raised."""
+        planned = self.plans.get(sql)
+        if planned is None:
+            planned = self.plans[sql] = _plan_or_error(self.session, sql)
+        return planned
+
+
+def _plan_or_error(session: QuerySession, sql: str) -> QueryPlan | Exception:
+    """``session.plan(sql)``, or the error it raised (a check reports it as its outcome)."""
+    from lakehouse.errors import LakehouseError
+
+    try:
+        return session.plan(sql)
+    except (LakehouseError, ValueError, TypeError) as exc:
+        return exc
+
+
 class DuckDBEngine(Engine):
     """In-process DuckDB over the Iceberg tables of branch ``ref``."""
 
     name = "duckdb"
     incremental_reads = True
+    _batch: _Batch | None = None
 
     def execute(self, sql: str) -> pa.Table:
         """Run ``sql`` over the branch's current tables (each call sees the latest commit).
 
-        Within :meth:`reading`, incremental sources read only their new rows.
+        Within :meth:`reading`, incremental sources read only their new rows; within
+        :meth:`batch`, every query reads the commit the batch started at.
         """
         from lakehouse import query
 
         if any(r.mode == "incremental" for r in self._reads):
             return execute_reading(self.lakehouse, self.ref, sql, self._reads)
+        if self._batch is not None:
+            planned = self._batch.plan(sql)
+            if isinstance(planned, Exception):
+                raise planned
+            return _run_planned(self._batch.connection, planned)
         return query.sql(self.lakehouse, sql, self.ref)
+
+    @contextmanager
+    def batch(self, queries: Sequence[str]) -> Iterator[None]:
+        """Plan ``queries`` at the branch's current commit; run them in one locked connection.
+
+        The connection (:func:`lakehouse.query.sandbox.connect`, with the engine's memory
+        limit and spill folder) may read exactly the union of the files the plans of
+        ``queries`` read; each query registers its tables' views, runs, and removes them.
+        Another query executed within the block is planned at the same commit and runs in
+        the same connection: files it reads that are not allowed there are read through
+        PyIceberg (:func:`lakehouse.query.execution.register`), never allowed afterwards.
+        A query that cannot be planned (a missing table, a forbidden statement) raises its
+        error when it is executed, as it would outside the batch. Nothing is shared within
+        :meth:`reading`.
+        """
+        from lakehouse import query
+        from lakehouse.query.execution import allowed_paths
+        from lakehouse.query.sandbox import connect
+
+        if self._batch is not None or any(r.mode == "incremental" for r in self._reads):
+            yield
+            return
+        session = query.session(self.lakehouse, self.ref)  # pinned: one commit for all
+        plans: dict[str, QueryPlan | Exception] = {}
+        paths: dict[str, None] = {}
+        for sql in dict.fromkeys(queries):
+            planned = plans[sql] = _plan_or_error(session, sql)
+            if not isinstance(planned, Exception):
+                paths.update(dict.fromkeys(allowed_paths(planned)))
+        compute = self.lakehouse.settings.compute
+        temp = compute.duckdb_temp_directory
+        con = connect(
+            paths,
+            memory_limit=compute.duckdb_memory_limit,
+            temp_directory=str(temp) if temp is not None else None,
+        )
+        self._batch = _Batch(session, con, plans)
+        try:
+            yield
+        finally:
+            self._batch = None
+            con.close()
 
     def read(self, table: str, *, columns: Sequence[str] | None = None) -> pa.Table:
         """Read ``table`` of the branch (deletes applied), all or some ``columns``."""
@@ -298,6 +381,29 @@ def _query_error(exc: Exception) -> QueryError:
     from lakehouse.query.errors import QueryExecutionError
 
     return QueryExecutionError(first_line(str(exc)))
+
+
+def _run_planned(con: duckdb.DuckDBPyConnection, plan: QueryPlan) -> pa.Table:
+    """Run ``plan`` in ``con``: its tables registered for the query, removed afterwards."""
+    import duckdb
+
+    from lakehouse.query.analysis import engine_message
+    from lakehouse.query.errors import QueryError, QueryExecutionError
+    from lakehouse.query.execution import Registration, register, unregister
+
+    registered: list[Registration] = []
+    try:
+        for scan in plan.tables.values():
+            registered.append(register(con, scan))
+        try:
+            relation = con.sql(plan.sql)
+            if relation is None:
+                raise QueryError("the statement returned no result")
+            return relation.to_arrow_table()
+        except duckdb.Error as exc:
+            raise QueryExecutionError(engine_message(str(exc))) from exc
+    finally:
+        unregister(con, registered)
 
 
 def _relation(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyRelation:
