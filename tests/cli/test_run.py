@@ -183,7 +183,7 @@ def _query_interrupted_by_ctrl_c(*args: object, **kwargs: object) -> NoReturn:
 def test_ctrl_c_that_duckdb_reports_as_its_error_still_exits_130(
     lh: Lakehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(Lakehouse, "sql", _query_interrupted_by_ctrl_c)
+    monkeypatch.setattr(Lakehouse, "fetch", _query_interrupted_by_ctrl_c)
     done = runner.invoke(app, ["sql", "SELECT count(*) FROM range(1000000000000)"])
     assert done.exit_code == 130, done.output
     assert done.stderr == "interrupted\n"
