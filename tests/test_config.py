@@ -316,3 +316,11 @@ def test_env_example_loads_as_a_dot_env(tmp_path: Path) -> None:
     settings = load_settings()
     assert settings.profile == "embedded"
     assert settings.catalog.default_branch == "main"
+
+
+@pytest.mark.usefixtures("no_home")
+def test_author_without_user_is_the_login_name_not_blank(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container or cron job often has no USER: commits still name who made them."""
+    monkeypatch.delenv("USER", raising=False)
+    monkeypatch.setenv("LOGNAME", "grace")
+    assert load_settings().author == "grace"

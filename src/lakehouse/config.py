@@ -20,6 +20,7 @@ Secrets are :class:`~pydantic.SecretStr`: they never appear in ``repr``, logs or
 
 from __future__ import annotations
 
+import getpass
 import os
 import re
 from collections.abc import Iterator
@@ -260,6 +261,14 @@ class IngestSettings(BaseModel):
     block_bytes: int = Field(default=16 * 1024**2, ge=1024)
 
 
+def _login_name() -> str | None:
+    """The process's login name (``getpass.getuser``), or None when it has none."""
+    try:
+        return getpass.getuser() or None
+    except (KeyError, OSError):  # a uid with no passwd entry, e.g. in a container
+        return None
+
+
 class Settings(BaseSettings):
     """Every setting of Lakehouse. Build with :func:`load_settings` to get :class:`ConfigError`."""
 
@@ -283,7 +292,8 @@ class Settings(BaseSettings):
     #: Root of the buckets: a local folder, ``s3://lake/prefix`` or ``s3://acme-{bucket}``
     #: (see :meth:`lakehouse.storage.zones.Warehouse.from_uri`). Default: ``<home>/warehouse``.
     warehouse: str | None = None
-    #: Author recorded on commits. Default: the ``USER`` environment variable.
+    #: Author recorded on commits. Default: the ``USER`` environment variable, else the
+    #: login name of the process (``LOGNAME``, then the password database), as ``git`` does.
     author: str | None = None
     s3: S3Settings = Field(default_factory=S3Settings)
     compute: ComputeSettings = Field(default_factory=ComputeSettings)
@@ -336,7 +346,7 @@ class Settings(BaseSettings):
             path = Path(self.warehouse).expanduser()
             self.warehouse = str(path if path.is_absolute() else Path.cwd() / path)
         if self.author is None:
-            self.author = os.environ.get("USER") or None
+            self.author = os.environ.get("USER") or _login_name()
         if self.compute.engine is None:
             engine: EngineName = "spark" if self.profile == "cluster" else "duckdb"
             self.compute = self.compute.model_copy(update={"engine": engine})

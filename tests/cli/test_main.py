@@ -420,3 +420,10 @@ def test_merge_of_appends_on_both_sides_merges_by_content_unless_told_not_to(
     assert ok_json("merge", "dev")["applied"] is True
     got = lh.table("bronze.orders", "main").scan().to_arrow().column("id").to_pylist()
     assert sorted(got) == [1, 2, 3]
+
+
+def test_usage_lines_name_arguments_once_and_in_capitals() -> None:
+    """typer marks required arguments `{X}`, optional ones `[X]` and repeated ones `X...`."""
+    assert "lakehouse cherry-pick [OPTIONS] {COMMIT}...\n" in ok("cherry-pick", "--help").stdout
+    assert "lakehouse test [OPTIONS] [PIPELINE]\n" in ok("test", "--help").stdout
+    assert "lakehouse pipeline new [OPTIONS] {NAME}\n" in ok("pipeline", "new", "--help").stdout

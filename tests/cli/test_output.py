@@ -119,6 +119,11 @@ def test_unqualified_table_name_hints_namespace_table(lh: Lakehouse) -> None:
     line = error_line(run("sql", "SELECT * FROM orders"))
     assert "Table with name orders does not exist" in line
     assert line.endswith("(tables are namespace.table: did you mean silver.orders?)")
+
+
+def test_misspelled_unqualified_table_name_gets_the_qualified_suggestion(lh: Lakehouse) -> None:
+    line = error_line(run("sql", "SELECT * FROM ordrs"))
+    assert line.endswith("(tables are namespace.table: did you mean silver.orders?)")
     assert "pg_" not in line  # DuckDB's own guess names a system table
 
 

@@ -134,6 +134,19 @@ def test_cherry_pick_api_and_unknown_commit(lh: Lakehouse) -> None:
     one_line_error(run("cherry-pick", "0123456789abcdef", "--onto", "main"))
 
 
+def test_the_command_list_says_what_cherry_pick_does() -> None:
+    listed = [line.split() for line in ok("--help").stdout.splitlines()]
+    summary = next(" ".join(words[1:]) for words in listed if words[:1] == ["cherry-pick"])
+    assert summary.startswith("Copy commits onto a branch"), summary
+
+
+def test_branch_help_names_every_branch_command() -> None:
+    text = " ".join(ok("branch", "--help").stdout.split())
+    assert "Create, list, delete, reset, prune and approve branches." in text
+    for command in ("create", "list", "delete", "reset", "prune", "approve"):
+        assert f" {command} " in text
+
+
 # -- merge --strategy --------------------------------------------------------------------
 
 
@@ -214,7 +227,14 @@ def test_prune_without_options_applies_the_policy(
 ) -> None:
     lh.create_branch("run/shop/young")
     record(lh, "run/shop/young", "failed")
-    assert "No branch to prune" in ok("branch", "prune").stdout  # younger than 7 days
+    # younger than 7 days: kept, and the answer says why and how to see them
+    assert ok("branch", "prune").stdout.splitlines() == [
+        "No branch to prune: failed run branches are kept 7 day(s) "
+        "(LAKEHOUSE_FAILED_RUN_RETENTION_DAYS); to see them all: "
+        "lakehouse branch prune --pattern 'run/*' --older-than 0d --dry-run"
+    ]
+    listed = ok("branch", "prune", "--pattern", "run/*", "--older-than", "0d", "--dry-run")
+    assert "Would delete branch 'run/shop/young'" in listed.stdout
     assert "run/shop/young" in [b.name for b in lh.branches()]
     monkeypatch.setenv("LAKEHOUSE_FAILED_RUN_RETENTION_DAYS", "-1")
     one_line_error(run("branch", "prune"), "LAKEHOUSE_FAILED_RUN_RETENTION_DAYS")
@@ -238,6 +258,10 @@ def test_diff_rows_counts_added_and_deleted_rows_per_table(lh: Lakehouse) -> Non
     back = {d["table"]: d for d in ok_json("diff", "dev", "main", "--rows")}
     assert (back["bronze.orders"]["rows_added"], back["bronze.orders"]["rows_deleted"]) == (3, 2)
     assert back["bronze.new"]["rows_deleted"] == 1
+    # as text, every count right-aligned under its header, the last column too
+    lines = ok("diff", "main", "dev", "--rows").stdout.splitlines()
+    assert lines[0].endswith("ROWS BEFORE  ROWS AFTER")
+    assert len({len(line) for line in lines}) == 1, lines
 
 
 def test_diff_rows_counts_rows_a_copy_on_write_delete_rewrote(lh: Lakehouse) -> None:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from typer.testing import CliRunner
@@ -165,6 +166,52 @@ def test_ctrl_c_in_any_other_command_exits_130_without_a_traceback(
     assert done.stderr == "interrupted\n"
 
 
+# DuckDB notices a SIGINT while a query runs and raises its own error instead of
+# KeyboardInterrupt ("Query interrupted"). When it notices depends on the query's plan, so
+# these tests stand in for the query with a function that does exactly that, every time.
+
+
+def _query_interrupted_by_ctrl_c(*args: object, **kwargs: object) -> NoReturn:
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(10)  # Python runs the SIGINT handler here: KeyboardInterrupt
+    except KeyboardInterrupt:
+        raise RuntimeError("Query interrupted") from None
+    raise AssertionError("no SIGINT arrived")
+
+
+def test_ctrl_c_that_duckdb_reports_as_its_error_still_exits_130(
+    lh: Lakehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Lakehouse, "fetch", _query_interrupted_by_ctrl_c)
+    done = runner.invoke(app, ["sql", "SELECT count(*) FROM range(1000000000000)"])
+    assert done.exit_code == 130, done.output
+    assert done.stderr == "interrupted\n"
+
+
+def test_ctrl_c_that_fails_a_model_is_an_interrupt_of_the_run(
+    tmp_path: Path, lh: Lakehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lakehouse.pipelines.errors import ModelError
+
+    def run(*args: object, **kwargs: object) -> NoReturn:
+        try:
+            _query_interrupted_by_ctrl_c()
+        except RuntimeError as exc:  # as the runner's model error boundary wraps it
+            raise ModelError("silver.slow", "silver/slow.sql", f"RuntimeError: {exc}") from exc
+
+    write_pipeline(tmp_path / "pipelines", "shop", "name: shop\n")
+    monkeypatch.setattr("lakehouse.pipelines.run_pipeline", run)
+    monkeypatch.chdir(tmp_path)
+    main_before = lh.resolve("main").hash
+    done = runner.invoke(app, ["run", "shop", "--run-id", "r4"])
+    assert done.exit_code == 130, done.output
+    assert done.stderr.splitlines()[-1] == (
+        "interrupted; main unchanged; run branch run/shop/r4 not created"
+    )
+    assert lh.resolve("main").hash == main_before
+
+
 # -- a source folder that is not there -----------------------------------------------------
 
 
@@ -228,3 +275,67 @@ def test_missing_folder_with_its_variable_set_adds_no_hint(
     line = runner.invoke(app, ["run", "shop"]).stderr.splitlines()[-1]
     assert "nowhere of source 'files' does not exist" in line
     assert "not set" not in line
+
+
+# -- a pipeline name that is not there ----------------------------------------------------
+
+
+def test_misspelled_pipeline_name_suggests_the_pipelines_there(
+    tmp_path: Path, lh: Lakehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("tpch", "shop"):
+        write_pipeline(tmp_path / "pipelines", name, f"name: {name}\n")
+    monkeypatch.chdir(tmp_path)
+    misspelled = runner.invoke(app, ["run", "tpchh"])
+    assert misspelled.exit_code == 1
+    assert misspelled.stderr.splitlines() == [
+        "Error: no pipeline 'tpchh': no tpchh/pipeline.yaml, pipelines/tpchh/pipeline.yaml "
+        "(did you mean tpch?)"
+    ]
+    unknown = runner.invoke(app, ["plan", "warehouse"])
+    assert unknown.stderr.rstrip().endswith("(pipelines in pipelines: shop, tpch)")
+
+
+# -- stdout closed mid-run (`lakehouse run shop | head -1`) -------------------------------
+
+
+def test_a_reader_that_goes_away_does_not_stop_the_run(tmp_path: Path, lh: Lakehouse) -> None:
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "customers.csv").write_text("id\n1\n2\n", encoding="utf-8")
+    write_pipeline(
+        tmp_path / "pipelines",
+        "shop",
+        f"""
+        name: shop
+        sources:
+          - name: files
+            type: folder
+            path: {landing}
+            format: csv
+            tables: [{{table: customers, pattern: "customers.csv"}}]
+        """,
+    )
+    main_before = lh.resolve("main").hash
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lakehouse.cli", "run", "shop", "--run-id", "r5"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        first = process.stdout.readline()  # as `| head -1` does, then it exits
+        process.stdout.close()
+        stderr = process.stderr.read()
+        assert process.wait(timeout=120) == 0, stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stderr.close()
+    assert "run/shop/r5" in first
+    assert stderr == ""
+    assert lh.resolve("main").hash != main_before  # audited and published
+    assert [b.name for b in lh.branches()] == ["main"]

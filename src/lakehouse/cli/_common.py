@@ -13,7 +13,9 @@ or the command's own) the error is one JSON object on stderr instead::
 
 ``type`` is the exception's class name (the tree in :mod:`lakehouse.errors`), ``hint``
 a suggestion such as ``did you mean silver.orders?`` (also appended to the text line).
-An interrupt (Ctrl-C) exits with 130.
+An interrupt (Ctrl-C) exits with 130, also when an engine turned it into its own error:
+DuckDB checks for signals while a query runs and raises ``Query interrupted``, an
+ordinary exception, so the handler also notes the SIGINT itself (:func:`sigint_seen`).
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ import difflib
 import json
 import logging
 import re
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -229,9 +234,14 @@ _MISSING_DUCKDB_TABLE = re.compile(r"Table with name (\S+?) does not exist")
 _DUCKDB_SUGGESTION = re.compile(r"\s*Did you mean \"[^\"]*\"\?")
 
 
+def _close(name: str, lowered: list[str]) -> list[str]:
+    """Up to three of the lower-case ``lowered`` that look like ``name``, closest first."""
+    return difflib.get_close_matches(name.lower(), lowered, n=3, cutoff=0.6)
+
+
 def _did_you_mean(name: str, candidates: list[str]) -> str | None:
     lowered = {c.lower(): c for c in candidates}
-    matches = difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.6)
+    matches = _close(name, list(lowered))
     if not matches:
         return None
     return f"did you mean {' or '.join(lowered[m] for m in matches)}?"
@@ -240,8 +250,13 @@ def _did_you_mean(name: str, candidates: list[str]) -> str | None:
 def _table_hint(lh: Lakehouse, name: str, ref: str | None) -> str | None:
     tables = [str(e.key) for e in lh.tables(ref)]
     if "." not in name:  # an unqualified name: tables are namespace.table
-        same = [t for t in tables if t.rsplit(".", 1)[-1].lower() == name.lower()]
-        suggestion = f"did you mean {' or '.join(same)}?" if same else _did_you_mean(name, tables)
+        by_short: dict[str, list[str]] = {}
+        for table in tables:
+            by_short.setdefault(table.rsplit(".", 1)[-1].lower(), []).append(table)
+        # the name itself, else a misspelling of it ("ordrs": silver.orders)
+        shorts = [name.lower()] if name.lower() in by_short else _close(name, list(by_short))
+        same = [t for short in shorts for t in by_short[short]][:3]
+        suggestion = f"did you mean {' or '.join(same)}?" if same else None
         return "tables are namespace.table" + (f": {suggestion}" if suggestion else "")
     return _did_you_mean(name, tables) or (
         f"no such table on {ref or lh.settings.ref or lh.default_branch}; "
@@ -292,19 +307,58 @@ def report_error(exc: BaseException, state: State | None) -> None:
     typer.echo(f"Error: {message}" + (f" ({suggestion})" if suggestion else ""), err=True)
 
 
+_sigint = threading.Event()
+
+
+def sigint_seen() -> bool:
+    """Whether Ctrl-C was pressed during the running command (see :func:`watch_sigint`)."""
+    return _sigint.is_set()
+
+
+@contextmanager
+def watch_sigint() -> Iterator[None]:
+    """Note every SIGINT in :func:`sigint_seen`, then raise KeyboardInterrupt as Python does.
+
+    Only when Python's own handler is in place, in the main thread: a shell's background
+    job ignores SIGINT, and that choice is kept.
+    """
+    _sigint.clear()
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+
+    def note(signum: int, frame: Any) -> None:
+        _sigint.set()
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, note)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 class LakehouseGroup(TyperGroup):
     """The root command group: turns any error into ``Error: <one line>`` and exit code 1."""
 
     def invoke(self, ctx: Any) -> Any:  # ctx: typer's (vendored click) Context
         """Run the command; report failures without a traceback unless ``--debug``."""
         try:
-            return super().invoke(ctx)
+            with watch_sigint():
+                return super().invoke(ctx)
         except (typer.TyperException, typer.Exit, typer.Abort):  # usage errors, exits
             raise
         except KeyboardInterrupt:  # Ctrl-C: no traceback, the shell's exit code for SIGINT
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None
         except Exception as exc:
+            if sigint_seen():  # e.g. DuckDB's "Query interrupted": still Ctrl-C
+                logging.getLogger("lakehouse.cli").debug("interrupted", exc_info=True)
+                typer.echo("interrupted", err=True)
+                raise typer.Exit(130) from None
             state = ctx.obj if isinstance(ctx.obj, State) else None
             if state is not None and state.debug:
                 traceback.print_exc(file=sys.stderr)

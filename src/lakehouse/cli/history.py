@@ -88,7 +88,7 @@ def diff_command(
     for d in data:
         out.print(
             f"{d['table']:<{width}}  {d['rows_added']:>10}  {d['rows_deleted']:>10}  "
-            f"{d['from_rows']:>11}  {d['to_rows']}"
+            f"{d['from_rows']:>11}  {d['to_rows']:>10}"
         )
     for d in data:
         for label in ("added", "deleted"):
@@ -166,16 +166,14 @@ def merge_command(
 
 def cherry_pick_command(
     ctx: typer.Context,
-    commits: Annotated[
-        list[str], typer.Argument(metavar="COMMIT...", help="Commits, oldest first.")
-    ],
+    commits: Annotated[list[str], typer.Argument(metavar="COMMIT", help="Commits, oldest first.")],
     onto: Annotated[str, typer.Option("--onto", help="Branch to copy the commits onto.")],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Report what would change; commit nothing.")
     ] = False,
     output: OutputOpt = None,
 ) -> None:
-    """Copy COMMIT... onto a branch, one new commit each (Nessie's transplant).
+    """Copy commits onto a branch, one new commit each (Nessie's transplant).
 
     Example: lakehouse cherry-pick 3f9a1c2b4d5e --onto main
     """

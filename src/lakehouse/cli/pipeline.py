@@ -123,7 +123,7 @@ def model_tests_command(
     pipeline: Annotated[
         str | None,
         typer.Argument(
-            metavar="[PIPELINE]",
+            metavar="PIPELINE",
             help="Pipeline name or path (default: every pipeline of --pipelines-dir).",
             show_default=False,
         ),
@@ -197,7 +197,9 @@ def print_tests(out: Console, results: list[ModelTestResult]) -> None:
 @pipeline_app.command("new")
 def new_command(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Pipeline name (lowercase, digits, '_').")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="Pipeline name (lowercase, digits, '_').")
+    ],
     pipelines_dir: PipelinesDirOpt = None,
     output: OutputOpt = None,
 ) -> None:

@@ -16,7 +16,7 @@ from lakehouse.cli._common import (
 )
 
 branch_app = typer.Typer(
-    help="Create, list and delete branches.",
+    help="Create, list, delete, reset, prune and approve branches.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
@@ -215,7 +215,15 @@ def branch_prune(
         return
     out = console()
     verb = "Would delete" if dry_run else "Deleted"
-    if not pruned:
+    if not pruned and pattern is None and older_than is None:
+        kept = state.lakehouse().settings.failed_run_retention_days
+        out.print(
+            f"No branch to prune: failed run branches are kept {kept} day(s) "
+            "(LAKEHOUSE_FAILED_RUN_RETENTION_DAYS); to see them all: "
+            "lakehouse branch prune --pattern 'run/*' --older-than 0d --dry-run",
+            markup=False,
+        )
+    elif not pruned:
         out.print("No branch to prune")
     for p in pruned:
         days = p.age.total_seconds() / 86400

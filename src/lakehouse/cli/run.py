@@ -13,7 +13,10 @@ the run branch kept).
 
 Ctrl-C stops the run with exit code 130 and one line on stderr saying what it left:
 ``interrupted; main unchanged; run branch run/tpch/… deleted`` (a run branch that holds
-no commit yet is deleted, one with partial work is kept for inspection).
+no commit yet is deleted, one with partial work is kept for inspection). That holds
+also when the SIGINT lands inside a DuckDB query, which DuckDB reports as its own error.
+
+A reader of stdout that goes away (``| head``) stops the progress lines, not the run.
 
 A source folder that does not exist because its ``${VAR}`` is unset names the variable
 (and, for ``TPCH_DATA``, the command that makes the data).
@@ -30,7 +33,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from lakehouse.cli._common import Output, OutputOpt, RefOpt, State, console, print_json
+from lakehouse.cli._common import (
+    Output,
+    OutputOpt,
+    RefOpt,
+    State,
+    console,
+    print_json,
+    sigint_seen,
+)
 from lakehouse.cli.pipeline import SelectOpt, show_plan
 
 if TYPE_CHECKING:
@@ -60,14 +71,30 @@ _LABELS = {
 
 
 class Progress:
-    """Prints run events: a spinner while a step runs, a line when it ends."""
+    """Prints run events: a spinner while a step runs, a line when it ends.
+
+    When the reader of stdout goes away (``lakehouse run tpch | head -3``), rich sends
+    the rest of the output to ``/dev/null`` and raises ``SystemExit(1)``; the run must
+    not stop half-way for that, so the progress lines stop and the run goes on.
+    """
 
     def __init__(self, out: Console) -> None:
         self.out = out
         self._status: Status | None = None
+        self._gone = False
 
     def __call__(self, event: RunEvent) -> None:
         """Show ``event``."""
+        if self._gone:
+            return
+        try:
+            self._show(event)
+        except SystemExit as exc:
+            if not isinstance(exc.__context__, BrokenPipeError):
+                raise
+            self._gone = True
+
+    def _show(self, event: RunEvent) -> None:
         if event.phase == "start":
             self._stop()
             self._status = self.out.status(f"{event.step} {event.name} …")
@@ -93,7 +120,8 @@ class Progress:
 
     def close(self) -> None:
         """Stop any spinner."""
-        self._stop()
+        if not self._gone:
+            self._stop()
 
 
 def run_command(
@@ -202,22 +230,28 @@ def run_command(
             full_refresh=list(models) if models else full_refresh,
         )
     except KeyboardInterrupt:
+        interrupted = True
+    except LakehouseError as exc:
+        # DuckDB turns Ctrl-C into "Query interrupted", which the run reports as a failed
+        # model: the SIGINT the CLI noted says what it was
+        if not sigint_seen():
+            if _caused_by_missing_source(exc) and (hint := missing_data_hint(loaded)) is not None:
+                exc.args = (f"{exc} ({hint})",)
+            raise
+        interrupted = True
+    else:
+        interrupted = not result.ok and sigint_seen()  # e.g. a check's query interrupted
+    finally:
         if progress is not None:
             progress.close()
+    if interrupted:
         message = after_interrupt(lh, branch, publishing=not given, before=before)
         if state.errors_as_json or as_json:
             error = {"type": "Interrupted", "message": message, "hint": None}
             typer.echo(json.dumps({"error": error}), err=True)
         else:
             typer.echo(message, err=True)
-        raise typer.Exit(130) from None
-    except LakehouseError as exc:
-        if _caused_by_missing_source(exc) and (hint := missing_data_hint(loaded)) is not None:
-            exc.args = (f"{exc} ({hint})",)
-        raise
-    finally:
-        if progress is not None:
-            progress.close()
+        raise typer.Exit(130)
     if as_json:
         print_json(result.to_json())
     else:

@@ -9,6 +9,7 @@ module level; the server stack is imported when the command runs.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import sys
@@ -47,7 +48,11 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.listen(2048)
     except OSError as exc:
         sock.close()
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        message = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        if exc.errno == errno.EADDRINUSE:
+            # 19120 is also the real Nessie server's port: say how to pick another
+            message += " (another server has it; choose a port with --port N, or --port 0)"
+        raise ConfigError(message) from None
     sock.set_inheritable(True)
     return sock
 

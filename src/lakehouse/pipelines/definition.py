@@ -202,14 +202,23 @@ def find_pipeline(path_or_name: str | Path, pipelines_dir: str | Path | None = N
     if given.name == PIPELINE_FILE:
         candidates.append(given.parent)
     candidates.append(given)
-    if not given.is_absolute() and len(given.parts) == 1:
-        base = Path(pipelines_dir) if pipelines_dir is not None else DEFAULT_PIPELINES_DIR
+    by_name = not given.is_absolute() and len(given.parts) == 1
+    base = Path(pipelines_dir) if pipelines_dir is not None else DEFAULT_PIPELINES_DIR
+    if by_name:
         candidates.append(base / given)
     for folder in candidates:
         if (folder / PIPELINE_FILE).is_file():
             return folder
     tried = ", ".join(display_path(c / PIPELINE_FILE) for c in dict.fromkeys(candidates))
-    raise PipelineNotFoundError(f"no pipeline '{path_or_name}': no {tried}")
+    message = f"no pipeline '{path_or_name}': no {tried}"
+    if by_name:  # a misspelled name: the pipelines that are there
+        known = sorted(p.parent.name for p in base.glob(f"*/{PIPELINE_FILE}"))
+        close = difflib.get_close_matches(given.name, known, n=3, cutoff=0.6)
+        if close:
+            message += f" (did you mean {' or '.join(close)}?)"
+        elif known:
+            message += f" (pipelines in {display_path(base)}: {', '.join(known)})"
+    raise PipelineNotFoundError(message)
 
 
 def load_pipeline(path_or_name: str | Path, pipelines_dir: str | Path | None = None) -> Pipeline:
