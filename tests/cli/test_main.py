@@ -427,3 +427,4 @@ def test_usage_lines_name_arguments_once_and_in_capitals() -> None:
     assert "lakehouse cherry-pick [OPTIONS] {COMMIT}...\n" in ok("cherry-pick", "--help").stdout
     assert "lakehouse test [OPTIONS] [PIPELINE]\n" in ok("test", "--help").stdout
     assert "lakehouse pipeline new [OPTIONS] {NAME}\n" in ok("pipeline", "new", "--help").stdout
+    assert "lakehouse sql [OPTIONS] [QUERY]\n" in ok("sql", "--help").stdout

@@ -51,7 +51,7 @@ def sql_command(
     query: Annotated[
         str | None,
         typer.Argument(
-            metavar="[QUERY]",
+            metavar="QUERY",
             help="One query in DuckDB's SQL dialect ('-' reads it from stdin); without it, "
             "an interactive shell (statements end with ';', \\help for commands).",
             show_default=False,
