@@ -25,7 +25,8 @@
 Every command accepts ``--output`` (and reading commands ``--ref``) after its name
 too. Errors print ``Error: <one line>`` on stderr (with ``did you mean …?`` for a
 misspelled table or reference) and exit with 1; ``--debug`` adds the traceback. With
-``--output json`` an error is ``{"error": {"type", "message", "hint"}}`` on stderr.
+``--output json`` an error is ``{"error": {"type", "message", "hint"}}`` on stderr. A
+usage error (an unknown command or option) is click's: text with the usage line, exit 2.
 Ctrl-C exits with 130. Piped or redirected, output is never cut to a terminal's width.
 Options read ``LAKEHOUSE_HOME``, ``LAKEHOUSE_OUTPUT``, ``LAKEHOUSE_DEBUG`` and
 ``NESSIE_REF`` from the environment.
