@@ -429,24 +429,15 @@ def execute_reading(
     Every other table (and a source read in full) is planned and read as
     :func:`lakehouse.query.sql` reads it.
     """
-    import duckdb
 
-    from lakehouse.query.analysis import first_line
-    from lakehouse.query.errors import QueryError, QueryExecutionError
-    from lakehouse.query.execution import unregister
+    from lakehouse.query.execution import arrow_result, unregister
     from lakehouse.query.sandbox import borrowed
 
     plan, increments, paths = _reading_plan(lakehouse, ref, sql, reads)
     with borrowed(paths) as con:
         registered = _register_plan(con, plan, increments)
         try:
-            try:
-                relation = con.sql(plan.sql)
-                if relation is None:
-                    raise QueryError("the statement returned no result")
-                return relation.to_arrow_table()
-            except duckdb.Error as exc:
-                raise QueryExecutionError(first_line(str(exc))) from exc
+            return arrow_result(con, plan.sql)
         finally:
             unregister(con, registered)
 

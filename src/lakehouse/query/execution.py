@@ -204,18 +204,22 @@ class QuerySession:
         if self._connection is not None:  # the caller's: views stay, replaced per query
             for scan in plan.tables.values():
                 register(self._connection, scan)
-            return _result(self._connection, plan.sql)
+            return arrow_result(self._connection, plan.sql)
         with sandbox.borrowed(allowed_paths(plan)) as con:
             registered: list[Registration] = []
             try:
                 for scan in plan.tables.values():
                     registered.append(register(con, scan))
-                return _result(con, plan.sql)
+                return arrow_result(con, plan.sql)
             finally:
                 unregister(con, registered)
 
 
-def _result(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+def arrow_result(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    """Run ``sql`` on ``con`` (its tables registered) and return the result as Arrow.
+
+    A DuckDB error is :class:`QueryExecutionError` with DuckDB's message on one line.
+    """
     import duckdb
 
     try:
@@ -548,6 +552,7 @@ __all__ = [
     "QuerySession",
     "Registration",
     "allowed_paths",
+    "arrow_result",
     "connect_duckdb",
     "keep_mask_files",
     "keep_mask_groups",

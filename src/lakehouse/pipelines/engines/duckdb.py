@@ -385,23 +385,13 @@ def _query_error(exc: Exception) -> QueryError:
 
 def _run_planned(con: duckdb.DuckDBPyConnection, plan: QueryPlan) -> pa.Table:
     """Run ``plan`` in ``con``: its tables registered for the query, removed afterwards."""
-    import duckdb
-
-    from lakehouse.query.analysis import engine_message
-    from lakehouse.query.errors import QueryError, QueryExecutionError
-    from lakehouse.query.execution import Registration, register, unregister
+    from lakehouse.query.execution import Registration, arrow_result, register, unregister
 
     registered: list[Registration] = []
     try:
         for scan in plan.tables.values():
             registered.append(register(con, scan))
-        try:
-            relation = con.sql(plan.sql)
-            if relation is None:
-                raise QueryError("the statement returned no result")
-            return relation.to_arrow_table()
-        except duckdb.Error as exc:
-            raise QueryExecutionError(engine_message(str(exc))) from exc
+        return arrow_result(con, plan.sql)
     finally:
         unregister(con, registered)
 
