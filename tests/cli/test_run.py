@@ -102,6 +102,27 @@ def interrupt(tmp_path: Path, hanging: Hanging, *args: str) -> subprocess.Comple
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
+def shop_with_customers(tmp_path: Path, *more_sources: str) -> None:
+    """``pipelines/shop``: a folder source of ``customers.csv`` (2 rows), then ``more_sources``."""
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "customers.csv").write_text("id\n1\n2\n", encoding="utf-8")
+    extra = "".join(f"\n          - {source}" for source in more_sources)
+    write_pipeline(
+        tmp_path / "pipelines",
+        "shop",
+        f"""
+        name: shop
+        sources:
+          - name: files
+            type: folder
+            path: {landing}
+            format: csv
+            tables: [{{table: customers, pattern: "customers.csv"}}]{extra}
+        """,
+    )
+
+
 def test_ctrl_c_before_any_commit_deletes_the_empty_run_branch(
     tmp_path: Path, lh: Lakehouse, hanging: Hanging
 ) -> None:
@@ -128,22 +149,8 @@ def test_ctrl_c_before_any_commit_deletes_the_empty_run_branch(
 def test_ctrl_c_after_a_commit_keeps_the_run_branch_and_says_so(
     tmp_path: Path, lh: Lakehouse, hanging: Hanging
 ) -> None:
-    landing = tmp_path / "landing"
-    landing.mkdir()
-    (landing / "customers.csv").write_text("id\n1\n2\n", encoding="utf-8")
-    write_pipeline(
-        tmp_path / "pipelines",
-        "shop",
-        f"""
-        name: shop
-        sources:
-          - name: files
-            type: folder
-            path: {landing}
-            format: csv
-            tables: [{{table: customers, pattern: "customers.csv"}}]
-          - {{name: web, type: http, url: "{hanging.url}", table: orders, format: csv}}
-        """,
+    shop_with_customers(
+        tmp_path, f'{{name: web, type: http, url: "{hanging.url}", table: orders, format: csv}}'
     )
     main_before = lh.resolve("main").hash
     done = interrupt(tmp_path, hanging, "run", "shop", "--run-id", "r2", "-o", "json")
@@ -300,22 +307,7 @@ def test_misspelled_pipeline_name_suggests_the_pipelines_there(
 
 
 def test_a_reader_that_goes_away_does_not_stop_the_run(tmp_path: Path, lh: Lakehouse) -> None:
-    landing = tmp_path / "landing"
-    landing.mkdir()
-    (landing / "customers.csv").write_text("id\n1\n2\n", encoding="utf-8")
-    write_pipeline(
-        tmp_path / "pipelines",
-        "shop",
-        f"""
-        name: shop
-        sources:
-          - name: files
-            type: folder
-            path: {landing}
-            format: csv
-            tables: [{{table: customers, pattern: "customers.csv"}}]
-        """,
-    )
+    shop_with_customers(tmp_path)
     main_before = lh.resolve("main").hash
     process = subprocess.Popen(
         [sys.executable, "-m", "lakehouse.cli", "run", "shop", "--run-id", "r5"],
