@@ -178,6 +178,20 @@ def test_ctrl_c_in_any_other_command_exits_130_without_a_traceback(
 # these tests stand in for the query with a function that does exactly that, every time.
 
 
+@pytest.fixture
+def foreground() -> Iterator[None]:
+    """Python's own SIGINT handler, as in a terminal's foreground job.
+
+    A shell starts background jobs (CI, ``make test &``) with SIGINT ignored; the CLI keeps
+    that choice, and a SIGINT would then never arrive.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _query_interrupted_by_ctrl_c(*args: object, **kwargs: object) -> NoReturn:
     try:
         os.kill(os.getpid(), signal.SIGINT)
@@ -188,7 +202,7 @@ def _query_interrupted_by_ctrl_c(*args: object, **kwargs: object) -> NoReturn:
 
 
 def test_ctrl_c_that_duckdb_reports_as_its_error_still_exits_130(
-    lh: Lakehouse, monkeypatch: pytest.MonkeyPatch
+    lh: Lakehouse, monkeypatch: pytest.MonkeyPatch, foreground: None
 ) -> None:
     monkeypatch.setattr(Lakehouse, "fetch", _query_interrupted_by_ctrl_c)
     done = runner.invoke(app, ["sql", "SELECT count(*) FROM range(1000000000000)"])
@@ -197,7 +211,7 @@ def test_ctrl_c_that_duckdb_reports_as_its_error_still_exits_130(
 
 
 def test_ctrl_c_that_fails_a_model_is_an_interrupt_of_the_run(
-    tmp_path: Path, lh: Lakehouse, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, lh: Lakehouse, monkeypatch: pytest.MonkeyPatch, foreground: None
 ) -> None:
     from lakehouse.pipelines.errors import ModelError
 
