@@ -281,7 +281,26 @@ class _Issuer:
         self.http.close()
 
 
-class DeviceLogin:
+class _SignIn:
+    """What a sign-in shows of itself: its issuer and public client (no token, no secret)."""
+
+    _issuer: _Issuer
+
+    @property
+    def issuer(self) -> str:
+        """The issuer URL (no trailing slash)."""
+        return self._issuer.issuer
+
+    @property
+    def client_id(self) -> str:
+        """The public client that signs in."""
+        return self._issuer.client_id
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(issuer={self.issuer!r}, client_id={self.client_id!r})"
+
+
+class DeviceLogin(_SignIn):
     """The device authorization grant (RFC 8628) of a public client at ``issuer``.
 
     ``transport`` replaces the network (tests); ``sleep`` and ``clock`` (monotonic
@@ -305,19 +324,6 @@ class DeviceLogin:
         self.scope = scope
         self._sleep = sleep
         self._clock = clock
-
-    @property
-    def issuer(self) -> str:
-        """The issuer URL (no trailing slash)."""
-        return self._issuer.issuer
-
-    @property
-    def client_id(self) -> str:
-        """The public client signing in."""
-        return self._issuer.client_id
-
-    def __repr__(self) -> str:
-        return f"DeviceLogin(issuer={self.issuer!r}, client_id={self.client_id!r})"
 
     def start(self) -> DeviceAuthorization:
         """Ask for a device code and a user code (RFC 8628 section 3.1)."""
@@ -391,7 +397,7 @@ def _refusal(what: str, body: dict[str, Any]) -> str:
     return f"cannot sign in: {what}: {error}" + (f" ({detail})" if detail else "")
 
 
-class StoredLogin(RenewingBearerAuth):
+class StoredLogin(_SignIn, RenewingBearerAuth):
     """Bearer tokens of a stored sign-in (``lakehouse login``), renewed with its refresh token.
 
     Thread-safe; every renewal is written back to the :class:`TokenFile`, so the next
@@ -413,19 +419,6 @@ class StoredLogin(RenewingBearerAuth):
         self._clock = clock
         self._lock = threading.Lock()
         self._tokens: Tokens | None = None
-
-    @property
-    def issuer(self) -> str:
-        """The issuer URL (no trailing slash)."""
-        return self._issuer.issuer
-
-    @property
-    def client_id(self) -> str:
-        """The public client the person signed in with."""
-        return self._issuer.client_id
-
-    def __repr__(self) -> str:
-        return f"StoredLogin(issuer={self.issuer!r}, client_id={self.client_id!r})"
 
     def _current(self) -> Tokens:
         if self._tokens is None:

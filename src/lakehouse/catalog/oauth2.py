@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any
 from urllib.parse import quote_plus
@@ -72,7 +73,7 @@ def provider_reply(what: str, request: Callable[[], httpx.Response]) -> tuple[in
     return response.status_code, body
 
 
-class RenewingBearerAuth(httpx.Auth):
+class RenewingBearerAuth(httpx.Auth, ABC):
     """Bearer authentication that asks for a new token once when the server answers 401.
 
     Subclasses say where tokens come from: :meth:`token` gives one valid for a while yet,
@@ -81,13 +82,13 @@ class RenewingBearerAuth(httpx.Auth):
     Blocking clients only: the issuer is called with a blocking :class:`httpx.Client`.
     """
 
+    @abstractmethod
     def token(self) -> SecretStr:
         """A token valid for a while yet."""
-        raise NotImplementedError
 
+    @abstractmethod
     def renew(self, refused: SecretStr) -> SecretStr:
         """A new token after the server refused ``refused``."""
-        raise NotImplementedError
 
     def sync_auth_flow(
         self, request: httpx.Request

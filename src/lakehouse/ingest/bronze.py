@@ -600,6 +600,22 @@ def load_table(catalog: RefCatalog, name: str) -> Table | None:
         return None
 
 
+def _evolved(table: Table, fitted: Fit) -> Transaction:
+    """A transaction on ``table`` whose schema first takes the new columns of ``fitted``.
+
+    New columns go before the ingestion columns, which stay last.
+    """
+    tx = table.transaction()
+    if fitted.evolve:
+        with tx.update_schema() as update:
+            update.union_by_name(fitted.data.schema)
+            if BATCH_ID in table.schema().column_names:
+                for column in fitted.added:
+                    if column not in INGESTION_COLUMNS:
+                        update.move_before(column, BATCH_ID)
+    return tx
+
+
 def append(
     catalog: RefCatalog,
     name: str,
@@ -629,14 +645,7 @@ def append(
     missing = {k: v for k, v in TABLE_PROPERTIES.items() if table.properties.get(k) != v}
     if missing:  # a table created elsewhere: switch off blind retries first
         table = table.transaction().set_properties(missing).commit_transaction()
-    tx = table.transaction()
-    if fitted.evolve:
-        with tx.update_schema() as update:
-            update.union_by_name(fitted.data.schema)
-            if BATCH_ID in table.schema().column_names:
-                for column in fitted.added:  # keep the ingestion columns last
-                    if column not in INGESTION_COLUMNS:
-                        update.move_before(column, BATCH_ID)
+    tx = _evolved(table, fitted)
     tx.append(fitted.data, snapshot_properties=properties)
     tx.set_properties({LAST_BATCH_PROPERTY: batch_id})
     return tx.commit_transaction()
@@ -701,14 +710,7 @@ def start_append(
             schema=fitted.data.schema,
             properties={**TABLE_PROPERTIES, LAST_BATCH_PROPERTY: batch_id},
         )
-    tx = table.transaction()
-    if fitted.evolve:
-        with tx.update_schema() as update:
-            update.union_by_name(fitted.data.schema)
-            if BATCH_ID in table.schema().column_names:
-                for column in fitted.added:  # keep the ingestion columns last
-                    if column not in INGESTION_COLUMNS:
-                        update.move_before(column, BATCH_ID)
+    tx = _evolved(table, fitted)
     tx.set_properties({LAST_BATCH_PROPERTY: batch_id})
     return tx
 

@@ -206,13 +206,18 @@ class QuerySession:
                 register(self._connection, scan)
             return arrow_result(self._connection, plan.sql)
         with sandbox.borrowed(allowed_paths(plan)) as con:
-            registered: list[Registration] = []
-            try:
-                for scan in plan.tables.values():
-                    registered.append(register(con, scan))
-                return arrow_result(con, plan.sql)
-            finally:
-                unregister(con, registered)
+            return run_registered(con, plan)
+
+
+def run_registered(con: duckdb.DuckDBPyConnection, plan: QueryPlan) -> pa.Table:
+    """Run ``plan`` on ``con``: its tables registered for the query, removed afterwards."""
+    registered: list[Registration] = []
+    try:
+        for scan in plan.tables.values():
+            registered.append(register(con, scan))
+        return arrow_result(con, plan.sql)
+    finally:
+        unregister(con, registered)
 
 
 def arrow_result(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
@@ -562,6 +567,7 @@ __all__ = [
     "quote_string",
     "read_arrow",
     "register",
+    "run_registered",
     "shared_duckdb",
     "unregister",
 ]

@@ -123,6 +123,7 @@ class DuckDBEngine(Engine):
         :meth:`batch`, every query reads the commit the batch started at.
         """
         from lakehouse import query
+        from lakehouse.query.execution import run_registered
 
         if any(r.mode == "incremental" for r in self._reads):
             return execute_reading(self.lakehouse, self.ref, sql, self._reads)
@@ -130,7 +131,7 @@ class DuckDBEngine(Engine):
             planned = self._batch.plan(sql)
             if isinstance(planned, Exception):
                 raise planned
-            return _run_planned(self._batch.connection, planned)
+            return run_registered(self._batch.connection, planned)
         return query.sql(self.lakehouse, sql, self.ref)
 
     @contextmanager
@@ -381,19 +382,6 @@ def _query_error(exc: Exception) -> QueryError:
     from lakehouse.query.errors import QueryExecutionError
 
     return QueryExecutionError(first_line(str(exc)))
-
-
-def _run_planned(con: duckdb.DuckDBPyConnection, plan: QueryPlan) -> pa.Table:
-    """Run ``plan`` in ``con``: its tables registered for the query, removed afterwards."""
-    from lakehouse.query.execution import Registration, arrow_result, register, unregister
-
-    registered: list[Registration] = []
-    try:
-        for scan in plan.tables.values():
-            registered.append(register(con, scan))
-        return arrow_result(con, plan.sql)
-    finally:
-        unregister(con, registered)
 
 
 def _relation(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyRelation:
