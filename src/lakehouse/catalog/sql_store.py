@@ -292,6 +292,18 @@ class _LRU(Generic[K, V]):
                 self.data.move_to_end(key)
             return value
 
+    def split(self, keys: Sequence[K]) -> tuple[dict[K, V], list[K]]:
+        """The cached values of ``keys``, and the keys not cached (in order)."""
+        found: dict[K, V] = {}
+        missing: list[K] = []
+        for key in keys:
+            value = self.get(key)
+            if value is None:
+                missing.append(key)
+            else:
+                found[key] = value
+        return found, missing
+
     def put(self, key: K, value: V) -> None:
         with self.lock:
             self.data[key] = value
@@ -644,14 +656,7 @@ class SqlStore(VersionStore):
 
     def get_nodes(self, hashes: Sequence[str]) -> dict[str, Node]:
         """Tree nodes by hash (the :class:`~lakehouse.catalog.tree.NodeSource` protocol)."""
-        out: dict[str, Node] = {}
-        missing: list[str] = []
-        for h in hashes:
-            node = self._nodes.get(h)
-            if node is None:
-                missing.append(h)
-            else:
-                out[h] = node
+        out, missing = self._nodes.split(hashes)
         if missing:
             fetched: dict[str, Node] = {}
             with self._maybe(getattr(self._tx, "conn", None)) as conn:
@@ -745,14 +750,7 @@ class SqlStore(VersionStore):
 
         def lookup(hashes: Sequence[str]) -> dict[str, tuple[int, tuple[str, ...]]]:
             nonlocal depth
-            rows: dict[str, _Commit] = {}
-            missing: list[str] = []
-            for h in hashes:
-                row = self._commits.get(h)
-                if row is None:
-                    missing.append(h)
-                else:
-                    rows[h] = row
+            rows, missing = self._commits.split(hashes)
             if missing:
                 rows.update(self._commit_chains(missing, depth))
                 depth = min(depth * 2, _ANCESTRY_MAX_DEPTH)
