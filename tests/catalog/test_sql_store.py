@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
+from lakehouse.catalog.merge import common_ancestor
 from lakehouse.catalog.model import ContentKey, IcebergTable, Namespace, Put, ReferenceType
 from lakehouse.catalog.sql_store import SqlStore
 
@@ -115,3 +116,33 @@ def test_a_warm_store_walks_the_history_without_reading_it_again(
         store.close()
     assert again.common_ancestor == history["base"]
     assert not [s for s in ran if "WITH RECURSIVE" in s]
+
+
+def test_a_merge_after_its_dry_run_does_not_walk_the_history_again(
+    url: str, history: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lakehouse.catalog import sql_store
+
+    walks: list[tuple[str, str]] = []
+
+    def counted(a: str, b: str, lookup: sql_store.ParentsLookup) -> str | None:
+        walks.append((a, b))
+        return common_ancestor(a, b, lookup)
+
+    monkeypatch.setattr(sql_store, "common_ancestor", counted)
+    store = SqlStore(url)
+    try:
+        preview = store.merge("dev", "main", dry_run=True)
+        merged = store.merge("dev", "main", expected_target_hash=preview.effective_target_hash)
+    finally:
+        store.close()
+    assert len(walks) == 1
+    assert merged.common_ancestor == preview.common_ancestor == history["base"]
+
+
+def test_commit_rows_are_read_in_the_field_order_of_the_commit_record() -> None:
+    from dataclasses import fields
+
+    from lakehouse.catalog.sql_store import _Commit, commits_table
+
+    assert [c.name for c in commits_table.columns] == [f.name for f in fields(_Commit)]

@@ -503,6 +503,9 @@ class SqlStore(VersionStore):
         )
         self._nodes: _LRU[str, Node] = _LRU(100_000)
         self._commits: _LRU[str, _Commit] = _LRU(50_000)
+        #: merge bases by (source, target) commit: commits never change, so neither does
+        #: theirs (a content merge asks twice: its dry run, then the merge itself)
+        self._merge_bases: _LRU[tuple[str, str], str] = _LRU(1_000)
         self._reader = TreeReader(self)
         # the write transaction of this thread, if any: reads inside it use its connection,
         # and rows it wrote are cached only once it has committed
@@ -699,7 +702,7 @@ class SqlStore(VersionStore):
                     for r in c.execute(
                         sa.select(commits_table).where(commits_table.c.hash.in_(chunk))
                     ):
-                        row = _Commit(**r._mapping)
+                        row = _Commit(*r)  # columns in field order (pinned by a test)
                         self._commits.put(row.hash, row)
                         out[row.hash] = row
         return out
@@ -758,6 +761,15 @@ class SqlStore(VersionStore):
 
         return lookup
 
+    def _merge_base(self, source: str, target: str) -> str | None:
+        """The common ancestor of two commits (``None`` if unrelated), remembered."""
+        base = self._merge_bases.get((source, target))
+        if base is None:
+            base = common_ancestor(source, target, self._ancestry())
+            if base is not None:
+                self._merge_bases.put((source, target), base)
+        return base
+
     def _commit_chains(self, starts: Sequence[str], depth: int) -> dict[str, _Commit]:
         """The commits ``starts`` and up to ``depth - 1`` first parents of each, cached."""
         seed = sa.select(commits_table.c.hash.label("h"), sa.literal(0).label("n")).where(
@@ -774,7 +786,7 @@ class SqlStore(VersionStore):
         out: dict[str, _Commit] = {}
         with self._maybe(None) as c:
             for r in c.execute(query):
-                row = _Commit(**r._mapping)
+                row = _Commit(*r)  # columns in field order (pinned by a test)
                 self._commits.put(row.hash, row)
                 out[row.hash] = row
         return out
@@ -1440,7 +1452,7 @@ class SqlStore(VersionStore):
             kind, head = self._ref_row(conn, target, for_update=True)
             if kind is not ReferenceType.BRANCH:
                 raise ReadOnlyReferenceError(target)
-            base = common_ancestor(src.hash, head, self._ancestry())
+            base = self._merge_base(src.hash, head)
             if base is None:
                 raise ReferenceConflictError(target, src.hash, head)
             head_row = self._commit_row(head, conn)
