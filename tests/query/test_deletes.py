@@ -572,8 +572,8 @@ def test_files_are_cut_into_runs_of_about_equal_rows_one_per_read() -> None:
 def test_manifest_entries_read_with_the_schema_resolved_once_are_pyicebergs(
     lh: Lakehouse, five_files: Table
 ) -> None:
-    from lakehouse.query.planning import _read_live_entries
     from lakehouse.tables import delete_rows
+    from lakehouse.tables.manifests import read_entries
 
     # data manifests, a delete manifest, and a rewrite leaving DELETED entries behind
     delete_rows(five_files, pa.table({"id": pa.array([1, 22], pa.int64())}), ["id"])
@@ -595,5 +595,7 @@ def test_manifest_entries_read_with_the_schema_resolved_once_are_pyicebergs(
     assert len(manifests) > 2
     for _ in range(2):  # the second pass reuses the resolved readers
         for manifest in manifests:
-            theirs = manifest.fetch_manifest_entry(table.io, discard_deleted=True)
-            assert described(_read_live_entries(table.io, manifest)) == described(theirs)
+            for discard in (True, False):
+                theirs = manifest.fetch_manifest_entry(table.io, discard_deleted=discard)
+                ours = read_entries(table.io, manifest, discard_deleted=discard)
+                assert described(ours) == described(theirs)

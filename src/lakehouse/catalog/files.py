@@ -254,7 +254,11 @@ class TableWalker:
         if cached is not None:
             return cached
         try:
-            raw = manifest.fetch_manifest_entry(self.io, discard_deleted=False)
+            # imported here: ``lakehouse.tables`` brings pyarrow, which a catalog server
+            # that never walks files should not load
+            from lakehouse.tables.manifests import read_entries
+
+            raw = read_entries(self.io, manifest, discard_deleted=False)
         except Exception as exc:
             raise WalkError(path, exc) from exc
         entries = tuple(

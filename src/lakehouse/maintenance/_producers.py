@@ -48,6 +48,8 @@ from pyiceberg.table.snapshots import (
 from pyiceberg.table.update.snapshot import _SnapshotProducer
 from pyiceberg.typedef import EMPTY_DICT
 
+from lakehouse.tables.manifests import read_entries
+
 #: Summary keys a manifest rewrite records (as Iceberg's Java ``RewriteManifests`` does).
 MANIFESTS_CREATED = "manifests-created"
 MANIFESTS_REPLACED = "manifests-replaced"
@@ -169,7 +171,7 @@ class ReplaceFiles(_Producer):
         kept: list[ManifestFile] = []
         deleted: dict[tuple[ManifestContent, int], list[ManifestEntry]] = defaultdict(list)
         for manifest in parent.manifests(self._io):
-            entries = manifest.fetch_manifest_entry(self._io, discard_deleted=True)
+            entries = read_entries(self._io, manifest)
             if manifest.content is ManifestContent.DELETES:
                 new = sorted(
                     e.data_file.file_path
@@ -287,7 +289,7 @@ class RewriteManifests(_Producer):
             entries: list[ManifestEntry] = []
             total_bytes = 0
             for manifest in live:
-                entries.extend(manifest.fetch_manifest_entry(self._io, discard_deleted=True))
+                entries.extend(read_entries(self._io, manifest))
                 total_bytes += manifest.manifest_length
             replaced += len(live)
             processed += len(entries)

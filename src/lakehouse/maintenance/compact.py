@@ -58,6 +58,7 @@ from lakehouse.maintenance._common import (
 from lakehouse.maintenance._producers import ReplaceFiles, RewriteManifests
 from lakehouse.maintenance.errors import ConcurrentChangeError
 from lakehouse.maintenance.policies import CompactionPolicy, Policies
+from lakehouse.tables.manifests import read_entries
 
 if TYPE_CHECKING:
     from pyiceberg.table import FileScanTask, Table
@@ -115,7 +116,7 @@ def _live_delete_files(table: Table) -> tuple[list[DataFile], bool]:
     for manifest in snapshot.manifests(table.io):
         if manifest.content is not ManifestContent.DELETES:
             continue
-        for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
+        for entry in read_entries(table.io, manifest):
             out.append(entry.data_file)
             equality = equality or entry.data_file.content is DataFileContent.EQUALITY_DELETES
     return out, equality

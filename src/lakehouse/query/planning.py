@@ -36,12 +36,9 @@ from urllib.parse import urlparse
 from lakehouse.query.errors import QueryError
 
 if TYPE_CHECKING:
-    from pyiceberg.avro.file import AvroFile
-    from pyiceberg.avro.reader import Reader as AvroReader
     from pyiceberg.expressions import BooleanExpression
     from pyiceberg.io import FileIO
     from pyiceberg.manifest import DataFile, ManifestEntry, ManifestFile
-    from pyiceberg.schema import Schema
     from pyiceberg.table import ManifestGroupPlanner, Table
 
 Reader = Literal["parquet", "arrow", "empty"]
@@ -266,7 +263,9 @@ class ManifestEntryCache:
             if hit is not None:
                 self._manifests.move_to_end(key)
                 return hit
-        entries = _read_live_entries(io, manifest)
+        from lakehouse.tables.manifests import read_entries
+
+        entries = read_entries(io, manifest)
         with self._lock:
             if key not in self._manifests and len(entries) <= self.max_entries:
                 self._manifests[key] = entries
@@ -275,93 +274,6 @@ class ManifestEntryCache:
                     _, dropped = self._manifests.popitem(last=False)
                     self._held -= len(dropped)
         return entries
-
-
-#: Avro schemas of manifests whose reader :func:`_read_live_entries` keeps (by schema text).
-_MAX_MANIFEST_SCHEMAS = 64
-
-
-def _read_live_entries(io: FileIO, manifest: ManifestFile) -> list[ManifestEntry]:
-    """What ``manifest.fetch_manifest_entry(io, discard_deleted=True)`` returns, read faster.
-
-    Converting a manifest's Avro schema and resolving PyIceberg's reader for it was ~85 %
-    of a manifest read (12 of 14.5 ms CPU for eleven small manifests); every manifest of a
-    table with one partition spec has the same schema text, so that work is done once per
-    schema (see :func:`_manifest_file_class`), and the entries are read and inherit from the
-    manifest list as PyIceberg's own read does.
-    """
-    from pyiceberg.manifest import (
-        DEFAULT_READ_VERSION,
-        MANIFEST_ENTRY_SCHEMAS,
-        DataFile,
-        DataFileContent,
-        FileFormat,
-        ManifestEntry,
-        ManifestEntryStatus,
-        _inherit_from_manifest,
-    )
-
-    with _manifest_file_class()(
-        io.new_input(manifest.manifest_path),
-        MANIFEST_ENTRY_SCHEMAS[DEFAULT_READ_VERSION],
-        read_types={-1: ManifestEntry, 2: DataFile},
-        read_enums={0: ManifestEntryStatus, 101: FileFormat, 134: DataFileContent},
-    ) as reader:
-        return [
-            _inherit_from_manifest(entry, manifest)
-            for entry in reader
-            if entry.status != ManifestEntryStatus.DELETED
-        ]
-
-
-@functools.cache
-def _manifest_file_class() -> type[AvroFile[ManifestEntry]]:
-    """PyIceberg's ``AvroFile`` for manifest entries, its reader resolved once per schema.
-
-    The read schema, types and enums of manifest entries never change, so the file's
-    schema text decides the reader (kept for :data:`_MAX_MANIFEST_SCHEMAS` schemas).
-    Readers hold no state of a file: one serves every file of that schema, and one reader
-    of the Avro file header (PyIceberg builds it again for every file) serves every file.
-    """
-    from pyiceberg.avro.decoder import new_decoder
-    from pyiceberg.avro.file import META_SCHEMA, AvroFile, AvroFileHeader
-    from pyiceberg.avro.resolver import construct_reader, resolve_reader
-    from pyiceberg.manifest import ManifestEntry
-
-    resolved: OrderedDict[str, tuple[Schema, AvroReader]] = OrderedDict()
-    lock = threading.Lock()
-    header_reader = construct_reader(META_SCHEMA, {-1: AvroFileHeader})
-
-    class SchemaOnceAvroFile(AvroFile[ManifestEntry]):
-        def _read_header(self) -> AvroFileHeader:
-            header = header_reader.read(self.decoder)
-            assert isinstance(header, AvroFileHeader)
-            return header
-
-        def __enter__(self) -> SchemaOnceAvroFile:
-            with self.input_file.open() as stream:
-                self.decoder = new_decoder(stream.read())
-            self.header = self._read_header()
-            text = self.header.meta.get("avro.schema", "")
-            with lock:
-                hit = resolved.get(text)
-                if hit is not None:
-                    resolved.move_to_end(text)
-            if hit is None:
-                schema = self.header.get_schema()
-                read_schema = self.read_schema or schema
-                reader = resolve_reader(schema, read_schema, self.read_types, self.read_enums)
-                hit = (schema, reader)
-                with lock:
-                    resolved[text] = hit
-                    while len(resolved) > _MAX_MANIFEST_SCHEMAS:
-                        resolved.popitem(last=False)
-            self.schema, self.reader = hit
-            if not self.read_schema:
-                self.read_schema = self.schema
-            return self
-
-    return SchemaOnceAvroFile
 
 
 #: The process-wide cache :func:`plan_table` reads manifests through.

@@ -7,25 +7,38 @@ that is most of the cost of its three small metadata files. The writers here are
 PyIceberg's (same entries, same counts, same header metadata), with that layout derived
 once per schema and partition spec object and the entries of a file written as one block
 when it is closed. Readers see ordinary Avro container files.
+
+The block itself is encoded by :func:`compiled`: PyIceberg's encoder tree, turned once
+into plain functions that append to one ``bytearray`` (no encoder object, one method call
+per value instead of one per byte). The bytes are PyIceberg's, byte for byte; a writer
+kind it does not know is run through PyIceberg's own writer.
 """
 
 from __future__ import annotations
 
+import functools
+import io
 import json
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from pyiceberg.avro import writer as avro_writer
+from pyiceberg.avro.encoder import BinaryEncoder
 from pyiceberg.avro.file import AvroOutputFile
 from pyiceberg.manifest import ManifestContent, ManifestListWriterV2, ManifestWriterV2
 
 if TYPE_CHECKING:
     from pyiceberg.avro.codecs import AvroCompressionCodec
+    from pyiceberg.avro.file import AvroFile
+    from pyiceberg.avro.reader import Reader as AvroReader
     from pyiceberg.avro.writer import Writer
-    from pyiceberg.io import OutputFile
+    from pyiceberg.io import FileIO, OutputFile
+    from pyiceberg.manifest import ManifestEntry, ManifestFile
     from pyiceberg.partitioning import PartitionSpec
     from pyiceberg.schema import Schema
 
@@ -37,19 +50,150 @@ class _Layout:
     file_schema: Schema
     #: The encoder tree from the record schema to the file schema (holds no state).
     writer: Writer
+    #: ``writer`` compiled (:func:`compiled`).
+    encode: Encode
     #: The file schema as Avro JSON, for the file header.
     avro_schema: str
     #: Header metadata that depends only on the schema and spec (no codec).
     meta: dict[str, str]
 
 
+#: Appends the Avro encoding of one value to a buffer.
+Encode = Callable[[bytearray, Any], None]
+
+
+def _put_long(buffer: bytearray, value: int) -> None:
+    """Avro int/long: zig-zag, then 7 bits a byte, low bits first."""
+    datum = (value << 1) ^ (value >> 63)
+    while datum & ~0x7F:
+        buffer.append((datum & 0x7F) | 0x80)
+        datum >>= 7
+    buffer.append(datum)
+
+
+def _put_bytes(buffer: bytearray, value: bytes) -> None:
+    _put_long(buffer, len(value))
+    buffer += value
+
+
+def _put_string(buffer: bytearray, value: str) -> None:
+    _put_bytes(buffer, value.encode())
+
+
+def _put_boolean(buffer: bytearray, value: bool) -> None:
+    buffer.append(1 if value else 0)
+
+
+_LONGS = (
+    avro_writer.IntegerWriter,
+    avro_writer.DateWriter,
+    avro_writer.TimeWriter,
+    avro_writer.TimestampWriter,
+    avro_writer.TimestampNanoWriter,
+    avro_writer.TimestamptzWriter,
+    avro_writer.TimestamptzNanoWriter,
+)
+
+
+class _BufferStream(io.RawIOBase):
+    """An output stream that appends to a ``bytearray`` (for PyIceberg's own writers)."""
+
+    def __init__(self, buffer: bytearray) -> None:
+        self.buffer = buffer
+
+    def write(self, b: Any) -> int:
+        self.buffer += b
+        return len(b)
+
+
+def compiled(writer: Writer) -> Encode:
+    """``writer`` (a PyIceberg encoder tree) as one function that appends to a buffer.
+
+    Structs, options, lists, maps, ints and longs, strings, binaries and booleans are
+    encoded here; any other kind by PyIceberg's writer itself. Same bytes either way.
+    """
+    if isinstance(writer, _LONGS):
+        return _put_long
+    if isinstance(writer, avro_writer.StringWriter):
+        return _put_string
+    if isinstance(writer, avro_writer.BinaryWriter):
+        return _put_bytes
+    if isinstance(writer, avro_writer.BooleanWriter):
+        return _put_boolean
+    if isinstance(writer, avro_writer.OptionWriter):
+        return _option(compiled(writer.option))
+    if isinstance(writer, avro_writer.StructWriter):
+        return _struct(tuple((pos, compiled(w)) for pos, w in writer.field_writers))
+    if isinstance(writer, avro_writer.ListWriter):
+        return _list(compiled(writer.element_writer))
+    if isinstance(writer, avro_writer.MapWriter):
+        return _map(compiled(writer.key_writer), compiled(writer.value_writer))
+    return _by_pyiceberg(writer)
+
+
+def _option(inner: Encode) -> Encode:
+    def encode(buffer: bytearray, value: Any) -> None:
+        if value is None:
+            buffer.append(0)  # branch 0 (null), zig-zag encoded
+        else:
+            buffer.append(2)  # branch 1
+            inner(buffer, value)
+
+    return encode
+
+
+def _struct(fields: tuple[tuple[int | None, Encode], ...]) -> Encode:
+    def encode(buffer: bytearray, value: Any) -> None:
+        data = getattr(value, "_data", None)  # a PyIceberg Record: its values by position
+        if data is None:
+            for pos, field in fields:
+                field(buffer, value[pos] if pos is not None else None)
+        else:
+            for pos, field in fields:
+                field(buffer, data[pos] if pos is not None else None)
+
+    return encode
+
+
+def _list(element: Encode) -> Encode:
+    def encode(buffer: bytearray, value: Any) -> None:
+        _put_long(buffer, len(value))
+        if value:
+            for item in value:
+                element(buffer, item)
+            buffer.append(0)  # the end of the blocks
+
+    return encode
+
+
+def _map(key: Encode, item: Encode) -> Encode:
+    def encode(buffer: bytearray, value: Any) -> None:
+        _put_long(buffer, len(value))
+        if value:
+            for k, v in value.items():
+                key(buffer, k)
+                item(buffer, v)
+            buffer.append(0)
+
+    return encode
+
+
+def _by_pyiceberg(writer: Writer) -> Encode:
+    def encode(buffer: bytearray, value: Any) -> None:
+        writer.write(BinaryEncoder(_BufferStream(buffer)), value)
+
+    return encode
+
+
 def _layout(file_schema: Schema, record_schema: Schema, name: str, meta: dict[str, str]) -> _Layout:
     from pyiceberg.avro.resolver import resolve_writer
     from pyiceberg.utils.schema_conversion import AvroSchemaConversion
 
+    writer = resolve_writer(record_schema=record_schema, file_schema=file_schema)
     return _Layout(
         file_schema=file_schema,
-        writer=resolve_writer(record_schema=record_schema, file_schema=file_schema),
+        writer=writer,
+        encode=compiled(writer),
         avro_schema=json.dumps(
             AvroSchemaConversion().iceberg_to_avro(file_schema, schema_name=name)
         ),
@@ -99,6 +243,24 @@ class _LaidOutFile(AvroOutputFile[Any]):
         """Keep ``objects``; they are written as one block when the file is closed."""
         self._pending.extend(objects)
 
+    def _write_pending(self) -> None:
+        """Write the kept records as one block: count, (compressed) size, bytes, sync."""
+        block = bytearray()
+        encode = self._layout.encode
+        for record in self._pending:
+            encode(block, record)
+        head = bytearray()
+        _put_long(head, len(self._pending))
+        codec = self.compression_codec()
+        if codec is not None:
+            content, length = codec.compress(bytes(block))
+        else:
+            content, length = bytes(block), len(block)
+        _put_long(head, length)
+        self.encoder.write(bytes(head))
+        self.encoder.write(content)
+        self.encoder.write(self.sync_bytes)
+
     def __exit__(
         self,
         exctype: type[BaseException] | None,
@@ -108,7 +270,7 @@ class _LaidOutFile(AvroOutputFile[Any]):
         """Write the kept records as one block (unless leaving on an error), then close."""
         try:
             if exctype is None and self._pending:
-                super().write_block(self._pending)
+                self._write_pending()
         finally:
             self._pending = []
             super().__exit__(exctype, excinst, exctb)
@@ -210,4 +372,93 @@ class ManifestListWriter(ManifestListWriterV2):
         return self
 
 
-__all__ = ["ManifestListWriter", "ManifestWriter"]
+#: Avro schemas of manifests whose reader :func:`read_entries` keeps (by schema text).
+_MAX_MANIFEST_SCHEMAS = 64
+
+
+def read_entries(
+    io: FileIO, manifest: ManifestFile, *, discard_deleted: bool = True
+) -> list[ManifestEntry]:
+    """What ``manifest.fetch_manifest_entry(io, discard_deleted)`` returns, read faster.
+
+    Converting a manifest's Avro schema and resolving PyIceberg's reader for it was ~85 %
+    of a manifest read (12 of 14.5 ms CPU for eleven small manifests); every manifest of a
+    table with one partition spec has the same schema text, so that work is done once per
+    schema (see :func:`_manifest_file_class`), and the entries are read and inherit from the
+    manifest list as PyIceberg's own read does.
+    """
+    from pyiceberg.manifest import (
+        DEFAULT_READ_VERSION,
+        MANIFEST_ENTRY_SCHEMAS,
+        DataFile,
+        DataFileContent,
+        FileFormat,
+        ManifestEntry,
+        ManifestEntryStatus,
+        _inherit_from_manifest,
+    )
+
+    with _manifest_file_class()(
+        io.new_input(manifest.manifest_path),
+        MANIFEST_ENTRY_SCHEMAS[DEFAULT_READ_VERSION],
+        read_types={-1: ManifestEntry, 2: DataFile},
+        read_enums={0: ManifestEntryStatus, 101: FileFormat, 134: DataFileContent},
+    ) as reader:
+        return [
+            _inherit_from_manifest(entry, manifest)
+            for entry in reader
+            if not discard_deleted or entry.status != ManifestEntryStatus.DELETED
+        ]
+
+
+@functools.cache
+def _manifest_file_class() -> type[AvroFile[ManifestEntry]]:
+    """PyIceberg's ``AvroFile`` for manifest entries, its reader resolved once per schema.
+
+    The read schema, types and enums of manifest entries never change, so the file's
+    schema text decides the reader (kept for :data:`_MAX_MANIFEST_SCHEMAS` schemas).
+    Readers hold no state of a file: one serves every file of that schema, and one reader
+    of the Avro file header (PyIceberg builds it again for every file) serves every file.
+    """
+    from pyiceberg.avro.decoder import new_decoder
+    from pyiceberg.avro.file import META_SCHEMA, AvroFile, AvroFileHeader
+    from pyiceberg.avro.resolver import construct_reader, resolve_reader
+    from pyiceberg.manifest import ManifestEntry
+
+    resolved: OrderedDict[str, tuple[Schema, AvroReader]] = OrderedDict()
+    lock = threading.Lock()
+    header_reader = construct_reader(META_SCHEMA, {-1: AvroFileHeader})
+
+    class SchemaOnceAvroFile(AvroFile[ManifestEntry]):
+        def _read_header(self) -> AvroFileHeader:
+            header = header_reader.read(self.decoder)
+            assert isinstance(header, AvroFileHeader)
+            return header
+
+        def __enter__(self) -> SchemaOnceAvroFile:
+            with self.input_file.open() as stream:
+                self.decoder = new_decoder(stream.read())
+            self.header = self._read_header()
+            text = self.header.meta.get("avro.schema", "")
+            with lock:
+                hit = resolved.get(text)
+                if hit is not None:
+                    resolved.move_to_end(text)
+            if hit is None:
+                schema = self.header.get_schema()
+                read_schema = self.read_schema or schema
+                reader = resolve_reader(schema, read_schema, self.read_types, self.read_enums)
+                hit = (schema, reader)
+                with lock:
+                    resolved[text] = hit
+                    while len(resolved) > _MAX_MANIFEST_SCHEMAS:
+                        resolved.popitem(last=False)
+            self.schema, self.reader = hit
+            if not self.read_schema:
+                self.read_schema = self.schema
+            return self
+
+    return SchemaOnceAvroFile
+
+
+__all__ = ["ManifestListWriter", "ManifestWriter", "compiled", "read_entries"]

@@ -46,7 +46,7 @@ from pyiceberg.manifest import DataFileContent, ManifestContent
 
 from lakehouse.tables.errors import RowLevelWriteError
 from lakehouse.tables.files import map_files
-from lakehouse.tables.manifests import ManifestListWriter, ManifestWriter
+from lakehouse.tables.manifests import ManifestListWriter, ManifestWriter, read_entries
 
 if TYPE_CHECKING:
     from pyiceberg.avro.codecs import AvroCompressionCodec
@@ -747,7 +747,7 @@ def manifest_entries(io: FileIO, manifest: ManifestFile) -> tuple[ManifestEntry,
         if cached is not None:
             _ENTRIES.move_to_end(path)
             return cached
-    entries = tuple(manifest.fetch_manifest_entry(io, discard_deleted=True))
+    entries = tuple(read_entries(io, manifest))
     _remember_entries(path, entries)
     return entries
 
