@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -317,6 +318,26 @@ class _LRU(Generic[K, V]):
 #: ``_ANCESTRY_MAX_DEPTH``.
 _ANCESTRY_FIRST_DEPTH = 16
 _ANCESTRY_MAX_DEPTH = 4096
+
+
+@functools.cache
+def _commit_chains_query() -> sa.Select[Any]:
+    """Commits ``:starts`` and their first parents up to ``:depth`` deep, built once.
+
+    Bound parameters (the hashes as an expanding ``IN``), so SQLAlchemy compiles it once per
+    process: building the recursive union with the hashes inlined cost ~2 ms per lookup.
+    """
+    seed = sa.select(commits_table.c.hash.label("h"), sa.literal(0).label("n")).where(
+        commits_table.c.hash.in_(sa.bindparam("starts", expanding=True))
+    )
+    chain = seed.cte("chain", recursive=True)
+    step = commits_table.alias("step")
+    chain = chain.union_all(
+        sa.select(step.c.parent, chain.c.n + 1)
+        .join(chain, step.c.hash == chain.c.h)
+        .where(step.c.parent.is_not(None), chain.c.n + 1 < sa.bindparam("depth"))
+    )
+    return sa.select(commits_table).where(commits_table.c.hash.in_(sa.select(chain.c.h)))
 
 
 def _micros(value: datetime) -> int:
@@ -772,20 +793,10 @@ class SqlStore(VersionStore):
 
     def _commit_chains(self, starts: Sequence[str], depth: int) -> dict[str, _Commit]:
         """The commits ``starts`` and up to ``depth - 1`` first parents of each, cached."""
-        seed = sa.select(commits_table.c.hash.label("h"), sa.literal(0).label("n")).where(
-            commits_table.c.hash.in_(list(starts))
-        )
-        chain = seed.cte("chain", recursive=True)
-        step = commits_table.alias("step")
-        chain = chain.union_all(
-            sa.select(step.c.parent, chain.c.n + 1)
-            .join(chain, step.c.hash == chain.c.h)
-            .where(step.c.parent.is_not(None), chain.c.n + 1 < depth)
-        )
-        query = sa.select(commits_table).where(commits_table.c.hash.in_(sa.select(chain.c.h)))
+        query = _commit_chains_query()
         out: dict[str, _Commit] = {}
         with self._maybe(None) as c:
-            for r in c.execute(query):
+            for r in c.execute(query, {"starts": list(starts), "depth": depth}):
                 row = _Commit(*r)  # columns in field order (pinned by a test)
                 self._commits.put(row.hash, row)
                 out[row.hash] = row
