@@ -18,6 +18,7 @@ from pyiceberg.table import Table
 
 from lakehouse import query
 from lakehouse.client import Lakehouse
+from lakehouse.query import sandbox
 from lakehouse.query.deletes import (
     FILE_ID,
     POSITION,
@@ -33,6 +34,7 @@ from lakehouse.query.execution import (
     keep_mask_groups,
     parquet_sql,
     position_delete_files,
+    unordered,
 )
 from lakehouse.query.planning import ManifestEntryCache, plan_table
 from tests.query.conftest import add_delete_file, make_table, orders
@@ -286,6 +288,38 @@ def test_a_full_read_joins_a_kept_rows_mask_by_position_and_a_filtered_read_anti
     assert sorted_rows(lh.sql("SELECT * FROM silver.orders WHERE id >= 1")) == pyiceberg_rows(
         table, row_filter="id >= 1"
     )
+
+
+def test_masked_reads_in_several_runs_run_without_insertion_order_and_return_the_same_rows(
+    lh: Lakehouse, five_files: Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # while DuckDB keeps insertion order it reads the runs one after the other (one core)
+    monkeypatch.setattr("lakehouse.query.execution.os.cpu_count", lambda: 2)
+    compacted = query.plan(lh, "SELECT * FROM silver.orders")
+    files = file_ids(five_files)
+    pairs = [(file_of(files, 0), 1), (file_of(files, 40), 2)]
+    table = add_delete_file(five_files, deletes(*pairs), DataFileContent.POSITION_DELETES)
+    full = query.plan(lh, "SELECT * FROM silver.orders")
+    filtered = query.plan(lh, "SELECT * FROM silver.orders WHERE id >= 1")
+    assert len(keep_mask_groups(full.tables["silver.orders"], 2)) == 2
+    assert unordered(full)
+    assert not unordered(compacted) and not unordered(filtered)  # one read, or an anti-join
+    asked: list[bool] = []
+    borrowed = sandbox.borrowed
+
+    def spy(paths: list[str], *, ordered: bool = True):  # type: ignore[no-untyped-def]
+        asked.append(ordered)
+        return borrowed(paths, ordered=ordered)
+
+    monkeypatch.setattr(sandbox, "borrowed", spy)
+    assert sorted_rows(lh.sql("SELECT * FROM silver.orders")) == pyiceberg_rows(table)
+    assert lh.sql("SELECT id FROM silver.orders ORDER BY id").column("id").to_pylist() == sorted(
+        r["id"] for r in pyiceberg_rows(table)
+    )
+    assert sorted_rows(lh.sql("SELECT * FROM silver.orders WHERE id >= 1")) == pyiceberg_rows(
+        table, row_filter="id >= 1"
+    )
+    assert asked == [False, False, True]
 
 
 def test_the_kept_rows_mask_marks_deleted_rows_file_by_file_and_is_kept(

@@ -30,6 +30,7 @@ from lakehouse.query.sandbox import (
     reads_no_table,
     spill_directory,
 )
+from lakehouse.query.sandbox import connect as locked_connection
 from tests.query.conftest import make_table, orders
 
 runner = CliRunner()
@@ -403,6 +404,27 @@ def test_the_locked_connection_is_set_up_as_documented() -> None:
         "parquet_metadata_cache": "true",
         "lock_configuration": "true",
     }
+
+
+def test_an_unordered_connection_differs_only_in_insertion_order_and_stays_locked() -> None:
+    def settings(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+        try:
+            return dict(con.execute("SELECT name, value FROM duckdb_settings()").fetchall())
+        finally:
+            con.close()
+
+    ordered = settings(locked_connection())
+    unordered = settings(locked_connection(ordered=False))
+    assert ordered["preserve_insertion_order"] == "true"
+    assert unordered.pop("preserve_insertion_order") == "false"
+    ordered.pop("preserve_insertion_order")
+    assert unordered == ordered
+    con = locked_connection(ordered=False)
+    try:
+        with pytest.raises(duckdb.Error, match="configuration has been locked"):
+            con.execute("SET preserve_insertion_order = true")
+    finally:
+        con.close()
 
 
 def test_the_locked_connection_reads_only_the_files_it_was_given(

@@ -430,11 +430,11 @@ def execute_reading(
     :func:`lakehouse.query.sql` reads it.
     """
 
-    from lakehouse.query.execution import arrow_result, unregister
+    from lakehouse.query.execution import arrow_result, unordered, unregister
     from lakehouse.query.sandbox import borrowed
 
     plan, increments, paths = _reading_plan(lakehouse, ref, sql, reads)
-    with borrowed(paths) as con:
+    with borrowed(paths, ordered=not unordered(plan)) as con:
         registered = _register_plan(con, plan, increments)
         try:
             return arrow_result(con, plan.sql)
@@ -461,10 +461,16 @@ def reading_connection(
     connection has DuckDB's ``memory_limit`` and spills into ``temp_directory``
     (:func:`lakehouse.query.sandbox.connect`); it is closed when the block ends.
     """
+    from lakehouse.query.execution import unordered
     from lakehouse.query.sandbox import connect
 
     plan, increments, paths = _reading_plan(lakehouse, ref, sql, reads)
-    con = connect(paths, memory_limit=memory_limit, temp_directory=temp_directory)
+    con = connect(
+        paths,
+        memory_limit=memory_limit,
+        temp_directory=temp_directory,
+        ordered=not unordered(plan),
+    )
     try:
         _register_plan(con, plan, increments)
         yield con, plan.sql

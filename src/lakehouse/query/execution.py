@@ -205,7 +205,7 @@ class QuerySession:
             for scan in plan.tables.values():
                 register(self._connection, scan)
             return arrow_result(self._connection, plan.sql)
-        with sandbox.borrowed(allowed_paths(plan)) as con:
+        with sandbox.borrowed(allowed_paths(plan), ordered=not unordered(plan)) as con:
             return run_registered(con, plan)
 
 
@@ -246,6 +246,24 @@ def allowed_paths(plan: QueryPlan) -> list[str]:
             paths.update(dict.fromkeys(scan.data_files))
             paths.update(dict.fromkeys(scan.delete_files))
     return list(paths)
+
+
+def unordered(plan: QueryPlan) -> bool:
+    """Whether ``plan`` runs in a connection that does not keep insertion order.
+
+    True when a table is read in several runs of files, each paired with its kept-rows
+    mask by position (:func:`keep_mask_groups`): while DuckDB preserves insertion order
+    it runs those ``UNION ALL`` branches one after the other, so the read used one core
+    (a 2-core machine read 1,000,000 rows with 5 % deleted in 22 ms against 13 ms
+    unordered; a compacted table's 12 ms). Rows of such a query come in no particular
+    order unless it says ``ORDER BY``, as in Trino or Spark; each run still pairs its
+    rows with its mask in file order (a positional scan reads its two sides in one thread).
+    """
+    reads = os.cpu_count() or 1
+    return any(
+        scan.reader == "parquet" and len(keep_mask_groups(scan, reads)) > 1
+        for scan in plan.tables.values()
+    )
 
 
 def _always_true() -> BooleanExpression:
@@ -569,5 +587,6 @@ __all__ = [
     "register",
     "run_registered",
     "shared_duckdb",
+    "unordered",
     "unregister",
 ]

@@ -102,6 +102,7 @@ def connect(
     *,
     memory_limit: str | None = None,
     temp_directory: str | None = None,
+    ordered: bool = True,
 ) -> duckdb.DuckDBPyConnection:
     """A new in-memory DuckDB connection locked down for user SQL (see the module).
 
@@ -111,6 +112,11 @@ def connect(
     ``memory_limit`` (DuckDB's, e.g. ``1GB``; default DuckDB's own) is set before the
     configuration is locked. Time zone UTC, no Python replacement scans, extensions
     neither installed nor loaded on demand, configuration locked.
+
+    ``ordered=False`` turns DuckDB's ``preserve_insertion_order`` off: rows of a query
+    without ``ORDER BY`` come in no particular order (as in Trino or Spark), and reads
+    that pair a table's rows with kept-rows masks by position run one per thread
+    (:func:`lakehouse.query.execution.unordered`) instead of one after the other.
     """
     import duckdb
 
@@ -127,6 +133,8 @@ def connect(
         paths = sorted(dict.fromkeys(allowed_paths))
         if paths:
             con.execute("SET allowed_paths = ?", [paths])
+        if not ordered:
+            con.execute("SET preserve_insertion_order = false")
         # Parquet footers parsed once per connection (checked against each file's
         # modification time): a borrowed connection reads the same immutable files query
         # after query, and a table of many small files paid one footer parse per file
@@ -166,7 +174,9 @@ CACHED_CONNECTIONS = 4
 
 
 @contextmanager
-def borrowed(allowed_paths: Iterable[str] = ()) -> Iterator[duckdb.DuckDBPyConnection]:
+def borrowed(
+    allowed_paths: Iterable[str] = (), *, ordered: bool = True
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """A locked connection allowed exactly ``allowed_paths``, reused while the set repeats.
 
     Opening a DuckDB database is most of a small query's time, and a reused one keeps its
@@ -174,12 +184,13 @@ def borrowed(allowed_paths: Iterable[str] = ()) -> Iterator[duckdb.DuckDBPyConne
     connections by their (frozen) set of allowed files. A query run again on the same
     snapshot finds its connection; one that reads other files gets a new one. The caller
     removes what it registered; a connection whose use raised is closed, not kept.
+    ``ordered`` is :func:`connect`'s (connections are kept apart by it too).
     """
-    key = frozenset(allowed_paths)
+    key = (frozenset(allowed_paths), ordered)
     cache = _connections()
     con = cache.pop(key, None)
     if con is None:
-        con = connect(key)
+        con = connect(key[0], ordered=ordered)
     try:
         yield con
     except BaseException:
@@ -199,8 +210,8 @@ def close_cached() -> None:
         con.close()
 
 
-def _connections() -> OrderedDict[frozenset[str], duckdb.DuckDBPyConnection]:
-    cache: OrderedDict[frozenset[str], duckdb.DuckDBPyConnection] | None = getattr(
+def _connections() -> OrderedDict[tuple[frozenset[str], bool], duckdb.DuckDBPyConnection]:
+    cache: OrderedDict[tuple[frozenset[str], bool], duckdb.DuckDBPyConnection] | None = getattr(
         _local, "connections", None
     )
     if cache is None:

@@ -149,7 +149,7 @@ class DuckDBEngine(Engine):
         :meth:`reading`.
         """
         from lakehouse import query
-        from lakehouse.query.execution import allowed_paths
+        from lakehouse.query.execution import allowed_paths, unordered
         from lakehouse.query.sandbox import connect
 
         if self._batch is not None or any(r.mode == "incremental" for r in self._reads):
@@ -168,6 +168,7 @@ class DuckDBEngine(Engine):
             paths,
             memory_limit=compute.duckdb_memory_limit,
             temp_directory=str(temp) if temp is not None else None,
+            ordered=not any(unordered(p) for p in plans.values() if not isinstance(p, Exception)),
         )
         self._batch = _Batch(session, con, plans)
         try:
