@@ -621,8 +621,11 @@ def _locate(
             return read_matching(io, task.file, schema, keys, carried, keep, values=values)
 
         out: list[tuple[FileScanTask, pa.Table]] = []
-        # a few row groups per file: cheaper in this thread than through the pool
-        for task, found in zip(tasks, [matches(t) for t in tasks], strict=True):
+        # files in parallel: with the carried columns a file decodes two row groups or
+        # more (~2 ms), worth the pool's hand-off (10-row upserts: 3.0-3.3x an append
+        # read in this thread, 2.6-2.7x in parallel)
+        found_in = map_files(matches, tasks, parallel=len(tasks) > 1)
+        for task, found in zip(tasks, found_in, strict=True):
             if found.num_rows:
                 where = pc.index_in(found.column(keys[0]), value_set=probe_keys)
                 matched = found.select([POS, *carried])
