@@ -448,7 +448,8 @@ def keep_mask_groups(scan: TableScanPlan, reads: int) -> list[list[ScanFile]]:
     """:func:`keep_mask_files` cut into at most ``reads`` runs of about equal row counts.
 
     A positional join is read by one thread; DuckDB runs the branches of a ``UNION ALL``
-    side by side, so one ordered read per thread keeps every core busy.
+    side by side when it need not keep insertion order (:func:`unordered`), so one ordered
+    read per thread keeps every core busy.
     """
     files = keep_mask_files(scan)
     count = max(1, min(reads, len(files)))
