@@ -185,7 +185,12 @@ def test_prune_by_pattern_with_dry_run(lh: Lakehouse) -> None:
     out = ok("branch", "prune", "--pattern", "run/*", "--dry-run").stdout
     assert "Would delete branch 'run/shop/a'" in out and "feature" not in out
     assert len(lh.branches()) == 4
-    one_line_error(run("branch", "prune", "--older-than", "soon"), "invalid age 'soon'")
+    one_line_error(
+        run("branch", "prune", "--pattern", "run/*", "--older-than", "soon"), "invalid age 'soon'"
+    )
+    # every branch idle a day is rarely meant: it must be asked for with --pattern '*'
+    one_line_error(run("branch", "prune", "--older-than", "0d"), "--older-than needs --pattern")
+    assert len(lh.branches()) == 4
     assert ok_json("branch", "prune", "--pattern", "run/*", "--older-than", "7d")["branches"] == []
     data = ok_json("branch", "prune", "--pattern", "run/*")
     assert [b["name"] for b in data["branches"]] == ["run/shop/a", "run/shop/b"]

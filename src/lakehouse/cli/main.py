@@ -6,7 +6,7 @@
       init                                   create home, warehouse buckets, catalog
       status [--ref REF]                     settings and the state of a reference
       branch create NAME [--from REF] | list | delete NAME | approve NAME
-             | reset NAME --to REF | prune [--pattern P] [--older-than AGE] [--dry-run]
+             | reset NAME --to REF | prune [--pattern P [--older-than AGE]] [--dry-run]
       tag create NAME [--ref REF] | list | delete NAME
       log [--ref REF] [-n N]
       diff FROM TO [--rows [--sample N]]

@@ -201,12 +201,19 @@ def branch_prune(
     """Delete old branches; with no options, the failed run branches past their retention.
 
     The retention is the LAKEHOUSE_FAILED_RUN_RETENTION_DAYS setting (default 7 days).
-    The default branch is never deleted.
+    The default branch is never deleted. --older-than needs --pattern: every branch idle
+    that long is rarely what is meant (--pattern '*' says so).
 
     Example: lakehouse branch prune --pattern 'run/*' --older-than 7d --dry-run
     """
     from lakehouse.catalog.recovery import parse_age
+    from lakehouse.errors import InvalidInputError
 
+    if older_than is not None and pattern is None:
+        raise InvalidInputError(
+            "--older-than needs --pattern: name the branches to prune "
+            "(--pattern 'run/*'; --pattern '*' for every branch but the default one)"
+        )
     state = State.of(ctx)
     age = parse_age(older_than) if older_than is not None else None
     pruned = state.lakehouse().prune_branches(pattern=pattern, older_than=age, dry_run=dry_run)
