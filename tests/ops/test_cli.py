@@ -59,7 +59,10 @@ def test_backup_list_verify_restore(lh: Lakehouse, tmp_path: Path) -> None:
     dest = str(tmp_path / "backups")
     created = ok_json("backup", "create", "--to", dest)
     assert created["references"] == 2 and created["copied_objects"] == created["objects"]
-    assert "written to" in ok("backup", "create", "--to", dest).stdout
+    again = ok("backup", "create", "--to", dest).stdout
+    assert "written to" in again
+    # the second backup stores nothing new: every object's bytes were already stored
+    assert f"copied 0 (0 B), reused {created['objects']} (the same bytes already stored" in again
     listed = ok_json("backup", "list", dest)
     assert [b["status"] for b in listed] == ["complete", "complete"]
     assert "verified" in ok("backup", "verify", dest).stdout

@@ -186,8 +186,9 @@ def print_backup_result(result: BackupResult) -> None:
     )
     out.print(
         f"  objects:  {result.objects} ({human_size(result.bytes)}); copied "
-        f"{result.copied_objects} ({human_size(result.copied_bytes)}), already there "
-        f"{result.reused_objects}"
+        f"{result.copied_objects} ({human_size(result.copied_bytes)}), reused "
+        f"{result.reused_objects} (the same bytes already stored, by this backup or an "
+        "earlier one)"
     )
     if result.healed_objects:
         out.print(
