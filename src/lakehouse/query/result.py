@@ -14,11 +14,16 @@ output format prints the same text either way:
   ``(key, value)`` tuples, a fixed-size ``ARRAY`` a list, a ``UUID`` its text;
 * a result with a type whose DuckDB value cannot be turned into Arrow's
   (``INTERVAL``: DuckDB gives a ``timedelta`` with months as 30 days, Arrow months, days
-  and nanoseconds; ``BIT``, ``BIGNUM``, ``TIME WITH TIME ZONE``, ``TIMESTAMP_NS`` and any
-  type not listed in :data:`SAME_IN_PYTHON`) is read through Arrow by ``from_duckdb``
-  too, so it prints exactly as it would from a table.
+  and nanoseconds; ``BIT``, ``BIGNUM``, ``TIMESTAMP_NS`` and any type not listed in
+  :data:`SAME_IN_PYTHON`) is read through Arrow by ``from_duckdb`` too, so it prints
+  exactly as it would from a table;
+* from Arrow, a timestamp with nanoseconds that do not fit in Python's microseconds is a
+  :class:`NanoTimestamp` (a ``datetime`` whose ISO text has nine fractional digits); the
+  others stay plain ``datetime`` values.
 
-Two differences remain, both where the Arrow path is wrong: a ``UHUGEINT`` above
+Three differences remain, all where the Arrow path is wrong. DuckDB hands ``TIME WITH
+TIME ZONE`` to Arrow as the local time without its offset; fetched directly it keeps it
+(``12:00:00+02:00``). A ``UHUGEINT`` above
 2**127 - 1 reaches Arrow as a wrapped 128-bit decimal (a negative number) and fetched
 directly keeps its value. DuckDB's infinite ``DATE``/``TIMESTAMP`` values are fetched as
 Python's largest and smallest values, which a real ``9999-12-31`` also is: a result
@@ -146,7 +151,7 @@ class QueryResult:
         """The rows of an Arrow table (the first ``max_rows`` of them when given)."""
         shown = table if max_rows is None else table.slice(0, max_rows)
         columns = tuple(Column(f.name, _arrow_numeric(f.type)) for f in table.schema)
-        values = tuple(column.to_pylist() for column in shown.columns)
+        values = tuple(_python_values(column) for column in shown.columns)
         return cls(columns, values, table.num_rows)
 
     @classmethod
@@ -213,6 +218,54 @@ _PYTHON_LIMITS = frozenset(
 _COUNT_CHUNK = 10_000
 
 
+class NanoTimestamp(datetime):
+    """A timestamp with nanoseconds: the ``datetime`` of its microseconds, plus
+    :attr:`nanosecond` (0-999) beyond them, which :meth:`isoformat` prints."""
+
+    nanosecond: int
+
+    def isoformat(self, sep: str = "T", timespec: str = "auto") -> str:
+        """ISO 8601 text with nine fractional digits (``timespec`` is ignored)."""
+        text = super().isoformat(sep, "microseconds")
+        end = text.index(".", 11) + 7  # after the six digits of the microseconds
+        return f"{text[:end]}{self.nanosecond:03d}{text[end:]}"
+
+    def __str__(self) -> str:
+        return self.isoformat(" ")
+
+    @classmethod
+    def of(cls, value: datetime, nanosecond: int) -> NanoTimestamp:
+        """``value`` with ``nanosecond`` nanoseconds beyond its microseconds."""
+        out = cls(
+            value.year, value.month, value.day, value.hour, value.minute, value.second,
+            value.microsecond, value.tzinfo,
+        )  # fmt: skip
+        out.nanosecond = nanosecond
+        return out
+
+
+def _python_values(column: pa.ChunkedArray) -> list[Any]:
+    """``column.to_pylist()``, and timestamps with nanoseconds as :class:`NanoTimestamp`.
+
+    pyarrow refuses a nanosecond timestamp that is not a whole number of microseconds
+    (it asks for pandas); the values are split into microseconds and the rest.
+    """
+    import pyarrow as pa
+
+    kind = column.type
+    if not (pa.types.is_timestamp(kind) and kind.unit == "ns"):
+        values: list[Any] = column.to_pylist()
+        return values
+    nanos = column.cast(pa.int64()).to_pylist()
+    micros = pa.array(
+        [None if n is None else n // 1000 for n in nanos], pa.timestamp("us", kind.tz)
+    ).to_pylist()
+    return [
+        m if n is None or n % 1000 == 0 else NanoTimestamp.of(m, n % 1000)
+        for m, n in zip(micros, nanos, strict=True)
+    ]
+
+
 def _columns_of(rows: list[tuple[Any, ...]], width: int) -> list[Sequence[Any]]:
     if not rows:
         return [[] for _ in range(width)]
@@ -262,6 +315,8 @@ def _converter(kind: DuckDBPyType) -> _Convert | None:
         return _same if all(c is _same for c in members) else None
     if type_id == "map":
         return _map_converter(kind)
+    if type_id == "time with time zone":
+        return _same  # with its offset (Arrow's value drops it: see the module)
     return _same if type_id in SAME_IN_PYTHON else None
 
 
@@ -280,4 +335,4 @@ def _map_converter(kind: DuckDBPyType) -> _Convert | None:
     return convert
 
 
-__all__ = ["CONVERTED", "SAME_IN_PYTHON", "Column", "QueryResult"]
+__all__ = ["CONVERTED", "SAME_IN_PYTHON", "Column", "NanoTimestamp", "QueryResult"]
