@@ -471,15 +471,20 @@ class Lakehouse:
 
         With neither argument, apply the retention policy: delete the run branches
         (``run/*``) of failed or interrupted runs idle for longer than the
-        ``failed_run_retention_days`` setting. ``dry_run`` only lists them.
+        ``failed_run_retention_days`` setting. ``dry_run`` only lists them. ``older_than``
+        needs ``pattern`` (:class:`InvalidInputError` without): every branch idle that long
+        is rarely what is meant, and ``pattern="*"`` says so.
         """
         if pattern is None and older_than is None:
             from lakehouse.pipelines.retention import expire_failed_run_branches
 
             return expire_failed_run_branches(self, dry_run=dry_run)
-        return prune_branches(
-            self._store, pattern=pattern or "*", older_than=older_than, dry_run=dry_run
-        )
+        if pattern is None:
+            raise InvalidInputError(
+                "--older-than needs --pattern: name the branches to prune "
+                "(--pattern 'run/*'; --pattern '*' for every branch but the default one)"
+            )
+        return prune_branches(self._store, pattern=pattern, older_than=older_than, dry_run=dry_run)
 
     def diff_rows(
         self, from_ref: RefLike, to_ref: RefLike, *, namespace: str | None = None

@@ -16,6 +16,7 @@ from typer.testing import CliRunner, Result
 from lakehouse.catalog.model import CommitMeta, ContentKey, Unchanged
 from lakehouse.cli.main import app
 from lakehouse.client import Lakehouse, connect
+from lakehouse.errors import InvalidInputError
 from lakehouse.pipelines.retention import RUN_STATUS, expire_failed_run_branches
 
 runner = CliRunner()
@@ -317,3 +318,5 @@ def test_python_api_reset_revert_merge_strategy_and_prune(lh: Lakehouse) -> None
     assert [p.name for p in lh.prune_branches(pattern="run/*", dry_run=True)] == ["run/x/1"]
     assert [p.name for p in lh.prune_branches(pattern="run/*")] == ["run/x/1"]
     assert lh.prune_branches() == []  # the policy: nothing failed and old enough
+    with pytest.raises(InvalidInputError, match="needs --pattern"):
+        lh.prune_branches(older_than=dt.timedelta(0))  # every branch idle a moment: no

@@ -207,13 +207,7 @@ def branch_prune(
     Example: lakehouse branch prune --pattern 'run/*' --older-than 7d --dry-run
     """
     from lakehouse.catalog.recovery import parse_age
-    from lakehouse.errors import InvalidInputError
 
-    if older_than is not None and pattern is None:
-        raise InvalidInputError(
-            "--older-than needs --pattern: name the branches to prune "
-            "(--pattern 'run/*'; --pattern '*' for every branch but the default one)"
-        )
     state = State.of(ctx)
     age = parse_age(older_than) if older_than is not None else None
     pruned = state.lakehouse().prune_branches(pattern=pattern, older_than=age, dry_run=dry_run)

@@ -259,11 +259,14 @@ def unordered(plan: QueryPlan) -> bool:
     order unless it says ``ORDER BY``, as in Trino or Spark; each run still pairs its
     rows with its mask in file order (a positional scan reads its two sides in one thread).
     """
-    reads = os.cpu_count() or 1
     return any(
-        scan.reader == "parquet" and len(keep_mask_groups(scan, reads)) > 1
-        for scan in plan.tables.values()
+        scan.reader == "parquet" and len(_mask_runs(scan)) > 1 for scan in plan.tables.values()
     )
+
+
+def _mask_runs(scan: TableScanPlan) -> list[list[ScanFile]]:
+    """:func:`keep_mask_groups` cut for DuckDB's threads (one run per core)."""
+    return keep_mask_groups(scan, os.cpu_count() or 1)
 
 
 def _always_true() -> BooleanExpression:
@@ -330,7 +333,7 @@ def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registratio
                 scan = replace(scan, files=without_unused_deletes(io, scan.files))
             # delete files read once per process (query.deletes); the relations are named
             # after the view: a caller's connection replaces them with the view
-            groups = keep_mask_groups(scan, os.cpu_count() or 1)  # DuckDB's threads
+            groups = _mask_runs(scan)
             masked = [f for group in groups for f in group]
             if groups:  # one Arrow table, a column per run: one registration
                 keep = f"__lakehouse_keep_{namespace}.{name}"

@@ -222,7 +222,8 @@ class NanoTimestamp(datetime):
     """A timestamp with nanoseconds: the ``datetime`` of its microseconds, plus
     :attr:`nanosecond` (0-999) beyond them, which :meth:`isoformat` prints."""
 
-    nanosecond: int
+    #: 0 on what ``datetime`` arithmetic or ``replace`` derives (they keep the class)
+    nanosecond: int = 0
 
     def isoformat(self, sep: str = "T", timespec: str = "auto") -> str:
         """ISO 8601 text with nine fractional digits (``timespec`` is ignored)."""
