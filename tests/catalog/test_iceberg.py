@@ -887,6 +887,25 @@ def test_appends_from_several_processes_land_exactly_once(tmp_path: Path) -> Non
         assert head.summary["total-records"] == str(writers * count)
 
 
+def test_columns_of_distinct_values_are_written_without_a_dictionary_of_every_value(
+    dev: RefCatalog,
+) -> None:
+    # 40,000 distinct ids and names: once a column chunk's dictionary reaches 64 KiB the
+    # writer goes on without one, instead of keeping all 32,768 values of a row group
+    ours = dev.create_table(ORDERS, SCHEMA)
+    assert ours.metadata.properties["write.parquet.dict-size-bytes"] == "65536"
+    whole = dev.create_table(
+        ("bronze", "whole"), SCHEMA, properties={"write.parquet.dict-size-bytes": "2097152"}
+    )
+    data = rows(*((i, f"customer-{i:08d}") for i in range(40_000)))
+    sizes = []
+    for table in (ours, whole):
+        table.append(data)
+        sizes.append(sum(t.file.file_size_in_bytes for t in table.scan().plan_files()))
+    assert sizes[0] < 0.85 * sizes[1]
+    assert read(ours) == read(whole)
+
+
 def test_tables_merge_small_manifests_on_append_unless_they_say_otherwise(
     dev: RefCatalog,
 ) -> None:

@@ -48,8 +48,8 @@ this catalog hand out transactions that do the same), parsed metadata files and 
 lists are kept per location (both are immutable), a metadata file another writer wrote
 is parsed reusing the snapshots and log entries of the table's previous parse whose JSON
 is unchanged, each snapshot is serialised to JSON once, a rebase reuses the manifests
-the writer already wrote, and new tables merge small manifests on append
-(:data:`DEFAULT_TABLE_PROPERTIES`).
+the writer already wrote, and new tables merge small manifests on append and keep Parquet
+dictionaries small (:data:`DEFAULT_TABLE_PROPERTIES`).
 
 Locations (DESIGN §3, issue 3): an explicit table location, a metadata file to register
 and any ``write.*.path`` or table location a commit sets must be inside the warehouse
@@ -175,10 +175,20 @@ GC_ENABLED = "gc.enabled"
 METADATA_DELETE_AFTER_COMMIT = TableProperties.METADATA_DELETE_AFTER_COMMIT_ENABLED
 SAFETY_PROPERTIES: Mapping[str, str] = {GC_ENABLED: "false", METADATA_DELETE_AFTER_COMMIT: "false"}
 
-#: Defaults of tables this catalog creates (a table's own properties win). Appends merge
-#: small manifests, as Iceberg's Java ``newAppend()`` does, so that the manifest list each
-#: append reads and writes stays short however many snapshots the table has.
-DEFAULT_TABLE_PROPERTIES: Mapping[str, str] = {TableProperties.MANIFEST_MERGE_ENABLED: "true"}
+#: Defaults of tables this catalog creates (a table's own properties win).
+#:
+#: * Appends merge small manifests, as Iceberg's Java ``newAppend()`` does, so that the
+#:   manifest list each append reads and writes stays short however many snapshots the
+#:   table has.
+#: * A Parquet column chunk's dictionary stops at 64 KiB (Iceberg's default is 2 MiB): a
+#:   column of distinct values (keys, timestamps, amounts, free text) is then written
+#:   plain, not with a dictionary of every value in the row group, which is larger than
+#:   the values and slower to write and to read; columns of few values keep theirs.
+#:   PyIceberg's writer and Spark's both honour the property.
+DEFAULT_TABLE_PROPERTIES: Mapping[str, str] = {
+    TableProperties.MANIFEST_MERGE_ENABLED: "true",
+    TableProperties.PARQUET_DICT_SIZE_BYTES: str(64 * 1024),
+}
 
 #: Catalog properties that tune the commit loop (values are strings, like every property).
 COMMIT_ATTEMPTS = "lakehouse.commit.attempts"
