@@ -104,6 +104,21 @@ def test_a_cold_store_reads_the_history_since_the_fork_in_a_few_statements(
     assert len(reads) <= 24, f"{len(reads)} statements read lh_commits"
 
 
+def test_a_history_walk_reads_parents_and_generations_not_whole_commits(
+    url: str, history: dict[str, str]
+) -> None:
+    # a commit row carries its operations (about a kilobyte each): a walk needs none
+    store = SqlStore(url)
+    try:
+        ran = statements(store)
+        result = store.merge("dev", "main", dry_run=True)
+    finally:
+        store.close()
+    walks = [s for s in ran if "WITH RECURSIVE" in s]
+    assert walks and result.common_ancestor == history["base"]
+    assert not [s for s in walks if "operations" in s or "message" in s]
+
+
 def test_a_warm_store_walks_the_history_without_reading_it_again(
     url: str, history: dict[str, str]
 ) -> None:

@@ -222,6 +222,10 @@ _MIGRATIONS: list[Callable[[Connection], None]] = [
 ]
 
 
+#: A commit's generation and parent hashes (first parent first), as history walks need.
+_Parents = tuple[int, tuple[str, ...]]
+
+
 @dataclass(frozen=True)
 class _Commit:
     hash: str
@@ -306,9 +310,14 @@ class _LRU(Generic[K, V]):
         return found, missing
 
     def put(self, key: K, value: V) -> None:
+        self.put_many({key: value})
+
+    def put_many(self, values: Mapping[K, V]) -> None:
+        """Put every item of ``values`` (one lock for all)."""
         with self.lock:
-            self.data[key] = value
-            self.data.move_to_end(key)
+            for key, value in values.items():
+                self.data[key] = value
+                self.data.move_to_end(key)
             while len(self.data) > self.size:
                 self.data.popitem(last=False)
 
@@ -321,11 +330,14 @@ _ANCESTRY_MAX_DEPTH = 4096
 
 
 @functools.cache
-def _commit_chains_query() -> sa.Select[Any]:
-    """Commits ``:starts`` and their first parents up to ``:depth`` deep, built once.
+def _parent_chains_query() -> sa.Select[Any]:
+    """Hash, parents and generation of commits ``:starts`` and their first parents up to
+    ``:depth`` deep, built once.
 
     Bound parameters (the hashes as an expanding ``IN``), so SQLAlchemy compiles it once per
     process: building the recursive union with the hashes inlined cost ~2 ms per lookup.
+    Only what a history walk needs: a whole commit row carries its operations (about a
+    kilobyte each), which a walk of 2,000 commits read and decoded for nothing.
     """
     seed = sa.select(commits_table.c.hash.label("h"), sa.literal(0).label("n")).where(
         commits_table.c.hash.in_(sa.bindparam("starts", expanding=True))
@@ -337,7 +349,10 @@ def _commit_chains_query() -> sa.Select[Any]:
         .join(chain, step.c.hash == chain.c.h)
         .where(step.c.parent.is_not(None), chain.c.n + 1 < sa.bindparam("depth"))
     )
-    return sa.select(commits_table).where(commits_table.c.hash.in_(sa.select(chain.c.h)))
+    c = commits_table.c
+    return sa.select(c.hash, c.parent, c.merge_parent, c.generation).where(
+        c.hash.in_(sa.select(chain.c.h))
+    )
 
 
 def _micros(value: datetime) -> int:
@@ -524,6 +539,8 @@ class SqlStore(VersionStore):
         )
         self._nodes: _LRU[str, Node] = _LRU(100_000)
         self._commits: _LRU[str, _Commit] = _LRU(50_000)
+        #: generation and parents by commit, for history walks (:meth:`_ancestry`)
+        self._parents: _LRU[str, _Parents] = _LRU(200_000)
         #: merge bases by (source, target) commit: commits never change, so neither does
         #: theirs (a content merge asks twice: its dry run, then the merge itself)
         self._merge_bases: _LRU[tuple[str, str], str] = _LRU(1_000)
@@ -772,13 +789,16 @@ class SqlStore(VersionStore):
         """
         depth = _ANCESTRY_FIRST_DEPTH
 
-        def lookup(hashes: Sequence[str]) -> dict[str, tuple[int, tuple[str, ...]]]:
+        def lookup(hashes: Sequence[str]) -> dict[str, _Parents]:
             nonlocal depth
-            rows, missing = self._commits.split(hashes)
+            found, missing = self._parents.split(hashes)
             if missing:
-                rows.update(self._commit_chains(missing, depth))
+                known, missing = self._commits.split(missing)
+                found.update((h, (r.generation, r.parents)) for h, r in known.items())
+            if missing:
+                found.update(self._parent_chains(missing, depth))
                 depth = min(depth * 2, _ANCESTRY_MAX_DEPTH)
-            return {h: (r.generation, r.parents) for h, r in rows.items()}
+            return found
 
         return lookup
 
@@ -791,15 +811,17 @@ class SqlStore(VersionStore):
                 self._merge_bases.put((source, target), base)
         return base
 
-    def _commit_chains(self, starts: Sequence[str], depth: int) -> dict[str, _Commit]:
-        """The commits ``starts`` and up to ``depth - 1`` first parents of each, cached."""
-        query = _commit_chains_query()
-        out: dict[str, _Commit] = {}
+    def _parent_chains(self, starts: Sequence[str], depth: int) -> dict[str, _Parents]:
+        """Generation and parents of the commits ``starts`` and of up to ``depth - 1``
+        first parents of each, cached."""
+        query = _parent_chains_query()
+        out: dict[str, _Parents] = {}
         with self._maybe(None) as c:
-            for r in c.execute(query, {"starts": list(starts), "depth": depth}):
-                row = _Commit(*r)  # columns in field order (pinned by a test)
-                self._commits.put(row.hash, row)
-                out[row.hash] = row
+            for h, parent, merge_parent, generation in c.execute(
+                query, {"starts": list(starts), "depth": depth}
+            ):
+                out[h] = (generation, tuple(p for p in (parent, merge_parent) if p is not None))
+        self._parents.put_many(out)
         return out
 
     def _first_parent_chain(
@@ -1779,8 +1801,9 @@ class SqlStore(VersionStore):
                 conn.execute(refs_table.delete())
                 conn.execute(commits_table.delete())
                 conn.execute(nodes_table.delete())
-                with self._commits.lock:
-                    self._commits.data.clear()
+                for cache in (self._commits, self._parents):
+                    with cache.lock:
+                        cache.data.clear()
                 with self._nodes.lock:
                     self._nodes.data.clear()
                 self._insert_ignore(conn, nodes_table, [{"hash": EMPTY_TREE, "data": EMPTY_DATA}])
