@@ -267,7 +267,10 @@ def first_merge(home: Path, source: str, *, collect: bool = True) -> str:
     merge's own objects trigger none (checked with ``gc.callbacks``).
     """
     os.environ["LAKEHOUSE_HOME"] = str(home)
-    import lakehouse.tables.merge  # noqa: F401  (imported by the merge: not timed here)
+    # imported by the merge (the file IO when it opens the first metadata file): not timed
+    import pyiceberg.io.pyarrow  # noqa: F401
+
+    import lakehouse.tables.merge  # noqa: F401
     from lakehouse.client import connect
 
     with connect(home) as lh:
