@@ -310,7 +310,10 @@ class _LRU(Generic[K, V]):
         return found, missing
 
     def put(self, key: K, value: V) -> None:
-        self.put_many({key: value})
+        with self.lock:
+            self.data[key] = value
+            self.data.move_to_end(key)
+            self._evict()
 
     def put_many(self, values: Mapping[K, V]) -> None:
         """Put every item of ``values`` (one lock for all)."""
@@ -318,8 +321,11 @@ class _LRU(Generic[K, V]):
             for key, value in values.items():
                 self.data[key] = value
                 self.data.move_to_end(key)
-            while len(self.data) > self.size:
-                self.data.popitem(last=False)
+            self._evict()
+
+    def _evict(self) -> None:
+        while len(self.data) > self.size:
+            self.data.popitem(last=False)
 
 
 #: How many commits the first read-ahead of a history walk reads per start commit
