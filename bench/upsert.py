@@ -16,8 +16,11 @@ each table built by 10 appends as ingestion builds it:
   append of 10 rows to an identical table (paired samples, alternating);
 * upsert of 100,000 rows (half updates) vs an append of 100,000 rows (both upsert cases
   also report process CPU time, all threads, paired the same way: on a loaded machine it
-  moves less than wall time); again with the key columns row-level writes keep per process
-  forgotten before each upsert (as the first upsert of a process), for information;
+  moves less than wall time); again with the key columns and key indexes row-level writes
+  keep in memory forgotten before each upsert (as the first upsert of a process: the key
+  indexes are read from their files); for information, the first such upsert into tables
+  only appended to (it reads every file whole and writes its key index), and the same
+  with key indexes off;
 * upsert of 10 rows into a ``--big-rows`` table vs into a ``--rows`` table built the same
   way (and, for information, into the first table after its 100k-row upserts);
 * ``SELECT count(*), sum(amount)`` over a table with 5 % of its rows position-deleted vs
@@ -70,6 +73,15 @@ except ImportError:  # a library from before the key columns were kept (A/B runs
         """Nothing to forget."""
 
 
+try:
+    from lakehouse.tables.keyindex import INDEX_PROPERTY, INDEX_SUFFIX, forget_indexes
+except ImportError:  # a library from before key indexes (A/B runs)
+    INDEX_PROPERTY, INDEX_SUFFIX = "lakehouse.upsert.key-index", ".keys.arrow"
+
+    def forget_indexes() -> None:
+        """Nothing to forget."""
+
+
 SECTION = "## Row-level writes (merge-on-read upserts and deletes)"
 SCHEMA = pa.schema([("id", pa.int64()), ("name", pa.string()), ("amount", pa.float64())])
 
@@ -85,13 +97,25 @@ def rows(ids: list[int] | range, tag: str, suffix: str = "") -> pa.Table:
     )
 
 
-def build(lh: Lakehouse, name: str, n: int) -> None:
+def build(lh: Lakehouse, name: str, n: int, properties: dict[str, str] | None = None) -> None:
     """``s.<name>`` with ids 0..n-1, written by 10 appends."""
     catalog = lh.catalog("main")
-    table = catalog.create_table(f"s.{name}", schema=SCHEMA, properties=DEFAULT_TABLE_PROPERTIES)
+    props = {**DEFAULT_TABLE_PROPERTIES, **(properties or {})}
+    table = catalog.create_table(f"s.{name}", schema=SCHEMA, properties=props)
     step = max(1, n // 10)
     for start in range(0, n, step):
         table.append(rows(range(start, min(n, start + step)), "v"))
+
+
+def storage(home: Path, name: str) -> tuple[int, int]:
+    """Bytes of the data files (any kind) and of the key indexes under ``s.<name>``'s folders."""
+    data = index = 0
+    for path in home.glob(f"warehouse/*/s/{name}_*/data/*"):
+        if path.name.endswith(INDEX_SUFFIX):
+            index += path.stat().st_size
+        else:
+            data += path.stat().st_size
+    return data, index
 
 
 class Keys:
@@ -168,15 +192,18 @@ def main(argv: list[str] | None = None) -> int:
             keys = Keys(n)
 
             # the rows of every round are made before the rounds: only the writes are timed
-            def up(size: int, rounds: int, cold: bool = False) -> Callable[[int], None]:
+            def up(
+                size: int, rounds: int, cold: bool = False, into: str | None = None
+            ) -> Callable[[int], None]:
                 # an update changes a name to another of the same kind ("v17" → "v17-r0"):
                 # inside the old files' min/max, so statistics cannot rule equality out
                 batches = [rows(keys.batch(size), "v", f"-r{i}") for i in range(rounds)]
 
                 def run(i: int) -> None:
-                    if cold:  # as the first upsert of a process: no key column kept
+                    if cold:  # as the first upsert of a process: nothing kept in memory
                         forget_keys()
-                    table = catalog.load_table("s.target")
+                        forget_indexes()
+                    table = catalog.load_table(into.format(i) if into else "s.target")
                     upsert(table, batches[i], ["id"])
 
                 return run
@@ -222,17 +249,48 @@ def main(argv: list[str] | None = None) -> int:
                 ["100,000 rows (50 % updates)", seconds(median(a100k)), seconds(median(u100k)),
                  ratio_iqr(r100k), *cpu_columns()]
             )  # fmt: skip
-            say("100k-row upserts with no key column kept vs 100k-row appends")
+            say("100k-row upserts with nothing kept in memory vs 100k-row appends")
             ac, uc = pair(lh, big_rounds, up(100_000, big_rounds, True), app(100_000, big_rounds))
             cold = paired_ratio(ac, uc)
             results.rows.append(
-                ["100,000 rows, no key column kept from earlier upserts", seconds(median(ac)),
-                 seconds(median(uc)), ratio_iqr(paired_ratio(ac, uc)), *cpu_columns()]
+                ["100,000 rows, nothing kept in memory from earlier upserts (key indexes read "
+                 "from their files)", seconds(median(ac)), seconds(median(uc)),
+                 ratio_iqr(paired_ratio(ac, uc)), *cpu_columns()]
+            )  # fmt: skip
+            say(f"building {big_rounds} tables of {n:,} rows without key indexes")
+            for i in range(big_rounds):
+                build(lh, f"unindexed{i}", n)
+                build(lh, f"indexoff{i}", n, {INDEX_PROPERTY: "false"})
+            say("first 100k-row upserts into tables only appended to (indexing their files)")
+            af, uf = pair(
+                lh, big_rounds, up(100_000, big_rounds, True, "s.unindexed{}"),
+                app(100_000, big_rounds),
+            )  # fmt: skip
+            results.rows.append(
+                ["100,000 rows, the first large upsert into a table only appended to "
+                 "(it indexes the files it reads)", seconds(median(af)), seconds(median(uf)),
+                 ratio_iqr(paired_ratio(af, uf)), *cpu_columns()]
+            )  # fmt: skip
+            say("the same with key indexes off")
+            ao, uo = pair(
+                lh, big_rounds, up(100_000, big_rounds, True, "s.indexoff{}"),
+                app(100_000, big_rounds),
+            )  # fmt: skip
+            results.rows.append(
+                [f"the same, key indexes off (`{INDEX_PROPERTY}=false`)", seconds(median(ao)),
+                 seconds(median(uo)), ratio_iqr(paired_ratio(ao, uo)), *cpu_columns()]
             )  # fmt: skip
             report.add(results)
+            data, index = storage(Path(tmp) / "home", "target")
+            say(f"s.target: {data / 1e6:.1f} MB of data files, {index / 1e6:.1f} MB of key indexes")
+            results.notes.append(
+                f"After these upserts, `s.target`'s data folder holds {data / 1e6:.1f} MB of "
+                f"Parquet files (data and delete files, live or not) and {index / 1e6:.1f} MB "
+                f"of key indexes ({index / max(data, 1):.0%} of the Parquet bytes)."
+            )
             report.check("upsert 10 rows vs append 10 rows", f"{r10[0]:.2f}x", "<= 3x", r10[0] <= 3)
             report.check(  # as a pipeline run's one upsert into the table: nothing kept
-                "upsert 100k (50 % updates) vs append 100k, no key column kept",
+                "upsert 100k (50 % updates) vs append 100k, nothing kept in memory",
                 f"{cold[0]:.2f}x",
                 "<= 3x",
                 cold[0] <= 3,

@@ -24,8 +24,19 @@ from lakehouse.maintenance import (
 from lakehouse.maintenance._common import ProgressEvent, utcnow
 from lakehouse.maintenance.gc import GC_FOLDER, read_plan
 from lakehouse.maintenance.policies import Policies
+from lakehouse.tables import DEFAULT_TABLE_PROPERTIES, upsert
+from lakehouse.tables.keyindex import indexed_file
 
-from .conftest import aggressive, batch, exists, make_table, rows, table_files, warehouse_files
+from .conftest import (
+    SCHEMA,
+    aggressive,
+    batch,
+    exists,
+    make_table,
+    rows,
+    table_files,
+    warehouse_files,
+)
 
 TABLES = ("bronze.orders", "silver.customers")
 
@@ -300,3 +311,25 @@ def test_gc_killed_mid_sweep_then_rerun_deletes_nothing_live(lh: Lakehouse, tmp_
             lh.table(str(entry.key), ref).scan().to_arrow()
     done = lh.warehouse.local_path("iceberg-metadata") / GC_FOLDER / f"{killed_run}.done.json"
     assert json.loads(done.read_text())["finished_by"] == result.run_id
+
+
+def test_a_key_index_lives_exactly_as_long_as_its_data_file(lh: Lakehouse) -> None:
+    catalog = lh.catalog("main")
+    table = catalog.create_table("silver.keyed", SCHEMA, properties=DEFAULT_TABLE_PROPERTIES)
+    table.append(batch(0, 12_000))
+    upsert(catalog.load_table("silver.keyed"), batch(0, 12_000, "u"), ["id"])
+    indexes = {f for f in warehouse_files(lh) if indexed_file(f)}
+    assert len(indexes) == 2  # the appended file's (read whole) and the upserted file's
+    policies = aggressive()
+
+    collect_garbage(lh, policies=policies)  # both data files are live: so are their indexes
+    assert all(exists(f) for f in indexes)
+
+    compact(lh, "main", policies=policies.with_changes(compaction={"delete_ratio": 0.0}))
+    expire_snapshots(lh, "main", policies=policies)
+    result = collect_garbage(lh, policies=policies)
+
+    assert not any(exists(f) for f in indexes)  # their data files went: so did they
+    assert not any(exists(indexed_file(f) or "") for f in indexes)
+    assert result.missing == 0
+    assert len(rows(catalog.load_table("silver.keyed"))) == 12_000

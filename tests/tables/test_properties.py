@@ -8,6 +8,7 @@ the rows a plain DuckDB table given the same changes holds.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import tempfile
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +25,7 @@ from lakehouse.client import Lakehouse
 from lakehouse.maintenance.compact import compact_table
 from lakehouse.maintenance.expire import expire_snapshots
 from lakehouse.maintenance.policies import CompactionPolicy, Policies
-from lakehouse.tables import DEFAULT_TABLE_PROPERTIES, delete_rows, upsert
+from lakehouse.tables import DEFAULT_TABLE_PROPERTIES, delete_rows, keyindex, upsert
 from tests.tables.conftest import SCHEMA
 
 ids = st.lists(st.integers(min_value=0, max_value=60), min_size=1, max_size=12, unique=True)
@@ -33,6 +35,7 @@ step = st.one_of(
     st.tuples(st.just("delete"), ids),
     st.tuples(st.just("compact"), st.just([])),
     st.tuples(st.just("expire"), st.just([])),
+    st.tuples(st.just("same"), ids),
 )
 _tag = itertools.count()
 
@@ -75,6 +78,19 @@ def _apply(lh: Lakehouse, ref: str, op: str, ids_: list[int], expected: Expected
             table.append(rows)
     elif op == "upsert":
         upsert(table, rows, ["id"], branch="main", reload=lambda: catalog.load_table("s.t"))
+    elif op == "same":  # the rows the table holds for these keys, upserted again as they are
+        present = {r[0]: r for r in expected.rows()}
+        rows = pa.Table.from_pylist(
+            [
+                dict(zip(("id", "name", "amount"), present[i], strict=True))
+                for i in ids_
+                if i in present
+            ],
+            schema=SCHEMA,
+        )
+        result = upsert(table, rows, ["id"])
+        assert (result.unchanged, result.snapshot_id) == (rows.num_rows, None)
+        return
     elif op == "delete":
         delete_rows(table, rows.select(["id"]), ["id"])
     elif op == "compact":
@@ -109,6 +125,26 @@ def _lakehouse(folder: str) -> Lakehouse:
 )
 @given(st.lists(step, min_size=1, max_size=8))
 def test_row_level_writes_read_back_as_a_plain_table(steps: list[tuple[str, list[int]]]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        lh = _lakehouse(folder)
+        expected = Expected()
+        for op, ids_ in steps:
+            _apply(lh, "main", op, ids_, expected)
+            _check(lh, "main", expected)
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(st.lists(step, min_size=1, max_size=8))
+def test_row_level_writes_through_key_indexes_read_back_as_a_plain_table(
+    monkeypatch: pytest.MonkeyPatch, steps: list[tuple[str, list[int]]]
+) -> None:
+    # every file indexed and every upsert looked up as a large one: through the key indexes
+    monkeypatch.setattr(keyindex, "MIN_ROWS", 1)
+    monkeypatch.setattr(importlib.import_module("lakehouse.tables.upsert"), "IN_PRUNING_LIMIT", 0)
     with tempfile.TemporaryDirectory() as folder:
         lh = _lakehouse(folder)
         expected = Expected()

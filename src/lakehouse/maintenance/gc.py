@@ -19,7 +19,8 @@ branch, a tag or an older commit, so no single table or branch can tell what is 
    ``iceberg-metadata`` (never ``raw``; never paths matching ``gc.exclude``, by default the
    collector's own ``_gc/`` folder). Unmarked files older than ``gc.grace_period`` are
    candidates; younger ones (files of commits still being written) and files without a
-   modification time are kept.
+   modification time are kept. A data file's key index (:mod:`lakehouse.tables.keyindex`)
+   is live exactly when its data file is.
 3. **Re-check.** References are read again; any that moved are marked too (files they
    reach leave the candidates). Then the candidates are written, before anything is
    deleted, to the deferred-delete list ``<iceberg-metadata>/_gc/<run-id>.jsonl``
@@ -66,6 +67,7 @@ from lakehouse.maintenance.errors import GCRefusedError, IncompleteWalkError
 from lakehouse.maintenance.policies import GCPolicy, Policies
 from lakehouse.storage.records import RECORDS_FOLDER
 from lakehouse.storage.zones import METADATA_BUCKET, ZONES
+from lakehouse.tables.keyindex import indexed_file
 
 if TYPE_CHECKING:
     from lakehouse.session import Lakehouse
@@ -397,6 +399,8 @@ def collect_garbage(
         elif f.uri in marker.marked:
             result.live.add(f.size)
             found_live.add(f.uri)
+        elif indexed_file(f.uri) in marker.marked:  # a live data file's key index
+            result.live.add(f.size)
         elif f.mtime_ns is None or f.mtime_ns > grace_cutoff_ns:
             result.young.add(f.size)
         else:

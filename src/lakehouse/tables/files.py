@@ -240,6 +240,14 @@ def read_keys(
     )
 
 
+def reads_every_row_group(io: FileIO, data_file: DataFile, schema: Schema, values: _Values) -> bool:
+    """Whether looking for ``values`` in ``data_file`` reads all its row groups (their
+    statistics cannot rule any out); the footer is read once per process."""
+    meta = _footer(io, data_file.file_path)
+    groups = _groups_for(meta, schema, values)
+    return groups is None or len(groups) == meta.num_row_groups
+
+
 def _remember_keys(key: tuple[str, int, str, str], keys: pa.Array) -> None:
     global _KEYS_SIZE
     size = keys.nbytes

@@ -294,13 +294,14 @@ class RowDelta:
             and not self._carried_deletes
         )
 
-    def add_rows(self, rows: pa.Table) -> None:
-        """Write ``rows`` (already in the table's schema) as new data files."""
+    def add_rows(self, rows: pa.Table) -> list[DataFile]:
+        """Write ``rows`` (already in the table's schema) as new data files; returns them."""
         from pyiceberg.io.pyarrow import _dataframe_to_data_files
 
         if rows.num_rows == 0:
-            return
+            return []
         metadata = self._metadata
+        written: list[DataFile] = []
         for data_file in _dataframe_to_data_files(
             table_metadata=metadata,
             df=rows,
@@ -309,7 +310,9 @@ class RowDelta:
             counter=self._counter,
         ):
             data_file.spec_id = metadata.default_spec_id  # written with the default spec
-            self._added.append(data_file)
+            written.append(data_file)
+        self._added.extend(written)
+        return written
 
     def add_data_files(self, data_files: Iterable[DataFile]) -> None:
         """Add data files already written (e.g. another branch's, by a content merge).

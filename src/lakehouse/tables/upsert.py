@@ -52,6 +52,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lakehouse.tables import keyindex
 from lakehouse.tables.errors import RowDeltaConflictError, RowLevelWriteError, UpsertKeyError
 from lakehouse.tables.files import (
     POS,
@@ -63,6 +64,16 @@ from lakehouse.tables.files import (
     read_columns,
     read_keys,
     read_matching,
+    reads_every_row_group,
+)
+from lakehouse.tables.keyindex import (
+    KeyIndex,
+    Layout,
+    build_index,
+    enabled,
+    read_index,
+    row_hashes,
+    write_index,
 )
 from lakehouse.tables.planning import plan_tasks
 from lakehouse.tables.rowdelta import RowDelta, read_position_deletes
@@ -70,6 +81,7 @@ from lakehouse.tables.rowdelta import RowDelta, read_position_deletes
 if TYPE_CHECKING:
     from pyiceberg.expressions import BooleanExpression
     from pyiceberg.io import FileIO
+    from pyiceberg.manifest import DataFile
     from pyiceberg.schema import Schema
     from pyiceberg.table import FileScanTask, Table, Transaction
     from pyiceberg.table.metadata import TableMetadata
@@ -97,6 +109,8 @@ KEY_PROPERTY = "lakehouse.upsert.key"
 IN_PRUNING_LIMIT = 64
 
 _IDX = "__src"
+#: The old row's hash (:mod:`~lakehouse.tables.keyindex`), when its file has an index.
+_HASH = "__hash"
 
 
 @dataclass(frozen=True)
@@ -325,11 +339,13 @@ def _stage(
     io = table.io
     typed_deletes = _typed(deletes, schema, keys)
     values = [f.name for f in arrow_schema(schema) if f.name not in keys]
+    layout = Layout.of(schema, keys[0]) if len(keys) == 1 and enabled(metadata) else None
     # the first value column comes with the keys: most updated rows differ in it already
     matches = _locate(
         io, schema, keys, tasks, new_rows, typed_deletes,
         carry=values[:1] if detect_changes else (),
         ordered=ordered if typed_deletes is None else None,
+        layout=layout,
     )  # fmt: skip
     updated_pos: dict[str, pa.Array] = {}
     deleted_pos: dict[str, pa.Array] = {}
@@ -339,6 +355,8 @@ def _stage(
     for task, found in matches:
         upd = found.filter(pc.is_valid(found.column(_IDX)))
         dele = found.filter(pc.invert(pc.is_valid(found.column(_IDX))))
+        if _HASH in found.column_names and not detect_changes:
+            upd = upd.drop_columns([_HASH])
         path = task.file.file_path
         if upd.num_rows:
             updates[path] = upd
@@ -347,9 +365,10 @@ def _stage(
         if dele.num_rows:
             deleted_pos[path] = dele.column(POS).combine_chunks()
             deleted += dele.num_rows
+    new_hashes = _Hashes(new_rows, layout.values if layout is not None else ())
     unchanged_src = pa.array([], pa.int64())
     if detect_changes and updated_pos:
-        same_pos, unchanged_src = _unchanged(io, schema, tasks, new_rows, keys, updates)
+        same_pos, unchanged_src = _unchanged(io, schema, tasks, new_rows, keys, updates, new_hashes)
         for path, same in same_pos.items():
             kept = pc.invert(pc.is_in(updated_pos[path], value_set=same))
             updated_pos[path] = updated_pos[path].filter(kept)
@@ -385,15 +404,21 @@ def _stage(
         else:
             delta.delete_positions(task.file, gone, task.delete_files)
     written = pa.concat_tables([to_write, *rewritten]) if rewritten else to_write
+    # which new row each written row is (None: rewritten rows are among them)
+    source = None if rewritten else np.flatnonzero(~same)
     if metadata.sort_order().is_unsorted and written.num_rows > 1:
         # clustered by key, the new files' row groups have narrow key bounds: later
         # upserts read only the row groups that may hold their keys
         if ordered is not None and not rewritten:
-            order = ordered.rows[~same[ordered.rows]] if unchanged else ordered.rows
-            written = new_rows.take(pa.array(order))  # the key column was sorted once
+            source = ordered.rows[~same[ordered.rows]] if unchanged else ordered.rows
+            written = new_rows.take(pa.array(source))  # the key column was sorted once
         else:
-            written = written.sort_by([(k, "ascending") for k in keys])
-    delta.add_rows(written)
+            order = pc.sort_indices(written, sort_keys=[(k, "ascending") for k in keys])
+            written = written.take(order)
+            source = source[order.to_numpy()] if source is not None else None
+    added = delta.add_rows(written)
+    if layout is not None:
+        _index_written(io, metadata, layout, written, added, new_hashes, source)
     staged = delta.stage()
     declared = json.dumps(keys)
     if metadata.properties.get(KEY_PROPERTY) != declared:
@@ -402,6 +427,36 @@ def _stage(
         **result, unchanged=unchanged, snapshot_id=staged.snapshot_id, mode=mode,
         candidate_files=len(tasks), attempts=attempt,
     )  # fmt: skip
+
+
+def _index_written(
+    io: FileIO,
+    metadata: TableMetadata,
+    layout: Layout,
+    written: pa.Table,
+    added: Sequence[DataFile],
+    new_hashes: _Hashes,
+    source: np.ndarray[Any, Any] | None,
+) -> None:
+    """Write the key index of the one data file ``written`` went to, when it is large
+    enough to have one: the rows are at hand, so the next upsert need not decode them.
+    ``source`` says which new row each written row is (their hashes are reused), or is
+    ``None`` when other rows were written with them."""
+    if (
+        len(added) != 1
+        or written.num_rows < keyindex.MIN_ROWS
+        or added[0].record_count != written.num_rows
+        or not metadata.spec().is_unpartitioned()
+    ):
+        return  # several files (partitions, size): the next large upsert indexes them
+    known = new_hashes.get() if source is not None else None
+    hashes = known[source] if known is not None else row_hashes(written, layout.values)
+    if hashes is None:
+        return
+    try:
+        write_index(io, added[0], layout, written.column(layout.key).combine_chunks(), hashes)
+    except OSError as exc:  # a cache: the upsert goes on without it
+        logger.warning("key index of %s not written: %s", added[0].file_path, exc)
 
 
 def _small_file_rows(metadata: TableMetadata) -> int:
@@ -565,6 +620,7 @@ def _locate(
     *,
     carry: Sequence[str] = (),
     ordered: _SortedKeys | None = None,
+    layout: Layout | None = None,
 ) -> list[tuple[FileScanTask, pa.Table]]:
     """Per candidate file: live positions matching a key, with the new row's index (or NULL).
 
@@ -577,6 +633,10 @@ def _locate(
     returned with the matched positions, so that change detection does not open the
     files a second time. ``ordered`` is the key column of ``new_rows`` already sorted
     (without keys to delete only).
+
+    With ``layout`` (key indexes on), many integer keys are looked up in each file's key
+    index instead (:mod:`~lakehouse.tables.keyindex`); a file without one that the lookup
+    reads whole gets one on the way. Its matches then carry the old rows' hashes.
     """
     upsert_keys = new_rows.select(keys).append_column(
         _IDX, pa.array(np.arange(new_rows.num_rows, dtype=np.int64))
@@ -644,17 +704,36 @@ def _locate(
         # without keys to delete, the probe's rows are the new rows, in order
         identity = deletes is None
 
+        def indexed(task: FileScanTask) -> KeyIndex | None:
+            if layout is None or task.file.record_count < keyindex.MIN_ROWS:
+                return None
+            index = read_index(io, task.file, layout)
+            if index is None and reads_every_row_group(io, task.file, schema, wanted):
+                index = build_index(io, task.file, schema, layout)
+            return index
+
         def matched_in(task: FileScanTask) -> pa.Table:
-            found = read_keys(io, task.file, schema, column, wanted)
-            where, rows = sorted_probe.find(found.column(column))
-            # only the matches go on: positions, deletes and indexes of a few rows per group
-            positions = found.column(POS).to_numpy()[where]
+            index = indexed(task)
+            hashes = None
+            if index is not None:
+                where, rows = sorted_probe.find(index.keys)
+                positions = where  # an index's row i is the file's position i
+                hashes = index.hashes[where]
+            else:
+                found = read_keys(io, task.file, schema, column, wanted)
+                where, rows = sorted_probe.find(found.column(column))
+                # only the matches go on: positions, deletes and indexes of a few rows
+                positions = found.column(POS).to_numpy()[where]
             if task.delete_files and len(positions):
                 gone = read_position_deletes(io, task.delete_files, task.file.file_path)
                 alive = live_mask(pa.array(positions), gone)
                 positions, rows = positions[alive], rows[alive]
+                hashes = hashes[alive] if hashes is not None else None
             idx = pa.array(rows) if identity else probe_idx.take(pa.array(rows))
-            return pa.table([pa.array(positions), idx], names=[POS, _IDX])
+            columns = [pa.array(positions.astype(np.int64, copy=False)), idx]
+            if hashes is None:
+                return pa.table(columns, names=[POS, _IDX])
+            return pa.table([*columns, pa.array(hashes)], names=[POS, _IDX, _HASH])
 
         found_in = map_files(matched_in, tasks, parallel=len(tasks) > 1)
         return [(t, m) for t, m in zip(tasks, found_in, strict=True) if m.num_rows]
@@ -760,6 +839,7 @@ def _unchanged(
     new_rows: pa.Table,
     keys: list[str],
     updates: Mapping[str, pa.Table],
+    new_hashes: _Hashes,
 ) -> tuple[dict[str, pa.Array], pa.Array]:
     """Positions (per file) and new-row indexes of matched rows whose values are the same.
 
@@ -770,11 +850,13 @@ def _unchanged(
     a file differs, its other columns are not read at all. Before a column is read, rows
     whose new value lies outside the old row group's min/max statistics are known to
     differ (:func:`~lakehouse.tables.files.may_equal`); the column is read only for the
-    others.
+    others. Before any of that, rows whose old hash (from a key index) differs from the
+    new row's are known to differ.
     """
     names = [f.name for f in arrow_schema(schema) if f.name not in keys]
     by_path = {t.file.file_path: t for t in tasks}
     new_values = new_rows.select(names)
+    updates = _hash_differs(updates, new_hashes)
 
     def one(item: tuple[str, pa.Table]) -> tuple[str, pa.Array, pa.Array] | None:
         path, remaining = item
@@ -815,6 +897,46 @@ def _unchanged(
             out[path] = positions
             indexes.append(idx.cast(pa.int64()))
     return out, pa.concat_arrays(indexes) if indexes else pa.array([], pa.int64())
+
+
+class _Hashes:
+    """The new rows' hashes over the key index's value columns, computed once if asked."""
+
+    def __init__(self, rows: pa.Table, columns: Sequence[str]) -> None:
+        self._rows = rows
+        self._columns = columns
+        self._hashes: np.ndarray[Any, Any] | None = None
+        self._done = False
+
+    def get(self) -> np.ndarray[Any, Any] | None:
+        """The hashes (``None``: a column DuckDB cannot hash)."""
+        if not self._done:
+            self._hashes = row_hashes(self._rows, self._columns)
+            self._done = True
+        return self._hashes
+
+
+def _hash_differs(updates: Mapping[str, pa.Table], hashed: _Hashes) -> Mapping[str, pa.Table]:
+    """``updates`` without the rows whose old hash differs from their new row's.
+
+    Matches from files with a key index carry the old row's hash (:data:`_HASH`); the
+    new rows are hashed once, over the same columns. Equal hashes prove nothing: those
+    rows stay, to be compared value by value.
+    """
+    if not any(_HASH in m.column_names for m in updates.values()):
+        return updates
+    hashes = hashed.get()
+    new_hashes = pa.array(hashes) if hashes is not None else None
+    kept: dict[str, pa.Table] = {}
+    for path, matched in updates.items():
+        if _HASH in matched.column_names:
+            if new_hashes is not None:
+                same = pc.equal(matched.column(_HASH), new_hashes.take(matched.column(_IDX)))
+                matched = matched.filter(same)
+            matched = matched.drop_columns([_HASH])
+        if matched.num_rows:
+            kept[path] = matched
+    return kept
 
 
 def _kept_rows(io: FileIO, schema: Schema, task: FileScanTask, gone: pa.Array) -> pa.Table:

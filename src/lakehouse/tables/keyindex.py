@@ -1,0 +1,269 @@
+"""Key indexes: a data file's key column and row hashes, kept beside it.
+
+An upsert of many keys must find where each key lives and whether the row it replaces
+changed. Without help that means decoding the key column and the value columns of every
+row group a key may fall in: 50,000 random updates of a 1,000,000-row table touch all of
+them. A *key index* is a small Arrow IPC file next to a data file,
+``<data file>`` + :data:`INDEX_SUFFIX`. Row ``i`` describes the file's position ``i``:
+
+* ``key`` — the value of the (one) key column;
+* ``hash`` — 32 bits of DuckDB's ``hash()`` of the row's other top-level columns, in schema
+  order (:func:`row_hashes`).
+
+A new row whose hash differs from the old row's differs from it: it is rewritten without
+reading the old values. Equal hashes are only a hint; the old values of those rows are
+read and compared as before, so a collision never makes a changed row look unchanged.
+
+An index is a cache. Data files are immutable and uniquely named, so an index never goes
+stale; one that is missing, unreadable, of another row count, key, column set or hash
+function is ignored (and rebuilt by the next large upsert that reads the file). Only
+files of at least :data:`MIN_ROWS` rows get one: smaller files are cheap to read.
+The table property :data:`INDEX_PROPERTY` (``lakehouse.upsert.key-index``, default
+``true``) turns them off. The garbage collector keeps an index exactly as long as it
+keeps its data file; backups and other engines ignore them.
+
+Sizes: with zstd, about 5 bytes a row for an integer key (4 of them the hash).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from lakehouse.tables.files import (
+    _duckdb_cursor,
+    _is_local,
+    _local_path,
+    _quote,
+    arrow_schema,
+    read_columns,
+)
+
+if TYPE_CHECKING:
+    from pyiceberg.io import FileIO
+    from pyiceberg.manifest import DataFile
+    from pyiceberg.schema import Schema
+    from pyiceberg.table.metadata import TableMetadata
+
+logger = logging.getLogger(__name__)
+
+#: What a key index's name adds to its data file's.
+INDEX_SUFFIX = ".keys.arrow"
+#: The table property that turns key indexes on (``true``, the default) or off.
+INDEX_PROPERTY = "lakehouse.upsert.key-index"
+#: Data files with fewer rows get no index: reading them is already cheap (read at call
+#: time, so a test may lower it).
+MIN_ROWS = 10_000
+#: Bytes of indexes kept per process (least recently used first out).
+CACHE_BYTES = 64 * 1024**2
+
+_FORMAT = "lakehouse-key-index/1"
+
+
+def _hash_function() -> str:
+    import duckdb
+
+    return f"duckdb-{duckdb.__version__}-hash-low32"
+
+
+@dataclass(frozen=True)
+class KeyIndex:
+    """One data file's key per position and a 32-bit hash of the rest of each row."""
+
+    keys: pa.Array
+    hashes: np.ndarray[Any, Any]
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held."""
+        return int(self.keys.nbytes + self.hashes.nbytes)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What an index of a table must describe: the key field and the hashed fields."""
+
+    key: str
+    key_id: int
+    values: tuple[str, ...]
+    value_ids: tuple[int, ...]
+
+    @classmethod
+    def of(cls, schema: Schema, key: str) -> Layout:
+        """The layout of ``schema`` with key column ``key``: every other top-level column
+        is hashed, in schema order."""
+        names = [f.name for f in arrow_schema(schema) if f.name != key]
+        return cls(
+            key=key,
+            key_id=schema.find_field(key).field_id,
+            values=tuple(names),
+            value_ids=tuple(schema.find_field(n).field_id for n in names),
+        )
+
+    def stamp(self) -> dict[bytes, bytes]:
+        """The IPC schema metadata that says what an index holds."""
+        return {
+            b"format": _FORMAT.encode(),
+            b"key-field-id": str(self.key_id).encode(),
+            b"value-field-ids": json.dumps(list(self.value_ids)).encode(),
+            b"hash": _hash_function().encode(),
+        }
+
+
+def enabled(metadata: TableMetadata) -> bool:
+    """Whether the table's property lets upserts use and write key indexes."""
+    return metadata.properties.get(INDEX_PROPERTY, "true").strip().lower() != "false"
+
+
+def index_path(data_path: str) -> str:
+    """Where the index of the data file at ``data_path`` lives."""
+    return data_path + INDEX_SUFFIX
+
+
+def indexed_file(path: str) -> str | None:
+    """The data file ``path`` is the index of, or ``None`` when it is not an index."""
+    return path[: -len(INDEX_SUFFIX)] if path.endswith(INDEX_SUFFIX) else None
+
+
+def row_hashes(rows: pa.Table, columns: Sequence[str]) -> np.ndarray[Any, Any] | None:
+    """32 bits of DuckDB's ``hash()`` of ``columns`` of each row of ``rows``, in order.
+
+    Equal values give equal hashes whatever the Arrow chunking or string width. ``None``
+    when a column has a type DuckDB cannot take.
+    """
+    import duckdb
+
+    if not columns or not rows.num_rows:
+        return np.zeros(rows.num_rows, dtype=np.uint32)
+    cursor = _duckdb_cursor()
+    name = f"rows_{uuid.uuid4().hex}"
+    try:
+        cursor.register(name, rows.select(list(columns)))
+        listed = ", ".join(_quote(c) for c in columns)
+        # a projection of one scan keeps the rows' order (insertion order is preserved)
+        result = cursor.sql(f"SELECT hash({listed}) AS h FROM {name}").to_arrow_table()
+    except duckdb.Error as exc:
+        logger.debug("rows not hashed: %s", exc)
+        return None
+    finally:
+        cursor.unregister(name)
+        cursor.close()
+    hashed: np.ndarray[Any, Any] = result.column(0).to_numpy().astype(np.uint32)
+    return hashed  # the low 32 bits
+
+
+_CACHE: OrderedDict[str, KeyIndex] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_cache_size = 0
+
+
+def _cache_key(path: str, layout: Layout) -> str:
+    return f"{path}\0{layout.key_id}\0{layout.value_ids}"
+
+
+def _remember(path: str, index: KeyIndex) -> None:
+    global _cache_size
+    with _CACHE_LOCK:
+        if path in _CACHE:
+            return
+        _CACHE[path] = index
+        _cache_size += index.nbytes
+        while _cache_size > CACHE_BYTES and _CACHE:
+            _, dropped = _CACHE.popitem(last=False)
+            _cache_size -= dropped.nbytes
+
+
+def forget_indexes() -> None:
+    """Empty the indexes this process keeps (as in a new process)."""
+    global _cache_size
+    with _CACHE_LOCK:
+        _CACHE.clear()
+        _cache_size = 0
+
+
+def read_index(io: FileIO, data_file: DataFile, layout: Layout) -> KeyIndex | None:
+    """The index of ``data_file`` for ``layout``, or ``None`` when there is none that fits."""
+    path = index_path(data_file.file_path)
+    stamp = layout.stamp()
+    with _CACHE_LOCK:
+        cached = _CACHE.get(_cache_key(path, layout))
+        if cached is not None:
+            _CACHE.move_to_end(_cache_key(path, layout))
+            return cached
+    if data_file.record_count < MIN_ROWS:
+        return None
+    try:
+        with io.new_input(path).open() as stream:
+            table = ipc.open_file(stream).read_all()
+    except (FileNotFoundError, OSError, pa.ArrowInvalid) as exc:
+        if not isinstance(exc, FileNotFoundError):
+            logger.debug("key index %s unreadable, ignored: %s", path, exc)
+        return None
+    found = table.schema.metadata or {}
+    if any(found.get(k) != v for k, v in stamp.items()) or (
+        table.num_rows != data_file.record_count or table.column_names != ["key", "hash"]
+    ):
+        logger.debug("key index %s does not fit the table or file, ignored", path)
+        return None
+    index = KeyIndex(
+        keys=table.column("key").combine_chunks(),
+        hashes=table.column("hash").to_numpy(),
+    )
+    _remember(_cache_key(path, layout), index)
+    return index
+
+
+def write_index(
+    io: FileIO, data_file: DataFile, layout: Layout, keys: pa.Array, hashes: np.ndarray[Any, Any]
+) -> KeyIndex:
+    """Write the index of ``data_file``: ``keys`` and ``hashes`` by position."""
+    index = KeyIndex(keys=keys, hashes=hashes.astype(np.uint32, copy=False))
+    schema = pa.schema([("key", keys.type), ("hash", pa.uint32())], metadata=layout.stamp())
+    table = pa.table([keys, pa.array(index.hashes)], schema=schema)
+    options = ipc.IpcWriteOptions(compression="zstd")
+    path = index_path(data_file.file_path)
+    sink = pa.BufferOutputStream()
+    with ipc.new_file(sink, schema, options=options) as writer:
+        writer.write_table(table)
+    data = sink.getvalue().to_pybytes()
+    if _is_local(path):
+        # readers never see half a file: written aside, then renamed into place
+        local = _local_path(path)
+        aside = f"{local}.{uuid.uuid4().hex}.tmp"
+        with open(aside, "wb") as out:
+            out.write(data)
+        os.replace(aside, local)
+    else:  # an object store's PUT is atomic
+        with io.new_output(path).create(overwrite=True) as out:
+            out.write(data)
+    _remember(_cache_key(path, layout), index)
+    return index
+
+
+def build_index(io: FileIO, data_file: DataFile, schema: Schema, layout: Layout) -> KeyIndex | None:
+    """Read ``data_file``'s key and value columns once and write its index.
+
+    ``None`` (and no index) when a value column has a type DuckDB cannot hash, or the
+    index cannot be written (it is a cache: the upsert goes on without it).
+    """
+    rows = read_columns(io, data_file, schema, [layout.key, *layout.values])
+    hashes = row_hashes(rows, layout.values)
+    if hashes is None:
+        return None
+    keys = rows.column(layout.key).combine_chunks()
+    try:
+        return write_index(io, data_file, layout, keys, hashes)
+    except OSError as exc:
+        logger.warning("key index of %s not written: %s", data_file.file_path, exc)
+        return KeyIndex(keys=keys, hashes=hashes)

@@ -1,0 +1,192 @@
+"""Key indexes: large upserts find keys and tell changed rows by an index beside each file.
+
+The tables here have more rows than :data:`~lakehouse.tables.keyindex.MIN_ROWS` and the
+upserts more keys than ``IN`` prunes with, as a large upsert into a real table has.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from pyiceberg.table import Table
+from pyiceberg.types import StringType
+
+from lakehouse.client import Lakehouse
+from lakehouse.tables import DEFAULT_TABLE_PROPERTIES, upsert
+from lakehouse.tables.keyindex import (
+    INDEX_PROPERTY,
+    INDEX_SUFFIX,
+    Layout,
+    forget_indexes,
+    index_path,
+    indexed_file,
+    read_index,
+    row_hashes,
+    write_index,
+)
+from tests.tables.conftest import content, make_rows
+
+NewTable = Callable[..., Table]
+ROWS = 12_000
+
+
+def _indexes(table: Table) -> dict[str, Path]:
+    """The live data files of ``table`` that have an index, and the index's path."""
+    out = {}
+    for task in table.scan().plan_files():
+        path = Path(index_path(task.file.file_path).removeprefix("file://"))
+        if path.exists():
+            out[task.file.file_path] = path
+    return out
+
+
+def _updates(ids: range, tag: str) -> pa.Table:
+    return make_rows(list(ids), tag=tag)
+
+
+def test_a_large_upsert_indexes_the_files_it_reads_and_the_file_it_writes(
+    lh: Lakehouse, new_table: NewTable
+) -> None:
+    table = new_table(ids=list(range(ROWS)))  # one data file, written by an append
+    assert _indexes(table) == {}
+
+    upsert(table, _updates(range(0, ROWS + 10_000, 2), "u"), ["id"])
+
+    table = lh.catalog("main").load_table("s.t")
+    indexed = _indexes(table)
+    assert len(indexed) == 2  # the appended file (read whole) and the upserted one
+    layout = Layout.of(table.schema(), "id")
+    forget_indexes()
+    for task in table.scan().plan_files():
+        index = read_index(table.io, task.file, layout)
+        assert index is not None and len(index.keys) == task.file.record_count
+
+
+def test_an_indexed_upsert_tells_changed_rows_from_unchanged_ones(
+    lh: Lakehouse, new_table: NewTable
+) -> None:
+    table = new_table(ids=list(range(ROWS)))
+    upsert(table, _updates(range(0, ROWS, 3), "a"), ["id"])  # indexes the file
+    forget_indexes()  # as a new process: the index is read from its file
+    table = lh.catalog("main").load_table("s.t")
+    before = content(table)
+    same = [{"id": i, "name": before[i][0], "amount": before[i][1]} for i in range(0, 6000)]
+    changed = [{"id": i, "name": f"b{i}", "amount": 1.0} for i in range(6000, 8000)]
+    rows = pa.Table.from_pylist([*same, *changed], schema=table.schema().as_arrow())
+
+    result = upsert(table, rows, ["id"])
+
+    assert (result.inserted, result.updated, result.unchanged) == (0, 2000, 6000)
+    expected = {**before, **{r["id"]: (r["name"], r["amount"]) for r in changed}}
+    assert content(lh.catalog("main").load_table("s.t")) == expected
+
+
+def test_equal_hashes_are_checked_value_by_value(lh: Lakehouse, new_table: NewTable) -> None:
+    # an index whose hashes say "unchanged" for every row (as a collision would) must not
+    # make a changed row look unchanged: equal hashes are only a hint
+    table = new_table(ids=list(range(ROWS)))
+    changed = _updates(range(0, ROWS, 2), "c")
+    (task,) = table.scan().plan_files()
+    layout = Layout.of(table.schema(), "id")
+    lying = row_hashes(changed, layout.values)
+    assert lying is not None
+    hashes = [0] * ROWS
+    for i, h in zip(range(0, ROWS, 2), lying, strict=True):
+        hashes[i] = int(h)
+    write_index(
+        table.io, task.file, layout, pa.array(range(ROWS), pa.int64()), pa.array(hashes).to_numpy()
+    )
+
+    result = upsert(table, changed, ["id"])
+
+    assert (result.updated, result.unchanged) == (ROWS // 2, 0)
+    assert content(lh.catalog("main").load_table("s.t"))[4] == ("c4", 2.0)
+
+
+def test_an_index_that_does_not_fit_is_ignored(lh: Lakehouse, new_table: NewTable) -> None:
+    table = new_table(ids=list(range(ROWS)))
+    (task,) = table.scan().plan_files()
+    path = Path(index_path(task.file.file_path).removeprefix("file://"))
+    layout = Layout.of(table.schema(), "id")
+    # an index of fewer rows than the file (as a half-written one would be), then garbage
+    write_index(
+        table.io, task.file, layout, pa.array(range(10), pa.int64()), pa.array([0] * 10).to_numpy()
+    )
+    forget_indexes()
+    assert read_index(table.io, task.file, layout) is None
+    path.write_bytes(b"not an arrow file")
+    assert read_index(table.io, task.file, layout) is None
+
+    result = upsert(table, _updates(range(0, ROWS, 2), "g"), ["id"])
+
+    assert result.updated == ROWS // 2
+    assert content(lh.catalog("main").load_table("s.t"))[2] == ("g2", 1.0)
+    forget_indexes()
+    assert read_index(table.io, task.file, layout) is not None  # rebuilt on the way
+
+
+def test_an_index_of_other_columns_is_ignored(lh: Lakehouse, new_table: NewTable) -> None:
+    table = new_table(ids=list(range(ROWS)))
+    upsert(table, _updates(range(0, ROWS, 2), "a"), ["id"])
+    table = lh.catalog("main").load_table("s.t")
+    with table.transaction() as tx, tx.update_schema() as schema:
+        schema.add_column("extra", StringType())
+    table = lh.catalog("main").load_table("s.t")
+    forget_indexes()
+    old = table.scan().plan_files()[0].file
+    assert read_index(table.io, old, Layout.of(table.schema(), "id")) is None
+
+
+def test_a_table_can_turn_key_indexes_off(lh: Lakehouse, new_table: NewTable) -> None:
+    table = new_table(ids=list(range(ROWS)), properties={INDEX_PROPERTY: "false"})
+
+    result = upsert(table, _updates(range(0, ROWS + 10_000, 2), "u"), ["id"])
+
+    assert result.updated == ROWS // 2
+    assert _indexes(lh.catalog("main").load_table("s.t")) == {}
+
+
+@pytest.mark.parametrize(
+    ("kind", "old", "new"),
+    [
+        (pa.string(), "a", "b"),
+        (pa.float64(), 1.5, 2.5),
+        (pa.int32(), 1, 2),
+        (pa.bool_(), True, False),
+        (pa.decimal128(10, 2), decimal.Decimal("1.10"), decimal.Decimal("1.20")),
+        (pa.date32(), dt.date(2024, 1, 1), dt.date(2024, 1, 2)),
+        (pa.timestamp("us"), dt.datetime(2024, 1, 1), dt.datetime(2024, 1, 1, 0, 0, 1)),
+        (pa.timestamp("us", tz="UTC"), dt.datetime(2024, 1, 1, tzinfo=dt.UTC), None),
+        (pa.binary(), b"x", b"y"),
+    ],
+    ids=str,
+)
+def test_every_common_type_hashes_alike_from_the_file_and_from_memory(
+    lh: Lakehouse, kind: pa.DataType, old: object, new: object
+) -> None:
+    schema = pa.schema([("id", pa.int64()), ("v", kind)])
+    catalog = lh.catalog("main")
+    table = catalog.create_table("s.k", schema=schema, properties=DEFAULT_TABLE_PROPERTIES)
+    ids = pa.array(range(ROWS), pa.int64())
+    table.append(pa.table({"id": ids, "v": pa.array([old] * ROWS, kind)}, schema=schema))
+    table = catalog.load_table("s.k")
+    first = upsert(table, table.scan().to_arrow(), ["id"])  # reads the file: indexes it
+    assert first.unchanged == ROWS
+    assert len(_indexes(catalog.load_table("s.k"))) == 1
+    forget_indexes()  # the next upsert reads the index from its file
+    rows = pa.table({"id": ids, "v": pa.array([old] * 6000 + [new] * 6000, kind)}, schema=schema)
+
+    result = upsert(catalog.load_table("s.k"), rows, ["id"])
+
+    # a value hashed differently from the file than from memory would count as updated
+    assert (result.unchanged, result.updated) == (6000, 6000)
+
+
+def test_index_names_say_which_data_file_they_index() -> None:
+    assert indexed_file("s3://b/t/data/x.parquet" + INDEX_SUFFIX) == "s3://b/t/data/x.parquet"
+    assert indexed_file("s3://b/t/data/x.parquet") is None
