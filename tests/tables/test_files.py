@@ -34,6 +34,10 @@ from lakehouse.tables.files import (
         # positions in no particular order, deletes unsorted
         ([9, 3, 5, 1], [5, 1, 4], [9, 3]),
         ([4, 5], [], [4, 5]),
+        # a few positions with gaps among more deletes (each position is looked up)
+        ([3, 8, 20], [1, 2, 3, 4, 5, 6, 7, 9, 20, 30], [8]),
+        # positions with gaps, deletes of several files' lists: unsorted
+        ([3, 8, 20, 21], [21, 3, 40, 0], [8, 20]),
     ],
 )
 def test_live_positions_are_those_not_deleted(

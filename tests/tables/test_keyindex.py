@@ -12,12 +12,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from pyiceberg.table import Table
 from pyiceberg.types import StringType
 
 from lakehouse.client import Lakehouse
-from lakehouse.tables import DEFAULT_TABLE_PROPERTIES, upsert
+from lakehouse.maintenance.compact import compact_table
+from lakehouse.maintenance.policies import CompactionPolicy
+from lakehouse.tables import DEFAULT_TABLE_PROPERTIES, keyindex, upsert
 from lakehouse.tables.keyindex import (
     INDEX_PROPERTY,
     INDEX_SUFFIX,
@@ -64,7 +67,9 @@ def test_a_large_upsert_indexes_the_files_it_reads_and_the_file_it_writes(
     forget_indexes()
     for task in table.scan().plan_files():
         index = read_index(table.io, task.file, layout)
-        assert index is not None and len(index.keys) == task.file.record_count
+        assert index is not None
+        ids = pq.read_table(task.file.file_path.removeprefix("file://"), columns=["id"])
+        assert index.keys.equals(ids.column("id").combine_chunks())  # position by position
 
 
 def test_an_indexed_upsert_tells_changed_rows_from_unchanged_ones(
@@ -190,3 +195,36 @@ def test_every_common_type_hashes_alike_from_the_file_and_from_memory(
 def test_index_names_say_which_data_file_they_index() -> None:
     assert indexed_file("s3://b/t/data/x.parquet" + INDEX_SUFFIX) == "s3://b/t/data/x.parquet"
     assert indexed_file("s3://b/t/data/x.parquet") is None
+
+
+def test_compaction_writes_the_key_index_of_each_file_it_writes(
+    lh: Lakehouse, new_table: NewTable
+) -> None:
+    table = new_table(ids=list(range(2 * ROWS)), batches=2)
+    upsert(table, _updates(range(0, 2 * ROWS, 2), "u"), ["id"])  # the table's key: id
+    table = lh.catalog("main").load_table("s.t")
+    # small output files: the rows are spread over several, each indexed from its slice
+    compact_table(
+        table,
+        CompactionPolicy(min_small_files=2, delete_ratio=0.0, target_file_size=200_000),
+    )
+
+    table = lh.catalog("main").load_table("s.t")
+    tasks = table.scan().plan_files()
+    layout = Layout.of(table.schema(), "id")
+    forget_indexes()
+    assert len(tasks) > 1
+    assert sum(t.file.record_count >= keyindex.MIN_ROWS for t in tasks) >= 1
+    for task in tasks:
+        assert not task.delete_files
+        index = read_index(table.io, task.file, layout)
+        if task.file.record_count < keyindex.MIN_ROWS:
+            assert index is None
+            continue
+        assert index is not None
+        ids = pq.read_table(task.file.file_path.removeprefix("file://"), columns=["id"])
+        assert index.keys.equals(ids.column("id").combine_chunks())
+    # and the indexes tell a changed row from an unchanged one
+    rows = table.scan().to_arrow()
+    result = upsert(table, rows, ["id"])
+    assert (result.unchanged, result.snapshot_id) == (rows.num_rows, None)

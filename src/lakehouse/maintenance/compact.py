@@ -11,6 +11,9 @@ For one table on one branch, :func:`compact_table`
 2. **rewrites** each group: reads the rows through PyIceberg's own reader (which applies
    position deletes and projects old files onto the current schema) and writes files of
    about ``target_file_size`` with PyIceberg's writer (partitioned by the current spec);
+   for a table upserts write by one key column (``lakehouse.upsert.key``), unpartitioned,
+   it writes the key index of each new file from the rows at hand
+   (:mod:`lakehouse.tables.keyindex`), so the next large upsert does not decode them;
 3. **commits** one Iceberg ``replace`` snapshot
    (:class:`~lakehouse.maintenance._producers.ReplaceFiles`) that removes the old data
    files, the position delete files that only applied to them, and adds the new files.
@@ -31,7 +34,10 @@ for the garbage collector (its grace period protects files still being written).
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import json
 import logging
+import math
 import time
 import uuid
 from collections import defaultdict
@@ -58,10 +64,13 @@ from lakehouse.maintenance._common import (
 from lakehouse.maintenance._producers import ReplaceFiles, RewriteManifests
 from lakehouse.maintenance.errors import ConcurrentChangeError
 from lakehouse.maintenance.policies import CompactionPolicy, Policies
+from lakehouse.tables.keyindex import Layout, enabled, index_written
 from lakehouse.tables.manifests import read_entries
+from lakehouse.tables.upsert import KEY_PROPERTY
 
 if TYPE_CHECKING:
     from pyiceberg.table import FileScanTask, Table
+    from pyiceberg.table.metadata import TableMetadata
 
     from lakehouse.session import Lakehouse
 
@@ -315,8 +324,40 @@ def _rewrite_group(
             }
         }
     )
-    files = list(_dataframe_to_data_files(sized, rows, table.io, write_uuid=uuid.uuid4()))
+    write_uuid = uuid.uuid4()
+    layout = _key_layout(metadata)
+    if layout is None or not metadata.spec().is_unpartitioned():
+        return list(_dataframe_to_data_files(sized, rows, table.io, write_uuid=write_uuid)), (
+            rows.num_rows
+        )
+    # a keyed table: one file per slice of rows, so that each file's rows are known and
+    # its key index is written from them (PyIceberg's bin packing may interleave them)
+    parts = max(1, math.ceil(rows.nbytes / in_memory))
+    step = math.ceil(rows.num_rows / parts)
+    files: list[DataFile] = []
+    counter = itertools.count()
+    for start in range(0, rows.num_rows, step):
+        part = rows.slice(start, step)
+        written = list(
+            _dataframe_to_data_files(sized, part, table.io, write_uuid=write_uuid, counter=counter)
+        )
+        index_written(table.io, metadata, layout, part, written)
+        files.extend(written)
     return files, rows.num_rows
+
+
+def _key_layout(metadata: TableMetadata) -> Layout | None:
+    """The key index layout of a table upserts write by one key column, if it has one."""
+    raw = metadata.properties.get(KEY_PROPERTY)
+    if not raw or not enabled(metadata):
+        return None
+    try:
+        keys = json.loads(raw)
+        if not (isinstance(keys, list) and len(keys) == 1 and isinstance(keys[0], str)):
+            return None
+        return Layout.of(metadata.schema(), keys[0])
+    except ValueError:  # not JSON, or the key column is gone from the schema
+        return None
 
 
 def _count_manifests(table: Table) -> int:

@@ -628,10 +628,17 @@ def live_mask(positions: pa.Array | pa.ChunkedArray, deleted: pa.Array) -> np.nd
             gone = np.sort(gone)
         at = np.minimum(np.searchsorted(gone, pos), len(gone) - 1)
         return np.asarray(gone[at] != pos)
-    gone = gone[(gone >= first) & (gone <= last)]
     if last - first + 1 == len(pos):  # one run: a deleted position is its own index
+        gone = gone[(gone >= first) & (gone <= last)]
         keep[gone - first] = False
         return keep
+    if len(gone) > 1 and bool((gone[1:] < gone[:-1]).any()):
+        gone = np.sort(gone)  # a file's deletes come sorted; deletes of several may not
+    lo, hi = np.searchsorted(gone, [first, last + 1])
+    gone = gone[lo:hi]
+    if len(gone) > len(pos):  # a few positions among many deletes: look each position up
+        at = np.minimum(np.searchsorted(gone, pos), len(gone) - 1)
+        return np.asarray(gone[at] != pos)
     at = np.minimum(np.searchsorted(pos, gone), len(pos) - 1)
     keep[at[pos[at] == gone]] = False
     return keep

@@ -33,7 +33,7 @@ import os
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -249,6 +249,42 @@ def write_index(
             out.write(data)
     _remember(_cache_key(path, layout), index)
     return index
+
+
+def index_written(
+    io: FileIO,
+    metadata: TableMetadata,
+    layout: Layout,
+    rows: pa.Table,
+    files: Sequence[DataFile],
+    hashes: Callable[[], np.ndarray[Any, Any] | None] | None = None,
+) -> bool:
+    """Write the index of the one data file ``files`` holds, just written from ``rows`` in
+    their order (an upsert's new file, one of compaction's), from the rows at hand.
+
+    ``False`` (nothing written) unless exactly one file of an unpartitioned table holds
+    all the rows: PyIceberg's writer may interleave the rows of several files, and
+    partitioned writes regroup them. Those files are indexed by the next large upsert that
+    reads them whole. ``hashes`` gives the rows' hashes when the caller has them.
+    """
+    if (
+        len(files) != 1
+        or files[0].record_count != rows.num_rows
+        or rows.num_rows < MIN_ROWS
+        or not metadata.spec().is_unpartitioned()
+    ):
+        return False
+    hashed = hashes() if hashes is not None else None
+    if hashed is None:
+        hashed = row_hashes(rows, layout.values)
+    if hashed is None:
+        return False
+    try:
+        write_index(io, files[0], layout, rows.column(layout.key).combine_chunks(), hashed)
+    except OSError as exc:  # a cache: the write goes on without it
+        logger.warning("key index of %s not written: %s", files[0].file_path, exc)
+        return False
+    return True
 
 
 def build_index(io: FileIO, data_file: DataFile, schema: Schema, layout: Layout) -> KeyIndex | None:

@@ -71,9 +71,9 @@ from lakehouse.tables.keyindex import (
     Layout,
     build_index,
     enabled,
+    index_written,
     read_index,
     row_hashes,
-    write_index,
 )
 from lakehouse.tables.planning import plan_tasks
 from lakehouse.tables.rowdelta import RowDelta, read_position_deletes
@@ -81,7 +81,6 @@ from lakehouse.tables.rowdelta import RowDelta, read_position_deletes
 if TYPE_CHECKING:
     from pyiceberg.expressions import BooleanExpression
     from pyiceberg.io import FileIO
-    from pyiceberg.manifest import DataFile
     from pyiceberg.schema import Schema
     from pyiceberg.table import FileScanTask, Table, Transaction
     from pyiceberg.table.metadata import TableMetadata
@@ -417,8 +416,11 @@ def _stage(
             written = written.take(order)
             source = source[order.to_numpy()] if source is not None else None
     added = delta.add_rows(written)
-    if layout is not None:
-        _index_written(io, metadata, layout, written, added, new_hashes, source)
+    if layout is not None and written.num_rows >= keyindex.MIN_ROWS:
+        # the rows are at hand: the next upsert need not decode them (their hashes are
+        # the new rows', reordered, unless rewritten rows are among them)
+        reused = None if source is None else lambda: _taken(new_hashes.get(), source)
+        index_written(io, metadata, layout, written, added, reused)
     staged = delta.stage()
     declared = json.dumps(keys)
     if metadata.properties.get(KEY_PROPERTY) != declared:
@@ -429,34 +431,10 @@ def _stage(
     )  # fmt: skip
 
 
-def _index_written(
-    io: FileIO,
-    metadata: TableMetadata,
-    layout: Layout,
-    written: pa.Table,
-    added: Sequence[DataFile],
-    new_hashes: _Hashes,
-    source: np.ndarray[Any, Any] | None,
-) -> None:
-    """Write the key index of the one data file ``written`` went to, when it is large
-    enough to have one: the rows are at hand, so the next upsert need not decode them.
-    ``source`` says which new row each written row is (their hashes are reused), or is
-    ``None`` when other rows were written with them."""
-    if (
-        len(added) != 1
-        or written.num_rows < keyindex.MIN_ROWS
-        or added[0].record_count != written.num_rows
-        or not metadata.spec().is_unpartitioned()
-    ):
-        return  # several files (partitions, size): the next large upsert indexes them
-    known = new_hashes.get() if source is not None else None
-    hashes = known[source] if known is not None else row_hashes(written, layout.values)
-    if hashes is None:
-        return
-    try:
-        write_index(io, added[0], layout, written.column(layout.key).combine_chunks(), hashes)
-    except OSError as exc:  # a cache: the upsert goes on without it
-        logger.warning("key index of %s not written: %s", added[0].file_path, exc)
+def _taken(
+    hashes: np.ndarray[Any, Any] | None, order: np.ndarray[Any, Any]
+) -> np.ndarray[Any, Any] | None:
+    return hashes[order] if hashes is not None else None
 
 
 def _small_file_rows(metadata: TableMetadata) -> int:
