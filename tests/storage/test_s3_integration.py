@@ -281,3 +281,36 @@ def test_row_level_writes_on_s3_write_position_deletes_every_reader_applies(
     assert got == expected
     sql = lh.sql("SELECT id, customer, amount FROM silver.accounts ORDER BY id").to_pylist()
     assert [tuple(r.values()) for r in sql] == expected
+
+
+def test_key_indexes_on_s3_are_written_beside_the_data_and_read_back(
+    lh: Lakehouse, s3: pafs.S3FileSystem
+) -> None:
+    from lakehouse.tables import DEFAULT_TABLE_PROPERTIES, upsert
+    from lakehouse.tables.keyindex import INDEX_SUFFIX, forget_indexes
+
+    main = lh.catalog("main")
+    main.create_namespace("silver")
+    n = 12_000
+    ids = pa.array(range(n), pa.int64())
+    first = pa.table({"id": ids, "customer": [f"c{i}" for i in range(n)], "amount": ids})
+    schema = pa.schema([("id", pa.int64()), ("customer", pa.string()), ("amount", pa.int64())])
+    main.create_table("silver.big", schema=schema, properties=DEFAULT_TABLE_PROPERTIES).append(
+        first.cast(schema)
+    )
+    changed = first.cast(schema).set_column(1, "customer", pa.array([f"d{i}" for i in range(n)]))
+
+    result = upsert(main.load_table("silver.big"), changed, ["id"])
+
+    assert result.updated == n
+    table = lh.table("silver.big", "main")
+    indexes = [
+        f for f in files_under(s3, strip_scheme(table.location())) if f.endswith(INDEX_SUFFIX)
+    ]
+    assert len(indexes) == 2  # the appended file's (read whole) and the upserted one's
+    forget_indexes()  # the next upsert reads them from S3
+    again = upsert(table, changed, ["id"])
+    assert (again.unchanged, again.snapshot_id) == (n, None)
+    assert lh.sql("SELECT count(*) AS n FROM silver.big WHERE customer LIKE 'd%'").to_pylist() == [
+        {"n": n}
+    ]
