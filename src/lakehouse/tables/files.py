@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlparse
 
@@ -175,6 +175,27 @@ def read_columns(
             table = _read_row_groups(parquet, present, positions)
             pos = positions.cast(pa.int64())
     return _typed(table, pos, schema, names, physical, path)
+
+
+def iter_row_groups(
+    io: FileIO, data_file: DataFile, schema: Schema, names: Sequence[str], rows: int
+) -> Iterator[pa.Table]:
+    """Columns ``names`` of ``data_file`` (as :func:`read_columns` types them, with
+    ``__pos``), a run of whole row groups of about ``rows`` rows at a time, in order: a
+    large, wide file is never in memory at once."""
+    path = data_file.file_path
+    with io.new_input(path).open() as stream:
+        parquet = _parquet_file(stream, path)
+        physical = _physical_columns(parquet, schema, names)
+        present = [p for p in physical if p is not None]
+        sizes, _ = _row_groups(parquet)
+        run: list[int] = []
+        for group in range(parquet.metadata.num_row_groups):
+            run.append(group)
+            if group == parquet.metadata.num_row_groups - 1 or sizes[run].sum() >= rows:
+                table, pos = _read_groups_with_positions(parquet, present, run)
+                yield _typed(table, pos, schema, names, physical, path)
+                run = []
 
 
 #: Bytes of key columns :func:`read_keys` keeps per process (least recently used first out).
@@ -649,10 +670,12 @@ __all__ = [
     "arrow_schema",
     "drop_positions",
     "forget_keys",
+    "iter_row_groups",
     "live_mask",
     "map_files",
     "may_equal",
     "read_columns",
     "read_keys",
     "read_matching",
+    "reads_every_row_group",
 ]

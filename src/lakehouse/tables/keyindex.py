@@ -47,7 +47,7 @@ from lakehouse.tables.files import (
     _local_path,
     _quote,
     arrow_schema,
-    read_columns,
+    iter_row_groups,
 )
 
 if TYPE_CHECKING:
@@ -65,6 +65,8 @@ INDEX_PROPERTY = "lakehouse.upsert.key-index"
 #: Data files with fewer rows get no index: reading them is already cheap (read at call
 #: time, so a test may lower it).
 MIN_ROWS = 10_000
+#: Rows of a data file read (and hashed) at once while its index is built.
+BUILD_ROWS = 262_144
 #: Bytes of indexes kept per process (least recently used first out).
 CACHE_BYTES = 64 * 1024**2
 
@@ -288,18 +290,26 @@ def index_written(
 
 
 def build_index(io: FileIO, data_file: DataFile, schema: Schema, layout: Layout) -> KeyIndex | None:
-    """Read ``data_file``'s key and value columns once and write its index.
+    """Read ``data_file``'s key and value columns once, :data:`BUILD_ROWS` rows of whole
+    row groups at a time, and write its index.
 
     ``None`` (and no index) when a value column has a type DuckDB cannot hash, or the
     index cannot be written (it is a cache: the upsert goes on without it).
     """
-    rows = read_columns(io, data_file, schema, [layout.key, *layout.values])
-    hashes = row_hashes(rows, layout.values)
-    if hashes is None:
-        return None
-    keys = rows.column(layout.key).combine_chunks()
+    keys: list[pa.Array] = []
+    hashes: list[np.ndarray[Any, Any]] = []
+    names = [layout.key, *layout.values]
+    for rows in iter_row_groups(io, data_file, schema, names, BUILD_ROWS):
+        hashed = row_hashes(rows, layout.values)
+        if hashed is None:
+            return None
+        keys.append(rows.column(layout.key).combine_chunks())
+        hashes.append(hashed)
+    key_type = arrow_schema(schema, [layout.key]).field(layout.key).type
+    all_keys = pa.concat_arrays(keys) if keys else pa.array([], key_type)
+    all_hashes = np.concatenate(hashes) if hashes else np.zeros(0, np.uint32)
     try:
-        return write_index(io, data_file, layout, keys, hashes)
+        return write_index(io, data_file, layout, all_keys, all_hashes)
     except OSError as exc:
         logger.warning("key index of %s not written: %s", data_file.file_path, exc)
-        return KeyIndex(keys=keys, hashes=hashes)
+        return KeyIndex(keys=all_keys, hashes=all_hashes)
