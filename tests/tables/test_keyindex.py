@@ -228,3 +228,31 @@ def test_compaction_writes_the_key_index_of_each_file_it_writes(
     rows = table.scan().to_arrow()
     result = upsert(table, rows, ["id"])
     assert (result.unchanged, result.snapshot_id) == (rows.num_rows, None)
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        pa.array(range(ROWS), pa.int64()),  # ascending by 1: one byte a row
+        pa.array([*range(ROWS - 1), 10_000_000_000], pa.int64()),  # one jump past 2^32
+        pa.array([*range(ROWS - 1), 70_000], pa.int32()),  # a jump past 2^16, narrow type
+        pa.array(range(ROWS, 0, -1), pa.int64()),  # descending: stored as they are
+        pa.array([None, *range(1, ROWS)], pa.int64()),  # a NULL: as they are
+        pa.array([f"k{i:05d}" for i in range(ROWS)]),  # not integers: as they are
+    ],
+    ids=["by-one", "huge-jump", "int32", "descending", "null", "strings"],
+)
+def test_an_index_gives_back_the_keys_it_was_written_with(
+    lh: Lakehouse, new_table: NewTable, keys: pa.Array
+) -> None:
+    table = new_table(ids=list(range(ROWS)))
+    (task,) = table.scan().plan_files()
+    layout = Layout.of(table.schema(), "id")
+    hashes = pa.array(range(ROWS), pa.uint32()).to_numpy()
+    write_index(table.io, task.file, layout, keys, hashes)
+    forget_indexes()
+
+    index = read_index(table.io, task.file, layout)
+
+    assert index is not None
+    assert index.keys.equals(keys) and index.hashes.tolist() == hashes.tolist()
