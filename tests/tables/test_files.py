@@ -16,6 +16,7 @@ from lakehouse.client import Lakehouse
 from lakehouse.tables import files
 from lakehouse.tables.files import (
     POS,
+    SizedCache,
     drop_positions,
     forget_keys,
     live_mask,
@@ -109,9 +110,24 @@ def test_key_columns_read_once_are_answered_without_opening_the_file(
     assert again.to_pylist() == first.to_pylist()
     # with a budget smaller than a row group nothing is kept; the answer stays the same
     forget_keys()
-    monkeypatch.setattr(files, "KEY_CACHE_BYTES", 8)
+    monkeypatch.setattr(files._KEYS, "budget", 8)
     read_keys(table.io, task.file, table.schema(), "id", wanted)
     with monkeypatch.context() as patched:
         patched.setattr(table.io, "new_input", no_reads)
         with pytest.raises(AssertionError, match="opened again"):
             read_keys(table.io, task.file, table.schema(), "id", wanted)
+
+
+def test_a_sized_cache_keeps_the_most_recently_used_values_within_its_budget() -> None:
+    cache: SizedCache[str, bytes] = SizedCache(10, len)
+    cache.put("a", b"1234")
+    cache.put("b", b"1234")
+    assert cache.get("a") == b"1234"  # now the most recently used
+    cache.put("c", b"1234")  # 12 bytes: the least recently used goes
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (b"1234", None, b"1234")
+    cache.put("big", b"x" * 11)  # larger than the budget: not kept, nothing evicted
+    assert cache.get("big") is None and cache.get("a") == b"1234"
+    cache.put("a", b"other")  # values are immutable: the first one stays
+    assert cache.get("a") == b"1234"
+    cache.clear()
+    assert cache.get("a") is None

@@ -118,6 +118,16 @@ def _lakehouse(folder: str) -> Lakehouse:
     return lh
 
 
+def _run_on_main(steps: list[tuple[str, list[int]]]) -> None:
+    """Apply ``steps`` to a new table on main, checking it against the oracle after each."""
+    with tempfile.TemporaryDirectory() as folder:
+        lh = _lakehouse(folder)
+        expected = Expected()
+        for op, ids_ in steps:
+            _apply(lh, "main", op, ids_, expected)
+            _check(lh, "main", expected)
+
+
 @settings(
     max_examples=12,
     deadline=None,
@@ -125,12 +135,7 @@ def _lakehouse(folder: str) -> Lakehouse:
 )
 @given(st.lists(step, min_size=1, max_size=8))
 def test_row_level_writes_read_back_as_a_plain_table(steps: list[tuple[str, list[int]]]) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        lh = _lakehouse(folder)
-        expected = Expected()
-        for op, ids_ in steps:
-            _apply(lh, "main", op, ids_, expected)
-            _check(lh, "main", expected)
+    _run_on_main(steps)
 
 
 @settings(
@@ -145,12 +150,7 @@ def test_row_level_writes_through_key_indexes_read_back_as_a_plain_table(
     # every file indexed and every upsert looked up as a large one: through the key indexes
     monkeypatch.setattr(keyindex, "MIN_ROWS", 1)
     monkeypatch.setattr(importlib.import_module("lakehouse.tables.upsert"), "IN_PRUNING_LIMIT", 0)
-    with tempfile.TemporaryDirectory() as folder:
-        lh = _lakehouse(folder)
-        expected = Expected()
-        for op, ids_ in steps:
-            _apply(lh, "main", op, ids_, expected)
-            _check(lh, "main", expected)
+    _run_on_main(steps)
 
 
 @settings(

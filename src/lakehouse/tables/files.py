@@ -13,7 +13,7 @@ import bisect
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import unquote, urlparse
 
 import numpy as np
@@ -36,6 +36,8 @@ _Values = tuple[str, "Sequence[Any] | np.ndarray[Any, Any]"]
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
 def map_files(fn: Callable[[_T], _R], items: Iterable[_T], *, parallel: bool) -> list[_R]:
@@ -198,12 +200,54 @@ def iter_row_groups(
                 run = []
 
 
+class SizedCache(Generic[_K, _V]):
+    """A thread-safe least-recently-used map of immutable values, bounded in bytes.
+
+    A value larger than the whole budget is not kept. ``nbytes`` tells a value's size.
+    """
+
+    def __init__(self, budget: int, nbytes: Callable[[_V], int]) -> None:
+        self.budget = budget
+        self._nbytes = nbytes
+        self._items: OrderedDict[_K, _V] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: _K) -> _V | None:
+        """The value kept for ``key`` (now the most recently used), or ``None``."""
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: _K, value: _V) -> None:
+        """Keep ``value`` (a key already kept keeps its first value: values are immutable)."""
+        size = self._nbytes(value)
+        if size > self.budget:
+            return
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = value
+            self._size += size
+            while self._size > self.budget:
+                _, dropped = self._items.popitem(last=False)
+                self._size -= self._nbytes(dropped)
+
+    def clear(self) -> None:
+        """Forget everything (as in a new process)."""
+        with self._lock:
+            self._items.clear()
+            self._size = 0
+
+
 #: Bytes of key columns :func:`read_keys` keeps per process (least recently used first out).
 KEY_CACHE_BYTES = 64 * 1024**2
 
-_KEYS: OrderedDict[tuple[str, int, str, str], pa.Array] = OrderedDict()
-_KEYS_LOCK = threading.Lock()
-_KEYS_SIZE = 0
+_KEYS: SizedCache[tuple[str, int, str, str], pa.Array] = SizedCache(
+    KEY_CACHE_BYTES, lambda keys: int(keys.nbytes)
+)
 
 
 def read_keys(
@@ -229,12 +273,10 @@ def read_keys(
     kind = arrow_schema(schema, [name]).field(name).type
     sizes, starts = _row_groups(meta)
     found: dict[int, pa.Array] = {}
-    with _KEYS_LOCK:
-        for g in groups:
-            cached = _KEYS.get((path, g, physical, str(kind)))
-            if cached is not None:
-                _KEYS.move_to_end((path, g, physical, str(kind)))
-                found[g] = cached
+    for g in groups:
+        cached = _KEYS.get((path, g, physical, str(kind)))
+        if cached is not None:
+            found[g] = cached
     missing = [g for g in groups if g not in found]
     if missing:
         with io.new_input(path).open() as stream:
@@ -248,7 +290,7 @@ def read_keys(
                 part = pa.concat_arrays([part])
             offset += int(sizes[g])
             found[g] = part
-            _remember_keys((path, g, physical, str(kind)), part)
+            _KEYS.put((path, g, physical, str(kind)), part)
     arrays = [found[g] for g in groups]
     positions = (
         np.concatenate([np.arange(starts[g], starts[g] + sizes[g]) for g in groups])
@@ -269,27 +311,9 @@ def reads_every_row_group(io: FileIO, data_file: DataFile, schema: Schema, value
     return groups is None or len(groups) == meta.num_row_groups
 
 
-def _remember_keys(key: tuple[str, int, str, str], keys: pa.Array) -> None:
-    global _KEYS_SIZE
-    size = keys.nbytes
-    if size > KEY_CACHE_BYTES:
-        return
-    with _KEYS_LOCK:
-        if key in _KEYS:
-            return
-        _KEYS[key] = keys
-        _KEYS_SIZE += size
-        while _KEYS_SIZE > KEY_CACHE_BYTES:
-            _, dropped = _KEYS.popitem(last=False)
-            _KEYS_SIZE -= dropped.nbytes
-
-
 def forget_keys() -> None:
     """Empty the key columns :func:`read_keys` keeps (as in a new process)."""
-    global _KEYS_SIZE
-    with _KEYS_LOCK:
-        _KEYS.clear()
-        _KEYS_SIZE = 0
+    _KEYS.clear()
 
 
 def read_matching(
@@ -667,6 +691,7 @@ def live_mask(positions: pa.Array | pa.ChunkedArray, deleted: pa.Array) -> np.nd
 
 __all__ = [
     "POS",
+    "SizedCache",
     "arrow_schema",
     "drop_positions",
     "forget_keys",

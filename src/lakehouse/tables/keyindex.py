@@ -32,9 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -44,6 +42,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from lakehouse.tables.files import (
+    SizedCache,
     _duckdb_cursor,
     _is_local,
     _local_path,
@@ -167,44 +166,25 @@ def row_hashes(rows: pa.Table, columns: Sequence[str]) -> np.ndarray[Any, Any] |
     return hashed  # the low 32 bits
 
 
-_CACHE: OrderedDict[str, KeyIndex] = OrderedDict()
-_CACHE_LOCK = threading.Lock()
-_cache_size = 0
+_CACHE: SizedCache[str, KeyIndex] = SizedCache(CACHE_BYTES, lambda index: index.nbytes)
 
 
 def _cache_key(path: str, layout: Layout) -> str:
     return f"{path}\0{layout.key_id}\0{layout.value_ids}"
 
 
-def _remember(path: str, index: KeyIndex) -> None:
-    global _cache_size
-    with _CACHE_LOCK:
-        if path in _CACHE:
-            return
-        _CACHE[path] = index
-        _cache_size += index.nbytes
-        while _cache_size > CACHE_BYTES and _CACHE:
-            _, dropped = _CACHE.popitem(last=False)
-            _cache_size -= dropped.nbytes
-
-
 def forget_indexes() -> None:
     """Empty the indexes this process keeps (as in a new process)."""
-    global _cache_size
-    with _CACHE_LOCK:
-        _CACHE.clear()
-        _cache_size = 0
+    _CACHE.clear()
 
 
 def read_index(io: FileIO, data_file: DataFile, layout: Layout) -> KeyIndex | None:
     """The index of ``data_file`` for ``layout``, or ``None`` when there is none that fits."""
     path = index_path(data_file.file_path)
     stamp = layout.stamp()
-    with _CACHE_LOCK:
-        cached = _CACHE.get(_cache_key(path, layout))
-        if cached is not None:
-            _CACHE.move_to_end(_cache_key(path, layout))
-            return cached
+    cached = _CACHE.get(_cache_key(path, layout))
+    if cached is not None:
+        return cached
     if data_file.record_count < MIN_ROWS:
         return None
     try:
@@ -224,7 +204,7 @@ def read_index(io: FileIO, data_file: DataFile, layout: Layout) -> KeyIndex | No
         logger.debug("key index %s does not fit the table or file, ignored", path)
         return None
     index = KeyIndex(keys=keys, hashes=table.column("hash").to_numpy())
-    _remember(_cache_key(path, layout), index)
+    _CACHE.put(_cache_key(path, layout), index)
     return index
 
 
@@ -301,7 +281,7 @@ def write_index(
     else:  # an object store's PUT is atomic
         with io.new_output(path).create(overwrite=True) as out:
             out.write(data)
-    _remember(_cache_key(path, layout), index)
+    _CACHE.put(_cache_key(path, layout), index)
     return index
 
 
