@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from pyiceberg.table import Table
-from pyiceberg.types import StringType
+from pyiceberg.types import LongType, StringType
 
 from lakehouse.client import Lakehouse
 from lakehouse.maintenance.compact import compact_table
@@ -145,6 +145,26 @@ def test_an_index_of_other_columns_is_ignored(lh: Lakehouse, new_table: NewTable
     forget_indexes()
     old = table.scan().plan_files()[0].file
     assert read_index(table.io, old, Layout.of(table.schema(), "id")) is None
+
+
+def test_an_index_of_a_column_since_promoted_is_ignored(lh: Lakehouse) -> None:
+    schema = pa.schema([("id", pa.int64()), ("n", pa.int32())])
+    catalog = lh.catalog("main")
+    table = catalog.create_table("s.p", schema=schema, properties=DEFAULT_TABLE_PROPERTIES)
+    ids = pa.array(range(ROWS), pa.int64())
+    table.append(pa.table({"id": ids, "n": pa.array(range(ROWS), pa.int32())}, schema=schema))
+    upsert(catalog.load_table("s.p"), catalog.load_table("s.p").scan().to_arrow(), ["id"])
+    table = catalog.load_table("s.p")
+    (task,) = table.scan().plan_files()
+    assert read_index(table.io, task.file, Layout.of(table.schema(), "id")) is not None
+    with table.update_schema() as update:
+        update.update_column("n", LongType())  # int to long: the values hash as longs now
+    table = catalog.load_table("s.p")
+    forget_indexes()
+
+    assert read_index(table.io, task.file, Layout.of(table.schema(), "id")) is None
+    rows = table.scan().to_arrow()
+    assert upsert(table, rows, ["id"]).unchanged == ROWS
 
 
 def test_a_table_can_turn_key_indexes_off(lh: Lakehouse, new_table: NewTable) -> None:

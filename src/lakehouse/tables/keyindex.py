@@ -15,7 +15,7 @@ reading the old values. Equal hashes are only a hint; the old values of those ro
 read and compared as before, so a collision never makes a changed row look unchanged.
 
 An index is a cache. Data files are immutable and uniquely named, so an index never goes
-stale; one that is missing, unreadable, of another row count, key, column set or hash
+stale; one that is missing, unreadable, of another row count, key, columns, column types or hash
 function is ignored (and rebuilt by the next large upsert that reads the file). Only
 files of at least :data:`MIN_ROWS` rows get one: smaller files are cheap to read.
 The table property :data:`INDEX_PROPERTY` (``lakehouse.upsert.key-index``, default
@@ -101,17 +101,21 @@ class Layout:
     key_id: int
     values: tuple[str, ...]
     value_ids: tuple[int, ...]
+    #: the hashed columns' Iceberg types: a promoted column (int to long) hashes anew
+    value_types: tuple[str, ...]
 
     @classmethod
     def of(cls, schema: Schema, key: str) -> Layout:
         """The layout of ``schema`` with key column ``key``: every other top-level column
         is hashed, in schema order."""
         names = [f.name for f in arrow_schema(schema) if f.name != key]
+        fields = [schema.find_field(n) for n in names]
         return cls(
             key=key,
             key_id=schema.find_field(key).field_id,
             values=tuple(names),
-            value_ids=tuple(schema.find_field(n).field_id for n in names),
+            value_ids=tuple(f.field_id for f in fields),
+            value_types=tuple(str(f.field_type) for f in fields),
         )
 
     def stamp(self) -> dict[bytes, bytes]:
@@ -120,6 +124,7 @@ class Layout:
             b"format": _FORMAT.encode(),
             b"key-field-id": str(self.key_id).encode(),
             b"value-field-ids": json.dumps(list(self.value_ids)).encode(),
+            b"value-types": json.dumps(list(self.value_types)).encode(),
             b"hash": _hash_function().encode(),
         }
 
@@ -170,7 +175,7 @@ _CACHE: SizedCache[str, KeyIndex] = SizedCache(CACHE_BYTES, lambda index: index.
 
 
 def _cache_key(path: str, layout: Layout) -> str:
-    return f"{path}\0{layout.key_id}\0{layout.value_ids}"
+    return f"{path}\0{layout.key_id}\0{layout.value_ids}\0{layout.value_types}"
 
 
 def forget_indexes() -> None:
