@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from pyiceberg.table import Table
+from pyiceberg.transforms import IdentityTransform
 from pyiceberg.types import LongType, StringType
 
 from lakehouse.client import Lakehouse
@@ -276,3 +277,29 @@ def test_an_index_gives_back_the_keys_it_was_written_with(
 
     assert index is not None
     assert index.keys.equals(keys) and index.hashes.tolist() == hashes.tolist()
+
+
+def test_a_table_with_a_sort_order_gets_an_index_in_the_files_row_order(
+    lh: Lakehouse, new_table: NewTable
+) -> None:
+    # the upsert writes its rows as the table's sort order leaves them (it sorts only
+    # unsorted tables by key): the index must follow the file's order, whatever it is
+    table = new_table(ids=list(range(ROWS)))
+    with table.update_sort_order() as order:
+        order.desc("amount", IdentityTransform())
+    table = lh.catalog("main").load_table("s.t")
+    rows = make_rows(list(range(ROWS + 10_000, ROWS, -1)), tag="s")  # descending ids
+
+    upsert(table, rows, ["id"])
+
+    table = lh.catalog("main").load_table("s.t")
+    layout = Layout.of(table.schema(), "id")
+    forget_indexes()
+    checked = 0
+    for task in table.scan().plan_files():
+        index = read_index(table.io, task.file, layout)
+        if index is not None:
+            ids = pq.read_table(task.file.file_path.removeprefix("file://"), columns=["id"])
+            assert index.keys.equals(ids.column("id").combine_chunks())
+            checked += 1
+    assert checked == 1  # the upserted file (the appended one was not read whole)

@@ -15,10 +15,10 @@ reading the old values. Equal hashes are only a hint; the old values of those ro
 read and compared as before, so a collision never makes a changed row look unchanged.
 
 An index is a cache. Data files are immutable and uniquely named, so an index never goes
-stale; one that is missing, unreadable, of another row count, key, columns, column types or hash
-function is ignored (and rebuilt by the next large upsert that reads the file). Only
-files of at least :data:`MIN_ROWS` rows get one: smaller files are cheap to read.
-The table property :data:`INDEX_PROPERTY` (``lakehouse.upsert.key-index``, default
+stale; one that is missing, unreadable, of another row count or file size, key, columns,
+column types or hash function is ignored (and rebuilt by the next large upsert that reads
+the file). Only files of at least :data:`MIN_ROWS` rows get one: smaller files are cheap
+to read. The table property :data:`INDEX_PROPERTY` (``lakehouse.upsert.key-index``, default
 ``true``) turns them off. The garbage collector keeps an index exactly as long as it
 keeps its data file; backups and other engines ignore them.
 
@@ -201,8 +201,10 @@ def read_index(io: FileIO, data_file: DataFile, layout: Layout) -> KeyIndex | No
         return None
     found = table.schema.metadata or {}
     keys = None
-    if all(found.get(k) == v for k, v in stamp.items()) and table.num_rows == (
-        data_file.record_count
+    if (
+        all(found.get(k) == v for k, v in stamp.items())
+        and found.get(b"data-file-bytes") == str(data_file.file_size_in_bytes).encode()
+        and table.num_rows == data_file.record_count
     ):
         keys = _decoded_keys(table, found)
     if keys is None:
@@ -265,8 +267,11 @@ def write_index(
     """Write the index of ``data_file``: ``keys`` and ``hashes`` by position."""
     index = KeyIndex(keys=keys, hashes=hashes.astype(np.uint32, copy=False))
     stored, encoding = _encoded_keys(keys)
+    # the data file's size and row count: an index never describes another file by mistake
+    of_file = {b"data-file-bytes": str(data_file.file_size_in_bytes).encode()}
     schema = pa.schema(
-        [("key", stored.type), ("hash", pa.uint32())], metadata={**layout.stamp(), **encoding}
+        [("key", stored.type), ("hash", pa.uint32())],
+        metadata={**layout.stamp(), **encoding, **of_file},
     )
     table = pa.table([stored, pa.array(index.hashes)], schema=schema)
     # uncompressed: the hashes do not compress, and reading is a copy (zstd took 3-4x longer)
