@@ -20,7 +20,7 @@ from lakehouse.tables import (
     upsert,
 )
 from lakehouse.tables.rowdelta import referenced_data_file
-from lakehouse.tables.upsert import SMALL_FILE_ROWS, lookup
+from lakehouse.tables.upsert import KEY_PROPERTY, SMALL_FILE_ROWS, declared_keys, lookup
 from tests.tables.conftest import content, keys, make_rows
 
 NewTable = Callable[..., Table]
@@ -450,3 +450,11 @@ def test_narrower_integer_keys_find_the_rows_of_wider_key_columns(
     assert (result.inserted, result.updated) == (0, 100)
     got = content(lh.catalog("main").load_table("s.t"))
     assert len(got) == 200 and got[4] == ("u4", 2.0) and got[5] == ("v5", 2.5)
+
+
+def test_the_declared_key_is_read_from_the_table_property_or_refused() -> None:
+    assert declared_keys({}) is None
+    assert declared_keys({KEY_PROPERTY: '["id", "day"]'}) == ["id", "day"]
+    for bad in ("id", '"id"', "{}"):
+        with pytest.raises(ValueError, match="is not a JSON list"):
+            declared_keys({KEY_PROPERTY: bad})

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import logging
 import math
 import time
@@ -66,7 +65,7 @@ from lakehouse.maintenance.errors import ConcurrentChangeError
 from lakehouse.maintenance.policies import CompactionPolicy, Policies
 from lakehouse.tables.keyindex import Layout, enabled, index_written
 from lakehouse.tables.manifests import read_entries
-from lakehouse.tables.upsert import KEY_PROPERTY
+from lakehouse.tables.upsert import declared_keys
 
 if TYPE_CHECKING:
     from pyiceberg.table import FileScanTask, Table
@@ -348,15 +347,14 @@ def _rewrite_group(
 
 def _key_layout(metadata: TableMetadata) -> Layout | None:
     """The key index layout of a table upserts write by one key column, if it has one."""
-    raw = metadata.properties.get(KEY_PROPERTY)
-    if not raw or not enabled(metadata):
+    if not enabled(metadata):
         return None
     try:
-        keys = json.loads(raw)
-        if not (isinstance(keys, list) and len(keys) == 1 and isinstance(keys[0], str)):
+        keys = declared_keys(metadata.properties)
+        if keys is None or len(keys) != 1:
             return None
         return Layout.of(metadata.schema(), keys[0])
-    except ValueError:  # not JSON, or the key column is gone from the schema
+    except ValueError:  # not a JSON list, or the key column is gone from the schema
         return None
 
 

@@ -29,6 +29,7 @@ as they are. Stored uncompressed: reading an index is a copy.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -118,6 +119,7 @@ class Layout:
             value_types=tuple(str(f.field_type) for f in fields),
         )
 
+    @functools.cached_property
     def stamp(self) -> dict[bytes, bytes]:
         """The IPC schema metadata that says what an index holds."""
         return {
@@ -186,7 +188,6 @@ def forget_indexes() -> None:
 def read_index(io: FileIO, data_file: DataFile, layout: Layout) -> KeyIndex | None:
     """The index of ``data_file`` for ``layout``, or ``None`` when there is none that fits."""
     path = index_path(data_file.file_path)
-    stamp = layout.stamp()
     cached = _CACHE.get(_cache_key(path, layout))
     if cached is not None:
         return cached
@@ -202,7 +203,7 @@ def read_index(io: FileIO, data_file: DataFile, layout: Layout) -> KeyIndex | No
     found = table.schema.metadata or {}
     keys = None
     if (
-        all(found.get(k) == v for k, v in stamp.items())
+        all(found.get(k) == v for k, v in layout.stamp.items())
         and found.get(b"data-file-bytes") == str(data_file.file_size_in_bytes).encode()
         and table.num_rows == data_file.record_count
     ):
@@ -271,7 +272,7 @@ def write_index(
     of_file = {b"data-file-bytes": str(data_file.file_size_in_bytes).encode()}
     schema = pa.schema(
         [("key", stored.type), ("hash", pa.uint32())],
-        metadata={**layout.stamp(), **encoding, **of_file},
+        metadata={**layout.stamp, **encoding, **of_file},
     )
     table = pa.table([stored, pa.array(index.hashes)], schema=schema)
     # uncompressed: the hashes do not compress, and reading is a copy (zstd took 3-4x longer)

@@ -76,7 +76,7 @@ from lakehouse.tables.rowdelta import (
     read_position_deletes,
     referenced_data_files,
 )
-from lakehouse.tables.upsert import KEY_PROPERTY
+from lakehouse.tables.upsert import KEY_PROPERTY, declared_keys
 
 if TYPE_CHECKING:
     from pyiceberg.io import FileIO
@@ -509,9 +509,9 @@ def _key_columns(source: TableMetadata, target: TableMetadata) -> list[str] | st
     if target.properties.get(KEY_PROPERTY, declared) != declared:
         return f"the two sides upserted on different keys ({KEY_PROPERTY})"
     try:
-        columns = [str(c) for c in json.loads(declared)]
-    except (ValueError, TypeError):
-        return f"the table property {KEY_PROPERTY}={declared!r} is not a JSON list"
+        columns = declared_keys(source.properties) or []
+    except ValueError as exc:
+        return str(exc)
     missing = [c for c in columns if c not in {f.name for f in schema.fields}]
     if missing:
         return f"the key column(s) {', '.join(missing)} of {KEY_PROPERTY} are not in the table"

@@ -134,6 +134,23 @@ class UpsertResult:
     attempts: int
 
 
+def declared_keys(properties: Mapping[str, str]) -> list[str] | None:
+    """The key columns upserts recorded in :data:`KEY_PROPERTY`, or ``None`` when none were.
+
+    Raises ``ValueError`` when the property is not a JSON list.
+    """
+    declared = properties.get(KEY_PROPERTY)
+    if declared is None:
+        return None
+    try:
+        columns = json.loads(declared)
+    except ValueError:
+        columns = None
+    if not isinstance(columns, list):
+        raise ValueError(f"the table property {KEY_PROPERTY}={declared!r} is not a JSON list")
+    return [str(c) for c in columns]
+
+
 def write_mode(
     table: Table, *, deleting_only: bool = False, metadata: TableMetadata | None = None
 ) -> str:
