@@ -25,7 +25,8 @@ from lakehouse.client import Lakehouse
 from lakehouse.maintenance.compact import compact_table
 from lakehouse.maintenance.expire import expire_snapshots
 from lakehouse.maintenance.policies import CompactionPolicy, Policies
-from lakehouse.tables import DEFAULT_TABLE_PROPERTIES, delete_rows, keyindex, upsert
+from lakehouse.tables import DEFAULT_TABLE_PROPERTIES, delete_rows, keyindex, rowdelta, upsert
+from lakehouse.tables.upsert import SMALL_FILE_ROWS
 from tests.tables.conftest import SCHEMA
 
 ids = st.lists(st.integers(min_value=0, max_value=60), min_size=1, max_size=12, unique=True)
@@ -110,18 +111,21 @@ def _check(lh: Lakehouse, ref: str, expected: Expected) -> None:
     assert [tuple(r.values()) for r in sql.to_pylist()] == want
 
 
-def _lakehouse(folder: str) -> Lakehouse:
+def _lakehouse(folder: str, properties: dict[str, str] | None = None) -> Lakehouse:
     lh = lakehouse.connect(Path(folder) / "home", create=True)
     catalog = lh.catalog("main")
     catalog.create_namespace("s")
-    catalog.create_table("s.t", schema=SCHEMA, properties=DEFAULT_TABLE_PROPERTIES)
+    props = {**DEFAULT_TABLE_PROPERTIES, **(properties or {})}
+    catalog.create_table("s.t", schema=SCHEMA, properties=props)
     return lh
 
 
-def _run_on_main(steps: list[tuple[str, list[int]]]) -> None:
+def _run_on_main(
+    steps: list[tuple[str, list[int]]], properties: dict[str, str] | None = None
+) -> None:
     """Apply ``steps`` to a new table on main, checking it against the oracle after each."""
     with tempfile.TemporaryDirectory() as folder:
-        lh = _lakehouse(folder)
+        lh = _lakehouse(folder, properties)
         expected = Expected()
         for op, ids_ in steps:
             _apply(lh, "main", op, ids_, expected)
@@ -151,6 +155,21 @@ def test_row_level_writes_through_key_indexes_read_back_as_a_plain_table(
     monkeypatch.setattr(keyindex, "MIN_ROWS", 1)
     monkeypatch.setattr(importlib.import_module("lakehouse.tables.upsert"), "IN_PRUNING_LIMIT", 0)
     _run_on_main(steps)
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(st.lists(step, min_size=1, max_size=8))
+def test_row_level_writes_sharing_delete_files_read_back_as_a_plain_table(
+    monkeypatch: pytest.MonkeyPatch, steps: list[tuple[str, list[int]]]
+) -> None:
+    # every write's deletes in one delete file for all its data files, earlier ones folded
+    # as a binary counter; no small file rewritten, so writes delete from many data files
+    monkeypatch.setattr(rowdelta, "SCOPED_FILES_LIMIT", 0)
+    _run_on_main(steps, {SMALL_FILE_ROWS: "0"})
 
 
 @settings(

@@ -7,11 +7,13 @@ PyIceberg 0.12 writes data files and copy-on-write deletes but no delete files. 
 * :meth:`RowDelta.add_rows` — rows to append (written as data files with PyIceberg's
   writer: partitioning, target file size and statistics as for ``Table.append``);
 * :meth:`RowDelta.delete_positions` — row positions of one live data file to delete.
-  They are written as one *file-scoped* position delete file (``file_path``, ``pos``,
-  sorted; the ``file_path`` bounds name the data file, so every reader indexes it to that
-  file only). A position delete file of ours that already applied to the data file is
-  folded into the new one and removed in the same snapshot, so a data file never has more
-  than one delete file of ours however many upserts it sees;
+  A few data files deleted from (per partition) get one *file-scoped* position delete file
+  each (``file_path``, ``pos``, sorted; the ``file_path`` bounds name the data file, so
+  every reader indexes it to that file only), which folds the file-scoped delete file
+  that applied to it before: frequent small writes keep one delete file per data file.
+  Many data files (a large upsert touches them all) share ONE delete file with the new
+  positions, which folds only earlier delete files no larger than itself (a binary
+  counter: a write never rewrites the deletes of every write before it);
 * :meth:`RowDelta.commit` — one snapshot: a data manifest, a delete manifest, rewritten
   delete manifests that dropped replaced delete files, and the parent's other manifests
   unchanged. The summary counts what Iceberg counts (``added-data-files``,
@@ -36,7 +38,7 @@ import threading
 import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -44,6 +46,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyiceberg.manifest import DataFileContent, ManifestContent
 
+from lakehouse.tables.deletes import DELETE_FILES
 from lakehouse.tables.errors import RowLevelWriteError
 from lakehouse.tables.files import map_files
 from lakehouse.tables.manifests import ManifestListWriter, ManifestWriter, read_entries
@@ -77,6 +80,10 @@ POSITION_DELETE_SCHEMA = pa.schema(
     ]
 )
 
+#: A row delta deleting from more data files of one partition than this writes one delete
+#: file for all of them, not one per data file (``RowDelta._delete_file_jobs``).
+SCOPED_FILES_LIMIT = 8
+
 #: Snapshot summary property naming the writer (like Spark's ``spark.app.id``).
 WRITER_PROPERTY = "lakehouse.row-delta"
 
@@ -93,36 +100,6 @@ def referenced_data_file(delete_file: DataFile) -> str | None:
     return str(from_bytes(StringType(), lower))
 
 
-_DELETE_FILES: OrderedDict[str, pa.Table] = OrderedDict()
-_DELETE_FILES_LOCK = threading.Lock()
-_DELETE_FILES_MAX = 256
-
-
-def _delete_file_rows(io: FileIO, path: str) -> pa.Table:
-    """``file_path`` (dictionary-encoded) and ``pos`` of a position delete file.
-
-    Cached by path: files are immutable.
-    """
-    with _DELETE_FILES_LOCK:
-        cached = _DELETE_FILES.get(path)
-        if cached is not None:
-            _DELETE_FILES.move_to_end(path)
-            return cached
-    with io.new_input(path).open() as stream:
-        # the path column as a dictionary: one entry per data file, not one string per row
-        table = pq.read_table(stream, columns=["file_path", "pos"], read_dictionary=["file_path"])
-    _remember_delete_file(path, table)
-    return table
-
-
-def _remember_delete_file(path: str, table: pa.Table) -> None:
-    with _DELETE_FILES_LOCK:
-        _DELETE_FILES[path] = table
-        _DELETE_FILES.move_to_end(path)
-        while len(_DELETE_FILES) > _DELETE_FILES_MAX:
-            _DELETE_FILES.popitem(last=False)
-
-
 def referenced_data_files(io: FileIO, delete_file: DataFile) -> frozenset[str]:
     """Every data file a position delete file names: its bounds, or else its rows.
 
@@ -134,51 +111,49 @@ def referenced_data_files(io: FileIO, delete_file: DataFile) -> frozenset[str]:
     scoped = referenced_data_file(delete_file)
     if scoped is not None:
         return frozenset((scoped,))
-    import pyarrow.compute as pc
-
-    column = _delete_file_rows(io, delete_file.file_path).column("file_path")
-    return frozenset(str(v) for v in pc.unique(column).to_pylist())
+    return frozenset(DELETE_FILES.positions(io, delete_file.file_path))
 
 
-def read_position_deletes(io: FileIO, delete_files: Iterable[DataFile], data_file: str) -> pa.Array:
-    """Sorted, distinct positions of ``data_file`` deleted by ``delete_files``."""
-    import pyarrow.compute as pc
-
-    chunks: list[pa.Array] = []
-    scoped = 0
+def position_delete_runs(
+    io: FileIO, delete_files: Iterable[DataFile], data_file: str
+) -> list[pa.Array]:
+    """Positions of ``data_file`` each of ``delete_files`` deletes (sorted, distinct each;
+    delete files that delete none of its rows give nothing)."""
+    runs: list[pa.Array] = []
     for delete in delete_files:
         if delete.content != DataFileContent.POSITION_DELETES:
             raise RowLevelWriteError(
                 f"data file {data_file} has an equality delete file ({delete.file_path}); "
                 "row-level writes need it compacted first (lakehouse maintenance compact)"
             )
-        table = _delete_file_rows(io, delete.file_path)
-        positions = table.column("pos")
-        if referenced_data_file(delete) == data_file:
-            scoped += 1
-        else:
-            positions = positions.filter(pc.equal(table.column("file_path"), data_file))
-        chunks.append(positions.combine_chunks().cast(pa.int64()))
-    if not chunks:
+        positions = DELETE_FILES.positions(io, delete.file_path).get(data_file)
+        if positions is not None and len(positions):
+            runs.append(positions)
+    return runs
+
+
+def read_position_deletes(io: FileIO, delete_files: Iterable[DataFile], data_file: str) -> pa.Array:
+    """Sorted, distinct positions of ``data_file`` deleted by ``delete_files``."""
+    runs = position_delete_runs(io, delete_files, data_file)
+    if not runs:
         return pa.array([], pa.int64())
-    if len(chunks) == 1 and scoped == 1:
-        return chunks[0]  # a file of ours scoped to the data file: written sorted, distinct
-    return pc.unique(pa.concat_arrays(chunks)).sort()
+    if len(runs) == 1:
+        return runs[0]
+    return pa.array(_sorted_distinct(runs))
 
 
-def position_delete_file(data_file_path: str, positions: pa.Array) -> bytes:
-    """A file-scoped position delete file: the Parquet bytes of ``data_file_path`` at
-    ``positions``.
+def position_delete_file(deletes: Mapping[str, pa.Array]) -> bytes:
+    """The Parquet bytes of a position delete file: each data file path of ``deletes`` at
+    its positions.
 
-    ``positions`` must be sorted and distinct. The path column is written from a
-    one-entry dictionary (no per-row hashing) and the positions delta-encoded
-    (``DELTA_BINARY_PACKED``, a standard Parquet encoding every reader decodes): a
-    sorted run of positions takes a few bits each instead of eight bytes, so a data
-    file's deletes, which every later write to it folds into a new delete file, stay
-    small and quick to write and to read. The Arrow schema is not stored, so readers see
+    Each array of positions must be sorted and distinct; rows are written sorted by path,
+    then position, as the spec asks. The path column is written from a dictionary (no
+    per-row hashing) and the positions delta-encoded (``DELTA_BINARY_PACKED``, a standard
+    Parquet encoding every reader decodes): a sorted run of positions takes a few bits
+    each instead of eight bytes. The Arrow schema is not stored, so readers see
     ``file_path`` as the plain string column the spec defines.
     """
-    rows = _position_delete_rows(data_file_path, positions)
+    rows = _position_delete_rows(deletes)
     buffer = _io.BytesIO()
     pq.write_table(
         rows,
@@ -191,15 +166,21 @@ def position_delete_file(data_file_path: str, positions: pa.Array) -> bytes:
     return buffer.getvalue()
 
 
-def _position_delete_rows(data_file_path: str, positions: pa.Array) -> pa.Table:
-    """``file_path`` (a one-entry dictionary) and ``pos`` of one data file's deletes."""
-    path = pa.DictionaryArray.from_arrays(
-        pa.array(np.zeros(len(positions), dtype=np.int32)), pa.array([data_file_path], pa.string())
+def _position_delete_rows(deletes: Mapping[str, pa.Array]) -> pa.Table:
+    """``file_path`` (dictionary-encoded) and ``pos`` of ``deletes``, sorted by path."""
+    paths = sorted(deletes)
+    sizes = [len(deletes[p]) for p in paths]
+    codes = np.repeat(np.arange(len(paths), dtype=np.int32), sizes)
+    path = pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(paths, pa.string()))
+    positions = (
+        pa.concat_arrays([deletes[p].cast(pa.int64()) for p in paths])
+        if paths
+        else pa.array([], pa.int64())
     )
     schema = pa.schema(
         [POSITION_DELETE_SCHEMA.field(0).with_type(path.type), POSITION_DELETE_SCHEMA.field(1)]
     )
-    return pa.table([path, positions.cast(pa.int64())], schema=schema)
+    return pa.table([path, positions], schema=schema)
 
 
 def _sorted_distinct(parts: Sequence[pa.Array]) -> np.ndarray[Any, Any]:
@@ -211,11 +192,23 @@ def _sorted_distinct(parts: Sequence[pa.Array]) -> np.ndarray[Any, Any]:
     return values
 
 
-@dataclass
+@dataclass(frozen=True)
 class _FileDeletes:
+    """New positions of one data file, and the delete files that applied to it."""
+
     data_file: DataFile
     positions: pa.Array
-    replaces: list[DataFile] = field(default_factory=list)
+    existing: tuple[DataFile, ...]
+
+
+@dataclass(frozen=True)
+class _DeleteFileJob:
+    """One delete file to write: positions by data file, and the delete files it replaces."""
+
+    deletes: dict[str, pa.Array]
+    #: a data file of its partition (the delete file takes its spec and partition)
+    like: DataFile
+    replaces: tuple[DataFile, ...]
 
 
 @dataclass(frozen=True)
@@ -363,7 +356,7 @@ class RowDelta:
         """Delete rows ``positions`` of the live ``data_file``.
 
         ``existing_deletes`` are the position delete files that already apply to it (as
-        planned); those scoped to this file alone are folded into the new delete file.
+        planned): the candidates to fold into the new delete file (see :meth:`stage`).
         """
         if len(positions) == 0:
             return
@@ -375,18 +368,17 @@ class RowDelta:
         path = data_file.file_path
         if path in self._deletes:
             raise RowLevelWriteError(f"data file {path} is deleted from twice in one commit")
-        owned = [d for d in existing_deletes if referenced_data_file(d) == path]
-        parts = [positions.cast(pa.int64())]
-        if owned:
-            parts.append(read_position_deletes(self._io, owned, path))
-        merged = _sorted_distinct(parts)
+        merged = _sorted_distinct([positions.cast(pa.int64())])
         low, high = int(merged[0]), int(merged[-1])
         if low < 0 or high >= data_file.record_count:
             bad = low if low < 0 else high
             raise RowLevelWriteError(
                 f"position {bad} is outside data file {path} ({data_file.record_count} rows)"
             )
-        self._deletes[path] = _FileDeletes(data_file, pa.array(merged), owned)
+        existing = tuple(
+            d for d in existing_deletes if d.content == DataFileContent.POSITION_DELETES
+        )
+        self._deletes[path] = _FileDeletes(data_file, pa.array(merged), existing)
 
     def remove_data_file(
         self, data_file: DataFile, existing_deletes: Iterable[DataFile] = ()
@@ -405,43 +397,103 @@ class RowDelta:
 
     # -- commit ---------------------------------------------------------------------------
 
-    def _write_delete_file(self, target: _FileDeletes) -> DataFile:
+    def _delete_file_jobs(self) -> list[_DeleteFileJob]:
+        """The delete files to write, and what each folds in.
+
+        The new positions are grouped by partition. A partition with at most
+        :data:`SCOPED_FILES_LIMIT` data files deleted from gets one *file-scoped* delete
+        file per data file, which folds the file-scoped delete files that applied to it:
+        small, frequent writes (CDC, a few rows) keep one delete file per data file. A
+        partition with more gets ONE delete file for all of them (a large upsert touches
+        every data file: one write instead of one per file). It holds the new positions
+        and folds, smallest first, the delete files that name only data files deleted
+        from here, as long as each is no larger than what the new file holds so far. Like
+        a binary counter, a data file then has a few delete files (about log2 of the
+        large writes since its last compaction), and a write never rewrites deletes much
+        larger than its own: its cost follows its change, not the deletes of every
+        earlier write.
+        """
+        groups: dict[tuple[Any, ...], list[_FileDeletes]] = defaultdict(list)
+        for target in self._deletes.values():
+            groups[_partition_of(target.data_file)].append(target)
+        jobs: list[_DeleteFileJob] = []
+        for key in sorted(groups, key=repr):
+            group = groups[key]
+            if len(group) <= SCOPED_FILES_LIMIT:
+                for target in group:
+                    path = target.data_file.file_path
+                    owned = tuple(d for d in target.existing if referenced_data_file(d) == path)
+                    positions = target.positions
+                    if owned:
+                        folded = read_position_deletes(self._io, owned, path)
+                        positions = pa.array(_sorted_distinct([positions, folded]))
+                    jobs.append(_DeleteFileJob({path: positions}, target.data_file, owned))
+                continue
+            jobs.append(self._combined_job(group, key))
+        return jobs
+
+    def _combined_job(self, group: Sequence[_FileDeletes], key: tuple[Any, ...]) -> _DeleteFileJob:
+        """One delete file for ``group`` (one partition), folding what :meth:`_delete_file_jobs`
+        says."""
+        touched = {t.data_file.file_path for t in group}
+        seen: dict[str, DataFile] = {}
+        for target in group:
+            for d in target.existing:
+                if _partition_of(d) == key:
+                    seen.setdefault(d.file_path, d)
+        held = sum(len(t.positions) for t in group)
+        folded: list[DataFile] = []
+        for candidate in sorted(seen.values(), key=lambda d: (d.record_count, d.file_path)):
+            if candidate.record_count > held:
+                break
+            if referenced_data_files(self._io, candidate) <= touched:
+                folded.append(candidate)
+                held += candidate.record_count
+        deletes: dict[str, pa.Array] = {}
+        for target in group:
+            path = target.data_file.file_path
+            old = [DELETE_FILES.positions(self._io, d.file_path).get(path) for d in folded]
+            parts = [target.positions, *(p for p in old if p is not None and len(p))]
+            deletes[path] = (
+                target.positions if len(parts) == 1 else pa.array(_sorted_distinct(parts))
+            )
+        return _DeleteFileJob(deletes, group[0].data_file, tuple(folded))
+
+    def _write_delete_file(self, job: _DeleteFileJob) -> DataFile:
         from pyiceberg.conversions import to_bytes
         from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
         from pyiceberg.types import LongType, StringType
 
         metadata = self._metadata
-        data_file = target.data_file
-        payload = position_delete_file(data_file.file_path, target.positions)
-        provider = self._provider
+        payload = position_delete_file(job.deletes)
         name = f"{self._uuid}-{next(self._counter):05d}-deletes.parquet"
-        partition_key = _partition_key(metadata, data_file)
-        path = provider.new_data_location(name, partition_key)
+        path = self._provider.new_data_location(name, _partition_key(metadata, job.like))
         with self._io.new_output(path).create(overwrite=False) as stream:
             stream.write(payload)
-        # as reading the file gives it: the next write to the data file folds it
-        rows = _position_delete_rows(data_file.file_path, target.positions)
-        _remember_delete_file(path, rows)
-        first = int(target.positions[0].as_py())
-        last = int(target.positions[-1].as_py())
-        path_bound = to_bytes(StringType(), data_file.file_path)
+        # as reading the file gives it: the next write to these data files folds it
+        DELETE_FILES.remember(path, job.deletes)
+        rows = sum(len(p) for p in job.deletes.values())
+        first = min(int(p[0].as_py()) for p in job.deletes.values())
+        last = max(int(p[-1].as_py()) for p in job.deletes.values())
+        names = sorted(job.deletes)
         delete = DataFile.from_args(
             content=DataFileContent.POSITION_DELETES,
             file_path=path,
             file_format=FileFormat.PARQUET,
-            partition=data_file.partition,
-            record_count=len(target.positions),
+            partition=job.like.partition,
+            record_count=rows,
             file_size_in_bytes=len(payload),
             column_sizes={},
-            value_counts={FILE_PATH_FIELD_ID: len(rows), POS_FIELD_ID: len(rows)},
+            value_counts={FILE_PATH_FIELD_ID: rows, POS_FIELD_ID: rows},
             null_value_counts={FILE_PATH_FIELD_ID: 0, POS_FIELD_ID: 0},
             nan_value_counts={},
+            # one path when file-scoped: every reader then indexes it to that data file
             lower_bounds={
-                FILE_PATH_FIELD_ID: path_bound,
+                FILE_PATH_FIELD_ID: to_bytes(StringType(), names[0]),
                 POS_FIELD_ID: to_bytes(LongType(), first),
             },
             upper_bounds={
-                FILE_PATH_FIELD_ID: path_bound,
+                FILE_PATH_FIELD_ID: to_bytes(StringType(), names[-1]),
                 POS_FIELD_ID: to_bytes(LongType(), last),
             },
             key_metadata=None,
@@ -449,7 +501,7 @@ class RowDelta:
             equality_ids=None,
             sort_order_id=None,
         )
-        delete.spec_id = data_file.spec_id
+        delete.spec_id = job.like.spec_id
         return delete
 
     def stage(self) -> RowDeltaSummary:
@@ -473,10 +525,10 @@ class RowDelta:
         snapshot_id = metadata.new_snapshot_id()
         # many delete files (a large upsert touches every data file): encoded and written
         # on PyIceberg's pool, as its data files are; a few: in this thread
-        targets = list(self._deletes.values())
-        new_deletes = map_files(self._write_delete_file, targets, parallel=len(targets) > 4)
+        jobs = self._delete_file_jobs()
+        new_deletes = map_files(self._write_delete_file, jobs, parallel=len(jobs) > 4)
         new_deletes.extend(self._carried_deletes)
-        replaced = {r.file_path: r for d in self._deletes.values() for r in d.replaces}
+        replaced = {r.file_path: r for job in jobs for r in job.replaces}
         replaced.update(self._removed)
         manifests = self._manifests(metadata, head, snapshot_id, new_deletes, replaced)
         summary = self._summary(metadata, head, new_deletes, list(replaced.values()))
@@ -677,6 +729,12 @@ class RowDelta:
         )
 
 
+def _partition_of(data_file: DataFile) -> tuple[Any, ...]:
+    """The partition a (data or delete) file belongs to: its spec id and values."""
+    values = data_file.partition
+    return (data_file.spec_id, *(values[i] for i in range(len(values))))
+
+
 def _partition_key(metadata: TableMetadata, data_file: DataFile) -> Any:
     """The PartitionKey to place a delete file next to ``data_file`` (``None``: unpartitioned)."""
     from pyiceberg.partitioning import PartitionFieldValue, PartitionKey
@@ -802,6 +860,7 @@ __all__ = [
     "RowDeltaSummary",
     "has_live_files",
     "position_delete_file",
+    "position_delete_runs",
     "read_position_deletes",
     "referenced_data_file",
     "referenced_data_files",
