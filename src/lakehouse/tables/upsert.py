@@ -76,7 +76,7 @@ from lakehouse.tables.keyindex import (
     row_hashes,
 )
 from lakehouse.tables.planning import plan_tasks
-from lakehouse.tables.rowdelta import RowDelta, read_position_deletes
+from lakehouse.tables.rowdelta import RowDelta, position_delete_runs, read_position_deletes
 
 if TYPE_CHECKING:
     from pyiceberg.expressions import BooleanExpression
@@ -356,6 +356,7 @@ def _stage(
     typed_deletes = _typed(deletes, schema, keys)
     values = [f.name for f in arrow_schema(schema) if f.name not in keys]
     layout = Layout.of(schema, keys[0]) if len(keys) == 1 and enabled(metadata) else None
+    new_hashes = _Hashes(new_rows, layout.values if layout is not None else ())
     # the first value column comes with the keys: most updated rows differ in it already
     matches = _locate(
         io, schema, keys, tasks, new_rows, typed_deletes,
@@ -381,7 +382,6 @@ def _stage(
         if dele.num_rows:
             deleted_pos[path] = dele.column(POS).combine_chunks()
             deleted += dele.num_rows
-    new_hashes = _Hashes(new_rows, layout.values if layout is not None else ())
     unchanged_src = pa.array([], pa.int64())
     if detect_changes and updated_pos:
         same_pos, unchanged_src = _unchanged(io, schema, tasks, new_rows, keys, updates, new_hashes)
@@ -691,6 +691,7 @@ def _locate(
     if sorted_probe is None and probe_keys is not None:
         sorted_probe = _SortedKeys.of(probe_keys)
     if sorted_probe is not None:
+        sorted_probe = sorted_probe.with_presence()
         # many integer keys: per file (in parallel), the key column of the row groups
         # whose statistics may hold one, each value looked up by binary search in the
         # keys sorted once (a hash lookup costs ~3x more per value on 100,000 keys)
@@ -711,7 +712,7 @@ def _locate(
             index = indexed(task)
             hashes = None
             if index is not None:
-                where, rows = sorted_probe.find(index.keys)
+                where, rows = sorted_probe.find(index.keys, index.ascending)
                 positions = where  # an index's row i is the file's position i
                 hashes = index.hashes[where]
             else:
@@ -720,8 +721,12 @@ def _locate(
                 # only the matches go on: positions, deletes and indexes of a few rows
                 positions = found.column(POS).to_numpy()[where]
             if task.delete_files and len(positions):
-                gone = read_position_deletes(io, task.delete_files, task.file.file_path)
-                alive = live_mask(pa.array(positions), gone)
+                # each delete file's run apart: no merge of a file's deletes to look a few
+                # positions up in them
+                found_at = pa.array(positions)
+                alive = np.ones(len(positions), dtype=np.bool_)
+                for run in position_delete_runs(io, task.delete_files, task.file.file_path):
+                    alive &= live_mask(found_at, run)
                 positions, rows = positions[alive], rows[alive]
                 hashes = hashes[alive] if hashes is not None else None
             idx = pa.array(rows) if identity else probe_idx.take(pa.array(rows))
@@ -769,12 +774,38 @@ def _locate(
     return out
 
 
+#: A presence table of many integer keys (:meth:`_SortedKeys.with_presence`) spans at most
+#: this many values per key (its bytes), and at most :data:`PRESENCE_MAX_BYTES` in all.
+PRESENCE_SPAN_PER_KEY = 256
+PRESENCE_MAX_BYTES = 64 * 1024**2
+
+
 @dataclass(frozen=True)
 class _SortedKeys:
     """Distinct integer keys, sorted, with the row each came from."""
 
     values: np.ndarray[Any, Any]
     rows: np.ndarray[Any, Any]
+    #: true at ``key - values[0]`` for each key (:meth:`with_presence`), or ``None``
+    present: np.ndarray[Any, Any] | None = None
+
+    def with_presence(self) -> _SortedKeys:
+        """These keys with a presence table, when their range is dense enough.
+
+        Looking up a file's sorted keys in it is one subtraction and one gather per key of
+        the file, where a binary search of each key costs ~17 steps: 50,000 keys among a
+        file's 100,000 take 0.2 ms instead of 1.5 ms. The table costs a byte per value of
+        the keys' range (:data:`PRESENCE_SPAN_PER_KEY`), built once per write.
+        """
+        if self.present is not None or len(self.values) < 2:
+            return self
+        low = int(self.values[0])
+        span = int(self.values[-1]) - low + 1
+        if span > PRESENCE_SPAN_PER_KEY * len(self.values) or span > PRESENCE_MAX_BYTES:
+            return self
+        present = np.zeros(span, dtype=np.bool_)
+        present[self.values - low] = True
+        return _SortedKeys(self.values, self.rows, present)
 
     @classmethod
     def of(cls, keys: pa.Array | pa.ChunkedArray) -> _SortedKeys | None:
@@ -797,9 +828,12 @@ class _SortedKeys:
         return int(value), int(times)
 
     def find(
-        self, column: pa.Array | pa.ChunkedArray
+        self, column: pa.Array | pa.ChunkedArray, ascending: bool = False
     ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-        """Where in ``column`` the keys are (ascending indexes), and the row of each one."""
+        """Where in ``column`` the keys are (ascending indexes), and the row of each one.
+
+        ``ascending``: ``column`` is known to strictly ascend (else it is checked).
+        """
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
         if not len(column) or not len(self.values):
@@ -809,11 +843,22 @@ class _SortedKeys:
             valid = column.is_valid().to_numpy(zero_copy_only=False)
             column = column.fill_null(0)
         looked = column.to_numpy().astype(np.int64, copy=False)
-        if valid is None and len(looked) > 1 and bool((looked[1:] > looked[:-1]).all()):
+        if valid is None and (
+            ascending or (len(looked) > 1 and bool((looked[1:] > looked[:-1]).all()))
+        ):
             # strictly ascending (a file written sorted by key): look up the keys within
             # its range in it, which costs the keys, not the rows
             lo = int(np.searchsorted(self.values, looked[0], side="left"))
             hi = int(np.searchsorted(self.values, looked[-1], side="right"))
+            if self.present is not None and (hi - lo) * 8 > len(looked):
+                # many keys within the file's range: each of the file's keys within the
+                # keys' range is looked up in the table (a gather costs about an eighth
+                # of a binary search)
+                low, high = self.values[0], self.values[-1]
+                first = int(np.searchsorted(looked, low, side="left"))
+                end = int(np.searchsorted(looked, high, side="right"))
+                where = np.flatnonzero(self.present[looked[first:end] - low]) + first
+                return where, self.rows[np.searchsorted(self.values, looked[where])]
             inside = self.values[lo:hi]
             at = np.minimum(np.searchsorted(looked, inside), len(looked) - 1)
             there = looked[at] == inside
