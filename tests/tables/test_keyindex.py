@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import importlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -34,6 +36,9 @@ from lakehouse.tables.keyindex import (
     write_index,
 )
 from tests.tables.conftest import content, make_rows
+
+upsert_module = importlib.import_module("lakehouse.tables.upsert")
+SMALL_FILE_ROWS = upsert_module.SMALL_FILE_ROWS
 
 NewTable = Callable[..., Table]
 ROWS = 12_000
@@ -89,6 +94,36 @@ def test_an_indexed_upsert_tells_changed_rows_from_unchanged_ones(
 
     assert (result.inserted, result.updated, result.unchanged) == (0, 2000, 6000)
     expected = {**before, **{r["id"]: (r["name"], r["amount"]) for r in changed}}
+    assert content(lh.catalog("main").load_table("s.t")) == expected
+
+
+def test_a_few_equal_rows_in_a_write_that_changes_the_table_are_rewritten_unread(
+    lh: Lakehouse, new_table: NewTable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # no small file rewritten with the new rows (that reads whole files on purpose)
+    table = new_table(ids=list(range(ROWS)), properties={SMALL_FILE_ROWS: "0"})
+    upsert(table, _updates(range(0, ROWS, 3), "a"), ["id"])  # indexes the file
+    forget_indexes()
+    table = lh.catalog("main").load_table("s.t")
+    before = content(table)
+    # two rows as they are in the 12,000-row file (fewer than 1/64 of it) and 100 new rows
+    same = [{"id": i, "name": before[i][0], "amount": before[i][1]} for i in (1, 2)]
+    new = [{"id": i, "name": f"n{i}", "amount": 0.5} for i in range(ROWS, ROWS + 100)]
+    rows = pa.Table.from_pylist([*same, *new], schema=table.schema().as_arrow())
+    decoded: list[list[str]] = []
+    reader = upsert_module.read_columns
+
+    def spy(*args: Any, **kwargs: Any) -> pa.Table:
+        decoded.append(args[3])
+        return reader(*args, **kwargs)
+
+    monkeypatch.setattr(upsert_module, "read_columns", spy)
+
+    result = upsert(table, rows, ["id"])
+
+    assert decoded == []  # proving them unchanged would decode the file's value columns
+    assert (result.inserted, result.updated, result.unchanged) == (100, 2, 0)
+    expected = {**before, **{r["id"]: (r["name"], r["amount"]) for r in new}}
     assert content(lh.catalog("main").load_table("s.t")) == expected
 
 
