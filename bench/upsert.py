@@ -297,8 +297,8 @@ def main(argv: list[str] | None = None) -> int:
             )  # fmt: skip
             results.rows.append(
                 ["the same, 5 % of the updates identical to the rows they replace (too few "
-                 "per file to be worth reading to prove it: rewritten)", seconds(median(ai)), seconds(median(ui)),
-                 ratio_iqr(paired_ratio(ai, ui)), *cpu_columns()]
+                 "per file to be worth reading to prove it: rewritten)", seconds(median(ai)),
+                 seconds(median(ui)), ratio_iqr(paired_ratio(ai, ui)), *cpu_columns()]
             )  # fmt: skip
             say(f"building {big_rounds} tables of {n:,} rows without key indexes")
             for i in range(big_rounds):
