@@ -196,8 +196,11 @@ def read_index(io: FileIO, data_file: DataFile, layout: Layout) -> KeyIndex | No
     if data_file.record_count < MIN_ROWS:
         return None
     try:
-        with io.new_input(path).open() as stream:
-            table = ipc.open_file(stream).read_all()
+        if _is_local(path):  # mapped, not copied: the hashes are used where they lie
+            table = ipc.open_file(pa.memory_map(_local_path(path))).read_all()
+        else:
+            with io.new_input(path).open() as stream:
+                table = ipc.open_file(stream).read_all()
     except (FileNotFoundError, OSError, pa.ArrowInvalid) as exc:
         if not isinstance(exc, FileNotFoundError):
             logger.debug("key index %s unreadable, ignored: %s", path, exc)
