@@ -25,7 +25,7 @@ from lakehouse.client import Lakehouse
 from lakehouse.maintenance.compact import compact_table
 from lakehouse.maintenance.expire import expire_snapshots
 from lakehouse.maintenance.policies import CompactionPolicy, Policies
-from lakehouse.tables import DEFAULT_TABLE_PROPERTIES, delete_rows, keyindex, rowdelta, upsert
+from lakehouse.tables import DEFAULT_TABLE_PROPERTIES, delete_rows, upsert
 from lakehouse.tables.upsert import SMALL_FILE_ROWS
 from tests.tables.conftest import SCHEMA
 
@@ -132,44 +132,40 @@ def _run_on_main(
             _check(lh, "main", expected)
 
 
-@settings(
-    max_examples=12,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
-@given(st.lists(step, min_size=1, max_size=8))
-def test_row_level_writes_read_back_as_a_plain_table(steps: list[tuple[str, list[int]]]) -> None:
-    _run_on_main(steps)
-
-
-@settings(
-    max_examples=12,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
-@given(st.lists(step, min_size=1, max_size=8))
-def test_row_level_writes_through_key_indexes_read_back_as_a_plain_table(
-    monkeypatch: pytest.MonkeyPatch, steps: list[tuple[str, list[int]]]
-) -> None:
+#: How a row-level write goes about it, set per run (module attributes and table properties).
+PATHS: dict[str, tuple[list[tuple[str, str, int]], dict[str, str]]] = {
+    "as-configured": ([], {}),
     # every file indexed and every upsert looked up as a large one: through the key indexes
-    monkeypatch.setattr(keyindex, "MIN_ROWS", 1)
-    monkeypatch.setattr(importlib.import_module("lakehouse.tables.upsert"), "IN_PRUNING_LIMIT", 0)
-    _run_on_main(steps)
-
-
-@settings(
-    max_examples=12,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
-@given(st.lists(step, min_size=1, max_size=8))
-def test_row_level_writes_sharing_delete_files_read_back_as_a_plain_table(
-    monkeypatch: pytest.MonkeyPatch, steps: list[tuple[str, list[int]]]
-) -> None:
+    "key-indexes": (
+        [
+            ("lakehouse.tables.keyindex", "MIN_ROWS", 1),
+            ("lakehouse.tables.upsert", "IN_PRUNING_LIMIT", 0),
+        ],
+        {},
+    ),
     # every write's deletes in one delete file for all its data files, earlier ones folded
     # as a binary counter; no small file rewritten, so writes delete from many data files
-    monkeypatch.setattr(rowdelta, "SCOPED_FILES_LIMIT", 0)
-    _run_on_main(steps, {SMALL_FILE_ROWS: "0"})
+    "shared-delete-files": (
+        [("lakehouse.tables.rowdelta", "SCOPED_FILES_LIMIT", 0)],
+        {SMALL_FILE_ROWS: "0"},
+    ),
+}
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(st.lists(step, min_size=1, max_size=8))
+def test_row_level_writes_read_back_as_a_plain_table(
+    monkeypatch: pytest.MonkeyPatch, path: str, steps: list[tuple[str, list[int]]]
+) -> None:
+    settings_, properties = PATHS[path]
+    for module, name, value in settings_:
+        monkeypatch.setattr(importlib.import_module(module), name, value)
+    _run_on_main(steps, properties)
 
 
 @settings(
