@@ -3,7 +3,8 @@
 Spark reads tables through Iceberg's NessieCatalog on our catalog server (a thread over
 the lakehouse's SQLite store), the files in the lakehouse's local warehouse:
 
-* the lakehouse writes merge-on-read position deletes; Spark reads exactly its rows;
+* the lakehouse writes merge-on-read position deletes (one delete file per data file, or
+  one for many); Spark reads exactly its rows;
 * Spark writes merge-on-read deletes and updates (``write.*.mode=merge-on-read``); the
   lakehouse (DuckDB and PyIceberg) reads exactly Spark's rows, and an upsert of ours on
   top of Spark's delete files reads back the same in both engines.
@@ -74,6 +75,26 @@ def test_spark_reads_our_position_deletes(served: tuple[Lakehouse, Any]) -> None
 
     assert spark_rows(spark, "s.ours") == our_rows(lh, "s.ours")
     assert len(our_rows(lh, "s.ours")) == 49
+
+
+def test_spark_reads_our_delete_files_shared_by_many_data_files(
+    served: tuple[Lakehouse, Any],
+) -> None:
+    lh, spark = served
+    catalog = lh.catalog("main")
+    properties = {**DEFAULT_TABLE_PROPERTIES, SMALL_FILE_ROWS: "0"}
+    table = catalog.create_table("s.shared", schema=SCHEMA, properties=properties)
+    for start in range(0, 100, 10):  # ten data files
+        table.append(make_rows(list(range(start, start + 10))))
+    for i in range(3):  # one row of each file per write: shared delete files, one folded
+        upsert(catalog.load_table("s.shared"), make_rows(list(range(i, 100, 10)), tag=f"w{i}"),
+               ["id"])  # fmt: skip
+    summary = catalog.load_table("s.shared").current_snapshot().summary  # type: ignore[union-attr]
+    assert summary is not None and summary["total-position-deletes"] == "30"
+    assert summary["total-delete-files"] == "2"  # 20 positions (two writes folded), then 10
+
+    assert spark_rows(spark, "s.shared") == our_rows(lh, "s.shared")
+    assert len(our_rows(lh, "s.shared")) == 100
 
 
 def test_we_read_spark_merge_on_read_deletes(served: tuple[Lakehouse, Any]) -> None:
