@@ -346,9 +346,14 @@ def test_the_kept_rows_mask_marks_deleted_rows_file_by_file_and_is_kept(
     runs = keep_mask_table(table.io, [[by_path[b]], [by_path[a], by_path[b]]], cache, masks)
     assert runs.column(keep_column(0)).to_pylist() == kept[4:] + [False] * 4
     assert runs.column(keep_column(1)).to_pylist() == kept
-    bounded = KeepMaskCache(max_rows=5)
-    keep_mask_table(table.io, [[by_path[a], by_path[b]]], cache, bounded)
+    # the same runs again: the table made the first time; other runs: another table
+    again = keep_mask_table(table.io, [[by_path[a], by_path[b]]], cache, masks)
+    assert again is mask and runs is not mask
+    bounded = KeepMaskCache(max_rows=5, max_table_bytes=0)
+    first = keep_mask_table(table.io, [[by_path[a], by_path[b]]], cache, bounded)
     assert len(bounded) == 1
+    # no room for tables: made anew each time
+    assert keep_mask_table(table.io, [[by_path[a], by_path[b]]], cache, bounded) is not first
     bounded.clear()
     assert len(bounded) == 0
 
