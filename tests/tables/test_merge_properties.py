@@ -18,11 +18,13 @@ from collections import Counter
 
 import duckdb
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.table import Table
 
+from lakehouse.tables import rowdelta
 from lakehouse.tables.merge import merge_tables
 from lakehouse.tables.upsert import SMALL_FILE_ROWS, delete_rows, upsert
 
@@ -130,11 +132,22 @@ def check_conflict(
         raise AssertionError(f"unexpected conflict: {reason}")
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.parametrize("scoped_files", [rowdelta.SCOPED_FILES_LIMIT, 0])
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(base=st.integers(1, 5), target_ops=ops, source_ops=source_changes)
 def test_merged_rows_are_the_ancestor_plus_both_sides_changes(
-    base: int, target_ops: list[Op], source_ops: list[Op]
+    monkeypatch: pytest.MonkeyPatch,
+    scoped_files: int,
+    base: int,
+    target_ops: list[Op],
+    source_ops: list[Op],
 ) -> None:
+    # 0: every write's deletes in one delete file for all its data files (as large writes)
+    monkeypatch.setattr(rowdelta, "SCOPED_FILES_LIMIT", scoped_files)
     with tempfile.TemporaryDirectory() as tmp:
         catalog = SqlCatalog("p", uri=f"sqlite:///{tmp}/c.db", warehouse=f"file://{tmp}/wh")
         catalog.create_namespace("ns")
