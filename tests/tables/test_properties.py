@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import lakehouse
@@ -159,6 +159,29 @@ PATHS: dict[str, tuple[list[tuple[str, str, int]], dict[str, str]]] = {
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(st.lists(step, min_size=1, max_size=8))
+# one sequence always run: writes to the same data files, each a little larger, so delete
+# files fold (a binary counter on the shared path), then read back after a compaction
+@example(
+    [
+        ("append", list(range(12))),
+        ("upsert", [0]),
+        ("delete", [1]),
+        ("upsert", [2, 3]),
+        ("upsert", [4, 5, 6, 7]),
+        ("compact", []),
+        ("upsert", [8, 9]),
+    ]
+)
+# and one where a later, larger write deletes from only one of two data files a shared
+# delete file names: that file must stay
+@example(
+    [
+        ("append", list(range(12))),
+        ("append", list(range(20, 32))),
+        ("upsert", [0, 20]),
+        ("upsert", [1, 2, 3]),
+    ]
+)
 def test_row_level_writes_read_back_as_a_plain_table(
     monkeypatch: pytest.MonkeyPatch, path: str, steps: list[tuple[str, list[int]]]
 ) -> None:
