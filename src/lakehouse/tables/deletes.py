@@ -122,12 +122,17 @@ def _read_grouped(io: FileIO, path: str) -> tuple[dict[str, pa.Array], int]:
 
 
 def sorted_distinct(positions: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """``positions`` sorted, each once (as they are when already strictly increasing)."""
+    """``positions`` sorted, each once (as they are when already strictly increasing).
+
+    Positions usually come as sorted runs (a delete file's, or several files' put end to
+    end): a stable sort merges the runs (numpy's timsort), where ``np.unique`` sorts anew.
+    """
     import numpy as np
 
     if len(positions) < 2 or bool(np.all(positions[1:] > positions[:-1])):
         return positions
-    return np.unique(positions)
+    ordered = np.sort(positions, kind="stable")
+    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
 
 
 #: The process-wide cache: row-level writes and queries read each delete file once.

@@ -46,7 +46,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyiceberg.manifest import DataFileContent, ManifestContent
 
-from lakehouse.tables.deletes import DELETE_FILES
+from lakehouse.tables.deletes import DELETE_FILES, sorted_distinct
 from lakehouse.tables.errors import RowLevelWriteError
 from lakehouse.tables.files import map_files
 from lakehouse.tables.manifests import ManifestListWriter, ManifestWriter, read_entries
@@ -185,11 +185,9 @@ def _position_delete_rows(deletes: Mapping[str, pa.Array]) -> pa.Table:
 
 def _sorted_distinct(parts: Sequence[pa.Array]) -> np.ndarray[Any, Any]:
     """The distinct values of ``parts`` (int64 arrays, each usually sorted), sorted."""
-    values = np.concatenate([p.to_numpy(zero_copy_only=False).astype(np.int64) for p in parts])
-    values.sort(kind="stable")  # a merge of the sorted runs, not a full sort
-    if len(values) > 1:
-        values = values[np.concatenate(([True], values[1:] != values[:-1]))]
-    return values
+    return sorted_distinct(
+        np.concatenate([p.to_numpy(zero_copy_only=False).astype(np.int64) for p in parts])
+    )
 
 
 @dataclass(frozen=True)
