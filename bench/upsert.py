@@ -26,9 +26,10 @@ each table built by 10 appends as ingestion builds it:
 * upsert of 10 rows into a ``--big-rows`` table vs into a ``--rows`` table built the same
   way (and, for information, into the first table after its 100k-row upserts);
 * ``SELECT count(*), sum(amount)`` over a table with 5 % of its rows position-deleted vs
-  the same table compacted (the full read pairs rows with kept-rows masks); again with the
-  process's manifest, delete file and mask caches emptied before each query (the first
-  query of a process); and with a pushed-down ``WHERE id >= 0`` (read through the hash
+  the same table compacted (the full read pairs rows with kept-rows masks; a query
+  repeated finds its plan and view kept); again with the process's plan, manifest, delete
+  file and mask caches emptied and its DuckDB connections closed before each query (the
+  first query of a process); and with a pushed-down ``WHERE id >= 0`` (read through the hash
   anti-join, as every read was before the masks). Wall and CPU time (all threads of the
   process), paired.
 """
@@ -63,8 +64,9 @@ import lakehouse
 from lakehouse.client import Lakehouse
 from lakehouse.maintenance.compact import compact_table
 from lakehouse.maintenance.policies import CompactionPolicy
+from lakehouse.query import sandbox
 from lakehouse.query.deletes import DELETE_FILES, KEEP_MASKS
-from lakehouse.query.planning import MANIFEST_ENTRIES
+from lakehouse.query.planning import MANIFEST_ENTRIES, SCAN_PLANS
 from lakehouse.tables import DEFAULT_TABLE_PROPERTIES, delete_rows, upsert
 
 try:
@@ -408,8 +410,10 @@ def main(argv: list[str] | None = None) -> int:
                 def run() -> None:
                     if first:  # as the first query of a process: nothing read before is kept
                         MANIFEST_ENTRIES.clear()
+                        SCAN_PLANS.clear()
                         DELETE_FILES.clear()
                         KEEP_MASKS.clear()
+                        sandbox.close_cached()
                     lh.sql(sql.format(name))
 
                 return run
@@ -436,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
 
             cases = [
                 ("", read("compacted"), read("deleted")),
-                (", first read (no manifest, delete file or mask cached)",
+                (", first read (no plan, manifest, delete file, mask or connection kept)",
                  read("compacted", True), read("deleted", True)),
                 (", `WHERE id >= 0` (anti-join)",
                  read("compacted", sql=filtered), read("deleted", sql=filtered)),

@@ -7,8 +7,10 @@ own scan of the same snapshot returns.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import replace
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -21,6 +23,7 @@ from lakehouse.client import Lakehouse
 from lakehouse.query import sandbox
 from lakehouse.query.deletes import (
     FILE_ID,
+    KEEP_MASKS,
     POSITION,
     DeleteFileCache,
     KeepMaskCache,
@@ -30,6 +33,8 @@ from lakehouse.query.deletes import (
     without_unused_deletes,
 )
 from lakehouse.query.execution import (
+    QueryPlan,
+    allowed_paths,
     keep_mask_files,
     keep_mask_groups,
     parquet_sql,
@@ -516,23 +521,96 @@ def test_join_table_numbers_files_as_duckdb_does(lh: Lakehouse, five_files: Tabl
     assert empty.num_rows == 0 and empty.schema == joined.schema
 
 
-def test_query_views_and_delete_tables_are_removed_after_the_query(
+def relations(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Tables and views of ``con`` (registered Arrow tables are views)."""
+    tables = con.sql("SELECT table_name FROM duckdb_tables()").fetchall()
+    views = con.sql("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+    return sorted(row[0] for row in tables + views)
+
+
+def borrowed_by(plan: QueryPlan) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+    """The connection a query of ``plan`` borrows."""
+    return sandbox.borrowed(allowed_paths(plan), ordered=not unordered(plan))
+
+
+def test_a_filtered_reads_view_and_delete_table_are_removed_after_the_query(
     lh: Lakehouse, five_files: Table
 ) -> None:
-    from lakehouse.query import sandbox
-    from lakehouse.query.execution import allowed_paths
+    a = file_of(file_ids(five_files), 0)
+    add_delete_file(five_files, deletes((a, 0)), DataFileContent.POSITION_DELETES)
+    sql = "SELECT count(*) AS n FROM silver.orders WHERE id >= 0"  # the anti-join
+    plan = query.plan(lh, sql)
+    with borrowed_by(plan) as con:  # the connection the query borrows
+        con.execute("CREATE TEMP TABLE marker (x INTEGER)")
+    assert lh.sql(sql).column("n")[0].as_py() == 19
+    with borrowed_by(plan) as con:
+        assert relations(con) == ["marker"], "the query ran on this connection and left nothing"
+
+
+def test_a_full_reads_view_and_mask_stay_for_the_next_query_of_the_same_files(
+    lh: Lakehouse, five_files: Table
+) -> None:
+    a = file_of(file_ids(five_files), 0)
+    add_delete_file(five_files, deletes((a, 0)), DataFileContent.POSITION_DELETES)
+    sql = "SELECT count(*) AS n FROM silver.orders"
+    plan = query.plan(lh, sql)
+    sandbox.close_cached()
+
+    def made() -> dict[str, int]:
+        """DuckDB's object id of each relation the query left (a new one when made again)."""
+        with borrowed_by(plan) as con:
+            rows = con.sql("SELECT view_name, view_oid FROM duckdb_views() WHERE NOT internal")
+            return dict(rows.fetchall())
+
+    assert lh.sql(sql).column("n")[0].as_py() == 19
+    first = made()
+    assert sorted(first) == ["__lakehouse_keep_silver.orders", "orders"]
+    for _ in range(2):
+        assert lh.sql(sql).column("n")[0].as_py() == 19
+    assert made() == first, "used as they were"
+    KEEP_MASKS.clear()  # an equal mask made anew is registered anew, with its view
+    assert lh.sql(sql).column("n")[0].as_py() == 19
+    again = made()
+    assert sorted(again) == sorted(first) and set(again.values()).isdisjoint(first.values())
+    add_delete_file(lh.table("silver.orders"), deletes((a, 1)), DataFileContent.POSITION_DELETES)
+    assert lh.sql(sql).column("n")[0].as_py() == 18, "a new version reads its own files"
+    sandbox.close_cached()
+
+
+def test_a_view_with_a_mask_too_large_to_keep_is_removed_after_the_query(
+    lh: Lakehouse, five_files: Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lakehouse.query import execution
 
     a = file_of(file_ids(five_files), 0)
     add_delete_file(five_files, deletes((a, 0)), DataFileContent.POSITION_DELETES)
-    plan = query.plan(lh, "SELECT count(*) FROM silver.orders")
-    with sandbox.borrowed(allowed_paths(plan)) as con:  # the connection the query borrows
-        con.execute("CREATE TEMP TABLE marker (x INTEGER)")
-    assert lh.sql("SELECT count(*) AS n FROM silver.orders").column("n")[0].as_py() == 19
-    with sandbox.borrowed(allowed_paths(plan)) as con:
-        names = [row[0] for row in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()]
-        views = [row[0] for row in con.sql("SELECT view_name FROM duckdb_views()").fetchall()]
-    assert "marker" in names, "the query ran on this connection"
-    assert not [n for n in names + views if n.startswith("__lakehouse") or n == "orders"]
+    monkeypatch.setattr(execution, "MAX_KEPT_MASK_BYTES", 0)
+    sql = "SELECT count(*) AS n FROM silver.orders"
+    sandbox.close_cached()
+    assert lh.sql(sql).column("n")[0].as_py() == 19
+    with borrowed_by(query.plan(lh, sql)) as con:
+        assert relations(con) == []
+    sandbox.close_cached()
+
+
+def test_a_kept_view_replaced_by_one_that_cannot_stay_goes_with_its_mask(
+    lh: Lakehouse, five_files: Table
+) -> None:
+    from lakehouse.query.execution import KeptViews, connect_duckdb, run_registered
+
+    a = file_of(file_ids(five_files), 0)
+    add_delete_file(five_files, deletes((a, 0)), DataFileContent.POSITION_DELETES)
+    full = query.plan(lh, "SELECT count(*) AS n FROM silver.orders")
+    filtered = query.plan(lh, "SELECT count(*) AS n FROM silver.orders WHERE id >= 0")
+    con = connect_duckdb(allowed_paths(full))
+    kept = KeptViews()
+    assert run_registered(con, full, kept).column("n")[0].as_py() == 19
+    assert relations(con) == ["__lakehouse_keep_silver.orders", "orders"]
+    assert run_registered(con, filtered, kept).column("n")[0].as_py() == 19  # the anti-join
+    assert relations(con) == []
+    assert run_registered(con, full, kept).column("n")[0].as_py() == 19
+    assert relations(con) == ["__lakehouse_keep_silver.orders", "orders"]
+    con.close()
 
 
 def test_a_callers_connection_keeps_one_delete_table_per_view(
@@ -586,6 +664,42 @@ def test_manifest_entries_are_read_once_and_bounded(five_files: Table) -> None:
     assert len(cache) == 3  # one entry per manifest, three kept
     cache.clear()
     assert len(cache) == 0
+
+
+def test_a_table_version_is_planned_once_per_filter(
+    lh: Lakehouse, five_files: Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lakehouse.query import planning
+
+    planning.SCAN_PLANS.clear()
+    first = plan_table(five_files, "silver.orders", AlwaysTrue())
+    assert len(first.files) == 5
+
+    def refused(*args: object) -> None:
+        raise AssertionError("planned again")
+
+    monkeypatch.setattr(planning, "_plan_files", refused)
+    again = plan_table(five_files, "silver.orders", AlwaysTrue(), ["id"])
+    assert again.files == first.files and again.columns == ("id",)
+    with pytest.raises(AssertionError, match="planned again"):  # another filter
+        plan_table(five_files, "silver.orders", GreaterThanOrEqual("id", 3))
+    a = file_of(file_ids(five_files), 0)
+    add_delete_file(five_files, deletes((a, 0)), DataFileContent.POSITION_DELETES)
+    with pytest.raises(AssertionError, match="planned again"):  # another version
+        plan_table(lh.table("silver.orders"), "silver.orders", AlwaysTrue())
+
+
+def test_planned_files_are_bounded_by_their_count() -> None:
+    from lakehouse.query.planning import ScanFile, ScanPlanCache
+
+    cache = ScanPlanCache(max_files=3)
+    files = tuple(ScanFile(f"f{i}", 1, (), ()) for i in range(2))
+    cache.put(("m1", "true"), (files, None))
+    cache.put(("m2", "true"), ((), None))  # no file: counted as one
+    assert cache.get(("m1", "true")) == (files, None)
+    cache.put(("m3", "true"), (files, None))
+    assert cache.get(("m2", "true")) is None and cache.get(("m1", "true")) is None
+    assert cache.get(("m3", "true")) == (files, None)
 
 
 def test_files_are_cut_into_runs_of_about_equal_rows_one_per_read() -> None:

@@ -16,7 +16,10 @@ query it
    over an Arrow table read by PyIceberg) in a locked DuckDB connection that may read
    those files and no other, and write none; then runs the query.
 
-Only the tables a query reads are registered, and only for that query.
+Only the tables a query reads are registered. In the connections :func:`sandbox.borrowed`
+keeps (one per set of files read), a view over the parquet files stays for the next query
+of the same table version (:class:`KeptViews`): a query repeated — a dashboard refreshing,
+a notebook cell run again — skips creating and dropping it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -206,18 +210,23 @@ class QuerySession:
                 register(self._connection, scan)
             return arrow_result(self._connection, plan.sql)
         with sandbox.borrowed(allowed_paths(plan), ordered=not unordered(plan)) as con:
-            return run_registered(con, plan)
+            return run_registered(con, plan, kept_views(con))
 
 
-def run_registered(con: duckdb.DuckDBPyConnection, plan: QueryPlan) -> pa.Table:
-    """Run ``plan`` on ``con``: its tables registered for the query, removed afterwards."""
+def run_registered(
+    con: duckdb.DuckDBPyConnection, plan: QueryPlan, kept: KeptViews | None = None
+) -> pa.Table:
+    """Run ``plan`` on ``con``: its tables registered for the query, removed afterwards.
+
+    With ``kept``, the views :func:`register` may keep stay for the next query.
+    """
     registered: list[Registration] = []
     try:
         for scan in plan.tables.values():
-            registered.append(register(con, scan))
+            registered.append(register(con, scan, kept))
         return arrow_result(con, plan.sql)
     finally:
-        unregister(con, registered)
+        unregister(con, [r for r in registered if not r.kept])
 
 
 def arrow_result(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
@@ -289,6 +298,64 @@ class Registration:
     deletes: str | None = None
     #: The Arrow table of kept rows the view joins with by position (a column per read).
     keep: str | None = None
+    #: Whether the view stays for the next query (:class:`KeptViews`): not dropped.
+    kept: bool = False
+
+
+#: Bytes of kept-rows masks above which a view is not kept (:class:`KeptViews`).
+MAX_KEPT_MASK_BYTES = 16 * 1024**2
+
+
+@dataclass(frozen=True)
+class _KeptView:
+    sql: str
+    #: The kept-rows table registered with the view (held by the connection too).
+    keep: pa.Table | None
+
+
+class KeptViews:
+    """The views a connection keeps between queries, by view name: their SQL and masks.
+
+    A view is kept when it reads parquet files with no relation made anew per query (the
+    anti-joined delete positions are): its SQL names every file it reads, and its
+    kept-rows table is the one :func:`~lakehouse.query.deletes.keep_mask_table` keeps for
+    the same files and delete files, so the same SQL and the same table mean the same
+    rows. Masks larger than :data:`MAX_KEPT_MASK_BYTES` are not kept. Only connections
+    :func:`sandbox.borrowed` keeps get one: each may read only the files of one set of
+    table versions, and is closed with everything it holds when dropped.
+    """
+
+    def __init__(self) -> None:
+        self._views: dict[str, _KeptView] = {}
+
+    def holds(self, view: str, sql: str, keep: pa.Table | None) -> bool:
+        """Whether ``view`` is registered as ``sql`` over ``keep`` (the very same table)."""
+        held = self._views.get(view)
+        return held is not None and held.sql == sql and held.keep is keep
+
+    def keep(self, view: str, sql: str, keep: pa.Table | None) -> bool:
+        """Note ``view`` as kept (true) unless its mask is too large (then forgotten)."""
+        if keep is not None and keep.nbytes > MAX_KEPT_MASK_BYTES:
+            self._views.pop(view, None)
+            return False
+        self._views[view] = _KeptView(sql, keep)
+        return True
+
+    def forget(self, view: str) -> bool:
+        """``view`` is no longer kept (it is dropped after the query); true if it had a mask."""
+        held = self._views.pop(view, None)
+        return held is not None and held.keep is not None
+
+
+_KEPT: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, KeptViews] = weakref.WeakKeyDictionary()
+
+
+def kept_views(con: duckdb.DuckDBPyConnection) -> KeptViews:
+    """The views ``con`` keeps (made on first use; gone with the connection)."""
+    kept = _KEPT.get(con)
+    if kept is None:
+        kept = _KEPT[con] = KeptViews()
+    return kept
 
 
 def unregister(con: duckdb.DuckDBPyConnection, registered: Iterable[Registration]) -> None:
@@ -314,8 +381,14 @@ def unregister(con: duckdb.DuckDBPyConnection, registered: Iterable[Registration
             logger.debug("schema %s kept", schema, exc_info=True)
 
 
-def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registration:
-    """Create (or replace) the view ``namespace.table`` over the planned files of ``scan``."""
+def register(
+    con: duckdb.DuckDBPyConnection, scan: TableScanPlan, kept: KeptViews | None = None
+) -> Registration:
+    """Create (or replace) the view ``namespace.table`` over the planned files of ``scan``.
+
+    With ``kept`` (the connection's :class:`KeptViews`), a view that can stay is kept for
+    the next query, and one it already holds as it would be made now is used as it is.
+    """
     import duckdb
 
     assert scan.table is not None, "plans made by plan_table carry their table"
@@ -325,9 +398,9 @@ def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registratio
     source: str | None = None
     deletes: str | None = None
     keep: str | None = None
+    stays = False
     reader = scan.reader
     try:
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(namespace)}")
         if reader == "parquet":
             if any(f.position_deletes for f in scan.files):
                 scan = replace(scan, files=without_unused_deletes(io, scan.files))
@@ -335,24 +408,30 @@ def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registratio
             # after the view: a caller's connection replaces them with the view
             groups = _mask_runs(scan)
             masked = [f for group in groups for f in group]
+            masks = keep_mask_table(io, groups) if groups else None
             if groups:  # one Arrow table, a column per run: one registration
-                keep = f"__lakehouse_keep_{namespace}.{name}"
-                con.register(keep, keep_mask_table(io, groups))
+                keep = _keep_name(namespace, name)
             positional = position_delete_files(scan)
             if any(f.equality_deletes for f in positional) or (positional and not masked):
                 deletes = f"__lakehouse_deletes_{namespace}.{name}"
+            sql = parquet_sql(
+                scan,
+                quote_identifier(deletes) if deletes else None,
+                quote_identifier(keep) if keep else None,
+                groups,
+            )
+            if kept is not None and deletes is None and kept.holds(view, sql, masks):
+                return Registration(namespace, view, keep=keep, kept=True)
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(namespace)}")
+            if keep is not None:
+                con.register(keep, masks)
+            if deletes is not None:
                 joined = [
                     (f.path, f.position_deletes if f.equality_deletes or not masked else ())
                     for f in positional
                 ]
                 con.register(deletes, position_delete_table(io, joined))
             try:
-                sql = parquet_sql(
-                    scan,
-                    quote_identifier(deletes) if deletes else None,
-                    quote_identifier(keep) if keep else None,
-                    groups,
-                )
                 con.execute(f"CREATE OR REPLACE VIEW {view} AS {sql}")
             except duckdb.PermissionException:
                 # a locked connection not allowed to read these files: PyIceberg reads them
@@ -362,7 +441,12 @@ def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registratio
                     if registered is not None:
                         con.unregister(registered)
                 deletes, keep = None, None
+            else:
+                stays = kept is not None and deletes is None and kept.keep(view, sql, masks)
+        if kept is not None and not stays and kept.forget(view) and keep is None:
+            con.unregister(_keep_name(namespace, name))  # the mask of the view kept before
         if reader != "parquet":
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(namespace)}")
             source = f"__lakehouse_scan_{next(_counter)}"
             con.register(source, read_arrow(scan))
             con.execute(
@@ -383,7 +467,12 @@ def register(con: duckdb.DuckDBPyConnection, scan: TableScanPlan) -> Registratio
         len(scan.files),
         scan.row_filter,
     )
-    return Registration(namespace, view, source, deletes, keep)
+    return Registration(namespace, view, source, deletes, keep, kept=stays)
+
+
+def _keep_name(namespace: str, name: str) -> str:
+    """The relation of kept-rows masks of view ``namespace.name``."""
+    return f"__lakehouse_keep_{namespace}.{name}"
 
 
 def read_arrow(scan: TableScanPlan) -> pa.Table:
@@ -575,6 +664,8 @@ def _equality_condition(schema: Schema, delete: EqualityDelete, table: str) -> s
 
 
 __all__ = [
+    "MAX_KEPT_MASK_BYTES",
+    "KeptViews",
     "QueryPlan",
     "QuerySession",
     "Registration",
@@ -583,6 +674,7 @@ __all__ = [
     "connect_duckdb",
     "keep_mask_files",
     "keep_mask_groups",
+    "kept_views",
     "parquet_sql",
     "position_delete_files",
     "quote_identifier",
