@@ -96,3 +96,22 @@ def test_approve_json(lh: Lakehouse) -> None:
     data = ok_json("branch", "approve", "dev", "-m", "LGTM")
     assert data["branch"] == "dev" and data["commit"] == lh.resolve("dev").hash
     assert lh.log("dev", 1)[0].meta.message == "LGTM"
+
+
+def test_the_compaction_summary_counts_dropped_and_trimmed_delete_files() -> None:
+    from rich.console import Console
+
+    from lakehouse.cli.maintenance import print_compact
+    from lakehouse.maintenance.compact import CompactResult, TableCompaction
+
+    out = Console(width=200, record=True)
+    done = TableCompaction(
+        "silver.t", 12, files_rewritten=3, delete_files_removed=2, delete_files_trimmed=1,
+        files_written=1, attempts=1,
+    )  # fmt: skip
+    plain = TableCompaction("silver.u", 4, files_rewritten=4, files_written=1, attempts=1)
+    print_compact(out, CompactResult("main", False, (done, plain)))
+    text = out.export_text()
+    assert "delete files" in text
+    assert "2 dropped, 1 trimmed" in text.splitlines()[2]
+    assert " - " in text.splitlines()[3]

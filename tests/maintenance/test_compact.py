@@ -274,6 +274,65 @@ def test_position_deletes_are_applied_and_removed(lh: Lakehouse) -> None:
     assert snapshot.summary["total-records"] == "37"
 
 
+def _shared_deletes(lh: Lakehouse) -> tuple[Table, str, str, str, DataFile]:
+    """Data files a and b of 10 rows and c of 1,000, and one delete file for all three
+    (as a large upsert writes it): 5 rows deleted, 3 in a and b, 2 in c."""
+    table = lh.catalog("main").create_table(
+        "bronze.events", SCHEMA, properties={"format-version": "2"}
+    )
+    for start, n in ((0, 10), (10, 10), (100, 1000)):
+        table.append(batch(start, n))
+    table = lh.table("bronze.events")
+    files = {t.file.file_path: t.file.record_count for t in table.scan().plan_files()}
+    a, b = sorted(path for path, n in files.items() if n == 10)
+    (c,) = [path for path, n in files.items() if n == 1000]
+    shared = pa.table({"file_path": [a, a, b, c, c], "pos": pa.array([0, 1, 2, 3, 4], pa.int64())})
+    deletes = _delete_file(table, "shared-del.parquet", DataFileContent.POSITION_DELETES, shared)
+    _AddDeleteFiles(table, [deletes]).run()
+    return lh.table("bronze.events"), a, b, c, deletes
+
+
+#: Rewrites a data file once a tenth of its rows is deleted, and no file for its size.
+DELETES_ONLY = CompactionPolicy(small_file_ratio=1e-9, delete_ratio=0.1, max_manifests=100)
+
+
+def test_a_delete_file_shared_with_kept_files_is_rewritten_with_their_positions_only(
+    lh: Lakehouse,
+) -> None:
+    table, a, b, c, deletes = _shared_deletes(lh)
+    before = rows(table)
+    assert len(before) == 1015
+
+    result = compact_table(table, DELETES_ONLY)  # a and b: half deleted; c: 0.5 %
+    assert (result.files_rewritten, result.delete_files_removed) == (2, 0)
+    assert result.delete_files_trimmed == 1
+    table = lh.table("bronze.events")
+    assert rows(table) == before
+    tasks = list(table.scan().plan_files())
+    assert c in {t.file.file_path for t in tasks} and not {a, b} & {t.file.file_path for t in tasks}
+    (rewrite,) = {d.file_path for t in tasks for d in t.delete_files}
+    assert rewrite != deletes.file_path
+    with table.io.new_input(rewrite).open() as stream:
+        left = pq.read_table(stream)
+    assert left.column("file_path").to_pylist() == [c, c]
+    assert left.column("pos").to_pylist() == [3, 4]
+    snapshot = table.current_snapshot()
+    assert snapshot is not None and snapshot.summary is not None
+    assert snapshot.summary["total-delete-files"] == "1"
+    assert snapshot.summary["total-position-deletes"] == "2"
+    assert snapshot.summary["added-position-delete-files"] == "1"
+    assert snapshot.summary["removed-position-delete-files"] == "1"
+    assert lh.sql("SELECT count(*) AS n FROM bronze.events").column("n")[0].as_py() == 1015
+
+
+def test_a_dry_run_counts_the_shared_delete_files_it_would_trim(lh: Lakehouse) -> None:
+    table, *_ = _shared_deletes(lh)
+    result = compact_table(table, DELETES_ONLY, dry_run=True)
+    assert (result.files_rewritten, result.delete_files_trimmed) == (2, 1)
+    assert result.to_json()["delete_files_trimmed"] == 1
+    assert lh.table("bronze.events").current_snapshot() == table.current_snapshot()
+
+
 def test_tables_with_equality_deletes_are_skipped(lh: Lakehouse) -> None:
     table = _v2_table(lh, 3)
     keys = pa.table({"id": pa.array([1], pa.int64())})

@@ -170,15 +170,21 @@ def print_compact(out: Console, result: CompactResult) -> None:
     if not rows:
         return
     table = Table(box=None, pad_edge=False)
-    for col in ("table", "files", "rewritten", "written", "bytes in → out", "manifests", "note"):
+    for col in (
+        "table", "files", "rewritten", "written", "delete files", "bytes in → out", "manifests",
+        "note",
+    ):  # fmt: skip
         table.add_column(col)
     for t in rows:
         note = t.error or ("" if t.attempts <= 1 else f"{t.attempts} attempts")
+        counts = ((t.delete_files_removed, "dropped"), (t.delete_files_trimmed, "trimmed"))
+        deletes = [f"{n} {what}" for n, what in counts if n]
         table.add_row(
             t.table,
             str(t.data_files_before),
             str(t.files_rewritten),
             "-" if result.dry_run else str(t.files_written),
+            ", ".join(deletes) or "-",
             f"{_size(t.bytes_rewritten)} → {_size(t.bytes_written)}"
             if not result.dry_run
             else _size(t.bytes_rewritten),

@@ -122,7 +122,8 @@ class _Producer(_SnapshotProducer[Any]):
 
 
 class ReplaceFiles(_Producer):
-    """A ``replace`` snapshot: remove files, add their rewrite (compaction).
+    """A ``replace`` snapshot: remove files, add their rewrite (compaction), and replace
+    position delete files by their rewrite without the positions of removed data files.
 
     ``planned_delete_files`` are the paths of every live delete file when the rewrite was
     planned; a delete file live at commit time that is not among them fails the commit.
@@ -145,6 +146,7 @@ class ReplaceFiles(_Producer):
             snapshot_properties=snapshot_properties,
         )
         self._removed_delete_files: set[DataFile] = set()
+        self._added_delete_files: list[DataFile] = []
         self._planned_delete_files = frozenset(planned_delete_files)
 
     def remove_data_file(self, data_file: DataFile) -> ReplaceFiles:
@@ -160,6 +162,11 @@ class ReplaceFiles(_Producer):
     def add_data_file(self, data_file: DataFile) -> ReplaceFiles:
         """Add a rewritten data file."""
         self._added_data_files.append(data_file)
+        return self
+
+    def add_delete_file(self, delete_file: DataFile) -> ReplaceFiles:
+        """Add a rewritten position delete file (a removed one without some positions)."""
+        self._added_delete_files.append(delete_file)
         return self
 
     def _manifests(self) -> list[ManifestFile]:
@@ -220,6 +227,19 @@ class ReplaceFiles(_Producer):
                         )
                     )
             out.append(writer.to_manifest_file())
+        added_deletes: dict[int, list[ManifestEntry]] = defaultdict(list)
+        for delete_file in self._added_delete_files:
+            added_deletes[delete_file.spec_id].append(
+                ManifestEntry.from_args(
+                    status=ManifestEntryStatus.ADDED,
+                    snapshot_id=self._snapshot_id,
+                    sequence_number=None,
+                    file_sequence_number=None,
+                    data_file=delete_file,
+                )
+            )
+        for spec_id, entries_ in sorted(added_deletes.items()):
+            out.append(self._write(ManifestContent.DELETES, spec_id, entries_))
         for (content, spec_id), entries_ in sorted(deleted.items(), key=lambda kv: kv[0]):
             out.append(self._write(content, spec_id, entries_))
         return out + kept
@@ -231,6 +251,8 @@ class ReplaceFiles(_Producer):
         collector = SnapshotSummaryCollector()
         for data_file in self._added_data_files:  # written with the default spec
             collector.add_file(data_file, schema, metadata.spec())
+        for delete_file in self._added_delete_files:
+            collector.add_file(delete_file, schema, specs[delete_file.spec_id])
         for data_file in (*self._deleted_data_files, *self._removed_delete_files):
             collector.remove_file(data_file, schema, specs[data_file.spec_id])
         parent = self._parent()

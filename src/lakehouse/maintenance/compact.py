@@ -17,6 +17,10 @@ For one table on one branch, :func:`compact_table`
 3. **commits** one Iceberg ``replace`` snapshot
    (:class:`~lakehouse.maintenance._producers.ReplaceFiles`) that removes the old data
    files, the position delete files that only applied to them, and adds the new files.
+   A position delete file that also deletes from data files it keeps (one shared by many
+   data files, written by a large row-level write or by Spark) is replaced by a rewrite
+   holding only the kept files' positions, as Iceberg's ``rewrite_position_delete_files``
+   does, so no delete file carries positions of files that are gone.
    That is one catalog commit on the branch. If another writer committed to the table in
    between, the replace is rebuilt on the new head — new appends are kept — provided every
    file it removes is still live there and no delete file appeared; otherwise it fails
@@ -49,6 +53,7 @@ from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
 from pyiceberg.manifest import DataFile, DataFileContent, ManifestContent
 from pyiceberg.table import TableProperties
+from pyiceberg.table.locations import load_location_provider
 from pyiceberg.table.refs import MAIN_BRANCH
 from pyiceberg.typedef import Record
 
@@ -63,8 +68,10 @@ from lakehouse.maintenance._common import (
 from lakehouse.maintenance._producers import ReplaceFiles, RewriteManifests
 from lakehouse.maintenance.errors import ConcurrentChangeError
 from lakehouse.maintenance.policies import CompactionPolicy, Policies
+from lakehouse.tables.deletes import DELETE_FILES
 from lakehouse.tables.keyindex import Layout, enabled, index_written
 from lakehouse.tables.manifests import read_entries
+from lakehouse.tables.rowdelta import write_position_delete_file
 from lakehouse.tables.upsert import declared_keys
 
 if TYPE_CHECKING:
@@ -104,6 +111,11 @@ class CompactionPlan:
     delete_files: tuple[DataFile, ...] = ()
     #: Path of every live delete file of the planned snapshot.
     live_delete_files: frozenset[str] = frozenset()
+    #: Position delete files that apply to rewritten and kept data files: rewritten with
+    #: the kept files' positions only (Iceberg's ``rewrite_position_delete_files``).
+    trimmed_delete_files: tuple[DataFile, ...] = ()
+    #: Path of every live data file of the planned snapshot.
+    live_data_files: frozenset[str] = frozenset()
     data_files: int = 0
     snapshot_id: int | None = None
     reason: str | None = None
@@ -212,10 +224,19 @@ def plan_compaction(table: Table, policy: CompactionPolicy) -> CompactionPlan:
         and applies_to.get(d.file_path)
         and applies_to[d.file_path] <= rewritten
     )
+    trimmed = tuple(
+        d
+        for d in deletes
+        if d.content is DataFileContent.POSITION_DELETES
+        and applies_to.get(d.file_path, set()) & rewritten
+        and not applies_to[d.file_path] <= rewritten
+    )
     return CompactionPlan(
         groups=tuple(groups),
         delete_files=removable,
         live_delete_files=frozenset(d.file_path for d in deletes),
+        trimmed_delete_files=trimmed,
+        live_data_files=frozenset(t.file.file_path for t in tasks),
         data_files=len(tasks),
         snapshot_id=snapshot.snapshot_id,
     )
@@ -229,6 +250,9 @@ class TableCompaction:
     data_files_before: int = 0
     files_rewritten: int = 0
     delete_files_removed: int = 0
+    #: Delete files rewritten without the positions of rewritten data files (at most, on
+    #: a dry run: one that names none of them is left as it is).
+    delete_files_trimmed: int = 0
     files_written: int = 0
     bytes_rewritten: int = 0
     bytes_written: int = 0
@@ -255,6 +279,7 @@ class TableCompaction:
             "data_files_before": self.data_files_before,
             "files_rewritten": self.files_rewritten,
             "delete_files_removed": self.delete_files_removed,
+            "delete_files_trimmed": self.delete_files_trimmed,
             "files_written": self.files_written,
             "bytes_rewritten": self.bytes_rewritten,
             "bytes_written": self.bytes_written,
@@ -363,13 +388,50 @@ def _count_manifests(table: Table) -> int:
     return len(snapshot.manifests(table.io)) if snapshot is not None else 0
 
 
+def _trim_delete_files(
+    table: Table, plan: CompactionPlan
+) -> list[tuple[DataFile, DataFile | None]]:
+    """Each of ``plan``'s trimmed delete files that names a rewritten data file, with its
+    rewrite: the positions of the live data files the compaction keeps (``None``: none).
+
+    A delete file that does not name a rewritten data file (one scoped to a partition
+    whose rewritten files it deletes nothing from) is left as it is.
+    """
+    rewritten = {f.file_path for f in plan.input_files}
+    kept_files = plan.live_data_files - rewritten
+    provider = load_location_provider(table.metadata.location, table.metadata.properties)
+    commit = uuid.uuid4()
+    out: list[tuple[DataFile, DataFile | None]] = []
+    for index, delete_file in enumerate(plan.trimmed_delete_files):
+        positions = DELETE_FILES.positions(table.io, delete_file.file_path)
+        if rewritten.isdisjoint(positions):
+            continue
+        kept = {p: a for p, a in positions.items() if p in kept_files and len(a) > 0}
+        name = f"{commit}-{index:05d}-deletes.parquet"
+        out.append(
+            (
+                delete_file,
+                write_position_delete_file(
+                    table.io, provider, table.metadata, delete_file, kept, name
+                )
+                if kept
+                else None,
+            )
+        )
+    return out
+
+
 def _commit_replace(
     table: Table,
     plan: CompactionPlan,
     added: Sequence[DataFile],
     attempts: int,
+    trimmed: Sequence[tuple[DataFile, DataFile | None]] = (),
 ) -> tuple[Table, int]:
-    """Commit the replace, rebuilding it on a new head after a lost race; (table, attempts)."""
+    """Commit the replace, rebuilding it on a new head after a lost race; (table, attempts).
+
+    ``trimmed`` are delete files to remove, each with its rewrite to add (if any).
+    """
     last: Exception | None = None
     for attempt in range(1, max(1, attempts) + 1):
         txn = table.transaction()
@@ -384,6 +446,10 @@ def _commit_replace(
             producer.remove_data_file(data_file)
         for delete_file in plan.delete_files:
             producer.remove_delete_file(delete_file)
+        for delete_file, rewrite in trimmed:
+            producer.remove_delete_file(delete_file)
+            if rewrite is not None:
+                producer.add_delete_file(rewrite)
         for data_file in added:
             producer.add_data_file(data_file)
         try:
@@ -475,6 +541,7 @@ def compact_table(
             data_files_before=plan.data_files,
             files_rewritten=len(inputs),
             delete_files_removed=len(plan.delete_files),
+            delete_files_trimmed=len(plan.trimmed_delete_files),
             bytes_rewritten=sum(f.file_size_in_bytes for f in inputs),
             manifests_before=manifests_before,
             manifests_after=manifests_before,
@@ -488,9 +555,13 @@ def compact_table(
                 added.extend(files)
                 rows += n
             report(ProgressEvent("compact", name, len(plan.groups), len(plan.groups)))
-            table, tries = _commit_replace(table, plan, added, attempts)
+            trimmed = _trim_delete_files(table, plan)
+            table, tries = _commit_replace(table, plan, added, attempts, trimmed)
             result = dataclasses.replace(
                 result,
+                delete_files_removed=len(plan.delete_files)
+                + sum(1 for _, new in trimmed if new is None),
+                delete_files_trimmed=sum(1 for _, new in trimmed if new is not None),
                 files_written=len(added),
                 bytes_written=sum(f.file_size_in_bytes for f in added),
                 rows=rows,

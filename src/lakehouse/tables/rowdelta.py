@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from pyiceberg.io import FileIO
     from pyiceberg.manifest import DataFile, ManifestEntry, ManifestFile
     from pyiceberg.table import Transaction
+    from pyiceberg.table.locations import LocationProvider
     from pyiceberg.table.metadata import TableMetadata
     from pyiceberg.table.snapshots import Snapshot
 
@@ -458,49 +459,10 @@ class RowDelta:
         return _DeleteFileJob(deletes, group[0].data_file, tuple(folded))
 
     def _write_delete_file(self, job: _DeleteFileJob) -> DataFile:
-        from pyiceberg.conversions import to_bytes
-        from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
-        from pyiceberg.types import LongType, StringType
-
-        metadata = self._metadata
-        payload = position_delete_file(job.deletes)
         name = f"{self._uuid}-{next(self._counter):05d}-deletes.parquet"
-        path = self._provider.new_data_location(name, _partition_key(metadata, job.like))
-        with self._io.new_output(path).create(overwrite=False) as stream:
-            stream.write(payload)
-        # as reading the file gives it: the next write to these data files folds it
-        DELETE_FILES.remember(path, job.deletes)
-        rows = sum(len(p) for p in job.deletes.values())
-        first = min(int(p[0].as_py()) for p in job.deletes.values())
-        last = max(int(p[-1].as_py()) for p in job.deletes.values())
-        names = sorted(job.deletes)
-        delete = DataFile.from_args(
-            content=DataFileContent.POSITION_DELETES,
-            file_path=path,
-            file_format=FileFormat.PARQUET,
-            partition=job.like.partition,
-            record_count=rows,
-            file_size_in_bytes=len(payload),
-            column_sizes={},
-            value_counts={FILE_PATH_FIELD_ID: rows, POS_FIELD_ID: rows},
-            null_value_counts={FILE_PATH_FIELD_ID: 0, POS_FIELD_ID: 0},
-            nan_value_counts={},
-            # one path when file-scoped: every reader then indexes it to that data file
-            lower_bounds={
-                FILE_PATH_FIELD_ID: to_bytes(StringType(), names[0]),
-                POS_FIELD_ID: to_bytes(LongType(), first),
-            },
-            upper_bounds={
-                FILE_PATH_FIELD_ID: to_bytes(StringType(), names[-1]),
-                POS_FIELD_ID: to_bytes(LongType(), last),
-            },
-            key_metadata=None,
-            split_offsets=None,
-            equality_ids=None,
-            sort_order_id=None,
+        return write_position_delete_file(
+            self._io, self._provider, self._metadata, job.like, job.deletes, name
         )
-        delete.spec_id = job.like.spec_id
-        return delete
 
     def stage(self) -> RowDeltaSummary:
         """Write the files and stage the snapshot on the transaction (commit it after)."""
@@ -733,6 +695,63 @@ def _partition_of(data_file: DataFile) -> tuple[Any, ...]:
     return (data_file.spec_id, *(values[i] for i in range(len(values))))
 
 
+def write_position_delete_file(
+    io: FileIO,
+    provider: LocationProvider,
+    metadata: TableMetadata,
+    like: DataFile,
+    deletes: Mapping[str, pa.Array],
+    name: str,
+) -> DataFile:
+    """Write ``deletes`` (sorted distinct positions by data file path, not empty) as a
+    position delete file named ``name`` in the partition of ``like``; its ``DataFile``.
+
+    Nothing is committed. The positions are remembered by
+    :data:`~lakehouse.tables.deletes.DELETE_FILES` as reading the file would give them.
+    """
+    from pyiceberg.conversions import to_bytes
+    from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
+    from pyiceberg.types import LongType, StringType
+
+    payload = position_delete_file(deletes)
+    path = provider.new_data_location(name, _partition_key(metadata, like))
+    with io.new_output(path).create(overwrite=False) as stream:
+        stream.write(payload)
+    # as reading the file gives it: the next write to these data files folds it
+    DELETE_FILES.remember(path, deletes)
+    rows = sum(len(p) for p in deletes.values())
+    first = min(int(p[0].as_py()) for p in deletes.values())
+    last = max(int(p[-1].as_py()) for p in deletes.values())
+    names = sorted(deletes)
+    delete = DataFile.from_args(
+        content=DataFileContent.POSITION_DELETES,
+        file_path=path,
+        file_format=FileFormat.PARQUET,
+        partition=like.partition,
+        record_count=rows,
+        file_size_in_bytes=len(payload),
+        column_sizes={},
+        value_counts={FILE_PATH_FIELD_ID: rows, POS_FIELD_ID: rows},
+        null_value_counts={FILE_PATH_FIELD_ID: 0, POS_FIELD_ID: 0},
+        nan_value_counts={},
+        # one path when file-scoped: every reader then indexes it to that data file
+        lower_bounds={
+            FILE_PATH_FIELD_ID: to_bytes(StringType(), names[0]),
+            POS_FIELD_ID: to_bytes(LongType(), first),
+        },
+        upper_bounds={
+            FILE_PATH_FIELD_ID: to_bytes(StringType(), names[-1]),
+            POS_FIELD_ID: to_bytes(LongType(), last),
+        },
+        key_metadata=None,
+        split_offsets=None,
+        equality_ids=None,
+        sort_order_id=None,
+    )
+    delete.spec_id = like.spec_id
+    return delete
+
+
 def _partition_key(metadata: TableMetadata, data_file: DataFile) -> Any:
     """The PartitionKey to place a delete file next to ``data_file`` (``None``: unpartitioned)."""
     from pyiceberg.partitioning import PartitionFieldValue, PartitionKey
@@ -863,4 +882,5 @@ __all__ = [
     "referenced_data_file",
     "referenced_data_files",
     "snapshot_manifests",
+    "write_position_delete_file",
 ]
