@@ -34,7 +34,7 @@ from pyiceberg.manifest import clear_manifest_cache
 from pyiceberg.schema import Schema
 from pyiceberg.serializers import FromInputFile
 from pyiceberg.table import Table
-from pyiceberg.table.metadata import TableMetadataUtil
+from pyiceberg.table.metadata import TableMetadata, TableMetadataUtil
 from pyiceberg.table.snapshots import Operation as SnapshotOperation
 from pyiceberg.table.update import update_table_metadata
 from pyiceberg.types import LongType, NestedField, StringType
@@ -945,6 +945,37 @@ def test_staged_and_committed_metadata_are_what_pyiceberg_computes(
     assert tx.table_metadata.model_dump() == update_table_metadata(base, updates).model_dump()
     assert ours.snapshots[0] is base.snapshots[0]  # shared, not copied
     assert json.loads(_metadata_json(ours)) == json.loads(ours.model_dump_json())
+
+
+def test_metadata_json_reuses_the_last_arrays_only_after_the_same_objects(
+    dev: RefCatalog,
+) -> None:
+    table = dev.create_table(ORDERS, SCHEMA)
+    for i in range(4):
+        table.append(rows((i, "a")))
+    base = table.metadata
+
+    def same(metadata: TableMetadata) -> None:
+        assert json.loads(_metadata_json(metadata)) == json.loads(metadata.model_dump_json())
+
+    same(base)  # the arrays of this version are kept
+    last = base.snapshots[-1]
+    added = last.model_copy(update={"snapshot_id": last.snapshot_id + 1})
+    entry = base.snapshot_log[-1].model_copy(update={"snapshot_id": added.snapshot_id})
+    grown = base.model_copy(
+        update={
+            "snapshots": [*base.snapshots, added],
+            "snapshot_log": [*base.snapshot_log, entry],
+        }
+    )
+    same(grown)  # the kept arrays and the new items
+    expired = grown.model_copy(
+        update={"snapshots": grown.snapshots[2:], "snapshot_log": grown.snapshot_log[2:]}
+    )
+    same(expired)  # the first items are gone: joined anew
+    copied = base.model_copy(deep=True)  # equal objects, not the same ones
+    same(copied)
+    same(base)
 
 
 def test_a_commit_keeps_the_metadata_it_wrote_instead_of_reading_it_back(

@@ -65,6 +65,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import operator
 import random
 import re
 import threading
@@ -114,7 +115,12 @@ from pyiceberg.table.locations import load_location_provider
 from pyiceberg.table.metadata import TableMetadata, TableMetadataUtil, new_table_metadata
 from pyiceberg.table.refs import MAIN_BRANCH, SnapshotRefType
 from pyiceberg.table.snapshots import Operation as SnapshotOperation
-from pyiceberg.table.snapshots import Snapshot, Summary, update_snapshot_summaries
+from pyiceberg.table.snapshots import (
+    Snapshot,
+    SnapshotLogEntry,
+    Summary,
+    update_snapshot_summaries,
+)
 from pyiceberg.table.sorting import UNSORTED_SORT_ORDER, SortOrder
 from pyiceberg.table.update import (
     AddSnapshotUpdate,
@@ -284,12 +290,67 @@ def _snapshot_json(snapshot: Snapshot) -> str:
 
 
 def _metadata_json(metadata: TableMetadata) -> str:
-    """The table metadata file's JSON, as PyIceberg writes it, with snapshots from the cache."""
+    """The table metadata file's JSON, as PyIceberg writes it (its keys in another order),
+    with the snapshots and the snapshot log joined from what the last commit wrote."""
     if not metadata.snapshots:
         return metadata.model_dump_json()
-    rest = metadata.model_dump_json(exclude={"snapshots"})
-    snapshots = ",".join(_snapshot_json(s) for s in metadata.snapshots)
-    return f'{rest[:-1]},"snapshots":[{snapshots}]}}'
+    rest = metadata.model_dump_json(exclude={"snapshots", "snapshot_log"})
+    key = str(metadata.table_uuid)
+    log = _JOINED_LOGS.join(key, metadata.snapshot_log, _log_entries_json)
+    snapshots = _JOINED_SNAPSHOTS.join(key, metadata.snapshots, _snapshots_json)
+    return f'{rest[:-1]},"snapshot-log":[{log}],"snapshots":[{snapshots}]}}'
+
+
+def _snapshots_json(snapshots: Sequence[Snapshot]) -> str:
+    return ",".join(_snapshot_json(s) for s in snapshots)
+
+
+def _log_entries_json(entries: Sequence[SnapshotLogEntry]) -> str:
+    return ",".join(entry.model_dump_json() for entry in entries)
+
+
+#: Tables whose last arrays a :class:`_JoinedJson` keeps.
+_JOINED_TABLES = 16
+
+
+class _JoinedJson(Generic[T]):
+    """The body of one JSON array of the last metadata file written, per table.
+
+    A commit appends snapshots and snapshot-log entries after the very same objects of
+    the table's last version (see :mod:`lakehouse.tables.metadata`): their JSON is taken
+    from the last file this process wrote for the table and only the new items are
+    serialised, instead of a thousand per commit on a table with a thousand snapshots.
+    Anything else (an expiry dropped some, another process wrote the last version) is
+    serialised anew. Thread-safe; the last :data:`_JOINED_TABLES` tables are kept.
+    """
+
+    def __init__(self) -> None:
+        self._held: OrderedDict[str, tuple[list[T], str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def join(self, key: str, items: Sequence[T], dump: Callable[[Sequence[T]], str]) -> str:
+        """Items ``items`` of table ``key`` as JSON objects joined with commas."""
+        with self._lock:
+            held = self._held.get(key)
+        text: str | None = None
+        if held is not None:
+            before, joined = held
+            n = len(before)
+            if 0 < n <= len(items) and all(map(operator.is_, before, items)):
+                new = dump(items[n:]) if len(items) > n else ""
+                text = f"{joined},{new}" if new else joined
+        if text is None:
+            text = dump(items)
+        with self._lock:
+            self._held[key] = (list(items), text)
+            self._held.move_to_end(key)
+            while len(self._held) > _JOINED_TABLES:
+                self._held.popitem(last=False)
+        return text
+
+
+_JOINED_SNAPSHOTS: _JoinedJson[Snapshot] = _JoinedJson()
+_JOINED_LOGS: _JoinedJson[SnapshotLogEntry] = _JoinedJson()
 
 
 #: JSON objects of one table's snapshots and log entries, with the models parsed from them.
