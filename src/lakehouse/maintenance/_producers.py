@@ -48,7 +48,7 @@ from pyiceberg.table.snapshots import (
 from pyiceberg.table.update.snapshot import _SnapshotProducer
 from pyiceberg.typedef import EMPTY_DICT
 
-from lakehouse.tables.manifests import read_entries
+from lakehouse.tables.manifests import added_entry, read_entries
 
 #: Summary keys a manifest rewrite records (as Iceberg's Java ``RewriteManifests`` does).
 MANIFESTS_CREATED = "manifests-created"
@@ -217,27 +217,11 @@ class ReplaceFiles(_Producer):
             spec = self._transaction.table_metadata.spec()
             with self.new_manifest_writer(spec) as writer:
                 for data_file in self._added_data_files:
-                    writer.add_entry(
-                        ManifestEntry.from_args(
-                            status=ManifestEntryStatus.ADDED,
-                            snapshot_id=self._snapshot_id,
-                            sequence_number=None,
-                            file_sequence_number=None,
-                            data_file=data_file,
-                        )
-                    )
+                    writer.add_entry(added_entry(data_file, self._snapshot_id))
             out.append(writer.to_manifest_file())
         added_deletes: dict[int, list[ManifestEntry]] = defaultdict(list)
         for delete_file in self._added_delete_files:
-            added_deletes[delete_file.spec_id].append(
-                ManifestEntry.from_args(
-                    status=ManifestEntryStatus.ADDED,
-                    snapshot_id=self._snapshot_id,
-                    sequence_number=None,
-                    file_sequence_number=None,
-                    data_file=delete_file,
-                )
-            )
+            added_deletes[delete_file.spec_id].append(added_entry(delete_file, self._snapshot_id))
         for spec_id, entries_ in sorted(added_deletes.items()):
             out.append(self._write(ManifestContent.DELETES, spec_id, entries_))
         for (content, spec_id), entries_ in sorted(deleted.items(), key=lambda kv: kv[0]):

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from pyiceberg.avro.reader import Reader as AvroReader
     from pyiceberg.avro.writer import Writer
     from pyiceberg.io import FileIO, OutputFile
-    from pyiceberg.manifest import ManifestEntry, ManifestFile
+    from pyiceberg.manifest import DataFile, ManifestEntry, ManifestFile
     from pyiceberg.partitioning import PartitionSpec
     from pyiceberg.schema import Schema
 
@@ -376,6 +376,20 @@ class ManifestListWriter(ManifestListWriterV2):
 _MAX_MANIFEST_SCHEMAS = 64
 
 
+def added_entry(data_file: DataFile, snapshot_id: int) -> ManifestEntry:
+    """A manifest entry adding ``data_file`` in snapshot ``snapshot_id``; its sequence
+    numbers are inherited from the manifest list (written as null)."""
+    from pyiceberg.manifest import ManifestEntry, ManifestEntryStatus
+
+    return ManifestEntry.from_args(
+        status=ManifestEntryStatus.ADDED,
+        snapshot_id=snapshot_id,
+        sequence_number=None,
+        file_sequence_number=None,
+        data_file=data_file,
+    )
+
+
 def read_entries(
     io: FileIO, manifest: ManifestFile, *, discard_deleted: bool = True
 ) -> list[ManifestEntry]:
@@ -461,4 +475,4 @@ def _manifest_file_class() -> type[AvroFile[ManifestEntry]]:
     return SchemaOnceAvroFile
 
 
-__all__ = ["ManifestListWriter", "ManifestWriter", "compiled", "read_entries"]
+__all__ = ["ManifestListWriter", "ManifestWriter", "added_entry", "compiled", "read_entries"]

@@ -49,7 +49,12 @@ from pyiceberg.manifest import DataFileContent, ManifestContent
 from lakehouse.tables.deletes import DELETE_FILES, sorted_distinct
 from lakehouse.tables.errors import RowLevelWriteError
 from lakehouse.tables.files import map_files
-from lakehouse.tables.manifests import ManifestListWriter, ManifestWriter, read_entries
+from lakehouse.tables.manifests import (
+    ManifestListWriter,
+    ManifestWriter,
+    added_entry,
+    read_entries,
+)
 
 if TYPE_CHECKING:
     from pyiceberg.avro.codecs import AvroCompressionCodec
@@ -603,15 +608,6 @@ class RowDelta:
         """
         from pyiceberg.manifest import ManifestEntry, ManifestEntryStatus
 
-        def added(f: DataFile) -> ManifestEntry:
-            return ManifestEntry.from_args(
-                status=ManifestEntryStatus.ADDED,
-                snapshot_id=snapshot_id,
-                sequence_number=None,
-                file_sequence_number=None,
-                data_file=f,
-            )
-
         def carried(e: ManifestEntry) -> ManifestEntry:
             gone = e.data_file.file_path in replaced
             return ManifestEntry.from_args(
@@ -625,9 +621,9 @@ class RowDelta:
         data_groups: dict[int, list[ManifestEntry]] = defaultdict(list)
         delete_groups: dict[int, list[ManifestEntry]] = defaultdict(list)
         for f in self._added:
-            data_groups[f.spec_id].append(added(f))
+            data_groups[f.spec_id].append(added_entry(f, snapshot_id))
         for f in new_deletes:
-            delete_groups[f.spec_id].append(added(f))
+            delete_groups[f.spec_id].append(added_entry(f, snapshot_id))
         kept: list[ManifestFile] = []
         for manifest in snapshot_manifests(self._io, head) if head is not None else ():
             if not has_live_files(manifest):
