@@ -183,7 +183,9 @@ def borrowed(
     cache of Parquet footers; so this thread keeps the last :data:`CACHED_CONNECTIONS`
     connections by their (frozen) set of allowed files. A query run again on the same
     snapshot finds its connection; one that reads other files gets a new one. The caller
-    removes what it registered; a connection whose use raised is closed, not kept.
+    removes what it registered, except views over the connection's own files that it
+    keeps for the next query (:class:`lakehouse.query.execution.KeptViews`); a connection
+    whose use raised is closed, not kept, with all it held.
     ``ordered`` is :func:`connect`'s (connections are kept apart by it too).
     """
     key = (frozenset(allowed_paths), ordered)
