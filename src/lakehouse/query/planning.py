@@ -148,25 +148,21 @@ def plan_table(
         return TableScanPlan(
             name, None, row_filter, selected, (), "empty", None, tuple(predicates), table
         )
-    key = (table.metadata_location, repr(row_filter))
-    held = SCAN_PLANS.get(key) if table.metadata_location else None
+    location = table.metadata_location
+    key = (location, repr(row_filter))
+    held = SCAN_PLANS.get(key) if location else None
     if held is None:
         held = _plan_files(table, snapshot, row_filter, name)
-        if table.metadata_location:
+        if location:
             SCAN_PLANS.put(key, held)
     files, reason = held
-    if not files:
-        return TableScanPlan(
-            name, snapshot.snapshot_id, row_filter, selected, (), "empty", None,
-            tuple(predicates), table,
-        )  # fmt: skip
     return TableScanPlan(
         name=name,
         snapshot_id=snapshot.snapshot_id,
         row_filter=row_filter,
         columns=selected,
         files=files,
-        reader="arrow" if reason else "parquet",
+        reader="empty" if not files else "arrow" if reason else "parquet",
         reason=reason,
         predicates=tuple(predicates),
         table=table,
