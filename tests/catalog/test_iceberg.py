@@ -756,7 +756,7 @@ def test_append_on_a_stale_table_starts_from_the_head_instead_of_rebasing(
     assert len(stale.history()) == 2
 
 
-def test_an_append_writes_its_data_files_before_queueing_for_the_commit_lock(
+def test_an_append_writes_its_data_files_and_manifest_before_queueing_for_the_commit_lock(
     tmp_path: Path, warehouse: Warehouse
 ) -> None:
     store = SqlStore(f"sqlite:///{tmp_path}/lock.db")
@@ -764,15 +764,18 @@ def test_an_append_writes_its_data_files_before_queueing_for_the_commit_lock(
     cat.create_namespace("bronze")
     table = cat.create_table(ORDERS, SCHEMA)
     data = local(table.metadata.properties["write.data.path"])
+    meta = local(table.metadata.properties["write.metadata.path"])
     pool = ThreadPoolExecutor(1)
     with store.commit_lock("main", [ORDERS_KEY], timeout=5) as held:
         assert held  # another writer is committing to the table
         appending = pool.submit(table.append, rows((1, "a")))
         deadline = time.monotonic() + 60
-        while not list(data.rglob("*.parquet")):  # the rows are written meanwhile …
+        # the rows and the manifest naming them are written meanwhile …
+        while not (list(data.rglob("*.parquet")) and list(meta.glob("*-m0.avro"))):
             assert time.monotonic() < deadline and not appending.done()
             time.sleep(0.01)
         assert not appending.done()  # … and only the snapshot waits for the lock
+        assert not list(meta.glob("snap-*.avro"))
     appending.result(timeout=60)
     pool.shutdown()
     assert read(cat.load_table(ORDERS)) == [(1, "a")]
@@ -820,13 +823,14 @@ def test_another_writers_metadata_is_parsed_reusing_the_entries_already_known(
 
 
 def test_a_known_snapshot_id_with_other_content_is_parsed_afresh(dev: RefCatalog) -> None:
-    # a rebase rewrites a snapshot under the same id: only equal JSON is reused
+    # a rebase rewrites a snapshot under the same id: only equal JSON is reused (in
+    # PyIceberg's layout, which another engine writes, entries are matched one by one)
     table = dev.create_table(ORDERS, SCHEMA)
     for i in range(2):
         table.append(rows((i, "x")))
     text = local(table.metadata_location).read_text()
     memos: _BoundedCache[Any] = _BoundedCache(4)
-    first = _parse_metadata(text, memos)
+    first = _parse_metadata(json.dumps(json.loads(text)), memos)
     data = json.loads(text)
     data["snapshots"][-1]["manifest-list"] += ".rebased"
     data["snapshot-log"][-1]["timestamp-ms"] += 1
@@ -837,6 +841,28 @@ def test_a_known_snapshot_id_with_other_content_is_parsed_afresh(dev: RefCatalog
     assert second.snapshots[-1].manifest_list.endswith(".rebased")
     assert second.snapshot_log[-1].timestamp_ms == first.snapshot_log[-1].timestamp_ms + 1
     assert second == TableMetadataUtil.parse_raw(json.dumps(data))
+
+
+def test_a_file_in_our_layout_is_parsed_from_where_the_known_json_ends(dev: RefCatalog) -> None:
+    table = dev.create_table(ORDERS, SCHEMA)
+    for i in range(3):
+        table.append(rows((i, "x")))
+    written = table.metadata
+    text = local(table.metadata_location).read_text()
+    memos: _BoundedCache[Any] = _BoundedCache(4)
+
+    same = _parse_metadata(text, memos)  # what this process wrote: every object reused
+    assert all(a is b for a, b in zip(same.snapshots, written.snapshots, strict=True))
+    assert same == TableMetadataUtil.parse_raw(text)
+
+    # a different last snapshot (a rebase) in the same layout: the known JSON is no
+    # longer a prefix, so the file is parsed afresh
+    last = written.snapshots[-1].manifest_list
+    changed = text.replace(last, last + ".rebased")
+    other = _parse_metadata(changed, memos)
+    assert other.snapshots[-1].manifest_list == last + ".rebased"
+    assert other == TableMetadataUtil.parse_raw(changed)
+    assert other.snapshots[-1] is not written.snapshots[-1]
 
 
 def _process_appender(home: str, writer: int, count: int, out: Any) -> None:

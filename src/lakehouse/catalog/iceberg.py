@@ -97,7 +97,6 @@ from pyiceberg.manifest import (
     DataFile,
     ManifestContent,
     ManifestFile,
-    read_manifest_list,
     write_manifest_list,
 )
 from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
@@ -166,6 +165,8 @@ from lakehouse.errors import (
     TransientCatalogError,
 )
 from lakehouse.storage.zones import Warehouse
+from lakehouse.tables.appends import prepare_append
+from lakehouse.tables.manifests import read_manifest_list
 from lakehouse.tables.metadata import StagedTransaction, apply_updates
 from lakehouse.tables.rowdelta import WRITER_PROPERTY as ROW_DELTA_PROPERTY
 
@@ -314,14 +315,16 @@ _JOINED_TABLES = 16
 
 
 class _JoinedJson(Generic[T]):
-    """The body of one JSON array of the last metadata file written, per table.
+    """The body of one JSON array of the last metadata file written or read, per table.
 
     A commit appends snapshots and snapshot-log entries after the very same objects of
     the table's last version (see :mod:`lakehouse.tables.metadata`): their JSON is taken
-    from the last file this process wrote for the table and only the new items are
-    serialised, instead of a thousand per commit on a table with a thousand snapshots.
-    Anything else (an expiry dropped some, another process wrote the last version) is
-    serialised anew. Thread-safe; the last :data:`_JOINED_TABLES` tables are kept.
+    from the last file this process wrote or parsed for the table and only the new items
+    are serialised (:meth:`join`), instead of a thousand per commit on a table with a
+    thousand snapshots; anything else (an expiry dropped some) is serialised anew. The
+    other way round, a metadata file another writer appended to is parsed from where the
+    known body ends (:meth:`parse`). Thread-safe; the last :data:`_JOINED_TABLES` tables
+    are kept.
     """
 
     def __init__(self) -> None:
@@ -341,12 +344,38 @@ class _JoinedJson(Generic[T]):
                 text = f"{joined},{new}" if new else joined
         if text is None:
             text = dump(items)
+        self.remember(key, items, text)
+        return text
+
+    def parse(self, key: str, body: str) -> list[Any]:
+        """The items of the array whose body is ``body``: the held items of table ``key``
+        when ``body`` starts with their JSON, then the rest parsed (as dicts).
+
+        Raises :class:`ValueError` when the rest is not JSON.
+        """
+        with self._lock:
+            held = self._held.get(key)
+        items: list[Any] = []
+        rest = body
+        if held is not None:
+            before, joined = held
+            n = len(joined)
+            if before and body.startswith(joined) and (len(body) == n or body[n] == ","):
+                items, rest = list(before), body[n + 1 :]
+        if rest:
+            parsed = json.loads(f"[{rest}]")
+            if not isinstance(parsed, list):
+                raise ValueError("not a JSON array")
+            items.extend(parsed)
+        return items
+
+    def remember(self, key: str, items: Sequence[T], text: str) -> None:
+        """Hold ``text`` as the JSON of ``items`` of table ``key``."""
         with self._lock:
             self._held[key] = (list(items), text)
             self._held.move_to_end(key)
             while len(self._held) > _JOINED_TABLES:
                 self._held.popitem(last=False)
-        return text
 
 
 _JOINED_SNAPSHOTS: _JoinedJson[Snapshot] = _JoinedJson()
@@ -365,25 +394,81 @@ _MEMO_LISTS: Mapping[str, Callable[[dict[str, Any]], Any]] = {
 
 
 def _parse_metadata(text: str, memos: _BoundedCache[_Memo]) -> TableMetadata:
-    """Parse a table metadata file, reusing the models of entries seen in the table's last parse.
+    """Parse a table metadata file, reusing the models of entries seen before.
 
     Another writer's metadata file differs from the one this catalog parsed last by a few
     snapshots, but PyIceberg's parse validates every snapshot and log entry again (about
     14 ms at 200 snapshots, growing with the history, inside the table's commit lock) and
     the fresh snapshot objects must then be serialised again when the next metadata file
-    is written. Here the file is read with :func:`json.loads`; every snapshot, snapshot-log
-    and metadata-log entry whose JSON object equals one of ``memo`` (what the table's
-    last parse saw) is the model parsed from that equal object, and only the rest is
-    validated by PyIceberg, as part of the whole metadata. ``memos`` holds the memo of
-    each table (by UUID) and gets this parse's. Formats other than 2 and 3 are parsed
+    is written.
+
+    A file laid out as this catalog writes them (:func:`_metadata_json`: the snapshot log
+    and the snapshots last) is parsed from where the JSON this process last wrote or read
+    for the table ends (:meth:`_JoinedJson.parse`): those snapshots and log entries are
+    the same objects, and only the new ones and the rest of the file are read. Otherwise
+    the file is read with :func:`json.loads`, and every snapshot and log entry whose JSON
+    object equals one of the table's last parse is the model parsed from that object.
+    Only the rest is validated by PyIceberg, as part of the whole metadata. ``memos``
+    holds the latter memo of each table (by UUID). Formats other than 2 and 3 are parsed
     whole.
     """
+    laid_out = _parse_our_layout(text, memos)
+    if laid_out is not None:
+        return laid_out
     data = json.loads(text)
     if not isinstance(data, dict) or data.get("format-version") not in (2, 3):
         return TableMetadataUtil.parse_raw(text)
+    return _parse_with_memo(data, memos, _MEMO_LISTS)
+
+
+#: How this catalog's metadata files end: ``…,"snapshot-log":[…],"snapshots":[…]}``.
+_LOG_ARRAY = ',"snapshot-log":['
+_SNAPSHOTS_ARRAY = ',"snapshots":['
+
+
+def _parse_our_layout(text: str, memos: _BoundedCache[_Memo]) -> TableMetadata | None:
+    """:func:`_parse_metadata` of a file in this catalog's layout; None for any other."""
+    if not text.endswith("]}"):
+        return None
+    at_snapshots = text.rfind(_SNAPSHOTS_ARRAY)
+    at_log = text.rfind(_LOG_ARRAY, 0, at_snapshots) if at_snapshots > 0 else -1
+    if at_log < 0 or text[at_snapshots - 1] != "]":
+        return None
+    snapshots_body = text[at_snapshots + len(_SNAPSHOTS_ARRAY) : -2]
+    log_body = text[at_log + len(_LOG_ARRAY) : at_snapshots - 1]
+    try:
+        data = json.loads(text[:at_log] + "}")
+        if (
+            not isinstance(data, dict)
+            or data.get("format-version") not in (2, 3)
+            or "snapshots" in data
+            or "snapshot-log" in data
+        ):
+            return None
+        key = str(data.get("table-uuid"))
+        data["snapshot-log"] = _JOINED_LOGS.parse(key, log_body)
+        data["snapshots"] = _JOINED_SNAPSHOTS.parse(key, snapshots_body)
+    except ValueError:
+        return None
+    counts = len(data["snapshot-log"]), len(data["snapshots"])
+    metadata = _parse_with_memo(data, memos, {"metadata-log": _MEMO_LISTS["metadata-log"]})
+    if (len(metadata.snapshot_log), len(metadata.snapshots)) == counts:
+        key = str(metadata.table_uuid)
+        _JOINED_LOGS.remember(key, metadata.snapshot_log, log_body)
+        _JOINED_SNAPSHOTS.remember(key, metadata.snapshots, snapshots_body)
+    return metadata
+
+
+def _parse_with_memo(
+    data: dict[str, Any],
+    memos: _BoundedCache[_Memo],
+    lists: Mapping[str, Callable[[dict[str, Any]], Any]],
+) -> TableMetadata:
+    """Validate ``data`` as table metadata; entries of ``lists`` equal to one of the
+    table's last parse are the models parsed then (see :func:`_parse_metadata`)."""
     known = memos.get(str(data.get("table-uuid"))) or {}
     raw: dict[str, list[Any]] = {}
-    for name, key_of in _MEMO_LISTS.items():
+    for name, key_of in lists.items():
         items = data.get(name)
         if not isinstance(items, list):
             continue
@@ -404,7 +489,7 @@ def _parse_metadata(text: str, memos: _BoundedCache[_Memo]) -> TableMetadata:
         models = parsed[name]
         if len(models) != len(items):  # not one model per entry: nothing to reuse safely
             return metadata
-        key_of = _MEMO_LISTS[name]
+        key_of = lists[name]
         for item, model in zip(items, models, strict=True):
             if isinstance(item, dict):
                 new_memo[(name, key_of(item))] = (item, model)
@@ -471,20 +556,46 @@ class _RefTable(Table):
         branch_name = catalog._writable_branch()  # a tag refuses before any file is written
         base = self.metadata
         files = _write_data_files(base, self.io, cast("pa.Table", df))
-        with catalog._append_lock(self, branch_name):
-            if not _same_layout(base, self.metadata):
-                super().append(df, snapshot_properties, branch)
-                return
-            merge = property_as_bool(
-                self.metadata.properties,
-                TableProperties.MANIFEST_MERGE_ENABLED,
-                TableProperties.MANIFEST_MERGE_ENABLED_DEFAULT,
-            )
-            with self.transaction() as transaction:
-                update = transaction.update_snapshot(snapshot_properties, branch=branch)
-                with update.merge_append() if merge else update.fast_append() as producer:
-                    for data_file in files:
-                        producer.append_data_file(data_file)
+        prepared = prepare_append(base, self.io, files) if branch is not None else None
+        try:
+            with catalog._append_lock(self, branch_name):
+                if not _same_layout(base, self.metadata):
+                    if prepared is not None:
+                        prepared.discard()
+                    super().append(df, snapshot_properties, branch)
+                    return
+                with self.transaction() as transaction:
+                    if prepared is not None and branch is not None:
+                        if prepared.stage(transaction, branch, snapshot_properties):
+                            return
+                        prepared.discard()
+                    self._append_files(transaction, files, snapshot_properties, branch)
+        except Exception as exc:
+            if (
+                prepared is not None
+                and not isinstance(exc, CommitStateUnknownException)
+                and self.metadata.snapshot_by_id(prepared.snapshot_id) is None
+            ):
+                prepared.discard()  # it did not land
+            raise
+
+    def _append_files(
+        self,
+        transaction: Transaction,
+        files: Sequence[DataFile],
+        snapshot_properties: dict[str, str],
+        branch: str | None,
+    ) -> None:
+        """Stage an append of ``files`` on ``transaction`` with PyIceberg's producers."""
+        merge = property_as_bool(
+            transaction.table_metadata.properties,
+            TableProperties.MANIFEST_MERGE_ENABLED,
+            TableProperties.MANIFEST_MERGE_ENABLED_DEFAULT,
+        )
+        update = transaction.update_snapshot(snapshot_properties, branch=branch)
+        with update.merge_append() if merge else update.fast_append() as producer:
+            for data_file in files:
+                producer.append_data_file(data_file)
 
 
 def _is_arrow_table(df: object) -> bool:
@@ -1389,7 +1500,7 @@ class RefCatalog(MetastoreCatalog):
         """
         manifests = self._manifest_lists.get(path)
         if manifests is None:
-            manifests = tuple(read_manifest_list(io.new_input(path)))
+            manifests = read_manifest_list(io, path)
             self._manifest_lists.put(path, manifests)
         return manifests
 

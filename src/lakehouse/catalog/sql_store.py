@@ -163,6 +163,31 @@ repo_config_table = sa.Table(
     sa.Column("updated_at", sa.BigInteger, nullable=False),
 )
 
+#: Statements of the hot paths (a table commit reads a ref, a commit and tree nodes, and
+#: writes nodes, a commit and the ref), built once: SQLAlchemy then only binds them,
+#: instead of building, coercing and caching a new statement for every call (~0.1 ms each).
+_SELECT_REF = sa.select(refs_table.c.type, refs_table.c.hash).where(
+    refs_table.c.name == sa.bindparam("name")
+)
+_SELECT_COMMIT = sa.select(commits_table).where(commits_table.c.hash == sa.bindparam("hash"))
+_SELECT_COMMITS = sa.select(commits_table).where(
+    commits_table.c.hash.in_(sa.bindparam("hashes", expanding=True))
+)
+_SELECT_NODE = sa.select(nodes_table.c.hash, nodes_table.c.data).where(
+    nodes_table.c.hash == sa.bindparam("hash")
+)
+_SELECT_NODES = sa.select(nodes_table.c.hash, nodes_table.c.data).where(
+    nodes_table.c.hash.in_(sa.bindparam("hashes", expanding=True))
+)
+_INSERT_COMMIT = commits_table.insert()
+#: ``INSERT … ON CONFLICT DO NOTHING`` by dialect and table, built on first use
+_INSERT_IGNORE: dict[tuple[str, str], sa.Insert] = {}
+_MOVE_REF = (
+    refs_table.update()
+    .where(refs_table.c.name == sa.bindparam("branch"), refs_table.c.hash == sa.bindparam("head"))
+    .values(hash=sa.bindparam("new_hash"), updated_at=sa.bindparam("at"))
+)
+
 # One statement per reference change: the next sequence number of ``ref_name`` goes to
 # slot ``seq % REF_LOG_SIZE``, replacing the entry REF_LOG_SIZE changes older (a ring, so
 # the log never needs pruning). Writers of one reference are serialized (see the module
@@ -589,9 +614,19 @@ class SqlStore(VersionStore):
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
+        """A read connection. Reads nested in one (a lookup's ref, commit and tree nodes)
+        share it: one pool checkout and, on SQLite, one read snapshot of the database."""
+        current: Connection | None = getattr(self._tx, "read", None)
+        if current is not None:
+            yield current
+            return
         try:
             with self._read_engine.connect() as conn:
-                yield conn
+                self._tx.read = conn
+                try:
+                    yield conn
+                finally:
+                    self._tx.read = None
         except OperationalError as exc:
             raise TransientCatalogError(f"catalog database unavailable: {exc.orig}") from exc
 
@@ -690,14 +725,18 @@ class SqlStore(VersionStore):
     def _insert_ignore(self, conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
-        if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
+        statement = _INSERT_IGNORE.get((self.dialect, table.name))
+        if statement is None:
+            if self.dialect == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-            conn.execute(pg_insert(table).on_conflict_do_nothing(), rows)
-        else:
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+                statement = pg_insert(table).on_conflict_do_nothing()
+            else:
+                from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-            conn.execute(sqlite_insert(table).on_conflict_do_nothing(), rows)
+                statement = sqlite_insert(table).on_conflict_do_nothing()
+            _INSERT_IGNORE[(self.dialect, table.name)] = statement
+        conn.execute(statement, rows)
 
     # -- immutable rows ---------------------------------------------------------------
 
@@ -709,10 +748,10 @@ class SqlStore(VersionStore):
             with self._maybe(getattr(self._tx, "conn", None)) as conn:
                 for start in range(0, len(missing), 500):
                     chunk = missing[start : start + 500]
-                    rows = conn.execute(
-                        sa.select(nodes_table.c.hash, nodes_table.c.data).where(
-                            nodes_table.c.hash.in_(chunk)
-                        )
+                    rows = (
+                        conn.execute(_SELECT_NODE, {"hash": chunk[0]})
+                        if len(chunk) == 1
+                        else conn.execute(_SELECT_NODES, {"hashes": chunk})
                     )
                     for h, data in rows:
                         fetched[h] = Node.decode(bytes(data))
@@ -743,9 +782,12 @@ class SqlStore(VersionStore):
             with self._maybe(conn) as c:
                 for start in range(0, len(missing), 500):
                     chunk = missing[start : start + 500]
-                    for r in c.execute(
-                        sa.select(commits_table).where(commits_table.c.hash.in_(chunk))
-                    ):
+                    rows = (
+                        c.execute(_SELECT_COMMIT, {"hash": chunk[0]})
+                        if len(chunk) == 1
+                        else c.execute(_SELECT_COMMITS, {"hashes": chunk})
+                    )
+                    for r in rows:
                         row = _Commit(*r)  # columns in field order (pinned by a test)
                         self._commits.put(row.hash, row)
                         out[row.hash] = row
@@ -865,10 +907,10 @@ class SqlStore(VersionStore):
     def _ref_row(
         self, conn: Connection, name: str, *, for_update: bool = False
     ) -> tuple[ReferenceType, str]:
-        query = sa.select(refs_table.c.type, refs_table.c.hash).where(refs_table.c.name == name)
+        query = _SELECT_REF
         if for_update and self.dialect == "postgresql":
             query = query.with_for_update()
-        row = conn.execute(query).first()
+        row = conn.execute(query, {"name": name}).first()
         if row is None:
             raise ReferenceNotFoundError(name)
         return ReferenceType(row[0]), str(row[1])
@@ -1122,9 +1164,10 @@ class SqlStore(VersionStore):
         self, ref: RefLike | None, keys: Iterable[ContentKey]
     ) -> dict[ContentKey, Content]:
         """Contents of ``keys`` at ``ref`` (absent keys left out)."""
-        _, tree = self._tree_at(ref)
         wanted = {k.to_path_string(): k for k in keys}
-        found = self._reader.lookup_many(tree, list(wanted))
+        with self._read():
+            _, tree = self._tree_at(ref)
+            found = self._reader.lookup_many(tree, list(wanted))
         return {wanted[p]: content_from_json(v) for p, v in found.items()}
 
     def entries(
@@ -1460,14 +1503,12 @@ class SqlStore(VersionStore):
             }
             return int(conn.execute(_STORE_COMMIT_PG, params).rowcount)
         self._insert_ignore(conn, nodes_table, [{"hash": h, "data": d} for h, d in nodes.items()])
-        conn.execute(commits_table.insert().values(**row))
-        return int(
-            conn.execute(
-                refs_table.update()
-                .where(refs_table.c.name == branch, refs_table.c.hash == head)
-                .values(hash=row["hash"], updated_at=row["committed_at"])
-            ).rowcount
+        conn.execute(_INSERT_COMMIT, dict(row))
+        moved = conn.execute(
+            _MOVE_REF,
+            {"branch": branch, "head": head, "new_hash": row["hash"], "at": row["committed_at"]},
         )
+        return int(moved.rowcount)
 
     # -- merge and transplant -----------------------------------------------------------
 

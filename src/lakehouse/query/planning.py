@@ -35,6 +35,7 @@ from urllib.parse import urlparse
 
 from lakehouse.query.errors import QueryError
 from lakehouse.tables.files import SizedCache
+from lakehouse.tables.manifests import read_manifest_list
 
 if TYPE_CHECKING:
     from pyiceberg.expressions import BooleanExpression
@@ -279,9 +280,7 @@ class ManifestEntryCache:
             if hit is not None:
                 self._lists.move_to_end(manifest_list)
                 return hit
-        from pyiceberg.manifest import read_manifest_list
-
-        listed = tuple(read_manifest_list(io.new_input(manifest_list)))
+        listed = read_manifest_list(io, manifest_list)
         with self._lock:
             self._lists[manifest_list] = listed
             while len(self._lists) > self.max_lists:

@@ -68,6 +68,7 @@ import pyarrow.compute as pc
 from lakehouse.tables.bookkeeping import LAST_BATCH_PROPERTY, SUMMARY_PREFIX, claims, overlap
 from lakehouse.tables.evolution import merge_evolution
 from lakehouse.tables.files import read_columns
+from lakehouse.tables.manifests import read_manifest_list
 from lakehouse.tables.metadata import StagedTransaction, apply_updates
 from lakehouse.tables.rowdelta import (
     RowDelta,
@@ -140,7 +141,7 @@ def source_data_files(
     merge is in the ancestry, the source held delete files, or its manifests are gone
     (garbage-collected).
     """
-    from pyiceberg.manifest import DataFileContent, ManifestContent, read_manifest_list
+    from pyiceberg.manifest import DataFileContent, ManifestContent
     from pyiceberg.table.snapshots import ancestors_of
 
     wanted = str(source_snapshot_id)
@@ -150,7 +151,7 @@ def source_data_files(
         if props.get(MERGE_SOURCE_PROPERTY) != wanted or not listed:
             continue
         try:
-            manifests = list(read_manifest_list(io.new_input(listed)))
+            manifests = read_manifest_list(io, listed)
             if any(m.content == ManifestContent.DELETES for m in manifests if has_live_files(m)):
                 return None  # decided by the manifest list: no manifest is read
             entries = [e for m in manifests for e in manifest_entries(io, m)]

@@ -54,6 +54,7 @@ from lakehouse.tables.manifests import (
     ManifestWriter,
     added_entry,
     read_entries,
+    read_manifest_list,
 )
 
 if TYPE_CHECKING:
@@ -509,7 +510,7 @@ class RowDelta:
             # snapshot's sequence number to them), so the next write on the table reads
             # none of them
             listed = tuple(writer.prepare_manifest(m) for m in manifests)
-            _remember_manifest_list(list_path, listed)
+            remember_manifest_list(list_path, listed)
             by_path = {m.manifest_path: m for m in listed}
             for path, entries in self._written.items():
                 _remember_entries(path, _inherited(entries, by_path[path]))
@@ -786,20 +787,20 @@ def snapshot_manifests(io: FileIO, snapshot: Snapshot) -> tuple[ManifestFile, ..
     past PyIceberg's own cache of manifest files by path, which keeps the sequence numbers
     of the first list it saw a manifest in.
     """
-    from pyiceberg.manifest import read_manifest_list
-
     path = snapshot.manifest_list
     with _LISTS_LOCK:
         cached = _LISTS.get(path)
         if cached is not None:
             _LISTS.move_to_end(path)
             return cached
-    manifests = tuple(read_manifest_list(io.new_input(path)))
-    _remember_manifest_list(path, manifests)
+    manifests = read_manifest_list(io, path)
+    remember_manifest_list(path, manifests)
     return manifests
 
 
-def _remember_manifest_list(path: str, manifests: tuple[ManifestFile, ...]) -> None:
+def remember_manifest_list(path: str, manifests: tuple[ManifestFile, ...]) -> None:
+    """Keep ``manifests`` as what the manifest list at ``path`` holds (one its writer
+    just wrote), for :func:`snapshot_manifests`."""
     with _LISTS_LOCK:
         _LISTS[path] = manifests
         _LISTS.move_to_end(path)
@@ -877,6 +878,7 @@ __all__ = [
     "read_position_deletes",
     "referenced_data_file",
     "referenced_data_files",
+    "remember_manifest_list",
     "snapshot_manifests",
     "write_position_delete_file",
 ]
