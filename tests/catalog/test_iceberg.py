@@ -782,6 +782,29 @@ def test_an_append_writes_its_data_files_and_manifest_before_queueing_for_the_co
     assert len(cat.load_table(ORDERS).history()) == 1
 
 
+def test_an_append_resolves_its_branch_three_times(
+    dev: RefCatalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # once to refuse a tag before writing, once for the head under the commit lock and
+    # once more for the expected hash; contents at a resolved hash need no resolving
+    table = dev.create_table(ORDERS, SCHEMA)
+    table.append(rows((0, "x")))
+    store = dev.store
+    calls: list[object] = []
+    resolve = store.resolve
+
+    def counting(ref: Any = None) -> Any:
+        calls.append(ref)
+        return resolve(ref)
+
+    monkeypatch.setattr(store, "resolve", counting)
+    for i in range(1, 4):
+        calls.clear()
+        table.append(rows((i, "x")))
+        assert calls == ["dev", "dev", "dev"]
+    assert len(read(table)) == 4
+
+
 def test_an_append_whose_table_changed_layout_meanwhile_writes_its_rows_again(
     dev: RefCatalog, catalog: Callable[..., RefCatalog]
 ) -> None:

@@ -925,6 +925,15 @@ class RefCatalog(MetastoreCatalog):
             finally:
                 held.difference_update((branch, key) for key in wanted)
 
+    def _branch_locked_for(self, keys: Sequence[ContentKey]) -> str | None:
+        """The bound branch when this thread holds its commit lock of every key in ``keys``
+        (an append's: the branch was found writable before the lock was taken)."""
+        held: set[tuple[str, ContentKey]] = self._held.__dict__.get("keys", set())
+        name = self._spec.name
+        if name is None or self._spec.hash is not None or self._spec.relative:
+            return None
+        return name if keys and all((name, key) in held for key in keys) else None
+
     def _queues_appends(self) -> bool:
         """Whether appends of this catalog's tables queue on the per-table commit lock."""
         return self._lock_timeout_ms > 0 and not self.is_read_only
@@ -1251,7 +1260,7 @@ class RefCatalog(MetastoreCatalog):
                 f"a multi-table commit names table(s) {', '.join(duplicates)} more than once; "
                 "put all changes of a table in one entry"
             )
-        branch = self._writable_branch()
+        branch = self._branch_locked_for(keys) or self._writable_branch()
         creating = [any(isinstance(r, AssertCreate) for r in c.requirements) for c in changes]
         for key, change in zip(keys, changes, strict=True):
             self._check_property_updates(key, change.updates)

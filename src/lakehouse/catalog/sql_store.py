@@ -1157,6 +1157,15 @@ class SqlStore(VersionStore):
     # -- contents ---------------------------------------------------------------------
 
     def _tree_at(self, ref: RefLike | None) -> tuple[ResolvedRef, str]:
+        if (
+            isinstance(ref, RefSpec)
+            and ref.name is None
+            and ref.hash is not None
+            and len(ref.hash) == 64
+            and not ref.relative
+        ):  # a full hash, as readers pin what they resolved: its commit, maybe cached
+            commit = self._commit_row(validate_hash(ref.hash))
+            return ResolvedRef(None, commit.hash), commit.tree
         resolved = self.resolve(ref)
         return resolved, self._commit_row(resolved.hash).tree
 

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from pyiceberg.table import Transaction
     from pyiceberg.table.locations import LocationProvider
     from pyiceberg.table.metadata import TableMetadata
+    from pyiceberg.table.update.snapshot import _ManifestMergeManager
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +130,9 @@ class PreparedAppend:
 
         data = [m for m in (self.manifest, *existing) if m.content == ManifestContent.DATA]
         deletes = [m for m in existing if m.content == ManifestContent.DELETES]
-        manifests = merger.merge_manifests(data) + deletes
+        if _merges(merger, data):
+            data = merger.merge_manifests(data)
+        manifests = data + deletes
         summary = update_snapshot_summaries(
             Summary(Operation.APPEND, **self.added_summary, **snapshot_properties),
             previous_summary=head.summary if head is not None else None,
@@ -148,7 +151,7 @@ class PreparedAppend:
         ) as writer:
             writer.add_manifests(manifests)
         # what reading the list back gives: this writer's next append reads nothing
-        remember_manifest_list(list_path, tuple(writer.prepare_manifest(m) for m in manifests))
+        remember_manifest_list(list_path, tuple(writer.listed))
         snapshot = Snapshot(
             snapshot_id=self.snapshot_id,
             parent_snapshot_id=parent_id,
@@ -265,6 +268,20 @@ class _MergeTarget:
         self, manifest: ManifestFile, discard_deleted: bool = True
     ) -> list[ManifestEntry]:
         return read_entries(self._prepared.io, manifest, discard_deleted=discard_deleted)
+
+
+def _merges(merger: _ManifestMergeManager[Any], data: Sequence[ManifestFile]) -> bool:
+    """False when PyIceberg's merge manager would return ``data`` as it is: merging is off,
+    or the manifests fit in one bin (one partition spec, sizes adding up to at most the
+    target) and that bin, holding the new manifest, has fewer than the minimum count. The manager
+    itself is then not run (it packs on a thread pool, a thread handoff per append)."""
+    if not merger._merge_enabled:
+        return False
+    one_bin = (
+        len({m.partition_spec_id for m in data}) <= 1
+        and sum(m.manifest_length for m in data) <= merger._target_size_bytes
+    )
+    return not one_bin or len(data) >= merger._min_count_to_merge
 
 
 def _delete(io: FileIO, path: str) -> None:

@@ -369,6 +369,24 @@ class ManifestListWriter(ManifestListWriterV2):
                     _LIST_LAYOUT.append(cached)
         self._writer = _LaidOutFile(self._output_file, cached, "manifest_file", self._meta)
         self._writer.__enter__()
+        self.listed: list[ManifestFile] = []
+        return self
+
+    def prepare_manifest(self, manifest_file: ManifestFile) -> ManifestFile:
+        """The manifest as the list names it: a copy with this commit's sequence number when
+        it has none yet (a manifest of this commit), else the manifest itself (PyIceberg
+        copies every one: a hundred copies per append to a table of a hundred manifests)."""
+        from pyiceberg.manifest import UNASSIGNED_SEQ
+
+        if UNASSIGNED_SEQ in (manifest_file.sequence_number, manifest_file.min_sequence_number):
+            return super().prepare_manifest(manifest_file)
+        return manifest_file
+
+    def add_manifests(self, manifest_files: list[ManifestFile]) -> ManifestListWriter:
+        """Write ``manifest_files``; :attr:`listed` gets them as reading the list gives them."""
+        prepared = [self.prepare_manifest(m) for m in manifest_files]
+        self._writer.write_block(prepared)
+        self.listed.extend(prepared)
         return self
 
 

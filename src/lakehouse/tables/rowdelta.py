@@ -509,7 +509,7 @@ class RowDelta:
             # what reading the list and the new manifests back gives (v2 assigns this
             # snapshot's sequence number to them), so the next write on the table reads
             # none of them
-            listed = tuple(writer.prepare_manifest(m) for m in manifests)
+            listed = tuple(writer.listed)
             remember_manifest_list(list_path, listed)
             by_path = {m.manifest_path: m for m in listed}
             for path, entries in self._written.items():
