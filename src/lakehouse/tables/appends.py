@@ -32,8 +32,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from lakehouse.tables.manifests import ManifestListWriter, ManifestWriter, added_entry, read_entries
-from lakehouse.tables.rowdelta import has_live_files, remember_manifest_list, snapshot_manifests
+from lakehouse.tables.manifests import ManifestWriter, added_entry, read_entries
+from lakehouse.tables.rowdelta import has_live_files, snapshot_manifests, stage_snapshot
 
 if TYPE_CHECKING:
     from pyiceberg.avro.codecs import AvroCompressionCodec
@@ -78,19 +78,9 @@ class PreparedAppend:
         be the one the files were written for. Returns False, staging nothing, when the
         table already has a snapshot of this id (the caller appends anew).
         """
+        from pyiceberg.manifest import ManifestContent
         from pyiceberg.table import TableProperties
-        from pyiceberg.table.refs import SnapshotRefType
-        from pyiceberg.table.snapshots import (
-            Operation,
-            Snapshot,
-            Summary,
-            update_snapshot_summaries,
-        )
-        from pyiceberg.table.update import (
-            AddSnapshotUpdate,
-            AssertRefSnapshotId,
-            SetSnapshotRefUpdate,
-        )
+        from pyiceberg.table.snapshots import Operation, Summary, update_snapshot_summaries
         from pyiceberg.table.update.snapshot import _ManifestMergeManager
         from pyiceberg.utils.properties import property_as_bool, property_as_int
 
@@ -98,7 +88,6 @@ class PreparedAppend:
         if any(s.snapshot_id == self.snapshot_id for s in metadata.snapshots):
             return False
         head = metadata.snapshot_by_name(branch)
-        parent_id = head.snapshot_id if head is not None else None
         listed = snapshot_manifests(self.io, head) if head is not None else ()
         existing = [m for m in listed if has_live_files(m)]
         properties = metadata.properties
@@ -126,8 +115,6 @@ class PreparedAppend:
             ),
             snapshot_producer=cast("Any", _MergeTarget(self, metadata)),
         )
-        from pyiceberg.manifest import ManifestContent
-
         data = [m for m in (self.manifest, *existing) if m.content == ManifestContent.DATA]
         deletes = [m for m in existing if m.content == ManifestContent.DELETES]
         if _merges(merger, data):
@@ -137,40 +124,18 @@ class PreparedAppend:
             Summary(Operation.APPEND, **self.added_summary, **snapshot_properties),
             previous_summary=head.summary if head is not None else None,
         )
-        sequence_number = metadata.next_sequence_number()
         list_path = _provider(metadata).new_metadata_location(
             f"snap-{self.snapshot_id}-0-{self.commit_uuid}.avro"
         )
         self.written.append(list_path)
-        with ManifestListWriter(
-            self.io.new_output(list_path),
-            self.snapshot_id,
-            parent_id,
-            sequence_number,
-            _compression(metadata),
-        ) as writer:
-            writer.add_manifests(manifests)
-        # what reading the list back gives: this writer's next append reads nothing
-        remember_manifest_list(list_path, tuple(writer.listed))
-        snapshot = Snapshot(
+        stage_snapshot(
+            transaction,
+            metadata,
+            branch=branch,
             snapshot_id=self.snapshot_id,
-            parent_snapshot_id=parent_id,
-            sequence_number=sequence_number,
-            manifest_list=list_path,
+            manifests=manifests,
             summary=summary,
-            schema_id=metadata.current_schema_id,
-        )
-        transaction._apply(
-            (
-                AddSnapshotUpdate(snapshot=snapshot),
-                SetSnapshotRefUpdate(  # type: ignore[call-arg]  # pydantic defaults
-                    snapshot_id=self.snapshot_id,
-                    parent_snapshot_id=parent_id,
-                    ref_name=branch,
-                    type=SnapshotRefType.BRANCH,
-                ),
-            ),
-            (AssertRefSnapshotId(snapshot_id=parent_id, ref=branch),),
+            list_path=list_path,
         )
         return True
 

@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from pyiceberg.table import Transaction
     from pyiceberg.table.locations import LocationProvider
     from pyiceberg.table.metadata import TableMetadata
-    from pyiceberg.table.snapshots import Snapshot
+    from pyiceberg.table.snapshots import Snapshot, Summary
 
 #: Field ids of the position delete file schema (Iceberg spec, reserved ids).
 FILE_PATH_FIELD_ID = 2147483546
@@ -472,14 +472,6 @@ class RowDelta:
 
     def stage(self) -> RowDeltaSummary:
         """Write the files and stage the snapshot on the transaction (commit it after)."""
-        from pyiceberg.table.refs import SnapshotRefType
-        from pyiceberg.table.snapshots import Snapshot
-        from pyiceberg.table.update import (
-            AddSnapshotUpdate,
-            AssertRefSnapshotId,
-            SetSnapshotRefUpdate,
-        )
-
         if self.is_empty:
             return RowDeltaSummary(None, 0, 0, 0, 0, 0, 0)
         metadata = self._metadata
@@ -498,53 +490,22 @@ class RowDelta:
         replaced.update(self._removed)
         manifests = self._manifests(metadata, head, snapshot_id, new_deletes, replaced)
         summary = self._summary(metadata, head, new_deletes, list(replaced.values()))
-        sequence_number = metadata.next_sequence_number()
         list_path = self._new_metadata_path(f"snap-{snapshot_id}-0-{self._uuid}.avro")
-        output = self._io.new_output(list_path)
+        listed = stage_snapshot(
+            self._tx,
+            metadata,
+            branch=self._branch,
+            snapshot_id=snapshot_id,
+            manifests=manifests,
+            summary=summary,
+            list_path=list_path,
+        )
         if metadata.format_version == 2:
-            with ManifestListWriter(
-                output, snapshot_id, self._parent_id, sequence_number, self._compression
-            ) as writer:
-                writer.add_manifests(manifests)
-            # what reading the list and the new manifests back gives (v2 assigns this
-            # snapshot's sequence number to them), so the next write on the table reads
-            # none of them
-            listed = tuple(writer.listed)
-            remember_manifest_list(list_path, listed)
+            # the new manifests as reading them back gives (v2 assigns this snapshot's
+            # sequence number to them), so the next write on the table reads none of them
             by_path = {m.manifest_path: m for m in listed}
             for path, entries in self._written.items():
                 _remember_entries(path, _inherited(entries, by_path[path]))
-        else:
-            from pyiceberg.manifest import write_manifest_list
-
-            with write_manifest_list(
-                format_version=metadata.format_version,
-                output_file=output,
-                snapshot_id=snapshot_id,
-                parent_snapshot_id=self._parent_id,
-                sequence_number=sequence_number,
-                avro_compression=self._compression,
-            ) as v1_writer:
-                v1_writer.add_manifests(manifests)
-        snapshot = Snapshot(
-            snapshot_id=snapshot_id,
-            parent_snapshot_id=self._parent_id,
-            sequence_number=sequence_number,
-            manifest_list=list_path,
-            summary=summary,
-            schema_id=metadata.current_schema_id,
-        )
-        self._tx._apply(
-            (
-                AddSnapshotUpdate(snapshot=snapshot),
-                SetSnapshotRefUpdate(  # type: ignore[call-arg]  # pydantic defaults
-                    snapshot_id=snapshot_id,
-                    ref_name=self._branch,
-                    type=SnapshotRefType.BRANCH,
-                ),
-            ),
-            (AssertRefSnapshotId(snapshot_id=self._parent_id, ref=self._branch),),
-        )
         from pyiceberg.manifest import DataFileContent
 
         removed_deletes = [f for f in replaced.values() if f.content != DataFileContent.DATA]
@@ -760,6 +721,86 @@ def _partition_key(metadata: TableMetadata, data_file: DataFile) -> Any:
     return PartitionKey(field_values=values, partition_spec=spec, schema=metadata.schema())
 
 
+def stage_snapshot(
+    transaction: Transaction,
+    metadata: TableMetadata,
+    *,
+    branch: str,
+    snapshot_id: int,
+    manifests: Sequence[ManifestFile],
+    summary: Summary,
+    list_path: str,
+) -> tuple[ManifestFile, ...]:
+    """Write the manifest list of a new snapshot of ``manifests`` on the head of ``branch``
+    and stage the snapshot on ``transaction``, requiring the branch still at that head.
+
+    ``metadata`` is the transaction's current metadata. Returns the manifests as the list
+    names them; in format v2 (this snapshot's sequence number assigned to its new
+    manifests) the list is also kept for :func:`snapshot_manifests`, so the next write on
+    the table reads nothing back.
+    """
+    from pyiceberg.manifest import write_manifest_list
+    from pyiceberg.table import TableProperties
+    from pyiceberg.table.refs import SnapshotRefType
+    from pyiceberg.table.snapshots import Snapshot
+    from pyiceberg.table.update import (
+        AddSnapshotUpdate,
+        AssertRefSnapshotId,
+        SetSnapshotRefUpdate,
+    )
+
+    head = metadata.snapshot_by_name(branch)
+    parent_id = head.snapshot_id if head is not None else None
+    sequence_number = metadata.next_sequence_number()
+    compression = cast(
+        "AvroCompressionCodec",
+        metadata.properties.get(
+            TableProperties.WRITE_AVRO_COMPRESSION, TableProperties.WRITE_AVRO_COMPRESSION_DEFAULT
+        ),
+    )
+    output = transaction._table.io.new_output(list_path)
+    listed: tuple[ManifestFile, ...]
+    if metadata.format_version == 2:
+        with ManifestListWriter(
+            output, snapshot_id, parent_id, sequence_number, compression
+        ) as writer:
+            writer.add_manifests(list(manifests))
+        listed = tuple(writer.listed)
+        remember_manifest_list(list_path, listed)
+    else:
+        with write_manifest_list(
+            format_version=metadata.format_version,
+            output_file=output,
+            snapshot_id=snapshot_id,
+            parent_snapshot_id=parent_id,
+            sequence_number=sequence_number,
+            avro_compression=compression,
+        ) as v1_writer:
+            v1_writer.add_manifests(list(manifests))
+        listed = tuple(manifests)
+    snapshot = Snapshot(
+        snapshot_id=snapshot_id,
+        parent_snapshot_id=parent_id,
+        sequence_number=sequence_number,
+        manifest_list=list_path,
+        summary=summary,
+        schema_id=metadata.current_schema_id,
+    )
+    transaction._apply(
+        (
+            AddSnapshotUpdate(snapshot=snapshot),
+            SetSnapshotRefUpdate(  # type: ignore[call-arg]  # pydantic defaults
+                snapshot_id=snapshot_id,
+                parent_snapshot_id=parent_id,
+                ref_name=branch,
+                type=SnapshotRefType.BRANCH,
+            ),
+        ),
+        (AssertRefSnapshotId(snapshot_id=parent_id, ref=branch),),
+    )
+    return listed
+
+
 def has_live_files(manifest: ManifestFile) -> bool:
     """False when the manifest list says the manifest holds only DELETED entries."""
     counts = (manifest.added_files_count, manifest.existing_files_count)
@@ -880,5 +921,6 @@ __all__ = [
     "referenced_data_files",
     "remember_manifest_list",
     "snapshot_manifests",
+    "stage_snapshot",
     "write_position_delete_file",
 ]
