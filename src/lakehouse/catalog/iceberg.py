@@ -28,8 +28,9 @@ requirements against that *current* metadata, apply the updates
 commit it with the expected hash. Writers of one table first queue on the store's
 per-table commit lock (:meth:`~lakehouse.catalog.store.VersionStore.commit_lock`, bounded
 wait), so concurrent appends wait their turn instead of redoing work after lost races;
-``Table.append`` checks and writes its data files before it queues, so only the snapshot
-(manifests, manifest list, metadata file) and the catalog commit are made one at a time.
+``Table.append`` checks and writes its data files and their manifest before it queues
+(:mod:`lakehouse.tables.appends`), so only the snapshot (the head's manifests, the manifest
+list, the metadata file) and the catalog commit are made one at a time.
 When the store reports that the table changed in
 between, the loop re-reads and tries again (bounded, jittered backoff). When the
 requirements fail because another writer moved the table's branch, a pure fast append
@@ -536,11 +537,13 @@ class _RefTable(Table):
         """Append ``df`` (PyIceberg's :meth:`~pyiceberg.table.Table.append`), one writer at a time.
 
         On a branch of the catalog the rows are checked against the table's schema and
-        written to data files first, without any lock; then the append takes the table's
-        commit lock (see :meth:`RefCatalog.commit_tables`), refreshes the table and adds
-        those files in a snapshot on the latest head, so concurrent appenders queue for
-        the short part (manifests and commit) instead of building snapshots on a stale
-        parent that must then be rebased or retried. When the table's layout (schema,
+        written to data files, and (format v2) their manifest is written, without any
+        lock; then the append takes the table's commit lock (see
+        :meth:`RefCatalog.commit_tables`), refreshes the table and builds the snapshot on
+        the latest head (:meth:`~lakehouse.tables.appends.PreparedAppend.stage`), so
+        concurrent appenders queue for the short part (manifest list, metadata file and
+        commit) instead of building snapshots on a stale parent that must then be
+        rebased or retried. When the table's layout (schema,
         partition spec, properties, location) changed in between, the rows are written
         again for the new layout, under the lock. A ``RecordBatchReader`` (read once) is
         written under the lock.
