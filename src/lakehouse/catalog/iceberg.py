@@ -79,7 +79,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-from pyiceberg.avro.codecs import AvroCompressionCodec
 from pyiceberg.catalog import MetastoreCatalog, PropertiesUpdateSummary
 from pyiceberg.exceptions import (
     CommitFailedException,
@@ -167,7 +166,7 @@ from lakehouse.errors import (
 )
 from lakehouse.storage.zones import Warehouse
 from lakehouse.tables.appends import prepare_append
-from lakehouse.tables.manifests import read_manifest_list
+from lakehouse.tables.manifests import avro_compression, read_manifest_list
 from lakehouse.tables.metadata import StagedTransaction, apply_updates
 from lakehouse.tables.rowdelta import WRITER_PROPERTY as ROW_DELTA_PROPERTY
 
@@ -1582,13 +1581,7 @@ class RefCatalog(MetastoreCatalog):
             parent_manifests_before = list(self._manifest_list(io, original_parent.manifest_list))
 
         provider = load_location_provider(current.location, current.properties)
-        compression = cast(
-            AvroCompressionCodec,
-            current.properties.get(
-                TableProperties.WRITE_AVRO_COMPRESSION,
-                TableProperties.WRITE_AVRO_COMPRESSION_DEFAULT,
-            ),
-        )
+        compression = avro_compression(current)
         format_version = current.format_version
         sequence_number = current.next_sequence_number()
         parent = head

@@ -32,11 +32,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from lakehouse.tables.manifests import ManifestWriter, added_entry, read_entries
+from lakehouse.tables.manifests import (
+    ManifestWriter,
+    added_entry,
+    avro_compression,
+    read_entries,
+)
 from lakehouse.tables.rowdelta import has_live_files, snapshot_manifests, stage_snapshot
 
 if TYPE_CHECKING:
-    from pyiceberg.avro.codecs import AvroCompressionCodec
     from pyiceberg.io import FileIO
     from pyiceberg.manifest import DataFile, ManifestEntry, ManifestFile
     from pyiceberg.partitioning import PartitionSpec
@@ -174,7 +178,7 @@ def prepare_append(
     path = _provider(metadata).new_metadata_location(f"{commit_uuid}-m0.avro")
     try:
         with ManifestWriter(
-            spec, schema, io.new_output(path), snapshot_id, _compression(metadata)
+            spec, schema, io.new_output(path), snapshot_id, avro_compression(metadata)
         ) as writer:
             for data_file in files:
                 writer.add_entry(added_entry(data_file, snapshot_id))
@@ -226,7 +230,7 @@ class _MergeTarget:
             self._metadata.schema(),
             prepared.io.new_output(prepared.new_manifest_path()),
             prepared.snapshot_id,
-            _compression(self._metadata),
+            avro_compression(self._metadata),
         )
 
     def fetch_manifest_entry(
@@ -260,17 +264,6 @@ def _provider(metadata: TableMetadata) -> LocationProvider:
     from pyiceberg.table.locations import load_location_provider
 
     return load_location_provider(metadata.location, metadata.properties)
-
-
-def _compression(metadata: TableMetadata) -> AvroCompressionCodec:
-    from pyiceberg.table import TableProperties
-
-    return cast(
-        "AvroCompressionCodec",
-        metadata.properties.get(
-            TableProperties.WRITE_AVRO_COMPRESSION, TableProperties.WRITE_AVRO_COMPRESSION_DEFAULT
-        ),
-    )
 
 
 __all__ = ["PreparedAppend", "prepare_append"]

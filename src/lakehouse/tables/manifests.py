@@ -25,7 +25,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pyiceberg.avro import writer as avro_writer
 from pyiceberg.avro.encoder import BinaryEncoder
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from pyiceberg.manifest import DataFile, ManifestEntry, ManifestFile
     from pyiceberg.partitioning import PartitionSpec
     from pyiceberg.schema import Schema
+    from pyiceberg.table.metadata import TableMetadata
 
 
 @dataclass(frozen=True)
@@ -394,6 +395,19 @@ class ManifestListWriter(ManifestListWriterV2):
 _MAX_MANIFEST_SCHEMAS = 64
 
 
+def avro_compression(metadata: TableMetadata) -> AvroCompressionCodec:
+    """The codec a table's manifests and manifest lists are written with
+    (``write.avro.compression-codec``)."""
+    from pyiceberg.table import TableProperties
+
+    return cast(
+        "AvroCompressionCodec",
+        metadata.properties.get(
+            TableProperties.WRITE_AVRO_COMPRESSION, TableProperties.WRITE_AVRO_COMPRESSION_DEFAULT
+        ),
+    )
+
+
 def added_entry(data_file: DataFile, snapshot_id: int) -> ManifestEntry:
     """A manifest entry adding ``data_file`` in snapshot ``snapshot_id``; its sequence
     numbers are inherited from the manifest list (written as null)."""
@@ -516,6 +530,7 @@ __all__ = [
     "ManifestListWriter",
     "ManifestWriter",
     "added_entry",
+    "avro_compression",
     "compiled",
     "read_entries",
     "read_manifest_list",

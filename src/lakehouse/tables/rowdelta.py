@@ -39,7 +39,7 @@ import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -53,12 +53,12 @@ from lakehouse.tables.manifests import (
     ManifestListWriter,
     ManifestWriter,
     added_entry,
+    avro_compression,
     read_entries,
     read_manifest_list,
 )
 
 if TYPE_CHECKING:
-    from pyiceberg.avro.codecs import AvroCompressionCodec
     from pyiceberg.io import FileIO
     from pyiceberg.manifest import DataFile, ManifestEntry, ManifestFile
     from pyiceberg.table import Transaction
@@ -246,7 +246,6 @@ class RowDelta:
         ``metadata`` is the transaction's current metadata when the caller has it
         (saves re-applying the staged updates).
         """
-        from pyiceberg.table import TableProperties
 
         metadata = metadata if metadata is not None else transaction.table_metadata
         self._tx = transaction
@@ -264,13 +263,7 @@ class RowDelta:
         self._carried_deletes: list[DataFile] = []
         #: the entries of each manifest this row delta wrote, by path
         self._written: dict[str, list[ManifestEntry]] = {}
-        self._compression = cast(
-            "AvroCompressionCodec",
-            metadata.properties.get(
-                TableProperties.WRITE_AVRO_COMPRESSION,
-                TableProperties.WRITE_AVRO_COMPRESSION_DEFAULT,
-            ),
-        )
+        self._compression = avro_compression(metadata)
         head = metadata.snapshot_by_name(branch)
         self._parent_id = head.snapshot_id if head is not None else None
         from pyiceberg.table.locations import load_location_provider
@@ -740,7 +733,6 @@ def stage_snapshot(
     the table reads nothing back.
     """
     from pyiceberg.manifest import write_manifest_list
-    from pyiceberg.table import TableProperties
     from pyiceberg.table.refs import SnapshotRefType
     from pyiceberg.table.snapshots import Snapshot
     from pyiceberg.table.update import (
@@ -752,12 +744,7 @@ def stage_snapshot(
     head = metadata.snapshot_by_name(branch)
     parent_id = head.snapshot_id if head is not None else None
     sequence_number = metadata.next_sequence_number()
-    compression = cast(
-        "AvroCompressionCodec",
-        metadata.properties.get(
-            TableProperties.WRITE_AVRO_COMPRESSION, TableProperties.WRITE_AVRO_COMPRESSION_DEFAULT
-        ),
-    )
+    compression = avro_compression(metadata)
     output = transaction._table.io.new_output(list_path)
     listed: tuple[ManifestFile, ...]
     if metadata.format_version == 2:
