@@ -59,7 +59,6 @@ class PreparedAppend:
     io: FileIO
     #: the metadata the files and the manifest were written for
     metadata: TableMetadata
-    files: tuple[DataFile, ...]
     snapshot_id: int
     commit_uuid: uuid.UUID
     manifest: ManifestFile
@@ -200,7 +199,6 @@ def prepare_append(
     return PreparedAppend(
         io=io,
         metadata=metadata,
-        files=tuple(files),
         snapshot_id=snapshot_id,
         commit_uuid=commit_uuid,
         manifest=writer.to_manifest_file(),
