@@ -198,6 +198,11 @@ def test_writes_to_a_tag_fail_with_read_only_reference_error(
     with pytest.raises(ReadOnlyReferenceError, match="tag 'v1'"):
         table.append(rows((2, "b")))
     assert set(data.rglob("*.parquet")) == files_before  # refused before writing anything
+    metadata = local(table.metadata_location).parent
+    metadata_before = set(metadata.iterdir())
+    with pytest.raises(ReadOnlyReferenceError, match="tag 'v1'"):
+        table.transaction().set_properties(owner="x").commit_transaction()
+    assert set(metadata.iterdir()) == metadata_before
     with pytest.raises(ReadOnlyReferenceError):
         tagged.create_table(("bronze", "other"), SCHEMA)
     with pytest.raises(ReadOnlyReferenceError):
@@ -803,6 +808,25 @@ def test_an_append_resolves_its_branch_three_times(
         table.append(rows((i, "x")))
         assert calls == ["dev", "dev", "dev"]
     assert len(read(table)) == 4
+
+
+def test_a_table_commit_resolves_its_branch_once(
+    dev: RefCatalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # for the head it reads, which also refuses a tag (before any file is written)
+    table = dev.create_table(ORDERS, SCHEMA)
+    store = dev.store
+    calls: list[object] = []
+    resolve = store.resolve
+
+    def counting(ref: Any = None) -> Any:
+        calls.append(ref)
+        return resolve(ref)
+
+    monkeypatch.setattr(store, "resolve", counting)
+    table.transaction().set_properties(owner="x").commit_transaction()
+    assert calls == ["dev"]
+    assert dev.load_table(ORDERS).properties["owner"] == "x"
 
 
 def test_an_append_whose_table_changed_layout_meanwhile_writes_its_rows_again(

@@ -152,6 +152,7 @@ from lakehouse.catalog.model import (
     Namespace,
     Operation,
     Put,
+    ReferenceType,
     RefSpec,
 )
 from lakehouse.catalog.store import VersionStore
@@ -745,17 +746,29 @@ class RefCatalog(MetastoreCatalog):
     def _read_branch(
         self, branch: str, keys: Iterable[ContentKey]
     ) -> tuple[str, dict[ContentKey, Content]]:
-        """Head of ``branch`` and ``keys`` at that head (the expected hash of the next commit)."""
+        """Head of ``branch`` and ``keys`` at that head (the expected hash of the next commit).
+
+        :class:`ReadOnlyReferenceError` when ``branch`` names a tag: callers read before
+        they write anything.
+        """
         resolved = self.store.resolve(branch)
+        reference = resolved.reference
+        if reference is not None and reference.type is not ReferenceType.BRANCH:
+            raise ReadOnlyReferenceError(reference.name, kind="tag")
         return resolved.hash, self.store.get_contents(RefSpec(hash=resolved.hash), list(keys))
 
-    def _writable_branch(self) -> str:
-        """The branch this catalog commits to, or :class:`ReadOnlyReferenceError`."""
+    def _branch_name(self) -> str:
+        """The name this catalog commits to, when its reference is a name at all (whether it
+        is a branch, :meth:`_read_branch` tells); else :class:`ReadOnlyReferenceError`."""
         if self._spec.name is None:
             raise ReadOnlyReferenceError(self.ref, kind="detached commit")
         if self._spec.hash is not None or self._spec.relative:
             raise ReadOnlyReferenceError(self.ref, kind="commit")
-        return self.store.writable_branch(self._spec.name).name
+        return self._spec.name
+
+    def _writable_branch(self) -> str:
+        """The branch this catalog commits to, or :class:`ReadOnlyReferenceError`."""
+        return self.store.writable_branch(self._branch_name()).name
 
     def _table_from_content(self, key: ContentKey, content: IcebergTable) -> Table:
         location = content.metadata_location
@@ -1262,7 +1275,8 @@ class RefCatalog(MetastoreCatalog):
                 f"a multi-table commit names table(s) {', '.join(duplicates)} more than once; "
                 "put all changes of a table in one entry"
             )
-        branch = self._branch_locked_for(keys) or self._writable_branch()
+        # a tag is refused by the first read of the branch, before any file is written
+        branch = self._branch_locked_for(keys) or self._branch_name()
         creating = [any(isinstance(r, AssertCreate) for r in c.requirements) for c in changes]
         for key, change in zip(keys, changes, strict=True):
             self._check_property_updates(key, change.updates)
