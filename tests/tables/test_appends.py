@@ -84,9 +84,11 @@ def test_a_prepared_append_whose_snapshot_id_is_taken_stages_nothing(
     files = list(table.scan().plan_files())
     prepared = prepare_append(table.metadata, table.io, [task.file for task in files])
     assert prepared is not None
-    head = table.current_snapshot()
-    assert head is not None
-    prepared.snapshot_id = head.snapshot_id  # as if the random id had been drawn before
+    table.append(make_rows([3]))  # another writer's append lands first ...
+    table.append(make_rows([4]))
+    table = table.refresh()
+    landed = table.snapshots()[-2]
+    prepared.snapshot_id = landed.snapshot_id  # ... with the id this one drew
 
     tx = table.transaction()
     assert not prepared.stage(tx, "main", {})

@@ -57,6 +57,7 @@ from lakehouse.tables.manifests import (
     read_entries,
     read_manifest_list,
 )
+from lakehouse.tables.metadata import branch_head
 
 if TYPE_CHECKING:
     from pyiceberg.io import FileIO
@@ -264,7 +265,7 @@ class RowDelta:
         #: the entries of each manifest this row delta wrote, by path
         self._written: dict[str, list[ManifestEntry]] = {}
         self._compression = avro_compression(metadata)
-        head = metadata.snapshot_by_name(branch)
+        head = branch_head(metadata, branch)
         self._parent_id = head.snapshot_id if head is not None else None
         from pyiceberg.table.locations import load_location_provider
 
@@ -468,7 +469,7 @@ class RowDelta:
         if self.is_empty:
             return RowDeltaSummary(None, 0, 0, 0, 0, 0, 0)
         metadata = self._metadata
-        head = metadata.snapshot_by_name(self._branch)
+        head = branch_head(metadata, self._branch)
         if (head.snapshot_id if head is not None else None) != self._parent_id:
             raise RowLevelWriteError(
                 f"branch {self._branch} of the table moved while the row delta was built"
@@ -741,7 +742,7 @@ def stage_snapshot(
         SetSnapshotRefUpdate,
     )
 
-    head = metadata.snapshot_by_name(branch)
+    head = branch_head(metadata, branch)
     parent_id = head.snapshot_id if head is not None else None
     sequence_number = metadata.next_sequence_number()
     compression = avro_compression(metadata)

@@ -76,6 +76,7 @@ from lakehouse.tables.keyindex import (
     read_index,
     row_hashes,
 )
+from lakehouse.tables.metadata import branch_head
 from lakehouse.tables.planning import plan_tasks
 from lakehouse.tables.rowdelta import RowDelta, position_delete_runs, read_position_deletes
 
@@ -349,7 +350,7 @@ def _stage(
     schema = metadata.schema()
     new_rows = conform(rows, schema)
     mode = write_mode(table, deleting_only=rows.num_rows == 0, metadata=metadata)
-    head = metadata.snapshot_by_name(branch)
+    head = branch_head(metadata, branch)
     key_sets = [t for t in (new_rows.select(keys), _typed(deletes, schema, keys)) if t is not None]
     wanted = pa.concat_tables(key_sets) if key_sets else None
     # the new rows' keys are distinct (validated), and so are the keys to delete
@@ -1068,7 +1069,7 @@ def lookup(
     if missing:
         raise RowLevelWriteError(f"table {table.name()} has no column(s) {', '.join(missing)}")
     empty = arrow_schema(schema, names).empty_table()
-    head = metadata.snapshot_by_name(branch)
+    head = branch_head(metadata, branch)
     wanted = _typed(keys_to_find, schema, keys)
     if head is None or wanted is None or not wanted.num_rows:
         return empty
