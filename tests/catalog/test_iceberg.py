@@ -787,14 +787,8 @@ def test_an_append_writes_its_data_files_and_manifest_before_queueing_for_the_co
     assert len(cat.load_table(ORDERS).history()) == 1
 
 
-def test_an_append_resolves_its_branch_three_times(
-    dev: RefCatalog, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # once to refuse a tag before writing, once for the head under the commit lock and
-    # once more for the expected hash; contents at a resolved hash need no resolving
-    table = dev.create_table(ORDERS, SCHEMA)
-    table.append(rows((0, "x")))
-    store = dev.store
+def _resolves(store: VersionStore, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The references ``store`` is asked to resolve from now on, in order."""
     calls: list[object] = []
     resolve = store.resolve
 
@@ -803,6 +797,17 @@ def test_an_append_resolves_its_branch_three_times(
         return resolve(ref)
 
     monkeypatch.setattr(store, "resolve", counting)
+    return calls
+
+
+def test_an_append_resolves_its_branch_three_times(
+    dev: RefCatalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # once to refuse a tag before writing, once for the head under the commit lock and
+    # once more for the expected hash; contents at a resolved hash need no resolving
+    table = dev.create_table(ORDERS, SCHEMA)
+    table.append(rows((0, "x")))
+    calls = _resolves(dev.store, monkeypatch)
     for i in range(1, 4):
         calls.clear()
         table.append(rows((i, "x")))
@@ -815,15 +820,7 @@ def test_a_table_commit_resolves_its_branch_once(
 ) -> None:
     # for the head it reads, which also refuses a tag (before any file is written)
     table = dev.create_table(ORDERS, SCHEMA)
-    store = dev.store
-    calls: list[object] = []
-    resolve = store.resolve
-
-    def counting(ref: Any = None) -> Any:
-        calls.append(ref)
-        return resolve(ref)
-
-    monkeypatch.setattr(store, "resolve", counting)
+    calls = _resolves(dev.store, monkeypatch)
     table.transaction().set_properties(owner="x").commit_transaction()
     assert calls == ["dev"]
     assert dev.load_table(ORDERS).properties["owner"] == "x"
