@@ -815,7 +815,7 @@ def test_an_append_resolves_its_branch_three_times(
     assert len(read(table)) == 4
 
 
-def test_a_table_commit_resolves_its_branch_once(
+def test_a_commit_resolves_its_branch_once(
     dev: RefCatalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # for the head it reads, which also refuses a tag (before any file is written)
@@ -824,6 +824,13 @@ def test_a_table_commit_resolves_its_branch_once(
     table.transaction().set_properties(owner="x").commit_transaction()
     assert calls == ["dev"]
     assert dev.load_table(ORDERS).properties["owner"] == "x"
+    # and so do the catalog's other writes
+    calls.clear()
+    dev.create_namespace("silver")
+    assert calls == ["dev"]
+    calls.clear()
+    dev.drop_table(ORDERS)
+    assert calls == ["dev"]
 
 
 def test_an_append_whose_table_changed_layout_meanwhile_writes_its_rows_again(

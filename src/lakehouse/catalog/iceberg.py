@@ -1073,7 +1073,7 @@ class RefCatalog(MetastoreCatalog):
     ) -> Table:
         """Create a table on the bound branch (one commit: "Create table <key>")."""
         key = self._table_key(identifier, ValueError)
-        branch = self._writable_branch()
+        branch = self._branch_name()
         head, found = self._read_branch(branch, self._with_parent(key))
         self._check_namespace(branch, key, found)
         if key in found:
@@ -1135,7 +1135,7 @@ class RefCatalog(MetastoreCatalog):
         replaced (its content id stays).
         """
         key = self._table_key(identifier, ValueError)
-        branch = self._writable_branch()
+        branch = self._branch_name()
         _, found = self._read_branch(branch, self._with_parent(key))
         self._check_namespace(branch, key, found)
         if key in found and not (overwrite and isinstance(found[key], IcebergTable)):
@@ -1685,7 +1685,7 @@ class RefCatalog(MetastoreCatalog):
     def drop_table(self, identifier: str | Identifier) -> None:
         """Remove the table from the bound branch; its files stay (see the module docstring)."""
         key = self._table_key(identifier)
-        branch = self._writable_branch()
+        branch = self._branch_name()
         meta = self._meta(
             f"Drop table {key}", {"iceberg.operation": "drop", "iceberg.table": str(key)}
         )
@@ -1715,7 +1715,7 @@ class RefCatalog(MetastoreCatalog):
         """Rename in one commit (delete the old key, put the new one with the same content id)."""
         source = self._table_key(from_identifier)
         target = self._table_key(to_identifier, ValueError)
-        branch = self._writable_branch()
+        branch = self._branch_name()
         meta = self._meta(
             f"Rename table {source} to {target}",
             {"iceberg.operation": "rename", "iceberg.table": str(target)},
@@ -1752,7 +1752,7 @@ class RefCatalog(MetastoreCatalog):
     ) -> None:
         """Create a namespace (its parent namespace must exist)."""
         key = self._ns_key_or_fail(namespace)
-        branch = self._writable_branch()
+        branch = self._branch_name()
         meta = self._meta(f"Create namespace {key}", {"iceberg.operation": "create-namespace"})
 
         def exists(k: ContentKey) -> Exception:
@@ -1773,7 +1773,7 @@ class RefCatalog(MetastoreCatalog):
     def drop_namespace(self, namespace: str | Identifier) -> None:
         """Drop an empty namespace."""
         key = self._ns_key_or_fail(namespace)
-        branch = self._writable_branch()
+        branch = self._branch_name()
         meta = self._meta(f"Drop namespace {key}", {"iceberg.operation": "drop-namespace"})
         on_conflict = self._conflict_mapper(
             branch,
@@ -1820,7 +1820,7 @@ class RefCatalog(MetastoreCatalog):
     ) -> PropertiesUpdateSummary:
         """Change namespace properties (a Put keeping the namespace's content id)."""
         key = self._ns_key_or_fail(namespace)
-        branch = self._writable_branch()
+        branch = self._branch_name()
         meta = self._meta(
             f"Update namespace {key} properties", {"iceberg.operation": "update-namespace"}
         )
@@ -1873,7 +1873,7 @@ class RefCatalog(MetastoreCatalog):
     def drop_view(self, identifier: str | Identifier) -> None:
         """Remove the view from the bound branch (its files stay)."""
         key = self._table_key(identifier, NoSuchViewError)
-        branch = self._writable_branch()
+        branch = self._branch_name()
         meta = self._meta(f"Drop view {key}", {"iceberg.operation": "drop-view"})
 
         def missing(k: ContentKey) -> Exception:
@@ -1909,7 +1909,7 @@ class RefCatalog(MetastoreCatalog):
         key = self._table_key(identifier, ValueError)
         if location:
             self._check_location(location, f"create view '{key}': location")
-        branch = self._writable_branch()
+        branch = self._branch_name()
         _, found = self._read_branch(branch, self._with_parent(key))
         self._check_namespace(branch, key, found)
         if key in found:
@@ -1940,7 +1940,7 @@ class RefCatalog(MetastoreCatalog):
     def _put_view(
         self, key: ContentKey, metadata: ViewMetadata, metadata_location: str, verb: str
     ) -> None:
-        branch = self._writable_branch()
+        branch = self._branch_name()
         current = next(
             (v for v in metadata.versions if v.version_id == metadata.current_version_id), None
         )
