@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -23,6 +25,7 @@ from lakehouse.tables.rowdelta import referenced_data_file
 from lakehouse.tables.upsert import KEY_PROPERTY, SMALL_FILE_ROWS, declared_keys, lookup
 from tests.tables.conftest import content, keys, make_rows
 
+upsert_module = importlib.import_module("lakehouse.tables.upsert")
 NewTable = Callable[..., Table]
 #: Tables whose small files an upsert never rewrites: every change is a delete file.
 NO_FOLDING = {SMALL_FILE_ROWS: "0"}
@@ -179,6 +182,36 @@ def test_nothing_changed_commits_nothing(lh: Lakehouse, new_table: NewTable) -> 
     after = lh.catalog("main").load_table("s.t").current_snapshot()
     assert head is not None and after is not None
     assert after.snapshot_id == head.snapshot_id
+
+
+def test_a_few_equal_rows_in_a_write_that_inserts_are_rewritten_not_proved(
+    lh: Lakehouse, new_table: NewTable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # one row as it is, in a 640-row file (fewer than 1/64 of it), and one new key: the
+    # write changes the table anyway, and proving the row unchanged would decode the
+    # file's value columns, where rewriting it costs one row
+    table = new_table(ids=list(range(640)), properties=NO_FOLDING)
+    before = content(table)
+    rows = pa.concat_tables([make_rows([7]), make_rows([5000], tag="new")])
+    decoded: list[list[str]] = []
+    reader = upsert_module.read_columns
+
+    def spy(*args: Any, **kwargs: Any) -> pa.Table:
+        decoded.append(args[3])
+        return reader(*args, **kwargs)
+
+    monkeypatch.setattr(upsert_module, "read_columns", spy)
+
+    result = upsert(table, rows, ["id"])
+
+    assert decoded == []
+    assert (result.inserted, result.updated, result.unchanged) == (1, 1, 0)
+    table = lh.catalog("main").load_table("s.t")
+    assert content(table) == {**before, 5000: ("new5000", 2500.0)}
+    # alone, the same row is proved unchanged: a write that changes nothing commits nothing
+    alone = upsert(table, make_rows([7]), ["id"])
+    assert (alone.updated, alone.unchanged, alone.snapshot_id) == (0, 1, None)
+    assert decoded == [["name"], ["amount"]]  # both columns compared
 
 
 def test_a_key_both_upserted_and_deleted_is_upserted(lh: Lakehouse, new_table: NewTable) -> None:

@@ -321,17 +321,15 @@ def read_matching(
     data_file: DataFile,
     schema: Schema,
     keys: Sequence[str],
-    carry: Sequence[str],
     keep: Callable[[pa.Table], pa.Array | pa.ChunkedArray],
     *,
     values: _Values | None = None,
 ) -> pa.Table:
-    """The rows of ``data_file`` whose ``keys`` columns ``keep`` accepts, with ``carry``.
+    """The rows of ``data_file`` whose ``keys`` columns ``keep`` accepts, with ``__pos``.
 
-    The key columns (of the row groups ``values`` may be in, see :func:`read_columns`)
-    are read first; ``keep`` gets them with ``__pos`` and returns a mask; the ``carry``
-    columns are then read only from the row groups holding a kept row. A file that holds
-    none of the keys looked for costs its key columns, not its rows.
+    Only the key columns of the row groups ``values`` may be in (see :func:`read_columns`)
+    are read; ``keep`` gets them with ``__pos`` and returns a mask. A file that holds none
+    of the keys looked for costs its key columns, not its rows.
     """
     path = data_file.file_path
     with io.new_input(path).open() as stream:
@@ -342,21 +340,8 @@ def read_matching(
         if groups is None:
             groups = list(range(parquet.metadata.num_row_groups))
         table, pos = _read_groups_with_positions(parquet, present, groups)
-        found = _typed(table, pos, schema, keys, physical, path)
-        if found.num_rows:
-            found = found.filter(keep(found))
-        if not carry:
-            return found
-        carried = _physical_columns(parquet, schema, carry)
-        kept = found.column(POS).combine_chunks()
-        if len(kept):
-            rows = _read_row_groups(parquet, [p for p in carried if p is not None], kept)
-        else:
-            rows = parquet.schema_arrow.empty_table().select([p for p in carried if p is not None])
-    extra = _typed(rows, kept, schema, carry, carried, path)
-    for name in carry:
-        found = found.append_column(name, extra.column(name))
-    return found
+    found = _typed(table, pos, schema, keys, physical, path)
+    return found.filter(keep(found)) if found.num_rows else found
 
 
 def may_equal(

@@ -14,8 +14,10 @@ How the old versions are found (in proportion to the change):
    rows already deleted are dropped, and a lookup of the new keys (hashed, or for many
    integer keys sorted once and binary-searched) gives each old version's position.
 3. *Change detection* — the old versions are compared with the new rows one value
-   column at a time, each read only in the row groups holding rows still equal so far
-   (the first one comes with the keys); unchanged rows are not rewritten.
+   column at a time, each read only in the row groups holding rows still equal so far;
+   unchanged rows are not rewritten. In a write that changes the table anyway (new keys,
+   deletes, changed rows), a file's few matched rows are rewritten unproved: proving
+   them would cost the file's row groups (:data:`PROOF_MIN_SHARE`).
 
 Small files: a merge-on-read upsert rewrites, with its new rows, the candidate data files
 of at most ``lakehouse.upsert.small-file-rows`` rows in all (default 4096; ``0``: never),
@@ -362,13 +364,10 @@ def _stage(
     )
     io = table.io
     typed_deletes = _typed(deletes, schema, keys)
-    values = [f.name for f in arrow_schema(schema) if f.name not in keys]
     layout = Layout.of(schema, keys[0]) if len(keys) == 1 and enabled(metadata) else None
     new_hashes = _Hashes(new_rows, layout.values if layout is not None else ())
-    # the first value column comes with the keys: most updated rows differ in it already
     matches = _locate(
         io, schema, keys, tasks, new_rows, typed_deletes,
-        carry=values[:1] if detect_changes else (),
         ordered=ordered if typed_deletes is None else None,
         layout=layout,
     )  # fmt: skip
@@ -626,7 +625,6 @@ def _locate(
     new_rows: pa.Table,
     deletes: pa.Table | None,
     *,
-    carry: Sequence[str] = (),
     ordered: _SortedKeys | None = None,
     layout: Layout | None = None,
 ) -> list[tuple[FileScanTask, pa.Table]]:
@@ -636,11 +634,9 @@ def _locate(
     keys are looked for, by binary search in those keys sorted once (per file, on the
     row groups whose statistics may hold one); several columns with a hash join.
     When few keys of one column are looked for, each file's key column is read only in the
-    row groups whose statistics may hold one, and the ``carry`` columns only in the row
-    groups that do hold one (:func:`~lakehouse.tables.files.read_matching`); they are
-    returned with the matched positions, so that change detection does not open the
-    files a second time. ``ordered`` is the key column of ``new_rows`` already sorted
-    (without keys to delete only).
+    row groups whose statistics may hold one (:func:`~lakehouse.tables.files.read_matching`).
+    ``ordered`` is the key column of ``new_rows`` already sorted (without keys to delete
+    only).
 
     With ``layout`` (key indexes on), many integer keys are looked up in each file's key
     index instead (:mod:`~lakehouse.tables.keyindex`); a file without one that the lookup
@@ -669,9 +665,9 @@ def _locate(
     )
 
     if probe_keys is not None and values is not None:
-        # few keys: per file, the key columns of the row groups that may hold one, then the
-        # carried columns of the row groups that do
-        carried = list(carry)
+        # few keys: per file, the key column of the row groups that may hold one
+        # NumPy's membership test of a few integers costs a third of Arrow's hash set
+        probe_ints = probe_keys.to_numpy() if _plain_integers(probe_keys) else None
 
         def matches(task: FileScanTask) -> pa.Table:
             gone = (
@@ -681,22 +677,25 @@ def _locate(
             )
 
             def keep(found: pa.Table) -> pa.Array | pa.ChunkedArray:
-                hit = pc.is_in(found.column(keys[0]), value_set=probe_keys)
+                column = found.column(keys[0])
+                if probe_ints is not None and _plain_integers(column):
+                    hit = np.isin(column.to_numpy(), probe_ints)
+                else:
+                    hit = pc.is_in(column, value_set=probe_keys).to_numpy(zero_copy_only=False)
                 if gone is not None and len(gone):
-                    hit = pc.and_(hit, pc.invert(pc.is_in(found.column(POS), value_set=gone)))
-                return hit
+                    hit &= live_mask(found.column(POS), gone)  # costs the deletes, not the rows
+                return pa.array(hit)
 
-            return read_matching(io, task.file, schema, keys, carried, keep, values=values)
+            return read_matching(io, task.file, schema, keys, keep, values=values)
 
         out: list[tuple[FileScanTask, pa.Table]] = []
-        # files in parallel: with the carried columns a file decodes two row groups or
-        # more (~2 ms), worth the pool's hand-off (10-row upserts: 3.0-3.3x an append
-        # read in this thread, 2.6-2.7x in parallel)
+        # files in parallel: a file's row group and delete files are worth the pool's
+        # hand-off (10-row upserts into 5 of 10 files: 18 ms in parallel, 22 ms in turn)
         found_in = map_files(matches, tasks, parallel=len(tasks) > 1)
         for task, found in zip(tasks, found_in, strict=True):
             if found.num_rows:
                 where = pc.index_in(found.column(keys[0]), value_set=probe_keys)
-                matched = found.select([POS, *carried])
+                matched = found.select([POS])
                 out.append((task, matched.append_column(_IDX, probe_idx.take(where))))
         return out
 
@@ -784,6 +783,13 @@ def _locate(
         if joined.num_rows:
             out.append((task, joined.select([POS, _IDX]).sort_by(POS)))
     return out
+
+
+def _plain_integers(values: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether ``values`` are signed or narrow integers without NULL (NumPy compares them
+    as they are)."""
+    kind = values.type
+    return pa.types.is_integer(kind) and not pa.types.is_uint64(kind) and not values.null_count
 
 
 #: A presence table of many integer keys (:attr:`_SortedKeys.presence`) spans at most this
@@ -903,34 +909,33 @@ def _unchanged(
 ) -> tuple[dict[str, pa.Array], pa.Array]:
     """Positions (per file) and new-row indexes of matched rows whose values are the same.
 
-    ``updates`` holds, per file, the matched positions (sorted) and their new rows' indexes,
-    and the old values of the columns :func:`_locate` carried. The columns are compared
-    one at a time with the new rows taken in the same order (no join); a column not
-    carried is read at the positions of the rows still equal so far, so once every row of
-    a file differs, its other columns are not read at all. Before a column is read, rows
+    ``updates`` holds, per file, the matched positions (sorted) and their new rows' indexes.
+    The columns are compared one at a time with the new rows taken in the same order (no
+    join); each is read at the positions of the rows still equal so far, so once every
+    row of a file differs, its other columns are not read at all. Before a column is read, rows
     whose new value lies outside the old row group's min/max statistics are known to
     differ (:func:`~lakehouse.tables.files.may_equal`); the column is read only for the
     others. Before any of that, rows whose old hash (from a key index) differs from the
     new row's are known to differ.
 
-    Proving a row with an equal hash unchanged means decoding its row groups' value
-    columns. When the write changes the table anyway (``changes_anyway``: rows with new
-    keys or keys to delete; or rows whose hash differs), a file's rows with an equal hash
-    fewer than :data:`PROOF_MIN_SHARE` of its rows are not proved: they are rewritten as
-    they are, which costs a few rows, where proving them costs the file's row groups
-    (2,500 such rows over 18 files of 100,000 rows cost 140 ms to prove). A write that
-    would change nothing else proves every one, so it commits nothing.
+    Proving a row unchanged means decoding its row groups' value columns. When the write
+    changes the table anyway (``changes_anyway``: rows with new keys or keys to delete; or
+    rows whose hash differs), a file's matched rows (those with an equal hash, when it has
+    a key index) fewer than :data:`PROOF_MIN_SHARE` of its rows are not proved: they are
+    rewritten as they are, which costs a few rows, where proving them costs the file's row
+    groups (2,500 such rows over 18 files of 100,000 rows cost 140 ms to prove; 5 rows of
+    a 10-row upsert, one in each of 5 files, cost 5-7 ms of a 28 ms upsert). A write
+    that would change nothing else proves every one, so it commits nothing.
     """
     names = [f.name for f in arrow_schema(schema) if f.name not in keys]
     by_path = {t.file.file_path: t for t in tasks}
     new_values = new_rows.select(names)
     hashed, updates = _hash_differs(updates, new_hashes)
-    if hashed and (changes_anyway or hashed.differed):
+    if changes_anyway or hashed.differed:
         updates = {
             path: found
             for path, found in updates.items()
-            if path not in hashed.paths
-            or found.num_rows >= PROOF_MIN_SHARE * by_path[path].file.record_count
+            if found.num_rows >= PROOF_MIN_SHARE * by_path[path].file.record_count
         }
 
     def one(item: tuple[str, pa.Table]) -> tuple[str, pa.Array, pa.Array] | None:
@@ -940,20 +945,17 @@ def _unchanged(
                 if not remaining.num_rows:
                     break
                 b = new_values.column(c).take(remaining.column(_IDX))
-                if c in remaining.column_names:
-                    a = remaining.column(c)
-                else:
-                    data_file = by_path[path].file
+                data_file = by_path[path].file
+                at = remaining.column(POS).combine_chunks()
+                # a new value outside the old row group's min/max differs: not read
+                maybe = may_equal(io, data_file, schema, c, at, b)
+                if not maybe.all():
+                    kept = pa.array(maybe)
+                    remaining, b = remaining.filter(kept), b.filter(kept)
+                    if not remaining.num_rows:
+                        break
                     at = remaining.column(POS).combine_chunks()
-                    # a new value outside the old row group's min/max differs: not read
-                    maybe = may_equal(io, data_file, schema, c, at, b)
-                    if not maybe.all():
-                        kept = pa.array(maybe)
-                        remaining, b = remaining.filter(kept), b.filter(kept)
-                        if not remaining.num_rows:
-                            break
-                        at = remaining.column(POS).combine_chunks()
-                    a = read_columns(io, data_file, schema, [c], at).column(c)
+                a = read_columns(io, data_file, schema, [c], at).column(c)
                 both_null = pc.and_(pc.is_null(a), pc.is_null(b))
                 remaining = remaining.filter(pc.or_(both_null, pc.fill_null(pc.equal(a, b), False)))
         except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -962,11 +964,9 @@ def _unchanged(
         # no value column: an existing key is an unchanged row
         return path, remaining.column(POS).combine_chunks(), remaining.column(_IDX).combine_chunks()
 
-    # files whose first value column was carried read little more: no pool hand-off
-    reads = any(names[0] not in m.column_names for m in updates.values()) if names else False
     out: dict[str, pa.Array] = {}
     indexes: list[pa.Array] = []
-    for found in map_files(one, updates.items(), parallel=reads and len(updates) > 1):
+    for found in map_files(one, updates.items(), parallel=bool(names) and len(updates) > 1):
         if found is not None:
             path, positions, idx = found
             out[path] = positions
