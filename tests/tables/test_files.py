@@ -19,6 +19,7 @@ from lakehouse.tables.files import (
     SizedCache,
     drop_positions,
     forget_keys,
+    keys_to_decode,
     live_mask,
     may_equal,
     read_keys,
@@ -95,9 +96,14 @@ def test_key_columns_read_once_are_answered_without_opening_the_file(
     (task,) = table.scan().plan_files()
     wanted = ("id", np.array([3, 25, 26], np.int64))  # in row groups 0 and 2 only
     forget_keys()
+    assert keys_to_decode(table.io, task.file, table.schema(), "id", wanted) == 20
 
     first = read_keys(table.io, task.file, table.schema(), "id", wanted)
 
+    assert keys_to_decode(table.io, task.file, table.schema(), "id", wanted) == 0
+    # another key: only its row group is still to decode
+    other = ("id", np.array([15], np.int64))
+    assert keys_to_decode(table.io, task.file, table.schema(), "id", other) == 10
     assert first.column("id").to_pylist() == [*range(10), *range(20, 30)]
     assert first.column(POS).to_pylist() == [*range(10), *range(20, 30)]
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from pyiceberg.manifest import (
     DataFile,
     ManifestContent,
@@ -18,8 +20,9 @@ from pyiceberg.manifest import (
 from pyiceberg.table import Table
 
 from lakehouse.client import Lakehouse
-from lakehouse.tables import upsert
+from lakehouse.tables import RowLevelWriteError, upsert
 from lakehouse.tables.rowdelta import (
+    DELETE_COMPRESSION,
     FILE_PATH_FIELD_ID,
     POS_FIELD_ID,
     manifest_entries,
@@ -64,6 +67,43 @@ def test_a_delete_file_of_many_data_files_is_sorted_by_path_then_position() -> N
     table = pq.read_table(io.BytesIO(payload))
     assert table.column("file_path").to_pylist() == [earlier] * 3 + [later] * 2
     assert table.column("pos").to_pylist() == [7, 9, 11, 0, 5]
+
+
+def _delete_codecs(table: Table) -> set[str]:
+    codecs = set()
+    for task in table.scan().plan_files():
+        for delete_file in task.delete_files:
+            meta = pq.ParquetFile(delete_file.file_path.removeprefix("file://")).metadata
+            codecs.add(meta.row_group(0).column(1).compression)
+    return codecs
+
+
+def test_delete_files_take_the_tables_codec_snappy_by_default(
+    lh: Lakehouse, new_table: NewTable
+) -> None:
+    table = new_table(ids=list(range(50)), properties={SMALL_FILE_ROWS: "0"})
+    upsert(table, make_rows([3], tag="x"), ["id"])
+    assert _delete_codecs(lh.catalog("main").load_table("s.t")) == {"SNAPPY"}
+
+    zstd = new_table(
+        "z", ids=list(range(50)), properties={SMALL_FILE_ROWS: "0", DELETE_COMPRESSION: "zstd"}
+    )
+    upsert(zstd, make_rows([3], tag="x"), ["id"])
+    assert _delete_codecs(lh.catalog("main").load_table("s.z")) == {"ZSTD"}
+
+
+def test_an_unknown_delete_codec_is_refused_before_anything_is_written(
+    lh: Lakehouse, new_table: NewTable, tmp_path: Path
+) -> None:
+    table = new_table(ids=list(range(50)), properties={DELETE_COMPRESSION: "zip"})
+    head = table.current_snapshot()
+    files_before = sorted(tmp_path.rglob("*.parquet"))
+
+    with pytest.raises(RowLevelWriteError, match="compression-codec='zip' is not one of"):
+        upsert(table, make_rows([3], tag="x"), ["id"])
+
+    assert lh.catalog("main").load_table("s.t").current_snapshot() == head
+    assert sorted(tmp_path.rglob("*.parquet")) == files_before
 
 
 def test_the_metadata_a_row_delta_caches_is_what_reading_its_files_gives(

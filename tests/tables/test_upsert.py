@@ -21,6 +21,7 @@ from lakehouse.tables import (
     delete_rows,
     upsert,
 )
+from lakehouse.tables.files import forget_keys
 from lakehouse.tables.rowdelta import referenced_data_file
 from lakehouse.tables.upsert import KEY_PROPERTY, SMALL_FILE_ROWS, declared_keys, lookup
 from tests.tables.conftest import content, keys, make_rows
@@ -212,6 +213,31 @@ def test_a_few_equal_rows_in_a_write_that_inserts_are_rewritten_not_proved(
     alone = upsert(table, make_rows([7]), ["id"])
     assert (alone.updated, alone.unchanged, alone.snapshot_id) == (0, 1, None)
     assert decoded == [["name"], ["amount"]]  # both columns compared
+
+
+def test_few_key_upserts_decode_a_row_groups_keys_once_per_process(
+    lh: Lakehouse, new_table: NewTable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = new_table(
+        ids=list(range(40)), properties={**NO_FOLDING, "write.parquet.row-group-limit": "10"}
+    )
+    forget_keys()
+    upsert(table, make_rows([12], tag="a"), ["id"])  # decodes row group 1's keys
+    opened: list[str] = []
+    io = lh.catalog("main").load_table("s.t").io
+    new_input = type(io).new_input
+
+    def spy(self: object, location: str) -> object:
+        opened.append(location)
+        return new_input(self, location)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(io), "new_input", spy)
+
+    result = upsert(lh.catalog("main").load_table("s.t"), make_rows([17], tag="b"), ["id"])
+
+    # the key's row group was decoded by the first upsert: the data file is not read again
+    assert result.updated == 1 and not [p for p in opened if p.endswith(".parquet")]
+    assert content(lh.catalog("main").load_table("s.t"))[17] == ("b17", 8.5)
 
 
 def test_a_key_both_upserted_and_deleted_is_upserted(lh: Lakehouse, new_table: NewTable) -> None:

@@ -303,6 +303,23 @@ def read_keys(
     )
 
 
+def keys_to_decode(
+    io: FileIO, data_file: DataFile, schema: Schema, name: str, values: _Values
+) -> int:
+    """Rows of key column :func:`read_keys` would decode (in row groups not kept)."""
+    meta = _footer(io, data_file.file_path)
+    (physical,) = _physical_columns(meta, schema, [name])
+    groups = _groups_for(meta, schema, values) if physical is not None else None
+    wanted = range(meta.num_row_groups) if groups is None else groups
+    kind = str(arrow_schema(schema, [name]).field(name).type)
+    path = data_file.file_path
+    return sum(
+        meta.row_group(g).num_rows
+        for g in wanted
+        if physical is None or _KEYS.get((path, g, physical, kind)) is None
+    )
+
+
 def reads_every_row_group(io: FileIO, data_file: DataFile, schema: Schema, values: _Values) -> bool:
     """Whether looking for ``values`` in ``data_file`` reads all its row groups (their
     statistics cannot rule any out); the footer is read once per process."""
@@ -314,34 +331,6 @@ def reads_every_row_group(io: FileIO, data_file: DataFile, schema: Schema, value
 def forget_keys() -> None:
     """Empty the key columns :func:`read_keys` keeps (as in a new process)."""
     _KEYS.clear()
-
-
-def read_matching(
-    io: FileIO,
-    data_file: DataFile,
-    schema: Schema,
-    keys: Sequence[str],
-    keep: Callable[[pa.Table], pa.Array | pa.ChunkedArray],
-    *,
-    values: _Values | None = None,
-) -> pa.Table:
-    """The rows of ``data_file`` whose ``keys`` columns ``keep`` accepts, with ``__pos``.
-
-    Only the key columns of the row groups ``values`` may be in (see :func:`read_columns`)
-    are read; ``keep`` gets them with ``__pos`` and returns a mask. A file that holds none
-    of the keys looked for costs its key columns, not its rows.
-    """
-    path = data_file.file_path
-    with io.new_input(path).open() as stream:
-        parquet = _parquet_file(stream, path)
-        physical = _physical_columns(parquet, schema, keys)
-        present = [p for p in physical if p is not None]
-        groups = _groups_for(parquet, schema, values) if values is not None else None
-        if groups is None:
-            groups = list(range(parquet.metadata.num_row_groups))
-        table, pos = _read_groups_with_positions(parquet, present, groups)
-    found = _typed(table, pos, schema, keys, physical, path)
-    return found.filter(keep(found)) if found.num_rows else found
 
 
 def may_equal(
@@ -681,11 +670,11 @@ __all__ = [
     "drop_positions",
     "forget_keys",
     "iter_row_groups",
+    "keys_to_decode",
     "live_mask",
     "map_files",
     "may_equal",
     "read_columns",
     "read_keys",
-    "read_matching",
     "reads_every_row_group",
 ]

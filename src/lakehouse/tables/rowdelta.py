@@ -150,7 +150,7 @@ def read_position_deletes(io: FileIO, delete_files: Iterable[DataFile], data_fil
     return pa.array(_sorted_distinct(runs))
 
 
-def position_delete_file(deletes: Mapping[str, pa.Array]) -> bytes:
+def position_delete_file(deletes: Mapping[str, pa.Array], compression: str = "snappy") -> bytes:
     """The Parquet bytes of a position delete file: each data file path of ``deletes`` at
     its positions.
 
@@ -160,13 +160,17 @@ def position_delete_file(deletes: Mapping[str, pa.Array]) -> bytes:
     Parquet encoding every reader decodes): a sorted run of positions takes a few bits
     each instead of eight bytes. The Arrow schema is not stored, so readers see
     ``file_path`` as the plain string column the spec defines.
+
+    ``compression`` is a Parquet codec (:data:`DELETE_COMPRESSION`). Snappy by default: on
+    delta-encoded positions zstd saves 0-8 % of the bytes and costs 80 µs more a file
+    (180 vs 100 µs for one position, 1.09 vs 0.78 ms for 50,000).
     """
     rows = _position_delete_rows(deletes)
     buffer = _io.BytesIO()
     pq.write_table(
         rows,
         buffer,
-        compression="zstd",
+        compression=compression,
         use_dictionary=["file_path"],
         column_encoding={"pos": "DELTA_BINARY_PACKED"},
         store_schema=False,
@@ -265,6 +269,8 @@ class RowDelta:
         #: the entries of each manifest this row delta wrote, by path
         self._written: dict[str, list[ManifestEntry]] = {}
         self._compression = avro_compression(metadata)
+        # a bad codec is refused before anything is written
+        self._delete_codec = delete_compression(metadata.properties)
         head = branch_head(metadata, branch)
         self._parent_id = head.snapshot_id if head is not None else None
         from pyiceberg.table.locations import load_location_provider
@@ -461,8 +467,9 @@ class RowDelta:
     def _write_delete_file(self, job: _DeleteFileJob) -> DataFile:
         name = f"{self._uuid}-{next(self._counter):05d}-deletes.parquet"
         return write_position_delete_file(
-            self._io, self._provider, self._metadata, job.like, job.deletes, name
-        )
+            self._io, self._provider, self._metadata, job.like, job.deletes, name,
+            compression=self._delete_codec,
+        )  # fmt: skip
 
     def stage(self) -> RowDeltaSummary:
         """Write the files and stage the snapshot on the transaction (commit it after)."""
@@ -647,6 +654,23 @@ def _partition_of(data_file: DataFile) -> tuple[Any, ...]:
     return (data_file.spec_id, *(values[i] for i in range(len(values))))
 
 
+#: Iceberg's table property naming the codec of position delete files (Parquet).
+DELETE_COMPRESSION = "write.delete.parquet.compression-codec"
+_CODECS = {"zstd", "snappy", "gzip", "lz4", "brotli", "uncompressed"}
+
+
+def delete_compression(properties: Mapping[str, str]) -> str:
+    """The codec position delete files of a table are written with: its
+    :data:`DELETE_COMPRESSION` property, else snappy (:func:`position_delete_file`)."""
+    codec = properties.get(DELETE_COMPRESSION, "snappy").strip().lower()
+    if codec not in _CODECS:
+        raise RowLevelWriteError(
+            f"table property {DELETE_COMPRESSION}={codec!r} is not one of "
+            f"{', '.join(sorted(_CODECS))}"
+        )
+    return "none" if codec == "uncompressed" else codec
+
+
 def write_position_delete_file(
     io: FileIO,
     provider: LocationProvider,
@@ -654,9 +678,12 @@ def write_position_delete_file(
     like: DataFile,
     deletes: Mapping[str, pa.Array],
     name: str,
+    *,
+    compression: str | None = None,
 ) -> DataFile:
     """Write ``deletes`` (sorted distinct positions by data file path, not empty) as a
     position delete file named ``name`` in the partition of ``like``; its ``DataFile``.
+    ``compression``: the codec (default: the table's, :func:`delete_compression`).
 
     Nothing is committed. The positions are remembered by
     :data:`~lakehouse.tables.deletes.DELETE_FILES` as reading the file would give them.
@@ -665,7 +692,8 @@ def write_position_delete_file(
     from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
     from pyiceberg.types import LongType, StringType
 
-    payload = position_delete_file(deletes)
+    codec = compression if compression is not None else delete_compression(metadata.properties)
+    payload = position_delete_file(deletes, codec)
     path = provider.new_data_location(name, _partition_key(metadata, like))
     with io.new_output(path).create(overwrite=False) as stream:
         stream.write(payload)
