@@ -48,6 +48,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -369,7 +370,12 @@ def _stage(
     io = table.io
     typed_deletes = _typed(deletes, schema, keys)
     layout = Layout.of(schema, keys[0]) if len(keys) == 1 and enabled(metadata) else None
-    new_hashes = _Hashes(new_rows, layout.values if layout is not None else ())
+    # a write of many rows needs their hashes (change detection, the new file's index)
+    new_hashes = _Hashes(
+        new_rows,
+        layout.values if layout is not None else (),
+        early=layout is not None and new_rows.num_rows >= keyindex.MIN_ROWS,
+    )
     matches = _locate(
         io, schema, keys, tasks, new_rows, typed_deletes,
         ordered=ordered if typed_deletes is None else None,
@@ -988,18 +994,30 @@ def _unchanged(
 
 
 class _Hashes:
-    """The new rows' hashes over the key index's value columns, computed once if asked."""
+    """The new rows' hashes over the key index's value columns, computed once if asked.
 
-    def __init__(self, rows: pa.Table, columns: Sequence[str]) -> None:
+    ``early``: start computing them now on the thread pool (DuckDB hashes outside the
+    GIL), for a write that will need them, while the key lookup runs.
+    """
+
+    def __init__(self, rows: pa.Table, columns: Sequence[str], *, early: bool = False) -> None:
         self._rows = rows
         self._columns = columns
         self._hashes: np.ndarray[Any, Any] | None = None
         self._done = False
+        self._pending: Future[np.ndarray[Any, Any] | None] | None = None
+        if early and columns:
+            from pyiceberg.utils.concurrent import ExecutorFactory
+
+            self._pending = ExecutorFactory.get_or_create().submit(row_hashes, rows, columns)
 
     def get(self) -> np.ndarray[Any, Any] | None:
         """The hashes (``None``: a column DuckDB cannot hash)."""
         if not self._done:
-            self._hashes = row_hashes(self._rows, self._columns)
+            if self._pending is not None:
+                self._hashes = self._pending.result()
+            else:
+                self._hashes = row_hashes(self._rows, self._columns)
             self._done = True
         return self._hashes
 
