@@ -4,6 +4,7 @@ and which values the footer's statistics already tell apart."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -137,3 +138,18 @@ def test_a_sized_cache_keeps_the_most_recently_used_values_within_its_budget() -
     assert cache.get("a") == b"1234"
     cache.clear()
     assert cache.get("a") is None
+
+
+def test_what_a_footer_tells_is_worked_out_once_per_footer(tmp_path: Path) -> None:
+    def footer(name: str, field_id: int) -> pq.FileMetaData:
+        field = pa.field("id", pa.int64(), metadata={b"PARQUET:field_id": str(field_id).encode()})
+        pq.write_table(pa.table([pa.array([1, 2, 3])], schema=pa.schema([field])), tmp_path / name)
+        return pq.ParquetFile(tmp_path / name).metadata
+
+    first, second = footer("a.parquet", 1), footer("b.parquet", 7)
+
+    facts = files._file_fields(first)
+    assert facts == ({1: "id"}, frozenset({"id"}))
+    assert files._file_fields(first) is facts  # kept with the footer
+    assert files._file_fields(second) == ({7: "id"}, frozenset({"id"}))  # each its own
+    assert files._group_bounds(first, "id") == [(1, 3)]

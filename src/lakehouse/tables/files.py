@@ -13,7 +13,7 @@ import bisect
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 from urllib.parse import unquote, urlparse
 
 import numpy as np
@@ -90,20 +90,51 @@ def _physical_columns(
     parquet: pq.ParquetFile | pq.FileMetaData, schema: Schema, names: Sequence[str]
 ) -> list[str | None]:
     """The file's top-level column name for each of ``names`` (``None``: not in the file)."""
-    arrow = _metadata(parquet).schema.to_arrow_schema()
-    by_id: dict[int, str] = {}
-    for f in arrow:
-        raw = (f.metadata or {}).get(b"PARQUET:field_id")
-        if raw is not None:
-            by_id[int(raw)] = f.name
+    by_id, present = _file_fields(_metadata(parquet))
     out: list[str | None] = []
     for name in names:
         field = schema.find_field(name)
         if by_id:
             out.append(by_id.get(field.field_id))
         else:
-            out.append(name if name in arrow.names else None)
+            out.append(name if name in present else None)
     return out
+
+
+_FOOTER_FACTS: OrderedDict[tuple[int, str], tuple[pq.FileMetaData, Any]] = OrderedDict()
+_FOOTER_FACTS_LOCK = threading.Lock()
+
+
+def _footer_fact(meta: pq.FileMetaData, what: str, compute: Callable[[], _R]) -> _R:
+    """``compute()`` once per footer object and ``what`` (a footer parsed once per process
+    is asked the same questions by every write that reads its file)."""
+    key = (id(meta), what)
+    with _FOOTER_FACTS_LOCK:
+        hit = _FOOTER_FACTS.get(key)
+        if hit is not None and hit[0] is meta:  # kept with the footer: its id is not reused
+            _FOOTER_FACTS.move_to_end(key)
+            return cast("_R", hit[1])
+    value = compute()
+    with _FOOTER_FACTS_LOCK:
+        _FOOTER_FACTS[key] = (meta, value)
+        while len(_FOOTER_FACTS) > 4 * _FOOTERS_MAX:
+            _FOOTER_FACTS.popitem(last=False)
+    return value
+
+
+def _file_fields(meta: pq.FileMetaData) -> tuple[dict[int, str], frozenset[str]]:
+    """The file's top-level column names by Iceberg field id, and all its column names."""
+
+    def compute() -> tuple[dict[int, str], frozenset[str]]:
+        arrow = meta.schema.to_arrow_schema()
+        by_id: dict[int, str] = {}
+        for f in arrow:
+            raw = (f.metadata or {}).get(b"PARQUET:field_id")
+            if raw is not None:
+                by_id[int(raw)] = f.name
+        return by_id, frozenset(arrow.names)
+
+    return _footer_fact(meta, "fields", compute)
 
 
 #: Up to this many positions are read through DuckDB, which skips to them (row-number
@@ -407,12 +438,17 @@ def _parquet_file(stream: Any, path: str) -> pq.ParquetFile:
     """``stream`` of the data file ``path`` as a ParquetFile, its footer parsed once."""
     meta = _cached_footer(path)
     if meta is not None:
-        return pq.ParquetFile(stream, metadata=meta)
-    parquet = pq.ParquetFile(stream)
-    with _FOOTERS_LOCK:
-        _FOOTERS[path] = parquet.metadata
-        while len(_FOOTERS) > _FOOTERS_MAX:
-            _FOOTERS.popitem(last=False)
+        parquet = pq.ParquetFile(stream, metadata=meta)
+    else:
+        parquet = pq.ParquetFile(stream)
+        meta = parquet.metadata
+        with _FOOTERS_LOCK:
+            _FOOTERS[path] = meta
+            while len(_FOOTERS) > _FOOTERS_MAX:
+                _FOOTERS.popitem(last=False)
+    # the footer object kept (ParquetFile wraps a given footer anew): what is derived from
+    # it is kept by its identity (:func:`_footer_fact`)
+    parquet._lakehouse_footer = meta
     return parquet
 
 
@@ -426,7 +462,10 @@ def _footer(io: FileIO, path: str) -> pq.FileMetaData:
 
 
 def _metadata(parquet: pq.ParquetFile | pq.FileMetaData) -> pq.FileMetaData:
-    return parquet if isinstance(parquet, pq.FileMetaData) else parquet.metadata
+    if isinstance(parquet, pq.FileMetaData):
+        return parquet
+    kept: pq.FileMetaData | None = getattr(parquet, "_lakehouse_footer", None)
+    return kept if kept is not None else parquet.metadata
 
 
 def _column_index(meta: pq.FileMetaData, physical: str | None) -> int | None:
@@ -536,23 +575,38 @@ def _groups_for(
     (physical,) = _physical_columns(parquet, schema, [name])
     if physical is None or len(wanted) == 0:
         return None
-    meta = _metadata(parquet)
-    column = _column_index(meta, physical)
-    if column is None:
+    bounds = _group_bounds(_metadata(parquet), physical)
+    if bounds is None:
         return None
     ordered = wanted if isinstance(wanted, np.ndarray) else sorted(wanted)
     groups: list[int] = []
-    for g in range(meta.num_row_groups):
-        stats = meta.row_group(g).column(column).statistics
-        if stats is None or not stats.has_min_max:
-            return None
+    for g, (least, most) in enumerate(bounds):
         try:
-            low = bisect.bisect_left(ordered, stats.min)
-            if low < len(ordered) and ordered[low] <= stats.max:
+            low = bisect.bisect_left(ordered, least)
+            if low < len(ordered) and ordered[low] <= most:
                 groups.append(g)
         except TypeError:
             return None
     return groups
+
+
+def _group_bounds(meta: pq.FileMetaData, physical: str) -> list[tuple[Any, Any]] | None:
+    """Each row group's min and max of the file's column ``physical`` (kept per footer), or
+    ``None`` when the column is not a leaf of the file or a row group has no statistics."""
+
+    def compute() -> list[tuple[Any, Any]] | None:
+        column = _column_index(meta, physical)
+        if column is None:
+            return None
+        bounds = []
+        for g in range(meta.num_row_groups):
+            stats = meta.row_group(g).column(column).statistics
+            if stats is None or not stats.has_min_max:
+                return None
+            bounds.append((stats.min, stats.max))
+        return bounds
+
+    return _footer_fact(meta, f"bounds:{physical}", compute)
 
 
 def _read_groups_with_positions(
