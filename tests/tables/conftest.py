@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -70,3 +72,18 @@ def new_table(lh: Lakehouse) -> Callable[..., Table]:
         return catalog.load_table(f"s.{name}")
 
     return make
+
+
+@pytest.fixture
+def decoded_columns(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The value columns upserts read to compare rows, one list per read (spied on)."""
+    module = importlib.import_module("lakehouse.tables.upsert")
+    decoded: list[list[str]] = []
+    reader = module.read_columns
+
+    def spy(*args: Any, **kwargs: Any) -> pa.Table:
+        decoded.append(args[3])
+        return reader(*args, **kwargs)
+
+    monkeypatch.setattr(module, "read_columns", spy)
+    return decoded

@@ -11,7 +11,6 @@ import decimal
 import importlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -98,7 +97,7 @@ def test_an_indexed_upsert_tells_changed_rows_from_unchanged_ones(
 
 
 def test_a_few_equal_rows_in_a_write_that_changes_the_table_are_rewritten_unread(
-    lh: Lakehouse, new_table: NewTable, monkeypatch: pytest.MonkeyPatch
+    lh: Lakehouse, new_table: NewTable, decoded_columns: list[list[str]]
 ) -> None:
     # no small file rewritten with the new rows (that reads whole files on purpose)
     table = new_table(ids=list(range(ROWS)), properties={SMALL_FILE_ROWS: "0"})
@@ -110,18 +109,10 @@ def test_a_few_equal_rows_in_a_write_that_changes_the_table_are_rewritten_unread
     same = [{"id": i, "name": before[i][0], "amount": before[i][1]} for i in (1, 2)]
     new = [{"id": i, "name": f"n{i}", "amount": 0.5} for i in range(ROWS, ROWS + 100)]
     rows = pa.Table.from_pylist([*same, *new], schema=table.schema().as_arrow())
-    decoded: list[list[str]] = []
-    reader = upsert_module.read_columns
-
-    def spy(*args: Any, **kwargs: Any) -> pa.Table:
-        decoded.append(args[3])
-        return reader(*args, **kwargs)
-
-    monkeypatch.setattr(upsert_module, "read_columns", spy)
-
+    decoded_columns.clear()  # only what this upsert reads
     result = upsert(table, rows, ["id"])
 
-    assert decoded == []  # proving them unchanged would decode the file's value columns
+    assert decoded_columns == []  # proving them unchanged would decode the file's value columns
     assert (result.inserted, result.updated, result.unchanged) == (100, 2, 0)
     expected = {**before, **{r["id"]: (r["name"], r["amount"]) for r in new}}
     assert content(lh.catalog("main").load_table("s.t")) == expected

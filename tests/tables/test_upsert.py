@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
-from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -26,7 +24,6 @@ from lakehouse.tables.rowdelta import referenced_data_file
 from lakehouse.tables.upsert import KEY_PROPERTY, SMALL_FILE_ROWS, declared_keys, lookup
 from tests.tables.conftest import content, keys, make_rows
 
-upsert_module = importlib.import_module("lakehouse.tables.upsert")
 NewTable = Callable[..., Table]
 #: Tables whose small files an upsert never rewrites: every change is a delete file.
 NO_FOLDING = {SMALL_FILE_ROWS: "0"}
@@ -186,7 +183,7 @@ def test_nothing_changed_commits_nothing(lh: Lakehouse, new_table: NewTable) -> 
 
 
 def test_a_few_equal_rows_in_a_write_that_inserts_are_rewritten_not_proved(
-    lh: Lakehouse, new_table: NewTable, monkeypatch: pytest.MonkeyPatch
+    lh: Lakehouse, new_table: NewTable, decoded_columns: list[list[str]]
 ) -> None:
     # one row as it is, in a 640-row file (fewer than 1/64 of it), and one new key: the
     # write changes the table anyway, and proving the row unchanged would decode the
@@ -194,25 +191,17 @@ def test_a_few_equal_rows_in_a_write_that_inserts_are_rewritten_not_proved(
     table = new_table(ids=list(range(640)), properties=NO_FOLDING)
     before = content(table)
     rows = pa.concat_tables([make_rows([7]), make_rows([5000], tag="new")])
-    decoded: list[list[str]] = []
-    reader = upsert_module.read_columns
-
-    def spy(*args: Any, **kwargs: Any) -> pa.Table:
-        decoded.append(args[3])
-        return reader(*args, **kwargs)
-
-    monkeypatch.setattr(upsert_module, "read_columns", spy)
-
+    decoded_columns.clear()  # only what this upsert reads
     result = upsert(table, rows, ["id"])
 
-    assert decoded == []
+    assert decoded_columns == []
     assert (result.inserted, result.updated, result.unchanged) == (1, 1, 0)
     table = lh.catalog("main").load_table("s.t")
     assert content(table) == {**before, 5000: ("new5000", 2500.0)}
     # alone, the same row is proved unchanged: a write that changes nothing commits nothing
     alone = upsert(table, make_rows([7]), ["id"])
     assert (alone.updated, alone.unchanged, alone.snapshot_id) == (0, 1, None)
-    assert decoded == [["name"], ["amount"]]  # both columns compared
+    assert decoded_columns == [["name"], ["amount"]]  # both columns compared
 
 
 def test_few_key_upserts_decode_a_row_groups_keys_once_per_process(
