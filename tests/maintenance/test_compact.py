@@ -40,6 +40,8 @@ from lakehouse.maintenance._common import ProgressEvent
 from lakehouse.maintenance._producers import DeleteManifestWriterV2
 from lakehouse.maintenance.compact import plan_compaction, rewrite_manifests
 from lakehouse.maintenance.policies import CompactionPolicy, Policies
+from lakehouse.tables import RowLevelWriteError
+from lakehouse.tables.rowdelta import DELETE_COMPRESSION
 
 from .conftest import SCHEMA, aggressive, batch, make_table, rows, warehouse_files
 
@@ -323,6 +325,22 @@ def test_a_delete_file_shared_with_kept_files_is_rewritten_with_their_positions_
     assert snapshot.summary["added-position-delete-files"] == "1"
     assert snapshot.summary["removed-position-delete-files"] == "1"
     assert lh.sql("SELECT count(*) AS n FROM bronze.events").column("n")[0].as_py() == 1015
+
+
+def test_a_bad_delete_file_codec_is_refused_before_compaction_writes_a_file(
+    lh: Lakehouse,
+) -> None:
+    table, *_ = _shared_deletes(lh)
+    with table.transaction() as tx:
+        tx.set_properties({DELETE_COMPRESSION: "zip"})
+    table = lh.table("bronze.events")
+    head, files = table.current_snapshot(), warehouse_files(lh)
+
+    with pytest.raises(RowLevelWriteError, match="compression-codec='zip'"):
+        compact_table(table, DELETES_ONLY)
+
+    assert lh.table("bronze.events").current_snapshot() == head
+    assert warehouse_files(lh) == files
 
 
 def test_a_dry_run_counts_the_shared_delete_files_it_would_trim(lh: Lakehouse) -> None:

@@ -71,7 +71,7 @@ from lakehouse.maintenance.policies import CompactionPolicy, Policies
 from lakehouse.tables.deletes import DELETE_FILES
 from lakehouse.tables.keyindex import Layout, enabled, index_written
 from lakehouse.tables.manifests import read_entries
-from lakehouse.tables.rowdelta import write_position_delete_file
+from lakehouse.tables.rowdelta import delete_compression, write_position_delete_file
 from lakehouse.tables.upsert import declared_keys
 
 if TYPE_CHECKING:
@@ -389,7 +389,7 @@ def _count_manifests(table: Table) -> int:
 
 
 def _trim_delete_files(
-    table: Table, plan: CompactionPlan
+    table: Table, plan: CompactionPlan, codec: str
 ) -> list[tuple[DataFile, DataFile | None]]:
     """Each of ``plan``'s trimmed delete files that names a rewritten data file, with its
     rewrite: the positions of the live data files the compaction keeps (``None``: none).
@@ -412,7 +412,13 @@ def _trim_delete_files(
             (
                 delete_file,
                 write_position_delete_file(
-                    table.io, provider, table.metadata, delete_file, kept, name
+                    table.io,
+                    provider,
+                    table.metadata,
+                    delete_file,
+                    kept,
+                    name,
+                    compression=codec,
                 )
                 if kept
                 else None,
@@ -547,6 +553,8 @@ def compact_table(
             manifests_after=manifests_before,
         )
         if not dry_run:
+            # a bad delete-file codec is refused before any file is written
+            codec = delete_compression(table.metadata.properties)
             added: list[DataFile] = []
             rows = 0
             for i, group in enumerate(plan.groups):
@@ -555,7 +563,7 @@ def compact_table(
                 added.extend(files)
                 rows += n
             report(ProgressEvent("compact", name, len(plan.groups), len(plan.groups)))
-            trimmed = _trim_delete_files(table, plan)
+            trimmed = _trim_delete_files(table, plan, codec)
             table, tries = _commit_replace(table, plan, added, attempts, trimmed)
             result = dataclasses.replace(
                 result,
