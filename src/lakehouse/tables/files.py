@@ -294,14 +294,9 @@ def read_keys(
     over its whole key range) decodes every key column once, not once per write.
     """
     path = data_file.file_path
-    meta = _footer(io, path)
-    (physical,) = _physical_columns(meta, schema, [name])
+    meta, physical, groups, kind = _key_groups(io, data_file, schema, name, values)
     if physical is None:
         return read_columns(io, data_file, schema, [name], values=values)
-    groups = _groups_for(meta, schema, values)
-    if groups is None:
-        groups = list(range(meta.num_row_groups))
-    kind = arrow_schema(schema, [name]).field(name).type
     sizes, starts = _row_groups(meta)
     found: dict[int, pa.Array] = {}
     for g in groups:
@@ -338,17 +333,26 @@ def keys_to_decode(
     io: FileIO, data_file: DataFile, schema: Schema, name: str, values: _Values
 ) -> int:
     """Rows of key column :func:`read_keys` would decode (in row groups not kept)."""
-    meta = _footer(io, data_file.file_path)
-    (physical,) = _physical_columns(meta, schema, [name])
-    groups = _groups_for(meta, schema, values) if physical is not None else None
-    wanted = range(meta.num_row_groups) if groups is None else groups
-    kind = str(arrow_schema(schema, [name]).field(name).type)
+    meta, physical, groups, kind = _key_groups(io, data_file, schema, name, values)
     path = data_file.file_path
     return sum(
         meta.row_group(g).num_rows
-        for g in wanted
-        if physical is None or _KEYS.get((path, g, physical, kind)) is None
+        for g in groups
+        if physical is None or _KEYS.get((path, g, physical, str(kind))) is None
     )
+
+
+def _key_groups(
+    io: FileIO, data_file: DataFile, schema: Schema, name: str, values: _Values
+) -> tuple[pq.FileMetaData, str | None, list[int], pa.DataType]:
+    """The footer of ``data_file``, its column of key ``name`` (``None``: not in the file),
+    the row groups ``values`` may be in (all, when statistics cannot tell) and the key's
+    type: what :func:`read_keys` reads."""
+    meta = _footer(io, data_file.file_path)
+    (physical,) = _physical_columns(meta, schema, [name])
+    groups = _groups_for(meta, schema, values) if physical is not None else None
+    kind = arrow_schema(schema, [name]).field(name).type
+    return meta, physical, list(range(meta.num_row_groups)) if groups is None else groups, kind
 
 
 def reads_every_row_group(io: FileIO, data_file: DataFile, schema: Schema, values: _Values) -> bool:
