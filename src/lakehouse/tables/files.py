@@ -13,6 +13,7 @@ import bisect
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 from urllib.parse import unquote, urlparse
 
@@ -49,9 +50,19 @@ def map_files(fn: Callable[[_T], _R], items: Iterable[_T], *, parallel: bool) ->
     """
     if not parallel:
         return [fn(item) for item in items]
+    return list(_pool().map(fn, items))
+
+
+def in_background(fn: Callable[..., _R], *args: Any) -> Future[_R]:
+    """``fn(*args)`` started on the pool :func:`map_files` uses; its future."""
+    return _pool().submit(fn, *args)
+
+
+def _pool() -> Executor:
+    """PyIceberg's shared thread pool (sized by its ``max-workers`` setting)."""
     from pyiceberg.utils.concurrent import ExecutorFactory
 
-    return list(ExecutorFactory.get_or_create().map(fn, items))
+    return ExecutorFactory.get_or_create()
 
 
 _ARROW_SCHEMAS: OrderedDict[int, tuple[Schema, pa.Schema]] = OrderedDict()
@@ -727,6 +738,7 @@ __all__ = [
     "arrow_schema",
     "drop_positions",
     "forget_keys",
+    "in_background",
     "iter_row_groups",
     "keys_to_decode",
     "live_mask",

@@ -62,6 +62,7 @@ from lakehouse.tables.files import (
     POS,
     arrow_schema,
     drop_positions,
+    in_background,
     keys_to_decode,
     live_mask,
     map_files,
@@ -1007,9 +1008,7 @@ class _Hashes:
         self._done = False
         self._pending: Future[np.ndarray[Any, Any] | None] | None = None
         if early and columns:
-            from pyiceberg.utils.concurrent import ExecutorFactory
-
-            self._pending = ExecutorFactory.get_or_create().submit(row_hashes, rows, columns)
+            self._pending = in_background(row_hashes, rows, columns)
 
     def get(self) -> np.ndarray[Any, Any] | None:
         """The hashes (``None``: a column DuckDB cannot hash)."""
